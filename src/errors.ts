@@ -1,0 +1,87 @@
+/**
+ * The one error catalogue. Every failure that crosses a module boundary is an AmpError
+ * with a code from here; retry and pause decisions read `kind`, never raw status codes.
+ *
+ * kinds:
+ *  - retryable          try again later (network, timeout, 408, 429, 5xx)
+ *  - terminal           this record will not succeed as sent (other 4xx); recorded per record
+ *  - destination_fatal  the destination itself is unusable (401/403): pause it, say so
+ *  - skip               the record's target does not exist (OneSignal 404): counted, retried at the next reconcile
+ *  - usage              the person at the keyboard gave bad input (CLI exit code 2, HTTP 4xx)
+ *  - internal           a bug or an environment problem we cannot classify further
+ */
+export type ErrorKind = 'retryable' | 'terminal' | 'destination_fatal' | 'skip' | 'usage' | 'internal';
+
+export const ERROR_CATALOGUE = {
+  // input and lookup
+  invalid_input: { kind: 'usage', http: 400 },
+  not_found: { kind: 'usage', http: 404 },
+  conflict: { kind: 'usage', http: 409 },
+  unauthorized: { kind: 'usage', http: 401 },
+  payload_too_large: { kind: 'usage', http: 413 },
+  // storage
+  database_unreachable: { kind: 'usage', http: 503 },
+  migrations_pending: { kind: 'usage', http: 503 },
+  secret_key_invalid: { kind: 'usage', http: 500 },
+  // vendor transport and answers
+  network: { kind: 'retryable', http: 502 },
+  timeout: { kind: 'retryable', http: 504 },
+  rate_limited: { kind: 'retryable', http: 429 },
+  vendor_unavailable: { kind: 'retryable', http: 502 },
+  vendor_rejected: { kind: 'terminal', http: 502 },
+  vendor_auth: { kind: 'destination_fatal', http: 502 },
+  vendor_not_found: { kind: 'skip', http: 502 },
+  budget_exhausted: { kind: 'usage', http: 409 },
+  // run lifecycle
+  run_state: { kind: 'usage', http: 409 },
+  internal: { kind: 'internal', http: 500 },
+} as const satisfies Record<string, { kind: ErrorKind; http: number }>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+export class AmpError extends Error {
+  readonly code: ErrorCode;
+  readonly kind: ErrorKind;
+  /** HTTP status of the vendor answer that caused this, when there was one. */
+  readonly status?: number;
+  /** Vendor asked us to wait this long (Retry-After), in milliseconds. */
+  readonly retryAfterMs?: number;
+  readonly details?: Record<string, unknown>;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { status?: number; retryAfterMs?: number; details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'AmpError';
+    this.code = code;
+    this.kind = ERROR_CATALOGUE[code].kind;
+    if (opts.status !== undefined) this.status = opts.status;
+    if (opts.retryAfterMs !== undefined) this.retryAfterMs = opts.retryAfterMs;
+    if (opts.details !== undefined) this.details = opts.details;
+  }
+
+  get retryable(): boolean {
+    return this.kind === 'retryable';
+  }
+
+  get httpStatus(): number {
+    return ERROR_CATALOGUE[this.code].http;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { error: this.code, message: this.message, ...(this.details ?? {}) };
+  }
+}
+
+export function isAmpError(e: unknown): e is AmpError {
+  return e instanceof AmpError;
+}
+
+/** Wraps anything thrown into an AmpError so callers only ever see the catalogue. */
+export function toAmpError(e: unknown): AmpError {
+  if (e instanceof AmpError) return e;
+  const message = e instanceof Error ? e.message : String(e);
+  return new AmpError('internal', message, { cause: e });
+}

@@ -1,0 +1,38 @@
+/**
+ * The job port. Embedded mode (SQLite) implements it with an in-process runner over the
+ * `jobs` table; scale-out mode (PostgreSQL) with graphile-worker. Both pass one contract suite.
+ *
+ * Work functions (runSync, deliverDestination, forwardStream, applyWebhookMessage…) never know
+ * which adapter called them: a task handler is `(payload) => Promise<void>`, and throwing an
+ * AmpError whose kind is 'retryable' asks for a retry with backoff.
+ */
+export interface JobSpec {
+  /** Jobs in one named queue run one at a time, in order (e.g. `onesignal:<app_id>`). */
+  queue?: string;
+  /** At most one pending job per key; adding again replaces its payload and run time. */
+  jobKey?: string;
+  /** Epoch ms; default now. */
+  runAt?: number;
+  maxAttempts?: number;
+}
+
+export type TaskHandler = (payload: any) => Promise<void>;
+export type TaskList = Record<string, TaskHandler>;
+
+export interface CronItem {
+  /** Task to run on the schedule. */
+  task: string;
+  /** Cron pattern, e.g. `* * * * *`. */
+  pattern: string;
+  /** Unique name, so two processes never run the same tick twice. */
+  identifier: string;
+  payload?: unknown;
+}
+
+export interface JobQueue {
+  add(task: string, payload: unknown, spec?: JobSpec): Promise<void>;
+  /** Starts working jobs until stop(); `concurrency` jobs at once across queues. */
+  start(tasks: TaskList, opts: { concurrency: number; crontab?: CronItem[] }): Promise<void>;
+  /** Stops taking new jobs and waits for running ones to finish. */
+  stop(): Promise<void>;
+}

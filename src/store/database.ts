@@ -1,0 +1,115 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import pg from 'pg';
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { AmpError } from '../errors';
+import type { DB } from './schema';
+import { parseDatabaseUrl, redactUrl, type DatabaseTarget } from './url';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface Store {
+  db: Kysely<DB>;
+  dialect: Dialect;
+  target: DatabaseTarget;
+  /** Redacted URL, safe to print. */
+  displayUrl: string;
+  /** Present on PostgreSQL: the pool, for graphile-worker and LISTEN/NOTIFY. */
+  pgPool?: pg.Pool;
+  /** Present on SQLite: the raw handle, for bulk loads that must not go through the query builder. */
+  sqlite?: BetterSqlite3.Database;
+  close(): Promise<void>;
+}
+
+// PostgreSQL returns int8 and numeric as strings; every counter and timestamp here is an
+// epoch-millisecond or count well inside 2^53, so numbers are safe and keep both dialects equal.
+const pgTypes = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === 20 || oid === 1700) return (v: string) => Number(v);
+    return pg.types.getTypeParser(oid, format as 'text');
+  },
+};
+
+export async function openStore(url: string): Promise<Store> {
+  const target = parseDatabaseUrl(url);
+  const displayUrl = redactUrl(url);
+  if (target.dialect === 'sqlite') {
+    if (target.path !== ':memory:') mkdirSync(dirname(target.path), { recursive: true });
+    let handle: BetterSqlite3.Database;
+    try {
+      handle = new BetterSqlite3(target.path);
+    } catch (e) {
+      throw new AmpError('database_unreachable', `cannot open SQLite database ${target.path}: ${(e as Error).message}`);
+    }
+    handle.pragma('journal_mode = WAL');
+    // NORMAL in WAL mode survives a process crash (what we promise); only an OS crash can
+    // lose the last commits, and it is several times faster for the ledger's bulk writes.
+    handle.pragma('synchronous = NORMAL');
+    handle.pragma('busy_timeout = 10000');
+    handle.pragma('foreign_keys = ON');
+    const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: handle }) });
+    return {
+      db,
+      dialect: 'sqlite',
+      target,
+      displayUrl,
+      sqlite: handle,
+      close: async () => {
+        await db.destroy();
+      },
+    };
+  }
+
+  const pool = new pg.Pool({
+    connectionString: target.connectionString,
+    max: Number(process.env.AMPSIGNAL_PG_POOL_SIZE ?? 10),
+    connectionTimeoutMillis: 10_000,
+    types: pgTypes,
+    ...(target.schema ? { options: `-c search_path=${target.schema}` } : {}),
+  });
+  // An idle client that loses its connection must not crash the process.
+  pool.on('error', () => {});
+  try {
+    const client = await pool.connect();
+    try {
+      if (target.schema) await client.query(`CREATE SCHEMA IF NOT EXISTS "${target.schema}"`);
+    } finally {
+      client.release();
+    }
+  } catch (e) {
+    await pool.end().catch(() => {});
+    throw describePgConnectError(target, e);
+  }
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    db,
+    dialect: 'postgres',
+    target,
+    displayUrl,
+    pgPool: pool,
+    close: async () => {
+      await db.destroy();
+    },
+  };
+}
+
+function describePgConnectError(target: Extract<DatabaseTarget, { dialect: 'postgres' }>, e: unknown): AmpError {
+  let where = 'PostgreSQL';
+  try {
+    const u = new URL(target.connectionString);
+    where = `PostgreSQL at ${u.hostname}:${u.port || '5432'}${u.pathname}`;
+  } catch {
+    /* keep the generic name */
+  }
+  const err = e as { code?: string; message?: string };
+  const reason = err.code ? `${err.code}: ${redactUrl(err.message ?? '')}` : redactUrl(err.message ?? String(e));
+  return new AmpError('database_unreachable', `cannot connect to ${where}: ${reason}`);
+}
+
+/** `now()` in epoch milliseconds; one helper so both dialects agree on time units. */
+export function nowMs(): number {
+  return Date.now();
+}
+
+export { sql };

@@ -1,0 +1,31 @@
+import { openStore, type Store } from './database';
+import { assertMigrated, migrateToLatest } from './migrate';
+import { loadSecretBox, type SecretBox } from './secrets';
+import { resolveDatabaseUrl } from './url';
+
+export interface Context {
+  store: Store;
+  secrets: SecretBox;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the database named by --db / AMPSIGNAL_DATABASE_URL / the default, and the secret box.
+ * `migrate: 'auto'` (CLI commands, demo, tests) brings the schema up to date;
+ * `migrate: 'require'` (serve, worker) refuses to run on a database with pending migrations.
+ */
+export async function openContext(opts: { db?: string; migrate: 'auto' | 'require' }): Promise<Context> {
+  const store = await openStore(resolveDatabaseUrl(opts.db));
+  try {
+    if (opts.migrate === 'auto') await migrateToLatest(store);
+    else await assertMigrated(store);
+    const secrets = loadSecretBox(store.target);
+    return { store, secrets, close: () => store.close() };
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+}
+
+export type { Store } from './database';
+export type { SecretBox } from './secrets';

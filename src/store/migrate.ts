@@ -1,0 +1,51 @@
+import { Migrator, type Migration, type MigrationProvider } from 'kysely';
+import { AmpError } from '../errors';
+import type { Store } from './database';
+import * as m001 from './migrations/001_initial';
+
+type DialectMigration = { up: (db: any, dialect: Store['dialect']) => Promise<void> };
+
+// Listed by hand (not read from disk) so the set is the same under tsx, vitest and any bundler.
+const MIGRATIONS: Record<string, DialectMigration> = {
+  '001_initial': m001,
+};
+
+function migrator(store: Store): Migrator {
+  const provider: MigrationProvider = {
+    async getMigrations() {
+      const out: Record<string, Migration> = {};
+      for (const [name, m] of Object.entries(MIGRATIONS)) out[name] = { up: (db) => m.up(db, store.dialect) };
+      return out;
+    },
+  };
+  return new Migrator({
+    db: store.db,
+    provider,
+    ...(store.target.dialect === 'postgres' && store.target.schema ? { migrationTableSchema: store.target.schema } : {}),
+  });
+}
+
+export async function pendingMigrations(store: Store): Promise<string[]> {
+  const all = await migrator(store).getMigrations();
+  return all.filter((m) => !m.executedAt).map((m) => m.name);
+}
+
+/** Applies every pending migration, each in its own transaction; a failure leaves the database at the last good one. */
+export async function migrateToLatest(store: Store): Promise<string[]> {
+  const { error, results } = await migrator(store).migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    throw new AmpError('internal', `migration ${failed} failed: ${(error as Error).message}`, { cause: error });
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+export async function assertMigrated(store: Store): Promise<void> {
+  const pending = await pendingMigrations(store);
+  if (pending.length > 0) {
+    throw new AmpError(
+      'migrations_pending',
+      `database ${store.displayUrl} has ${pending.length} pending migration(s) (${pending.join(', ')}); run "ampsignal migrate" or pass --migrate`,
+    );
+  }
+}

@@ -1,0 +1,208 @@
+import type { Generated } from 'kysely';
+
+/**
+ * Table types for Kysely. Conventions shared by both dialects:
+ * booleans are integers 0/1, times are epoch milliseconds (bigint), JSON is text.
+ */
+export interface SourcesTable {
+  id: string;
+  name: string;
+  kind: string; // 'amplitude'
+  region: string; // 'us' | 'eu'
+  api_url: string | null;
+  api_key_enc: string;
+  secret_key_enc: string;
+  webhook_secret_enc: string;
+  download_budget: number;
+  created_at: number;
+}
+
+export interface DestinationsTable {
+  id: string;
+  name: string;
+  kind: string; // 'onesignal'
+  source_id: string | null;
+  app_id: string;
+  api_key_enc: string;
+  api_url: string;
+  tag_key_template: string;
+  external_id_property: string;
+  max_tags_per_user: number;
+  rate_limit_per_second: number;
+  status: string; // 'active' | 'paused'
+  status_reason: string | null;
+  created_at: number;
+}
+
+export interface CohortsTable {
+  id: string;
+  source_id: string | null;
+  name: string;
+  origin: string; // 'file' | 'amplitude' | 'webhook'
+  size: number | null;
+  last_computed: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** The latest known membership snapshot of a file-imported cohort. */
+export interface CohortMembersTable {
+  cohort_id: string;
+  external_id: string;
+}
+
+export interface SyncsTable {
+  id: string;
+  cohort_id: string;
+  destination_id: string;
+  cadence: string; // 'manual' | 'once' | 'hourly' | 'daily' | 'realtime'
+  tag_key: string;
+  external_id_property: string;
+  segment_id: string | null;
+  segment_error: string | null;
+  guard_threshold: number;
+  status: string; // 'active' | 'deleting'
+  next_run_at: number | null;
+  last_run_id: string | null;
+  created_at: number;
+}
+
+/** One row per (sync, external id): the membership ledger (DESIGN §2). */
+export interface LedgerTable {
+  sync_id: string;
+  destination_id: string;
+  external_id: string;
+  desired: number;
+  confirmed: number;
+  /** Source timestamp (ms) of the membership fact behind `desired`; older deltas are ignored. */
+  source_ts: number;
+  /** The run that last changed `desired`; its counters are computed from these rows. */
+  run_id: string | null;
+  /** null while nothing has been tried since `desired` changed; else 'delivered' | 'retry' | 'not_found' | 'failed'. */
+  outcome: string | null;
+  error: string | null;
+  attempts: number;
+  next_attempt_at: number | null;
+  lease_owner: string | null;
+  lease_until: number | null;
+  updated_at: number;
+}
+
+/** Per-run snapshot rows, loaded from a file or a download, diffed in SQL against the ledger. */
+export interface StagingTable {
+  run_id: string;
+  external_id: string;
+}
+
+export interface RunsTable {
+  id: string;
+  sync_id: string;
+  status: string; // 'running' | 'completed' | 'failed' | 'held' | 'rejected' | 'dry_run'
+  trigger: string; // 'manual' | 'schedule' | 'webhook' | 'once'
+  dry_run: number;
+  members: number;
+  added: number;
+  removed: number;
+  unchanged: number;
+  skipped_anonymous: number;
+  delivered: number;
+  not_found: number;
+  failed: number;
+  pending: number;
+  requests: number;
+  error: string | null;
+  hold_reason: string | null;
+  /** JSON: samples of adds/removes/skips for dry runs and held runs. */
+  sample: string | null;
+  started_at: number;
+  finished_at: number | null;
+}
+
+/** Amplitude cohort-webhook messages, stored before they are acknowledged. */
+export interface WebhookInboxTable {
+  id: Generated<number>;
+  source_id: string;
+  message_id: string;
+  cohort_id: string;
+  cohort_name: string | null;
+  in_cohort: number;
+  computed_time: number;
+  users: string; // JSON array
+  received_at: number;
+  applied_at: number | null;
+  error: string | null;
+}
+
+/** Every cohort download requested from Amplitude, counted against the monthly budget. */
+export interface DownloadsTable {
+  id: Generated<number>;
+  source_id: string;
+  cohort_id: string;
+  run_id: string | null;
+  month: string; // 'YYYY-MM' (UTC)
+  status: string; // 'requested' | 'completed' | 'failed'
+  requested_at: number;
+}
+
+export interface StreamsTable {
+  id: string;
+  name: string;
+  amplitude_api_key_enc: string;
+  region: string;
+  amplitude_url: string | null;
+  webhook_secret_enc: string;
+  event_names: string | null; // JSON: kind -> event_type overrides
+  status: string; // 'active' | 'paused'
+  status_reason: string | null;
+  duplicates: number;
+  created_at: number;
+}
+
+/** The event outbox: one row per accepted OneSignal event, unique per (stream, event id). */
+export interface StreamEventsTable {
+  id: Generated<number>;
+  stream_id: string;
+  event_id: string;
+  kind: string;
+  payload: string; // JSON: the Amplitude event to send
+  status: string; // 'pending' | 'forwarded' | 'dead'
+  attempts: number;
+  next_attempt_at: number;
+  reason: string | null;
+  lease_owner: string | null;
+  lease_until: number | null;
+  received_at: number;
+  forwarded_at: number | null;
+}
+
+/** The embedded (SQLite) job queue; PostgreSQL uses graphile-worker's own tables. */
+export interface JobsTable {
+  id: Generated<number>;
+  task: string;
+  payload: string;
+  queue: string | null;
+  job_key: string | null;
+  run_at: number;
+  attempts: number;
+  max_attempts: number;
+  locked_by: string | null;
+  locked_until: number | null;
+  last_error: string | null;
+  created_at: number;
+}
+
+export interface DB {
+  sources: SourcesTable;
+  destinations: DestinationsTable;
+  cohorts: CohortsTable;
+  cohort_members: CohortMembersTable;
+  syncs: SyncsTable;
+  ledger: LedgerTable;
+  staging: StagingTable;
+  runs: RunsTable;
+  webhook_inbox: WebhookInboxTable;
+  downloads: DownloadsTable;
+  streams: StreamsTable;
+  stream_events: StreamEventsTable;
+  jobs: JobsTable;
+}

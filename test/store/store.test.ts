@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { openStore } from '../../src/store/database';
+import { migrateToLatest, pendingMigrations } from '../../src/store/migrate';
+import { openContext } from '../../src/store';
+import { SecretBox } from '../../src/store/secrets';
+import { parseDatabaseUrl, redactUrl } from '../../src/store/url';
+import { describeEachDialect, freshDatabaseUrl } from '../helpers/db';
+import { randomBytes } from 'node:crypto';
+
+describeEachDialect('store', (db) => {
+  it('applies every migration and has none pending', async () => {
+    expect(await pendingMigrations(db().ctx.store)).toEqual([]);
+  });
+
+  it('round-trips rows with numbers, not strings, for bigint columns', async () => {
+    const { store } = db().ctx;
+    await store.db
+      .insertInto('cohorts')
+      .values({ id: 'c1', source_id: null, name: 'one', origin: 'file', size: 3, last_computed: 1_700_000_000_000, created_at: 1, updated_at: 2 })
+      .execute();
+    const row = await store.db.selectFrom('cohorts').selectAll().where('id', '=', 'c1').executeTakeFirstOrThrow();
+    expect(row.last_computed).toBe(1_700_000_000_000);
+    expect(typeof row.size).toBe('number');
+  });
+});
+
+describe('database URLs', () => {
+  it('never shows a password', () => {
+    expect(redactUrl('postgres://app:s3cret@db.example:5432/x')).toBe('postgres://app:***@db.example:5432/x');
+  });
+
+  it('rejects an unknown scheme with the forms it accepts', () => {
+    expect(() => parseDatabaseUrl('mysql://x')).toThrow(/use sqlite:PATH or postgres:\/\//);
+  });
+
+  it('reports an unreachable PostgreSQL by host and port, without the password', async () => {
+    const err = await openStore('postgres://app:hunter2@127.0.0.1:1/nowhere').catch((e) => e);
+    expect(err.code).toBe('database_unreachable');
+    expect(err.message).toContain('127.0.0.1:1');
+    expect(err.message).not.toContain('hunter2');
+  });
+
+  it('a fresh database needs its migrations, and migrating twice is a no-op', async () => {
+    const fresh = await freshDatabaseUrl('sqlite');
+    const store = await openStore(fresh.url);
+    expect((await pendingMigrations(store)).length).toBeGreaterThan(0);
+    await migrateToLatest(store);
+    expect(await migrateToLatest(store)).toEqual([]);
+    await store.close();
+    await fresh.cleanup();
+  });
+
+  it('serve/worker mode refuses a database with pending migrations', async () => {
+    const fresh = await freshDatabaseUrl('sqlite');
+    await expect(openContext({ db: fresh.url, migrate: 'require' })).rejects.toThrow(/pending migration/);
+    await fresh.cleanup();
+  });
+});
+
+describe('secrets at rest', () => {
+  it('encrypts with a fresh IV each time and decrypts back', () => {
+    const box = new SecretBox(randomBytes(32));
+    const a = box.encrypt('os_v2_app_key');
+    const b = box.encrypt('os_v2_app_key');
+    expect(a).not.toBe(b);
+    expect(a).not.toContain('os_v2_app_key');
+    expect(box.decrypt(a)).toBe('os_v2_app_key');
+  });
+
+  it('refuses to decrypt with another key, saying why', () => {
+    const sealed = new SecretBox(randomBytes(32)).encrypt('k');
+    expect(() => new SecretBox(randomBytes(32)).decrypt(sealed)).toThrow(/cannot be decrypted with this key/);
+  });
+});
