@@ -1,4 +1,9 @@
 import type { Command } from 'commander';
+import { registerAmplitudeEmulatorCli } from '../emulators/amplitude/cli';
+import { registerOneSignalEmulatorCli } from '../emulators/onesignal/cli';
 
-// Placeholder: this command group is filled in by its issue.
-export function register(_program: Command): void {}
+export function register(program: Command): void {
+  const emulator = program.command('emulator').description('run a faithful fake of a vendor API, for development and tests');
+  registerOneSignalEmulatorCli(emulator);
+  registerAmplitudeEmulatorCli(emulator);
+}

@@ -1,0 +1,4 @@
+import type { Command } from 'commander';
+
+// Placeholder until the emulator lands.
+export function registerAmplitudeEmulatorCli(_emulator: Command): void {}
