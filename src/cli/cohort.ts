@@ -1,4 +1,61 @@
 import type { Command } from 'commander';
+import { z } from 'zod';
+import { importCohortFile, listCohorts, type CohortView } from '../sync/cohorts';
+import { registerAmplitudeCohortCommands } from './cohort-amplitude';
+import { emit, parseInput, withContext } from './output';
 
-// Placeholder: this command group is filled in by its issue.
-export function register(_program: Command): void {}
+const importSchema = z.object({
+  file: z.string({ error: 'is required (a CSV with a user_id column, or one id per line)' }).trim().min(1, 'is required'),
+  name: z.string({ error: 'is required' }).trim().min(1, 'must not be blank').max(200, 'at most 200 characters'),
+  id: z
+    .string()
+    .trim()
+    .min(1, 'must not be blank')
+    .max(200, 'at most 200 characters')
+    .regex(/^[A-Za-z0-9_.:-]+$/, 'may contain only letters, digits and _ . : - (it becomes part of the OneSignal tag key)')
+    .optional(),
+  json: z.boolean().optional(),
+});
+
+function cohortLine(c: CohortView): string {
+  return `${c.id}  ${c.name}  (${c.origin}, ${c.size ?? '?'} members${c.blank_ids ? `, ${c.blank_ids} blank` : ''})`;
+}
+
+export function register(program: Command): void {
+  const cohort = program.command('cohort').description('Cohorts: import from a file, list');
+
+  cohort
+    .command('import')
+    .description('Import (or, with the same --id, replace) a cohort from a CSV with a user_id column or a file of one id per line')
+    .requiredOption('--file <path>', 'CSV with a user_id header column, or one id per line')
+    .requiredOption('--name <name>', 'cohort name (also the OneSignal segment name)')
+    .option('--id <cohort_id>', 'cohort id (default: a new id); importing again with the same id replaces the membership')
+    .option('--json', 'print JSON only')
+    .action(async (flags: Record<string, unknown>, cmd: Command) => {
+      const f = parseInput(importSchema, flags);
+      await withContext(cmd, async (ctx) => {
+        const r = await importCohortFile(ctx, { file: f.file, name: f.name, ...(f.id ? { id: f.id } : {}) });
+        emit(f.json, r, () =>
+          [
+            `${r.replaced ? 'Replaced' : 'Imported'} cohort ${r.cohort_id} "${r.name}": ${r.members} members`,
+            `  skipped: ${r.blank} blank, ${r.duplicates} duplicate; trimmed: ${r.trimmed}`,
+            `  next: ampsignal sync create --cohort ${r.cohort_id} --destination DESTINATION_ID`,
+          ].join('\n'),
+        );
+      });
+    });
+
+  cohort
+    .command('list')
+    .description('List cohorts imported from files')
+    .option('--json', 'print JSON only')
+    .action(async (flags: { json?: boolean }, cmd: Command) => {
+      await withContext(cmd, async (ctx) => {
+        const list = await listCohorts(ctx, { origin: 'file' });
+        emit(flags.json, list, () => (list.length ? list.map(cohortLine).join('\n') : 'No cohorts yet: ampsignal cohort import --file F --name N'));
+      });
+    });
+
+  // The Amplitude-source commands extend this group (after ours, so they can wrap `list`).
+  registerAmplitudeCohortCommands(cohort);
+}

@@ -1,4 +1,91 @@
 import type { Command } from 'commander';
+import { z } from 'zod';
+import { approveRun, rejectRun } from '../sync/run';
+import { getRunView, listRuns, runRecords } from '../sync/runs';
+import { emit, parseInput, withContext } from './output';
+import { progressBar, runSummary } from './run-output';
 
-// Placeholder: this command group is filled in by its issue.
-export function register(_program: Command): void {}
+const idArg = z.string().trim().min(1, 'a run id is required');
+const recordsSchema = z.enum(['failed', 'not_found', 'skipped', 'pending', 'delivered', 'all'], {
+  error: 'must be one of failed, not_found, skipped, pending, delivered, all',
+});
+
+export function register(program: Command): void {
+  const runs = program.command('runs').description('Run history: counters, per-record outcomes, held runs');
+
+  runs
+    .command('show')
+    .description('Show a run; --records lists its records with outcome and vendor error')
+    .argument('<run_id>')
+    .option('--records <which>', 'failed | not_found | skipped | pending | delivered | all')
+    .option('--json', 'print JSON only')
+    .action(async (id: string, flags: { records?: string; json?: boolean }, cmd: Command) => {
+      const runId = parseInput(idArg, id);
+      const which = flags.records === undefined ? undefined : parseInput(z.object({ records: recordsSchema }), { records: flags.records }).records;
+      await withContext(cmd, async (ctx) => {
+        const run = await getRunView(ctx, runId);
+        if (!which) {
+          emit(flags.json, run, () => runSummary(run));
+          return;
+        }
+        const records = await runRecords(ctx, runId, which);
+        emit(flags.json, { ...run, records }, () =>
+          [runSummary(run), ...records.map((r) => `  ${r.external_id}  ${r.change}  ${r.outcome}${r.error ? `  ${r.error}` : ''}`)].join('\n'),
+        );
+      });
+    });
+
+  runs
+    .command('list')
+    .description('List recent runs (newest first)')
+    .option('--sync <sync_id>', 'only runs of this sync')
+    .option('--limit <n>', 'how many (default 50)', '50')
+    .option('--json', 'print JSON only')
+    .action(async (flags: { sync?: string; limit: string; json?: boolean }, cmd: Command) => {
+      const f = parseInput(
+        z.object({ sync: z.string().trim().min(1).optional(), limit: z.string().regex(/^\d+$/, 'must be a whole number').transform(Number) }),
+        flags,
+      );
+      await withContext(cmd, async (ctx) => {
+        const list = await listRuns(ctx, { ...(f.sync ? { syncId: f.sync } : {}), limit: f.limit });
+        emit(flags.json, list, () =>
+          list.length
+            ? list.map((r) => `${r.id}  ${r.status}  +${r.added} -${r.removed}  delivered ${r.delivered}  ${new Date(r.started_at).toISOString()}`).join('\n')
+            : 'No runs yet',
+        );
+      });
+    });
+
+  runs
+    .command('approve')
+    .description('Apply a held run (it was held by the removal guard) and deliver it')
+    .argument('<run_id>')
+    .option('--json', 'print JSON only')
+    .action(async (id: string, flags: { json?: boolean }, cmd: Command) => {
+      const runId = parseInput(idArg, id);
+      await withContext(cmd, async (ctx) => {
+        const bar = progressBar(flags.json);
+        let r;
+        try {
+          r = await approveRun(ctx, runId, bar.onProgress ? { onProgress: bar.onProgress } : {});
+        } finally {
+          bar.stop();
+        }
+        emit(flags.json, r, () => runSummary(r));
+        if (r.status === 'failed') process.exitCode = 1;
+      });
+    });
+
+  runs
+    .command('reject')
+    .description('Discard a held run; the ledger and OneSignal stay as they were')
+    .argument('<run_id>')
+    .option('--json', 'print JSON only')
+    .action(async (id: string, flags: { json?: boolean }, cmd: Command) => {
+      const runId = parseInput(idArg, id);
+      await withContext(cmd, async (ctx) => {
+        const r = await rejectRun(ctx, runId);
+        emit(flags.json, r, () => runSummary(r));
+      });
+    });
+}

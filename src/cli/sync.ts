@@ -1,4 +1,124 @@
 import type { Command } from 'commander';
+import { z } from 'zod';
+import { runSync } from '../sync/run';
+import { CADENCES, createSync, deleteSync, getSync, listSyncs, syncView, type SyncView } from '../sync/syncs';
+import { emit, parseInput, withContext } from './output';
+import { progressBar, runSummary } from './run-output';
 
-// Placeholder: this command group is filled in by its issue.
-export function register(_program: Command): void {}
+const idArg = z.string().trim().min(1, 'a sync id is required');
+
+const createSchema = z.object({
+  cohort: z.string({ error: 'is required' }).trim().min(1, 'is required'),
+  destination: z.string({ error: 'is required' }).trim().min(1, 'is required'),
+  cadence: z.enum(CADENCES, { error: `must be one of ${CADENCES.join(', ')}` }).default('manual'),
+  guardThreshold: z
+    .string()
+    .regex(/^\s*(0(\.\d+)?|1(\.0+)?)\s*$/, 'must be a share between 0 and 1, e.g. 0.5')
+    .transform((s) => Number(s))
+    .refine((n) => n > 0, 'must be greater than 0')
+    .optional(),
+  json: z.boolean().optional(),
+});
+
+function syncLines(s: SyncView): string {
+  return [
+    `${s.id}  cohort ${s.cohort_id} → destination ${s.destination_id}  (${s.cadence}, ${s.status})`,
+    `  tag key: ${s.tag_key}   segment: ${s.segment_id ?? (s.segment_error ? `not created: ${s.segment_error}` : '-')}`,
+    `  guard: holds runs removing more than ${Math.round(s.guard_threshold * 100)}% of members   last run: ${s.last_run_id ?? '-'}`,
+  ].join('\n');
+}
+
+export function register(program: Command): void {
+  const sync = program.command('sync').description('Syncs: a cohort mirrored onto a OneSignal destination as a tag');
+
+  sync
+    .command('create')
+    .description('Sync a cohort to a destination (creates the OneSignal segment too)')
+    .requiredOption('--cohort <cohort_id>', 'cohort id')
+    .requiredOption('--destination <id>', 'destination id')
+    .option('--cadence <cadence>', `one of ${CADENCES.join(', ')}`, 'manual')
+    .option('--guard-threshold <share>', 'hold runs that would remove more than this share of members (default 0.5)')
+    .option('--json', 'print JSON only')
+    .action(async (flags: Record<string, unknown>, cmd: Command) => {
+      const f = parseInput(createSchema, flags);
+      await withContext(cmd, async (ctx) => {
+        const s = syncView(
+          await createSync(ctx, {
+            cohortId: f.cohort,
+            destinationId: f.destination,
+            cadence: f.cadence,
+            ...(f.guardThreshold !== undefined ? { guardThreshold: f.guardThreshold } : {}),
+          }),
+        );
+        emit(f.json, s, () => `Created sync\n${syncLines(s)}\n  next: ampsignal sync run ${s.id} [--dry-run]`);
+      });
+    });
+
+  sync
+    .command('run')
+    .description('Run a sync to the end: fetch, diff, deliver (retries included), then print the run')
+    .argument('<sync_id>')
+    .option('--dry-run', 'report adds, removes and samples; write and send nothing')
+    .option('--json', 'print JSON only')
+    .action(async (id: string, flags: { dryRun?: boolean; json?: boolean }, cmd: Command) => {
+      const syncId = parseInput(idArg, id);
+      await withContext(cmd, async (ctx) => {
+        const bar = progressBar(flags.json);
+        let r;
+        try {
+          r = await runSync(ctx, syncId, {
+            dryRun: flags.dryRun === true,
+            trigger: 'manual',
+            deliver: 'inline',
+            ...(bar.onProgress ? { onProgress: bar.onProgress } : {}),
+          });
+        } finally {
+          bar.stop();
+        }
+        emit(flags.json, r, () => runSummary(r));
+        if (r.status === 'failed') process.exitCode = 1;
+      });
+    });
+
+  sync
+    .command('list')
+    .description('List syncs')
+    .option('--json', 'print JSON only')
+    .action(async (flags: { json?: boolean }, cmd: Command) => {
+      await withContext(cmd, async (ctx) => {
+        const list = (await listSyncs(ctx)).map(syncView);
+        emit(flags.json, list, () => (list.length ? list.map(syncLines).join('\n') : 'No syncs yet: ampsignal sync create --cohort C --destination D'));
+      });
+    });
+
+  sync
+    .command('show')
+    .description('Show one sync')
+    .argument('<sync_id>')
+    .option('--json', 'print JSON only')
+    .action(async (id: string, flags: { json?: boolean }, cmd: Command) => {
+      const syncId = parseInput(idArg, id);
+      await withContext(cmd, async (ctx) => {
+        const s = syncView(await getSync(ctx, syncId));
+        emit(flags.json, s, () => syncLines(s));
+      });
+    });
+
+  sync
+    .command('delete')
+    .description('Delete a sync: removes its tag from every user at OneSignal, then forgets it')
+    .argument('<sync_id>')
+    .option('--json', 'print JSON only')
+    .action(async (id: string, flags: { json?: boolean }, cmd: Command) => {
+      const syncId = parseInput(idArg, id);
+      await withContext(cmd, async (ctx) => {
+        const r = await deleteSync(ctx, syncId);
+        emit(flags.json, r, () =>
+          r.deleted
+            ? `Deleted sync ${r.id}: tag removed from ${r.removed} user(s)`
+            : `Sync ${r.id} is deleting: ${r.pending} tag removal(s) not yet delivered; run \`ampsignal sync delete ${r.id}\` again`,
+        );
+        if (!r.deleted) process.exitCode = 1;
+      });
+    });
+}

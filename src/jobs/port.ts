@@ -29,8 +29,27 @@ export interface CronItem {
   payload?: unknown;
 }
 
+/** A job as the queue holds it (for the CLI, tests and operators); completed jobs are gone. */
+export interface JobInfo {
+  id: string;
+  task: string;
+  payload: unknown;
+  queue: string | null;
+  jobKey: string | null;
+  runAt: number;
+  attempts: number;
+  maxAttempts: number;
+  /** 'failed' = permanently failed (terminal error or attempts exhausted), kept with lastError. */
+  state: 'pending' | 'running' | 'failed';
+  lastError: string | null;
+}
+
 export interface JobQueue {
+  /** 'sqlite' = the embedded runner, 'graphile' = graphile-worker on PostgreSQL. */
+  readonly kind: 'sqlite' | 'graphile';
   add(task: string, payload: unknown, spec?: JobSpec): Promise<void>;
+  /** Every job not yet completed, oldest first. */
+  list(): Promise<JobInfo[]>;
   /** Starts working jobs until stop(); `concurrency` jobs at once across queues. */
   start(tasks: TaskList, opts: { concurrency: number; crontab?: CronItem[] }): Promise<void>;
   /** Stops taking new jobs and waits for running ones to finish. */

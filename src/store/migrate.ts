@@ -2,12 +2,14 @@ import { Migrator, type Migration, type MigrationProvider } from 'kysely';
 import { AmpError } from '../errors';
 import type { Store } from './database';
 import * as m001 from './migrations/001_initial';
+import * as m002 from './migrations/002_sync';
 
 type DialectMigration = { up: (db: any, dialect: Store['dialect']) => Promise<void> };
 
 // Listed by hand (not read from disk) so the set is the same under tsx, vitest and any bundler.
 const MIGRATIONS: Record<string, DialectMigration> = {
   '001_initial': m001,
+  '002_sync': m002,
 };
 
 function migrator(store: Store): Migrator {

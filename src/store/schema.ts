@@ -43,6 +43,8 @@ export interface CohortsTable {
   last_computed: number | null;
   created_at: number;
   updated_at: number;
+  /** Blank/anonymous rows in the last file import (migration 002). */
+  blank_ids: Generated<number>;
 }
 
 /** The latest known membership snapshot of a file-imported cohort. */
@@ -116,6 +118,8 @@ export interface RunsTable {
   sample: string | null;
   started_at: number;
   finished_at: number | null;
+  /** Set when the run's diff was written to the ledger (migration 002). */
+  applied_at: number | null;
 }
 
 /** Amplitude cohort-webhook messages, stored before they are acknowledged. */

@@ -60,3 +60,37 @@ export const HTTP_V2_MIN_ID_LENGTH = 5;
 export const INSERT_ID_DEDUPE_WINDOW_MS = 7 * 24 * 3600 * 1000;
 // Strings longer than 1024 characters are rejected/truncated.
 export const HTTP_V2_MAX_STRING = 1024;
+
+// ---- Cohort source (pull and push) ----
+
+// Behavioral Cohorts API paths (list, 3-step download).
+// Source: https://amplitude.com/docs/apis/analytics/behavioral-cohorts
+export const COHORTS_LIST_PATH = '/api/3/cohorts';
+export const COHORT_REQUEST_PATH = (cohortId: string): string => `/api/5/cohorts/request/${encodeURIComponent(cohortId)}`;
+export const COHORT_STATUS_PATH = (requestId: string): string => `/api/5/cohorts/request-status/${encodeURIComponent(requestId)}`;
+export const COHORT_FILE_PATH = (requestId: string): string => `/api/5/cohorts/request/${encodeURIComponent(requestId)}/file`;
+// Anonymous users carry only an amplitude_id; the file's user column is `user_id`.
+// Source: Experiment SDKs (CohortDownloadApi.kt / cohort_download_api.py) and reference §2.4 [S]
+export const COHORT_FILE_USER_COLUMN = 'user_id';
+// "CSV returned from API has all strings prefixed with a tab character" (Experiment SDK comment) [S]
+export const COHORT_FILE_VALUE_PREFIX = '\t';
+// Max cohort size Amplitude exports. Source: behavioral-cohorts limits table.
+export const COHORT_MAX_EXPORT_USERS = 2_000_000;
+// A 429 on the request call is retried after waiting; this many tries before giving up.
+// The 429 comes from the 5-concurrent-requests-per-project limit (dashboard-rest), so it clears fast.
+export const COHORT_REQUEST_MAX_TRIES = 8;
+// No failed state is documented for a download job [V: none documented]; give up after this long.
+export const COHORT_DOWNLOAD_MAX_WAIT_MS = 30 * 60_000;
+// Amplitude wants the webhook acknowledged within about 1-2 s or it retries (possibly duplicating).
+// Source: https://amplitude.com/docs/data/destination-catalog/cohort-webhooks
+export const WEBHOOK_ACK_DEADLINE_MS = 1_000;
+// [U] The maximum users per webhook batch is undocumented (partner syncs send up to 10,000 ids per
+// call); 10 MB leaves room for 10,000 users with up to 50 selected properties each.
+export const WEBHOOK_BODY_LIMIT_BYTES = 10 * 1024 * 1024;
+
+// Events per HTTP V2 request we send: the docs say "< 2000 events" (and the current page "up to
+// 2,000"); we take the strict reading, 1,999. Source: https://amplitude.com/docs/apis/analytics/http-v2 (limits)
+export const HTTP_V2_BATCH_EVENTS = HTTP_V2_MAX_EVENTS - 1;
+// Amplitude's SDK delays only the throttled events by throttleTimeout = 30 s and drops the
+// daily-quota ones. Source: Amplitude-TypeScript packages/analytics-core/src/plugins/destination.ts
+export const HTTP_V2_RETRY_BASE_MS = 1_000;

@@ -1,7 +1,100 @@
-import { AmpError } from '../../errors';
+import { AmpError, isAmpError } from '../../errors';
+import type { Context } from '../../store';
 import type { SnapshotSource } from '../../sync/snapshot';
+import { markDownload, reserveDownload } from './budget';
+import { AmplitudeCohortsClient, type CohortsClientOptions } from './cohorts-api';
+import { COHORT_FILE_USER_COLUMN } from './constants';
+import { streamExternalIds } from './csv-stream';
+import { getSource, sourceCredentials } from './sources';
 
-// Placeholder: the Amplitude download snapshot source arrives with the Amplitude-source issue.
-export function amplitudeSnapshotSource(_cohortId: string): SnapshotSource {
-  throw new AmpError('invalid_input', 'Amplitude cohort pulls are not available yet');
+export interface AmplitudeSnapshotOptions {
+  /** The Amplitude field that becomes the external id; default: the run's sync's external_id_property. */
+  externalIdProperty?: string;
+  /** Client overrides (poll interval for tests and the emulator, an abort signal). */
+  client?: Partial<Pick<CohortsClientOptions, 'pollIntervalMs' | 'maxPollErrors' | 'maxWaitMs' | 'timeoutMs' | 'signal'>>;
+  /** Told how many HTTP requests the pull sent to Amplitude. */
+  onRequests?: (n: number) => void;
+}
+
+/** The mapping of the sync that owns a run (the engine creates the run row before loading). */
+async function propertyForRun(ctx: Context, runId: string): Promise<string | undefined> {
+  const r = await ctx.store.db
+    .selectFrom('runs')
+    .innerJoin('syncs', 'syncs.id', 'runs.sync_id')
+    .select('syncs.external_id_property')
+    .where('runs.id', '=', runId)
+    .executeTakeFirst();
+  return r?.external_id_property;
+}
+
+/**
+ * A run's snapshot from Amplitude: one budgeted download (request → poll → file), streamed row
+ * by row into the run's staging rows. Anything thrown leaves staging half-filled; the engine
+ * discards it, so the ledger is untouched by a failed pull.
+ */
+export function amplitudeSnapshotSource(cohortId: string, opts: AmplitudeSnapshotOptions = {}): SnapshotSource {
+  return {
+    kind: 'amplitude',
+    async load(ctx, runId, writer) {
+      const db = ctx.store.db;
+      const cohort = await db.selectFrom('cohorts').selectAll().where('id', '=', cohortId).executeTakeFirst();
+      if (!cohort) throw new AmpError('not_found', `no cohort with id ${cohortId}`);
+      if (!cohort.source_id) throw new AmpError('invalid_input', `cohort ${cohortId} has no Amplitude source to pull from`);
+      const source = await getSource(ctx, cohort.source_id);
+      const property = opts.externalIdProperty ?? (await propertyForRun(ctx, runId)) ?? COHORT_FILE_USER_COLUMN;
+      const client = new AmplitudeCohortsClient({ ...sourceCredentials(ctx, source), ...(opts.client ?? {}) });
+
+      try {
+        // Fresh metadata first (free: listing is not a download); lastComputed becomes the
+        // snapshot's source timestamp, so webhook deltas computed later still win.
+        let lastComputed = cohort.last_computed;
+        try {
+          const listed = (await client.listCohorts()).find((c) => c.id === cohortId);
+          if (listed) {
+            lastComputed = listed.last_computed ?? lastComputed;
+            await db
+              .updateTable('cohorts')
+              .set({ name: listed.name, size: listed.size, last_computed: lastComputed, updated_at: Date.now() })
+              .where('id', '=', cohortId)
+              .execute();
+          }
+        } catch (e) {
+          if (isAmpError(e) && e.kind === 'destination_fatal') throw e;
+          // Metadata is a nicety; the download itself decides whether the pull works.
+        }
+
+        const downloadId = await reserveDownload(ctx, { sourceId: source.id, cohortId, runId });
+        let requestId: string;
+        try {
+          requestId = await client.requestDownload(cohortId, property === COHORT_FILE_USER_COLUMN ? {} : { propKeys: [property] });
+        } catch (e) {
+          // Amplitude answered without creating a job (auth, unknown cohort, throttled to the
+          // end): nothing was downloaded. A transport failure may have reached it: keep counting.
+          await markDownload(ctx, downloadId, isAmpError(e) && e.status !== undefined ? 'refused' : 'failed');
+          throw e;
+        }
+        try {
+          await client.waitUntilReady(requestId);
+          const body = await client.openFile(requestId);
+          let result;
+          try {
+            result = await streamExternalIds(body, property, (id) => writer.add(id));
+          } catch (e) {
+            body.destroy();
+            throw e;
+          }
+          await markDownload(ctx, downloadId, 'completed');
+          if (result.rows > 0 || cohort.size === null) {
+            await db.updateTable('cohorts').set({ size: result.rows, updated_at: Date.now() }).where('id', '=', cohortId).execute();
+          }
+          return { skippedAnonymous: result.skippedAnonymous, sourceTs: lastComputed ?? Date.now() };
+        } catch (e) {
+          await markDownload(ctx, downloadId, 'failed');
+          throw e;
+        }
+      } finally {
+        opts.onRequests?.(client.requests);
+      }
+    },
+  };
 }

@@ -1,5 +1,91 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AmpError, toAmpError } from '../../errors';
+import { receiveEvents } from '../../events/receive';
+import { cachedStream, type CachedStream } from '../../events/streams';
+import { createWaker } from '../../events/wake';
+import { secretsEqual } from '../../store/secrets';
+import { log } from '../../telemetry/logger';
 import type { ServerDeps } from '../app';
 
-// Placeholder: POST /hooks/onesignal/events/:streamId arrives with the event-stream issue.
-export async function registerOneSignalHooks(_app: FastifyInstance, _deps: ServerDeps): Promise<void> {}
+/**
+ * POST /hooks/onesignal/events/:streamId — OneSignal Event Streams (DESIGN §5).
+ * OneSignal signs nothing (reference onesignal-api.md §7.1), so the stream's secret travels as
+ * `Authorization: Bearer <webhook_secret>`, set in the stream's headers. Checked before the
+ * body is read. OneSignal disables streams that answer slowly: store and answer, nothing else.
+ */
+const streamIdPattern = /^[A-Za-z0-9_-]{1,64}$/;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    ampStream?: CachedStream;
+  }
+}
+
+function fail(reply: FastifyReply, err: AmpError): FastifyReply {
+  return reply.code(err.httpStatus).send(err.toJSON());
+}
+
+export async function registerOneSignalHooks(app: FastifyInstance, deps: ServerDeps): Promise<void> {
+  const waker = createWaker(deps.jobs, (e) => log.warn({ err: toAmpError(e).message }, 'could not enqueue stream.forward'));
+  app.addHook('onClose', async () => waker.close());
+
+  await app.register(async (scope) => {
+    // Our own parser: any content type (OneSignal's default may not say JSON), and a readable
+    // 400 for a body that is not JSON instead of the framework's generic one.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+    scope.setErrorHandler((error: Error & { code?: string; statusCode?: number }, _req, reply) => {
+      if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || error.statusCode === 413) {
+        return fail(reply, new AmpError('payload_too_large', `the body is larger than the ${deps.bodyLimit ?? 5 * 1024 * 1024}-byte limit; send fewer events per request`));
+      }
+      if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+        return fail(reply, new AmpError('invalid_input', error.message));
+      }
+      const err = toAmpError(error);
+      log.error({ err: err.message }, 'onesignal event hook failed');
+      return reply.code(err.httpStatus).send(err.toJSON());
+    });
+
+    const authenticate = async (req: FastifyRequest<{ Params: { streamId: string } }>, reply: FastifyReply) => {
+      const { streamId } = req.params;
+      const notFound = () => fail(reply, new AmpError('not_found', `no event stream ${streamId}`));
+      if (!streamIdPattern.test(streamId)) return notFound();
+      const header = req.headers.authorization;
+      const m = typeof header === 'string' ? /^Bearer\s+(.+)$/i.exec(header.trim()) : null;
+      if (!m) return fail(reply, new AmpError('unauthorized', 'missing "Authorization: Bearer <webhook_secret>" header (set it in the OneSignal Event Stream headers)'));
+      const stream = await cachedStream(deps.ctx, streamId);
+      if (!stream) return notFound();
+      if (!secretsEqual(m[1]!, stream.webhookSecret)) return fail(reply, new AmpError('unauthorized', 'wrong webhook secret for this stream'));
+      req.ampStream = stream;
+    };
+
+    scope.post<{ Params: { streamId: string } }>(
+      '/hooks/onesignal/events/:streamId',
+      { onRequest: authenticate, ...(deps.bodyLimit ? { bodyLimit: deps.bodyLimit } : {}) },
+      async (req, reply) => {
+        const raw = req.body as Buffer | undefined;
+        if (!raw || raw.length === 0) return fail(reply, new AmpError('invalid_input', 'the body is empty: send one OneSignal event as JSON, or an array of them'));
+        let body: unknown;
+        try {
+          body = JSON.parse(raw.toString('utf8'));
+        } catch (e) {
+          return fail(reply, new AmpError('invalid_input', `the body is not JSON (${(e as Error).message}); check the Liquid template quotes strings but not {{ user.tags }}`));
+        }
+        if (typeof body !== 'object' || body === null) {
+          return fail(reply, new AmpError('invalid_input', 'the body must be a JSON object (one event) or an array of events'));
+        }
+        const stream = req.ampStream!;
+        try {
+          const result = await receiveEvents(deps.ctx, stream, body);
+          if (result.accepted > 0) waker.wake(stream.row.id);
+          return reply.code(200).send(result);
+        } catch (e) {
+          const err = toAmpError(e);
+          if (err.kind !== 'usage') log.error({ err: err.message, stream: stream.row.id }, 'storing OneSignal events failed');
+          return fail(reply, err);
+        }
+      },
+    );
+  });
+}

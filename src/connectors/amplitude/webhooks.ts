@@ -1,0 +1,228 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { AmpError, toAmpError } from '../../errors';
+import type { Context } from '../../store';
+import { applyMembershipDelta } from '../../sync/ledger';
+import { COHORT_FILE_USER_COLUMN } from './constants';
+
+/**
+ * Amplitude cohort-webhook messages: validated, stored in `webhook_inbox` before the 200 goes
+ * out (Amplitude retries after ~1-2 s, so applying happens later), deduplicated on
+ * (source, message_id), then applied to the ledger of every sync of the cohort.
+ * Payload source: https://amplitude.com/docs/data/destination-catalog/cohort-webhooks
+ */
+
+const epochSeconds = z.union([
+  z.number().finite().positive(),
+  z
+    .string()
+    .trim()
+    .regex(/^\d+(\.\d+)?$/, 'must be epoch seconds, e.g. "1692206763"')
+    .transform(Number),
+]);
+
+const userSchema = z.looseObject({
+  user_id: z.union([z.string(), z.number()]).nullish(),
+  user_properties: z.record(z.string(), z.unknown()).nullish(),
+});
+
+export const webhookPayloadSchema = z
+  .looseObject({
+    cohort_id: z.union([z.string().trim().min(1, 'must not be empty'), z.number()], { error: 'is required (a string)' }).transform(String),
+    cohort_name: z.string().nullish(),
+    // FreeMarker templates may render booleans as strings; accept both spellings.
+    in_cohort: z.union([z.boolean(), z.enum(['true', 'false']).transform((s) => s === 'true')], {
+      error: 'is required (true = entering, false = leaving)',
+    }),
+    // The Kinesis/Pub/Sub docs call it compute_time in prose, the example says computed_time: accept both.
+    computed_time: epochSeconds.optional(),
+    compute_time: epochSeconds.optional(),
+    message_id: z.union([z.string().trim().min(1), z.number()]).transform(String).optional(),
+    users: z.array(userSchema, { error: 'is required (an array of {user_id, user_properties})' }).max(100_000, 'at most 100000 users per message'),
+  })
+  .superRefine((v, ctx) => {
+    if (v.computed_time === undefined && v.compute_time === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['computed_time'], message: 'is required (epoch seconds; compute_time is accepted too)' });
+    }
+  });
+
+export type WebhookPayload = z.output<typeof webhookPayloadSchema>;
+
+/** One line naming the offending fields, e.g. `in_cohort is required (…); users.3.user_id: …`. */
+export function describePayloadIssues(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>): string {
+  return issues
+    .slice(0, 5)
+    .map((i) => {
+      const path = i.path.map(String).join('.');
+      if (!path) return i.message;
+      return /^(is|must)\b/.test(i.message) ? `${path} ${i.message}` : `${path}: ${i.message}`;
+    })
+    .join('; ');
+}
+
+export function parseWebhookPayload(body: unknown): WebhookPayload {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new AmpError('invalid_input', 'the body must be a JSON object with cohort_id, in_cohort, computed_time and users');
+  }
+  const r = webhookPayloadSchema.safeParse(body);
+  if (!r.success) throw new AmpError('invalid_input', `invalid cohort webhook: ${describePayloadIssues(r.error.issues)}`);
+  return r.data;
+}
+
+/** Without a message_id, a retry of the same payload must still dedupe: hash its content. */
+function derivedMessageId(p: WebhookPayload, computedMs: number): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify([p.cohort_id, p.in_cohort, computedMs, p.users]));
+  return 'sha256:' + h.digest('hex').slice(0, 40);
+}
+
+export interface StoredWebhook {
+  inboxId: number | null;
+  duplicate: boolean;
+  messageId: string;
+}
+
+/** Stores a validated message once per (source, message_id); a repeat is reported, not stored. */
+export async function storeWebhook(ctx: Context, sourceId: string, p: WebhookPayload, nowMs = Date.now()): Promise<StoredWebhook> {
+  const computedMs = Math.round((p.computed_time ?? p.compute_time ?? 0) * 1000);
+  const messageId = p.message_id ?? derivedMessageId(p, computedMs);
+  const users = p.users.map((u) => {
+    const o: { user_id?: string; user_properties?: Record<string, unknown> } = {};
+    if (u.user_id !== null && u.user_id !== undefined) o.user_id = String(u.user_id);
+    if (u.user_properties) o.user_properties = u.user_properties;
+    return o;
+  });
+  const row = await ctx.store.db
+    .insertInto('webhook_inbox')
+    .values({
+      source_id: sourceId,
+      message_id: messageId,
+      cohort_id: p.cohort_id,
+      cohort_name: p.cohort_name ?? null,
+      in_cohort: p.in_cohort ? 1 : 0,
+      computed_time: computedMs,
+      users: JSON.stringify(users),
+      received_at: nowMs,
+      applied_at: null,
+      error: null,
+    })
+    .onConflict((oc) => oc.columns(['source_id', 'message_id']).doNothing())
+    .returning('id')
+    .executeTakeFirst();
+  return row ? { inboxId: Number(row.id), duplicate: false, messageId } : { inboxId: null, duplicate: true, messageId };
+}
+
+/** The external id of one webhook user under a mapping (user_id, or a selected user property). */
+export function mapWebhookUser(u: { user_id?: string; user_properties?: Record<string, unknown> }, property: string): string | undefined {
+  const v = property === COHORT_FILE_USER_COLUMN ? u.user_id : u.user_properties?.[property];
+  if (v === null || v === undefined) return undefined;
+  if (typeof v !== 'string' && typeof v !== 'number') return undefined;
+  const s = String(v).trim();
+  return s.length ? s : undefined;
+}
+
+/**
+ * Applies one stored message: creates the cohort if this is the first we hear of it, maps the
+ * users by the syncs' external id property and hands the delta to the ledger, which ignores
+ * anything older than what it holds. Applying twice is harmless (equal timestamps re-apply the
+ * same value), so a crash between the ledger write and `applied_at` only repeats work.
+ */
+export async function applyWebhookMessage(ctx: Context, inboxId: number | string): Promise<{ destinationIds: string[] }> {
+  const db = ctx.store.db;
+  const msg = await db.selectFrom('webhook_inbox').selectAll().where('id', '=', Number(inboxId)).executeTakeFirst();
+  if (!msg) throw new AmpError('not_found', `no webhook message ${inboxId}`);
+  if (msg.applied_at !== null) return { destinationIds: [] };
+  try {
+    await ensureCohort(ctx, msg.source_id, msg.cohort_id, msg.cohort_name, msg.computed_time);
+    const syncs = await db
+      .selectFrom('syncs')
+      .select(['id', 'external_id_property'])
+      .where('cohort_id', '=', msg.cohort_id)
+      .where('status', '=', 'active')
+      .execute();
+    const destinationIds = new Set<string>();
+    if (syncs.length > 0) {
+      const properties = [...new Set(syncs.map((s) => s.external_id_property))];
+      if (properties.length > 1) {
+        // applyMembershipDelta writes one id list to every sync of the cohort.
+        throw new AmpError(
+          'invalid_input',
+          `the syncs of cohort ${msg.cohort_id} map different external id properties (${properties.join(', ')}); webhook deltas need one mapping per cohort`,
+        );
+      }
+      const property = properties[0] ?? COHORT_FILE_USER_COLUMN;
+      const users = JSON.parse(msg.users) as Array<{ user_id?: string; user_properties?: Record<string, unknown> }>;
+      const externalIds: string[] = [];
+      for (const u of users) {
+        const id = mapWebhookUser(u, property);
+        if (id !== undefined) externalIds.push(id);
+      }
+      const r = await applyMembershipDelta(ctx, {
+        cohortId: msg.cohort_id,
+        inCohort: msg.in_cohort === 1,
+        externalIds,
+        sourceTs: msg.computed_time,
+      });
+      r.destinationIds.forEach((d) => destinationIds.add(d));
+    }
+    await db
+      .updateTable('webhook_inbox')
+      .set({ applied_at: Date.now(), error: null })
+      .where('id', '=', msg.id)
+      .where('applied_at', 'is', null)
+      .execute();
+    return { destinationIds: [...destinationIds] };
+  } catch (e) {
+    const err = toAmpError(e);
+    await db.updateTable('webhook_inbox').set({ error: err.message.slice(0, 1000) }).where('id', '=', msg.id).execute();
+    throw err;
+  }
+}
+
+/** Creates a cohort first seen in a webhook; keeps name and last_computed of a known one fresh. */
+async function ensureCohort(ctx: Context, sourceId: string, cohortId: string, name: string | null, computedMs: number): Promise<void> {
+  const db = ctx.store.db;
+  const now = Date.now();
+  const existing = await db.selectFrom('cohorts').select(['source_id', 'name', 'last_computed']).where('id', '=', cohortId).executeTakeFirst();
+  if (!existing) {
+    await db
+      .insertInto('cohorts')
+      .values({ id: cohortId, source_id: sourceId, name: name ?? cohortId, origin: 'webhook', size: null, last_computed: computedMs, created_at: now, updated_at: now })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .execute();
+    return;
+  }
+  if (existing.source_id !== null && existing.source_id !== sourceId) {
+    throw new AmpError('conflict', `cohort ${cohortId} belongs to source ${existing.source_id}, not to ${sourceId}`);
+  }
+  if ((name && name !== existing.name) || (existing.last_computed ?? 0) < computedMs) {
+    await db
+      .updateTable('cohorts')
+      .set({ name: name ?? existing.name, last_computed: Math.max(existing.last_computed ?? 0, computedMs), updated_at: now })
+      .where('id', '=', cohortId)
+      .execute();
+  }
+}
+
+/** Applies every stored, unapplied message in arrival order (tests and the embedded mode). */
+export async function applyPendingWebhooks(
+  ctx: Context,
+  opts: { sourceId?: string; limit?: number } = {},
+): Promise<{ applied: number; failed: number; destinationIds: string[] }> {
+  let q = ctx.store.db.selectFrom('webhook_inbox').select('id').where('applied_at', 'is', null).orderBy('id').limit(opts.limit ?? 10_000);
+  if (opts.sourceId) q = q.where('source_id', '=', opts.sourceId);
+  const ids = await q.execute();
+  const destinationIds = new Set<string>();
+  let applied = 0;
+  let failed = 0;
+  for (const { id } of ids) {
+    try {
+      const r = await applyWebhookMessage(ctx, id);
+      r.destinationIds.forEach((d) => destinationIds.add(d));
+      applied++;
+    } catch {
+      failed++;
+    }
+  }
+  return { applied, failed, destinationIds: [...destinationIds] };
+}

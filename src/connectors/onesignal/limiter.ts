@@ -1,0 +1,254 @@
+import { AmpError } from '../../errors';
+import { USER_UPDATES_PER_SECOND_PER_APP } from './constants';
+
+/**
+ * Pacing for one OneSignal app, shared by every destination and client on that app id in this
+ * process (DESIGN §3, §6: delivery for one app runs in one job at a time, so its limit lives here).
+ *
+ * - Token bucket at 95% of the rate with a burst of ~1% of it: OneSignal checks limits when a
+ *   request arrives, in any rolling second, so capacity + rate·1 s must stay under the limit, and
+ *   the ~4% left absorbs arrival jitter (event-loop stalls, network) of ~40 ms per second.
+ * - At most one request per external id per rolling second (plus a margin for network jitter:
+ *   two sends 1,000 ms apart can arrive closer than that).
+ * - A 429 pauses the whole app until Retry-After and halves the rate (AIMD); the rate grows back
+ *   a little for every second without a 429.
+ * - Waiters sit in a FIFO served by one timer, so thousands of concurrent acquire() calls cost
+ *   no CPU while they wait.
+ */
+
+/** Fraction of the configured limit we actually send at. */
+export const PACING_HEADROOM = 0.95;
+/** Bucket capacity as a fraction of the rate (at least one token). */
+export const BURST_FRACTION = 0.01;
+/** Spacing between two requests for one user; 1 s is the vendor limit, the rest absorbs jitter. */
+export const PER_USER_SPACING_MS = 1_050;
+/** AIMD: multiplicative decrease on 429, floor, and additive increase per quiet second. */
+export const DECREASE_FACTOR = 0.5;
+export const MIN_RATE_PER_SECOND = 10;
+export const INCREASE_FRACTION_PER_SECOND = 0.05;
+
+interface Waiter {
+  resolve: () => void;
+  reject: (e: unknown) => void;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+}
+
+interface UserSlot {
+  lastSentAt: number;
+  /** Resolves when the previous acquire for this user has taken its app token. */
+  tail: Promise<void>;
+  pending: number;
+}
+
+export interface LimiterStats {
+  appId: string;
+  configuredRate: number;
+  currentRate: number;
+  queued: number;
+  pausedUntil: number;
+  trackedUsers: number;
+  rateLimited: number;
+}
+
+export class AppLimiter {
+  readonly appId: string;
+  private configuredRate: number;
+  private currentRate: number;
+  private tokens: number;
+  private lastRefill: number;
+  private pausedUntil = 0;
+  private lastDecreaseAt = 0;
+  private rateLimitedCount = 0;
+  private readonly queue: Waiter[] = [];
+  private queueHead = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly users = new Map<string, UserSlot>();
+  private acquiresSinceSweep = 0;
+
+  constructor(appId: string, ratePerSecond: number = USER_UPDATES_PER_SECOND_PER_APP) {
+    this.appId = appId;
+    this.configuredRate = Math.max(1, ratePerSecond);
+    this.currentRate = this.configuredRate;
+    this.tokens = this.capacity();
+    this.lastRefill = Date.now();
+  }
+
+  /** Lowers (never raises) the configured rate: destinations sharing an app get the strictest. */
+  constrain(ratePerSecond: number): void {
+    const r = Math.max(1, ratePerSecond);
+    if (r < this.configuredRate) {
+      this.configuredRate = r;
+      this.currentRate = Math.min(this.currentRate, r);
+      this.tokens = Math.min(this.tokens, this.capacity());
+    }
+  }
+
+  private pacedRate(): number {
+    return Math.max(0.5, this.currentRate * PACING_HEADROOM);
+  }
+
+  private capacity(): number {
+    return Math.max(1, Math.floor(this.currentRate * PACING_HEADROOM * BURST_FRACTION));
+  }
+
+  private refill(now: number): void {
+    const elapsed = now - this.lastRefill;
+    if (elapsed <= 0) return;
+    this.lastRefill = now;
+    // Additive increase only after a full second without a 429.
+    if (this.currentRate < this.configuredRate && now - this.lastDecreaseAt >= 1_000) {
+      this.currentRate = Math.min(
+        this.configuredRate,
+        this.currentRate + (this.configuredRate * INCREASE_FRACTION_PER_SECOND * elapsed) / 1_000,
+      );
+    }
+    if (now < this.pausedUntil) return;
+    this.tokens = Math.min(this.capacity(), this.tokens + (elapsed * this.pacedRate()) / 1_000);
+  }
+
+  /**
+   * Waits until a request for `userKey` (an external id; omit for app-level calls) may be sent.
+   * Resolving means the slot is taken: send right away.
+   */
+  async acquire(userKey?: string, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) throw abortError(signal);
+    if (userKey === undefined) return this.takeToken(signal);
+    if (++this.acquiresSinceSweep >= 1_000) this.sweep(Date.now());
+    let slot = this.users.get(userKey);
+    if (!slot) {
+      slot = { lastSentAt: 0, tail: Promise.resolve(), pending: 0 };
+      this.users.set(userKey, slot);
+    }
+    const prev = slot.tail;
+    let release!: () => void;
+    slot.tail = new Promise<void>((r) => (release = r));
+    slot.pending++;
+    try {
+      await prev;
+      const wait = slot.lastSentAt + PER_USER_SPACING_MS - Date.now();
+      if (wait > 0) await delay(wait, signal);
+      await this.takeToken(signal);
+      slot.lastSentAt = Date.now();
+    } finally {
+      slot.pending--;
+      release();
+    }
+  }
+
+  /** A 429 arrived: stop the whole app until Retry-After passes, and halve the rate (once per burst). */
+  onRateLimited(retryAfterMs: number, now = Date.now()): void {
+    this.rateLimitedCount++;
+    this.pausedUntil = Math.max(this.pausedUntil, now + Math.max(0, retryAfterMs));
+    this.tokens = 0;
+    // Many in-flight requests of one burst see the same 429 wave: halve once per second, not per answer.
+    if (now - this.lastDecreaseAt >= 1_000) {
+      this.currentRate = Math.max(Math.min(MIN_RATE_PER_SECOND, this.configuredRate), this.currentRate * DECREASE_FACTOR);
+    }
+    this.lastDecreaseAt = now;
+    this.schedule(now);
+  }
+
+  stats(): LimiterStats {
+    return {
+      appId: this.appId,
+      configuredRate: this.configuredRate,
+      currentRate: Math.round(this.currentRate * 100) / 100,
+      queued: this.queue.length - this.queueHead,
+      pausedUntil: this.pausedUntil,
+      trackedUsers: this.users.size,
+      rateLimited: this.rateLimitedCount,
+    };
+  }
+
+  private takeToken(signal?: AbortSignal): Promise<void> {
+    const now = Date.now();
+    this.refill(now);
+    if (this.queue.length === this.queueHead && now >= this.pausedUntil && this.tokens >= 1) {
+      this.tokens -= 1;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const w: Waiter = { resolve, reject };
+      if (signal) {
+        w.signal = signal;
+        w.onAbort = () => {
+          const i = this.queue.indexOf(w, this.queueHead);
+          if (i >= 0) this.queue.splice(i, 1);
+          reject(abortError(signal));
+        };
+        signal.addEventListener('abort', w.onAbort, { once: true });
+      }
+      this.queue.push(w);
+      this.schedule(now);
+    });
+  }
+
+  private pump = (): void => {
+    this.timer = undefined;
+    const now = Date.now();
+    this.refill(now);
+    while (this.queueHead < this.queue.length && now >= this.pausedUntil && this.tokens >= 1) {
+      const w = this.queue[this.queueHead]!;
+      this.queueHead++;
+      this.tokens -= 1;
+      if (w.signal && w.onAbort) w.signal.removeEventListener('abort', w.onAbort);
+      w.resolve();
+    }
+    // Compact the FIFO now and then instead of shift()ing (O(n) per call on big queues).
+    if (this.queueHead > 1_024 && this.queueHead * 2 > this.queue.length) {
+      this.queue.splice(0, this.queueHead);
+      this.queueHead = 0;
+    }
+    this.schedule(now);
+  };
+
+  private schedule(now: number): void {
+    if (this.timer || this.queueHead >= this.queue.length) return;
+    let wait: number;
+    if (now < this.pausedUntil) wait = this.pausedUntil - now;
+    else wait = Math.max(1, Math.ceil(((1 - this.tokens) * 1_000) / this.pacedRate()));
+    this.timer = setTimeout(this.pump, wait);
+  }
+
+  /** Forgets users whose last send is older than the spacing and who have nobody waiting. */
+  private sweep(now: number): void {
+    this.acquiresSinceSweep = 0;
+    for (const [k, s] of this.users) {
+      if (s.pending === 0 && now - s.lastSentAt >= PER_USER_SPACING_MS) this.users.delete(k);
+    }
+  }
+}
+
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(abortError(signal!));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function abortError(signal: AbortSignal): AmpError {
+  const reason = signal.reason instanceof Error ? signal.reason.message : 'aborted';
+  return new AmpError('timeout', `OneSignal request cancelled before it was sent: ${reason}`);
+}
+
+const registry = new Map<string, AppLimiter>();
+
+/** The process-wide limiter of one OneSignal app (shared by all destinations on that app). */
+export function limiterForApp(appId: string, ratePerSecond: number = USER_UPDATES_PER_SECOND_PER_APP): AppLimiter {
+  let l = registry.get(appId);
+  if (!l) {
+    l = new AppLimiter(appId, ratePerSecond);
+    registry.set(appId, l);
+  } else {
+    l.constrain(ratePerSecond);
+  }
+  return l;
+}

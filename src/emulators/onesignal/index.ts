@@ -1,0 +1,225 @@
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import { AmpError } from '../../errors';
+import {
+  DEFAULT_APP_RATE_LIMIT_PER_SECOND,
+  DEFAULT_MAX_TAGS_PER_USER,
+  DEFAULT_PER_USER_PER_SECOND,
+  DEFAULT_VIEW_RATE_LIMIT_PER_SECOND,
+} from './constants';
+import { buildEmulatorServer, type EmulatorCore } from './server';
+import { AppState, seededIds, type EmulatorStats, type Faults, type Limits, type SegmentRecord, type Tags } from './state';
+
+export type { EmulatorStats, Faults, Limits, SegmentRecord, Tags } from './state';
+export { DEFAULT_APP } from './constants';
+
+const rate = z.number().min(0).max(1);
+
+export const oneSignalEmulatorOptionsSchema = z.strictObject({
+  apps: z
+    .array(z.strictObject({ appId: z.string().min(1), apiKey: z.string().min(1) }))
+    .min(1, 'at least one app is required')
+    .refine((a) => new Set(a.map((x) => x.appId)).size === a.length, 'app ids must be unique'),
+  rateLimitPerSecond: z.number().int().min(0).default(DEFAULT_APP_RATE_LIMIT_PER_SECOND),
+  perUserPerSecond: z.number().int().min(0).default(DEFAULT_PER_USER_PER_SECOND),
+  viewRateLimitPerSecond: z.number().int().min(0).default(DEFAULT_VIEW_RATE_LIMIT_PER_SECOND),
+  maxTagsPerUser: z.number().int().min(1).default(DEFAULT_MAX_TAGS_PER_USER),
+  faults: z
+    .strictObject({ errorRate: rate.default(0), dropRate: rate.default(0), latencyMs: z.number().int().min(0).default(0) })
+    .prefault({}),
+  users: z
+    .strictObject({
+      mode: z.enum(['seeded', 'empty']),
+      count: z.number().int().min(0).optional(),
+      ids: z.array(z.string().min(1)).optional(),
+      file: z.string().min(1).optional(),
+    })
+    .default({ mode: 'empty' }),
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535).default(0),
+  bodyLimit: z.number().int().positive().optional(),
+});
+
+export type OneSignalEmulatorOptions = z.input<typeof oneSignalEmulatorOptionsSchema>;
+
+export interface EmulatorSegment extends SegmentRecord {}
+
+export interface OneSignalEmulatorState {
+  /** Tags of a user (empty object for a user without tags), undefined when the user does not exist. `appId` defaults to the first app. */
+  getUser(externalId: string, appId?: string): Tags | undefined;
+  userCount(appId?: string): number;
+  segments(appId?: string): SegmentRecord[];
+  stats(): EmulatorStats;
+  /** Adds users (idempotent); returns how many were new. */
+  seedUsers(ids: Iterable<string>, appId?: string): number;
+}
+
+export interface OneSignalEmulator {
+  url: string;
+  port: number;
+  apps: Array<{ appId: string; apiKey: string }>;
+  close(): Promise<void>;
+  setFaults(f: Partial<Faults>): Faults;
+  setLimits(l: Partial<Limits>): Limits;
+  /** Back to the state right after start: seeded users only, no segments, zeroed stats, initial limits and faults. */
+  reset(): void;
+  state: OneSignalEmulatorState;
+}
+
+function readSeedFile(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new AmpError('invalid_input', `cannot read the seed file ${file}: ${(e as Error).message}`, { cause: e });
+  }
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
+}
+
+/** Starts a OneSignal REST API fake on loopback (or `host`), resolving once it listens. */
+export async function startOneSignalEmulator(input: OneSignalEmulatorOptions): Promise<OneSignalEmulator> {
+  const parsed = oneSignalEmulatorOptionsSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new AmpError('invalid_input', `OneSignal emulator options: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ')}`);
+  }
+  const opts = parsed.data;
+  const fileIds = opts.users.mode === 'seeded' && opts.users.file ? readSeedFile(opts.users.file) : [];
+
+  const initialLimits: Limits = {
+    rateLimitPerSecond: opts.rateLimitPerSecond,
+    perUserPerSecond: opts.perUserPerSecond,
+    viewRateLimitPerSecond: opts.viewRateLimitPerSecond,
+    maxTagsPerUser: opts.maxTagsPerUser,
+  };
+  const initialFaults: Faults = { ...opts.faults };
+
+  const apps = new Map<string, AppState>();
+  for (const a of opts.apps) apps.set(a.appId, new AppState(a.appId, a.apiKey));
+  const firstAppId = opts.apps[0]!.appId;
+
+  const seedInitial = (app: AppState): void => {
+    if (opts.users.mode !== 'seeded') return;
+    if (opts.users.count) app.seed(seededIds(opts.users.count));
+    if (opts.users.ids) app.seed(opts.users.ids);
+    app.seed(fileIds);
+  };
+  for (const app of apps.values()) seedInitial(app);
+
+  const appOf = (appId: string | undefined): AppState => {
+    const app = apps.get(appId ?? firstAppId);
+    if (!app) throw new AmpError('not_found', `the emulator has no app ${appId}`);
+    return app;
+  };
+
+  const core: EmulatorCore = {
+    apps,
+    limits: { ...initialLimits },
+    faults: { ...initialFaults },
+    stats: freshStats(),
+    control: {
+      setFaults,
+      setLimits,
+      reset,
+      seed(ids, count, start, appId) {
+        let added = 0;
+        for (const app of appId ? [appOf(appId)] : apps.values()) {
+          added += app.seed(ids) + app.seed(seededIds(count, start));
+        }
+        return added;
+      },
+      snapshot(appId, summary) {
+        const selected = appId ? [appOf(appId)] : [...apps.values()];
+        return {
+          apps: selected.map((app) => ({
+            app_id: app.appId,
+            user_count: app.users.size,
+            ...(summary ? {} : { users: Object.fromEntries([...app.users].map(([id, rec]) => [id, rec?.tags ?? {}])) }),
+            segments: app.segments,
+          })),
+          limits: core.limits,
+          faults: core.faults,
+          stats: stats(),
+        };
+      },
+    },
+  };
+
+  function setFaults(f: Partial<Faults>): Faults {
+    const next = oneSignalEmulatorOptionsSchema.shape.faults.safeParse({ ...core.faults, ...f });
+    if (!next.success) throw new AmpError('invalid_input', `faults: ${next.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    core.faults = next.data;
+    return { ...core.faults };
+  }
+
+  function setLimits(l: Partial<Limits>): Limits {
+    core.limits = { ...core.limits, ...Object.fromEntries(Object.entries(l).filter(([, v]) => v !== undefined)) };
+    return { ...core.limits };
+  }
+
+  function reset(): void {
+    for (const app of apps.values()) {
+      app.reset();
+      seedInitial(app);
+    }
+    core.limits = { ...initialLimits };
+    core.faults = { ...initialFaults };
+    // The server holds this object; refill it rather than replacing it.
+    Object.assign(statsRef, freshStats());
+  }
+
+  const statsRef = core.stats;
+
+  function stats(): EmulatorStats {
+    const byApp: EmulatorStats['byApp'] = {};
+    for (const app of apps.values()) byApp[app.appId] = app.appStats();
+    return { ...statsRef, byStatus: { ...statsRef.byStatus }, byApp };
+  }
+
+  const server = buildEmulatorServer(core, { bodyLimit: opts.bodyLimit });
+  try {
+    await server.listen({ host: opts.host, port: opts.port });
+  } catch (e) {
+    await server.close().catch(() => {});
+    throw new AmpError('invalid_input', `the OneSignal emulator cannot listen on ${opts.host}:${opts.port}: ${(e as Error).message}`, { cause: e });
+  }
+  const port = (server.server.address() as AddressInfo).port;
+  const hostForUrl = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+
+  let closed: Promise<void> | undefined;
+  return {
+    url: `http://${hostForUrl}:${port}`,
+    port,
+    apps: opts.apps.map((a) => ({ ...a })),
+    close() {
+      // Idle keep-alive sockets would otherwise hold close() open until they time out.
+      closed ??= (async () => {
+        server.server.closeIdleConnections();
+        const closing = server.close();
+        server.server.closeAllConnections();
+        await closing;
+      })();
+      return closed;
+    },
+    setFaults,
+    setLimits,
+    reset,
+    state: {
+      getUser: (externalId, appId) => {
+        const tags = appOf(appId).getTags(externalId);
+        return tags === undefined ? undefined : { ...tags };
+      },
+      userCount: (appId) => appOf(appId).users.size,
+      segments: (appId) => appOf(appId).segments.map((s) => ({ ...s, filters: s.filters.map((f) => ({ ...f })) })),
+      stats,
+      seedUsers: (ids, appId) => appOf(appId).seed(ids),
+    },
+  };
+}
+
+function freshStats(): Omit<EmulatorStats, 'byApp'> {
+  return { requests: 0, byStatus: {}, perUserViolations: 0, rateLimited: 0, dropped: 0, faulted: 0 };
+}

@@ -1,0 +1,272 @@
+import { EventEmitter } from 'node:events';
+import pg from 'pg';
+import {
+  Logger,
+  makeWorkerUtils,
+  parseCronItems,
+  run,
+  runMigrations,
+  type JobHelpers,
+  type Runner,
+  type TaskList as GraphileTaskList,
+  type WorkerUtils,
+} from 'graphile-worker';
+import { AmpError, toAmpError } from '../errors';
+import type { Context } from '../store';
+import type { DatabaseTarget } from '../store/url';
+import { log } from '../telemetry/logger';
+import type { CronItem, JobInfo, JobQueue, JobSpec, TaskList } from './port';
+
+type PgTarget = Extract<DatabaseTarget, { dialect: 'postgres' }>;
+
+export interface GraphileQueueOptions {
+  /** How often graphile polls for future/retried jobs; new jobs arrive by LISTEN/NOTIFY at once. */
+  pollMs?: number;
+  /** How often to look for jobs held by dead worker processes. */
+  sweepMs?: number;
+  /** A lock must be at least this old before its worker can be declared dead (startup race). */
+  staleLockMs?: number;
+  defaultMaxAttempts?: number;
+}
+
+/** graphile-worker's schema: beside the store's isolated schema in tests, else its default. */
+export function graphileSchema(target: PgTarget): string {
+  return target.schema ? `${target.schema}_gw` : 'graphile_worker';
+}
+
+// Every live worker process holds a session advisory lock per graphile worker id; a process
+// killed with -9 loses its connection and so its locks. graphile-worker itself only frees
+// locks after 4 hours, which would stall a whole OneSignal app's queue; a sweep that finds a
+// lock whose holder's advisory lock is free unlocks it at once.
+const LOCK_NS = 'ampsignal-gw:';
+
+function graphileLogger(): Logger {
+  return new Logger((scope) => (level, message, meta) => {
+    const fields = { ...scope, ...(meta ?? {}) } as Record<string, unknown>;
+    if (level === 'error') log.error(fields, message);
+    else if (level === 'warning') log.warn(fields, message);
+    else if (level === 'info') log.info(fields, message);
+    else log.debug(fields, message);
+  });
+}
+
+export class GraphileJobQueue implements JobQueue {
+  readonly kind = 'graphile' as const;
+  private readonly target: PgTarget;
+  private readonly schema: string;
+  private readonly opts: Required<GraphileQueueOptions>;
+  private pool: pg.Pool | undefined;
+  private utilsP: Promise<WorkerUtils> | undefined;
+  private runner: Runner | undefined;
+  private lockClient: pg.Client | undefined;
+  private lockChain: Promise<unknown> = Promise.resolve();
+  private readonly workerIds = new Set<string>();
+  private sweeper: NodeJS.Timeout | undefined;
+  private poolSize = 4;
+
+  constructor(ctx: Context, opts: GraphileQueueOptions = {}) {
+    if (ctx.store.target.dialect !== 'postgres') throw new AmpError('internal', 'graphile-worker needs PostgreSQL');
+    this.target = ctx.store.target;
+    this.schema = graphileSchema(this.target);
+    this.opts = {
+      pollMs: opts.pollMs ?? 1000,
+      sweepMs: opts.sweepMs ?? 5_000,
+      staleLockMs: opts.staleLockMs ?? 10_000,
+      defaultMaxAttempts: opts.defaultMaxAttempts ?? 25,
+    };
+  }
+
+  // graphile gets its own pool: the store's pool parses int8 as numbers, graphile expects strings.
+  private getPool(): pg.Pool {
+    if (!this.pool) {
+      this.pool = new pg.Pool({ connectionString: this.target.connectionString, max: this.poolSize });
+      this.pool.on('error', () => {});
+    }
+    return this.pool;
+  }
+
+  private utils(): Promise<WorkerUtils> {
+    this.utilsP ??= (async () => {
+      const u = await makeWorkerUtils({ pgPool: this.getPool(), schema: this.schema, logger: graphileLogger() });
+      await u.migrate();
+      return u;
+    })();
+    this.utilsP.catch(() => {
+      this.utilsP = undefined;
+    });
+    return this.utilsP;
+  }
+
+  async add(task: string, payload: unknown, spec: JobSpec = {}): Promise<void> {
+    const u = await this.utils();
+    await u.addJob(task, (payload ?? {}) as object, {
+      ...(spec.queue ? { queueName: spec.queue } : {}),
+      ...(spec.jobKey ? { jobKey: spec.jobKey } : {}),
+      ...(spec.runAt !== undefined ? { runAt: new Date(spec.runAt) } : {}),
+      maxAttempts: spec.maxAttempts ?? this.opts.defaultMaxAttempts,
+    });
+  }
+
+  async list(): Promise<JobInfo[]> {
+    await this.utils();
+    const { rows } = await this.getPool().query<{
+      id: string;
+      task: string;
+      payload: unknown;
+      queue_name: string | null;
+      key: string | null;
+      run_at: Date;
+      attempts: number;
+      max_attempts: number;
+      locked_by: string | null;
+      last_error: string | null;
+    }>(
+      `select j.id, t.identifier as task, j.payload, q.queue_name, j.key, j.run_at, j.attempts, j.max_attempts, j.locked_by, j.last_error
+         from "${this.schema}"._private_jobs j
+         join "${this.schema}"._private_tasks t on t.id = j.task_id
+         left join "${this.schema}"._private_job_queues q on q.id = j.job_queue_id
+        order by j.id`,
+    );
+    return rows.map((r) => ({
+      id: String(r.id),
+      task: r.task,
+      payload: r.payload,
+      queue: r.queue_name,
+      jobKey: r.key,
+      runAt: r.run_at.getTime(),
+      attempts: r.attempts,
+      maxAttempts: r.max_attempts,
+      state: r.locked_by ? 'running' : r.attempts >= r.max_attempts ? 'failed' : 'pending',
+      lastError: r.last_error,
+    }));
+  }
+
+  async start(tasks: TaskList, opts: { concurrency: number; crontab?: CronItem[] }): Promise<void> {
+    if (this.runner) throw new AmpError('internal', 'job runner already started');
+    const concurrency = Math.max(1, opts.concurrency);
+    this.poolSize = Math.max(4, concurrency + 3);
+    // An add before start may have created the pool at the small default size.
+    if (this.pool) (this.pool as unknown as { options: { max: number } }).options.max = this.poolSize;
+    await this.utils();
+
+    this.lockClient = new pg.Client({ connectionString: this.target.connectionString });
+    this.lockClient.on('error', (e) => log.error({ err: e.message }, 'worker liveness connection lost'));
+    await this.lockClient.connect();
+
+    const taskList: GraphileTaskList = {};
+    for (const [name, handler] of Object.entries(tasks)) {
+      taskList[name] = async (payload, helpers) => wrapHandler(this.schema, handler, payload, helpers);
+    }
+    const events = new EventEmitter() as any;
+    events.on('worker:create', ({ worker }: { worker: { workerId: string } }) => {
+      this.workerIds.add(worker.workerId);
+      this.lockChain = this.lockChain
+        .then(() => this.lockClient?.query('select pg_advisory_lock(hashtext($1))', [LOCK_NS + worker.workerId]))
+        .catch((e: Error) => log.error({ err: e.message }, 'could not take worker liveness lock'));
+    });
+    this.runner = await run({
+      pgPool: this.getPool(),
+      schema: this.schema,
+      concurrency,
+      pollInterval: this.opts.pollMs,
+      noHandleSignals: true,
+      logger: graphileLogger(),
+      events,
+      taskList,
+      parsedCronItems: parseCronItems(
+        (opts.crontab ?? []).map((c) => ({
+          task: c.task,
+          match: c.pattern,
+          identifier: c.identifier,
+          payload: (c.payload ?? {}) as Record<string, unknown>,
+          options: { backfillPeriod: 0, jobKey: `cron:${c.identifier}`, maxAttempts: 3 },
+        })),
+      ),
+    });
+    await this.lockChain;
+    this.sweeper = setInterval(() => void this.sweepDeadWorkers(), this.opts.sweepMs);
+    this.sweeper.unref();
+  }
+
+  /** Frees jobs and queues locked by worker processes that no longer exist. */
+  async sweepDeadWorkers(): Promise<string[]> {
+    const pool = this.getPool();
+    const { rows } = await pool.query<{ locked_by: string }>(
+      `select locked_by from "${this.schema}"._private_jobs
+        where locked_by is not null and locked_at < now() - make_interval(secs => $1)
+       union
+       select locked_by from "${this.schema}"._private_job_queues
+        where locked_by is not null and locked_at < now() - make_interval(secs => $1)`,
+      [this.opts.staleLockMs / 1000],
+    );
+    const dead: string[] = [];
+    for (const { locked_by } of rows) {
+      if (this.workerIds.has(locked_by)) continue;
+      const client = await pool.connect();
+      try {
+        await client.query('begin');
+        const r = await client.query<{ free: boolean }>('select pg_try_advisory_xact_lock(hashtext($1)) as free', [
+          LOCK_NS + locked_by,
+        ]);
+        await client.query('commit');
+        if (r.rows[0]?.free) dead.push(locked_by);
+      } catch (e) {
+        await client.query('rollback').catch(() => {});
+        log.error({ err: (e as Error).message }, 'dead worker check failed');
+      } finally {
+        client.release();
+      }
+    }
+    if (dead.length > 0) {
+      log.warn({ workers: dead }, 'releasing jobs held by dead workers');
+      await (await this.utils()).forceUnlockWorkers(dead);
+    }
+    return dead;
+  }
+
+  async stop(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
+    const runner = this.runner;
+    this.runner = undefined;
+    if (runner) await runner.stop().catch((e) => log.error({ err: (e as Error).message }, 'graphile stop failed'));
+    await this.lockClient?.end().catch(() => {});
+    this.lockClient = undefined;
+    const utils = this.utilsP;
+    this.utilsP = undefined;
+    if (utils) await (await utils.catch(() => undefined))?.release();
+    const pool = this.pool;
+    this.pool = undefined;
+    await pool?.end().catch(() => {});
+  }
+}
+
+async function wrapHandler(
+  schema: string,
+  handler: (payload: any) => Promise<void>,
+  payload: unknown,
+  helpers: JobHelpers,
+): Promise<void> {
+  try {
+    await handler(payload);
+  } catch (e) {
+    const err = toAmpError(e);
+    const retryable = err.kind === 'retryable' || !(e instanceof AmpError);
+    if (!retryable) {
+      // graphile retries every failure until max_attempts; capping max_attempts at the attempts
+      // already made turns this failure into its permanent-failure state, kept with last_error.
+      await helpers.query(`update "${schema}"._private_jobs set max_attempts = attempts where id = $1`, [helpers.job.id]);
+    }
+    throw new Error(`${err.code}: ${err.message}`);
+  }
+}
+
+/** Installs or upgrades graphile-worker's schema (`ampsignal migrate` on PostgreSQL). */
+export async function migrateGraphile(target: PgTarget): Promise<void> {
+  const pool = new pg.Pool({ connectionString: target.connectionString, max: 2 });
+  pool.on('error', () => {});
+  try {
+    await runMigrations({ pgPool: pool, schema: graphileSchema(target), logger: graphileLogger() });
+  } finally {
+    await pool.end();
+  }
+}

@@ -1,0 +1,16 @@
+import type { Context } from '../store';
+import { GraphileJobQueue, type GraphileQueueOptions } from './graphile-queue';
+import type { JobQueue } from './port';
+import { SqliteJobQueue, type SqliteQueueOptions } from './sqlite-queue';
+
+export interface JobQueueOptions {
+  sqlite?: SqliteQueueOptions;
+  graphile?: GraphileQueueOptions;
+}
+
+/** Embedded runner on SQLite, graphile-worker on PostgreSQL (DESIGN §6). */
+export function createJobQueue(ctx: Context, opts: JobQueueOptions = {}): JobQueue {
+  return ctx.store.dialect === 'postgres' ? new GraphileJobQueue(ctx, opts.graphile) : new SqliteJobQueue(ctx, opts.sqlite);
+}
+
+export type { CronItem, JobInfo, JobQueue, JobSpec, TaskHandler, TaskList } from './port';

@@ -1,0 +1,95 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { metrics } from '../../telemetry/metrics';
+import { createDestinationAction, createSyncAction, decideRunAction, runSyncAction, testDestinationAction } from './actions';
+import { bearerToken, configuredToken, tokenMatches, TOKEN_HELP, type AdminDeps } from './auth';
+import { errorResponse, parseOr400 } from './errors';
+import { openApiDocument } from './openapi';
+import {
+  readCohorts,
+  readDeadLetters,
+  readDestination,
+  readDestinations,
+  readRun,
+  readRunRecords,
+  readRunsOfSync,
+  readStream,
+  readStreams,
+  readSync,
+  readSyncs,
+} from './queries';
+import { deadLettersQuery, idParam, recordsQuery, runsQuery } from './schemas';
+
+export const API_PREFIX = '/api/v1';
+
+/**
+ * The admin API under /api/v1: bearer-token auth on every route but the OpenAPI document,
+ * zod-validated input, JSON errors `{error, message}`. Reads query the tables directly;
+ * actions call the owning modules (see actions.ts).
+ */
+export async function registerApi(app: FastifyInstance, deps: AdminDeps): Promise<void> {
+  await app.register(
+    async (api) => {
+      api.setErrorHandler((err, _req, reply) => {
+        const { status, body } = errorResponse(err);
+        void reply.code(status).type('application/json').send(body);
+      });
+      api.setNotFoundHandler((req, reply) => {
+        void reply.code(404).send({ error: 'not_found', message: `no API route ${req.method} ${req.url.split('?')[0]}` });
+      });
+      api.addHook('onResponse', async (req, reply) => {
+        metrics.apiRequests.inc({ route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
+      });
+      api.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+        if (req.routeOptions.url === `${API_PREFIX}/openapi.json`) return;
+        const token = configuredToken(deps);
+        if (!token) return reply.code(503).send({ error: 'admin_token_not_configured', message: TOKEN_HELP });
+        if (!tokenMatches(bearerToken(req), token)) {
+          return reply
+            .code(401)
+            .header('www-authenticate', 'Bearer realm="ampsignal"')
+            .send({ error: 'unauthorized', message: 'send the admin token as `Authorization: Bearer <token>` (AMPSIGNAL_ADMIN_TOKEN)' });
+        }
+      });
+
+      api.get('/openapi.json', async () => openApiDocument());
+
+      const { ctx } = deps;
+      api.get('/destinations', async () => ({ destinations: await readDestinations(ctx) }));
+      api.get('/destinations/:id', async (req) => readDestination(ctx, parseOr400(idParam, req.params, 'path').id));
+      api.get('/cohorts', async () => ({ cohorts: await readCohorts(ctx) }));
+      api.get('/syncs', async () => ({ syncs: await readSyncs(ctx) }));
+      api.get('/syncs/:id', async (req) => readSync(ctx, parseOr400(idParam, req.params, 'path').id));
+      api.get('/syncs/:id/runs', async (req) => {
+        const { id } = parseOr400(idParam, req.params, 'path');
+        const q = parseOr400(runsQuery, req.query, 'query');
+        return { runs: await readRunsOfSync(ctx, id, q) };
+      });
+      api.get('/runs/:id', async (req) => readRun(ctx, parseOr400(idParam, req.params, 'path').id));
+      api.get('/runs/:id/records', async (req) => {
+        const { id } = parseOr400(idParam, req.params, 'path');
+        const q = parseOr400(recordsQuery, req.query, 'query');
+        return { records: await readRunRecords(ctx, id, q) };
+      });
+      api.get('/streams', async () => ({ streams: await readStreams(ctx) }));
+      api.get('/streams/:id', async (req) => readStream(ctx, parseOr400(idParam, req.params, 'path').id));
+      api.get('/dead-letters', async (req) => {
+        const q = parseOr400(deadLettersQuery, req.query, 'query');
+        return { dead_letters: await readDeadLetters(ctx, { streamId: q.stream, limit: q.limit, before: q.before }) };
+      });
+
+      api.post('/destinations', async (req, reply) => reply.code(201).send(await createDestinationAction(ctx, req.body)));
+      api.post('/destinations/:id/test', async (req) =>
+        testDestinationAction(ctx, parseOr400(idParam, req.params, 'path').id),
+      );
+      api.post('/syncs', async (req, reply) => reply.code(201).send(await createSyncAction(ctx, req.body)));
+      api.post('/syncs/:id/run', async (req, reply) => {
+        const { id } = parseOr400(idParam, req.params, 'path');
+        const r = await runSyncAction(deps, id, req.body ?? {});
+        return reply.code(r.status).send(r.body);
+      });
+      api.post('/runs/:id/approve', async (req) => decideRunAction(deps, parseOr400(idParam, req.params, 'path').id, 'approve'));
+      api.post('/runs/:id/reject', async (req) => decideRunAction(deps, parseOr400(idParam, req.params, 'path').id, 'reject'));
+    },
+    { prefix: API_PREFIX },
+  );
+}

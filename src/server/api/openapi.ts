@@ -1,0 +1,146 @@
+import { z } from 'zod';
+import { destinationInputSchema } from '../../connectors/onesignal/destinations';
+import { createSyncBody, deadLettersQuery, recordsQuery, runSyncBody, runsQuery } from './schemas';
+
+/**
+ * The OpenAPI 3.1 document of /api/v1. Request shapes come from the same zod schemas the
+ * handlers validate with (z.toJSONSchema), so the document cannot drift from the checks.
+ */
+
+type Json = Record<string, unknown>;
+
+const bodySchema = (s: z.ZodType): Json => z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' }) as Json;
+
+function queryParams(s: z.ZodObject): Json[] {
+  const schema = z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' }) as { properties?: Record<string, Json> };
+  return Object.entries(schema.properties ?? {}).map(([name, p]) => ({ name, in: 'query', required: false, schema: p }));
+}
+
+const idPath = (what: string): Json => ({ name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: `${what} id` });
+
+const errorSchema = {
+  type: 'object',
+  required: ['error', 'message'],
+  properties: { error: { type: 'string', description: 'catalogue code, e.g. invalid_input, not_found, unauthorized' }, message: { type: 'string' } },
+};
+
+const errors = (...codes: number[]): Json =>
+  Object.fromEntries(
+    codes.map((c) => [String(c), { description: 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }]),
+  );
+
+const ok = (description: string, ref?: string, status = '200'): Json => ({
+  [status]: {
+    description,
+    content: { 'application/json': { schema: ref ? { $ref: `#/components/schemas/${ref}` } : { type: 'object' } } },
+  },
+});
+
+function op(summary: string, extra: Json): Json {
+  return { summary, security: [{ bearer: [] }], ...extra };
+}
+
+const jsonBody = (s: z.ZodType): Json => ({ required: true, content: { 'application/json': { schema: bodySchema(s) } } });
+
+const counters = ['members', 'added', 'removed', 'unchanged', 'skipped_anonymous', 'delivered', 'not_found', 'failed', 'pending', 'requests'];
+
+let cached: Json | undefined;
+
+export function openApiDocument(): Json {
+  cached ??= {
+    openapi: '3.1.0',
+    info: {
+      title: 'ampsignal admin API',
+      version: '1',
+      description:
+        'Admin API of ampsignal. Every operation but this document needs `Authorization: Bearer <AMPSIGNAL_ADMIN_TOKEN>`. ' +
+        'Errors are JSON `{error, message}`. API keys and webhook secrets are never returned.',
+    },
+    servers: [{ url: '/api/v1' }],
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      schemas: {
+        Error: errorSchema,
+        Run: {
+          type: 'object',
+          properties: {
+            id: { type: 'string' },
+            sync_id: { type: 'string' },
+            status: { type: 'string', enum: ['running', 'completed', 'failed', 'held', 'rejected', 'dry_run'] },
+            trigger: { type: 'string' },
+            dry_run: { type: 'boolean' },
+            ...Object.fromEntries(counters.map((c) => [c, { type: 'integer' }])),
+            error: { type: ['string', 'null'] },
+            hold_reason: { type: ['string', 'null'] },
+            started_at: { type: 'integer', description: 'epoch ms' },
+            finished_at: { type: ['integer', 'null'] },
+          },
+          description: 'Counters add up: added + removed = delivered + not_found + failed + pending.',
+        },
+      },
+    },
+    paths: {
+      '/destinations': {
+        get: op('List OneSignal destinations (never their keys)', { responses: { ...ok('destinations'), ...errors(401, 503) } }),
+        post: op('Create a OneSignal destination', {
+          requestBody: jsonBody(destinationInputSchema),
+          responses: { ...ok('the destination', undefined, '201'), ...errors(400, 401, 409, 503) },
+        }),
+      },
+      '/destinations/{id}': {
+        get: op('One destination', { parameters: [idPath('destination')], responses: { ...ok('destination'), ...errors(401, 404) } }),
+      },
+      '/destinations/{id}/test': {
+        post: op('Test the destination credentials against OneSignal', {
+          parameters: [idPath('destination')],
+          responses: { ...ok('`{ok, message, error?}`: a refused key is ok=false, not an HTTP error'), ...errors(401, 404) },
+        }),
+      },
+      '/cohorts': { get: op('List cohorts', { responses: { ...ok('cohorts'), ...errors(401) } }) },
+      '/syncs': {
+        get: op('List syncs with their last run', { responses: { ...ok('syncs'), ...errors(401) } }),
+        post: op('Create a sync (cohort × destination, cadence)', {
+          requestBody: jsonBody(createSyncBody),
+          responses: { ...ok('the sync', undefined, '201'), ...errors(400, 401, 404, 409) },
+        }),
+      },
+      '/syncs/{id}': { get: op('One sync', { parameters: [idPath('sync')], responses: { ...ok('sync'), ...errors(401, 404) } }) },
+      '/syncs/{id}/runs': {
+        get: op('Run history of a sync, newest first', {
+          parameters: [idPath('sync'), ...queryParams(runsQuery)],
+          responses: { ...ok('`{runs: Run[]}`'), ...errors(400, 401, 404) },
+        }),
+      },
+      '/syncs/{id}/run': {
+        post: op('Run a sync now: enqueued when a job queue runs, else inline (202 while in progress)', {
+          parameters: [idPath('sync')],
+          requestBody: { required: false, content: { 'application/json': { schema: bodySchema(runSyncBody) } } },
+          responses: { ...ok('finished run'), '202': { description: 'queued or in progress' }, ...errors(400, 401, 404, 409) },
+        }),
+      },
+      '/runs/{id}': { get: op('One run with its counters', { parameters: [idPath('run')], responses: { ...ok('run', 'Run'), ...errors(401, 404) } }) },
+      '/runs/{id}/records': {
+        get: op('Per-record outcomes of a run (failed, not_found) with reasons', {
+          parameters: [idPath('run'), ...queryParams(recordsQuery)],
+          responses: { ...ok('`{records}`'), ...errors(400, 401, 404) },
+        }),
+      },
+      '/runs/{id}/approve': {
+        post: op('Approve a held run (guard): its removals go ahead', { parameters: [idPath('run')], responses: { ...ok('run', 'Run'), ...errors(401, 404, 409) } }),
+      },
+      '/runs/{id}/reject': {
+        post: op('Reject a held run: the ledger is left untouched', { parameters: [idPath('run')], responses: { ...ok('run', 'Run'), ...errors(401, 404, 409) } }),
+      },
+      '/streams': { get: op('List event streams with counters', { responses: { ...ok('streams'), ...errors(401) } }) },
+      '/streams/{id}': { get: op('One stream with counters', { parameters: [idPath('stream')], responses: { ...ok('stream'), ...errors(401, 404) } }) },
+      '/dead-letters': {
+        get: op('Events Amplitude refused for good, newest first', {
+          parameters: queryParams(deadLettersQuery),
+          responses: { ...ok('`{dead_letters}`'), ...errors(400, 401, 404) },
+        }),
+      },
+      '/openapi.json': { get: { summary: 'This document (no auth)', responses: ok('OpenAPI 3.1 document') } },
+    },
+  };
+  return cached;
+}

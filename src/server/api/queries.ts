@@ -1,0 +1,448 @@
+import { AmpError } from '../../errors';
+import type { Context } from '../../store';
+import { getRunView } from '../../sync/runs';
+
+/**
+ * Read models shared by the admin API and the web UI. Every query names its columns so an
+ * encrypted key or secret column can never leak into a response by a `select *`.
+ */
+
+const num = (v: unknown): number => Number(v ?? 0);
+
+export interface DestinationRead {
+  id: string;
+  name: string;
+  kind: string;
+  source_id: string | null;
+  app_id: string;
+  api_url: string;
+  tag_key_template: string;
+  external_id_property: string;
+  max_tags_per_user: number;
+  rate_limit_per_second: number;
+  status: string;
+  status_reason: string | null;
+  created_at: number;
+  pending_rows: number;
+}
+
+const destinationColumns = [
+  'destinations.id',
+  'destinations.name',
+  'destinations.kind',
+  'destinations.source_id',
+  'destinations.app_id',
+  'destinations.api_url',
+  'destinations.tag_key_template',
+  'destinations.external_id_property',
+  'destinations.max_tags_per_user',
+  'destinations.rate_limit_per_second',
+  'destinations.status',
+  'destinations.status_reason',
+  'destinations.created_at',
+] as const;
+
+async function pendingByDestination(ctx: Context, ids?: string[]): Promise<Map<string, number>> {
+  let q = ctx.store.db
+    .selectFrom('ledger')
+    .select(['destination_id', (eb) => eb.fn.countAll().as('n')])
+    .whereRef('desired', '<>', 'confirmed')
+    .groupBy('destination_id');
+  if (ids) q = q.where('destination_id', 'in', ids.length ? ids : ['']);
+  const rows = await q.execute();
+  return new Map(rows.map((r) => [r.destination_id, num(r.n)]));
+}
+
+export async function readDestinations(ctx: Context): Promise<DestinationRead[]> {
+  const rows = await ctx.store.db.selectFrom('destinations').select(destinationColumns).orderBy('name').execute();
+  const pending = await pendingByDestination(ctx);
+  return rows.map((r) => ({ ...r, created_at: num(r.created_at), pending_rows: pending.get(r.id) ?? 0 }));
+}
+
+export async function readDestination(ctx: Context, id: string): Promise<DestinationRead> {
+  const r = await ctx.store.db.selectFrom('destinations').select(destinationColumns).where('id', '=', id).executeTakeFirst();
+  if (!r) throw new AmpError('not_found', `no destination with id ${id}`);
+  const pending = await pendingByDestination(ctx, [id]);
+  return { ...r, created_at: num(r.created_at), pending_rows: pending.get(id) ?? 0 };
+}
+
+export interface CohortRead {
+  id: string;
+  source_id: string | null;
+  name: string;
+  origin: string;
+  size: number | null;
+  last_computed: number | null;
+  created_at: number;
+  updated_at: number;
+  sync_ids: string[];
+}
+
+export async function readCohorts(ctx: Context): Promise<CohortRead[]> {
+  const rows = await ctx.store.db
+    .selectFrom('cohorts')
+    .select(['id', 'source_id', 'name', 'origin', 'size', 'last_computed', 'created_at', 'updated_at'])
+    .orderBy('name')
+    .orderBy('id')
+    .execute();
+  const syncs = await ctx.store.db.selectFrom('syncs').select(['id', 'cohort_id']).orderBy('created_at').execute();
+  const byCohort = new Map<string, string[]>();
+  for (const s of syncs) byCohort.set(s.cohort_id, [...(byCohort.get(s.cohort_id) ?? []), s.id]);
+  return rows.map((r) => ({
+    ...r,
+    size: r.size === null ? null : num(r.size),
+    last_computed: r.last_computed === null ? null : num(r.last_computed),
+    created_at: num(r.created_at),
+    updated_at: num(r.updated_at),
+    sync_ids: byCohort.get(r.id) ?? [],
+  }));
+}
+
+export async function readCohort(ctx: Context, id: string): Promise<CohortRead> {
+  const found = (await readCohorts(ctx)).find((c) => c.id === id);
+  if (!found) throw new AmpError('not_found', `no cohort with id ${id}`);
+  return found;
+}
+
+export interface SyncRead {
+  id: string;
+  cohort_id: string;
+  cohort_name: string | null;
+  destination_id: string;
+  destination_name: string | null;
+  cadence: string;
+  tag_key: string;
+  external_id_property: string;
+  segment_id: string | null;
+  segment_error: string | null;
+  guard_threshold: number;
+  status: string;
+  next_run_at: number | null;
+  created_at: number;
+  last_run: { id: string; status: string; started_at: number; finished_at: number | null } | null;
+}
+
+async function querySyncs(ctx: Context, id?: string): Promise<SyncRead[]> {
+  let q = ctx.store.db
+    .selectFrom('syncs')
+    .leftJoin('cohorts', 'cohorts.id', 'syncs.cohort_id')
+    .leftJoin('destinations', 'destinations.id', 'syncs.destination_id')
+    .select([
+      'syncs.id',
+      'syncs.cohort_id',
+      'cohorts.name as cohort_name',
+      'syncs.destination_id',
+      'destinations.name as destination_name',
+      'syncs.cadence',
+      'syncs.tag_key',
+      'syncs.external_id_property',
+      'syncs.segment_id',
+      'syncs.segment_error',
+      'syncs.guard_threshold',
+      'syncs.status',
+      'syncs.next_run_at',
+      'syncs.created_at',
+      // The newest run by start time, rather than last_run_id, so a run still in progress shows.
+      (eb) =>
+        eb
+          .selectFrom('runs')
+          .select('runs.id')
+          .whereRef('runs.sync_id', '=', 'syncs.id')
+          .orderBy('runs.started_at', 'desc')
+          .orderBy('runs.id', 'desc')
+          .limit(1)
+          .as('last_run_id'),
+    ])
+    .orderBy('syncs.created_at')
+    .orderBy('syncs.id');
+  if (id !== undefined) q = q.where('syncs.id', '=', id);
+  const rows = await q.execute();
+  const runIds = rows.map((r) => r.last_run_id).filter((x): x is string => typeof x === 'string');
+  const runs = runIds.length
+    ? await ctx.store.db
+        .selectFrom('runs')
+        .select(['id', 'status', 'started_at', 'finished_at'])
+        .where('id', 'in', runIds)
+        .execute()
+    : [];
+  const runById = new Map(runs.map((r) => [r.id, r]));
+  return rows.map(({ last_run_id, ...r }) => {
+    const run = last_run_id ? runById.get(last_run_id) : undefined;
+    return {
+      ...r,
+      guard_threshold: num(r.guard_threshold),
+      next_run_at: r.next_run_at === null ? null : num(r.next_run_at),
+      created_at: num(r.created_at),
+      last_run: run
+        ? {
+            id: run.id,
+            status: run.status,
+            started_at: num(run.started_at),
+            finished_at: run.finished_at === null ? null : num(run.finished_at),
+          }
+        : null,
+    };
+  });
+}
+
+export const readSyncs = (ctx: Context): Promise<SyncRead[]> => querySyncs(ctx);
+
+export async function readSync(ctx: Context, id: string): Promise<SyncRead> {
+  const [row] = await querySyncs(ctx, id);
+  if (!row) throw new AmpError('not_found', `no sync with id ${id}`);
+  return row;
+}
+
+export interface RunRead {
+  id: string;
+  sync_id: string;
+  status: string;
+  trigger: string;
+  dry_run: boolean;
+  members: number;
+  added: number;
+  removed: number;
+  unchanged: number;
+  skipped_anonymous: number;
+  delivered: number;
+  not_found: number;
+  failed: number;
+  pending: number;
+  requests: number;
+  error: string | null;
+  hold_reason: string | null;
+  sample: unknown;
+  started_at: number;
+  finished_at: number | null;
+}
+
+const runColumns = [
+  'id',
+  'sync_id',
+  'status',
+  'trigger',
+  'dry_run',
+  'members',
+  'added',
+  'removed',
+  'unchanged',
+  'skipped_anonymous',
+  'delivered',
+  'not_found',
+  'failed',
+  'pending',
+  'requests',
+  'error',
+  'hold_reason',
+  'sample',
+  'started_at',
+  'finished_at',
+] as const;
+
+type RunRow = Record<(typeof runColumns)[number], unknown>;
+
+function parseJson(text: unknown): unknown {
+  if (typeof text !== 'string') return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function toRun(r: RunRow): RunRead {
+  return {
+    id: String(r.id),
+    sync_id: String(r.sync_id),
+    status: String(r.status),
+    trigger: String(r.trigger),
+    dry_run: num(r.dry_run) === 1,
+    members: num(r.members),
+    added: num(r.added),
+    removed: num(r.removed),
+    unchanged: num(r.unchanged),
+    skipped_anonymous: num(r.skipped_anonymous),
+    delivered: num(r.delivered),
+    not_found: num(r.not_found),
+    failed: num(r.failed),
+    pending: num(r.pending),
+    requests: num(r.requests),
+    error: (r.error as string | null) ?? null,
+    hold_reason: (r.hold_reason as string | null) ?? null,
+    sample: parseJson(r.sample),
+    started_at: num(r.started_at),
+    finished_at: r.finished_at === null || r.finished_at === undefined ? null : num(r.finished_at),
+  };
+}
+
+export async function readRunsOfSync(
+  ctx: Context,
+  syncId: string,
+  opts: { limit: number; before?: number },
+): Promise<RunRead[]> {
+  await readSync(ctx, syncId);
+  let q = ctx.store.db
+    .selectFrom('runs')
+    .select(runColumns)
+    .where('sync_id', '=', syncId)
+    .orderBy('started_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(opts.limit);
+  if (opts.before !== undefined) q = q.where('started_at', '<', opts.before);
+  return (await q.execute()).map((r) => toRun(r as RunRow));
+}
+
+/** One run; the engine's view, whose counters are live from the ledger while it delivers. */
+export async function readRun(ctx: Context, id: string): Promise<RunRead> {
+  return getRunView(ctx, id);
+}
+
+export type RecordOutcome = 'failed' | 'not_found';
+
+export interface RunRecordRead {
+  external_id: string;
+  outcome: string;
+  /** add: the run put the cohort tag on this user; remove: it took the tag off. */
+  change: 'add' | 'remove';
+  error: string | null;
+  attempts: number;
+  updated_at: number;
+}
+
+/**
+ * Per-record outcomes of a run, from the ledger rows it last changed. A later run that changes a
+ * user's membership again takes the row over, so an old run only keeps rows nobody touched since.
+ */
+export async function readRunRecords(
+  ctx: Context,
+  runId: string,
+  opts: { outcome?: RecordOutcome; limit: number; after?: string },
+): Promise<RunRecordRead[]> {
+  await readRun(ctx, runId);
+  let q = ctx.store.db
+    .selectFrom('ledger')
+    .select(['external_id', 'outcome', 'desired', 'error', 'attempts', 'updated_at'])
+    .where('run_id', '=', runId)
+    .where('outcome', 'in', opts.outcome ? [opts.outcome] : ['failed', 'not_found'])
+    .orderBy('external_id')
+    .limit(opts.limit);
+  if (opts.after !== undefined) q = q.where('external_id', '>', opts.after);
+  const rows = await q.execute();
+  return rows.map((r) => ({
+    external_id: r.external_id,
+    outcome: String(r.outcome),
+    change: num(r.desired) === 1 ? 'add' : 'remove',
+    error: r.error,
+    attempts: num(r.attempts),
+    updated_at: num(r.updated_at),
+  }));
+}
+
+export interface StreamRead {
+  id: string;
+  name: string;
+  region: string;
+  amplitude_url: string | null;
+  status: string;
+  status_reason: string | null;
+  created_at: number;
+  webhook_path: string;
+  received: number;
+  duplicates: number;
+  forwarded: number;
+  dead_lettered: number;
+  pending: number;
+  /** Events forwarded in the last minute. */
+  forwarded_last_minute: number;
+}
+
+async function queryStreams(ctx: Context, id?: string): Promise<StreamRead[]> {
+  let q = ctx.store.db
+    .selectFrom('streams')
+    .select(['id', 'name', 'region', 'amplitude_url', 'status', 'status_reason', 'created_at', 'duplicates'])
+    .orderBy('name');
+  if (id !== undefined) q = q.where('id', '=', id);
+  const streams = await q.execute();
+  if (!streams.length) return [];
+  const ids = streams.map((s) => s.id);
+  const counts = await ctx.store.db
+    .selectFrom('stream_events')
+    .select(['stream_id', 'status', (eb) => eb.fn.countAll().as('n')])
+    .where('stream_id', 'in', ids)
+    .groupBy(['stream_id', 'status'])
+    .execute();
+  const since = Date.now() - 60_000;
+  const recent = await ctx.store.db
+    .selectFrom('stream_events')
+    .select(['stream_id', (eb) => eb.fn.countAll().as('n')])
+    .where('stream_id', 'in', ids)
+    .where('status', '=', 'forwarded')
+    .where('forwarded_at', '>=', since)
+    .groupBy('stream_id')
+    .execute();
+  const count = (sid: string, status: string) =>
+    num(counts.find((c) => c.stream_id === sid && c.status === status)?.n);
+  return streams.map((s) => {
+    const forwarded = count(s.id, 'forwarded');
+    const dead = count(s.id, 'dead');
+    const pending = count(s.id, 'pending');
+    return {
+      id: s.id,
+      name: s.name,
+      region: s.region,
+      amplitude_url: s.amplitude_url,
+      status: s.status,
+      status_reason: s.status_reason,
+      created_at: num(s.created_at),
+      webhook_path: `/hooks/onesignal/events/${encodeURIComponent(s.id)}`,
+      received: forwarded + dead + pending,
+      duplicates: num(s.duplicates),
+      forwarded,
+      dead_lettered: dead,
+      pending,
+      forwarded_last_minute: num(recent.find((r) => r.stream_id === s.id)?.n),
+    };
+  });
+}
+
+export const readStreams = (ctx: Context): Promise<StreamRead[]> => queryStreams(ctx);
+
+export async function readStream(ctx: Context, id: string): Promise<StreamRead> {
+  const [row] = await queryStreams(ctx, id);
+  if (!row) throw new AmpError('not_found', `no stream with id ${id}`);
+  return row;
+}
+
+export interface DeadLetterRead {
+  id: number;
+  stream_id: string;
+  event_id: string;
+  kind: string;
+  reason: string | null;
+  attempts: number;
+  received_at: number;
+  event: unknown;
+}
+
+export async function readDeadLetters(
+  ctx: Context,
+  opts: { streamId?: string; limit: number; before?: number },
+): Promise<DeadLetterRead[]> {
+  if (opts.streamId !== undefined) await readStream(ctx, opts.streamId);
+  let q = ctx.store.db
+    .selectFrom('stream_events')
+    .select(['id', 'stream_id', 'event_id', 'kind', 'reason', 'attempts', 'received_at', 'payload'])
+    .where('status', '=', 'dead')
+    .orderBy('id', 'desc')
+    .limit(opts.limit);
+  if (opts.streamId !== undefined) q = q.where('stream_id', '=', opts.streamId);
+  if (opts.before !== undefined) q = q.where('id', '<', opts.before);
+  const rows = await q.execute();
+  return rows.map(({ payload, ...r }) => ({
+    ...r,
+    id: num(r.id),
+    attempts: num(r.attempts),
+    received_at: num(r.received_at),
+    event: parseJson(payload),
+  }));
+}

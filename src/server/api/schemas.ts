@@ -1,0 +1,41 @@
+import { z } from 'zod';
+
+/** Ids are our own prefixed ids or vendor ids (cohort ids); anything printable and short. */
+export const idParam = z.object({
+  id: z.string().trim().min(1, 'an id is required').max(200, 'at most 200 characters').regex(/^[\w.:-]+$/, 'must be an id such as dst_Ab3…'),
+});
+
+const intString = (min: number, max: number) =>
+  z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(min, `must be at least ${min}`).max(max, `must be at most ${max}`);
+
+export const runsQuery = z.object({
+  limit: intString(1, 500).default(50),
+  /** Cursor: runs started before this epoch-ms time. */
+  before: intString(0, Number.MAX_SAFE_INTEGER).optional(),
+});
+
+export const recordsQuery = z.object({
+  outcome: z.enum(['failed', 'not_found'], { error: 'must be failed or not_found' }).optional(),
+  limit: intString(1, 1000).default(100),
+  /** Cursor: records whose external id sorts after this one. */
+  after: z.string().max(1000).optional(),
+});
+
+export const deadLettersQuery = z.object({
+  stream: idParam.shape.id.optional(),
+  limit: intString(1, 1000).default(100),
+  /** Cursor: dead letters with an id below this one. */
+  before: intString(0, Number.MAX_SAFE_INTEGER).optional(),
+});
+
+export const CADENCES = ['manual', 'once', 'hourly', 'daily', 'realtime'] as const;
+
+export const createSyncBody = z.object({
+  cohort_id: idParam.shape.id,
+  destination_id: idParam.shape.id,
+  cadence: z.enum(CADENCES, { error: `must be one of ${CADENCES.join(', ')}` }).default('manual'),
+});
+
+export const runSyncBody = z
+  .object({ dry_run: z.boolean({ error: 'must be true or false' }).default(false) })
+  .default({ dry_run: false });

@@ -1,0 +1,54 @@
+/** The UI's whole stylesheet: small, hand-written, served at /assets/style.css (CSP: no inline styles). */
+export const STYLESHEET = `
+:root{--fg:#1c2430;--muted:#5b6777;--bg:#f6f7f9;--card:#fff;--line:#dde2e8;--accent:#3b5bdb;--ok:#237a3b;--bad:#b42318;--warn:#9a6700;
+font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg);line-height:1.45}
+*{box-sizing:border-box}
+body{margin:0}
+a{color:var(--accent)}
+header.top{background:#141b2d;color:#fff;padding:.6rem 1.5rem;display:flex;gap:1.5rem;align-items:center;flex-wrap:wrap}
+header.top .brand{font-weight:700;letter-spacing:.02em;color:#fff;text-decoration:none;font-size:1.1rem}
+header.top nav ul{list-style:none;display:flex;gap:1rem;margin:0;padding:0;flex-wrap:wrap}
+header.top nav a{color:#c9d3ff;text-decoration:none;padding:.2rem .1rem}
+header.top nav a[aria-current=page]{color:#fff;border-bottom:2px solid #fff}
+header.top form{margin-left:auto}
+main{max-width:1100px;margin:0 auto;padding:1.25rem 1.5rem 3rem}
+h1{font-size:1.5rem;margin:.5rem 0 1rem}
+h2{font-size:1.15rem;margin:1.5rem 0 .6rem}
+section.card,.card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:1rem 1.25rem;margin-bottom:1rem}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(260px,1fr));gap:1rem}
+table{border-collapse:collapse;width:100%;background:var(--card);font-size:.92rem}
+th,td{border-bottom:1px solid var(--line);padding:.45rem .6rem;text-align:left;vertical-align:top}
+th{background:#eef1f5;font-weight:600}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+.muted{color:var(--muted)}
+.badge{display:inline-block;padding:.05rem .5rem;border-radius:999px;font-size:.8rem;font-weight:600;background:#e7eaf0}
+.badge.completed,.badge.active,.badge.ok{background:#dcf3e3;color:var(--ok)}
+.badge.failed,.badge.paused,.badge.rejected{background:#fde4e1;color:var(--bad)}
+.badge.held,.badge.running{background:#fff3cd;color:var(--warn)}
+form.stack{display:grid;gap:.9rem;max-width:560px}
+.field{display:grid;gap:.25rem}
+.field label{font-weight:600}
+.field small{color:var(--muted)}
+input,select,button{font:inherit}
+input,select{padding:.45rem .55rem;border:1px solid #b8c0cc;border-radius:6px;background:#fff}
+.invalid input,.invalid select{border-color:var(--bad)}
+.error{color:var(--bad);margin:0;font-size:.9rem}
+button,.button{display:inline-block;padding:.45rem .9rem;border-radius:6px;border:1px solid var(--accent);background:var(--accent);color:#fff;cursor:pointer;text-decoration:none}
+button.secondary,.button.secondary{background:#fff;color:var(--accent)}
+button.danger{background:var(--bad);border-color:var(--bad)}
+.actions{display:flex;gap:.6rem;align-items:center;flex-wrap:wrap}
+.inline-form{display:flex;gap:.5rem;align-items:end;flex-wrap:wrap}
+.inline-form .field{min-width:150px}
+.result{margin:.25rem 0 0;padding:.5rem .75rem;border-radius:6px}
+.result.ok{background:#dcf3e3;color:var(--ok)}
+.result.bad{background:#fde4e1;color:var(--bad)}
+.notice{background:#e8eefc;border:1px solid #c5d3f6;padding:.6rem .9rem;border-radius:6px;margin-bottom:1rem}
+.alert{background:#fde4e1;border:1px solid #f4b9b2;padding:.6rem .9rem;border-radius:6px;margin-bottom:1rem;color:var(--bad)}
+dl.counters{display:grid;grid-template-columns:repeat(auto-fit,minmax(120px,1fr));gap:.6rem;margin:0}
+dl.counters div{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:.5rem .7rem}
+dl.counters dt{font-size:.8rem;color:var(--muted)}
+dl.counters dd{margin:0;font-size:1.35rem;font-weight:650;font-variant-numeric:tabular-nums}
+code{background:#eef1f5;padding:.05rem .3rem;border-radius:4px;font-size:.88em}
+.htmx-request.htmx-indicator,.htmx-request .htmx-indicator{display:inline}
+.htmx-indicator{display:none}
+`;

@@ -1,0 +1,193 @@
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { parse } from 'csv-parse';
+import { sql } from 'kysely';
+import { AmpError, toAmpError } from '../errors';
+import { newId } from '../ids';
+import type { Context } from '../store';
+
+export interface ImportReport {
+  cohort_id: string;
+  name: string;
+  /** Distinct members now in the cohort's snapshot. */
+  members: number;
+  /** Blank rows (no id: anonymous users), counted and skipped. */
+  blank: number;
+  /** Ids repeated in the file (after trimming), counted once. */
+  duplicates: number;
+  /** Ids that had leading/trailing whitespace, trimmed. */
+  trimmed: number;
+  replaced: boolean;
+}
+
+const BATCH = 5000;
+
+/**
+ * Streams the ids of a cohort file: a CSV whose header has a `user_id` column (other columns
+ * ignored), or a plain file with one id per line (first line without a comma and not a header).
+ */
+async function* readIds(path: string): AsyncGenerator<string> {
+  const firstLine = await readFirstLine(path);
+  const header = firstLine.replace(/^\uFEFF/, '');
+  const looksCsv = header.includes(',') || header.trim().replace(/^"|"$/g, '').toLowerCase() === 'user_id';
+  if (!looksCsv) {
+    const rl = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
+    let first = true;
+    for await (const line of rl) {
+      yield first ? line.replace(/^\uFEFF/, '') : line;
+      first = false;
+    }
+    return;
+  }
+  const parser = createReadStream(path).pipe(
+    parse({ bom: true, relax_column_count: true, skip_empty_lines: false, trim: false }),
+  );
+  let col = -1;
+  for await (const rec of parser as AsyncIterable<string[]>) {
+    if (col < 0) {
+      const cols = rec.map((c) => c.trim());
+      col = cols.findIndex((c) => c.toLowerCase() === 'user_id');
+      if (col < 0) {
+        parser.destroy();
+        throw new AmpError('invalid_input', `${path}: the CSV header has no user_id column (found: ${cols.map((c) => JSON.stringify(c)).join(', ')})`);
+      }
+      continue;
+    }
+    yield rec[col] ?? '';
+  }
+}
+
+async function readFirstLine(path: string): Promise<string> {
+  const rl = createInterface({ input: createReadStream(path, { encoding: 'utf8', end: 64 * 1024 }), crlfDelay: Infinity });
+  for await (const line of rl) {
+    rl.close();
+    return line;
+  }
+  return '';
+}
+
+/**
+ * Imports (or re-imports, same id) a cohort's membership from a file. The cohort row and its
+ * members are replaced in ONE transaction: a bad file leaves the previous snapshot intact.
+ * Duplicates are absorbed by the (cohort_id, external_id) primary key and counted from the
+ * rows the database actually inserted, so memory stays flat for million-row files.
+ */
+export async function importCohortFile(ctx: Context, input: { file: string; name: string; id?: string }): Promise<ImportReport> {
+  if (!existsSync(input.file) || !statSync(input.file).isFile()) {
+    throw new AmpError('invalid_input', `cannot read ${input.file}: no such file`);
+  }
+  const name = input.name.trim();
+  if (!name) throw new AmpError('invalid_input', '--name must not be blank');
+  const id = input.id?.trim() || newId('coh');
+  const db = ctx.store.db;
+  const existing = await db.selectFrom('cohorts').select(['id', 'origin']).where('id', '=', id).executeTakeFirst();
+  if (existing && existing.origin !== 'file') {
+    throw new AmpError('conflict', `cohort ${id} comes from ${existing.origin}, not a file; pick another --id`);
+  }
+  const now = Date.now();
+  let nonBlank = 0;
+  let blank = 0;
+  let trimmed = 0;
+  let inserted = 0;
+
+  const consume = async (insert: (ids: string[]) => Promise<number> | number) => {
+    let buf: string[] = [];
+    for await (const raw of readIds(input.file)) {
+      const v = raw.trim();
+      if (!v) {
+        blank++;
+        continue;
+      }
+      if (v !== raw) trimmed++;
+      nonBlank++;
+      buf.push(v);
+      if (buf.length >= BATCH) {
+        inserted += await insert(buf);
+        buf = [];
+      }
+    }
+    if (buf.length) inserted += await insert(buf);
+  };
+
+  const upsertCohort = async (exec: (q: ReturnType<typeof sql>) => Promise<unknown>) => {
+    await exec(sql`INSERT INTO cohorts (id, source_id, name, origin, size, last_computed, created_at, updated_at, blank_ids)
+      VALUES (${id}, NULL, ${name}, 'file', 0, ${now}, ${now}, ${now}, 0)
+      ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at`);
+    await exec(sql`DELETE FROM cohort_members WHERE cohort_id = ${id}`);
+  };
+  const finish = async (exec: (q: ReturnType<typeof sql>) => Promise<unknown>) => {
+    await exec(sql`UPDATE cohorts SET size = ${inserted}, blank_ids = ${blank}, last_computed = ${now}, updated_at = ${now} WHERE id = ${id}`);
+  };
+
+  const store = ctx.store;
+  if (store.sqlite) {
+    // One explicit transaction on the raw handle around the streamed file; the prepared
+    // statement costs ~1 µs per row. Nothing else runs on this handle meanwhile (CLI command).
+    const h = store.sqlite;
+    const exec = async (q: ReturnType<typeof sql>) => {
+      const c = q.compile(db);
+      h.prepare(c.sql).run(...(c.parameters as unknown[]));
+    };
+    const stmt = h.prepare('INSERT OR IGNORE INTO cohort_members (cohort_id, external_id) VALUES (?, ?)');
+    h.exec('BEGIN IMMEDIATE');
+    try {
+      await upsertCohort(exec);
+      await consume((ids) => {
+        let n = 0;
+        for (const v of ids) n += stmt.run(id, v).changes;
+        return n;
+      });
+      await finish(exec);
+      h.exec('COMMIT');
+    } catch (e) {
+      if (h.inTransaction) h.exec('ROLLBACK');
+      throw toAmpError(e);
+    }
+  } else {
+    try {
+      await db.transaction().execute(async (trx) => {
+        const exec = (q: ReturnType<typeof sql>) => q.execute(trx);
+        await upsertCohort(exec);
+        await consume(async (ids) => {
+          const r = await sql`INSERT INTO cohort_members (cohort_id, external_id) SELECT ${id}, x FROM unnest(${ids}::text[]) AS t(x) ON CONFLICT DO NOTHING`.execute(
+            trx,
+          );
+          return Number(r.numAffectedRows ?? 0);
+        });
+        await finish(exec);
+      });
+    } catch (e) {
+      throw toAmpError(e);
+    }
+  }
+  return { cohort_id: id, name, members: inserted, blank, duplicates: nonBlank - inserted, trimmed, replaced: existing !== undefined };
+}
+
+export interface CohortView {
+  id: string;
+  name: string;
+  origin: string;
+  source_id: string | null;
+  size: number | null;
+  blank_ids: number;
+  last_computed: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export async function listCohorts(ctx: Context, opts: { origin?: string } = {}): Promise<CohortView[]> {
+  let q = ctx.store.db.selectFrom('cohorts').selectAll().orderBy('created_at').orderBy('id');
+  if (opts.origin) q = q.where('origin', '=', opts.origin);
+  const rows = await q.execute();
+  return rows.map((r) => ({
+    id: r.id,
+    name: r.name,
+    origin: r.origin,
+    source_id: r.source_id,
+    size: r.size === null ? null : Number(r.size),
+    blank_ids: Number(r.blank_ids),
+    last_computed: r.last_computed === null ? null : Number(r.last_computed),
+    created_at: Number(r.created_at),
+    updated_at: Number(r.updated_at),
+  }));
+}

@@ -1,0 +1,322 @@
+import { sql } from 'kysely';
+import { AmpError, toAmpError } from '../errors';
+import { newId } from '../ids';
+import type { Context } from '../store';
+import { clientForDestination, getDestination, pauseDestination } from '../connectors/onesignal/destinations';
+import { finalizeRunsOfDestination } from './runs';
+
+/** Users claimed per round; all of a user's pending rows (every sync) come in one claim. */
+const CHUNK_USERS = 1000;
+/** Requests in flight per delivery; the client's per-app limiter does the pacing. */
+const CONCURRENCY = 128;
+/** A claim older than this is presumed abandoned (its worker died) and may be taken again. */
+const LEASE_MS = 5 * 60_000;
+export const MAX_ATTEMPTS = 6;
+const BACKOFF_BASE_MS = 200;
+/** OneSignal: "Please limit your tag updates to 100 per request" (onesignal-api.md §3). */
+const MAX_TAGS_PER_REQUEST = 100;
+/** A pass waits for retries due within this horizon instead of returning with rows pending. */
+const MAX_RETRY_WAIT_MS = 60_000;
+
+interface Claimed {
+  sync_id: string;
+  external_id: string;
+  desired: number;
+  attempts: number;
+}
+
+interface Outcome {
+  syncId: string;
+  externalId: string;
+  sent: number;
+  outcome: 'delivered' | 'not_found' | 'failed' | 'retry';
+  error: string | null;
+  attempts: number;
+  nextAttemptAt: number | null;
+}
+
+export interface DeliverOptions {
+  workerId?: string;
+  signal?: AbortSignal;
+  /** Called after every chunk with the rows resolved so far in this pass. */
+  onProgress?: (p: { done: number }) => void;
+}
+
+/**
+ * Delivers every due pending ledger row of one destination (DESIGN §2–3): rows are claimed with
+ * a lease by a guarded UPDATE (two workers never hold the same row), grouped per user across all
+ * syncs of the destination (one PATCH carries all of a user's tag changes), sent, and
+ * `confirmed` is set only from OneSignal's answer. Then the counters of runs whose rows are all
+ * resolved are finalized.
+ *
+ * A destination_fatal answer (401/403) pauses the destination, leaves every row pending and
+ * rethrows it; callers fail their run with its message.
+ */
+export async function deliverDestination(
+  ctx: Context,
+  destinationId: string,
+  opts: DeliverOptions = {},
+): Promise<{ requests: number; delivered: number; pending: number }> {
+  const workerId = opts.workerId ?? newId('wrk');
+  const dest = await getDestination(ctx, destinationId);
+  if (dest.status === 'paused') {
+    throw new AmpError(
+      'run_state',
+      `destination ${destinationId} is paused: ${dest.status_reason ?? 'no reason given'}; resume it with \`ampsignal destination resume ${destinationId}\``,
+    );
+  }
+  const client = clientForDestination(ctx, dest);
+  const requestsBefore = client.requests;
+  const tagKeys = new Map<string, string>();
+  const loadTagKeys = async () => {
+    const rows = await ctx.store.db.selectFrom('syncs').select(['id', 'tag_key']).where('destination_id', '=', destinationId).execute();
+    for (const r of rows) tagKeys.set(r.id, r.tag_key);
+  };
+  await loadTagKeys();
+
+  let delivered = 0;
+  let done = 0;
+  try {
+    while (!opts.signal?.aborted) {
+      const claimed = await claimChunk(ctx, destinationId, workerId);
+      if (claimed.length === 0) {
+        const next = await nextRetryAt(ctx, destinationId);
+        if (next === null) break;
+        const wait = next - Date.now();
+        if (wait > MAX_RETRY_WAIT_MS) break;
+        // Backoff wait for rows whose retry is due shortly (not a test synchronisation).
+        if (wait > 0) await delay(wait, opts.signal);
+        continue;
+      }
+      if (claimed.some((c) => !tagKeys.has(c.sync_id))) await loadTagKeys();
+      const outcomes = await sendChunk(ctx, client, destinationId, Number(dest.max_tags_per_user), claimed, tagKeys, opts.signal);
+      await writeOutcomes(ctx, workerId, outcomes.results);
+      for (const o of outcomes.results) {
+        if (o.outcome === 'delivered') delivered++;
+        if (o.outcome !== 'retry') done++;
+      }
+      opts.onProgress?.({ done });
+      if (outcomes.fatal) {
+        await pauseDestination(ctx, destinationId, outcomes.fatal.message);
+        throw outcomes.fatal;
+      }
+    }
+  } finally {
+    await releaseLeases(ctx, destinationId, workerId);
+  }
+  await finalizeRunsOfDestination(ctx, destinationId);
+  const pending = await countPending(ctx, destinationId);
+  return { requests: client.requests - requestsBefore, delivered, pending };
+}
+
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+/** Rows waiting to be sent: desired != confirmed, never tried or due for retry, lease free. */
+function dueSql(now: number) {
+  return sql`desired <> confirmed AND (outcome IS NULL OR (outcome = 'retry' AND next_attempt_at <= ${now}))
+    AND (lease_until IS NULL OR lease_until < ${now})`;
+}
+
+async function claimChunk(ctx: Context, destinationId: string, workerId: string): Promise<Claimed[]> {
+  const db = ctx.store.db;
+  const now = Date.now();
+  const users = await sql<{ external_id: string }>`
+    SELECT DISTINCT external_id FROM ledger WHERE destination_id = ${destinationId} AND ${dueSql(now)}
+    ORDER BY external_id LIMIT ${CHUNK_USERS}`.execute(db);
+  if (users.rows.length === 0) return [];
+  const ids = users.rows.map((r) => r.external_id);
+  // The same due-condition guards the UPDATE: under PostgreSQL's row locks a row another worker
+  // claimed between our SELECT and this UPDATE no longer matches, so it is never taken twice.
+  const claimed = await sql<Claimed>`
+    UPDATE ledger SET lease_owner = ${workerId}, lease_until = ${now + LEASE_MS}
+    WHERE destination_id = ${destinationId} AND external_id IN (${sql.join(ids)}) AND ${dueSql(now)}
+    RETURNING sync_id, external_id, desired, attempts`.execute(db);
+  return claimed.rows.map((r) => ({ ...r, desired: Number(r.desired), attempts: Number(r.attempts) }));
+}
+
+async function nextRetryAt(ctx: Context, destinationId: string): Promise<number | null> {
+  const r = await sql<{ t: number | null }>`
+    SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > COALESCE(next_attempt_at, 0) THEN lease_until ELSE COALESCE(next_attempt_at, 0) END) AS t
+    FROM ledger WHERE destination_id = ${destinationId} AND desired <> confirmed
+      AND (outcome IS NULL OR outcome = 'retry')`.execute(ctx.store.db);
+  const t = r.rows[0]?.t;
+  return t === null || t === undefined ? null : Number(t);
+}
+
+async function countPending(ctx: Context, destinationId: string): Promise<number> {
+  const r = await sql<{ n: number }>`
+    SELECT COUNT(*) AS n FROM ledger WHERE destination_id = ${destinationId} AND desired <> confirmed
+      AND (outcome IS NULL OR outcome = 'retry')`.execute(ctx.store.db);
+  return Number(r.rows[0]?.n ?? 0);
+}
+
+async function releaseLeases(ctx: Context, destinationId: string, workerId: string): Promise<void> {
+  await ctx.store.db
+    .updateTable('ledger')
+    .set({ lease_owner: null, lease_until: null })
+    .where('destination_id', '=', destinationId)
+    .where('lease_owner', '=', workerId)
+    .execute();
+}
+
+type Client = ReturnType<typeof clientForDestination>;
+
+async function sendChunk(
+  ctx: Context,
+  client: Client,
+  destinationId: string,
+  maxTagsPerUser: number,
+  claimed: Claimed[],
+  tagKeys: Map<string, string>,
+  signal?: AbortSignal,
+): Promise<{ results: Outcome[]; fatal?: AmpError }> {
+  const byUser = new Map<string, Claimed[]>();
+  for (const c of claimed) {
+    const list = byUser.get(c.external_id);
+    if (list) list.push(c);
+    else byUser.set(c.external_id, [c]);
+  }
+  const users = [...byUser.keys()];
+  const confirmedTags = await confirmedTagCounts(ctx, destinationId, users);
+
+  const results: Outcome[] = [];
+  let fatal: AmpError | undefined;
+  let next = 0;
+  const worker = async () => {
+    while (!fatal && !signal?.aborted) {
+      const i = next++;
+      if (i >= users.length) return;
+      const user = users[i]!;
+      const rows = byUser.get(user)!;
+      const r = await deliverUser(client, user, rows, tagKeys, confirmedTags.get(user) ?? 0, maxTagsPerUser);
+      if (r.fatal) fatal ??= r.fatal;
+      results.push(...r.results);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, users.length) }, worker));
+  return fatal ? { results, fatal } : { results };
+}
+
+async function confirmedTagCounts(ctx: Context, destinationId: string, users: string[]): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const rows = await ctx.store.db
+    .selectFrom('ledger')
+    .select(['external_id', (eb) => eb.fn.countAll<number>().as('n')])
+    .where('destination_id', '=', destinationId)
+    .where('confirmed', '=', 1)
+    .where('external_id', 'in', users)
+    .groupBy('external_id')
+    .execute();
+  for (const r of rows) out.set(r.external_id, Number(r.n));
+  return out;
+}
+
+/**
+ * One user's pending changes on this destination, coalesced: normally one PATCH with every tag
+ * change (≤ 100 keys per request). When the adds would push the user past the plan's tag
+ * budget, the deletes go first in an earlier request (OneSignal refuses new tags at the limit
+ * but accepts deletes, onesignal-api.md §3.2); the client's per-user pacing spaces the two.
+ */
+async function deliverUser(
+  client: Client,
+  user: string,
+  rows: Claimed[],
+  tagKeys: Map<string, string>,
+  confirmedTags: number,
+  maxTagsPerUser: number,
+): Promise<{ results: Outcome[]; fatal?: AmpError }> {
+  const adds = rows.filter((r) => r.desired === 1);
+  const deletes = rows.filter((r) => r.desired === 0);
+  const phases: Claimed[][] =
+    adds.length > 0 && deletes.length > 0 && confirmedTags + adds.length > maxTagsPerUser ? [deletes, adds] : [rows];
+  const requests: Claimed[][] = [];
+  for (const phase of phases) for (let i = 0; i < phase.length; i += MAX_TAGS_PER_REQUEST) requests.push(phase.slice(i, i + MAX_TAGS_PER_REQUEST));
+
+  const results: Outcome[] = [];
+  let failure: AmpError | undefined;
+  for (const batch of requests) {
+    if (failure) {
+      // An earlier request for this user failed; the later one would meet the same fate (or
+      // break the deletes-first order), so it shares the outcome without being sent.
+      results.push(...batch.map((r) => outcomeFor(r, failure!)));
+      continue;
+    }
+    const tags: Record<string, string> = {};
+    for (const r of batch) tags[tagKeys.get(r.sync_id)!] = r.desired === 1 ? '1' : '';
+    try {
+      await client.updateTags(user, tags);
+      results.push(...batch.map((r) => ({ syncId: r.sync_id, externalId: r.external_id, sent: r.desired, outcome: 'delivered' as const, error: null, attempts: r.attempts, nextAttemptAt: null })));
+    } catch (e) {
+      failure = toAmpError(e);
+      if (failure.kind === 'destination_fatal') return { results, fatal: failure };
+      results.push(...batch.map((r) => outcomeFor(r, failure!)));
+    }
+  }
+  return { results };
+}
+
+function outcomeFor(r: Claimed, e: AmpError): Outcome {
+  const base = { syncId: r.sync_id, externalId: r.external_id, sent: r.desired };
+  if (e.kind === 'skip') return { ...base, outcome: 'not_found', error: e.message, attempts: r.attempts, nextAttemptAt: null };
+  if (e.kind === 'terminal') return { ...base, outcome: 'failed', error: e.message, attempts: r.attempts + 1, nextAttemptAt: null };
+  if (e.code === 'rate_limited') {
+    // A 429 is the vendor pacing us, not a fault of this record: it never spends the retry budget.
+    return { ...base, outcome: 'retry', error: e.message, attempts: r.attempts, nextAttemptAt: Date.now() + (e.retryAfterMs ?? 1000) };
+  }
+  const attempts = r.attempts + 1;
+  if (attempts >= MAX_ATTEMPTS) {
+    return { ...base, outcome: 'failed', error: `${e.message} (gave up after ${attempts} attempts)`, attempts, nextAttemptAt: null };
+  }
+  // Short exponential backoff with full jitter: a run with a 10% fault rate still ends in seconds.
+  const backoff = BACKOFF_BASE_MS * 2 ** (attempts - 1);
+  const wait = Math.max(e.retryAfterMs ?? 0, backoff / 2 + Math.random() * backoff);
+  return { ...base, outcome: 'retry', error: e.message, attempts, nextAttemptAt: Date.now() + Math.round(wait) };
+}
+
+/**
+ * Records outcomes and releases the leases. `confirmed` takes the value we sent when OneSignal
+ * acknowledged it (that is what OneSignal now carries, whatever happened meanwhile); outcome
+ * and retry state are written only WHERE desired still equals what we sent, so a webhook delta
+ * that flipped `desired` during the request keeps its fresh pending state and is sent next.
+ */
+async function writeOutcomes(ctx: Context, workerId: string, outcomes: Outcome[]): Promise<void> {
+  if (outcomes.length === 0) return;
+  const now = Date.now();
+  const store = ctx.store;
+  if (store.sqlite) {
+    const h = store.sqlite;
+    const stmt = h.prepare(`UPDATE ledger SET
+        confirmed = CASE WHEN @outcome = 'delivered' THEN @sent ELSE confirmed END,
+        outcome = CASE WHEN desired = @sent THEN @outcome ELSE outcome END,
+        error = CASE WHEN desired = @sent THEN @error ELSE error END,
+        attempts = CASE WHEN desired = @sent THEN @attempts ELSE attempts END,
+        next_attempt_at = CASE WHEN desired = @sent THEN @next ELSE next_attempt_at END,
+        lease_owner = NULL, lease_until = NULL, updated_at = @now
+      WHERE sync_id = @sync AND external_id = @ext AND lease_owner = @worker`);
+    h.transaction((list: Outcome[]) => {
+      for (const o of list) {
+        stmt.run({ outcome: o.outcome, sent: o.sent, error: o.error, attempts: o.attempts, next: o.nextAttemptAt, now, sync: o.syncId, ext: o.externalId, worker: workerId });
+      }
+    })(outcomes);
+    return;
+  }
+  await sql`UPDATE ledger AS l SET
+      confirmed = CASE WHEN v.outcome = 'delivered' THEN v.sent ELSE l.confirmed END,
+      outcome = CASE WHEN l.desired = v.sent THEN v.outcome ELSE l.outcome END,
+      error = CASE WHEN l.desired = v.sent THEN v.error ELSE l.error END,
+      attempts = CASE WHEN l.desired = v.sent THEN v.attempts ELSE l.attempts END,
+      next_attempt_at = CASE WHEN l.desired = v.sent THEN v.next_at ELSE l.next_attempt_at END,
+      lease_owner = NULL, lease_until = NULL, updated_at = ${now}
+    FROM unnest(${outcomes.map((o) => o.syncId)}::text[], ${outcomes.map((o) => o.externalId)}::text[], ${outcomes.map((o) => o.sent)}::int[],
+      ${outcomes.map((o) => o.outcome)}::text[], ${outcomes.map((o) => o.error)}::text[], ${outcomes.map((o) => o.attempts)}::int[],
+      ${outcomes.map((o) => o.nextAttemptAt)}::bigint[]) AS v(sync_id, external_id, sent, outcome, error, attempts, next_at)
+    WHERE l.sync_id = v.sync_id AND l.external_id = v.external_id AND l.lease_owner = ${workerId}`.execute(store.db);
+}

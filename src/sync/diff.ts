@@ -1,0 +1,109 @@
+import { sql, type Kysely } from 'kysely';
+import type { Context } from '../store';
+import type { DB } from '../store/schema';
+
+/**
+ * The snapshot diff, as set algebra in SQL between `staging` (this run's members) and the
+ * ledger (DESIGN §2). Never materialised in JS: every statement below is one pass over an
+ * index, so a million-member snapshot costs a few index scans.
+ *
+ * An add is a member whose ledger row is absent, not desired, or desired but last ended
+ * not_found/failed (re-asserting it is the reconcile retry). A remove is a desired row (or an
+ * undesired one whose removal ended not_found/failed) missing from the snapshot. A row whose
+ * source_ts is newer than the snapshot's (a later webhook delta) is left alone.
+ */
+
+export interface DiffParams {
+  syncId: string;
+  destinationId: string;
+  runId: string;
+  sourceTs: number;
+}
+
+export interface DiffCounts {
+  adds: number;
+  removes: number;
+}
+
+const RETRY_OUTCOMES = sql`('not_found','failed')`;
+
+/** Counts without writing (dry runs). */
+export async function countDiff(ctx: Context, p: DiffParams): Promise<DiffCounts> {
+  const db = ctx.store.db;
+  const adds = await sql<{ n: number }>`
+    SELECT COUNT(*) AS n FROM staging s
+    LEFT JOIN ledger l ON l.sync_id = ${p.syncId} AND l.external_id = s.external_id
+    WHERE s.run_id = ${p.runId}
+      AND (l.external_id IS NULL OR (l.source_ts <= ${p.sourceTs}
+        AND (l.desired = 0 OR (l.confirmed = 0 AND l.outcome IN ${RETRY_OUTCOMES}))))`.execute(db);
+  const removes = await sql<{ n: number }>`
+    SELECT COUNT(*) AS n FROM ledger l
+    WHERE ${removePredicate(p, sql.ref('l.external_id'))}`.execute(db);
+  return { adds: Number(adds.rows[0]?.n ?? 0), removes: Number(removes.rows[0]?.n ?? 0) };
+}
+
+function removePredicate(p: DiffParams, extRef: ReturnType<typeof sql.ref>) {
+  return sql`sync_id = ${p.syncId} AND source_ts <= ${p.sourceTs}
+      AND (desired = 1 OR (confirmed = 1 AND outcome IN ${RETRY_OUTCOMES}))
+      AND NOT EXISTS (SELECT 1 FROM staging s WHERE s.run_id = ${p.runId} AND s.external_id = ${extRef})`;
+}
+
+/** Samples for dry runs and held runs (first N ids of each kind, in id order). */
+export async function sampleDiff(ctx: Context, p: DiffParams, limit = 10): Promise<{ adds: string[]; removes: string[] }> {
+  const db = ctx.store.db;
+  const adds = await sql<{ external_id: string }>`
+    SELECT s.external_id FROM staging s
+    LEFT JOIN ledger l ON l.sync_id = ${p.syncId} AND l.external_id = s.external_id
+    WHERE s.run_id = ${p.runId}
+      AND (l.external_id IS NULL OR (l.source_ts <= ${p.sourceTs}
+        AND (l.desired = 0 OR (l.confirmed = 0 AND l.outcome IN ${RETRY_OUTCOMES}))))
+    ORDER BY s.external_id LIMIT ${limit}`.execute(db);
+  const removes = await sql<{ external_id: string }>`
+    SELECT l.external_id FROM ledger l WHERE ${removePredicate(p, sql.ref('l.external_id'))}
+    ORDER BY l.external_id LIMIT ${limit}`.execute(db);
+  return { adds: adds.rows.map((r) => r.external_id), removes: removes.rows.map((r) => r.external_id) };
+}
+
+/**
+ * Writes the diff into the ledger inside `trx` (the caller's transaction): one upsert for
+ * adds, one guarded UPDATE for removes. Returns the rows actually changed, which are the
+ * run's authoritative added/removed counters. Rows get run_id = this run, outcome = null,
+ * attempts = 0, so delivery picks them up and the run's counters are read from them.
+ */
+export async function applyDiff(trx: Kysely<DB>, p: DiffParams, now = Date.now()): Promise<DiffCounts> {
+  const removes = await sql`
+    UPDATE ledger SET desired = 0, source_ts = ${p.sourceTs}, run_id = ${p.runId}, outcome = ${settledOutcome(0)}, error = NULL,
+      attempts = 0, next_attempt_at = NULL, updated_at = ${now}
+    WHERE ${removePredicate(p, sql.ref('ledger.external_id'))}`.execute(trx);
+  // The WHERE in the SELECT also resolves SQLite's parsing ambiguity of INSERT … SELECT … ON CONFLICT.
+  const adds = await sql`
+    INSERT INTO ledger (sync_id, destination_id, external_id, desired, confirmed, source_ts, run_id, outcome, error,
+      attempts, next_attempt_at, lease_owner, lease_until, updated_at)
+    SELECT ${p.syncId}, ${p.destinationId}, s.external_id, 1, 0, ${p.sourceTs}, ${p.runId}, NULL, NULL, 0, NULL, NULL, NULL, ${now}
+    FROM staging s WHERE s.run_id = ${p.runId}
+    ON CONFLICT (sync_id, external_id) DO UPDATE SET desired = 1, source_ts = excluded.source_ts, run_id = excluded.run_id,
+      outcome = ${settledOutcome(1)}, error = NULL, attempts = 0, next_attempt_at = NULL, updated_at = excluded.updated_at
+    WHERE ledger.source_ts <= excluded.source_ts
+      AND (ledger.desired = 0 OR (ledger.confirmed = 0 AND ledger.outcome IN ${RETRY_OUTCOMES}))`.execute(trx);
+  return { adds: Number(adds.numAffectedRows ?? 0), removes: Number(removes.numAffectedRows ?? 0) };
+}
+
+/**
+ * Outcome of a row whose `desired` becomes `v`: nothing to send when OneSignal already matches
+ * (e.g. removing a user who never got the tag because OneSignal does not know them: that stays
+ * not_found; an add whose removal was never delivered: delivered), else NULL = pending.
+ */
+function settledOutcome(v: 0 | 1) {
+  return sql`CASE WHEN ledger.confirmed = ${sql.lit(v)} THEN (CASE WHEN ledger.outcome = 'not_found' THEN 'not_found' ELSE 'delivered' END) ELSE NULL END`;
+}
+
+/** Members of the sync that OneSignal currently carries (the guard's denominator). */
+export async function countConfirmed(db: Kysely<DB>, syncId: string): Promise<number> {
+  const r = await db
+    .selectFrom('ledger')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('sync_id', '=', syncId)
+    .where('confirmed', '=', 1)
+    .executeTakeFirstOrThrow();
+  return Number(r.n);
+}

@@ -1,0 +1,103 @@
+import { sql } from 'kysely';
+import type { Context } from '../store';
+
+const BATCH = 500;
+
+/**
+ * Applies a membership delta (an Amplitude cohort webhook) to every active sync of the cohort:
+ * sets `desired`, never `confirmed` (only OneSignal's answer does that, DESIGN §2).
+ *
+ * Ordering: a delta whose sourceTs is older than the row's source_ts changes nothing, so
+ * duplicates and out-of-order deliveries are harmless; equal timestamps re-apply idempotently.
+ * A newer delta that agrees with the row still advances source_ts, or a late, older delta of
+ * the opposite sign would slip in afterwards. Rows are kept for users who leave before ever
+ * being tagged (desired=0, confirmed=0) for the same reason: they carry the timestamp.
+ */
+export async function applyMembershipDelta(
+  ctx: Context,
+  delta: { cohortId: string; inCohort: boolean; externalIds: string[]; sourceTs: number },
+): Promise<{ changed: number; destinationIds: string[] }> {
+  const db = ctx.store.db;
+  const ids = [...new Set(delta.externalIds.map((s) => String(s).trim()).filter((s) => s.length > 0))];
+  const desired = delta.inCohort ? 1 : 0;
+  const syncs = await db
+    .selectFrom('syncs')
+    .select(['id', 'destination_id'])
+    .where('cohort_id', '=', delta.cohortId)
+    .where('status', '=', 'active')
+    .execute();
+  let changed = 0;
+  const touched = new Set<string>();
+  if (ids.length === 0 || syncs.length === 0) return { changed: 0, destinationIds: [] };
+
+  await db.transaction().execute(async (trx) => {
+    for (const s of syncs) {
+      for (let i = 0; i < ids.length; i += BATCH) {
+        const batch = ids.slice(i, i + BATCH);
+        const now = Date.now();
+        // Counted from the rows as they are before the guarded upsert below; the upsert's
+        // own WHERE is what keeps concurrent appliers correct on PostgreSQL.
+        const existing = await trx
+          .selectFrom('ledger')
+          .select(['external_id', 'desired', 'confirmed', 'source_ts', 'outcome'])
+          .where('sync_id', '=', s.id)
+          .where('external_id', 'in', batch)
+          .execute();
+        const byId = new Map(existing.map((r) => [r.external_id, r]));
+        let n = 0;
+        for (const id of batch) {
+          const r = byId.get(id);
+          if (!r) {
+            if (desired === 1) n++;
+          } else if (Number(r.source_ts) <= delta.sourceTs) {
+            if (r.desired !== desired) n++;
+            else if (r.desired !== r.confirmed && (r.outcome === 'not_found' || r.outcome === 'failed')) n++;
+          }
+        }
+        await trx
+          .insertInto('ledger')
+          .values(
+            batch.map((external_id) => ({
+              sync_id: s.id,
+              destination_id: s.destination_id,
+              external_id,
+              desired,
+              confirmed: 0,
+              source_ts: delta.sourceTs,
+              run_id: null,
+              outcome: null,
+              error: null,
+              attempts: 0,
+              next_attempt_at: null,
+              lease_owner: null,
+              lease_until: null,
+              updated_at: now,
+            })),
+          )
+          .onConflict((oc) =>
+            oc
+              .columns(['sync_id', 'external_id'])
+              .doUpdateSet({
+                desired: sql`excluded.desired`,
+                source_ts: sql`excluded.source_ts`,
+                // A changed wish (or a re-asserted one that last ended not_found/failed) starts
+                // a fresh delivery; an unchanged one keeps its outcome and retry state.
+                // When the new wish equals what OneSignal already carries there is nothing to send.
+                outcome: sql`CASE WHEN ledger.desired <> excluded.desired OR (ledger.desired <> ledger.confirmed AND ledger.outcome IN ('not_found','failed')) THEN (CASE WHEN excluded.desired = ledger.confirmed THEN 'delivered' ELSE NULL END) ELSE ledger.outcome END`,
+                error: sql`CASE WHEN ledger.desired <> excluded.desired OR (ledger.desired <> ledger.confirmed AND ledger.outcome IN ('not_found','failed')) THEN NULL ELSE ledger.error END`,
+                attempts: sql`CASE WHEN ledger.desired <> excluded.desired OR (ledger.desired <> ledger.confirmed AND ledger.outcome IN ('not_found','failed')) THEN 0 ELSE ledger.attempts END`,
+                next_attempt_at: sql`CASE WHEN ledger.desired <> excluded.desired OR (ledger.desired <> ledger.confirmed AND ledger.outcome IN ('not_found','failed')) THEN NULL ELSE ledger.next_attempt_at END`,
+                updated_at: sql`excluded.updated_at`,
+              })
+              .where(sql.ref('ledger.source_ts'), '<=', sql<number>`excluded.source_ts`),
+          )
+          .execute();
+        if (n > 0) {
+          changed += n;
+          touched.add(s.destination_id);
+        }
+      }
+    }
+  });
+  return { changed, destinationIds: [...touched] };
+}

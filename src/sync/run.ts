@@ -1,0 +1,274 @@
+import { AmpError, toAmpError } from '../errors';
+import { newId } from '../ids';
+import type { Context } from '../store';
+import { amplitudeSnapshotSource } from '../connectors/amplitude/snapshot';
+import { getDestination } from '../connectors/onesignal/destinations';
+import { applyDiff, countConfirmed, countDiff, sampleDiff, type DiffParams } from './diff';
+import { deliverDestination } from './deliver';
+import { guardDecision } from './guard';
+import { countOutcomes, finalizeRun, getRunRow, getRunView, type RunView } from './runs';
+import type { SnapshotSource } from './snapshot';
+import { BufferedStagingWriter, deleteStaging, fileSnapshotSource } from './staging';
+import { getSync } from './syncs';
+
+export type { RunView } from './runs';
+
+export interface RunProgress {
+  phase: 'load' | 'diff' | 'deliver' | 'done';
+  done: number;
+  total: number;
+}
+
+export interface RunOptions {
+  dryRun?: boolean;
+  trigger?: string;
+  /** 'inline' delivers before returning (CLI); 'enqueue' leaves delivery to the jobs layer. */
+  deliver?: 'inline' | 'enqueue';
+  onProgress?: (p: RunProgress) => void;
+  signal?: AbortSignal;
+}
+
+const SAMPLE_SIZE = 10;
+
+/**
+ * One run of a sync (DESIGN §2): snapshot → staging → diff in SQL → guard → ledger → deliver.
+ * Returns the run as `runs show` prints it. Failures after the run row exists end the run as
+ * `failed` with the message (and are returned, not thrown), so every attempt leaves a record.
+ */
+export async function runSync(ctx: Context, syncId: string, opts: RunOptions = {}): Promise<RunView> {
+  const db = ctx.store.db;
+  const sync = await getSync(ctx, syncId);
+  const cohort = await db.selectFrom('cohorts').selectAll().where('id', '=', sync.cohort_id).executeTakeFirst();
+  if (!cohort) throw new AmpError('not_found', `cohort ${sync.cohort_id} of sync ${syncId} no longer exists`);
+  const dryRun = opts.dryRun === true;
+  const runId = newId('run');
+  const startedAt = Date.now();
+  await db
+    .insertInto('runs')
+    .values({
+      id: runId,
+      sync_id: syncId,
+      status: 'running',
+      trigger: opts.trigger ?? 'manual',
+      dry_run: dryRun ? 1 : 0,
+      members: 0,
+      added: 0,
+      removed: 0,
+      unchanged: 0,
+      skipped_anonymous: 0,
+      delivered: 0,
+      not_found: 0,
+      failed: 0,
+      pending: 0,
+      requests: 0,
+      error: null,
+      hold_reason: null,
+      sample: null,
+      started_at: startedAt,
+      finished_at: null,
+      applied_at: null,
+    })
+    .execute();
+  await db.updateTable('syncs').set({ last_run_id: runId }).where('id', '=', syncId).execute();
+
+  try {
+    const dest = await getDestination(ctx, sync.destination_id);
+    if (!dryRun && dest.status === 'paused') {
+      throw new AmpError(
+        'run_state',
+        `destination ${dest.id} is paused: ${dest.status_reason ?? 'no reason given'}; resume it with \`ampsignal destination resume ${dest.id}\``,
+      );
+    }
+    opts.onProgress?.({ phase: 'load', done: 0, total: 0 });
+    const source: SnapshotSource = cohort.origin === 'file' ? fileSnapshotSource(cohort.id) : amplitudeSnapshotSource(cohort.id);
+    const writer = new BufferedStagingWriter(ctx, runId);
+    const loaded = await source.load(ctx, runId, writer);
+    await writer.flush();
+    const members = await countStagingRows(ctx, runId);
+    const sourceTs = loaded.sourceTs ?? startedAt;
+    const p: DiffParams = { syncId, destinationId: sync.destination_id, runId, sourceTs };
+    opts.onProgress?.({ phase: 'diff', done: 0, total: members });
+
+    if (dryRun) {
+      const counts = await countDiff(ctx, p);
+      const sample = await sampleDiff(ctx, p, SAMPLE_SIZE);
+      await db
+        .updateTable('runs')
+        .set({
+          status: 'dry_run',
+          members,
+          added: counts.adds,
+          removed: counts.removes,
+          unchanged: members - counts.adds,
+          skipped_anonymous: loaded.skippedAnonymous,
+          // Nothing is sent: the would-be changes stay pending in the report's arithmetic.
+          pending: counts.adds + counts.removes,
+          sample: JSON.stringify(sample),
+          finished_at: Date.now(),
+        })
+        .where('id', '=', runId)
+        .execute();
+      await deleteStaging(ctx, runId);
+      return getRunView(ctx, runId);
+    }
+
+    await db
+      .updateTable('runs')
+      .set({ members, skipped_anonymous: loaded.skippedAnonymous })
+      .where('id', '=', runId)
+      .execute();
+    const held = await applyWithGuard(ctx, p, members, Number(sync.guard_threshold));
+    if (held) return getRunView(ctx, runId);
+    return await deliverRun(ctx, runId, sync.destination_id, opts);
+  } catch (e) {
+    const err = toAmpError(e);
+    await failRun(ctx, runId, err.message);
+    return getRunView(ctx, runId);
+  }
+}
+
+async function countStagingRows(ctx: Context, runId: string): Promise<number> {
+  const r = await ctx.store.db
+    .selectFrom('staging')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('run_id', '=', runId)
+    .executeTakeFirstOrThrow();
+  return Number(r.n);
+}
+
+/**
+ * Applies the diff in one transaction, or rolls it back and holds the run when the guard
+ * trips (the removes are counted by the very statement that would apply them, so the common,
+ * unguarded case pays for one pass, not two). A held run keeps its staging rows for approve.
+ */
+async function applyWithGuard(ctx: Context, p: DiffParams, members: number, threshold: number): Promise<boolean> {
+  const db = ctx.store.db;
+  let holdReason: string | null = null;
+  let sample: { adds: string[]; removes: string[] } | null = null;
+  const HOLD = Symbol('hold');
+  try {
+    await db.transaction().execute(async (trx) => {
+      const confirmedMembers = await countConfirmed(trx, p.syncId);
+      const counts = await applyDiff(trx, p);
+      const g = guardDecision({ members, removes: counts.removes, confirmedMembers, threshold });
+      if (g.hold) {
+        holdReason = g.reason;
+        throw HOLD;
+      }
+      await trx
+        .updateTable('runs')
+        .set({ added: counts.adds, removed: counts.removes, unchanged: members - counts.adds, applied_at: Date.now() })
+        .where('id', '=', p.runId)
+        .execute();
+    });
+  } catch (e) {
+    if (e !== HOLD) throw e;
+  }
+  if (holdReason === null) {
+    await deleteStaging(ctx, p.runId);
+    return false;
+  }
+  const counts = await countDiff(ctx, p);
+  sample = await sampleDiff(ctx, p, SAMPLE_SIZE);
+  await db
+    .updateTable('runs')
+    .set({
+      status: 'held',
+      hold_reason: holdReason,
+      added: counts.adds,
+      removed: counts.removes,
+      unchanged: members - counts.adds,
+      // Nothing reached the ledger: the held changes are all pending until approved.
+      pending: counts.adds + counts.removes,
+      sample: JSON.stringify({ ...sample, source_ts: p.sourceTs }),
+      finished_at: Date.now(),
+    })
+    .where('id', '=', p.runId)
+    .execute();
+  return true;
+}
+
+async function deliverRun(ctx: Context, runId: string, destinationId: string, opts: RunOptions): Promise<RunView> {
+  if (opts.deliver === 'enqueue') {
+    await finalizeRun(ctx, runId);
+    return getRunView(ctx, runId);
+  }
+  const run = await getRunRow(ctx, runId);
+  const total = Number(run.added) + Number(run.removed);
+  opts.onProgress?.({ phase: 'deliver', done: 0, total });
+  try {
+    const r = await deliverDestination(ctx, destinationId, {
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      onProgress: ({ done }) => opts.onProgress?.({ phase: 'deliver', done: Math.min(done, total), total }),
+    });
+    await ctx.store.db.updateTable('runs').set({ requests: r.requests }).where('id', '=', runId).execute();
+  } catch (e) {
+    const err = toAmpError(e);
+    await failRun(ctx, runId, err.message);
+    return getRunView(ctx, runId);
+  }
+  // Rows still pending after the pass (a long Retry-After, or leased by another worker) keep
+  // the run counting them; later delivery passes refresh its counters.
+  await finalizeRun(ctx, runId, { force: true });
+  opts.onProgress?.({ phase: 'done', done: total, total });
+  return getRunView(ctx, runId);
+}
+
+async function failRun(ctx: Context, runId: string, message: string): Promise<void> {
+  const row = await getRunRow(ctx, runId);
+  if (row.applied_at !== null) {
+    const c = await countOutcomes(ctx, runId);
+    await ctx.store.db
+      .updateTable('runs')
+      .set({ ...c, status: 'failed', error: message, finished_at: Date.now() })
+      .where('id', '=', runId)
+      .execute();
+  } else {
+    await ctx.store.db.updateTable('runs').set({ status: 'failed', error: message, finished_at: Date.now() }).where('id', '=', runId).execute();
+  }
+  await deleteStaging(ctx, runId);
+}
+
+/** `runs approve`: applies a held run's diff (no guard: a person decided) and delivers it. */
+export async function approveRun(ctx: Context, runId: string, opts: Omit<RunOptions, 'dryRun' | 'trigger'> = {}): Promise<RunView> {
+  const run = await getRunRow(ctx, runId);
+  const sync = await getSync(ctx, run.sync_id);
+  const claimed = await ctx.store.db
+    .updateTable('runs')
+    .set({ status: 'running', hold_reason: null, finished_at: null })
+    .where('id', '=', runId)
+    .where('status', '=', 'held')
+    .executeTakeFirst();
+  if (Number(claimed.numUpdatedRows) !== 1) {
+    throw new AmpError('run_state', `run ${runId} is ${run.status}; only a held run can be approved`);
+  }
+  try {
+    const sourceTs = Number((JSON.parse(run.sample ?? '{}') as { source_ts?: number }).source_ts ?? run.started_at);
+    const p: DiffParams = { syncId: sync.id, destinationId: sync.destination_id, runId, sourceTs };
+    const counts = await ctx.store.db.transaction().execute((trx) => applyDiff(trx, p));
+    await ctx.store.db
+      .updateTable('runs')
+      .set({ added: counts.adds, removed: counts.removes, unchanged: Number(run.members) - counts.adds, pending: 0, applied_at: Date.now() })
+      .where('id', '=', runId)
+      .execute();
+    await deleteStaging(ctx, runId);
+    return await deliverRun(ctx, runId, sync.destination_id, opts);
+  } catch (e) {
+    await failRun(ctx, runId, toAmpError(e).message);
+    return getRunView(ctx, runId);
+  }
+}
+
+/** `runs reject`: discards a held run; the ledger was never touched. */
+export async function rejectRun(ctx: Context, runId: string): Promise<RunView> {
+  const run = await getRunRow(ctx, runId);
+  const r = await ctx.store.db
+    .updateTable('runs')
+    .set({ status: 'rejected', finished_at: Date.now() })
+    .where('id', '=', runId)
+    .where('status', '=', 'held')
+    .executeTakeFirst();
+  if (Number(r.numUpdatedRows) !== 1) throw new AmpError('run_state', `run ${runId} is ${run.status}; only a held run can be rejected`);
+  await deleteStaging(ctx, runId);
+  return getRunView(ctx, runId);
+}

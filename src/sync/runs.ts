@@ -1,0 +1,183 @@
+import type { Selectable } from 'kysely';
+import { AmpError } from '../errors';
+import type { Context } from '../store';
+import type { RunsTable } from '../store/schema';
+
+export type RunStatus = 'running' | 'completed' | 'failed' | 'held' | 'rejected' | 'dry_run';
+
+/** The public JSON of a run (`runs show --json`). Counters satisfy
+ *  added + removed = delivered + not_found + failed + pending and members = added + unchanged. */
+export interface RunView {
+  id: string;
+  sync_id: string;
+  status: RunStatus;
+  trigger: string;
+  dry_run: boolean;
+  members: number;
+  added: number;
+  removed: number;
+  unchanged: number;
+  skipped_anonymous: number;
+  delivered: number;
+  not_found: number;
+  failed: number;
+  pending: number;
+  requests: number;
+  error: string | null;
+  hold_reason: string | null;
+  sample: unknown;
+  started_at: number;
+  finished_at: number | null;
+}
+
+export interface OutcomeCounts {
+  delivered: number;
+  not_found: number;
+  failed: number;
+  pending: number;
+}
+
+export async function getRunRow(ctx: Context, runId: string): Promise<Selectable<RunsTable>> {
+  const row = await ctx.store.db.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirst();
+  if (!row) throw new AmpError('not_found', `run ${runId} not found; list runs with \`ampsignal runs list --sync SYNC_ID\``);
+  return row;
+}
+
+/** Outcome counters of a run, read from the ledger rows it last changed. */
+export async function countOutcomes(ctx: Context, runId: string): Promise<OutcomeCounts> {
+  const rows = await ctx.store.db
+    .selectFrom('ledger')
+    .select(['outcome', (eb) => eb.fn.countAll<number>().as('n')])
+    .where('run_id', '=', runId)
+    .groupBy('outcome')
+    .execute();
+  const c: OutcomeCounts = { delivered: 0, not_found: 0, failed: 0, pending: 0 };
+  for (const r of rows) {
+    const n = Number(r.n);
+    if (r.outcome === 'delivered') c.delivered += n;
+    else if (r.outcome === 'not_found') c.not_found += n;
+    else if (r.outcome === 'failed') c.failed += n;
+    else c.pending += n; // null (not tried yet) or 'retry'
+  }
+  return c;
+}
+
+export function runView(row: Selectable<RunsTable>, live?: OutcomeCounts): RunView {
+  let sample: unknown = null;
+  if (row.sample) {
+    try {
+      const s = JSON.parse(row.sample) as Record<string, unknown>;
+      delete s.source_ts;
+      sample = s;
+    } catch {
+      sample = null;
+    }
+  }
+  return {
+    id: row.id,
+    sync_id: row.sync_id,
+    status: row.status as RunStatus,
+    trigger: row.trigger,
+    dry_run: row.dry_run === 1,
+    members: Number(row.members),
+    added: Number(row.added),
+    removed: Number(row.removed),
+    unchanged: Number(row.unchanged),
+    skipped_anonymous: Number(row.skipped_anonymous),
+    delivered: live?.delivered ?? Number(row.delivered),
+    not_found: live?.not_found ?? Number(row.not_found),
+    failed: live?.failed ?? Number(row.failed),
+    pending: live?.pending ?? Number(row.pending),
+    requests: Number(row.requests),
+    error: row.error,
+    hold_reason: row.hold_reason,
+    sample,
+    started_at: Number(row.started_at),
+    finished_at: row.finished_at === null ? null : Number(row.finished_at),
+  };
+}
+
+/** A run as printed: counters of a run still delivering are read live from the ledger. */
+export async function getRunView(ctx: Context, runId: string): Promise<RunView> {
+  const row = await getRunRow(ctx, runId);
+  const live = row.status === 'running' && row.applied_at !== null ? await countOutcomes(ctx, runId) : undefined;
+  return runView(row, live);
+}
+
+export async function listRuns(ctx: Context, opts: { syncId?: string; limit?: number } = {}): Promise<RunView[]> {
+  let q = ctx.store.db.selectFrom('runs').selectAll().orderBy('started_at', 'desc').orderBy('id', 'desc').limit(opts.limit ?? 50);
+  if (opts.syncId) q = q.where('sync_id', '=', opts.syncId);
+  return (await q.execute()).map((r) => runView(r));
+}
+
+export type RecordFilter = 'failed' | 'not_found' | 'skipped' | 'pending' | 'delivered' | 'all';
+
+/** Per-record visibility: the ledger rows this run last changed, with outcome and vendor error. */
+export async function runRecords(
+  ctx: Context,
+  runId: string,
+  filter: RecordFilter,
+  limit = 1000,
+): Promise<Array<{ external_id: string; change: 'add' | 'remove'; outcome: string; error: string | null; attempts: number }>> {
+  await getRunRow(ctx, runId);
+  let q = ctx.store.db
+    .selectFrom('ledger')
+    .select(['external_id', 'desired', 'outcome', 'error', 'attempts'])
+    .where('run_id', '=', runId)
+    .orderBy('external_id')
+    .limit(limit);
+  if (filter === 'failed' || filter === 'not_found' || filter === 'delivered') q = q.where('outcome', '=', filter);
+  // Anonymous rows never get a ledger row (they have no id to store); "skipped" lists not_found
+  // rows, the records that were skipped at OneSignal.
+  if (filter === 'skipped') q = q.where('outcome', '=', 'not_found');
+  if (filter === 'pending') q = q.where((eb) => eb.or([eb('outcome', 'is', null), eb('outcome', '=', 'retry')]));
+  const rows = await q.execute();
+  return rows.map((r) => ({
+    external_id: r.external_id,
+    change: r.desired === 1 ? 'add' : 'remove',
+    outcome: r.outcome === null || r.outcome === 'retry' ? 'pending' : r.outcome,
+    error: r.error,
+    attempts: Number(r.attempts),
+  }));
+}
+
+/**
+ * Writes a run's counters from its ledger rows. A running run becomes `completed` once nothing
+ * is pending; a completed run that still had pending rows gets fresh counters. Guarded on the
+ * status read, so a concurrent finalizer can only repeat the same write.
+ */
+export async function finalizeRun(ctx: Context, runId: string, opts: { force?: boolean; error?: string } = {}): Promise<void> {
+  const row = await getRunRow(ctx, runId);
+  if (row.applied_at === null) return;
+  if (row.status !== 'running' && !(row.status === 'completed' && Number(row.pending) > 0)) return;
+  const c = await countOutcomes(ctx, runId);
+  const done = c.pending === 0 || opts.force === true;
+  const status = opts.error ? 'failed' : row.status === 'running' && done ? 'completed' : row.status;
+  await ctx.store.db
+    .updateTable('runs')
+    .set({
+      delivered: c.delivered,
+      not_found: c.not_found,
+      failed: c.failed,
+      pending: c.pending,
+      status,
+      ...(opts.error ? { error: opts.error } : {}),
+      ...(status !== 'running' && row.finished_at === null ? { finished_at: Date.now() } : {}),
+    })
+    .where('id', '=', runId)
+    .where('status', '=', row.status)
+    .execute();
+}
+
+/** Finalizes every applied, unfinished run of the destination's syncs (after a delivery pass). */
+export async function finalizeRunsOfDestination(ctx: Context, destinationId: string): Promise<void> {
+  const runs = await ctx.store.db
+    .selectFrom('runs')
+    .innerJoin('syncs', 'syncs.id', 'runs.sync_id')
+    .select(['runs.id'])
+    .where('syncs.destination_id', '=', destinationId)
+    .where('runs.applied_at', 'is not', null)
+    .where((eb) => eb.or([eb('runs.status', '=', 'running'), eb.and([eb('runs.status', '=', 'completed'), eb('runs.pending', '>', 0)])]))
+    .execute();
+  for (const r of runs) await finalizeRun(ctx, r.id);
+}

@@ -1,0 +1,182 @@
+import type { Selectable } from 'kysely';
+import { z } from 'zod';
+import { AmpError, toAmpError } from '../errors';
+import { newId } from '../ids';
+import type { Context } from '../store';
+import type { SyncsTable } from '../store/schema';
+import { assertCadenceFitsBudget } from '../connectors/amplitude/budget';
+import { clientForDestination, getDestination } from '../connectors/onesignal/destinations';
+import { deliverDestination } from './deliver';
+
+export const CADENCES = ['manual', 'once', 'hourly', 'daily', 'realtime'] as const;
+export const cadenceSchema = z.enum(CADENCES, { message: `cadence must be one of ${CADENCES.join(', ')}` });
+export type Cadence = (typeof CADENCES)[number];
+
+export const DEFAULT_GUARD_THRESHOLD = 0.5;
+
+export type SyncRow = Selectable<SyncsTable>;
+
+export interface SyncView {
+  id: string;
+  cohort_id: string;
+  destination_id: string;
+  cadence: string;
+  tag_key: string;
+  external_id_property: string;
+  segment_id: string | null;
+  segment_error: string | null;
+  guard_threshold: number;
+  status: string;
+  next_run_at: number | null;
+  last_run_id: string | null;
+  created_at: number;
+}
+
+export function syncView(r: SyncRow): SyncView {
+  return {
+    id: r.id,
+    cohort_id: r.cohort_id,
+    destination_id: r.destination_id,
+    cadence: r.cadence,
+    tag_key: r.tag_key,
+    external_id_property: r.external_id_property,
+    segment_id: r.segment_id,
+    segment_error: r.segment_error,
+    guard_threshold: Number(r.guard_threshold),
+    status: r.status,
+    next_run_at: r.next_run_at === null ? null : Number(r.next_run_at),
+    last_run_id: r.last_run_id,
+    created_at: Number(r.created_at),
+  };
+}
+
+export function slugify(name: string): string {
+  return (
+    name
+      .toLowerCase()
+      .normalize('NFKD')
+      .replace(/[^a-z0-9]+/g, '_')
+      .replace(/^_+|_+$/g, '')
+      .slice(0, 48) || 'cohort'
+  );
+}
+
+/** Tag key from the destination's template; OneSignal import rejects spaces in tag keys, so none are produced. */
+export function tagKeyFor(template: string, cohort: { id: string; name: string }): string {
+  return template.replaceAll('{cohort_id}', cohort.id).replaceAll('{cohort_name_slug}', slugify(cohort.name)).replace(/\s+/g, '_');
+}
+
+export async function getSync(ctx: Context, id: string): Promise<SyncRow> {
+  const row = await ctx.store.db.selectFrom('syncs').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!row) throw new AmpError('not_found', `sync ${id} not found; list syncs with \`ampsignal sync list\``);
+  return row;
+}
+
+export async function listSyncs(ctx: Context, opts: { cohortId?: string; destinationId?: string } = {}): Promise<SyncRow[]> {
+  let q = ctx.store.db.selectFrom('syncs').selectAll().orderBy('created_at').orderBy('id');
+  if (opts.cohortId) q = q.where('cohort_id', '=', opts.cohortId);
+  if (opts.destinationId) q = q.where('destination_id', '=', opts.destinationId);
+  return q.execute();
+}
+
+/**
+ * Creates a sync (cohort × destination). The OneSignal segment (name = cohort name, filter
+ * tag = "1") is created best-effort: a failure is recorded in segment_error, the sync stands.
+ */
+export async function createSync(
+  ctx: Context,
+  input: { cohortId: string; destinationId: string; cadence?: string; guardThreshold?: number },
+): Promise<SyncRow> {
+  const db = ctx.store.db;
+  const cadence = cadenceSchema.safeParse(input.cadence ?? 'manual');
+  if (!cadence.success) throw new AmpError('invalid_input', `cadence must be one of ${CADENCES.join(', ')} (got "${input.cadence}")`);
+  const threshold = input.guardThreshold ?? DEFAULT_GUARD_THRESHOLD;
+  if (!(threshold > 0 && threshold <= 1)) throw new AmpError('invalid_input', 'guard threshold must be a share in (0, 1], e.g. 0.5');
+  const cohort = await db.selectFrom('cohorts').selectAll().where('id', '=', input.cohortId).executeTakeFirst();
+  if (!cohort) throw new AmpError('not_found', `cohort ${input.cohortId} not found; list cohorts with \`ampsignal cohort list\``);
+  const dest = await getDestination(ctx, input.destinationId);
+  if (cohort.source_id) await assertCadenceFitsBudget(ctx, cohort.source_id, cadence.data);
+  const dup = await db
+    .selectFrom('syncs')
+    .select('id')
+    .where('cohort_id', '=', cohort.id)
+    .where('destination_id', '=', dest.id)
+    .executeTakeFirst();
+  if (dup) throw new AmpError('conflict', `cohort ${cohort.id} already syncs to destination ${dest.id} (sync ${dup.id})`);
+
+  const now = Date.now();
+  const id = newId('syn');
+  const tagKey = tagKeyFor(dest.tag_key_template, cohort);
+  try {
+    await db
+      .insertInto('syncs')
+      .values({
+        id,
+        cohort_id: cohort.id,
+        destination_id: dest.id,
+        cadence: cadence.data,
+        tag_key: tagKey,
+        external_id_property: dest.external_id_property,
+        segment_id: null,
+        segment_error: null,
+        guard_threshold: threshold,
+        status: 'active',
+        // Scheduled cadences are due at once; the scheduler advances next_run_at after each run.
+        next_run_at: cadence.data === 'manual' ? null : now,
+        last_run_id: null,
+        created_at: now,
+      })
+      .execute();
+  } catch (e) {
+    // Two concurrent creates: the unique (cohort, destination) constraint decides.
+    const again = await db.selectFrom('syncs').select('id').where('cohort_id', '=', cohort.id).where('destination_id', '=', dest.id).executeTakeFirst();
+    if (again) throw new AmpError('conflict', `cohort ${cohort.id} already syncs to destination ${dest.id} (sync ${again.id})`);
+    throw toAmpError(e);
+  }
+
+  try {
+    const seg = await clientForDestination(ctx, dest).createSegment(cohort.name, tagKey);
+    await db.updateTable('syncs').set({ segment_id: seg.id }).where('id', '=', id).execute();
+  } catch (e) {
+    await db.updateTable('syncs').set({ segment_error: toAmpError(e).message }).where('id', '=', id).execute();
+  }
+  return getSync(ctx, id);
+}
+
+/**
+ * Deletes a sync: every row becomes desired=0 (tags removed at OneSignal), those are delivered,
+ * then the rows, runs and the sync go. If some removals cannot be delivered the sync stays in
+ * status 'deleting' with its rows, so nothing is forgotten; run the delete again to finish.
+ */
+export async function deleteSync(ctx: Context, id: string): Promise<{ id: string; removed: number; deleted: boolean; pending: number }> {
+  const db = ctx.store.db;
+  const sync = await getSync(ctx, id);
+  const now = Date.now();
+  const marked = await db.transaction().execute(async (trx) => {
+    await trx.updateTable('syncs').set({ status: 'deleting', next_run_at: null }).where('id', '=', id).execute();
+    const r = await trx
+      .updateTable('ledger')
+      .set({ desired: 0, outcome: null, error: null, attempts: 0, next_attempt_at: null, run_id: null, updated_at: now })
+      .where('sync_id', '=', id)
+      .where((eb) => eb.or([eb('desired', '=', 1), eb('confirmed', '=', 1)]))
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows);
+  });
+  await deliverDestination(ctx, sync.destination_id);
+  const left = await db
+    .selectFrom('ledger')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('sync_id', '=', id)
+    .where('confirmed', '=', 1)
+    .executeTakeFirstOrThrow();
+  const pending = Number(left.n);
+  if (pending > 0) return { id, removed: marked - pending, deleted: false, pending };
+  await db.transaction().execute(async (trx) => {
+    await trx.deleteFrom('ledger').where('sync_id', '=', id).execute();
+    const runIds = trx.selectFrom('runs').select('id').where('sync_id', '=', id);
+    await trx.deleteFrom('staging').where('run_id', 'in', runIds).execute();
+    await trx.deleteFrom('runs').where('sync_id', '=', id).execute();
+    await trx.deleteFrom('syncs').where('id', '=', id).execute();
+  });
+  return { id, removed: marked, deleted: true, pending: 0 };
+}

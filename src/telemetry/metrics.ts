@@ -1,0 +1,109 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Context } from '../store';
+
+/**
+ * Prometheus metrics. `registry` is ours (never prom-client's global default, which other
+ * libraries may also write to) and holds the counters a process increments; state that lives in
+ * the database (pending rows, dead letters, runs) is read at scrape time, so every `serve`
+ * process reports the same numbers no matter which worker did the work.
+ */
+export const registry = new Registry();
+
+export const metrics = {
+  /** Webhook requests answered, by route pattern and HTTP status. */
+  webhookRequests: new Counter({
+    name: 'ampsignal_webhook_requests_total',
+    help: 'Webhook requests answered, by route and HTTP status',
+    labelNames: ['route', 'status'] as const,
+    registers: [registry],
+  }),
+  /** Admin API requests answered, by route pattern and HTTP status. */
+  apiRequests: new Counter({
+    name: 'ampsignal_api_requests_total',
+    help: 'Admin API requests answered, by route and HTTP status',
+    labelNames: ['route', 'status'] as const,
+    registers: [registry],
+  }),
+  /** Seconds spent answering webhook requests (the 1-2 s budget Amplitude gives us). */
+  webhookDuration: new Histogram({
+    name: 'ampsignal_webhook_request_duration_seconds',
+    help: 'Time to answer a webhook request',
+    labelNames: ['route'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
+    registers: [registry],
+  }),
+};
+
+/** Reads the database-backed gauges into a fresh registry (one scrape, no shared state). */
+async function databaseGauges(ctx: Context): Promise<Registry> {
+  const reg = new Registry();
+  const db = ctx.store.db;
+  const [pending, outbox, runs, destinations] = await Promise.all([
+    db
+      .selectFrom('ledger')
+      .select(['destination_id', (eb) => eb.fn.countAll().as('n')])
+      .whereRef('desired', '<>', 'confirmed')
+      .groupBy('destination_id')
+      .execute(),
+    db
+      .selectFrom('stream_events')
+      .select(['stream_id', 'status', (eb) => eb.fn.countAll().as('n')])
+      .where('status', 'in', ['pending', 'dead'])
+      .groupBy(['stream_id', 'status'])
+      .execute(),
+    db
+      .selectFrom('runs')
+      .select(['status', (eb) => eb.fn.countAll().as('n')])
+      .groupBy('status')
+      .execute(),
+    db.selectFrom('destinations').select(['id', 'status']).execute(),
+  ]);
+
+  const ledgerPending = new Gauge({
+    name: 'ampsignal_ledger_pending_rows',
+    help: 'Ledger rows whose desired tag state OneSignal has not confirmed yet, per destination',
+    labelNames: ['destination_id'] as const,
+    registers: [reg],
+  });
+  for (const r of pending) ledgerPending.set({ destination_id: r.destination_id }, Number(r.n));
+
+  const outboxPending = new Gauge({
+    name: 'ampsignal_outbox_pending_events',
+    help: 'Accepted OneSignal events not yet forwarded to Amplitude, per stream',
+    labelNames: ['stream_id'] as const,
+    registers: [reg],
+  });
+  const deadLetters = new Gauge({
+    name: 'ampsignal_dead_letters',
+    help: 'Events Amplitude refused for good (dead letters), per stream',
+    labelNames: ['stream_id'] as const,
+    registers: [reg],
+  });
+  for (const r of outbox) {
+    (r.status === 'pending' ? outboxPending : deadLetters).set({ stream_id: r.stream_id }, Number(r.n));
+  }
+
+  const runsByStatus = new Gauge({
+    name: 'ampsignal_runs',
+    help: 'Sync runs in the run history, by status',
+    labelNames: ['status'] as const,
+    registers: [reg],
+  });
+  for (const r of runs) runsByStatus.set({ status: r.status }, Number(r.n));
+
+  const destinationPaused = new Gauge({
+    name: 'ampsignal_destination_paused',
+    help: '1 when a destination is paused (e.g. OneSignal refused its key), else 0',
+    labelNames: ['destination_id'] as const,
+    registers: [reg],
+  });
+  for (const d of destinations) destinationPaused.set({ destination_id: d.id }, d.status === 'paused' ? 1 : 0);
+
+  return reg;
+}
+
+/** The Prometheus text exposition: this process's counters plus the database gauges. */
+export async function scrapeMetrics(ctx: Context): Promise<{ contentType: string; body: string }> {
+  const merged = Registry.merge([registry, await databaseGauges(ctx)]);
+  return { contentType: registry.contentType, body: await merged.metrics() };
+}

@@ -1,0 +1,91 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { AppLimiter, limiterForApp, PER_USER_SPACING_MS } from '../../src/connectors/onesignal/limiter';
+import { isAmpError } from '../../src/errors';
+
+/** Largest number of timestamps inside any rolling window of `windowMs`. */
+function maxInWindow(times: number[], windowMs = 1000): number {
+  const t = [...times].sort((a, b) => a - b);
+  let best = 0;
+  let lo = 0;
+  for (let hi = 0; hi < t.length; hi++) {
+    while (t[hi]! - t[lo]! >= windowMs) lo++;
+    best = Math.max(best, hi - lo + 1);
+  }
+  return best;
+}
+
+describe('AppLimiter', () => {
+  it('paces thousands of concurrent callers under the rate in every rolling second', async () => {
+    const l = new AppLimiter('app', 400);
+    const times: number[] = [];
+    const started = performance.now();
+    await Promise.all(Array.from({ length: 1000 }, () => l.acquire().then(() => times.push(performance.now()))));
+    const elapsed = performance.now() - started;
+    expect(maxInWindow(times)).toBeLessThanOrEqual(400);
+    // 1,000 at 95% of 400/s is about 2.6 s; much faster would mean no pacing, much slower a stall.
+    expect(elapsed).toBeGreaterThan(2_000);
+    expect(elapsed).toBeLessThan(4_500);
+    expect(l.stats().queued).toBe(0);
+  });
+
+  it('spaces requests for one user by at least a second, without holding up others', async () => {
+    const l = new AppLimiter('app', 1000);
+    const times: Record<string, number[]> = { a: [], b: [], c: [] };
+    const started = performance.now();
+    await Promise.all([
+      l.acquire('a').then(() => times.a!.push(performance.now())),
+      l.acquire('a').then(() => times.a!.push(performance.now())),
+      l.acquire('b').then(() => times.b!.push(performance.now())),
+      l.acquire('c').then(() => times.c!.push(performance.now())),
+    ]);
+    expect(times.a![1]! - times.a![0]!).toBeGreaterThanOrEqual(1000);
+    expect(times.b![0]! - started).toBeLessThan(200);
+    expect(times.c![0]! - started).toBeLessThan(200);
+  });
+
+  it('a 429 pauses the whole app until Retry-After and halves the rate', async () => {
+    const l = new AppLimiter('app', 1000);
+    await l.acquire('u1');
+    const before = performance.now();
+    l.onRateLimited(400);
+    expect(l.stats().currentRate).toBe(500);
+    // A second 429 of the same wave must not halve again.
+    l.onRateLimited(400);
+    expect(l.stats().currentRate).toBe(500);
+    await Promise.all([l.acquire('u2'), l.acquire()]);
+    expect(performance.now() - before).toBeGreaterThanOrEqual(390);
+    expect(l.stats().rateLimited).toBe(2);
+  });
+
+  it('grows the rate back after quiet seconds (AIMD)', async () => {
+    const l = new AppLimiter('app', 200);
+    l.onRateLimited(0);
+    expect(l.stats().currentRate).toBe(100);
+    // ~2 s of traffic at the reduced rate, then the rate must have climbed.
+    await Promise.all(Array.from({ length: 220 }, () => l.acquire()));
+    expect(l.stats().currentRate).toBeGreaterThan(100);
+    expect(l.stats().currentRate).toBeLessThanOrEqual(200);
+  });
+
+  it('an aborted caller leaves the queue with a catalogue error', async () => {
+    const l = new AppLimiter('app', 1);
+    await l.acquire();
+    const ac = new AbortController();
+    const p = l.acquire(undefined, ac.signal);
+    ac.abort();
+    const err = await p.catch((e: unknown) => e);
+    expect(isAmpError(err)).toBe(true);
+    expect(l.stats().queued).toBe(0);
+  });
+
+  it('is one limiter per app id, taking the strictest rate', () => {
+    const app = randomUUID();
+    const a = limiterForApp(app, 1000);
+    const b = limiterForApp(app, 300);
+    expect(b).toBe(a);
+    expect(a.stats().configuredRate).toBe(300);
+    expect(limiterForApp(randomUUID(), 1000)).not.toBe(a);
+    expect(PER_USER_SPACING_MS).toBeGreaterThanOrEqual(1000);
+  });
+});

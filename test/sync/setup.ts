@@ -1,0 +1,65 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createDestination } from '../../src/connectors/onesignal/destinations';
+import { startOneSignalEmulator, type OneSignalEmulatorOptions } from '../../src/emulators/onesignal/index';
+import type { Context } from '../../src/store';
+import { importCohortFile } from '../../src/sync/cohorts';
+import { createSync } from '../../src/sync/syncs';
+
+const dir = mkdtempSync(join(tmpdir(), 'ampsignal-sync-test-'));
+let n = 0;
+
+export function writeIds(ids: string[], header = true): string {
+  const f = join(dir, `c${++n}.csv`);
+  writeFileSync(f, (header ? 'user_id,plan\n' : '') + ids.map((i) => (header ? `${i},x` : i)).join('\n') + '\n');
+  return f;
+}
+
+export function writeText(text: string): string {
+  const f = join(dir, `t${++n}.txt`);
+  writeFileSync(f, text);
+  return f;
+}
+
+export const range = (prefix: string, from: number, to: number): string[] => Array.from({ length: to - from }, (_, i) => `${prefix}${from + i}`);
+
+/** An emulator app (fresh app id, so the process-wide per-app limiter is not shared across tests) and a destination on it. */
+export async function setupApp(
+  ctx: Context,
+  opts: { users?: string[]; emulator?: Partial<OneSignalEmulatorOptions>; apiKey?: string; maxTags?: number } = {},
+) {
+  const appId = randomUUID();
+  const apiKey = 'key-' + randomUUID();
+  const emu = await startOneSignalEmulator({
+    apps: [{ appId, apiKey }],
+    users: { mode: 'seeded', ids: opts.users ?? [] },
+    rateLimitPerSecond: 0,
+    perUserPerSecond: 0,
+    ...(opts.emulator ?? {}),
+  } as OneSignalEmulatorOptions);
+  const dest = await createDestination(ctx, {
+    name: 'dest-' + appId,
+    app_id: appId,
+    api_key: opts.apiKey ?? apiKey,
+    api_url: emu.url,
+    rate_limit_per_second: 20000,
+    ...(opts.maxTags ? { max_tags_per_user: opts.maxTags } : {}),
+  });
+  return { emu, dest, appId, apiKey };
+}
+
+export async function cohortSync(ctx: Context, destinationId: string, ids: string[], name = 'Cohort ' + ++n) {
+  const imp = await importCohortFile(ctx, { file: writeIds(ids), name });
+  const sync = await createSync(ctx, { cohortId: imp.cohort_id, destinationId });
+  return { cohortId: imp.cohort_id, sync, name };
+}
+
+export function reimport(ctx: Context, cohortId: string, ids: string[], name = 'Cohort') {
+  return importCohortFile(ctx, { file: writeIds(ids), name, id: cohortId });
+}
+
+export function addsUp(r: { added: number; removed: number; delivered: number; not_found: number; failed: number; pending: number; members: number; unchanged: number }) {
+  return r.added + r.removed === r.delivered + r.not_found + r.failed + r.pending && r.members === r.added + r.unchanged;
+}
