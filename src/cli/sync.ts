@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { runSync } from '../sync/run';
 import { CADENCES, createSync, deleteSync, getSync, listSyncs, syncView, type SyncView } from '../sync/syncs';
 import { emit, parseInput, withContext } from './output';
-import { progressBar, runSummary } from './run-output';
+import { progressBar, runSummary } from './runs';
 
 const idArg = z.string().trim().min(1, 'a sync id is required');
 

@@ -278,10 +278,11 @@ function batches(rows: Claimed[], overhead: number): Claimed[][] {
     let target: Open | undefined;
     for (let i = start; i < out.length; i++) {
       const b = out[i]!;
-      if (b.rows.length >= HTTP_V2_BATCH_EVENTS || b.bytes + r.bytes > MAX_BODY_BYTES) {
+      if (b.rows.length >= HTTP_V2_BATCH_EVENTS) {
         if (i === start) start++;
         continue;
       }
+      if (b.bytes + r.bytes > MAX_BODY_BYTES) continue;
       if (keys.some((k) => (b.perId.get(k) ?? 0) >= HTTP_V2_EPS_PER_ID)) continue;
       target = b;
       break;

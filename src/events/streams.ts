@@ -8,8 +8,8 @@ import { HTTP_API_URL, type AmplitudeRegion } from '../connectors/amplitude/cons
 /** A stream: one OneSignal → Amplitude event pipe (DESIGN §1, §5). */
 
 export const streamInputSchema = z.object({
-  name: z.string().trim().min(1, 'is required').max(200),
-  amplitudeApiKey: z.string().trim().min(1, 'is required').max(200),
+  name: z.string({ error: 'is required' }).trim().min(1, 'is required').max(200),
+  amplitudeApiKey: z.string({ error: 'is required (the Amplitude project API key)' }).trim().min(1, 'is required').max(200),
   region: z.enum(['us', 'eu'], { error: 'must be us or eu' }).default('us'),
   amplitudeUrl: z
     .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })

@@ -15,7 +15,7 @@ import { AmpError, toAmpError } from '../errors';
 import type { Context } from '../store';
 import type { DatabaseTarget } from '../store/url';
 import { log } from '../telemetry/logger';
-import type { CronItem, JobInfo, JobQueue, JobSpec, TaskList } from './port';
+import type { CronItem, JobInfo, JobQueue, JobSpec, TaskHandler, TaskList } from './port';
 
 type PgTarget = Extract<DatabaseTarget, { dialect: 'postgres' }>;
 
@@ -170,6 +170,8 @@ export class GraphileJobQueue implements JobQueue {
       concurrency,
       pollInterval: this.opts.pollMs,
       noHandleSignals: true,
+      // Handlers get the abort signal soon after stop(), so deliveries release their leases promptly.
+      gracefulShutdownAbortTimeout: 500,
       logger: graphileLogger(),
       events,
       taskList,
@@ -242,12 +244,12 @@ export class GraphileJobQueue implements JobQueue {
 
 async function wrapHandler(
   schema: string,
-  handler: (payload: any) => Promise<void>,
+  handler: TaskHandler,
   payload: unknown,
   helpers: JobHelpers,
 ): Promise<void> {
   try {
-    await handler(payload);
+    await handler(payload, { signal: helpers.abortSignal, workerId: `gw:${helpers.job.locked_by ?? 'unknown'}`, jobId: String(helpers.job.id) });
   } catch (e) {
     const err = toAmpError(e);
     const retryable = err.kind === 'retryable' || !(e instanceof AmpError);

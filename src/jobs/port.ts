@@ -16,7 +16,15 @@ export interface JobSpec {
   maxAttempts?: number;
 }
 
-export type TaskHandler = (payload: any) => Promise<void>;
+/** Passed to every handler: `signal` aborts when the runner stops, so long work can release its leases and return. */
+export interface TaskHelpers {
+  signal: AbortSignal;
+  /** Unique per runner, for lease ownership in work functions. */
+  workerId: string;
+  jobId: string;
+}
+
+export type TaskHandler = (payload: any, helpers: TaskHelpers) => Promise<void>;
 export type TaskList = Record<string, TaskHandler>;
 
 export interface CronItem {

@@ -50,6 +50,7 @@ export class SqliteJobQueue implements JobQueue {
   private loopDone: Promise<void> | undefined;
   private crons: Cron[] = [];
   private heartbeat: NodeJS.Timeout | undefined;
+  private readonly abort = new AbortController();
 
   constructor(
     private readonly ctx: Context,
@@ -152,6 +153,7 @@ export class SqliteJobQueue implements JobQueue {
       return;
     }
     this.stopping = true;
+    this.abort.abort();
     for (const c of this.crons) c.stop();
     this.wake?.();
     await this.loopDone;
@@ -276,7 +278,7 @@ export class SqliteJobQueue implements JobQueue {
     const handler = this.tasks[job.task];
     try {
       if (!handler) throw new AmpError('internal', `no handler for task "${job.task}"`);
-      await handler(JSON.parse(job.payload));
+      await handler(JSON.parse(job.payload), { signal: this.abort.signal, workerId: this.runnerId, jobId: String(job.id) });
       await this.db.deleteFrom('jobs').where('id', '=', job.id).where('locked_by', '=', this.runnerId).execute();
     } catch (e) {
       await this.fail(job, e).catch((err) =>

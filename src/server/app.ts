@@ -3,6 +3,9 @@ import type { Context } from '../store';
 import type { JobQueue } from '../jobs/port';
 import { registerAmplitudeHooks } from './hooks/amplitude';
 import { registerOneSignalHooks } from './hooks/onesignal';
+import { registerApi } from './api';
+import { registerMetrics } from './api/metrics-route';
+import { registerUi } from './ui';
 
 export interface ServerDeps {
   ctx: Context;
@@ -10,6 +13,8 @@ export interface ServerDeps {
   jobs?: JobQueue;
   /** Largest accepted webhook body, bytes. */
   bodyLimit?: number;
+  /** Admin token for /api/v1 and the UI; default AMPSIGNAL_ADMIN_TOKEN (none: both answer 503). */
+  adminToken?: string;
 }
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
@@ -18,7 +23,11 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     await deps.ctx.store.db.selectFrom('sources').select('id').limit(1).execute();
     return { status: 'ok', database: deps.ctx.store.dialect };
   });
+  // Before the hooks, so its onResponse hook counts their requests.
+  await registerMetrics(app, deps);
   await registerAmplitudeHooks(app, deps);
   await registerOneSignalHooks(app, deps);
+  await registerApi(app, deps);
+  await registerUi(app, deps);
   return app;
 }

@@ -38,6 +38,7 @@ const SAMPLE_SIZE = 10;
 export async function runSync(ctx: Context, syncId: string, opts: RunOptions = {}): Promise<RunView> {
   const db = ctx.store.db;
   const sync = await getSync(ctx, syncId);
+  if (sync.status !== 'active') throw new AmpError('run_state', `sync ${syncId} is ${sync.status}; finish it with \`ampsignal sync delete ${syncId}\``);
   const cohort = await db.selectFrom('cohorts').selectAll().where('id', '=', sync.cohort_id).executeTakeFirst();
   if (!cohort) throw new AmpError('not_found', `cohort ${sync.cohort_id} of sync ${syncId} no longer exists`);
   const dryRun = opts.dryRun === true;

@@ -314,7 +314,7 @@ describe('amplitude emulator: cohort webhook push', () => {
       if (n === 1) await released;
       return 200;
     });
-    const emu = await start({ webhookUrl: slow.url, webhookBaseDelayMs: 5, webhookTimeoutMs: 200 });
+    const emu = await start({ webhookUrl: slow.url, webhookBaseDelayMs: 5, webhookTimeoutMs: 1_000 });
     emu.cohorts.upsert({ id: 'c1', name: 'x', members: [{ user_id: 'alice' }] });
     await emu.webhooksIdle(10_000);
     release();

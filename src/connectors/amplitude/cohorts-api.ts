@@ -184,6 +184,18 @@ export class AmplitudeCohortsClient {
    * Returns the raw body stream (possibly gzip); the caller must consume or destroy it.
    */
   async openFile(requestId: string): Promise<AsyncIterable<Uint8Array> & { destroy(err?: Error): void }> {
+    try {
+      return await this.openFileOnce(requestId);
+    } catch (e) {
+      const err = e as AmpError;
+      if (err instanceof AmpError && !err.message.includes('cohort file')) {
+        throw new AmpError(err.code, `cohort file of download ${requestId}: ${err.message}`, { cause: e, ...(err.status !== undefined ? { status: err.status } : {}) });
+      }
+      throw e;
+    }
+  }
+
+  private async openFileOnce(requestId: string): Promise<AsyncIterable<Uint8Array> & { destroy(err?: Error): void }> {
     for (let attempt = 1; ; attempt++) {
       const first = await this.stream(this.base + COHORT_FILE_PATH(requestId), { authorization: this.auth });
       if (first.statusCode === 200) return first.body;

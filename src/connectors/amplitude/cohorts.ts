@@ -1,4 +1,3 @@
-import { AmpError } from '../../errors';
 import type { Context } from '../../store';
 import { AmplitudeCohortsClient } from './cohorts-api';
 import { getSource, sourceCredentials } from './sources';
@@ -26,9 +25,9 @@ export async function refreshSourceCohorts(ctx: Context, sourceId: string): Prom
   await db.transaction().execute(async (trx) => {
     for (const c of listed) {
       const existing = await trx.selectFrom('cohorts').select(['source_id', 'origin']).where('id', '=', c.id).executeTakeFirst();
-      if (existing && existing.source_id !== source.id) {
-        throw new AmpError('conflict', `cohort id ${c.id} is already used by ${existing.source_id ? `source ${existing.source_id}` : 'a file cohort'}`);
-      }
+      // Another source (the same project added twice) or a file cohort already owns this id:
+      // leave it to its owner rather than moving its syncs under a different project.
+      if (existing && existing.source_id !== source.id) continue;
       if (existing) {
         await trx
           .updateTable('cohorts')

@@ -62,7 +62,14 @@ export interface AmplitudeEmulator {
 
 /**
  * A fake of Amplitude's Behavioral Cohorts API (with cohort-webhook push) and HTTP V2 / Batch
- * event ingestion, on one fastify server. Control and inspection live under /_emulator/….
+ * event ingestion, on one fastify server.
+ *
+ * Vendor routes: GET /api/3/cohorts, GET /api/5/cohorts/request/:id, GET /api/5/cohorts/request-status/:rid,
+ * GET /api/5/cohorts/request/:rid/file (inline gzip or 302 → /_s3/:token), POST /2/httpapi, POST /batch.
+ * Control: GET /_emulator/stats, POST /_emulator/reset, POST /_emulator/faults, GET|POST /_emulator/cohorts,
+ * PUT /_emulator/cohorts/:id, GET|POST /_emulator/cohorts/:id/members ({add, remove}),
+ * POST /_emulator/cohorts/expire-redirects, POST /_emulator/cohorts/force and /_emulator/events/force
+ * ({status, body?, count?, ingest?}), GET /_emulator/events?api_key=, GET /_emulator/webhooks.
  */
 export async function startAmplitudeEmulator(input: AmplitudeEmulatorOptions): Promise<AmplitudeEmulator> {
   const parsed = emulatorOptionsSchema.safeParse(input);
@@ -106,6 +113,12 @@ export async function startAmplitudeEmulator(input: AmplitudeEmulatorOptions): P
   });
 
   const app = Fastify({ logger: false, bodyLimit: 50 * 1024 * 1024 });
+  // The event API lists "Invalid request path" among its 400 errors; other unknown paths get a plain 404.
+  app.setNotFoundHandler((req, reply) =>
+    req.method === 'POST'
+      ? reply.code(400).send({ code: 400, error: 'Invalid request path' })
+      : reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` }),
+  );
   await app.register(async (scope) => cohorts.routes(scope));
   await app.register(async (scope) => events.routes(scope));
   await app.register(async (scope) => {

@@ -43,8 +43,6 @@ export const oneSignalEmulatorOptionsSchema = z.strictObject({
 
 export type OneSignalEmulatorOptions = z.input<typeof oneSignalEmulatorOptionsSchema>;
 
-export interface EmulatorSegment extends SegmentRecord {}
-
 export interface OneSignalEmulatorState {
   /** Tags of a user (empty object for a user without tags), undefined when the user does not exist. `appId` defaults to the first app. */
   getUser(externalId: string, appId?: string): Tags | undefined;

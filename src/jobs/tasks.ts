@@ -1,0 +1,114 @@
+import { sql } from 'kysely';
+import { applyWebhookMessage } from '../connectors/amplitude/webhooks';
+import { AmpError, isAmpError } from '../errors';
+import { forwardStream } from '../events/forward';
+import type { Context } from '../store';
+import { deliverDestination } from '../sync/deliver';
+import { runSync } from '../sync/run';
+import { log } from '../telemetry/logger';
+import type { CronItem, JobQueue, TaskList } from './port';
+import { enqueueDueSyncs } from './schedule';
+
+/** The scheduler's heartbeat: due syncs are enqueued once a minute (and once at start). */
+export const SCHEDULE_CRONTAB: CronItem[] = [{ task: 'schedule.tick', pattern: '* * * * *', identifier: 'schedule.tick' }];
+
+/** One named queue per OneSignal app: its rate limit then lives in exactly one process at a time. */
+export function deliveryQueue(appId: string): string {
+  return `onesignal:${appId}`;
+}
+
+export function streamQueue(streamId: string): string {
+  return `stream:${streamId}`;
+}
+
+// Immediate wake-ups and delayed retries use different keys: a retry scheduled for later must
+// never replace (and so postpone) a wake-up that asks for delivery now.
+const deliverKey = (id: string) => `deliver:${id}`;
+const deliverRetryKey = (id: string) => `deliver-retry:${id}`;
+const forwardKey = (id: string) => `stream.forward:${id}`;
+const forwardRetryKey = (id: string) => `stream.forward-retry:${id}`;
+
+/** Asks for delivery of a destination's pending ledger rows, in its app's queue. */
+export async function enqueueDelivery(ctx: Context, jobs: JobQueue, destinationId: string, runAt?: number): Promise<void> {
+  const dest = await ctx.store.db.selectFrom('destinations').select(['id', 'app_id']).where('id', '=', destinationId).executeTakeFirst();
+  if (!dest) throw new AmpError('not_found', `destination ${destinationId} not found`);
+  const later = runAt !== undefined && runAt > Date.now();
+  await jobs.add(
+    'destination.deliver',
+    { destinationId },
+    {
+      queue: deliveryQueue(dest.app_id),
+      jobKey: later ? deliverRetryKey(destinationId) : deliverKey(destinationId),
+      ...(later ? { runAt } : {}),
+    },
+  );
+}
+
+/** Asks for forwarding of a stream's outbox. */
+export async function enqueueForward(jobs: JobQueue, streamId: string, runAt?: number): Promise<void> {
+  const later = runAt !== undefined && runAt > Date.now();
+  await jobs.add(
+    'stream.forward',
+    { streamId },
+    { queue: streamQueue(streamId), jobKey: later ? forwardRetryKey(streamId) : forwardKey(streamId), ...(later ? { runAt } : {}) },
+  );
+}
+
+/** When the earliest retryable pending ledger row of a destination is due (null: none). */
+async function nextDeliveryAt(ctx: Context, destinationId: string): Promise<number | null> {
+  const r = await sql<{ t: number | null }>`
+    SELECT MIN(COALESCE(next_attempt_at, 0)) AS t FROM ledger
+    WHERE destination_id = ${destinationId} AND desired <> confirmed AND (outcome IS NULL OR outcome = 'retry')`.execute(ctx.store.db);
+  const t = r.rows[0]?.t;
+  return t === null || t === undefined ? null : Number(t);
+}
+
+export function buildTasks(ctx: Context, jobs: JobQueue): TaskList {
+  return {
+    'sync.run': async (payload: { syncId: string; trigger?: string }) => {
+      await runSync(ctx, payload.syncId, { trigger: payload.trigger ?? 'schedule', deliver: 'enqueue' });
+      // Whatever the run's outcome, rows of the destination may be pending; an idle delivery is cheap.
+      const sync = await ctx.store.db.selectFrom('syncs').select('destination_id').where('id', '=', payload.syncId).executeTakeFirst();
+      if (sync) await enqueueDelivery(ctx, jobs, sync.destination_id);
+    },
+
+    'destination.deliver': async (payload: { destinationId: string }, helpers) => {
+      let result: { pending: number };
+      try {
+        result = await deliverDestination(ctx, payload.destinationId, { workerId: helpers.workerId, signal: helpers.signal });
+      } catch (e) {
+        // A paused destination is resumed by a person; its rows wait, there is nothing to retry.
+        if (isAmpError(e) && e.code === 'run_state') {
+          log.info({ destination: payload.destinationId, reason: e.message }, 'delivery skipped');
+          return;
+        }
+        throw e;
+      }
+      if (result.pending === 0) return;
+      if (helpers.signal.aborted) {
+        // Stopped mid-way: hand the rest to whichever worker runs next.
+        await enqueueDelivery(ctx, jobs, payload.destinationId);
+        return;
+      }
+      const next = await nextDeliveryAt(ctx, payload.destinationId);
+      if (next !== null) await enqueueDelivery(ctx, jobs, payload.destinationId, Math.max(next, Date.now() + 1000));
+    },
+
+    'webhook.apply': async (payload: { inboxId: number | string }) => {
+      const { destinationIds } = await applyWebhookMessage(ctx, payload.inboxId);
+      for (const id of new Set(destinationIds)) await enqueueDelivery(ctx, jobs, id);
+    },
+
+    'stream.forward': async (payload: { streamId: string }, helpers) => {
+      const r = await forwardStream(ctx, payload.streamId, { workerId: helpers.workerId, signal: helpers.signal });
+      if (r.pending === 0) return;
+      if (helpers.signal.aborted) return enqueueForward(jobs, payload.streamId);
+      if (r.nextAttemptAt !== null) await enqueueForward(jobs, payload.streamId, Math.max(r.nextAttemptAt, Date.now() + 250));
+    },
+
+    'schedule.tick': async () => {
+      const { enqueued } = await enqueueDueSyncs(ctx, jobs, Date.now());
+      if (enqueued.length) log.info({ syncs: enqueued }, 'scheduled syncs enqueued');
+    },
+  };
+}

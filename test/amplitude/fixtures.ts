@@ -1,0 +1,111 @@
+import { createServer, request as httpReq, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createSource } from '../../src/connectors/amplitude/sources';
+import { createDestination } from '../../src/connectors/onesignal/destinations';
+import { startAmplitudeEmulator, type AmplitudeEmulator, type AmplitudeEmulatorOptions } from '../../src/emulators/amplitude';
+import { startOneSignalEmulator, type OneSignalEmulator } from '../../src/emulators/onesignal';
+import type { Context } from '../../src/store';
+
+export const AMP = { apiKey: 'amp_test_key', secretKey: 'amp_test_secret' };
+export const OS_APP = { appId: '6f1c2b7e-0a4d-4c8e-9b1f-2d6e5a7c9b10', apiKey: 'os_test_key' };
+
+// Poll Amplitude's request-status every few ms instead of 2 s (read when a client is built).
+process.env.AMPSIGNAL_AMPLITUDE_POLL_MS = '10';
+
+export async function startEmulators(amp: Partial<AmplitudeEmulatorOptions> = {}, oneSignalUsers: string[] = []) {
+  const amplitude = await startAmplitudeEmulator({ projects: [AMP], pollsBeforeReady: 2, ...amp });
+  const onesignal = await startOneSignalEmulator({
+    apps: [OS_APP],
+    perUserPerSecond: 1000,
+    users: { mode: 'seeded', ids: oneSignalUsers.length ? oneSignalUsers : ['placeholder-user'] },
+  });
+  return { amplitude, onesignal, close: async () => Promise.all([amplitude.close(), onesignal.close()]) };
+}
+
+let n = 0;
+export async function sourceAndDestination(
+  ctx: Context,
+  apiUrl: string,
+  oneSignalUrl: string,
+  opts: { budget?: number; externalIdProperty?: string } = {},
+) {
+  n++;
+  const source = await createSource(ctx, {
+    name: `project-${n}-${Math.random().toString(36).slice(2, 6)}`,
+    api_key: AMP.apiKey,
+    secret_key: AMP.secretKey,
+    api_url: apiUrl,
+    ...(opts.budget !== undefined ? { download_budget: opts.budget } : {}),
+  });
+  const dest = await createDestination(ctx, {
+    name: `app-${n}-${Math.random().toString(36).slice(2, 6)}`,
+    app_id: OS_APP.appId,
+    api_key: OS_APP.apiKey,
+    api_url: oneSignalUrl,
+    source_id: source.id,
+    ...(opts.externalIdProperty ? { external_id_property: opts.externalIdProperty } : {}),
+  });
+  return { source, dest };
+}
+
+/**
+ * A loopback forwarder in front of a vendor emulator that cuts the body of responses whose path
+ * matches `cut` after `afterBytes` bytes and destroys the socket: a download failing midway.
+ */
+export async function startCuttingProxy(target: string): Promise<{ url: string; cut: RegExp | null; close(): Promise<void>; server: Server }> {
+  const t = new URL(target);
+  const state: { cut: RegExp | null; afterBytes: number } = { cut: null, afterBytes: 200 };
+  const server = createServer((req, res) => {
+    const up = httpReq(
+      { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers },
+      (upRes) => {
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        if (state.cut && state.cut.test(req.url ?? '') && (upRes.statusCode ?? 0) === 200) {
+          res.flushHeaders();
+          let sent = 0;
+          upRes.on('data', (chunk: Buffer) => {
+            if (sent >= state.afterBytes) return;
+            const part = chunk.subarray(0, state.afterBytes - sent);
+            sent += part.length;
+            // Destroy only once these bytes are on the wire: the client sees a body cut midway.
+            res.write(part, () => {
+              if (sent >= state.afterBytes) res.socket?.destroy();
+            });
+          });
+          upRes.on('end', () => res.socket?.destroy());
+        } else upRes.pipe(res);
+      },
+    );
+    up.on('error', () => res.socket?.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const handle = {
+    url: `http://127.0.0.1:${port}`,
+    server,
+    get cut() {
+      return state.cut;
+    },
+    set cut(v: RegExp | null) {
+      state.cut = v;
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+  return handle;
+}
+
+export type Emulators = { amplitude: AmplitudeEmulator; onesignal: OneSignalEmulator; close(): Promise<unknown> };
+
+export async function ledgerRows(ctx: Context, syncId: string) {
+  return ctx.store.db
+    .selectFrom('ledger')
+    .select(['external_id', 'desired', 'confirmed', 'source_ts'])
+    .where('sync_id', '=', syncId)
+    .orderBy('external_id')
+    .execute();
+}
