@@ -9,6 +9,8 @@ import {
 import { AmpError, isAmpError, toAmpError } from '../../errors';
 import { approveRun, rejectRun, runSync } from '../../sync/run';
 import { createSync } from '../../sync/syncs';
+import { syncRunJobKey } from '../../jobs/schedule';
+import { enqueueDelivery } from '../../jobs/tasks';
 import { log } from '../../telemetry/logger';
 import type { Context } from '../../store';
 import type { AdminDeps } from './auth';
@@ -90,7 +92,7 @@ export async function runSyncAction(deps: AdminDeps, syncId: string, body: unkno
   const { ctx } = deps;
   await readSync(ctx, syncId);
   if (deps.jobs && !dry_run) {
-    await deps.jobs.add('sync.run', { syncId, trigger: 'manual' }, { jobKey: `sync.run:${syncId}` });
+    await deps.jobs.add('sync.run', { syncId, trigger: 'manual' }, { jobKey: syncRunJobKey(syncId) });
     return { status: 202, body: { queued: true, sync_id: syncId, run: null, message: 'run queued' } };
   }
 
@@ -134,11 +136,6 @@ export async function decideRunAction(deps: AdminDeps, runId: string, decision: 
   // With workers running, delivery belongs to the app's job queue (one deliverer per app).
   const view = await approveRun(ctx, runId, { deliver: 'enqueue' });
   const sync = await readSync(ctx, view.sync_id);
-  const dest = await getDestination(ctx, sync.destination_id);
-  await deps.jobs.add(
-    'destination.deliver',
-    { destinationId: dest.id },
-    { queue: `onesignal:${dest.app_id}`, jobKey: `destination.deliver:${dest.id}` },
-  );
+  await enqueueDelivery(ctx, deps.jobs, sync.destination_id);
   return view;
 }
