@@ -132,8 +132,13 @@ export function register(program: Command): void {
           if (flags.json) emit(true, { ok: false, destination_id: row.id, app_id: row.app_id, error: err.code, message: err.message }, () => '');
           throw err;
         }
-        const result = { ok: true, destination_id: row.id, app_id: row.app_id, api_url: row.api_url, latency_ms: Date.now() - started };
-        emit(flags.json, result, () => `ok: ${row.name} (${row.app_id}) accepted the key (${result.latency_ms} ms)`);
+        const result = { ok: true, destination_id: row.id, app_id: row.app_id, api_url: row.api_url, status: row.status, latency_ms: Date.now() - started };
+        emit(flags.json, result, () =>
+          [
+            `ok: ${row.name} (${row.app_id}) accepted the key (${result.latency_ms} ms)`,
+            ...(row.status === 'paused' ? [`the destination is paused (${row.status_reason ?? 'no reason'}): resume it with \`ampsignal destination resume ${row.id}\``] : []),
+          ].join('\n'),
+        );
       });
     });
 

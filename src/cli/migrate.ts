@@ -1,4 +1,27 @@
 import type { Command } from 'commander';
+import { migrateGraphile } from '../jobs/graphile-queue';
+import { openStore } from '../store/database';
+import { migrateToLatest } from '../store/migrate';
+import { resolveDatabaseUrl } from '../store/url';
+import { emit, globals } from './output';
 
-// Placeholder: this command group is filled in by its issue.
-export function register(_program: Command): void {}
+export function register(program: Command): void {
+  program
+    .command('migrate')
+    .description('apply pending database migrations (ours, and graphile-worker\'s on PostgreSQL)')
+    .option('--json', 'print the result as JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const store = await openStore(resolveDatabaseUrl(globals(cmd).db));
+      try {
+        const applied = await migrateToLatest(store);
+        // graphile-worker's schema is versioned by graphile itself; installing it here means a
+        // `serve --no-worker` can enqueue before any worker has ever started.
+        if (store.target.dialect === 'postgres') await migrateGraphile(store.target);
+        emit(opts.json, { database: store.displayUrl, dialect: store.dialect, applied }, () =>
+          applied.length ? `applied ${applied.length} migration(s) to ${store.displayUrl}: ${applied.join(', ')}` : `${store.displayUrl} is up to date`,
+        );
+      } finally {
+        await store.close();
+      }
+    });
+}

@@ -28,6 +28,12 @@ export interface ForwardOptions {
   leaseMs?: number;
   /** Stop after this many claim rounds (default: until nothing is due). */
   maxRounds?: number;
+  /**
+   * Under sustained load, wait up to this long for a fuller batch: a partial batch (< 1,000
+   * events) is held while its oldest event is younger than this. Default 0 (send at once); a
+   * worker passes e.g. 1,000 and re-runs at `nextAttemptAt`.
+   */
+  lingerMs?: number;
 }
 
 export interface ForwardResult {
@@ -64,6 +70,7 @@ export async function forwardStream(ctx: Context, streamId: string, opts: Forwar
   const leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
   const signal = opts.signal;
   const result = { forwarded: 0, deadLettered: 0, requests: 0 };
+  let lingerNext: number | undefined;
   let stream = await getStream(ctx, streamId);
 
   if (stream.status === 'active') {
@@ -173,6 +180,13 @@ export async function forwardStream(ctx: Context, streamId: string, opts: Forwar
     };
 
     for (let round = 0; !signal?.aborted && (opts.maxRounds === undefined || round < opts.maxRounds); round++) {
+      if (opts.lingerMs) {
+        const wait = await lingerUntil(ctx, streamId, opts.lingerMs);
+        if (wait !== undefined) {
+          lingerNext = wait;
+          break;
+        }
+      }
       const token = `${workerId}:${newId('lease')}`;
       const claimed = await claim(ctx, streamId, token, leaseMs);
       if (claimed.length === 0) break;
@@ -218,8 +232,27 @@ export async function forwardStream(ctx: Context, streamId: string, opts: Forwar
     ...result,
     pending,
     status: stream.status,
-    nextAttemptAt: pending > 0 && agg.next !== null ? Number(agg.next) : null,
+    nextAttemptAt: pending > 0 && agg.next !== null ? Math.max(Number(agg.next), lingerNext ?? 0) : null,
   };
+}
+
+const LINGER_FULL_BATCH = 1_000;
+
+/** When a partial batch should wait for more events: the time to re-run, else undefined. */
+async function lingerUntil(ctx: Context, streamId: string, lingerMs: number): Promise<number | undefined> {
+  const now = Date.now();
+  const due = await ctx.store.db
+    .selectFrom('stream_events')
+    .select(['received_at'])
+    .where('stream_id', '=', streamId)
+    .where('status', '=', 'pending')
+    .where('next_attempt_at', '<=', now)
+    .orderBy('id')
+    .limit(LINGER_FULL_BATCH)
+    .execute();
+  if (due.length === 0 || due.length >= LINGER_FULL_BATCH) return undefined;
+  const oldest = Math.min(...due.map((d) => Number(d.received_at)));
+  return oldest + lingerMs > now ? oldest + lingerMs : undefined;
 }
 
 /** Claims up to one request's worth of due rows for `token`, oldest first. */

@@ -40,6 +40,14 @@ export function graphileSchema(target: PgTarget): string {
 // lock whose holder's advisory lock is free unlocks it at once.
 const LOCK_NS = 'ampsignal-gw:';
 
+/** A pool whose idle or checked-out clients losing their connection never crash the process. */
+function makePool(target: PgTarget, max: number): pg.Pool {
+  const pool = new pg.Pool({ connectionString: target.connectionString, max });
+  pool.on('error', (e) => log.warn({ err: e.message }, 'job queue database connection lost'));
+  pool.on('connect', (client) => client.on('error', (e) => log.warn({ err: e.message }, 'job queue database connection lost')));
+  return pool;
+}
+
 function graphileLogger(): Logger {
   return new Logger((scope) => (level, message, meta) => {
     const fields = { ...scope, ...(meta ?? {}) } as Record<string, unknown>;
@@ -79,8 +87,7 @@ export class GraphileJobQueue implements JobQueue {
   // graphile gets its own pool: the store's pool parses int8 as numbers, graphile expects strings.
   private getPool(): pg.Pool {
     if (!this.pool) {
-      this.pool = new pg.Pool({ connectionString: this.target.connectionString, max: this.poolSize });
-      this.pool.on('error', () => {});
+      this.pool = makePool(this.target, this.poolSize);
     }
     return this.pool;
   }
@@ -264,8 +271,7 @@ async function wrapHandler(
 
 /** Installs or upgrades graphile-worker's schema (`ampsignal migrate` on PostgreSQL). */
 export async function migrateGraphile(target: PgTarget): Promise<void> {
-  const pool = new pg.Pool({ connectionString: target.connectionString, max: 2 });
-  pool.on('error', () => {});
+  const pool = makePool(target, 2);
   try {
     await runMigrations({ pgPool: pool, schema: graphileSchema(target), logger: graphileLogger() });
   } finally {

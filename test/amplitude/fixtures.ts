@@ -52,15 +52,15 @@ export async function sourceAndDestination(
  * A loopback forwarder in front of a vendor emulator that cuts the body of responses whose path
  * matches `cut` after `afterBytes` bytes and destroys the socket: a download failing midway.
  */
-export async function startCuttingProxy(target: string): Promise<{ url: string; cut: RegExp | null; close(): Promise<void>; server: Server }> {
+export async function startCuttingProxy(target: string): Promise<{ url: string; cut: RegExp | null; times: number; close(): Promise<void>; server: Server }> {
   const t = new URL(target);
-  const state: { cut: RegExp | null; afterBytes: number } = { cut: null, afterBytes: 200 };
+  const state: { cut: RegExp | null; afterBytes: number; times: number } = { cut: null, afterBytes: 200, times: Infinity };
   const server = createServer((req, res) => {
     const up = httpReq(
       { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers },
       (upRes) => {
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-        if (state.cut && state.cut.test(req.url ?? '') && (upRes.statusCode ?? 0) === 200) {
+        if (state.cut && state.cut.test(req.url ?? '') && (upRes.statusCode ?? 0) === 200 && state.times-- > 0) {
           res.flushHeaders();
           let sent = 0;
           upRes.on('data', (chunk: Buffer) => {
@@ -89,6 +89,13 @@ export async function startCuttingProxy(target: string): Promise<{ url: string; 
     },
     set cut(v: RegExp | null) {
       state.cut = v;
+    },
+    /** How many matching responses to cut (default: all). */
+    get times() {
+      return state.times;
+    },
+    set times(v: number) {
+      state.times = v;
     },
     close: () =>
       new Promise<void>((r) => {

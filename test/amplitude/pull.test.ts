@@ -27,6 +27,7 @@ describeEachDialect('Amplitude pull (Behavioral Cohorts download into the ledger
       members: [...users('small', 20).map((user_id) => ({ user_id })), { amplitude_id: 555 }, { amplitude_id: 556 }],
     });
     const before = emu.amplitude.stats().cohorts;
+    const downloadsBefore = emu.amplitude.cohorts.downloads();
     const sync = await createSync(ctx, { cohortId: await knownCohort(ctx, source.id, 'coh_small'), destinationId: dest.id, cadence: 'daily' });
     const run = await runSync(ctx, sync.id);
     expect(run.status).toBe('completed');
@@ -38,7 +39,7 @@ describeEachDialect('Amplitude pull (Behavioral Cohorts download into the ledger
     const after = emu.amplitude.stats().cohorts;
     // 3 "JOB INPROGRESS" polls + the request's own 202; one download spent on each side.
     expect((after.requests['202'] ?? 0) - (before.requests['202'] ?? 0)).toBe(4);
-    expect(emu.amplitude.cohorts.downloads()).toBe(before.downloads[Object.keys(before.downloads)[0] ?? ''] ?? 0 + 1);
+    expect(emu.amplitude.cohorts.downloads()).toBe(downloadsBefore + 1);
     expect(await downloadsThisMonth(ctx, source.id)).toBe(1);
     const cohort = await ctx.store.db.selectFrom('cohorts').selectAll().where('id', '=', 'coh_small').executeTakeFirstOrThrow();
     expect(cohort.origin).toBe('amplitude');
@@ -147,6 +148,13 @@ describeEachDialect('Amplitude pull (Behavioral Cohorts download into the ledger
       expect(staging).toHaveLength(0);
       expect(emu.onesignal.state.getUser('cut-1')).toMatchObject({ [sync.tag_key]: '1' });
       expect(await downloadsThisMonth(ctx, source.id)).toBe(2);
+
+      // A single cut is survived: the file link is fetched again, without a second download.
+      proxy.times = 1;
+      const recovered = await runSync(ctx, sync.id);
+      expect(recovered).toMatchObject({ status: 'completed', members: 200, removed: 200 });
+      expect(await downloadsThisMonth(ctx, source.id)).toBe(3);
+      expect(emu.onesignal.state.getUser('cut-1')?.[sync.tag_key]).toBeUndefined();
     } finally {
       await proxy.close();
     }

@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startOneSignalEmulator, type OneSignalEmulator } from '../../src/emulators/onesignal';
+import { createJobQueue } from '../../src/jobs';
 import { buildServer } from '../../src/server/app';
 import type { Context } from '../../src/store';
 import { describeEachDialect } from '../helpers/db';
@@ -275,7 +276,7 @@ describeEachDialect('admin API', (db) => {
     expect(sync.json.message).toMatch(/cadence/);
     const notJson = await fetch(base + '/api/v1/syncs', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{oops' });
     expect(notJson.status).toBe(400);
-    expect((await notJson.json()).error).toBe('invalid_input');
+    expect(((await notJson.json()) as any).error).toBe('invalid_input');
     // Nothing half-written: the rejected destination does not exist.
     expect((await call('GET', '/api/v1/destinations')).json.destinations.map((d: any) => d.name)).not.toContain('Bad');
   });
@@ -307,6 +308,26 @@ describeEachDialect('admin API', (db) => {
     expect(records.json.records.map((r: any) => r.external_id)).toEqual(['u4', 'u5']);
   });
 
+  it('with a job queue, a run request enqueues one sync.run per sync (202)', async () => {
+    const { ctx } = db();
+    const jobs = createJobQueue(ctx);
+    const queued = await buildServer({ ctx, jobs, adminToken: TOKEN });
+    try {
+      const url = await listen(queued);
+      const ask = () => fetch(url + '/api/v1/syncs/syn_seed/run', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+      const first = await ask();
+      expect(first.status).toBe(202);
+      expect(await first.json()).toMatchObject({ queued: true, sync_id: 'syn_seed' });
+      expect((await ask()).status).toBe(202);
+      const pending = (await jobs.list()).filter((j) => j.task === 'sync.run');
+      expect(pending).toHaveLength(1);
+      expect(pending[0]!.payload).toMatchObject({ syncId: 'syn_seed', trigger: 'manual' });
+    } finally {
+      await queued.close();
+      await jobs.stop().catch(() => {});
+    }
+  });
+
   it('rejects a held run and refuses to decide a finished one (409)', async () => {
     const finished = await call('POST', '/api/v1/runs/run_old/reject');
     expect(finished.status).toBe(409);
@@ -317,6 +338,8 @@ describeEachDialect('admin API', (db) => {
   });
 
   it('exposes Prometheus metrics computed from the database', async () => {
+    // A webhook request (to a stream that does not exist) is counted by route pattern and status.
+    const hook = await fetch(base + '/hooks/onesignal/events/str_unknown', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     const res = await fetch(base + '/metrics');
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/text\/plain/);
@@ -326,6 +349,8 @@ describeEachDialect('admin API', (db) => {
     expect(text).toMatch(/ampsignal_dead_letters\{stream_id="str_seed"\} 1/);
     expect(text).toMatch(/ampsignal_runs\{status="rejected"\} 1/);
     expect(text).toMatch(/ampsignal_api_requests_total\{route="\/api\/v1\/destinations",status="401"\} \d+/);
+    // The counters are per process, and this file runs twice (once per dialect): at least 1.
+    expect(text).toContain(`ampsignal_webhook_requests_total{route="/hooks/onesignal/events/:streamId",status="${hook.status}"} `);
   });
 
   it('never returns a key or secret in any response', async () => {
@@ -349,7 +374,7 @@ describeEachDialect('admin API without a token', (db) => {
       const base = await listen(app);
       const api = await fetch(base + '/api/v1/destinations', { headers: { authorization: 'Bearer anything' } });
       expect(api.status).toBe(503);
-      const body = await api.json();
+      const body = (await api.json()) as any;
       expect(body.error).toBe('admin_token_not_configured');
       expect(body.message).toMatch(/AMPSIGNAL_ADMIN_TOKEN/);
       const ui = await fetch(base + '/', { redirect: 'manual' });
@@ -380,6 +405,16 @@ describeEachDialect('admin API without a token', (db) => {
       const page = await fetch(base + '/streams', { headers: { cookie: jar } });
       expect(page.status).toBe(200);
       expect(page.headers.get('content-security-policy')).toMatch(/script-src 'self'/);
+
+      // Names come from Amplitude and users: they are escaped, never markup.
+      const now = Date.now();
+      await db()
+        .ctx.store.db.insertInto('cohorts')
+        .values({ id: 'coh_xss', source_id: null, name: '<script>alert("pwned")</script>', origin: 'file', size: 1, last_computed: now, created_at: now, updated_at: now })
+        .execute();
+      const cohorts = await (await fetch(base + '/cohorts', { headers: { cookie: jar } })).text();
+      expect(cohorts).toContain('&lt;script>alert(&#34;pwned&#34;)&lt;/script>');
+      expect(cohorts).not.toContain('<script>alert');
 
       const badLogin = await fetch(base + '/login', {
         method: 'POST',

@@ -63,3 +63,21 @@ export function reimport(ctx: Context, cohortId: string, ids: string[], name = '
 export function addsUp(r: { added: number; removed: number; delivered: number; not_found: number; failed: number; pending: number; members: number; unchanged: number }) {
   return r.added + r.removed === r.delivered + r.not_found + r.failed + r.pending && r.members === r.added + r.unchanged;
 }
+
+/** Runs the real CLI (node bin/ampsignal.mjs) and collects its output and exit code. */
+export async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { spawn } = await import('node:child_process');
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['bin/ampsignal.mjs', ...args], {
+      cwd: new URL('../../', import.meta.url).pathname,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}

@@ -46,7 +46,12 @@ export function cleanCell(v: string): string {
 
 /** Streams the file's records as objects keyed by (cleaned) header names. */
 export async function* csvRecords(body: AsyncIterable<Uint8Array>): AsyncGenerator<Record<string, string>> {
-  const bytes = await maybeGunzip(body);
+  let bytes: AsyncIterable<Buffer>;
+  try {
+    bytes = await maybeGunzip(body);
+  } catch (e) {
+    throw asFileError(e);
+  }
   const parser = parse({
     columns: (header: string[]) => header.map(cleanCell),
     bom: true,
@@ -73,7 +78,8 @@ function asFileError(e: unknown): AmpError {
   if (e instanceof AmpError) return e;
   const err = e as { code?: string; message?: string };
   // A dropped connection or a truncated gzip: the download is worth retrying from scratch.
-  const transport = err.code === 'Z_BUF_ERROR' || err.code === 'ECONNRESET' || /^UND_ERR/.test(err.code ?? '') || /aborted|terminated|unexpected end/i.test(err.message ?? '');
+  const transport =
+    err.code === 'Z_BUF_ERROR' || err.code === 'ECONNRESET' || /^UND_ERR/.test(err.code ?? '') || /aborted|terminated|unexpected end|closed/i.test(err.message ?? '');
   return new AmpError(transport ? 'network' : 'vendor_rejected', `cohort file could not be read: ${err.code ?? ''} ${err.message ?? String(e)}`.trim(), {
     cause: e,
   });

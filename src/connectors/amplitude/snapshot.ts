@@ -7,6 +7,8 @@ import { COHORT_FILE_USER_COLUMN } from './constants';
 import { streamExternalIds } from './csv-stream';
 import { getSource, sourceCredentials } from './sources';
 
+const FILE_READ_ATTEMPTS = 2;
+
 export interface AmplitudeSnapshotOptions {
   /** The Amplitude field that becomes the external id; default: the run's sync's external_id_property. */
   externalIdProperty?: string;
@@ -75,13 +77,20 @@ export function amplitudeSnapshotSource(cohortId: string, opts: AmplitudeSnapsho
         }
         try {
           await client.waitUntilReady(requestId);
-          const body = await client.openFile(requestId);
           let result;
-          try {
-            result = await streamExternalIds(body, property, (id) => writer.add(id));
-          } catch (e) {
-            body.destroy();
-            throw e;
+          for (let attempt = 1; ; attempt++) {
+            const body = await client.openFile(requestId);
+            try {
+              // Staging is a set, so re-reading the file from the top after a cut adds nothing twice;
+              // the anonymous count comes from the pass that finished.
+              result = await streamExternalIds(body, property, (id) => writer.add(id));
+              break;
+            } catch (e) {
+              body.destroy();
+              // The .../file link stays valid for 7 days: a cut transfer is fetched again without
+              // spending another download.
+              if (attempt >= FILE_READ_ATTEMPTS || !(isAmpError(e) && e.retryable)) throw e;
+            }
           }
           await markDownload(ctx, downloadId, 'completed');
           if (result.rows > 0 || cohort.size === null) {

@@ -8,7 +8,6 @@ import {
   MAX_SEGMENTS_PAGE,
   ONESIGNAL_API_URL,
   RATE_LIMIT_RETRY_DEADLINE_MS,
-  REQUEST_TIMEOUT_MS,
   USER_UPDATES_PER_SECOND_PER_APP,
   segmentPath,
   segmentsPath,
@@ -33,6 +32,13 @@ export interface OneSignalSegment {
 }
 
 /**
+ * OneSignal's own response timeout is 100 s (REQUEST_TIMEOUT_MS), but a tag PATCH only sets values,
+ * so a repeat is harmless: we give up after 30 s and let the caller retry rather than hold a
+ * pooled connection for 100 s.
+ */
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+/**
  * The OneSignal REST client for one app + key. Every request waits for the app's shared
  * limiter; 429s are absorbed here (pause the app, retry the same request) so they never spend
  * a record's retry budget; every other failure is thrown as a classified AmpError.
@@ -52,7 +58,7 @@ export class OneSignalClient {
     this.apiUrl = (opts.apiUrl ?? ONESIGNAL_API_URL).replace(/\/+$/, '');
     this.limiter = limiterForApp(opts.appId, opts.rateLimitPerSecond ?? USER_UPDATES_PER_SECOND_PER_APP);
     this.rateLimitDeadlineMs = opts.rateLimitDeadlineMs ?? RATE_LIMIT_RETRY_DEADLINE_MS;
-    this.timeoutMs = opts.timeoutMs ?? REQUEST_TIMEOUT_MS;
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
   /** HTTP requests sent by this client, 429s and retries included. */

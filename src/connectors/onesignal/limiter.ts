@@ -64,7 +64,7 @@ export class AppLimiter {
   private queueHead = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly users = new Map<string, UserSlot>();
-  private acquiresSinceSweep = 0;
+  private lastSweep = 0;
 
   constructor(appId: string, ratePerSecond: number = USER_UPDATES_PER_SECOND_PER_APP) {
     this.appId = appId;
@@ -96,6 +96,8 @@ export class AppLimiter {
     const elapsed = now - this.lastRefill;
     if (elapsed <= 0) return;
     this.lastRefill = now;
+    // Paused: no tokens and no rate recovery (a quiet second while paused proves nothing).
+    if (now < this.pausedUntil) return;
     // Additive increase only after a full second without a 429.
     if (this.currentRate < this.configuredRate && now - this.lastDecreaseAt >= 1_000) {
       this.currentRate = Math.min(
@@ -103,7 +105,6 @@ export class AppLimiter {
         this.currentRate + (this.configuredRate * INCREASE_FRACTION_PER_SECOND * elapsed) / 1_000,
       );
     }
-    if (now < this.pausedUntil) return;
     this.tokens = Math.min(this.capacity(), this.tokens + (elapsed * this.pacedRate()) / 1_000);
   }
 
@@ -114,7 +115,9 @@ export class AppLimiter {
   async acquire(userKey?: string, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) throw abortError(signal);
     if (userKey === undefined) return this.takeToken(signal);
-    if (++this.acquiresSinceSweep >= 1_000) this.sweep(Date.now());
+    // At most one O(users) sweep per spacing interval, however many callers arrive.
+    const now = Date.now();
+    if (now - this.lastSweep >= PER_USER_SPACING_MS) this.sweep(now);
     let slot = this.users.get(userKey);
     if (!slot) {
       slot = { lastSentAt: 0, tail: Promise.resolve(), pending: 0 };
@@ -213,7 +216,7 @@ export class AppLimiter {
 
   /** Forgets users whose last send is older than the spacing and who have nobody waiting. */
   private sweep(now: number): void {
-    this.acquiresSinceSweep = 0;
+    this.lastSweep = now;
     for (const [k, s] of this.users) {
       if (s.pending === 0 && now - s.lastSentAt >= PER_USER_SPACING_MS) this.users.delete(k);
     }

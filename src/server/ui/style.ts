@@ -24,7 +24,7 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;padding:.05rem .5rem;border-radius:999px;font-size:.8rem;font-weight:600;background:#e7eaf0}
 .badge.completed,.badge.active,.badge.ok{background:#dcf3e3;color:var(--ok)}
 .badge.failed,.badge.paused,.badge.rejected{background:#fde4e1;color:var(--bad)}
-.badge.held,.badge.running{background:#fff3cd;color:var(--warn)}
+.badge.held,.badge.running,.badge.not_found,.badge.dry_run{background:#fff3cd;color:var(--warn)}
 form.stack{display:grid;gap:.9rem;max-width:560px}
 .field{display:grid;gap:.25rem}
 .field label{font-weight:600}

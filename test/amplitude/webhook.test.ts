@@ -1,0 +1,222 @@
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createSource, updateSource } from '../../src/connectors/amplitude/sources';
+import { applyPendingWebhooks, applyWebhookMessage } from '../../src/connectors/amplitude/webhooks';
+import { createDestination } from '../../src/connectors/onesignal/destinations';
+import { startAmplitudeEmulator, type AmplitudeEmulator } from '../../src/emulators/amplitude';
+import { startOneSignalEmulator, type OneSignalEmulator } from '../../src/emulators/onesignal';
+import { createJobQueue } from '../../src/jobs';
+import { buildServer } from '../../src/server/app';
+import type { Context } from '../../src/store';
+import { deliverDestination } from '../../src/sync/deliver';
+import { runSync } from '../../src/sync/run';
+import { createSync } from '../../src/sync/syncs';
+import { describeEachDialect } from '../helpers/db';
+import { AMP, OS_APP, ledgerRows } from './fixtures';
+
+describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
+  let app: FastifyInstance;
+  let base: string;
+  let onesignal: OneSignalEmulator;
+  let source: { id: string; webhook_secret: string; webhook_path: string };
+  let destId: string;
+
+  const post = async (body: unknown, opts: { secret?: string | null; path?: string; raw?: string } = {}) => {
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'Amplitude/Webhook/1.0' };
+    const secret = opts.secret === undefined ? source.webhook_secret : opts.secret;
+    if (secret !== null) headers.authorization = `Bearer ${secret}`;
+    const started = performance.now();
+    const res = await fetch(base + (opts.path ?? source.webhook_path), { method: 'POST', headers, body: opts.raw ?? JSON.stringify(body) });
+    const ms = performance.now() - started;
+    return { status: res.status, body: (await res.json()) as Record<string, unknown>, ms };
+  };
+  const inboxCount = async (ctx: Context) =>
+    Number((await ctx.store.db.selectFrom('webhook_inbox').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+  const msg = (cohort: string, inCohort: boolean, t: number, ids: string[], id?: string) => ({
+    cohort_name: `Cohort ${cohort}`,
+    cohort_id: cohort,
+    in_cohort: inCohort,
+    computed_time: String(t),
+    message_id: id ?? `${cohort}-${inCohort ? 'enter' : 'exit'}-${t}-${ids.join('.')}`,
+    users: ids.map((user_id) => ({ user_id, user_properties: { city: 'Paris' } })),
+  });
+  /** Applies stored messages and delivers to OneSignal, as the jobs layer would. */
+  const applyAndDeliver = async (ctx: Context) => {
+    const r = await applyPendingWebhooks(ctx);
+    for (const d of r.destinationIds) await deliverDestination(ctx, d);
+    return r;
+  };
+  const tag = (syncTag: string, user: string) => onesignal.state.getUser(user)?.[syncTag];
+
+  beforeAll(async () => {
+    const { ctx } = db();
+    onesignal = await startOneSignalEmulator({
+      apps: [OS_APP],
+      perUserPerSecond: 1000,
+      users: { mode: 'seeded', ids: ['u1', 'u2', 'u3', 'u4', 'a', 'b', 'c', 'd'] },
+    });
+    app = await buildServer({ ctx });
+    base = await app.listen({ host: '127.0.0.1', port: 0 });
+    source = await createSource(ctx, { name: 'push-project', api_key: AMP.apiKey, secret_key: AMP.secretKey, api_url: 'http://127.0.0.1:9' });
+    destId = (await createDestination(ctx, { name: 'push-app', app_id: OS_APP.appId, api_key: OS_APP.apiKey, api_url: onesignal.url, source_id: source.id })).id;
+  });
+  afterAll(async () => {
+    await app?.close();
+    await onesignal?.close();
+  });
+
+  it('refuses a wrong or missing secret with 401 and an unknown source with 404, storing nothing', async () => {
+    const { ctx } = db();
+    const before = await inboxCount(ctx);
+    expect((await post(msg('coh_x', true, 100, ['u1']), { secret: 'wrong' })).status).toBe(401);
+    expect((await post(msg('coh_x', true, 100, ['u1']), { secret: null })).status).toBe(401);
+    expect((await post(msg('coh_x', true, 100, ['u1']), { path: '/hooks/amplitude/cohorts/src_nope' })).status).toBe(404);
+    expect(await inboxCount(ctx)).toBe(before);
+  });
+
+  it('answers 400 naming the field for malformed bodies, storing nothing', async () => {
+    const { ctx } = db();
+    const before = await inboxCount(ctx);
+    const bad = await post(null, { raw: '{"cohort_id": "c1", "in_cohort": tru' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.message).toMatch(/not valid JSON/);
+    const good = msg('coh_x', true, 100, ['u1']);
+    for (const field of ['cohort_id', 'in_cohort', 'users'] as const) {
+      const { [field]: _dropped, ...rest } = good;
+      const r = await post(rest);
+      expect(r.status, field).toBe(400);
+      expect(r.body.message, field).toContain(field);
+    }
+    const notArray = await post({ ...good, users: 'u1' });
+    expect(notArray.status).toBe(400);
+    expect(notArray.body.message).toMatch(/users/);
+    const badTime = await post({ ...good, computed_time: 'yesterday' });
+    expect(badTime.status).toBe(400);
+    expect(badTime.body.message).toMatch(/computed_time/);
+    expect(await inboxCount(ctx)).toBe(before);
+  });
+
+  it('answers 413 for a body over the limit, storing nothing', async () => {
+    const { ctx } = db();
+    const small = await buildServer({ ctx, bodyLimit: 2_000 });
+    const url = await small.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const before = await inboxCount(ctx);
+      const big = msg('coh_big', true, 100, Array.from({ length: 200 }, (_, i) => `user-${i}`));
+      const res = await fetch(url + source.webhook_path, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${source.webhook_secret}` },
+        body: JSON.stringify(big),
+      });
+      expect(res.status).toBe(413);
+      expect(await inboxCount(ctx)).toBe(before);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('creates a cohort first seen in a webhook; duplicates, stale and out-of-order deltas change nothing', async () => {
+    const { ctx } = db();
+    // First word of the cohort: an empty batch is enough to create it.
+    const first = await post({ ...msg('coh_push', true, 1000, []), cohort_name: 'Pushed cohort' });
+    expect(first.status).toBe(200);
+    expect(first.ms).toBeLessThan(1000);
+    await applyAndDeliver(ctx);
+    const cohort = await ctx.store.db.selectFrom('cohorts').selectAll().where('id', '=', 'coh_push').executeTakeFirstOrThrow();
+    expect(cohort).toMatchObject({ name: 'Pushed cohort', origin: 'webhook', source_id: source.id });
+    const sync = await createSync(ctx, { cohortId: 'coh_push', destinationId: destId, cadence: 'manual' });
+
+    const enter = msg('coh_push', true, 2000, ['u1', 'u2']);
+    const a = await post(enter);
+    const b = await post(enter);
+    expect(a.body).toMatchObject({ ok: true, duplicate: false });
+    expect(b.body).toMatchObject({ ok: true, duplicate: true });
+    expect(await ctx.store.db.selectFrom('webhook_inbox').select('id').where('message_id', '=', enter.message_id).execute()).toHaveLength(1);
+    await applyAndDeliver(ctx);
+    expect(tag(sync.tag_key, 'u1')).toBe('1');
+    expect(tag(sync.tag_key, 'u2')).toBe('1');
+
+    // An exit computed before the enter arrives late: ignored.
+    await post(msg('coh_push', false, 1500, ['u1']));
+    // A newer exit for u2 applies.
+    await post(msg('coh_push', false, 2500, ['u2']));
+    const r = await applyAndDeliver(ctx);
+    expect(r.applied).toBe(2);
+    expect(tag(sync.tag_key, 'u1')).toBe('1');
+    expect(tag(sync.tag_key, 'u2')).toBeUndefined();
+
+    // Leave then enter again (in order), and enter arriving before an older leave (out of order).
+    await post(msg('coh_push', false, 3000, ['u3']));
+    await post(msg('coh_push', true, 3001, ['u3']));
+    await post(msg('coh_push', true, 4001, ['u4']));
+    await post(msg('coh_push', false, 4000, ['u4']));
+    await applyAndDeliver(ctx);
+    expect(tag(sync.tag_key, 'u3')).toBe('1');
+    expect(tag(sync.tag_key, 'u4')).toBe('1');
+    const rows = await ledgerRows(ctx, sync.id);
+    expect(rows.filter((x) => x.desired === 1).map((x) => x.external_id)).toEqual(['u1', 'u3', 'u4']);
+
+    // Re-applying an applied message is a no-op.
+    const applied = await ctx.store.db.selectFrom('webhook_inbox').select('id').where('message_id', '=', enter.message_id).executeTakeFirstOrThrow();
+    expect(await applyWebhookMessage(ctx, applied.id)).toEqual({ destinationIds: [] });
+  });
+
+  it('accepts compute_time and numeric fields, and hands the message to the job queue per source', async () => {
+    const { ctx } = db();
+    const jobs = createJobQueue(ctx);
+    const withJobs = await buildServer({ ctx, jobs });
+    const url = await withJobs.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const { computed_time: _c, ...rest } = msg('coh_num', true, 5000, ['a']);
+      const res = await fetch(url + source.webhook_path, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${source.webhook_secret}` },
+        body: JSON.stringify({ ...rest, cohort_id: 12345, compute_time: 5000 }),
+      });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { inbox_id: number };
+      const row = await ctx.store.db.selectFrom('webhook_inbox').selectAll().where('id', '=', body.inbox_id).executeTakeFirstOrThrow();
+      expect(row).toMatchObject({ cohort_id: '12345', computed_time: 5_000_000, in_cohort: 1 });
+      const queued = (await jobs.list()).filter((j) => j.task === 'webhook.apply');
+      expect(queued.map((j) => ({ payload: j.payload, queue: j.queue }))).toContainEqual({ payload: { inboxId: body.inbox_id }, queue: `webhooks:${source.id}` });
+    } finally {
+      await withJobs.close();
+      await jobs.stop().catch(() => {});
+    }
+  });
+
+  it('end to end: the Amplitude emulator pushes membership changes, we ack, apply and deliver', async () => {
+    const { ctx } = db();
+    const e2eSource = await createSource(ctx, { name: 'emulated-project', api_key: AMP.apiKey, secret_key: AMP.secretKey, api_url: 'http://127.0.0.1:9' });
+    const amplitude: AmplitudeEmulator = await startAmplitudeEmulator({
+      projects: [AMP],
+      pollsBeforeReady: 1,
+      webhookUrl: base + e2eSource.webhook_path,
+      webhookHeaders: { authorization: `Bearer ${e2eSource.webhook_secret}` },
+    });
+    try {
+      await updateSource(ctx, e2eSource.id, { api_url: amplitude.url });
+      const dest = await createDestination(ctx, { name: 'e2e-app', app_id: OS_APP.appId, api_key: OS_APP.apiKey, api_url: onesignal.url, source_id: e2eSource.id });
+      amplitude.cohorts.upsert({ id: 'coh_rt', name: 'Realtime cohort', members: [{ user_id: 'a' }, { user_id: 'b' }] });
+      await amplitude.webhooksIdle(10_000);
+      await applyAndDeliver(ctx);
+      const sync = await createSync(ctx, { cohortId: 'coh_rt', destinationId: dest.id, cadence: 'realtime' });
+      // The realtime sync's first run is a pull; deltas follow as pushes.
+      expect(await runSync(ctx, sync.id)).toMatchObject({ status: 'completed', members: 2, delivered: 2 });
+
+      amplitude.cohorts.addMembers('coh_rt', [{ user_id: 'c' }, { user_id: 'd' }]);
+      amplitude.cohorts.removeMembers('coh_rt', ['a']);
+      await amplitude.webhooksIdle(10_000);
+      const attempts = amplitude.webhookLog();
+      expect(attempts.length).toBeGreaterThanOrEqual(3);
+      expect(attempts.every((x) => x.status === 200)).toBe(true);
+      await applyAndDeliver(ctx);
+      expect(tag(sync.tag_key, 'a')).toBeUndefined();
+      expect(tag(sync.tag_key, 'b')).toBe('1');
+      expect(tag(sync.tag_key, 'c')).toBe('1');
+      expect(tag(sync.tag_key, 'd')).toBe('1');
+    } finally {
+      await amplitude.close();
+    }
+  });
+});

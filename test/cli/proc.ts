@@ -1,0 +1,77 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+
+const BIN = resolve(__dirname, '../../bin/ampsignal.mjs');
+
+export interface Finished {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real CLI to completion. */
+export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<Finished> {
+  return new Promise((res, rej) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+      rej(new Error(`ampsignal ${args.join(' ')} did not finish in ${timeoutMs} ms; stderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(t);
+      res({ code, stdout, stderr });
+    });
+  });
+}
+
+export interface LongRunning {
+  child: ChildProcessWithoutNullStreams;
+  /** The first stdout JSON document (the start line of `serve --json` / `worker --json`). */
+  started: Promise<Record<string, any>>;
+  exited: Promise<Finished>;
+  stderr(): string;
+}
+
+/** Starts a long-running CLI command (serve, worker) and resolves `started` on its JSON start line. */
+export function startCli(args: string[], env: Record<string, string> = {}): LongRunning {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } });
+  let stdout = '';
+  let stderr = '';
+  let onStart: (v: Record<string, any>) => void;
+  let onFail: (e: Error) => void;
+  const started = new Promise<Record<string, any>>((res, rej) => {
+    onStart = res;
+    onFail = rej;
+  });
+  child.stdout.on('data', (d) => {
+    stdout += d;
+    // `--json` pretty-prints one object: parse once it is complete.
+    try {
+      onStart(JSON.parse(stdout));
+    } catch {
+      /* not complete yet */
+    }
+  });
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<Finished>((res) => {
+    child.on('close', (code) => {
+      onFail(new Error(`process exited (${code}) before starting: ${stderr}`));
+      res({ code, stdout, stderr });
+    });
+  });
+  return { child, started, exited, stderr: () => stderr };
+}
+
+/** A loopback port with nothing listening on it (bound then released). */
+export async function closedPort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}

@@ -1,0 +1,120 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { createJobQueue } from '../../src/jobs';
+import { enqueueDueSyncs, nextRunAt } from '../../src/jobs/schedule';
+import { openContext, type Context } from '../../src/store';
+import { describeEachDialect } from '../helpers/db';
+
+const HOUR = 3_600_000;
+
+describe('nextRunAt', () => {
+  const t = Date.UTC(2026, 0, 1, 12, 0, 0);
+  it('follows each cadence', () => {
+    expect(nextRunAt('hourly', t)).toBe(t + HOUR);
+    expect(nextRunAt('daily', t)).toBe(t + 24 * HOUR);
+    // realtime: webhook deltas plus one reconcile pull a day
+    expect(nextRunAt('realtime', t)).toBe(t + 24 * HOUR);
+    expect(nextRunAt('once', t)).toBeNull();
+    expect(nextRunAt('manual', t)).toBeNull();
+  });
+  it('rejects an unknown cadence with the valid ones listed', () => {
+    expect(() => nextRunAt('weekly', t)).toThrow(/manual, once, hourly, daily, realtime/);
+  });
+});
+
+describeEachDialect('enqueueDueSyncs', (db) => {
+  const extra: Context[] = [];
+  afterAll(async () => {
+    await Promise.all(extra.map((c) => c.close()));
+  });
+
+  async function seedSync(ctx: Context, id: string, cadence: string, nextRun: number | null): Promise<void> {
+    const now = Date.now();
+    const d = ctx.store.db;
+    await d
+      .insertInto('destinations')
+      .values({
+        id: `dst_${id}`,
+        name: `dest ${id}`,
+        kind: 'onesignal',
+        source_id: null,
+        app_id: `app-${id}`,
+        api_key_enc: ctx.secrets.encrypt('key'),
+        api_url: 'http://127.0.0.1:1',
+        tag_key_template: 'amp_cohort_{cohort_id}',
+        external_id_property: 'user_id',
+        max_tags_per_user: 10,
+        rate_limit_per_second: 1000,
+        status: 'active',
+        status_reason: null,
+        created_at: now,
+      })
+      .execute();
+    await d
+      .insertInto('cohorts')
+      .values({ id: `coh_${id}`, source_id: null, name: `cohort ${id}`, origin: 'file', size: 0, last_computed: null, created_at: now, updated_at: now })
+      .execute();
+    await d
+      .insertInto('syncs')
+      .values({
+        id,
+        cohort_id: `coh_${id}`,
+        destination_id: `dst_${id}`,
+        cadence,
+        tag_key: `amp_cohort_${id}`,
+        external_id_property: 'user_id',
+        segment_id: null,
+        segment_error: null,
+        guard_threshold: 0.5,
+        status: 'active',
+        next_run_at: nextRun,
+        last_run_id: null,
+        created_at: now,
+      })
+      .execute();
+  }
+
+  it('enqueues each due sync exactly once across concurrent callers and advances its schedule', async () => {
+    const { ctx, url } = db();
+    const now = Date.now();
+    await seedSync(ctx, 'syn_hourly', 'hourly', now - 1000);
+    await seedSync(ctx, 'syn_daily', 'daily', now - 5 * HOUR); // missed while down: one pull, not five
+    await seedSync(ctx, 'syn_once', 'once', now - 10);
+    await seedSync(ctx, 'syn_realtime', 'realtime', now);
+    await seedSync(ctx, 'syn_future', 'hourly', now + HOUR);
+    await seedSync(ctx, 'syn_manual', 'manual', null);
+
+    const ctx2 = await openContext({ db: url, migrate: 'require' });
+    extra.push(ctx2);
+    const q1 = createJobQueue(ctx);
+    const q2 = createJobQueue(ctx2);
+    try {
+      const results = await Promise.all([
+        enqueueDueSyncs(ctx, q1, now),
+        enqueueDueSyncs(ctx2, q2, now),
+        enqueueDueSyncs(ctx, q1, now),
+        enqueueDueSyncs(ctx2, q2, now),
+      ]);
+      const all = results.flatMap((r) => r.enqueued).sort();
+      expect(all).toEqual(['syn_daily', 'syn_hourly', 'syn_once', 'syn_realtime']);
+
+      const jobs = (await q1.list()).filter((j) => j.task === 'sync.run');
+      expect(jobs.map((j) => (j.payload as { syncId: string }).syncId).sort()).toEqual(all);
+      expect(jobs.every((j) => (j.payload as { trigger: string }).trigger === 'schedule')).toBe(true);
+
+      const rows = await ctx.store.db.selectFrom('syncs').select(['id', 'next_run_at']).execute();
+      const next = Object.fromEntries(rows.map((r) => [r.id, r.next_run_at]));
+      expect(next.syn_hourly).toBe(now + HOUR);
+      expect(next.syn_daily).toBe(now + 24 * HOUR);
+      expect(next.syn_realtime).toBe(now + 24 * HOUR);
+      expect(next.syn_once).toBeNull();
+      expect(next.syn_future).toBe(now + HOUR);
+      expect(next.syn_manual).toBeNull();
+
+      // A later tick at the same instant finds nothing due: schedules live in the database.
+      expect((await enqueueDueSyncs(ctx2, q2, now)).enqueued).toEqual([]);
+    } finally {
+      await q1.stop();
+      await q2.stop();
+    }
+  });
+});
