@@ -23,9 +23,10 @@ describe('AppLimiter', () => {
     await Promise.all(Array.from({ length: 1000 }, () => l.acquire().then(() => times.push(performance.now()))));
     const elapsed = performance.now() - started;
     expect(maxInWindow(times)).toBeLessThanOrEqual(400);
-    // 1,000 at 95% of 400/s is about 2.6 s; much faster would mean no pacing, much slower a stall.
-    expect(elapsed).toBeGreaterThan(2_000);
-    expect(elapsed).toBeLessThan(4_500);
+    // 1,000 at 95% of 400/s is about 2.6 s; faster would mean no pacing. The upper bound only
+    // catches a stall (it is loose because these machines run many test files at once).
+    expect(elapsed).toBeGreaterThan(2_400);
+    expect(elapsed).toBeLessThan(10_000);
     expect(l.stats().queued).toBe(0);
   });
 
