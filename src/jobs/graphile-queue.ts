@@ -15,6 +15,7 @@ import { AmpError, toAmpError } from '../errors';
 import type { Context } from '../store';
 import type { DatabaseTarget } from '../store/url';
 import { log } from '../telemetry/logger';
+import { graphileLeaseOwner, releaseLeasesOf } from './leases';
 import type { CronItem, JobInfo, JobQueue, JobSpec, TaskHandler, TaskList } from './port';
 
 type PgTarget = Extract<DatabaseTarget, { dialect: 'postgres' }>;
@@ -71,8 +72,10 @@ export class GraphileJobQueue implements JobQueue {
   private readonly workerIds = new Set<string>();
   private sweeper: NodeJS.Timeout | undefined;
   private poolSize = 4;
+  private readonly ctx: Context;
 
   constructor(ctx: Context, opts: GraphileQueueOptions = {}) {
+    this.ctx = ctx;
     if (ctx.store.target.dialect !== 'postgres') throw new AmpError('internal', 'graphile-worker needs PostgreSQL');
     this.target = ctx.store.target;
     this.schema = graphileSchema(this.target);
@@ -193,7 +196,10 @@ export class GraphileJobQueue implements JobQueue {
       ),
     });
     await this.lockChain;
-    this.sweeper = setInterval(() => void this.sweepDeadWorkers(), this.opts.sweepMs);
+    this.sweeper = setInterval(
+      () => void this.sweepDeadWorkers().catch((e) => log.error({ err: toAmpError(e).message }, 'dead worker sweep failed')),
+      this.opts.sweepMs,
+    );
     this.sweeper.unref();
   }
 
@@ -228,6 +234,8 @@ export class GraphileJobQueue implements JobQueue {
     }
     if (dead.length > 0) {
       log.warn({ workers: dead }, 'releasing jobs held by dead workers');
+      // Leases first: once the jobs are unlocked another worker may pick them up at once.
+      await releaseLeasesOf(this.ctx, dead.map(graphileLeaseOwner));
       await (await this.utils()).forceUnlockWorkers(dead);
     }
     return dead;
@@ -256,7 +264,7 @@ async function wrapHandler(
   helpers: JobHelpers,
 ): Promise<void> {
   try {
-    await handler(payload, { signal: helpers.abortSignal, workerId: `gw:${helpers.job.locked_by ?? 'unknown'}`, jobId: String(helpers.job.id) });
+    await handler(payload, { signal: helpers.abortSignal, workerId: graphileLeaseOwner(helpers.job.locked_by ?? 'unknown'), jobId: String(helpers.job.id) });
   } catch (e) {
     const err = toAmpError(e);
     const retryable = err.kind === 'retryable' || !(e instanceof AmpError);

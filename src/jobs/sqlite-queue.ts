@@ -278,7 +278,7 @@ export class SqliteJobQueue implements JobQueue {
     const handler = this.tasks[job.task];
     try {
       if (!handler) throw new AmpError('internal', `no handler for task "${job.task}"`);
-      await handler(JSON.parse(job.payload), { signal: this.abort.signal, workerId: this.runnerId, jobId: String(job.id) });
+      await handler(JSON.parse(job.payload), { signal: this.abort.signal, workerId: `${this.runnerId}:${job.id}`, jobId: String(job.id) });
       await this.db.deleteFrom('jobs').where('id', '=', job.id).where('locked_by', '=', this.runnerId).execute();
     } catch (e) {
       await this.fail(job, e).catch((err) =>

@@ -54,10 +54,11 @@ export async function enqueueForward(jobs: JobQueue, streamId: string, runAt?: n
   );
 }
 
-/** When the earliest retryable pending ledger row of a destination is due (null: none). */
+/** When the earliest retryable pending ledger row of a destination is due or its lease lapses (null: none). */
 async function nextDeliveryAt(ctx: Context, destinationId: string): Promise<number | null> {
   const r = await sql<{ t: number | null }>`
-    SELECT MIN(COALESCE(next_attempt_at, 0)) AS t FROM ledger
+    SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > COALESCE(next_attempt_at, 0) THEN lease_until ELSE COALESCE(next_attempt_at, 0) END) AS t
+    FROM ledger
     WHERE destination_id = ${destinationId} AND desired <> confirmed AND (outcome IS NULL OR outcome = 'retry')`.execute(ctx.store.db);
   const t = r.rows[0]?.t;
   return t === null || t === undefined ? null : Number(t);

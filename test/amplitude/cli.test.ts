@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAmplitudeEmulator, type AmplitudeEmulator } from '../../src/emulators/amplitude';
 import { describeEachDialect } from '../helpers/db';
 import { AMP } from './fixtures';
@@ -43,18 +43,26 @@ describeEachDialect('source and cohort CLI for Amplitude', (db) => {
     expect(add.stdout).not.toContain(AMP.secretKey);
     expect(add.stdout).not.toContain(AMP.apiKey);
 
-    const list = JSON.parse((await cli(url, ['source', 'list', '--json'])).stdout) as Array<Record<string, unknown>>;
+    // The rest only reads: run the processes side by side.
+    const [listOut, showOut, revealOut, cohorts, files, unknown] = await Promise.all([
+      cli(url, ['source', 'list', '--json']),
+      cli(url, ['source', 'show', String(created.id), '--json']),
+      cli(url, ['source', 'show', String(created.id), '--reveal-secret', '--json']),
+      cli(url, ['cohort', 'list', '--source', String(created.id), '--refresh', '--json']),
+      cli(url, ['cohort', 'list', '--json']),
+      cli(url, ['cohort', 'list', '--source', 'src_missing', '--json']),
+    ]);
+    const list = JSON.parse(listOut.stdout) as Array<Record<string, unknown>>;
     expect(list.map((s) => s.id)).toContain(created.id);
     expect(list[0]).not.toHaveProperty('webhook_secret');
 
-    const show = JSON.parse((await cli(url, ['source', 'show', String(created.id), '--json'])).stdout) as Record<string, unknown>;
+    const show = JSON.parse(showOut.stdout) as Record<string, unknown>;
     expect(show).not.toHaveProperty('webhook_secret');
     expect(show).toMatchObject({ downloads_this_month: 0, planned_downloads_per_month: 0 });
-    const revealed = JSON.parse((await cli(url, ['source', 'show', String(created.id), '--reveal-secret', '--json'])).stdout) as Record<string, unknown>;
+    const revealed = JSON.parse(revealOut.stdout) as Record<string, unknown>;
     expect(revealed.webhook_secret).toBe(created.webhook_secret);
 
     // cohort list --source: the project's cohorts from Amplitude (listing is not a download).
-    const cohorts = await cli(url, ['cohort', 'list', '--source', String(created.id), '--refresh', '--json']);
     expect(cohorts.stderr).toBe('');
     const rows = JSON.parse(cohorts.stdout) as Array<Record<string, unknown>>;
     expect(rows.map((r) => [r.id, r.name, r.size])).toEqual([
@@ -65,24 +73,28 @@ describeEachDialect('source and cohort CLI for Amplitude', (db) => {
     expect(amplitude.cohorts.downloads()).toBe(0);
 
     // Without --source, `cohort list` is still the file-cohort listing.
-    const files = await cli(url, ['cohort', 'list', '--json']);
     expect(files.code).toBe(0);
     expect(JSON.parse(files.stdout)).toEqual([]);
-  });
-
-  it('bad input exits 2 with one line naming the flag', async () => {
-    const { url } = db();
-    const region = await cli(url, ['source', 'add', 'amplitude', '--name', 'X', '--api-key', 'k', '--secret-key', 's', '--region', 'mars']);
-    expect(region.code).toBe(2);
-    expect(region.stderr).toMatch(/--region: must be us or eu/);
-    const missing = await cli(url, ['source', 'add', 'amplitude', '--name', 'X', '--api-key', 'k']);
-    expect(missing.code).toBe(2);
-    expect(missing.stderr).toMatch(/--secret-key/);
-    const kind = await cli(url, ['source', 'add', 'mixpanel', '--name', 'X', '--api-key', 'k', '--secret-key', 's']);
-    expect(kind.code).toBe(2);
-    expect(kind.stderr).toMatch(/unknown source kind "mixpanel"/);
-    const unknown = await cli(url, ['cohort', 'list', '--source', 'src_missing', '--json']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/no source with id src_missing/);
+  });
+});
+
+// Flag validation happens before any database is opened.
+describe('source CLI input checks', () => {
+
+  it('bad input exits 2 with one line naming the flag', async () => {
+    const url = 'sqlite:/nonexistent-dir-never-opened/x.db';
+    const [region, missing, kind] = await Promise.all([
+      cli(url, ['source', 'add', 'amplitude', '--name', 'X', '--api-key', 'k', '--secret-key', 's', '--region', 'mars']),
+      cli(url, ['source', 'add', 'amplitude', '--name', 'X', '--api-key', 'k']),
+      cli(url, ['source', 'add', 'mixpanel', '--name', 'X', '--api-key', 'k', '--secret-key', 's']),
+    ]);
+    expect(region.code).toBe(2);
+    expect(region.stderr).toMatch(/--region: must be us or eu/);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/--secret-key/);
+    expect(kind.code).toBe(2);
+    expect(kind.stderr).toMatch(/unknown source kind "mixpanel"/);
   });
 });

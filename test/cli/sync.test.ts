@@ -1,6 +1,6 @@
 import { afterAll, expect, it } from 'vitest';
 import { describeEachDialect } from '../helpers/db';
-import { cli, range, setupApp, writeIds } from '../sync/setup';
+import { cli, cohortSync, range, reimport, setupApp, writeIds } from '../sync/setup';
 
 const emulators: Array<{ close(): Promise<void> }> = [];
 afterAll(async () => {
@@ -8,6 +8,7 @@ afterAll(async () => {
 });
 
 describeEachDialect('cli sync + runs', (db) => {
+  // Each spawn starts tsx; on a loaded machine that takes seconds, hence the generous timeouts.
   it('create, dry run, run, show, records, list — JSON only on stdout', async () => {
     const { url, ctx } = db();
     const { emu, dest } = await setupApp(ctx, { users: range('s', 0, 20) });
@@ -16,7 +17,7 @@ describeEachDialect('cli sync + runs', (db) => {
     const imp = JSON.parse((await cli(['--db', url, 'cohort', 'import', '--file', file, '--name', 'CLI cohort', '--json'])).stdout) as { cohort_id: string };
 
     const c = await cli(['--db', url, 'sync', 'create', '--cohort', imp.cohort_id, '--destination', dest.id, '--json']);
-    expect(c.code).toBe(0);
+    expect(c.code, c.stderr).toBe(0);
     const sync = JSON.parse(c.stdout) as { id: string; tag_key: string; cadence: string };
     expect(sync).toMatchObject({ tag_key: `amp_cohort_${imp.cohort_id}`, cadence: 'manual' });
 
@@ -25,11 +26,11 @@ describeEachDialect('cli sync + runs', (db) => {
     expect(dup.stderr).toMatch(/already syncs/);
 
     const dry = await cli(['--db', url, 'sync', 'run', sync.id, '--dry-run', '--json']);
-    expect(dry.code).toBe(0);
+    expect(dry.code, dry.stderr).toBe(0);
     expect(JSON.parse(dry.stdout)).toMatchObject({ status: 'dry_run', added: 22, requests: 0 });
 
     const run = await cli(['--db', url, 'sync', 'run', sync.id, '--json']);
-    expect(run.code).toBe(0);
+    expect(run.code, run.stderr).toBe(0);
     const view = JSON.parse(run.stdout) as Record<string, unknown>;
     for (const k of ['id', 'sync_id', 'status', 'members', 'added', 'removed', 'unchanged', 'skipped_anonymous', 'delivered', 'not_found', 'failed', 'pending', 'requests']) {
       expect(view).toHaveProperty(k);
@@ -38,25 +39,22 @@ describeEachDialect('cli sync + runs', (db) => {
     expect(emu.state.getUser('s3')).toMatchObject({ [sync.tag_key]: '1' });
 
     const show = await cli(['--db', url, 'runs', 'show', String(view.id), '--records', 'not_found', '--json']);
-    expect(show.code).toBe(0);
+    expect(show.code, show.stderr).toBe(0);
     const shown = JSON.parse(show.stdout) as { records: Array<{ external_id: string; outcome: string }> };
     expect(shown.records.map((r) => r.external_id).sort()).toEqual(['nobody1', 'nobody2']);
 
     const list = await cli(['--db', url, 'runs', 'list', '--sync', sync.id, '--json']);
     expect((JSON.parse(list.stdout) as unknown[]).length).toBe(2);
-    const human = await cli(['--db', url, 'sync', 'show', sync.id]);
-    expect(human.stdout).toMatch(/amp_cohort_/);
-  });
+  }, 240_000);
 
   it('held runs: approve and reject via CLI; wrong ids and flags exit 2', async () => {
     const { url, ctx } = db();
     const users = range('h', 0, 10);
     const { emu, dest } = await setupApp(ctx, { users });
     emulators.push(emu);
-    const imp = JSON.parse((await cli(['--db', url, 'cohort', 'import', '--file', writeIds(users), '--name', 'H', '--id', 'held-cohort', '--json'])).stdout) as { cohort_id: string };
-    const sync = JSON.parse((await cli(['--db', url, 'sync', 'create', '--cohort', imp.cohort_id, '--destination', dest.id, '--json'])).stdout) as { id: string; tag_key: string };
+    const { cohortId, sync } = await cohortSync(ctx, dest.id, users);
     expect(JSON.parse((await cli(['--db', url, 'sync', 'run', sync.id, '--json'])).stdout)).toMatchObject({ status: 'completed', delivered: 10 });
-    await cli(['--db', url, 'cohort', 'import', '--file', writeIds(['h0']), '--name', 'H', '--id', 'held-cohort']);
+    await reimport(ctx, cohortId, ['h0']);
     const held = JSON.parse((await cli(['--db', url, 'sync', 'run', sync.id, '--json'])).stdout) as { id: string; status: string };
     expect(held.status).toBe('held');
     const rej = await cli(['--db', url, 'runs', 'reject', held.id, '--json']);
@@ -73,12 +71,10 @@ describeEachDialect('cli sync + runs', (db) => {
     expect(unknown.code).toBe(2);
     expect(unknown.stdout).toBe('');
     expect(unknown.stderr.trim().split('\n')).toHaveLength(1);
-    const badSync = await cli(['--db', url, 'sync', 'run', 'syn_nope']);
-    expect(badSync.code).toBe(2);
-    const badCadence = await cli(['--db', url, 'sync', 'create', '--cohort', imp.cohort_id, '--destination', dest.id, '--cadence', 'weekly']);
+    const badCadence = await cli(['--db', url, 'sync', 'create', '--cohort', cohortId, '--destination', dest.id, '--cadence', 'weekly']);
     expect(badCadence.code).toBe(2);
     expect(badCadence.stderr).toMatch(/cadence/);
     const badFlag = await cli(['--db', url, 'sync', 'run', sync.id, '--wat']);
     expect(badFlag.code).toBe(2);
-  });
+  }, 240_000);
 });

@@ -1,0 +1,147 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createDestination } from '../../src/connectors/onesignal/destinations';
+import { startOneSignalEmulator, type OneSignalEmulator } from '../../src/emulators/onesignal';
+import { createJobQueue } from '../../src/jobs';
+import type { JobQueue } from '../../src/jobs/port';
+import { openContext, type Context } from '../../src/store';
+import { importCohortFile } from '../../src/sync/cohorts';
+import { createSync } from '../../src/sync/syncs';
+import { startCli, type LongRunning } from '../cli/proc';
+import { freshDatabaseUrl, PG_AVAILABLE } from '../helpers/db';
+import { waitFor } from '../jobs/helpers';
+
+const APPS = 4;
+const SYNCS_PER_APP = 5;
+const USERS = 60;
+const APP_LIMIT = 40; // emulator: accepted requests per app per rolling second
+const DEST_LIMIT = 25; // what each destination plans for; two processes on one app would exceed APP_LIMIT
+
+const appId = (a: number) => `00000000-0000-4000-8000-00000000000${a}`;
+const users = Array.from({ length: USERS }, (_, i) => `user_${i}`);
+/** A deterministic membership per (sync, phase): about half the users, different per phase. */
+const members = (k: number, phase: number) => users.filter((_, i) => (i * 7 + k * 13 + phase * 5) % 11 < 5 + ((k + phase) % 3));
+
+// PostgreSQL only; under CI=true a missing PostgreSQL fails (freshDatabaseUrl throws) instead of skipping.
+describe.skipIf(!PG_AVAILABLE && process.env.CI !== 'true')('scale-out on PostgreSQL', () => {
+  const procs: LongRunning[] = [];
+  let emu: OneSignalEmulator | undefined;
+  let ctx: Context | undefined;
+  let jobs: JobQueue | undefined;
+  let cleanup: (() => Promise<void>) | undefined;
+  const dir = mkdtempSync(join(tmpdir(), 'ampsignal-scale-'));
+
+  afterAll(async () => {
+    for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    await Promise.all(procs.map((p) => p.exited));
+    await jobs?.stop();
+    await ctx?.close();
+    await emu?.close();
+    await cleanup?.();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it(
+    'three workers and a web process deliver 20 syncs over 4 apps, within each app limit, surviving kill -9',
+    async () => {
+      const fresh = await freshDatabaseUrl('postgres');
+      cleanup = fresh.cleanup;
+      const url = fresh.url;
+      ctx = await openContext({ db: url, migrate: 'auto' });
+      const apps = Array.from({ length: APPS }, (_, a) => ({ appId: appId(a), apiKey: `key-${a}` }));
+      emu = await startOneSignalEmulator({
+        apps,
+        rateLimitPerSecond: APP_LIMIT,
+        faults: { errorRate: 0.1 },
+        users: { mode: 'seeded', ids: users },
+      });
+
+      // 20 syncs: 5 file cohorts on each of 4 apps.
+      const syncs: Array<{ id: string; k: number; app: number; tagKey: string; cohortId: string; name: string }> = [];
+      for (let a = 0; a < APPS; a++) {
+        const dest = await createDestination(ctx, {
+          name: `app ${a}`,
+          app_id: appId(a),
+          api_key: `key-${a}`,
+          api_url: emu.url,
+          rate_limit_per_second: DEST_LIMIT,
+        });
+        for (let s = 0; s < SYNCS_PER_APP; s++) {
+          const k = a * SYNCS_PER_APP + s;
+          const file = join(dir, `c${k}.csv`);
+          writeFileSync(file, members(k, 1).join('\n') + '\n');
+          const imp = await importCohortFile(ctx, { file, name: `cohort ${k}` });
+          const sync = await createSync(ctx, { cohortId: imp.cohort_id, destinationId: dest.id, cadence: 'once' });
+          syncs.push({ id: sync.id, k, app: a, tagKey: sync.tag_key, cohortId: imp.cohort_id, name: `cohort ${k}` });
+        }
+      }
+
+      // Each worker enqueues a scheduler tick at start: the 'once' syncs are due now.
+      const web = startCli(['--db', url, 'serve', '--port', '0', '--no-worker', '--json']);
+      procs.push(web);
+      const workers = [0, 1, 2].map(() => startCli(['--db', url, 'worker', '--concurrency', '4', '--json']));
+      procs.push(...workers);
+      const webInfo = await web.started;
+      expect((await fetch(`${webInfo.url}/healthz`)).status).toBe(200);
+      await Promise.all(workers.map((w) => w.started));
+
+      // kill -9 one worker while deliveries are in flight.
+      const accepted = () => Object.values(emu!.state.stats().byApp).reduce((n, s) => n + s.accepted, 0);
+      await waitFor(() => accepted() >= 40, { what: 'deliveries to start', timeoutMs: 90_000 });
+      workers[0]!.child.kill('SIGKILL');
+
+      const db = ctx.store.db;
+      const settled = async (minRuns: number) => {
+        const runs = await db.selectFrom('runs').select(['status']).execute();
+        if (runs.length < minRuns || runs.some((r) => r.status === 'running')) return false;
+        const pending = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM ledger WHERE desired <> confirmed AND (outcome IS NULL OR outcome = 'retry')`.execute(db);
+        return Number(pending.rows[0]!.n) === 0;
+      };
+      await waitFor(() => settled(20), { what: 'phase 1 to be delivered by the surviving workers', timeoutMs: 120_000, intervalMs: 250 });
+
+      // Phase 2: memberships change; runs go through the queue like any trigger.
+      jobs = createJobQueue(ctx);
+      for (const s of syncs) {
+        const file = join(dir, `c${s.k}-2.csv`);
+        writeFileSync(file, members(s.k, 2).join('\n') + '\n');
+        await importCohortFile(ctx, { file, name: s.name, id: s.cohortId });
+        await jobs.add('sync.run', { syncId: s.id, trigger: 'manual' }, { jobKey: `sync.run:${s.id}` });
+      }
+      await waitFor(() => settled(40), { what: 'phase 2 to be delivered', timeoutMs: 120_000, intervalMs: 250 });
+
+      // Every user's tags equal the final membership, on every app.
+      for (let a = 0; a < APPS; a++) {
+        for (const u of users) {
+          const expected: Record<string, string> = {};
+          for (const s of syncs.filter((x) => x.app === a)) if (members(s.k, 2).includes(u)) expected[s.tagKey] = '1';
+          expect({ app: a, user: u, tags: emu.state.getUser(u, appId(a)) }).toEqual({ app: a, user: u, tags: expected });
+        }
+      }
+
+      // No app was ever driven past its limit: one delivery job per app at a time, in one process.
+      const stats = emu.state.stats();
+      for (let a = 0; a < APPS; a++) {
+        const s = stats.byApp[appId(a)]!;
+        expect(s.maxPerSecond).toBeLessThanOrEqual(APP_LIMIT);
+        expect(s.rateLimited).toBe(0);
+      }
+      expect(stats.faulted).toBeGreaterThan(0); // the 10% faults really happened and were retried
+
+      // Counters add up on every run.
+      const runs = await db.selectFrom('runs').selectAll().execute();
+      expect(runs).toHaveLength(40);
+      for (const r of runs) {
+        expect(r.status).toBe('completed');
+        expect(r.added + r.removed).toBe(r.delivered + r.not_found + r.failed + r.pending);
+        expect(r.pending).toBe(0);
+      }
+
+      for (const p of [web, workers[1]!, workers[2]!]) p.child.kill('SIGTERM');
+      for (const p of [web, workers[1]!, workers[2]!]) expect((await p.exited).code).toBe(0);
+    },
+    300_000,
+  );
+});
