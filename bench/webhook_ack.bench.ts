@@ -5,24 +5,23 @@
  * run. ratio = our p99 / bare p99. Target: p99 < 50 ms. Every request carries a fresh message_id
  * (duplicates would take the cheaper dedupe path).
  */
+import { execFile } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createSource } from '../src/connectors/amplitude/sources';
 import { buildServer } from '../src/server/app';
 import { openContext } from '../src/store';
 
-// autocannon ships no types; the little used here is typed by hand.
 interface LoadResult {
   requests: { total: number };
   latency: { p50: number; p99: number; max: number };
   non2xx: number;
   errors: number;
 }
-type Req = { body?: string } & Record<string, unknown>;
-const autocannon = createRequire(import.meta.url)('autocannon') as (opts: Record<string, unknown>) => Promise<LoadResult>;
+const SENDERS = join(dirname(fileURLToPath(import.meta.url)), 'webhook_ack.senders.mjs');
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
 const CONNECTIONS = 50;
@@ -33,22 +32,32 @@ const TARGET_P99_MS = 50;
 const users = JSON.stringify(
   Array.from({ length: USERS }, (_, i) => ({ user_id: `user-${String(i).padStart(6, '0')}@example.com`, user_properties: { city: 'Paris', plan: i % 2 ? 'pro' : 'free' } })),
 );
-const body = (n: number): string =>
-  `{"cohort_name":"Bench cohort","cohort_id":"bench01","in_cohort":${n % 2 === 0},"computed_time":"${1_700_000_000 + n}","message_id":"bench-${n}::enter::0","users":${users}}`;
+const body = `{"cohort_name":"Bench cohort","cohort_id":"bench01","in_cohort":true,"computed_time":"1700000000","message_id":"bench-[<id>]::enter::0","users":${users}}`;
 
-async function load(url: string, headers: Record<string, string>): Promise<LoadResult> {
-  let n = 0;
-  return autocannon({
-    url,
-    method: 'POST',
-    connections: CONNECTIONS,
-    duration: DURATION_S,
-    headers: { 'content-type': 'application/json', 'user-agent': 'Amplitude/Webhook/1.0', ...headers },
-    requests: [{ setupRequest: (req: Req) => ({ ...req, body: body(n++) }) }],
+/**
+ * The senders run in their own process (webhook_ack.senders.mjs), as Amplitude's do on its
+ * machines: building 87 kB bodies and reading answers must not queue on the server's event loop.
+ * `[<id>]` in the body becomes a fresh id per request, so every message is new.
+ */
+async function load(url: string, headers: Record<string, string>, bodyFile: string): Promise<LoadResult> {
+  const allHeaders = { 'content-type': 'application/json', 'user-agent': 'Amplitude/Webhook/1.0', ...headers };
+  const { stdout } = await run_(process.execPath, [SENDERS, url, bodyFile, String(CONNECTIONS), String(DURATION_S), JSON.stringify(allHeaders)]);
+  return JSON.parse(stdout) as LoadResult;
+}
+
+function run_(cmd: string, args: string[]): Promise<{ stdout: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { maxBuffer: 16 * 1024 * 1024, timeout: (DURATION_S + 60) * 1000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`autocannon failed: ${stderr || err.message}`));
+      else resolve({ stdout });
+    });
   });
 }
 
 export async function run(): Promise<Record<string, unknown>> {
+  const dir = mkdtempSync(join(tmpdir(), 'ampsignal-bench-'));
+  const bodyFile = join(dir, 'body.json');
+  writeFileSync(bodyFile, body);
   const bare = createServer((req, res) => {
     req.resume();
     req.on('end', () => {
@@ -57,10 +66,9 @@ export async function run(): Promise<Record<string, unknown>> {
     });
   });
   await new Promise<void>((r) => bare.listen(0, '127.0.0.1', () => r()));
-  const bareResult = await load(`http://127.0.0.1:${(bare.address() as { port: number }).port}/`, {});
+  const bareResult = await load(`http://127.0.0.1:${(bare.address() as { port: number }).port}/`, {}, bodyFile);
   await new Promise((r) => bare.close(r));
 
-  const dir = mkdtempSync(join(tmpdir(), 'ampsignal-bench-'));
   process.env.AMPSIGNAL_SECRET_KEY ??= '0'.repeat(63) + '1';
   const ctx = await openContext({ db: `sqlite:${join(dir, 'bench.db')}`, migrate: 'auto' });
   try {
@@ -68,7 +76,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const app = await buildServer({ ctx });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const port = (app.server.address() as { port: number }).port;
-    const ours = await load(`http://127.0.0.1:${port}${source.webhook_path}`, { authorization: `Bearer ${source.webhook_secret}` });
+    const ours = await load(`http://127.0.0.1:${port}${source.webhook_path}`, { authorization: `Bearer ${source.webhook_secret}` }, bodyFile);
     await app.close();
     const stored = await ctx.store.db
       .selectFrom('webhook_inbox')
@@ -90,7 +98,7 @@ export async function run(): Promise<Record<string, unknown>> {
       non_2xx: ours.non2xx,
       errors: ours.errors,
       users_per_message: USERS,
-      body_bytes: Buffer.byteLength(body(0)),
+      body_bytes: Buffer.byteLength(body),
       connections: CONNECTIONS,
       duration_s: DURATION_S,
       database: 'sqlite',

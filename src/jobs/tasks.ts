@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { applyWebhookMessage } from '../connectors/amplitude/webhooks';
+import { applyPendingWebhooks, applyWebhookMessage } from '../connectors/amplitude/webhooks';
 import { AmpError, isAmpError } from '../errors';
 import { forwardStream } from '../events/forward';
 import type { Context } from '../store';
@@ -110,6 +110,10 @@ export function buildTasks(ctx: Context, jobs: JobQueue): TaskList {
     'schedule.tick': async () => {
       const { enqueued } = await enqueueDueSyncs(ctx, jobs, Date.now());
       if (enqueued.length) log.info({ syncs: enqueued }, 'scheduled syncs enqueued');
+      // Sweep: a stored webhook whose webhook.apply job was never added (enqueue failed) or
+      // failed is applied here; applying twice is harmless (deltas carry their source time).
+      const swept = await applyPendingWebhooks(ctx, { limit: 1000 });
+      for (const id of swept.destinationIds) await enqueueDelivery(ctx, jobs, id);
     },
   };
 }

@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { createSource } from '../../src/connectors/amplitude/sources';
+import { openContext } from '../../src/store';
 import { freshDatabaseUrl, PG_AVAILABLE } from '../helpers/db';
 import { runCli, startCli, type LongRunning } from './proc';
 
@@ -42,10 +44,56 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect(done.stderr).toBe('');
     });
 
-    it('rejects a bad --port with a readable line', async () => {
-      const r = await runCli(['serve', '--port', '70000']);
-      expect(r.code).toBe(2);
-      expect(r.stderr).toMatch(/--port: must be at most 65535/);
-    });
   });
 }
+
+describe('ampsignal serve: SIGTERM during a webhook burst [sqlite]', () => {
+  it('every webhook answered 200 is stored, and the process exits 0', async () => {
+    const { url, cleanup } = await freshDatabaseUrl('sqlite');
+    cleanups.push(cleanup);
+    const ctx = await openContext({ db: url, migrate: 'auto' });
+    const source = await createSource(ctx, { name: 'burst', api_key: 'a', secret_key: 's', api_url: 'http://127.0.0.1:9' });
+    const s = startCli(['--db', url, 'serve', '--port', '0', '--json']);
+    children.push(s);
+    const started = await s.started;
+    const hook = `${started.url}/hooks/amplitude/cohorts/${source.id}`;
+    const post = (i: number) =>
+      fetch(hook, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${source.webhook_secret}` },
+        body: JSON.stringify({
+          cohort_id: 'coh_burst',
+          cohort_name: 'Burst',
+          in_cohort: true,
+          computed_time: String(1_700_000_000 + i),
+          message_id: `msg-${i}`,
+          users: [{ user_id: `u${i}` }],
+        }),
+      }).then(
+        async (r) => ({ i, status: r.status, body: await r.text() }),
+        () => ({ i, status: 0, body: '' }), // refused after the listener closed: Amplitude retries these
+      );
+    const first = post(0);
+    const burst = Array.from({ length: 40 }, (_, i) => post(i + 1));
+    expect((await first).status).toBe(200);
+    s.child.kill('SIGTERM');
+    const results = await Promise.all(burst);
+    const done = await s.exited;
+    expect(done.code).toBe(0);
+
+    const ok = [0, ...results.filter((r) => r.status === 200).map((r) => r.i)];
+    expect(results.every((r) => r.status === 200 || r.status === 0 || r.status === 503)).toBe(true);
+    const stored = await ctx.store.db.selectFrom('webhook_inbox').select('message_id').execute();
+    const ids = new Set(stored.map((r) => r.message_id));
+    for (const i of ok) expect(ids.has(`msg-${i}`)).toBe(true);
+    await ctx.close();
+  });
+});
+
+describe('ampsignal serve flags', () => {
+  it('rejects a bad --port with a readable line', async () => {
+    const r = await runCli(['serve', '--port', '70000']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--port: must be at most 65535/);
+  });
+});

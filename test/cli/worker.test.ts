@@ -25,12 +25,6 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect(lines[0]).toMatch(/pending migration.*ampsignal migrate.*--migrate/);
     });
 
-    it('rejects a bad --concurrency with a readable line', async () => {
-      const r = await runCli(['worker', '--concurrency', 'lots']);
-      expect(r.code).toBe(2);
-      expect(r.stderr).toMatch(/--concurrency: must be a whole number/);
-    });
-
     it('works jobs added by another process and stops cleanly on SIGTERM', async () => {
       const { url, cleanup } = await freshDatabaseUrl(dialect);
       cleanups.push(cleanup);
@@ -57,3 +51,11 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     });
   });
 }
+
+describe('ampsignal worker flags', () => {
+  it('rejects a bad --concurrency with a readable line', async () => {
+    const r = await runCli(['worker', '--concurrency', 'lots']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--concurrency: must be a whole number/);
+  });
+});

@@ -74,7 +74,7 @@ describe.skipIf(!PG_AVAILABLE && process.env.CI !== 'true')('scale-out on Postgr
           const file = join(dir, `c${k}.csv`);
           writeFileSync(file, members(k, 1).join('\n') + '\n');
           const imp = await importCohortFile(ctx, { file, name: `cohort ${k}` });
-          const sync = await createSync(ctx, { cohortId: imp.cohort_id, destinationId: dest.id, cadence: 'once' });
+          const sync = await createSync(ctx, { cohortId: imp.cohort_id, destinationId: dest.id, cadence: 'once', guardThreshold: 1 }); // memberships swing by design; the guard is tested elsewhere
           syncs.push({ id: sync.id, k, app: a, tagKey: sync.tag_key, cohortId: imp.cohort_id, name: `cohort ${k}` });
         }
       }
@@ -132,9 +132,13 @@ describe.skipIf(!PG_AVAILABLE && process.env.CI !== 'true')('scale-out on Postgr
 
       // Counters add up on every run.
       const runs = await db.selectFrom('runs').selectAll().execute();
-      expect(runs).toHaveLength(40);
+      // At least once: a job whose worker was killed after its run finished, before the queue
+      // recorded completion, runs again; that is harmless because the ledger makes runs idempotent.
+      expect(runs.length).toBeGreaterThanOrEqual(40);
+      expect(runs.length).toBeLessThanOrEqual(44);
+      for (const s of syncs) expect(runs.filter((r) => r.sync_id === s.id).length).toBeGreaterThanOrEqual(2);
       for (const r of runs) {
-        expect(r.status).toBe('completed');
+        expect({ run: r.id, status: r.status, error: r.error }).toEqual({ run: r.id, status: 'completed', error: null });
         expect(r.added + r.removed).toBe(r.delivered + r.not_found + r.failed + r.pending);
         expect(r.pending).toBe(0);
       }
