@@ -49,24 +49,23 @@ async function loadFile(ctx: Awaited<ReturnType<typeof openContext>>, runId: str
   const w = new BufferedStagingWriter(ctx, runId);
   const rl = createInterface({ input: createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 }), crlfDelay: Infinity });
   for await (const line of rl) if (line) await w.add(line);
-  await w.flush();
-  return w.inserted;
+  return w.finish();
 }
 
 /** One engine diff: previous snapshot into the ledger (untimed), then the timed diff. */
-async function oursCase(n: number): Promise<{ ms: number; adds: number; removes: number; expected: { adds: number; removes: number } }> {
-  const dir = mkdtempSync(join(tmpdir(), 'ampsignal-bench-diff-'));
-  try {
-    const files = writeSnapshots(dir, n);
+async function oursCase(files: { dir: string; prev: string; next: string }): Promise<{ ms: number; adds: number; removes: number }> {
+  const dir = files.dir;
+  {
     const ctx = await openContext({ db: `sqlite:${join(dir, 'bench.db')}`, migrate: 'auto' });
     try {
       const syncId = 'syn_bench';
       const destinationId = 'dst_bench';
-      // Previous snapshot → ledger, then everything marked delivered (the steady state).
+      // Previous snapshot → ledger in its steady state (every member delivered), untimed.
       await loadFile(ctx, 'run_prev', files.prev);
-      await ctx.store.db.transaction().execute((trx) => applyDiff(trx, { syncId, destinationId, runId: 'run_prev', sourceTs: 1 }));
+      ctx.store.sqlite!.prepare(`INSERT INTO ledger (sync_id, destination_id, external_id, desired, confirmed, source_ts, run_id, outcome, error,
+        attempts, next_attempt_at, lease_owner, lease_until, updated_at)
+        SELECT ?, ?, external_id, 1, 1, 1, 'run_prev', 'delivered', NULL, 0, NULL, NULL, NULL, 0 FROM staging WHERE run_id = 'run_prev'`).run(syncId, destinationId);
       await deleteStaging(ctx, 'run_prev');
-      await ctx.store.db.updateTable('ledger').set({ confirmed: 1, outcome: 'delivered' }).execute();
       ctx.store.sqlite!.pragma('wal_checkpoint(TRUNCATE)');
 
       const t0 = performance.now();
@@ -74,19 +73,19 @@ async function oursCase(n: number): Promise<{ ms: number; adds: number; removes:
       const counts = await ctx.store.db.transaction().execute((trx) => applyDiff(trx, { syncId, destinationId, runId: 'run_next', sourceTs: 2 }));
       await deleteStaging(ctx, 'run_next');
       const ms = performance.now() - t0;
-      return { ms, ...counts, expected: { adds: files.adds, removes: files.removes } };
+      return { ms, ...counts };
     } finally {
       await ctx.close();
+      rmSync(join(dir, 'bench.db'), { force: true });
+      rmSync(join(dir, 'bench.db-wal'), { force: true });
+      rmSync(join(dir, 'bench.db-shm'), { force: true });
     }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
 }
 
-function baselineCase(n: number): { ms: number; adds: number; removes: number } {
-  const dir = mkdtempSync(join(tmpdir(), 'ampsignal-bench-comm-'));
-  try {
-    const files = writeSnapshots(dir, n);
+function baselineCase(files: { dir: string; prev: string; next: string }): { ms: number; adds: number; removes: number } {
+  const dir = files.dir;
+  {
     const env = { ...process.env, LC_ALL: 'C' };
     const t0 = performance.now();
     execFileSync('sort', ['-o', join(dir, 'prev.sorted'), files.prev], { env });
@@ -95,20 +94,30 @@ function baselineCase(n: number): { ms: number; adds: number; removes: number } 
     const ms = performance.now() - t0;
     const count = (f: string) => readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean).length;
     return { ms, adds: count('adds.txt'), removes: count('removes.txt') };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
 }
 
 export async function run(): Promise<Record<string, unknown>> {
-  const base = baselineCase(N);
-  const ours = await oursCase(N);
+  const dir = mkdtempSync(join(tmpdir(), 'ampsignal-bench-diff-'));
+  const files = { dir, ...writeSnapshots(dir, N) };
+  let base, ours;
+  try {
+    base = baselineCase(files);
+    ours = await oursCase(files);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
   if (ours.adds !== base.adds || ours.removes !== base.removes) {
     throw new Error(`diff mismatch: ours +${ours.adds}/-${ours.removes}, sort+comm +${base.adds}/-${base.removes}`);
   }
   // Peak RSS of a 2M-member diff, in a fresh process so this one's history does not count.
   const self = fileURLToPath(import.meta.url);
-  const child = spawnSync(process.execPath, [resolve(self, '../../bin/run-ts.mjs'), self, '--diff-child', '2000000'], { encoding: 'utf8' });
+  const dir2 = mkdtempSync(join(tmpdir(), 'ampsignal-bench-diff2m-'));
+  const files2 = writeSnapshots(dir2, 2 * N);
+  const child = spawnSync(process.execPath, [resolve(self, '../../bin/run-ts.mjs'), self, '--diff-child', dir2, files2.prev, files2.next], {
+    encoding: 'utf8',
+  });
+  rmSync(dir2, { recursive: true, force: true });
   let rss2m: number | null = null;
   let ms2m: number | null = null;
   try {
@@ -136,8 +145,9 @@ export async function run(): Promise<Record<string, unknown>> {
 }
 
 if (process.argv.includes('--diff-child')) {
-  const n = Number(process.argv[process.argv.indexOf('--diff-child') + 1]);
-  const r = await oursCase(n);
+  const i = process.argv.indexOf('--diff-child');
+  const [dir, prev, next] = process.argv.slice(i + 1, i + 4) as [string, string, string];
+  const r = await oursCase({ dir, prev, next });
   process.stdout.write(JSON.stringify({ ms: r.ms, adds: r.adds, removes: r.removes, maxRssMb: Math.round(process.resourceUsage().maxRSS / 1024) }) + '\n');
   process.exit(0);
 }

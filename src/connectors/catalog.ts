@@ -1,5 +1,6 @@
 import { AmpError } from '../errors';
 import { oneSignalDefinition } from './onesignal/definition';
+import { amplitudeDefinition } from './amplitude/definition';
 
 /**
  * Every connector ampsignal knows, by id. Add a connector by importing its definition here;
@@ -7,6 +8,7 @@ import { oneSignalDefinition } from './onesignal/definition';
  */
 export const catalog = {
   onesignal: oneSignalDefinition,
+  amplitude: amplitudeDefinition,
 } as const;
 
 export type ConnectorId = keyof typeof catalog;

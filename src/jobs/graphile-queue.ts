@@ -41,6 +41,25 @@ export function graphileSchema(target: PgTarget): string {
 // lock whose holder's advisory lock is free unlocks it at once.
 const LOCK_NS = 'ampsignal-gw:';
 
+/**
+ * graphile-worker's own migration races when several processes install a fresh schema at once
+ * (seen as `column "job_count" … does not exist`); one advisory lock per schema serialises them.
+ */
+async function withMigrationLock<T>(pool: pg.Pool, schema: string, fn: () => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  const key = `ampsignal-gw-migrate:${schema}`;
+  try {
+    await client.query('select pg_advisory_lock(hashtext($1))', [key]);
+    try {
+      return await fn();
+    } finally {
+      await client.query('select pg_advisory_unlock(hashtext($1))', [key]);
+    }
+  } finally {
+    client.release();
+  }
+}
+
 /** A pool whose idle or checked-out clients losing their connection never crash the process. */
 function makePool(target: PgTarget, max: number): pg.Pool {
   const pool = new pg.Pool({ connectionString: target.connectionString, max });
@@ -98,7 +117,7 @@ export class GraphileJobQueue implements JobQueue {
   private utils(): Promise<WorkerUtils> {
     this.utilsP ??= (async () => {
       const u = await makeWorkerUtils({ pgPool: this.getPool(), schema: this.schema, logger: graphileLogger() });
-      await u.migrate();
+      await withMigrationLock(this.getPool(), this.schema, () => u.migrate());
       return u;
     })();
     this.utilsP.catch(() => {
@@ -281,7 +300,8 @@ async function wrapHandler(
 export async function migrateGraphile(target: PgTarget): Promise<void> {
   const pool = makePool(target, 2);
   try {
-    await runMigrations({ pgPool: pool, schema: graphileSchema(target), logger: graphileLogger() });
+    const schema = graphileSchema(target);
+    await withMigrationLock(pool, schema, () => runMigrations({ pgPool: pool, schema, logger: graphileLogger() }));
   } finally {
     await pool.end();
   }

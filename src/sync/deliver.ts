@@ -76,9 +76,13 @@ export async function deliverDestination(
 
   let delivered = 0;
   let done = 0;
+  // The next chunk is claimed while the current one is on the wire, so the connection pool
+  // never idles during the database work between chunks.
+  let nextClaim: Promise<Claimed[]> | undefined;
   try {
     while (!opts.signal?.aborted) {
-      const claimed = await claimChunk(ctx, destinationId, workerId);
+      const claimed = await (nextClaim ?? claimChunk(ctx, destinationId, workerId));
+      nextClaim = undefined;
       if (claimed.length === 0) {
         const next = await nextRetryAt(ctx, destinationId);
         if (next === null) break;
@@ -89,7 +93,11 @@ export async function deliverDestination(
         continue;
       }
       if (claimed.some((c) => !tagKeys.has(c.sync_id))) await loadTagKeys();
-      const outcomes = await sendChunk(ctx, client, destinationId, Number(dest.max_tags_per_user), claimed, tagKeys, opts.signal);
+      const sending = sendChunk(ctx, client, destinationId, Number(dest.max_tags_per_user), claimed, tagKeys, opts.signal);
+      nextClaim = claimChunk(ctx, destinationId, workerId);
+      // Never leave a rejected prefetch unobserved; it is awaited (and rethrows) next round.
+      nextClaim.catch(() => {});
+      const outcomes = await sending;
       await writeOutcomes(ctx, workerId, outcomes.results);
       for (const o of outcomes.results) {
         if (o.outcome === 'delivered') delivered++;
@@ -102,6 +110,7 @@ export async function deliverDestination(
       }
     }
   } finally {
+    await nextClaim?.catch(() => {});
     await releaseLeases(ctx, destinationId, workerId);
   }
   await finalizeRunsOfDestination(ctx, destinationId);

@@ -84,7 +84,7 @@ export async function runSync(ctx: Context, syncId: string, opts: RunOptions = {
     const source: SnapshotSource = cohort.origin === 'file' ? fileSnapshotSource(cohort.id) : amplitudeSnapshotSource(cohort.id);
     const writer = new BufferedStagingWriter(ctx, runId);
     const loaded = await source.load(ctx, runId, writer);
-    await writer.flush();
+    await writer.finish();
     const members = await countStagingRows(ctx, runId);
     const sourceTs = loaded.sourceTs ?? startedAt;
     const p: DiffParams = { syncId, destinationId: sync.destination_id, runId, sourceTs };

@@ -5,9 +5,14 @@ import type { SnapshotSource, StagingWriter } from './snapshot';
 const FLUSH_EVERY = 5000;
 
 /**
- * Buffered writer into `staging` for one run. SQLite: a prepared INSERT OR IGNORE inside one
- * transaction per batch on the raw handle (the query builder costs several µs per row, too much
- * for million-row snapshots). PostgreSQL: one unnest() insert per batch of ~5k rows.
+ * Buffered writer into `staging` for one run.
+ *
+ * SQLite: ids are appended to an unindexed per-connection TEMP heap (sequential, no WAL), and
+ * `finish()` moves them into `staging` with ONE `INSERT … SELECT … ORDER BY external_id`:
+ * SQLite's external sorter orders them, so the B-tree is built by appends and every page is
+ * written once. Inserting a snapshot in file order instead (random keys) dirtied most pages of
+ * the index on every commit: measured 35 s vs 2.8 s for 1M ids.
+ * PostgreSQL: one unnest() insert per batch of ~5k rows.
  * `inserted` counts distinct rows (duplicates in the snapshot are absorbed by the primary key).
  */
 export class BufferedStagingWriter implements StagingWriter {
@@ -28,20 +33,47 @@ export class BufferedStagingWriter implements StagingWriter {
     if (this.buf.length === 0) return;
     const rows = this.buf;
     this.buf = [];
+    const h = this.ctx.store.sqlite;
+    if (h) {
+      ensureHeap(h);
+      h.prepare('INSERT INTO temp.staging_heap (run_id, external_id) SELECT ?, value FROM json_each(?)').run(this.runId, JSON.stringify(rows));
+      return;
+    }
     this.inserted += await insertStaging(this.ctx, this.runId, rows);
   }
+
+  /** Flushes and, on SQLite, moves the heap into `staging` in key order. Returns distinct rows staged. */
+  async finish(): Promise<number> {
+    await this.flush();
+    const h = this.ctx.store.sqlite;
+    if (h) {
+      ensureHeap(h);
+      const moved = h.transaction(() => {
+        const n = h
+          .prepare('INSERT OR IGNORE INTO main.staging (run_id, external_id) SELECT run_id, external_id FROM temp.staging_heap WHERE run_id = ? ORDER BY external_id')
+          .run(this.runId).changes;
+        h.prepare('DELETE FROM temp.staging_heap WHERE run_id = ?').run(this.runId);
+        return n;
+      })();
+      this.inserted += moved;
+    }
+    return this.inserted;
+  }
+}
+
+const heapReady = new WeakSet<object>();
+function ensureHeap(h: NonNullable<Context['store']['sqlite']>): void {
+  if (heapReady.has(h)) return;
+  h.exec('CREATE TEMP TABLE IF NOT EXISTS staging_heap (run_id TEXT NOT NULL, external_id TEXT NOT NULL)');
+  heapReady.add(h);
 }
 
 export async function insertStaging(ctx: Context, runId: string, ids: string[]): Promise<number> {
   const store = ctx.store;
   if (store.sqlite) {
-    const h = store.sqlite;
-    const stmt = h.prepare('INSERT OR IGNORE INTO staging (run_id, external_id) VALUES (?, ?)');
-    return h.transaction((list: string[]) => {
-      let n = 0;
-      for (const id of list) n += stmt.run(runId, id).changes;
-      return n;
-    })(ids);
+    return store.sqlite
+      .prepare('INSERT OR IGNORE INTO staging (run_id, external_id) SELECT ?, value FROM json_each(?)')
+      .run(runId, JSON.stringify(ids)).changes;
   }
   const r = await sql`INSERT INTO staging (run_id, external_id) SELECT ${runId}, x FROM unnest(${ids}::text[]) AS t(x) ON CONFLICT DO NOTHING`.execute(
     store.db,
@@ -50,6 +82,8 @@ export async function insertStaging(ctx: Context, runId: string, ids: string[]):
 }
 
 export async function deleteStaging(ctx: Context, runId: string): Promise<void> {
+  const h = ctx.store.sqlite;
+  if (h && heapReady.has(h)) h.prepare('DELETE FROM temp.staging_heap WHERE run_id = ?').run(runId);
   await ctx.store.db.deleteFrom('staging').where('run_id', '=', runId).execute();
 }
 

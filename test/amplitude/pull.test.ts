@@ -101,6 +101,19 @@ describeEachDialect('Amplitude pull (Behavioral Cohorts download into the ledger
     expect(await downloadsThisMonth(ctx, source.id)).toBe(1);
   });
 
+  it('counts a retry after a 5xx as another download (Amplitude may have counted the first)', async () => {
+    const { ctx } = db();
+    const { source, dest } = await sourceAndDestination(ctx, emu.amplitude.url, emu.onesignal.url);
+    emu.amplitude.cohorts.upsert({ id: 'coh_503', name: 'Flaky', members: users('small', 3).map((user_id) => ({ user_id })) });
+    const sync = await createSync(ctx, { cohortId: await knownCohort(ctx, source.id, 'coh_503'), destinationId: dest.id, cadence: 'manual' });
+    const downloadsBefore = emu.amplitude.cohorts.downloads();
+    // One 503 for the (free) list call, one for the request call, which is retried.
+    emu.amplitude.cohorts.forceNext(503, undefined, 2);
+    expect(await runSync(ctx, sync.id)).toMatchObject({ status: 'completed', members: 3 });
+    expect(emu.amplitude.cohorts.downloads()).toBe(downloadsBefore + 1);
+    expect(await downloadsThisMonth(ctx, source.id)).toBe(2);
+  });
+
   it('refuses a sync whose cadence exceeds the budget, with the arithmetic, and refuses a pull once the month is spent', async () => {
     const { ctx } = db();
     const { source, dest } = await sourceAndDestination(ctx, emu.amplitude.url, emu.onesignal.url, { budget: 40 });

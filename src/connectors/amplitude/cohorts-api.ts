@@ -116,7 +116,19 @@ export class AmplitudeCohortsClient {
    * project) or a 5xx is retried here after waiting; the caller counted the download once, before
    * the first try, and none of these retries counts again.
    */
-  async requestDownload(cohortId: string, opts: { propKeys?: string[] } = {}): Promise<string> {
+  async requestDownload(
+    cohortId: string,
+    opts: {
+      propKeys?: string[];
+      /**
+       * Called before re-sending after a transport failure or a 5xx: that request may have
+       * reached Amplitude and been counted there, so the caller counts the retry as another
+       * download. [U] Whether Amplitude counts such requests is undocumented; this is the
+       * conservative reading. A 429 is known to be a refusal and never counts again.
+       */
+      beforeUncertainRetry?: () => Promise<void>;
+    } = {},
+  ): Promise<string> {
     const q = new URLSearchParams();
     if (opts.propKeys?.length) {
       q.set('props', '1');
@@ -130,7 +142,9 @@ export class AmplitudeCohortsClient {
         res = await this.get(path);
       } catch (e) {
         lastErr = e as AmpError;
+        if (attempt >= COHORT_REQUEST_MAX_TRIES) break;
         await this.wait(backoff(attempt));
+        await opts.beforeUncertainRetry?.();
         continue;
       }
       if (res.status === 202 || res.status === 200) {
@@ -139,8 +153,9 @@ export class AmplitudeCohortsClient {
         return body.data.request_id;
       }
       lastErr = classify(res, `requesting the download of cohort ${cohortId}`);
-      if (!lastErr.retryable) throw lastErr;
+      if (!lastErr.retryable || attempt >= COHORT_REQUEST_MAX_TRIES) break;
       await this.wait(lastErr.retryAfterMs ?? backoff(attempt));
+      if (res.status !== 429) await opts.beforeUncertainRetry?.();
     }
     throw lastErr ?? new AmpError('vendor_unavailable', `requesting the download of cohort ${cohortId} failed`);
   }

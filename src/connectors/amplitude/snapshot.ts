@@ -65,14 +65,21 @@ export function amplitudeSnapshotSource(cohortId: string, opts: AmplitudeSnapsho
           // Metadata is a nicety; the download itself decides whether the pull works.
         }
 
-        const downloadId = await reserveDownload(ctx, { sourceId: source.id, cohortId, runId });
+        let downloadId = await reserveDownload(ctx, { sourceId: source.id, cohortId, runId });
         let requestId: string;
         try {
-          requestId = await client.requestDownload(cohortId, property === COHORT_FILE_USER_COLUMN ? {} : { propKeys: [property] });
+          requestId = await client.requestDownload(cohortId, {
+            ...(property === COHORT_FILE_USER_COLUMN ? {} : { propKeys: [property] }),
+            beforeUncertainRetry: async () => {
+              await markDownload(ctx, downloadId, 'failed');
+              downloadId = await reserveDownload(ctx, { sourceId: source.id, cohortId, runId });
+            },
+          });
         } catch (e) {
-          // Amplitude answered without creating a job (auth, unknown cohort, throttled to the
-          // end): nothing was downloaded. A transport failure may have reached it: keep counting.
-          await markDownload(ctx, downloadId, isAmpError(e) && e.status !== undefined ? 'refused' : 'failed');
+          // A 4xx (auth, unknown cohort, throttled to the end) created no job: not a download.
+          // A transport failure or a 5xx may have reached Amplitude: it keeps counting.
+          const refused = isAmpError(e) && e.status !== undefined && e.status < 500 && e.status !== 408;
+          await markDownload(ctx, downloadId, refused ? 'refused' : 'failed');
           throw e;
         }
         try {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type BetterSqlite3 from 'better-sqlite3';
+import { sql } from 'kysely';
 import { z } from 'zod';
 import { AmpError, toAmpError } from '../../errors';
 import type { Context } from '../../store';
@@ -252,7 +253,15 @@ export async function applyPendingWebhooks(
   ctx: Context,
   opts: { sourceId?: string; limit?: number } = {},
 ): Promise<{ applied: number; failed: number; destinationIds: string[] }> {
-  let q = ctx.store.db.selectFrom('webhook_inbox').select('id').where('applied_at', 'is', null).orderBy('id').limit(opts.limit ?? 10_000);
+  // Messages that never failed first: one that keeps failing (e.g. a cohort with mixed id
+  // mappings) must not starve the ones behind it when the sweep runs with a limit.
+  let q = ctx.store.db
+    .selectFrom('webhook_inbox')
+    .select('id')
+    .where('applied_at', 'is', null)
+    .orderBy(sql`CASE WHEN error IS NULL THEN 0 ELSE 1 END`)
+    .orderBy('id')
+    .limit(opts.limit ?? 10_000);
   if (opts.sourceId) q = q.where('source_id', '=', opts.sourceId);
   const ids = await q.execute();
   const destinationIds = new Set<string>();
