@@ -53,7 +53,7 @@ async function loadFile(ctx: Awaited<ReturnType<typeof openContext>>, runId: str
 }
 
 /** One engine diff: previous snapshot into the ledger (untimed), then the timed diff. */
-async function oursCase(files: { dir: string; prev: string; next: string }): Promise<{ ms: number; adds: number; removes: number }> {
+async function oursCase(files: { dir: string; prev: string; next: string }): Promise<{ ms: number; loadMs: number; applyMs: number; adds: number; removes: number }> {
   const dir = files.dir;
   {
     const ctx = await openContext({ db: `sqlite:${join(dir, 'bench.db')}`, migrate: 'auto' });
@@ -70,10 +70,11 @@ async function oursCase(files: { dir: string; prev: string; next: string }): Pro
 
       const t0 = performance.now();
       await loadFile(ctx, 'run_next', files.next);
+      const loadMs = performance.now() - t0;
       const counts = await ctx.store.db.transaction().execute((trx) => applyDiff(trx, { syncId, destinationId, runId: 'run_next', sourceTs: 2 }));
       await deleteStaging(ctx, 'run_next');
       const ms = performance.now() - t0;
-      return { ms, ...counts };
+      return { ms, loadMs, applyMs: ms - loadMs, ...counts };
     } finally {
       await ctx.close();
       rmSync(join(dir, 'bench.db'), { force: true });
@@ -134,6 +135,8 @@ export async function run(): Promise<Record<string, unknown>> {
     adds: ours.adds,
     removes: ours.removes,
     ours_ms: Math.round(ours.ms),
+    ours_load_ms: Math.round(ours.loadMs),
+    ours_apply_ms: Math.round(ours.applyMs),
     baseline_ms: Math.round(base.ms),
     baseline: 'LC_ALL=C sort + comm',
     ratio,

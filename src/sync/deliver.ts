@@ -11,7 +11,12 @@ const CHUNK_USERS = 1000;
 const CONCURRENCY = 128;
 /** A claim older than this is presumed abandoned (its worker died) and may be taken again. */
 const LEASE_MS = 5 * 60_000;
-export const MAX_ATTEMPTS = 6;
+/**
+ * 10 attempts: at a 25% transient fault rate (errors + dropped connections) a record still
+ * fails only with probability 0.25^10 ≈ 1e-6; the capped backoff keeps the worst case ~25 s.
+ */
+export const MAX_ATTEMPTS = 10;
+const BACKOFF_CAP_MS = 5_000;
 const BACKOFF_BASE_MS = 200;
 /** OneSignal: "Please limit your tag updates to 100 per request" (onesignal-api.md §3). */
 const MAX_TAGS_PER_REQUEST = 100;
@@ -285,7 +290,7 @@ function outcomeFor(r: Claimed, e: AmpError): Outcome {
     return { ...base, outcome: 'failed', error: `${e.message} (gave up after ${attempts} attempts)`, attempts, nextAttemptAt: null };
   }
   // Short exponential backoff with full jitter: a run with a 10% fault rate still ends in seconds.
-  const backoff = BACKOFF_BASE_MS * 2 ** (attempts - 1);
+  const backoff = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempts - 1));
   const wait = Math.max(e.retryAfterMs ?? 0, backoff / 2 + Math.random() * backoff);
   return { ...base, outcome: 'retry', error: e.message, attempts, nextAttemptAt: Date.now() + Math.round(wait) };
 }

@@ -3,7 +3,7 @@ import { getDestination, resumeDestination } from '../../src/connectors/onesigna
 import { applyMembershipDelta } from '../../src/sync/ledger';
 import { approveRun, rejectRun, runSync } from '../../src/sync/run';
 import { getRunView, runRecords } from '../../src/sync/runs';
-import { createSync } from '../../src/sync/syncs';
+import { createSync, deleteSync } from '../../src/sync/syncs';
 import { importCohortFile } from '../../src/sync/cohorts';
 import { describeEachDialect } from '../helpers/db';
 import { addsUp, cohortSync, range, reimport, setupApp, writeIds } from './setup';
@@ -225,5 +225,21 @@ describeEachDialect('sync engine', (db) => {
     const d = await deliverDestination(ctx, dest.id);
     expect(d).toMatchObject({ requests: 1, delivered: 1, pending: 0 });
     expect(emu.state.getUser('w2')).toMatchObject({ [sync.tag_key]: '1' });
+  });
+
+  it('deleting a sync removes its tag from every user, then forgets it', async () => {
+    const { ctx } = db();
+    const users = range('x', 0, 15);
+    const { emu, dest } = await setupApp(ctx, { users });
+    emulators.push(emu);
+    const { sync } = await cohortSync(ctx, dest.id, users);
+    await runSync(ctx, sync.id);
+    expect(emu.state.getUser('x4')).toMatchObject({ [sync.tag_key]: '1' });
+    const r = await deleteSync(ctx, sync.id);
+    expect(r).toMatchObject({ deleted: true, removed: 15, pending: 0 });
+    expect(emu.state.getUser('x4')?.[sync.tag_key]).toBeUndefined();
+    const left = await ctx.store.db.selectFrom('ledger').select('external_id').where('sync_id', '=', sync.id).execute();
+    expect(left).toHaveLength(0);
+    await expect(runSync(ctx, sync.id)).rejects.toMatchObject({ code: 'not_found' });
   });
 });
