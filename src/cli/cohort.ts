@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { importCohortFile, listCohorts, type CohortView } from '../sync/cohorts';
-import { registerAmplitudeCohortCommands } from './cohort-amplitude';
+import { listSourceCohorts } from '../connectors/amplitude/cohorts';
 import { emit, parseInput, withContext } from './output';
 
 const importSchema = z.object({
@@ -16,6 +16,14 @@ const importSchema = z.object({
     .optional(),
   json: z.boolean().optional(),
 });
+
+const listSchema = z
+  .object({
+    source: z.string().trim().regex(/^src_[A-Za-z0-9_-]+$/, 'a source id looks like src_… (see `ampsignal source list`)').optional(),
+    refresh: z.boolean().optional(),
+    json: z.boolean().optional(),
+  })
+  .refine((f) => !f.refresh || f.source, { message: '--refresh needs --source', path: ['refresh'] });
 
 function cohortLine(c: CohortView): string {
   return `${c.id}  ${c.name}  (${c.origin}, ${c.size ?? '?'} members${c.blank_ids ? `, ${c.blank_ids} blank` : ''})`;
@@ -47,15 +55,26 @@ export function register(program: Command): void {
 
   cohort
     .command('list')
-    .description('List cohorts imported from files')
+    .description('List known cohorts, or with --source the cohorts of an Amplitude project')
+    .option('--source <id>', "list an Amplitude source's cohorts (id, name, size, last computed)")
+    .option('--refresh', 'with --source: fetch the list from Amplitude again (free: not a download)')
     .option('--json', 'print JSON only')
-    .action(async (flags: { json?: boolean }, cmd: Command) => {
+    .action(async (flags: Record<string, unknown>, cmd: Command) => {
+      const f = parseInput(listSchema, flags);
       await withContext(cmd, async (ctx) => {
-        const list = await listCohorts(ctx, { origin: 'file' });
-        emit(flags.json, list, () => (list.length ? list.map(cohortLine).join('\n') : 'No cohorts yet: ampsignal cohort import --file F --name N'));
+        if (f.source) {
+          const cohorts = await listSourceCohorts(ctx, f.source, { refresh: f.refresh ?? false });
+          emit(f.json, cohorts, () =>
+            cohorts.length
+              ? cohorts
+                  .map((c) => `${c.id}  ${c.name}  ${c.size ?? '?'} users  computed ${c.last_computed ? new Date(c.last_computed).toISOString() : 'never'}`)
+                  .join('\n')
+              : `source ${f.source} has no cohorts in Amplitude`,
+          );
+          return;
+        }
+        const list = await listCohorts(ctx, {});
+        emit(f.json, list, () => (list.length ? list.map(cohortLine).join('\n') : 'No cohorts yet: ampsignal cohort import --file F --name N'));
       });
     });
-
-  // The Amplitude-source commands extend this group (after ours, so they can wrap `list`).
-  registerAmplitudeCohortCommands(cohort);
 }

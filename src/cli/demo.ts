@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { runAmplitudeDemo } from '../connectors/amplitude/demo';
 import { createDestination, type DestinationRow } from '../connectors/onesignal/destinations';
+import { runEventsDemo } from '../events/demo';
 import { startOneSignalEmulator, type OneSignalEmulator } from '../emulators/onesignal/index';
 import { openContext, type Context } from '../store';
 import { importCohortFile } from '../sync/cohorts';
@@ -31,6 +33,8 @@ export interface DemoEnv {
   workDir: string;
   emulator: OneSignalEmulator;
   destination: DestinationRow;
+  /** The app's key, so later sections can add destinations on the same emulated app. */
+  apiKey: string;
   out: (line: string) => void;
   progress: boolean;
 }
@@ -59,6 +63,10 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ cohortFile: Coh
     const env = await setUpDestination(ctx, { dbUrl, workDir, out, users, progress: opts.progress === true });
     emulator = env.emulator;
     const cohortFile = await cohortFileSection(env, users);
+    await runAmplitudeDemo({ ctx, log: out, oneSignal: { url: env.emulator.url, appId: env.destination.app_id, apiKey: env.apiKey } });
+    out('');
+    await runEventsDemo({ ctx, log: out });
+    out('');
     printNextSteps(env, cohortFile);
     return { cohortFile, dbUrl };
   } finally {
@@ -94,7 +102,7 @@ async function setUpDestination(
   o.out(`OneSignal emulator listening at ${emulator.url} (app ${appId}, 1,000 req/s, 1 req/s per user)`);
   o.out(`Database: ${o.dbUrl}`);
   o.out(`Destination ${destination.id} "${destination.name}" created\n`);
-  return { ctx, dbUrl: o.dbUrl, workDir: o.workDir, emulator, destination, out: o.out, progress: o.progress };
+  return { ctx, dbUrl: o.dbUrl, workDir: o.workDir, emulator, destination, apiKey, out: o.out, progress: o.progress };
 }
 
 /** A file cohort: import, sync, change the membership, sync again. */
@@ -187,7 +195,7 @@ function printNextSteps(env: DemoEnv, r: CohortFileDemoResult): void {
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('Run an end-to-end demo against an in-process OneSignal emulator (throwaway database unless --db is given)')
+    .description('Run an end-to-end demo against in-process OneSignal and Amplitude emulators (throwaway database unless --db is given)')
     .option('--users <n>', 'cohort size', '5000')
     .action(async (flags: { users: string }, cmd: Command) => {
       const f = parseInput(

@@ -118,7 +118,7 @@ describe.skipIf(!PG_AVAILABLE && process.env.CI !== 'true')('scale-out on Postgr
         const runs = await db.selectFrom('runs').select(['id', 'sync_id', 'status', 'applied_at', 'pending', 'error']).where('status', '<>', 'completed').execute();
         const pending = await sql<{ destination_id: string; outcome: string | null; lease_owner: string | null; n: number }>`
           SELECT destination_id, outcome, lease_owner, COUNT(*) AS n FROM ledger WHERE desired <> confirmed GROUP BY destination_id, outcome, lease_owner`.execute(db);
-        return JSON.stringify({ runs, pending: pending.rows, jobs: await createJobQueue(ctx!).list() });
+        return JSON.stringify({ jobs: await createJobQueue(ctx!).list(), pending: pending.rows, runs });
       };
       try {
         await waitFor(() => settled(20), { what: 'phase 1 to be delivered by the surviving workers', timeoutMs: 120_000, intervalMs: 250 });
