@@ -8,13 +8,13 @@ const USERS = 2000;
 
 export async function run(): Promise<Record<string, unknown>> {
   const users = Array.from({ length: USERS }, (_, i) => `user_${i}`);
-  const b = await benchSetup({ users, emulator: { rateLimitPerSecond: 0, perUserPerSecond: 1 }, rate: 100_000 });
+  const b = await benchSetup({ users, emulator: { rateLimit: 0, perUserLimit: 1 }, rate: 100_000 });
   try {
     const syncs = [await b.addCohort(users), await b.addCohort(users), await b.addCohort(users)];
-    const before = b.emu.state.stats().requests;
+    const before = (await b.emu.stats()).requests;
     const r = await timedDelivery(b.ctx, syncs, b.dest.id);
-    const sent = b.emu.state.stats().requests - before;
-    const tags = b.emu.state.getUser('user_7') ?? {};
+    const sent = (await b.emu.stats()).requests - before;
+    const tags = (await b.emu.getUser('user_7')) ?? {};
     const allThree = syncs.every((s) => tags[s.tag_key] === '1');
     if (!allThree) throw new Error('user_7 does not carry all three cohort tags');
     return {

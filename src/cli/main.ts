@@ -1,41 +1,49 @@
 import { Command, CommanderError } from 'commander';
 import { reportError } from './output';
-import { register as registerCohort } from './cohort';
-import { register as registerDeadLetters } from './dead-letters';
-import { register as registerDemo } from './demo';
-import { register as registerDestination } from './destination';
-import { register as registerEmulator } from './emulator';
-import { register as registerMigrate } from './migrate';
-import { register as registerRuns } from './runs';
-import { register as registerServe } from './serve';
-import { register as registerSource } from './source';
-import { register as registerStream } from './stream';
-import { register as registerSync } from './sync';
-import { register as registerWorker } from './worker';
 
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+// Each command group is loaded only when its command is run: importing every group pulls in
+// fastify, graphile-worker, both emulators and the UI, which costs seconds of start-up for a
+// one-line `sync run`. `--help` (or an unknown command) still loads them all.
+const GROUPS: Record<string, () => Promise<{ register: Register }>> = {
+  source: () => import('./source'),
+  destination: () => import('./destination'),
+  cohort: () => import('./cohort'),
+  sync: () => import('./sync'),
+  runs: () => import('./runs'),
+  stream: () => import('./stream'),
+  'dead-letters': () => import('./dead-letters'),
+  serve: () => import('./serve'),
+  worker: () => import('./worker'),
+  migrate: () => import('./migrate'),
+  emulator: () => import('./emulator'),
+  demo: () => import('./demo'),
+};
+
+/** The first argument that is not a global option (or its value): the command group. */
+function groupOf(args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--db') {
+      i++;
+      continue;
+    }
+    if (a.startsWith('-')) continue;
+    return a;
+  }
+  return undefined;
+}
+
+export async function buildProgram(argv: string[] = []): Promise<Command> {
   const program = new Command('ampsignal')
     .description('Sync Amplitude cohorts to OneSignal tags, and OneSignal message events to Amplitude.')
     .option('--db <url>', 'database URL: sqlite:PATH or postgres://… (default: $AMPSIGNAL_DATABASE_URL, else sqlite:./.ampsignal/ampsignal.db)')
-    .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
-  for (const register of [
-    registerSource,
-    registerDestination,
-    registerCohort,
-    registerSync,
-    registerRuns,
-    registerStream,
-    registerDeadLetters,
-    registerServe,
-    registerWorker,
-    registerMigrate,
-    registerEmulator,
-    registerDemo,
-  ]) {
-    register(program);
-  }
-  // Subcommands inherit exitOverride so a wrong flag exits 2 instead of commander's 1.
+    .showHelpAfterError('(run with --help for usage)');
+  const group = groupOf(argv.slice(2));
+  const wanted = group && GROUPS[group] ? [group] : Object.keys(GROUPS);
+  for (const name of wanted) (await GROUPS[name]!()).register(program);
+  // Every command throws instead of exiting, so a wrong flag exits 2 instead of commander's 1.
   const override = (cmd: Command): void => {
     cmd.exitOverride();
     cmd.commands.forEach(override);
@@ -45,8 +53,8 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
   try {
+    const program = await buildProgram(argv);
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {

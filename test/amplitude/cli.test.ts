@@ -72,9 +72,13 @@ describeEachDialect('source and cohort CLI for Amplitude', (db) => {
     expect(rows[0]!.last_computed).toEqual(expect.any(Number));
     expect(amplitude.cohorts.downloads()).toBe(0);
 
-    // Without --source, `cohort list` is still the file-cohort listing.
+    // Without --source, `cohort list` lists every cohort known locally, the discovered ones included.
     expect(files.code).toBe(0);
-    expect(JSON.parse(files.stdout)).toEqual([]);
+    const known = JSON.parse(files.stdout) as Array<Record<string, unknown>>;
+    expect(known.map((c) => [c.id, c.origin, c.source_id]).sort()).toEqual([
+      ['coh_cli_1', 'amplitude', created.id],
+      ['coh_cli_2', 'amplitude', created.id],
+    ]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/no source with id src_missing/);
   });

@@ -1,0 +1,25 @@
+// Load generator for deliver.bench.ts (the ceiling): autocannon in its own process, so building
+// requests and reading answers shares no event loop with the engine or the emulator it measures.
+// One PATCH per user, exactly the path, headers and body the engine sends for that user.
+// usage: node deliver.ceiling.mjs URL APP_ID USERS_FILE CONNECTIONS HEADERS_JSON BODY
+// Prints {requests, seconds, non2xx, errors} as JSON.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+
+const autocannon = createRequire(import.meta.url)('autocannon');
+const [url, appId, usersFile, connections, headersJson, body] = process.argv.slice(2);
+const users = readFileSync(usersFile, 'utf8').split('\n').filter((l) => l.length > 0);
+let i = 0;
+const result = await autocannon({
+  url,
+  connections: Number(connections),
+  amount: users.length,
+  requests: [
+    {
+      method: 'PATCH',
+      headers: JSON.parse(headersJson),
+      setupRequest: (req) => ({ ...req, path: `/apps/${appId}/users/by/external_id/${encodeURIComponent(users[i++ % users.length])}`, body }),
+    },
+  ],
+});
+process.stdout.write(JSON.stringify({ requests: result.requests.total, seconds: result.duration, non2xx: result.non2xx, errors: result.errors }));
