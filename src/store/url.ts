@@ -14,7 +14,7 @@ export function resolveDatabaseUrl(flag?: string): string {
 
 /** A URL fit for logs and error messages: the password is never shown. */
 export function redactUrl(url: string): string {
-  return url.replace(/^(postgres(?:ql)?:\/\/[^:/@]*:)[^@]*@/i, '$1***@');
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@]*@/i, '$1***@');
 }
 
 /**

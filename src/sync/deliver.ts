@@ -9,6 +9,17 @@ import { finalizeRunsOfDestination } from './runs';
 const CHUNK_USERS = 1000;
 /** Requests in flight per delivery; the client's per-app limiter does the pacing. */
 const CONCURRENCY = 128;
+/**
+ * The next chunk is claimed once fewer users than this are left unsent: 2× the in-flight window,
+ * so the claim (synchronous on SQLite) lands well before the senders run dry.
+ */
+const CLAIM_AHEAD_USERS = 2 * CONCURRENCY;
+/**
+ * Outcomes are written in batches of this many rows: small enough that one write (synchronous on
+ * SQLite, it blocks the event loop) stays within the limiter's burst, large enough to amortise
+ * the per-statement cost.
+ */
+const FLUSH_ROWS = 250;
 /** A claim older than this is presumed abandoned (its worker died) and may be taken again. */
 const LEASE_MS = 5 * 60_000;
 /**
@@ -43,7 +54,7 @@ interface Outcome {
 export interface DeliverOptions {
   workerId?: string;
   signal?: AbortSignal;
-  /** Called after every chunk with the rows resolved so far in this pass. */
+  /** Called after every batch of outcomes is written, with the rows resolved so far in this pass. */
   onProgress?: (p: { done: number }) => void;
 }
 
@@ -81,41 +92,112 @@ export async function deliverDestination(
 
   let delivered = 0;
   let done = 0;
-  // The next chunk is claimed while the current one is on the wire, so the connection pool
-  // never idles during the database work between chunks.
-  let nextClaim: Promise<Claimed[]> | undefined;
-  try {
-    while (!opts.signal?.aborted) {
-      const claimed = await (nextClaim ?? claimChunk(ctx, destinationId, workerId));
-      nextClaim = undefined;
-      if (claimed.length === 0) {
-        const next = await nextRetryAt(ctx, destinationId);
-        if (next === null) break;
-        const wait = next - Date.now();
-        if (wait > MAX_RETRY_WAIT_MS) break;
-        // Backoff wait for rows whose retry is due shortly (not a test synchronisation).
-        if (wait > 0) await delay(wait, opts.signal);
-        continue;
+  const maxTagsPerUser = Number(dest.max_tags_per_user);
+
+  // One continuous pipeline instead of claim → send → record rounds: a round's barrier (the
+  // last slow requests of a chunk, then the outcome write, then the next claim) leaves the
+  // limiter with nobody waiting, and every idle millisecond beyond its small burst is send
+  // capacity lost for good. Here the next chunk is claimed while users of the current one are
+  // still queued, and outcomes are written in batches behind the senders.
+  const queue: Array<{ user: string; rows: Claimed[]; confirmedTags: number }> = [];
+  let head = 0;
+  let claiming: Promise<void> | undefined;
+  let exhausted = false;
+  let fatal: AmpError | undefined;
+  let failure: unknown;
+  let buffer: Outcome[] = [];
+  let flushing: Promise<void> = Promise.resolve();
+  const stopped = () => fatal !== undefined || failure !== undefined || opts.signal?.aborted === true;
+
+  const claimMore = (): Promise<void> =>
+    (claiming ??= (async () => {
+      try {
+        const claimed = await claimChunk(ctx, destinationId, workerId);
+        if (claimed.length === 0) {
+          exhausted = true;
+          return;
+        }
+        if (claimed.some((c) => !tagKeys.has(c.sync_id))) await loadTagKeys();
+        const byUser = new Map<string, Claimed[]>();
+        for (const c of claimed) {
+          const list = byUser.get(c.external_id);
+          if (list) list.push(c);
+          else byUser.set(c.external_id, [c]);
+        }
+        const counts = await confirmedTagCounts(ctx, destinationId, [...byUser.keys()]);
+        if (head > 4_096) {
+          queue.splice(0, head);
+          head = 0;
+        }
+        for (const [user, rows] of byUser) queue.push({ user, rows, confirmedTags: counts.get(user) ?? 0 });
+      } catch (e) {
+        failure ??= e;
+      } finally {
+        claiming = undefined;
       }
-      if (claimed.some((c) => !tagKeys.has(c.sync_id))) await loadTagKeys();
-      const sending = sendChunk(ctx, client, destinationId, Number(dest.max_tags_per_user), claimed, tagKeys, opts.signal);
-      nextClaim = claimChunk(ctx, destinationId, workerId);
-      // Never leave a rejected prefetch unobserved; it is awaited (and rethrows) next round.
-      nextClaim.catch(() => {});
-      const outcomes = await sending;
-      await writeOutcomes(ctx, workerId, outcomes.results);
-      for (const o of outcomes.results) {
+    })());
+
+  // Serialised writes: rows stay leased (so nobody else claims them) until their outcome lands.
+  const flush = (): Promise<void> => {
+    if (buffer.length === 0) return flushing;
+    const batch = buffer;
+    buffer = [];
+    flushing = flushing.then(async () => {
+      try {
+        await writeOutcomes(ctx, workerId, batch);
+      } catch (e) {
+        failure ??= e;
+        return;
+      }
+      for (const o of batch) {
         if (o.outcome === 'delivered') delivered++;
         if (o.outcome !== 'retry') done++;
       }
       opts.onProgress?.({ done });
-      if (outcomes.fatal) {
-        await pauseDestination(ctx, destinationId, outcomes.fatal.message);
-        throw outcomes.fatal;
+    });
+    return flushing;
+  };
+
+  const worker = async (): Promise<void> => {
+    while (!stopped()) {
+      if (head >= queue.length) {
+        if (exhausted) return;
+        await claimMore();
+        continue;
       }
+      const item = queue[head++]!;
+      if (!exhausted && queue.length - head < CLAIM_AHEAD_USERS) void claimMore();
+      const r = await deliverUser(client, item.user, item.rows, tagKeys, item.confirmedTags, maxTagsPerUser);
+      if (r.fatal) fatal ??= r.fatal;
+      for (const o of r.results) buffer.push(o);
+      if (buffer.length >= FLUSH_ROWS) void flush();
+    }
+  };
+
+  try {
+    while (!opts.signal?.aborted) {
+      exhausted = false;
+      await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+      await claiming;
+      await flush();
+      if (failure !== undefined) throw failure;
+      if (fatal) {
+        await pauseDestination(ctx, destinationId, fatal.message);
+        throw fatal;
+      }
+      if (opts.signal?.aborted) break;
+      // Nothing due right now: wait for retries due shortly instead of returning with rows pending.
+      const next = await nextRetryAt(ctx, destinationId);
+      if (next === null) break;
+      const wait = next - Date.now();
+      if (wait > MAX_RETRY_WAIT_MS) break;
+      // Backoff wait for rows whose retry is due shortly (not a test synchronisation).
+      if (wait > 0) await delay(wait, opts.signal);
     }
   } finally {
-    await nextClaim?.catch(() => {});
+    await claiming;
+    // Outcomes first: their UPDATE matches on our lease, which releaseLeases clears.
+    await flush();
     await releaseLeases(ctx, destinationId, workerId);
   }
   await finalizeRunsOfDestination(ctx, destinationId);
@@ -182,42 +264,6 @@ async function releaseLeases(ctx: Context, destinationId: string, workerId: stri
 }
 
 type Client = ReturnType<typeof clientForDestination>;
-
-async function sendChunk(
-  ctx: Context,
-  client: Client,
-  destinationId: string,
-  maxTagsPerUser: number,
-  claimed: Claimed[],
-  tagKeys: Map<string, string>,
-  signal?: AbortSignal,
-): Promise<{ results: Outcome[]; fatal?: AmpError }> {
-  const byUser = new Map<string, Claimed[]>();
-  for (const c of claimed) {
-    const list = byUser.get(c.external_id);
-    if (list) list.push(c);
-    else byUser.set(c.external_id, [c]);
-  }
-  const users = [...byUser.keys()];
-  const confirmedTags = await confirmedTagCounts(ctx, destinationId, users);
-
-  const results: Outcome[] = [];
-  let fatal: AmpError | undefined;
-  let next = 0;
-  const worker = async () => {
-    while (!fatal && !signal?.aborted) {
-      const i = next++;
-      if (i >= users.length) return;
-      const user = users[i]!;
-      const rows = byUser.get(user)!;
-      const r = await deliverUser(client, user, rows, tagKeys, confirmedTags.get(user) ?? 0, maxTagsPerUser);
-      if (r.fatal) fatal ??= r.fatal;
-      results.push(...r.results);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, users.length) }, worker));
-  return fatal ? { results, fatal } : { results };
-}
 
 async function confirmedTagCounts(ctx: Context, destinationId: string, users: string[]): Promise<Map<string, number>> {
   const out = new Map<string, number>();

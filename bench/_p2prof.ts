@@ -1,0 +1,18 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { benchSetup } from './deliver.bench';
+import { deliverDestination } from '../src/sync/deliver';
+import { runSync } from '../src/sync/run';
+const USERS = Number(process.env.USERS ?? 20000);
+const limit = Number(process.env.LIMIT ?? 1000);
+const users = Array.from({ length: USERS }, (_, i) => `user_${i}`);
+const b = await benchSetup({ users, emulator: { rateLimit: limit, perUserLimit: limit ? 1 : 0 }, rate: limit || 100000 });
+const sync = await b.addCohort(users);
+await runSync(b.ctx, sync.id, { deliver: 'enqueue' });
+const h = monitorEventLoopDelay({ resolution: 5 }); h.enable();
+const t0 = performance.now();
+const r = await deliverDestination(b.ctx, b.dest.id);
+const s = (performance.now() - t0) / 1000;
+h.disable();
+const st = await b.emu.stats();
+console.log(JSON.stringify({ rps: Math.round(r.requests / s), s, r429: st.rateLimited, max: st.byApp[b.appId]?.maxPerSecond, eld_p50: h.percentile(50)/1e6, eld_p99: h.percentile(99)/1e6, eld_max: h.max/1e6 }));
+await b.close();
