@@ -89,8 +89,9 @@ describeEachDialect('OneSignal destinations', (db) => {
     const resumed = await resumeDestination(ctx, row.id);
     expect(resumed.status).toBe('active');
     expect(resumed.status_reason).toBeNull();
-    for (const op of [getDestination(ctx, 'dst_nope'), pauseDestination(ctx, 'dst_nope', 'x'), resumeDestination(ctx, 'dst_nope')]) {
-      const e = await caught(op);
+    // Called one at a time: a rejection created before it is awaited would be reported as unhandled.
+    for (const op of [() => getDestination(ctx, 'dst_nope'), () => pauseDestination(ctx, 'dst_nope', 'x'), () => resumeDestination(ctx, 'dst_nope')]) {
+      const e = await caught(op());
       expect(e.code).toBe('not_found');
       expect(e.message).toBe('destination dst_nope not found');
     }
