@@ -5,6 +5,7 @@ import { forwardStream } from '../events/forward';
 import type { Context } from '../store';
 import { deliverDestination } from '../sync/deliver';
 import { runSync } from '../sync/run';
+import { failAbandonedRuns } from '../sync/runs';
 import { log } from '../telemetry/logger';
 import type { CronItem, JobQueue, TaskList } from './port';
 import { enqueueDueSyncs } from './schedule';
@@ -114,6 +115,8 @@ export function buildTasks(ctx: Context, jobs: JobQueue): TaskList {
       // failed is applied here; applying twice is harmless (deltas carry their source time).
       const swept = await applyPendingWebhooks(ctx, { limit: 1000 });
       for (const id of swept.destinationIds) await enqueueDelivery(ctx, jobs, id);
+      const abandoned = await failAbandonedRuns(ctx);
+      if (abandoned.length) log.warn({ runs: abandoned }, 'runs abandoned by a stopped process marked failed');
     },
   };
 }

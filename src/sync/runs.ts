@@ -181,3 +181,35 @@ export async function finalizeRunsOfDestination(ctx: Context, destinationId: str
     .execute();
   for (const r of runs) await finalizeRun(ctx, r.id);
 }
+
+/** A run that has not applied its diff after this long has lost its process (a crash or kill -9). */
+export const ABANDONED_RUN_MS = 60 * 60 * 1000;
+
+/**
+ * Marks runs that died before applying their diff as failed and drops their staging rows, so
+ * run history never shows a run as 'running' forever. Nothing reached the ledger for such a
+ * run, so failing it loses nothing: the next scheduled or manual run redoes the pull.
+ */
+export async function failAbandonedRuns(ctx: Context, now = Date.now(), maxAgeMs = ABANDONED_RUN_MS): Promise<string[]> {
+  const db = ctx.store.db;
+  return db.transaction().execute(async (trx) => {
+    const stale = await trx
+      .selectFrom('runs')
+      .select('id')
+      .where('status', '=', 'running')
+      .where('applied_at', 'is', null)
+      .where('started_at', '<', now - maxAgeMs)
+      .execute();
+    const ids = stale.map((r) => r.id);
+    if (ids.length === 0) return ids;
+    await trx
+      .updateTable('runs')
+      .set({ status: 'failed', error: 'abandoned: the process running it stopped before the diff was applied; the next run redoes it', finished_at: now })
+      .where('id', 'in', ids)
+      .where('status', '=', 'running')
+      .where('applied_at', 'is', null)
+      .execute();
+    await trx.deleteFrom('staging').where('run_id', 'in', ids).execute();
+    return ids;
+  });
+}

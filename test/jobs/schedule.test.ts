@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createJobQueue } from '../../src/jobs';
 import { enqueueDueSyncs, nextRunAt } from '../../src/jobs/schedule';
+import { ABANDONED_RUN_MS, failAbandonedRuns, getRunView } from '../../src/sync/runs';
 import { openContext, type Context } from '../../src/store';
 import { describeEachDialect } from '../helpers/db';
 
@@ -116,5 +117,35 @@ describeEachDialect('enqueueDueSyncs', (db) => {
       await q1.stop();
       await q2.stop();
     }
+  });
+
+  it('fails runs whose process died before applying their diff, and only those', async () => {
+    const { ctx } = db();
+    const now = Date.now();
+    await seedSync(ctx, 'syn_orphan', 'manual', null);
+    const run = (id: string, startedAgo: number, applied: boolean) => ({
+      id,
+      sync_id: 'syn_orphan',
+      status: 'running',
+      trigger: 'schedule',
+      dry_run: 0,
+      started_at: now - startedAgo,
+      applied_at: applied ? now - startedAgo + 1 : null,
+    });
+    await ctx.store.db
+      .insertInto('runs')
+      .values([run('run_dead', ABANDONED_RUN_MS + 1000, false), run('run_young', 1000, false), run('run_delivering', ABANDONED_RUN_MS + 1000, true)] as never)
+      .execute();
+    await ctx.store.db.insertInto('staging').values({ run_id: 'run_dead', external_id: 'u1' }).execute();
+
+    expect(await failAbandonedRuns(ctx, now)).toEqual(['run_dead']);
+    const dead = await getRunView(ctx, 'run_dead');
+    expect(dead.status).toBe('failed');
+    expect(dead.error).toMatch(/abandoned/);
+    expect((await getRunView(ctx, 'run_young')).status).toBe('running');
+    expect((await getRunView(ctx, 'run_delivering')).status).toBe('running'); // applied: delivery finalizes it
+    const staged = await ctx.store.db.selectFrom('staging').select('external_id').where('run_id', '=', 'run_dead').execute();
+    expect(staged).toEqual([]);
+    expect(await failAbandonedRuns(ctx, now)).toEqual([]);
   });
 });
