@@ -15,9 +15,10 @@ const CONCURRENCY = 128;
  */
 const CLAIM_AHEAD_USERS = 2 * CONCURRENCY;
 /**
- * Outcomes are written in batches of this many rows: small enough that one write (synchronous on
- * SQLite, it blocks the event loop) stays within the limiter's burst, large enough to amortise
- * the per-statement cost.
+ * Outcomes are written in batches of this many rows: one write (synchronous on SQLite, it blocks
+ * the event loop) then stalls the senders for milliseconds, which the limiter's rolling window
+ * makes up afterwards, instead of one long stall per chunk; still large enough to amortise the
+ * per-transaction cost.
  */
 const FLUSH_ROWS = 250;
 /** A claim older than this is presumed abandoned (its worker died) and may be taken again. */
