@@ -1,6 +1,7 @@
 import { AmpError } from '../../errors';
 import type { Context } from '../../store';
-import { getRunView } from '../../sync/runs';
+import { destinationView, type DestinationView } from '../../connectors/onesignal/destinations';
+import { getRunView, runView, type RunView } from '../../sync/runs';
 
 /**
  * Read models shared by the admin API and the web UI. Every query names its columns so an
@@ -9,38 +10,8 @@ import { getRunView } from '../../sync/runs';
 
 const num = (v: unknown): number => Number(v ?? 0);
 
-export interface DestinationRead {
-  id: string;
-  name: string;
-  kind: string;
-  source_id: string | null;
-  app_id: string;
-  api_url: string;
-  tag_key_template: string;
-  external_id_property: string;
-  max_tags_per_user: number;
-  rate_limit_per_second: number;
-  status: string;
-  status_reason: string | null;
-  created_at: number;
-  pending_rows: number;
-}
-
-const destinationColumns = [
-  'destinations.id',
-  'destinations.name',
-  'destinations.kind',
-  'destinations.source_id',
-  'destinations.app_id',
-  'destinations.api_url',
-  'destinations.tag_key_template',
-  'destinations.external_id_property',
-  'destinations.max_tags_per_user',
-  'destinations.rate_limit_per_second',
-  'destinations.status',
-  'destinations.status_reason',
-  'destinations.created_at',
-] as const;
+/** The connector's public view (never the key) plus the ledger rows still waiting for OneSignal. */
+export type DestinationRead = DestinationView & { pending_rows: number };
 
 async function pendingByDestination(ctx: Context, ids?: string[]): Promise<Map<string, number>> {
   let q = ctx.store.db
@@ -54,16 +25,16 @@ async function pendingByDestination(ctx: Context, ids?: string[]): Promise<Map<s
 }
 
 export async function readDestinations(ctx: Context): Promise<DestinationRead[]> {
-  const rows = await ctx.store.db.selectFrom('destinations').select(destinationColumns).orderBy('name').execute();
+  const rows = await ctx.store.db.selectFrom('destinations').selectAll().orderBy('name').execute();
   const pending = await pendingByDestination(ctx);
-  return rows.map((r) => ({ ...r, created_at: num(r.created_at), pending_rows: pending.get(r.id) ?? 0 }));
+  return rows.map((r) => ({ ...destinationView(r), pending_rows: pending.get(r.id) ?? 0 }));
 }
 
 export async function readDestination(ctx: Context, id: string): Promise<DestinationRead> {
-  const r = await ctx.store.db.selectFrom('destinations').select(destinationColumns).where('id', '=', id).executeTakeFirst();
+  const r = await ctx.store.db.selectFrom('destinations').selectAll().where('id', '=', id).executeTakeFirst();
   if (!r) throw new AmpError('not_found', `no destination with id ${id}`);
   const pending = await pendingByDestination(ctx, [id]);
-  return { ...r, created_at: num(r.created_at), pending_rows: pending.get(id) ?? 0 };
+  return { ...destinationView(r), pending_rows: pending.get(id) ?? 0 };
 }
 
 export interface CohortRead {
@@ -193,53 +164,8 @@ export async function readSync(ctx: Context, id: string): Promise<SyncRead> {
   return row;
 }
 
-export interface RunRead {
-  id: string;
-  sync_id: string;
-  status: string;
-  trigger: string;
-  dry_run: boolean;
-  members: number;
-  added: number;
-  removed: number;
-  unchanged: number;
-  skipped_anonymous: number;
-  delivered: number;
-  not_found: number;
-  failed: number;
-  pending: number;
-  requests: number;
-  error: string | null;
-  hold_reason: string | null;
-  sample: unknown;
-  started_at: number;
-  finished_at: number | null;
-}
-
-const runColumns = [
-  'id',
-  'sync_id',
-  'status',
-  'trigger',
-  'dry_run',
-  'members',
-  'added',
-  'removed',
-  'unchanged',
-  'skipped_anonymous',
-  'delivered',
-  'not_found',
-  'failed',
-  'pending',
-  'requests',
-  'error',
-  'hold_reason',
-  'sample',
-  'started_at',
-  'finished_at',
-] as const;
-
-type RunRow = Record<(typeof runColumns)[number], unknown>;
+/** The engine's run view, exactly what `runs show --json` prints. */
+export type RunRead = RunView;
 
 function parseJson(text: unknown): unknown {
   if (typeof text !== 'string') return null;
@@ -250,31 +176,6 @@ function parseJson(text: unknown): unknown {
   }
 }
 
-function toRun(r: RunRow): RunRead {
-  return {
-    id: String(r.id),
-    sync_id: String(r.sync_id),
-    status: String(r.status),
-    trigger: String(r.trigger),
-    dry_run: num(r.dry_run) === 1,
-    members: num(r.members),
-    added: num(r.added),
-    removed: num(r.removed),
-    unchanged: num(r.unchanged),
-    skipped_anonymous: num(r.skipped_anonymous),
-    delivered: num(r.delivered),
-    not_found: num(r.not_found),
-    failed: num(r.failed),
-    pending: num(r.pending),
-    requests: num(r.requests),
-    error: (r.error as string | null) ?? null,
-    hold_reason: (r.hold_reason as string | null) ?? null,
-    sample: parseJson(r.sample),
-    started_at: num(r.started_at),
-    finished_at: r.finished_at === null || r.finished_at === undefined ? null : num(r.finished_at),
-  };
-}
-
 export async function readRunsOfSync(
   ctx: Context,
   syncId: string,
@@ -283,13 +184,13 @@ export async function readRunsOfSync(
   await readSync(ctx, syncId);
   let q = ctx.store.db
     .selectFrom('runs')
-    .select(runColumns)
+    .selectAll()
     .where('sync_id', '=', syncId)
     .orderBy('started_at', 'desc')
     .orderBy('id', 'desc')
     .limit(opts.limit);
   if (opts.before !== undefined) q = q.where('started_at', '<', opts.before);
-  return (await q.execute()).map((r) => toRun(r as RunRow));
+  return (await q.execute()).map((r) => runView(r));
 }
 
 /** One run; the engine's view, whose counters are live from the ledger while it delivers. */
