@@ -1,10 +1,11 @@
 import { sql, type Kysely } from 'kysely';
 import type { Context } from '../store';
 import type { DB } from '../store/schema';
+import { stagedIds, type StagedAt } from './staging';
 
 /**
- * The snapshot diff, as set algebra in SQL between `staging` (this run's members) and the
- * ledger (DESIGN §2). Never materialised in JS: every statement below is one pass over an
+ * The snapshot diff, as set algebra in SQL between the run's staged snapshot (a TEMP table
+ * on SQLite, `staging` rows otherwise: see staging.ts) and the ledger (DESIGN §2). Never materialised in JS: every statement below is one pass over an
  * index, so a million-member snapshot costs a few index scans.
  *
  * An add is a member whose ledger row is absent, not desired, or desired but last ended
@@ -18,6 +19,8 @@ export interface DiffParams {
   destinationId: string;
   runId: string;
   sourceTs: number;
+  /** Where the run's snapshot is (see staging.ts); default 'staging'. */
+  stagedAt?: StagedAt;
 }
 
 export interface DiffCounts {
@@ -31,10 +34,9 @@ const RETRY_OUTCOMES = sql`('not_found','failed')`;
 export async function countDiff(ctx: Context, p: DiffParams): Promise<DiffCounts> {
   const db = ctx.store.db;
   const adds = await sql<{ n: number }>`
-    SELECT COUNT(*) AS n FROM staging s
+    SELECT COUNT(*) AS n FROM (${snap(p)}) s
     LEFT JOIN ledger l ON l.sync_id = ${p.syncId} AND l.external_id = s.external_id
-    WHERE s.run_id = ${p.runId}
-      AND (l.external_id IS NULL OR (l.source_ts <= ${p.sourceTs}
+    WHERE (l.external_id IS NULL OR (l.source_ts <= ${p.sourceTs}
         AND (l.desired = 0 OR (l.confirmed = 0 AND l.outcome IN ${RETRY_OUTCOMES}))))`.execute(db);
   const removes = await sql<{ n: number }>`
     SELECT COUNT(*) AS n FROM ledger l
@@ -45,17 +47,20 @@ export async function countDiff(ctx: Context, p: DiffParams): Promise<DiffCounts
 function removePredicate(p: DiffParams, extRef: ReturnType<typeof sql.ref>) {
   return sql`sync_id = ${p.syncId} AND source_ts <= ${p.sourceTs}
       AND (desired = 1 OR (confirmed = 1 AND outcome IN ${RETRY_OUTCOMES}))
-      AND NOT EXISTS (SELECT 1 FROM staging s WHERE s.run_id = ${p.runId} AND s.external_id = ${extRef})`;
+      AND NOT EXISTS (SELECT 1 FROM (${snap(p)}) s WHERE s.external_id = ${extRef})`;
+}
+
+function snap(p: DiffParams) {
+  return stagedIds(p.runId, p.stagedAt ?? 'staging');
 }
 
 /** Samples for dry runs and held runs (first N ids of each kind, in id order). */
 export async function sampleDiff(ctx: Context, p: DiffParams, limit = 10): Promise<{ adds: string[]; removes: string[] }> {
   const db = ctx.store.db;
   const adds = await sql<{ external_id: string }>`
-    SELECT s.external_id FROM staging s
+    SELECT s.external_id FROM (${snap(p)}) s
     LEFT JOIN ledger l ON l.sync_id = ${p.syncId} AND l.external_id = s.external_id
-    WHERE s.run_id = ${p.runId}
-      AND (l.external_id IS NULL OR (l.source_ts <= ${p.sourceTs}
+    WHERE (l.external_id IS NULL OR (l.source_ts <= ${p.sourceTs}
         AND (l.desired = 0 OR (l.confirmed = 0 AND l.outcome IN ${RETRY_OUTCOMES}))))
     ORDER BY s.external_id LIMIT ${limit}`.execute(db);
   const removes = await sql<{ external_id: string }>`
@@ -72,8 +77,10 @@ export async function sampleDiff(ctx: Context, p: DiffParams, limit = 10): Promi
  */
 export async function applyDiff(trx: Kysely<DB>, p: DiffParams, now = Date.now()): Promise<DiffCounts> {
   // Both sets are computed with EXCEPT over two primary-key ranges that are already sorted by
-  // external_id, which SQLite runs as a single merge pass (measured 0.28 s vs 1.0 s for 1M rows
-  // with a correlated NOT EXISTS probe per row); PostgreSQL hashes or sorts them.
+  // external_id, which SQLite plans as MERGE (EXCEPT): one sequential walk of each side
+  // (measured about twice as fast as a NOT IN / NOT EXISTS probe per row, and faster than one
+  // combined UNION ALL … GROUP BY pass, whose per-row aggregate costs more than the second
+  // walk); PostgreSQL hashes or sorts them.
   // COALESCE keeps NULL outcomes out of three-valued logic: NOT(NULL) would drop a row.
   const removes = await sql`
     UPDATE ledger SET desired = 0, source_ts = ${p.sourceTs}, run_id = ${p.runId}, outcome = ${settledOutcome(0)}, error = NULL,
@@ -81,7 +88,7 @@ export async function applyDiff(trx: Kysely<DB>, p: DiffParams, now = Date.now()
     WHERE sync_id = ${p.syncId} AND external_id IN (
       SELECT external_id FROM ledger WHERE sync_id = ${p.syncId} AND source_ts <= ${p.sourceTs}
         AND (desired = 1 OR (confirmed = 1 AND COALESCE(outcome, '') IN ${RETRY_OUTCOMES}))
-      EXCEPT SELECT external_id FROM staging WHERE run_id = ${p.runId})`.execute(trx);
+      EXCEPT ${snap(p)})`.execute(trx);
   // Adds: members except the rows that must not change (newer source_ts, or already desired and
   // not waiting for a reconcile retry). The WHERE in the outer SELECT also resolves SQLite's
   // parsing ambiguity of INSERT … SELECT … ON CONFLICT; the conflict clause re-checks the same
@@ -91,7 +98,7 @@ export async function applyDiff(trx: Kysely<DB>, p: DiffParams, now = Date.now()
       attempts, next_attempt_at, lease_owner, lease_until, updated_at)
     SELECT ${p.syncId}, ${p.destinationId}, a.external_id, 1, 0, ${p.sourceTs}, ${p.runId}, NULL, NULL, 0, NULL, NULL, NULL, ${now}
     FROM (
-      SELECT external_id FROM staging WHERE run_id = ${p.runId}
+      ${snap(p)}
       EXCEPT SELECT external_id FROM ledger WHERE sync_id = ${p.syncId}
         AND NOT (source_ts <= ${p.sourceTs} AND (desired = 0 OR (confirmed = 0 AND COALESCE(outcome, '') IN ${RETRY_OUTCOMES})))
     ) AS a WHERE 1 = 1

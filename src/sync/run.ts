@@ -8,7 +8,7 @@ import { deliverDestination } from './deliver';
 import { guardDecision } from './guard';
 import { countOutcomes, finalizeRun, getRunRow, getRunView, type RunView } from './runs';
 import type { SnapshotSource } from './snapshot';
-import { BufferedStagingWriter, deleteStaging, fileSnapshotSource } from './staging';
+import { BufferedStagingWriter, deleteStaging, dropTempStaging, fileSnapshotSource, persistStaging } from './staging';
 import { getSync } from './syncs';
 
 export type { RunView } from './runs';
@@ -84,10 +84,12 @@ export async function runSync(ctx: Context, syncId: string, opts: RunOptions = {
     const source: SnapshotSource = cohort.origin === 'file' ? fileSnapshotSource(cohort.id) : amplitudeSnapshotSource(cohort.id);
     const writer = new BufferedStagingWriter(ctx, runId);
     const loaded = await source.load(ctx, runId, writer);
-    await writer.finish();
-    const members = await countStagingRows(ctx, runId);
+    const staged = await writer.finish();
+    // A TEMP snapshot is only reachable through the writer, which counted it; `staging` rows are
+    // counted in SQL, whoever wrote them.
+    const members = writer.stagedAt === 'temp' ? staged : await countStagingRows(ctx, runId);
     const sourceTs = loaded.sourceTs ?? startedAt;
-    const p: DiffParams = { syncId, destinationId: sync.destination_id, runId, sourceTs };
+    const p: DiffParams = { syncId, destinationId: sync.destination_id, runId, sourceTs, stagedAt: writer.stagedAt };
     opts.onProgress?.({ phase: 'diff', done: 0, total: members });
 
     if (dryRun) {
@@ -140,7 +142,8 @@ async function countStagingRows(ctx: Context, runId: string): Promise<number> {
 /**
  * Applies the diff in one transaction, or rolls it back and holds the run when the guard
  * trips (the removes are counted by the very statement that would apply them, so the common,
- * unguarded case pays for one pass, not two). A held run keeps its staging rows for approve.
+ * unguarded case pays for one pass, not two). A held run's snapshot is copied into `staging`
+ * (SQLite keeps it in a TEMP table until then), so approve works after a restart.
  */
 async function applyWithGuard(ctx: Context, p: DiffParams, members: number, threshold: number): Promise<boolean> {
   const db = ctx.store.db;
@@ -169,8 +172,10 @@ async function applyWithGuard(ctx: Context, p: DiffParams, members: number, thre
     await deleteStaging(ctx, p.runId);
     return false;
   }
+  await persistStaging(ctx, p.runId);
   const counts = await countDiff(ctx, p);
   sample = await sampleDiff(ctx, p, SAMPLE_SIZE);
+  await dropTempStaging(ctx, p.runId);
   await db
     .updateTable('runs')
     .set({
