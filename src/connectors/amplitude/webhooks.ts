@@ -108,81 +108,7 @@ function derivedMessageId(p: WebhookPayload, computedMs: number): string {
   return 'sha256:' + h.digest('hex').slice(0, 40);
 }
 
-type InboxValues = Record<'source_id' | 'message_id' | 'cohort_id', string> & { cohort_name: string | null; in_cohort: number; computed_time: number; users: string; received_at: number };
-interface QueuedInsert {
-  ctx: Context;
-  values: InboxValues;
-  resolve: (id: number | null) => void;
-  reject: (e: unknown) => void;
-}
-interface InboxStatements {
-  one: (v: InboxValues) => number | null;
-  group: (vs: InboxValues[]) => Array<number | null>;
-}
-const inboxStatements = new WeakMap<BetterSqlite3.Database, InboxStatements>();
-const inboxQueues = new WeakMap<BetterSqlite3.Database, QueuedInsert[]>();
-
-/**
- * SQLite group commit for the acknowledgement path: the messages reaching this point in one
- * event-loop turn are inserted in ONE transaction (flushed from setImmediate), and each caller
- * resumes only after that commit, so no 200 goes out before its own message is durable. Through
- * the query builder, and with one commit per ~100 kB message, the insert cost several times more
- * (bench webhook_ack). Inserts run in arrival order, so dedupe outcomes equal sequential ones.
- */
-function groupInsert(ctx: Context, h: BetterSqlite3.Database, values: InboxValues): Promise<number | null> {
-  return new Promise((resolve, reject) => {
-    let q = inboxQueues.get(h);
-    if (!q) {
-      q = [];
-      inboxQueues.set(h, q);
-      setImmediate(() => flushInbox(h));
-    }
-    q.push({ ctx, values, resolve, reject });
-  });
-}
-
-function flushInbox(h: BetterSqlite3.Database): void {
-  const q = inboxQueues.get(h) ?? [];
-  inboxQueues.delete(h);
-  if (q.length === 0) return;
-  // A Kysely transaction opened since the requests were queued: a raw write now would join it.
-  if (!h.open || h.inTransaction) {
-    for (const x of q) kyselyInsert(x.ctx, x.values).then(x.resolve, x.reject);
-    return;
-  }
-  let st = inboxStatements.get(h);
-  try {
-    if (!st) {
-      const insert = h.prepare(
-        `INSERT INTO webhook_inbox (source_id, message_id, cohort_id, cohort_name, in_cohort, computed_time, users, received_at)
-         VALUES (@source_id, @message_id, @cohort_id, @cohort_name, @in_cohort, @computed_time, @users, @received_at)
-         ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id`,
-      );
-      const one = (v: InboxValues): number | null => {
-        const r = insert.get(v) as { id: number } | undefined;
-        return r ? Number(r.id) : null;
-      };
-      st = { one, group: h.transaction((vs: InboxValues[]) => vs.map(one)) };
-      inboxStatements.set(h, st);
-    }
-    const ids = st.group(q.map((x) => x.values));
-    q.forEach((x, i) => x.resolve(ids[i]!));
-  } catch (e) {
-    if (!st) {
-      for (const x of q) x.reject(e);
-      return;
-    }
-    // Nothing of the group was committed: retry each message alone, so one failure answers
-    // only its own request with an error (Amplitude retries it).
-    for (const x of q) {
-      try {
-        x.resolve(st.one(x.values));
-      } catch (err) {
-        x.reject(err);
-      }
-    }
-  }
-}
+const inboxInserts = new WeakMap<BetterSqlite3.Database, BetterSqlite3.Statement>();
 
 export interface StoredWebhook {
   inboxId: number | null;
@@ -206,18 +132,28 @@ export async function storeWebhook(ctx: Context, sourceId: string, p: WebhookPay
     received_at: nowMs,
   };
   const h = ctx.store.sqlite;
-  const id = h ? await groupInsert(ctx, h, values) : await kyselyInsert(ctx, values);
-  return id !== null ? { inboxId: id, duplicate: false, messageId } : { inboxId: null, duplicate: true, messageId };
-}
-
-async function kyselyInsert(ctx: Context, values: InboxValues): Promise<number | null> {
+  if (h) {
+    // The acknowledgement path on SQLite goes straight to a cached prepared statement: through
+    // the query builder this insert of a ~100 kB row cost several times more (bench webhook_ack).
+    let stmt = inboxInserts.get(h);
+    if (!stmt) {
+      stmt = h.prepare(
+        `INSERT INTO webhook_inbox (source_id, message_id, cohort_id, cohort_name, in_cohort, computed_time, users, received_at)
+         VALUES (@source_id, @message_id, @cohort_id, @cohort_name, @in_cohort, @computed_time, @users, @received_at)
+         ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id`,
+      );
+      inboxInserts.set(h, stmt);
+    }
+    const r = stmt.get(values) as { id: number } | undefined;
+    return r ? { inboxId: Number(r.id), duplicate: false, messageId } : { inboxId: null, duplicate: true, messageId };
+  }
   const row = await ctx.store.db
     .insertInto('webhook_inbox')
     .values({ ...values, applied_at: null, error: null })
     .onConflict((oc) => oc.columns(['source_id', 'message_id']).doNothing())
     .returning('id')
     .executeTakeFirst();
-  return row ? Number(row.id) : null;
+  return row ? { inboxId: Number(row.id), duplicate: false, messageId } : { inboxId: null, duplicate: true, messageId };
 }
 
 /** The external id of one webhook user under a mapping (user_id, or a selected user property). */
