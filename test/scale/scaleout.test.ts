@@ -134,7 +134,11 @@ describe.skipIf(!PG_AVAILABLE && process.env.CI !== 'true')('scale-out on Postgr
         await importCohortFile(ctx, { file, name: s.name, id: s.cohortId });
         await jobs.add('sync.run', { syncId: s.id, trigger: 'manual' }, { jobKey: `sync.run:${s.id}` });
       }
-      await waitFor(() => settled(40), { what: 'phase 2 to be delivered', timeoutMs: 120_000, intervalMs: 250 });
+      try {
+        await waitFor(() => settled(40), { what: 'phase 2 to be delivered', timeoutMs: 180_000, intervalMs: 250 });
+      } catch (e) {
+        throw new Error(`${(e as Error).message}; state: ${await diagnose()}`);
+      }
 
       // Every user's tags equal the final membership, on every app.
       for (let a = 0; a < APPS; a++) {
@@ -173,6 +177,6 @@ describe.skipIf(!PG_AVAILABLE && process.env.CI !== 'true')('scale-out on Postgr
       for (const p of [web, workers[1]!, workers[2]!]) p.child.kill('SIGTERM');
       for (const p of [web, workers[1]!, workers[2]!]) expect((await p.exited).code).toBe(0);
     },
-    300_000,
+    420_000,
   );
 });
