@@ -1,6 +1,7 @@
 import { AmpError } from '../../errors';
 import type { Context } from '../../store';
 import { destinationView, type DestinationView } from '../../connectors/onesignal/destinations';
+import type { DeadLetterView } from '../../events/dead-letters';
 import { getRunView, runView, type RunView } from '../../sync/runs';
 
 /**
@@ -314,16 +315,8 @@ export async function readStream(ctx: Context, id: string): Promise<StreamRead> 
   return row;
 }
 
-export interface DeadLetterRead {
-  id: number;
-  stream_id: string;
-  event_id: string;
-  kind: string;
-  reason: string | null;
-  attempts: number;
-  received_at: number;
-  event: unknown;
-}
+/** The event pipeline's own dead-letter view (`dead-letters list --json` prints the same). */
+export type DeadLetterRead = DeadLetterView;
 
 export async function readDeadLetters(
   ctx: Context,
