@@ -27,14 +27,40 @@ function migrator(store: Store): Migrator {
   });
 }
 
+// Kysely's PostgreSQL introspector reads every schema's tables, calling pg_get_serial_sequence on
+// each; a schema another client drops in that instant (tests drop theirs; so may an operator)
+// fails our migration with 3F000 "schema … does not exist". The race has nothing to do with our
+// schema, so a short retry is the whole fix.
+const CATALOG_RACE_CODES = new Set(['3F000', '42P01']);
+const CATALOG_RACE_ATTEMPTS = 5;
+
+function isCatalogRace(store: Store, e: unknown): boolean {
+  const code = (e as { code?: string } | undefined)?.code;
+  return store.dialect === 'postgres' && code !== undefined && CATALOG_RACE_CODES.has(code);
+}
+
+async function retryingCatalogRace<T>(store: Store, attempt: () => Promise<T>, failed: (r: T) => unknown): Promise<T> {
+  for (let i = 1; ; i++) {
+    let result: T;
+    try {
+      result = await attempt();
+    } catch (e) {
+      if (i < CATALOG_RACE_ATTEMPTS && isCatalogRace(store, e)) continue;
+      throw e;
+    }
+    if (i < CATALOG_RACE_ATTEMPTS && isCatalogRace(store, failed(result))) continue;
+    return result;
+  }
+}
+
 export async function pendingMigrations(store: Store): Promise<string[]> {
-  const all = await migrator(store).getMigrations();
+  const all = await retryingCatalogRace(store, () => migrator(store).getMigrations(), () => undefined);
   return all.filter((m) => !m.executedAt).map((m) => m.name);
 }
 
 /** Applies every pending migration, each in its own transaction; a failure leaves the database at the last good one. */
 export async function migrateToLatest(store: Store): Promise<string[]> {
-  const { error, results } = await migrator(store).migrateToLatest();
+  const { error, results } = await retryingCatalogRace(store, () => migrator(store).migrateToLatest(), (r) => r.error);
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
     throw new AmpError('internal', `migration ${failed} failed: ${(error as Error).message}`, { cause: error });

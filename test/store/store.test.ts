@@ -4,7 +4,8 @@ import { migrateToLatest, pendingMigrations } from '../../src/store/migrate';
 import { openContext } from '../../src/store';
 import { SecretBox } from '../../src/store/secrets';
 import { parseDatabaseUrl, redactUrl } from '../../src/store/url';
-import { describeEachDialect, freshDatabaseUrl } from '../helpers/db';
+import pg from 'pg';
+import { describeEachDialect, freshDatabaseUrl, PG_AVAILABLE, PG_URL } from '../helpers/db';
 import { randomBytes } from 'node:crypto';
 
 describeEachDialect('store', (db) => {
@@ -71,4 +72,37 @@ describe('secrets at rest', () => {
     const sealed = new SecretBox(randomBytes(32)).encrypt('k');
     expect(() => new SecretBox(randomBytes(32)).decrypt(sealed)).toThrow(/cannot be decrypted with this key/);
   });
+});
+
+describe.skipIf(!PG_AVAILABLE && process.env.CI !== 'true')('migrations beside other schemas [postgres]', () => {
+  // Kysely's introspector reads every schema of the database; one dropped by another client in
+  // that instant used to fail our migration with `schema "…" does not exist` (seen in CI).
+  it('migrate succeeds while other clients drop their schemas', async () => {
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    const prefix = `race_${process.pid}_`;
+    const others = Array.from({ length: 40 }, (_, i) => `${prefix}${i}`);
+    try {
+      for (const s of others) {
+        await admin.query(`CREATE SCHEMA "${s}"; CREATE TABLE "${s}".a (id serial primary key, b text); CREATE TABLE "${s}".c (id serial primary key)`);
+      }
+      let dropping = true;
+      const dropper = (async () => {
+        for (const s of others) await admin.query(`DROP SCHEMA "${s}" CASCADE`);
+      })().finally(() => (dropping = false));
+      const outcomes: string[] = [];
+      while (dropping || outcomes.length < 3) {
+        const fresh = await freshDatabaseUrl('postgres');
+        const store = await openStore(fresh.url);
+        outcomes.push(await migrateToLatest(store).then(() => 'ok', (e: Error) => e.message));
+        await store.close();
+        await fresh.cleanup();
+      }
+      await dropper;
+      expect(outcomes.filter((o) => o !== 'ok')).toEqual([]);
+    } finally {
+      for (const s of others) await admin.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
+      await admin.end();
+    }
+  }, 120_000);
 });
