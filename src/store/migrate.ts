@@ -3,6 +3,7 @@ import { AmpError } from '../errors';
 import type { Store } from './database';
 import * as m001 from './migrations/001_initial';
 import * as m002 from './migrations/002_sync';
+import * as m003 from './migrations/003_pacing_handoff';
 
 type DialectMigration = { up: (db: any, dialect: Store['dialect']) => Promise<void> };
 
@@ -10,6 +11,7 @@ type DialectMigration = { up: (db: any, dialect: Store['dialect']) => Promise<vo
 const MIGRATIONS: Record<string, DialectMigration> = {
   '001_initial': m001,
   '002_sync': m002,
+  '003_pacing_handoff': m003,
 };
 
 function migrator(store: Store): Migrator {

@@ -195,6 +195,12 @@ export interface JobsTable {
   created_at: number;
 }
 
+export interface PacingHandoffsTable {
+  app_id: string;
+  limiter_id: string;
+  ended_at: number;
+}
+
 export interface DB {
   sources: SourcesTable;
   destinations: DestinationsTable;
@@ -209,4 +215,5 @@ export interface DB {
   streams: StreamsTable;
   stream_events: StreamEventsTable;
   jobs: JobsTable;
+  pacing_handoffs: PacingHandoffsTable;
 }

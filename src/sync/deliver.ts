@@ -3,6 +3,7 @@ import { AmpError, toAmpError } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
 import { clientForDestination, getDestination, pauseDestination } from '../connectors/onesignal/destinations';
+import { awaitPacingHandoff, recordPacingHandoff } from './handoff';
 import { finalizeRunsOfDestination } from './runs';
 
 /** Users claimed per round; all of a user's pending rows (every sync) come in one claim. */
@@ -176,6 +177,8 @@ export async function deliverDestination(
   };
 
   try {
+    await claimMore();
+    if (queue.length > head) await awaitPacingHandoff(ctx, client.limiter, opts.signal);
     while (!opts.signal?.aborted) {
       exhausted = false;
       await Promise.all(Array.from({ length: CONCURRENCY }, worker));
@@ -200,6 +203,7 @@ export async function deliverDestination(
     // Outcomes first: their UPDATE matches on our lease, which releaseLeases clears.
     await flush();
     await releaseLeases(ctx, destinationId, workerId);
+    if (client.requests > requestsBefore) await recordPacingHandoff(ctx, client.limiter);
   }
   await finalizeRunsOfDestination(ctx, destinationId);
   const pending = await countPending(ctx, destinationId);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { AmpError } from '../../errors';
 import { USER_UPDATES_PER_SECOND_PER_APP } from './constants';
 
@@ -75,6 +76,8 @@ export interface LimiterStats {
 
 export class AppLimiter {
   readonly appId: string;
+  /** Tells this limiter's state from another process's (or a fresh one's) at a queue handoff. */
+  readonly instanceId = randomUUID();
   private configuredRate: number;
   private currentRate: number;
   private tokens: number;

@@ -1,0 +1,14 @@
+import type { Kysely } from 'kysely';
+import type { Dialect } from '../database';
+
+// pacing_handoffs: per OneSignal app, which process's limiter sent last and when its delivery
+// pass ended. A rate limiter lives in one process; when the app's delivery queue hands over to
+// another process, that one waits out the previous sender's window first (src/sync/handoff.ts).
+export async function up(db: Kysely<any>, _dialect: Dialect): Promise<void> {
+  await db.schema
+    .createTable('pacing_handoffs')
+    .addColumn('app_id', 'text', (c) => c.primaryKey())
+    .addColumn('limiter_id', 'text', (c) => c.notNull())
+    .addColumn('ended_at', 'bigint', (c) => c.notNull())
+    .execute();
+}
