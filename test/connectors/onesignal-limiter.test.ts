@@ -30,17 +30,28 @@ describe('AppLimiter', () => {
     expect(l.stats().queued).toBe(0);
   });
 
-  it('spaces requests for one user by at least a second, without holding up others', async () => {
+  it('spaces requests for one user by at least a second after the previous answer, without holding up others', async () => {
     const l = new AppLimiter('app', 1000);
     const times: Record<string, number[]> = { a: [], b: [], c: [] };
     const started = performance.now();
+    let answeredA = 0;
+    // The first request for `a` takes 150 ms to answer: the next one waits a second from then.
+    const inFlight = (user: string, ms: number) => (settle: () => void) =>
+      new Promise<void>((r) =>
+        setTimeout(() => {
+          if (user === 'a' && answeredA === 0) answeredA = performance.now();
+          settle();
+          r();
+        }, ms),
+      );
     await Promise.all([
-      l.acquire('a').then(() => times.a!.push(performance.now())),
-      l.acquire('a').then(() => times.a!.push(performance.now())),
-      l.acquire('b').then(() => times.b!.push(performance.now())),
-      l.acquire('c').then(() => times.c!.push(performance.now())),
+      l.acquire('a').then((settle) => (times.a!.push(performance.now()), inFlight('a', 150)(settle))),
+      l.acquire('a').then((settle) => (times.a!.push(performance.now()), settle())),
+      l.acquire('b').then((settle) => (times.b!.push(performance.now()), settle())),
+      l.acquire('c').then((settle) => (times.c!.push(performance.now()), settle())),
     ]);
-    expect(times.a![1]! - times.a![0]!).toBeGreaterThanOrEqual(1000);
+    expect(times.a![1]! - answeredA).toBeGreaterThanOrEqual(1000);
+    expect(times.a![1]! - times.a![0]!).toBeGreaterThanOrEqual(1150);
     expect(times.b![0]! - started).toBeLessThan(200);
     expect(times.c![0]! - started).toBeLessThan(200);
   });

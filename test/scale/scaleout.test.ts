@@ -3,7 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
+import { refreshSourceCohorts } from '../../src/connectors/amplitude/cohorts';
+import { createSource, updateSource } from '../../src/connectors/amplitude/sources';
 import { createDestination } from '../../src/connectors/onesignal/destinations';
+import { startAmplitudeEmulator, type AmplitudeEmulator } from '../../src/emulators/amplitude';
 import { startOneSignalEmulator, type OneSignalEmulator } from '../../src/emulators/onesignal';
 import { createJobQueue } from '../../src/jobs';
 import { migrateGraphile } from '../../src/jobs/graphile-queue';
@@ -11,7 +14,7 @@ import type { JobQueue } from '../../src/jobs/port';
 import { openContext, type Context } from '../../src/store';
 import { importCohortFile } from '../../src/sync/cohorts';
 import { createSync } from '../../src/sync/syncs';
-import { startCli, type LongRunning } from '../cli/proc';
+import { closedPort, startCli, type LongRunning } from '../cli/proc';
 import { freshDatabaseUrl, PG_AVAILABLE } from '../helpers/db';
 import { waitFor } from '../jobs/helpers';
 
@@ -25,11 +28,17 @@ const appId = (a: number) => `00000000-0000-4000-8000-00000000000${a}`;
 const users = Array.from({ length: USERS }, (_, i) => `user_${i}`);
 /** A deterministic membership per (sync, phase): about half the users, different per phase. */
 const members = (k: number, phase: number) => users.filter((_, i) => (i * 7 + k * 13 + phase * 5) % 11 < 5 + ((k + phase) % 3));
+/** The realtime cohort lives in Amplitude and changes by webhook pushes while everything runs. */
+const AMP = { apiKey: 'amp-scale-key', secretKey: 'amp-scale-secret' };
+const RT_COHORT = 'coh_realtime';
+// The workers poll Amplitude's request status every 10 ms instead of 2 s (read by spawned workers too).
+process.env.AMPSIGNAL_AMPLITUDE_POLL_MS = '10';
 
 // PostgreSQL only; under CI=true a missing PostgreSQL fails (freshDatabaseUrl throws) instead of skipping.
 describe.skipIf(!PG_AVAILABLE && process.env.CI !== 'true')('scale-out on PostgreSQL', () => {
   const procs: LongRunning[] = [];
   let emu: OneSignalEmulator | undefined;
+  let amplitude: AmplitudeEmulator | undefined;
   let ctx: Context | undefined;
   let jobs: JobQueue | undefined;
   let cleanup: (() => Promise<void>) | undefined;
@@ -41,12 +50,13 @@ describe.skipIf(!PG_AVAILABLE && process.env.CI !== 'true')('scale-out on Postgr
     await jobs?.stop();
     await ctx?.close();
     await emu?.close();
+    await amplitude?.close();
     await cleanup?.();
     rmSync(dir, { recursive: true, force: true });
   });
 
   it(
-    'three workers and a web process deliver 20 syncs over 4 apps, within each app limit, surviving kill -9',
+    'three workers and a web process deliver 20 syncs over 4 apps and a realtime cohort, within each app limit, surviving kill -9',
     async () => {
       const fresh = await freshDatabaseUrl('postgres');
       cleanup = fresh.cleanup;
@@ -82,8 +92,31 @@ describe.skipIf(!PG_AVAILABLE && process.env.CI !== 'true')('scale-out on Postgr
         }
       }
 
-      // Each worker enqueues a scheduler tick at start: the 'once' syncs are due now.
-      const web = startCli(['--db', url, 'serve', '--port', '0', '--no-worker', '--json']);
+      // A realtime sync on app 0: an Amplitude cohort pulled once, then changed by webhook pushes
+      // to the web process while the file syncs run (its own destination, the same app limit).
+      const webPort = await closedPort();
+      const source = await createSource(ctx, { name: 'scale project', api_key: AMP.apiKey, secret_key: AMP.secretKey, api_url: 'http://127.0.0.1:9' });
+      amplitude = await startAmplitudeEmulator({
+        projects: [AMP],
+        pollsBeforeReady: 1,
+        webhookUrl: `http://127.0.0.1:${webPort}${source.webhook_path}`,
+        webhookHeaders: { authorization: `Bearer ${source.webhook_secret}` },
+      });
+      await updateSource(ctx, source.id, { api_url: amplitude.url });
+      amplitude.cohorts.upsert({ id: RT_COHORT, name: 'Realtime cohort', members: users.slice(0, 30).map((user_id) => ({ user_id })) });
+      await refreshSourceCohorts(ctx, source.id);
+      const rtDest = await createDestination(ctx, {
+        name: 'app 0 realtime',
+        app_id: appId(0),
+        api_key: 'key-0',
+        api_url: emu.url,
+        rate_limit_per_second: DEST_LIMIT,
+        source_id: source.id,
+      });
+      const rtSync = await createSync(ctx, { cohortId: RT_COHORT, destinationId: rtDest.id, cadence: 'realtime', guardThreshold: 1 });
+
+      // Each worker enqueues a scheduler tick at start: the 'once' syncs and the realtime sync's first pull are due now.
+      const web = startCli(['--db', url, 'serve', '--port', String(webPort), '--no-worker', '--json']);
       procs.push(web);
       const workers = [0, 1, 2].map(() => startCli(['--db', url, 'worker', '--concurrency', '4', '--json']));
       procs.push(...workers);
@@ -95,6 +128,9 @@ describe.skipIf(!PG_AVAILABLE && process.env.CI !== 'true')('scale-out on Postgr
       const accepted = () => Object.values(emu!.state.stats().byApp).reduce((n, s) => n + s.accepted, 0);
       await waitFor(() => accepted() >= 40, { what: 'deliveries to start', timeoutMs: 90_000 });
       workers[0]!.child.kill('SIGKILL');
+      // Realtime changes arrive while the surviving workers take over.
+      amplitude.cohorts.addMembers(RT_COHORT, users.slice(30, 42).map((user_id) => ({ user_id })));
+      amplitude.cohorts.removeMembers(RT_COHORT, users.slice(0, 6));
 
       const db = ctx.store.db;
       // A run whose worker was killed while it loaded its snapshot stays 'running' with nothing
@@ -108,7 +144,11 @@ describe.skipIf(!PG_AVAILABLE && process.env.CI !== 'true')('scale-out on Postgr
             runs.some((o) => o.sync_id === r.sync_id && o.status === 'completed' && o.started_at > r.started_at),
         );
       const settled = async (minRuns: number) => {
-        const runs = await db.selectFrom('runs').select(['id', 'sync_id', 'status', 'applied_at', 'started_at']).execute();
+        if (amplitude!.pendingWebhooks() > 0) return false;
+        const unapplied = await db.selectFrom('webhook_inbox').select('id').where('applied_at', 'is', null).executeTakeFirst();
+        if (unapplied) return false;
+        const runs = await db.selectFrom('runs').select(['id', 'sync_id', 'status', 'applied_at', 'started_at']).where('sync_id', '<>', rtSync.id).execute();
+        if (!(await db.selectFrom('runs').select('id').where('sync_id', '=', rtSync.id).where('status', '=', 'completed').executeTakeFirst())) return false;
         const orphaned = new Set(orphans(runs).map((r) => r.id));
         if (runs.length - orphaned.size < minRuns || runs.some((r) => r.status === 'running' && !orphaned.has(r.id))) return false;
         const pending = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM ledger WHERE desired <> confirmed AND (outcome IS NULL OR outcome = 'retry')`.execute(db);
@@ -118,7 +158,8 @@ describe.skipIf(!PG_AVAILABLE && process.env.CI !== 'true')('scale-out on Postgr
         const runs = await db.selectFrom('runs').select(['id', 'sync_id', 'status', 'applied_at', 'pending', 'error']).where('status', '<>', 'completed').execute();
         const pending = await sql<{ destination_id: string; outcome: string | null; lease_owner: string | null; n: number }>`
           SELECT destination_id, outcome, lease_owner, COUNT(*) AS n FROM ledger WHERE desired <> confirmed GROUP BY destination_id, outcome, lease_owner`.execute(db);
-        return JSON.stringify({ jobs: await createJobQueue(ctx!).list(), pending: pending.rows, runs });
+        const processes = procs.map((p) => ({ exit: p.child.exitCode, stderr: p.stderr().slice(-1500) }));
+        return JSON.stringify({ jobs: await createJobQueue(ctx!).list(), pending: pending.rows, runs, processes, webhooks: amplitude!.stats().webhooks });
       };
       try {
         await waitFor(() => settled(20), { what: 'phase 1 to be delivered by the surviving workers', timeoutMs: 120_000, intervalMs: 250 });
@@ -134,6 +175,8 @@ describe.skipIf(!PG_AVAILABLE && process.env.CI !== 'true')('scale-out on Postgr
         await importCohortFile(ctx, { file, name: s.name, id: s.cohortId });
         await jobs.add('sync.run', { syncId: s.id, trigger: 'manual' }, { jobKey: `sync.run:${s.id}` });
       }
+      amplitude.cohorts.addMembers(RT_COHORT, users.slice(42, 50).map((user_id) => ({ user_id })));
+      amplitude.cohorts.removeMembers(RT_COHORT, [...users.slice(6, 10), ...users.slice(30, 33)]);
       try {
         await waitFor(() => settled(40), { what: 'phase 2 to be delivered', timeoutMs: 180_000, intervalMs: 250 });
       } catch (e) {
@@ -141,9 +184,12 @@ describe.skipIf(!PG_AVAILABLE && process.env.CI !== 'true')('scale-out on Postgr
       }
 
       // Every user's tags equal the final membership, on every app.
+      const rtFinal = new Set(amplitude.cohorts.members(RT_COHORT).map((m) => m.user_id));
+      expect(rtFinal.size).toBe(30 + 12 - 6 + 8 - 7);
       for (let a = 0; a < APPS; a++) {
         for (const u of users) {
           const expected: Record<string, string> = {};
+          if (a === 0 && rtFinal.has(u)) expected[rtSync.tag_key] = '1';
           for (const s of syncs.filter((x) => x.app === a)) if (members(s.k, 2).includes(u)) expected[s.tagKey] = '1';
           expect({ app: a, user: u, tags: emu.state.getUser(u, appId(a)) }).toEqual({ app: a, user: u, tags: expected });
         }
@@ -159,7 +205,7 @@ describe.skipIf(!PG_AVAILABLE && process.env.CI !== 'true')('scale-out on Postgr
       expect(stats.faulted).toBeGreaterThan(0); // the 10% faults really happened and were retried
 
       // Counters add up on every run.
-      const allRuns = await db.selectFrom('runs').selectAll().execute();
+      const allRuns = await db.selectFrom('runs').selectAll().where('sync_id', '<>', rtSync.id).execute();
       const orphaned = new Set(orphans(allRuns).map((r) => r.id));
       expect(orphaned.size).toBeLessThanOrEqual(4); // the killed worker ran at most 4 jobs
       const runs = allRuns.filter((r) => !orphaned.has(r.id));
@@ -173,6 +219,14 @@ describe.skipIf(!PG_AVAILABLE && process.env.CI !== 'true')('scale-out on Postgr
         expect(r.added + r.removed).toBe(r.delivered + r.not_found + r.failed + r.pending);
         expect(r.pending).toBe(0);
       }
+
+      const rtRuns = await db.selectFrom('runs').selectAll().where('sync_id', '=', rtSync.id).execute();
+      expect(rtRuns.filter((r) => r.status === 'completed').length).toBeGreaterThanOrEqual(1);
+      for (const r of rtRuns.filter((x) => x.status === 'completed')) expect(r.pending).toBe(0);
+      // Every pushed message was stored and applied; none failed.
+      const inbox = await db.selectFrom('webhook_inbox').select(['applied_at', 'error']).execute();
+      expect(inbox.length).toBeGreaterThanOrEqual(4);
+      expect(inbox.filter((m) => m.applied_at === null || m.error !== null)).toEqual([]);
 
       for (const p of [web, workers[1]!, workers[2]!]) p.child.kill('SIGTERM');
       for (const p of [web, workers[1]!, workers[2]!]) expect((await p.exited).code).toBe(0);

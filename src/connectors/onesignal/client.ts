@@ -137,15 +137,20 @@ export class OneSignalClient {
     if (body !== undefined) headers['content-type'] = 'application/json; charset=utf-8';
     const payload = body === undefined ? undefined : JSON.stringify(body);
     for (;;) {
-      await this.limiter.acquire(userKey, signal);
+      const settle = await this.limiter.acquire(userKey, signal);
       this.sent++;
-      const res = await httpRequest(this.apiUrl + path, {
-        method,
-        headers,
-        ...(payload !== undefined ? { body: payload } : {}),
-        timeoutMs: this.timeoutMs,
-        ...(signal ? { signal } : {}),
-      });
+      let res: HttpResponse;
+      try {
+        res = await httpRequest(this.apiUrl + path, {
+          method,
+          headers,
+          ...(payload !== undefined ? { body: payload } : {}),
+          timeoutMs: this.timeoutMs,
+          ...(signal ? { signal } : {}),
+        });
+      } finally {
+        settle();
+      }
       const err = classifyResponse(res, op);
       if (!err) return res;
       if (err.code !== 'rate_limited') throw err;

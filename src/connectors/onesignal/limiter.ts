@@ -20,8 +20,9 @@ import { USER_UPDATES_PER_SECOND_PER_APP } from './constants';
  * - A token bucket at 103% of the rate with a burst of 1% keeps sends smooth: catching up after
  *   a stall never dumps a large burst on the vendor (a burst spreads its own arrival times),
  *   yet the margin above the window's sustained rate makes lost capacity up within a second.
- * - At most one request per external id per rolling second (plus a margin for network jitter:
- *   two sends 1,000 ms apart can arrive closer than that).
+ * - At most one request per external id per rolling second, counted from the previous
+ *   request's answer (two sends 1,000 ms apart can arrive closer than that; an answer cannot
+ *   come back before its request arrived).
  * - A 429 pauses the whole app until Retry-After and halves the rate (AIMD); the rate grows back
  *   a little for every second without a 429.
  * - Waiters sit in a FIFO served by one timer, so thousands of concurrent acquire() calls cost
@@ -43,8 +44,12 @@ export const PACING_WINDOW_MS = 1_080;
 export const BURST_FRACTION = 0.01;
 /** Bucket refill rate as a fraction of the rate (the window above is what enforces the limit). */
 export const BUCKET_RATE_FRACTION = 1.03;
-/** Spacing between two requests for one user; 1 s is the vendor limit, the rest absorbs jitter. */
-export const PER_USER_SPACING_MS = 1_050;
+/**
+ * Spacing between the answer to one request for a user and the next request for that user: the
+ * previous one arrived before its answer left, so 1 s is the vendor limit and the 10 ms only
+ * covers clock granularity between us and the vendor.
+ */
+export const PER_USER_SPACING_MS = 1_010;
 /** AIMD: multiplicative decrease on 429, floor, and additive increase per quiet second. */
 export const DECREASE_FACTOR = 0.5;
 export const MIN_RATE_PER_SECOND = 10;
@@ -160,11 +165,17 @@ export class AppLimiter {
 
   /**
    * Waits until a request for `userKey` (an external id; omit for app-level calls) may be sent.
-   * Resolving means the slot is taken: send right away.
+   * Resolving means the slot is taken: send right away, then call the returned `settle` when
+   * the answer (or failure) is in. A user's next request waits for that settle plus the
+   * spacing: the vendor counts a request when it arrives, which can be long after we let it go
+   * (queued in the connection pool on a busy host), but never after its answer came back.
    */
-  async acquire(userKey?: string, signal?: AbortSignal): Promise<void> {
+  async acquire(userKey?: string, signal?: AbortSignal): Promise<() => void> {
     if (signal?.aborted) throw abortError(signal);
-    if (userKey === undefined) return this.takeToken(signal);
+    if (userKey === undefined) {
+      await this.takeToken(signal);
+      return SETTLED;
+    }
     // At most one O(users) sweep per spacing interval, however many callers arrive.
     const now = Date.now();
     if (now - this.lastSweep >= PER_USER_SPACING_MS) this.sweep(now);
@@ -173,20 +184,30 @@ export class AppLimiter {
       slot = { lastSentAt: 0, tail: Promise.resolve(), pending: 0 };
       this.users.set(userKey, slot);
     }
-    const prev = slot.tail;
+    const s = slot;
+    const prev = s.tail;
     let release!: () => void;
-    slot.tail = new Promise<void>((r) => (release = r));
-    slot.pending++;
+    s.tail = new Promise<void>((r) => (release = r));
+    s.pending++;
     try {
       await prev;
-      const wait = slot.lastSentAt + PER_USER_SPACING_MS - Date.now();
+      const wait = s.lastSentAt + PER_USER_SPACING_MS - Date.now();
       if (wait > 0) await delay(wait, signal);
       await this.takeToken(signal);
-      slot.lastSentAt = Date.now();
-    } finally {
-      slot.pending--;
+    } catch (e) {
+      // Nothing was sent: the next request for this user keeps the previous spacing.
+      s.pending--;
       release();
+      throw e;
     }
+    let settled = false;
+    return () => {
+      if (settled) return;
+      settled = true;
+      s.lastSentAt = Date.now();
+      s.pending--;
+      release();
+    };
   }
 
   /** A 429 arrived: stop the whole app until Retry-After passes, and halve the rate (once per burst). */
@@ -291,6 +312,8 @@ function abortError(signal: AbortSignal): AmpError {
   const reason = signal.reason instanceof Error ? signal.reason.message : 'aborted';
   return new AmpError('timeout', `OneSignal request cancelled before it was sent: ${reason}`);
 }
+
+const SETTLED = (): void => {};
 
 const registry = new Map<string, AppLimiter>();
 
