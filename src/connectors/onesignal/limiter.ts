@@ -6,17 +6,17 @@ import { USER_UPDATES_PER_SECOND_PER_APP } from './constants';
  * Pacing for one OneSignal app, shared by every destination and client on that app id in this
  * process (DESIGN §3, §6: delivery for one app runs in one job at a time, so its limit lives here).
  *
- * - A rolling-window cap: at most 99.5% of the rate in any rolling 1,040 ms of our sends, a
- *   sustained ~95.7% of the limit. OneSignal counts requests when they arrive, in any rolling
- *   second [U: the reference gives the limit, not the window's exact shape; we take the strictest
- *   reading, a sliding window, as the emulator implements it]. Requests sent 1,040 ms apart land
- *   in one vendor second only if their transit times differ by more than 40 ms; the 0.5% left
- *   covers ~5 ms more. ~45 ms of arrival jitter is what a busy 2-core host showed (an emulator in
- *   the same process as the engine, other test processes): each ms less tolerance would buy 0.1%
- *   of throughput but risk 429s, and a 429 costs far more (AIMD halves the rate).
- *   Unlike a token bucket alone, the window lets capacity lost to an event-loop stall
- *   (synchronous SQLite writes, GC) be used afterwards, so the achieved rate stays near the cap
- *   instead of losing every stall longer than the burst (the old 95% bucket achieved 0.81–0.86).
+ * - A rolling-window cap counted over answers, not sends: a request counts against the window
+ *   from the moment we let it go until PACING_WINDOW_MS after its answer came back. OneSignal
+ *   counts a request when it arrives, in any rolling second [U: the reference gives the limit,
+ *   not the window's shape; we take the strictest reading, a sliding window, as the emulator
+ *   implements it], and a request arrives somewhere between our send and its answer. So if at
+ *   every grant fewer than `cap` requests are in flight or answered within the last window, no
+ *   vendor second can ever hold more than `cap` arrivals, however queueing (sockets, event-loop
+ *   stalls on either side) bunches them: the cap can be the limit itself, with no headroom for
+ *   jitter (a window over send times needed 5% headroom and an 80 ms wider window, ~88% of the
+ *   limit, and still drew 429s on a loaded host). Capacity lost to a stall of ours is used
+ *   afterwards, unlike with a token bucket alone.
  * - A token bucket at 103% of the rate with a burst of 1% keeps sends smooth: catching up after
  *   a stall never dumps a large burst on the vendor (a burst spreads its own arrival times),
  *   yet the margin above the window's sustained rate makes lost capacity up within a second.
@@ -29,17 +29,10 @@ import { USER_UPDATES_PER_SECOND_PER_APP } from './constants';
  *   no CPU while they wait.
  */
 
-/**
- * Most sends in any rolling PACING_WINDOW_MS, as a fraction of the rate per second. Pacing
- * controls when we SEND; the vendor counts when requests ARRIVE, and queueing (sockets, event
- * loop stalls on either side) bunches arrivals. At 0.995 an in-process emulator still saw a few
- * 429s on a quiet machine; a 429 halves our rate, so ~88% sustained is the better bargain.
- */
-export const PACING_HEADROOM = 0.95;
-/** Our rolling window: the vendor's second plus the transit-time spread we absorb (80 ms: with 40 ms,
- * a loaded machine still compressed arrivals enough for a few 429s; a 429 halves the rate, so
- * the margin is cheaper than the penalty). */
-export const PACING_WINDOW_MS = 1_080;
+/** Requests counted in any window, as a fraction of the rate: the answer-based window needs no headroom. */
+export const PACING_HEADROOM = 1;
+/** The vendor's second plus clock granularity between two processes' timers. */
+export const PACING_WINDOW_MS = 1_005;
 /** Bucket capacity as a fraction of the rate (at least one token). */
 export const BURST_FRACTION = 0.01;
 /** Bucket refill rate as a fraction of the rate (the window above is what enforces the limit). */
@@ -95,9 +88,11 @@ export class AppLimiter {
   private timer: NodeJS.Timeout | undefined;
   private readonly users = new Map<string, UserSlot>();
   private lastSweep = 0;
-  /** Ring of recent grant times (performance.now()), sized for the largest window cap. */
-  private readonly grantTimes: Float64Array;
-  private grants = 0;
+  /** Granted requests whose answer has not come back yet. */
+  private inflight = 0;
+  /** Ring of recent answer times (performance.now()), sized for the largest window cap. */
+  private readonly settleTimes: Float64Array;
+  private settles = 0;
 
   constructor(appId: string, ratePerSecond: number = USER_UPDATES_PER_SECOND_PER_APP) {
     this.appId = appId;
@@ -106,7 +101,7 @@ export class AppLimiter {
     this.tokens = this.capacity();
     this.lastRefill = Date.now();
     // The rate only ever goes down from here (constrain, AIMD), so this size always suffices.
-    this.grantTimes = new Float64Array(this.windowCap() + 1);
+    this.settleTimes = new Float64Array(this.windowCap() + 1);
   }
 
   /** Lowers (never raises) the configured rate: destinations sharing an app get the strictest. */
@@ -132,20 +127,36 @@ export class AppLimiter {
     return Math.max(1, Math.floor(this.currentRate * PACING_HEADROOM));
   }
 
-  /** 0 when one more grant fits in the rolling window, else ms until the oldest counted one leaves it. */
+  /**
+   * 0 when one more grant fits in the window, else ms until enough answers have left it;
+   * Infinity while `cap` requests are in flight (an answer coming back wakes the queue).
+   */
   private windowWait(): number {
-    const cap = this.windowCap();
-    if (this.grants < cap) return 0;
-    const kth = this.grantTimes[(this.grants - cap) % this.grantTimes.length]!;
+    const room = this.windowCap() - this.inflight;
+    if (room <= 0) return Infinity;
+    // Fits when at most room-1 answers are inside the window: the room-th latest one is outside.
+    if (this.settles < room) return 0;
+    const kth = this.settleTimes[(this.settles - room) % this.settleTimes.length]!;
     const age = performance.now() - kth;
     return age >= PACING_WINDOW_MS ? 0 : PACING_WINDOW_MS - age;
   }
 
   private recordGrant(): void {
     this.tokens -= 1;
-    this.grantTimes[this.grants % this.grantTimes.length] = performance.now();
-    this.grants++;
+    this.inflight++;
   }
+
+  /** A granted request's answer (or failure) is in: from now on it counts for one more window. */
+  private settleGrant = (): void => {
+    this.inflight--;
+    this.settleTimes[this.settles % this.settleTimes.length] = performance.now();
+    this.settles++;
+    if (this.queueHead < this.queue.length && this.windowWait() === 0) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      this.pump();
+    }
+  };
 
   private refill(now: number): void {
     const elapsed = now - this.lastRefill;
@@ -174,7 +185,7 @@ export class AppLimiter {
     if (signal?.aborted) throw abortError(signal);
     if (userKey === undefined) {
       await this.takeToken(signal);
-      return SETTLED;
+      return once(this.settleGrant);
     }
     // At most one O(users) sweep per spacing interval, however many callers arrive.
     const now = Date.now();
@@ -200,14 +211,12 @@ export class AppLimiter {
       release();
       throw e;
     }
-    let settled = false;
-    return () => {
-      if (settled) return;
-      settled = true;
+    return once(() => {
+      this.settleGrant();
       s.lastSentAt = Date.now();
       s.pending--;
       release();
-    };
+    });
   }
 
   /** A 429 arrived: stop the whole app until Retry-After passes, and halve the rate (once per burst). */
@@ -281,7 +290,12 @@ export class AppLimiter {
     if (this.timer || this.queueHead >= this.queue.length) return;
     let wait: number;
     if (now < this.pausedUntil) wait = this.pausedUntil - now;
-    else wait = Math.max(1, Math.ceil(((1 - this.tokens) * 1_000) / this.pacedRate()), Math.ceil(this.windowWait()));
+    else {
+      const window = this.windowWait();
+      // Full of requests in flight: the next answer pumps the queue (settleGrant).
+      if (window === Infinity) return;
+      wait = Math.max(1, Math.ceil(((1 - this.tokens) * 1_000) / this.pacedRate()), Math.ceil(window));
+    }
     this.timer = setTimeout(this.pump, wait);
   }
 
@@ -313,7 +327,14 @@ function abortError(signal: AbortSignal): AmpError {
   return new AmpError('timeout', `OneSignal request cancelled before it was sent: ${reason}`);
 }
 
-const SETTLED = (): void => {};
+function once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
+}
 
 const registry = new Map<string, AppLimiter>();
 
