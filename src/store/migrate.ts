@@ -4,6 +4,7 @@ import type { Store } from './database';
 import * as m001 from './migrations/001_initial';
 import * as m002 from './migrations/002_sync';
 import * as m003 from './migrations/003_pacing_handoff';
+import * as m004 from './migrations/004_inbox_body';
 
 type DialectMigration = { up: (db: any, dialect: Store['dialect']) => Promise<void> };
 
@@ -12,6 +13,7 @@ const MIGRATIONS: Record<string, DialectMigration> = {
   '001_initial': m001,
   '002_sync': m002,
   '003_pacing_handoff': m003,
+  '004_inbox_body': m004,
 };
 
 function migrator(store: Store): Migrator {

@@ -131,7 +131,8 @@ export interface WebhookInboxTable {
   cohort_name: string | null;
   in_cohort: number;
   computed_time: number;
-  users: string; // JSON array
+  /** The message as received (a JSON object with `users`); rows from before migration 004: the users array. */
+  body: string;
   received_at: number;
   applied_at: number | null;
   error: string | null;

@@ -116,8 +116,12 @@ export interface StoredWebhook {
   messageId: string;
 }
 
-/** Stores a validated message once per (source, message_id); a repeat is reported, not stored. */
-export async function storeWebhook(ctx: Context, sourceId: string, p: WebhookPayload, nowMs = Date.now()): Promise<StoredWebhook> {
+/**
+ * Stores a validated message once per (source, message_id); a repeat is reported, not stored.
+ * `rawBody` is the text the payload was parsed from, stored as is; without it the payload is
+ * serialised.
+ */
+export async function storeWebhook(ctx: Context, sourceId: string, p: WebhookPayload, rawBody?: string, nowMs = Date.now()): Promise<StoredWebhook> {
   const computedMs = Math.round((p.computed_time ?? p.compute_time ?? 0) * 1000);
   const messageId = p.message_id ?? derivedMessageId(p, computedMs);
   const values = {
@@ -127,8 +131,8 @@ export async function storeWebhook(ctx: Context, sourceId: string, p: WebhookPay
     cohort_name: p.cohort_name ?? null,
     in_cohort: p.in_cohort ? 1 : 0,
     computed_time: computedMs,
-    // Stored as received (validated above); mapping to external ids happens at apply time.
-    users: JSON.stringify(p.users),
+    // Mapping to external ids happens at apply time.
+    body: rawBody ?? JSON.stringify(p),
     received_at: nowMs,
   };
   const h = ctx.store.sqlite;
@@ -138,8 +142,8 @@ export async function storeWebhook(ctx: Context, sourceId: string, p: WebhookPay
     let stmt = inboxInserts.get(h);
     if (!stmt) {
       stmt = h.prepare(
-        `INSERT INTO webhook_inbox (source_id, message_id, cohort_id, cohort_name, in_cohort, computed_time, users, received_at)
-         VALUES (@source_id, @message_id, @cohort_id, @cohort_name, @in_cohort, @computed_time, @users, @received_at)
+        `INSERT INTO webhook_inbox (source_id, message_id, cohort_id, cohort_name, in_cohort, computed_time, body, received_at)
+         VALUES (@source_id, @message_id, @cohort_id, @cohort_name, @in_cohort, @computed_time, @body, @received_at)
          ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id`,
       );
       inboxInserts.set(h, stmt);
@@ -195,7 +199,8 @@ export async function applyWebhookMessage(ctx: Context, inboxId: number | string
         );
       }
       const property = properties[0] ?? COHORT_FILE_USER_COLUMN;
-      const users = JSON.parse(msg.users) as WebhookUser[];
+      const stored = JSON.parse(msg.body) as { users: WebhookUser[] } | WebhookUser[];
+      const users = Array.isArray(stored) ? stored : stored.users;
       const externalIds: string[] = [];
       for (const u of users) {
         const id = mapWebhookUser(u, property);

@@ -22,6 +22,10 @@ interface Params {
   sourceId: string;
 }
 
+// The body text, kept by the parser so the inbox stores what Amplitude sent without re-encoding it.
+const RAW_BODY = Symbol('rawBody');
+type WithRawBody = { [RAW_BODY]?: string };
+
 export async function registerAmplitudeHooks(app: FastifyInstance, deps: ServerDeps): Promise<void> {
   const { ctx } = deps;
   const cache = new Map<string, { secret: string | null; until: number }>();
@@ -48,6 +52,7 @@ export async function registerAmplitudeHooks(app: FastifyInstance, deps: ServerD
     scope.removeContentTypeParser('application/json');
     scope.addContentTypeParser('application/json', { parseAs: 'string' }, (req, text, done) => {
       const body = text as string;
+      (req as WithRawBody)[RAW_BODY] = body;
       if (body.length === 0 || body.includes('\\u') || body.includes('__proto__') || body.includes('constructor')) {
         return secureParser(req, body, done);
       }
@@ -97,7 +102,7 @@ export async function registerAmplitudeHooks(app: FastifyInstance, deps: ServerD
       handler: async (req: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
         const sourceId = req.params.sourceId;
         const payload = parseWebhookPayload(req.body);
-        const stored = await storeWebhook(ctx, sourceId, payload);
+        const stored = await storeWebhook(ctx, sourceId, payload, (req as WithRawBody)[RAW_BODY]);
         if (stored.inboxId !== null && deps.jobs) {
           try {
             // One queue per source: messages of a source apply in arrival order.
