@@ -152,11 +152,17 @@ function cacheKey(ctx: Context, id: string): string {
   return `${ctx.store.displayUrl}\u0000${id}`;
 }
 
+/** The cached stream if it is fresh, without touching the database (the receiver's fast path). */
+export function cachedStreamNow(ctx: Context, id: string): CachedStream | undefined {
+  const hit = streamCache.get(cacheKey(ctx, id));
+  return hit && hit.expires > Date.now() ? hit : undefined;
+}
+
 export async function cachedStream(ctx: Context, id: string): Promise<CachedStream | undefined> {
+  const hit = cachedStreamNow(ctx, id);
+  if (hit) return hit;
   const key = cacheKey(ctx, id);
   const now = Date.now();
-  const hit = streamCache.get(key);
-  if (hit && hit.expires > now) return hit;
   const row = await ctx.store.db.selectFrom('streams').selectAll().where('id', '=', id).executeTakeFirst();
   if (!row) {
     streamCache.delete(key);

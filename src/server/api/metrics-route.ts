@@ -8,11 +8,13 @@ import type { AdminDeps } from './auth';
  * only, never names, keys or user ids. Put it behind the network policy of your scrape setup.
  */
 export async function registerMetrics(app: FastifyInstance, deps: AdminDeps): Promise<void> {
-  app.addHook('onResponse', async (req, reply) => {
+  app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url;
-    if (!route?.startsWith('/hooks/')) return;
-    metrics.webhookRequests.inc({ route, status: String(reply.statusCode) });
-    metrics.webhookDuration.observe({ route }, reply.elapsedTime / 1000);
+    if (route?.startsWith('/hooks/')) {
+      metrics.webhookRequests.inc({ route, status: String(reply.statusCode) });
+      metrics.webhookDuration.observe({ route }, reply.elapsedTime / 1000);
+    }
+    done();
   });
   app.get('/metrics', async (_req, reply) => {
     const { contentType, body } = await scrapeMetrics(deps.ctx);

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AmpError, toAmpError } from '../../errors';
 import { receiveEvents } from '../../events/receive';
-import { cachedStream, type CachedStream } from '../../events/streams';
+import { cachedStream, cachedStreamNow, type CachedStream } from '../../events/streams';
 import { createWaker } from '../../events/wake';
 import { secretsEqual } from '../../store/secrets';
 import { log } from '../../telemetry/logger';
@@ -47,17 +47,24 @@ export async function registerOneSignalHooks(app: FastifyInstance, deps: ServerD
       return reply.code(err.httpStatus).send(err.toJSON());
     });
 
-    const authenticate = async (req: FastifyRequest<{ Params: { streamId: string } }>, reply: FastifyReply) => {
+    // A callback hook, not an async one: the stream is cached, so the usual request authenticates
+    // without a promise (bench ingest: an async hook per request cost a tenth of the throughput).
+    const authenticate = (req: FastifyRequest<{ Params: { streamId: string } }>, reply: FastifyReply, done: () => void): void => {
       const { streamId } = req.params;
-      const notFound = () => fail(reply, new AmpError('not_found', `no event stream ${streamId}`));
-      if (!streamIdPattern.test(streamId)) return notFound();
+      const deny = (e: AmpError): void => void fail(reply, e);
+      if (!streamIdPattern.test(streamId)) return deny(new AmpError('not_found', `no event stream ${streamId}`));
       const header = req.headers.authorization;
       const m = typeof header === 'string' ? /^Bearer\s+(.+)$/i.exec(header.trim()) : null;
-      if (!m) return fail(reply, new AmpError('unauthorized', 'missing "Authorization: Bearer <webhook_secret>" header (set it in the OneSignal Event Stream headers)'));
-      const stream = await cachedStream(deps.ctx, streamId);
-      if (!stream) return notFound();
-      if (!secretsEqual(m[1]!, stream.webhookSecret)) return fail(reply, new AmpError('unauthorized', 'wrong webhook secret for this stream'));
-      req.ampStream = stream;
+      if (!m) return deny(new AmpError('unauthorized', 'missing "Authorization: Bearer <webhook_secret>" header (set it in the OneSignal Event Stream headers)'));
+      const check = (stream: CachedStream | undefined): void => {
+        if (!stream) return deny(new AmpError('not_found', `no event stream ${streamId}`));
+        if (!secretsEqual(m[1]!, stream.webhookSecret)) return deny(new AmpError('unauthorized', 'wrong webhook secret for this stream'));
+        req.ampStream = stream;
+        done();
+      };
+      const hit = cachedStreamNow(deps.ctx, streamId);
+      if (hit) return check(hit);
+      cachedStream(deps.ctx, streamId).then(check, (e: unknown) => deny(toAmpError(e)));
     };
 
     scope.post<{ Params: { streamId: string } }>(
