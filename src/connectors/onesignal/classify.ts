@@ -47,6 +47,8 @@ function oneLine(s: string): string {
 }
 
 function isSuccessFalse(text: string): boolean {
+  // Most 2xx bodies (every tag update's) cannot say success=false: skip parsing them.
+  if (!text.includes('"success"')) return false;
   try {
     const b = JSON.parse(text) as unknown;
     return !!b && typeof b === 'object' && (b as { success?: unknown }).success === false;
@@ -61,16 +63,14 @@ function isSuccessFalse(text: string): boolean {
  */
 export function classifyResponse(res: HttpResponse, op: OneSignalOperation, now = Date.now()): AmpError | null {
   const { status } = res;
+  // Segments answer {"success":false,...} on some failures; never count that as success.
+  if (status >= 200 && status < 300 && !isSuccessFalse(res.text)) return null;
   const vendor = vendorErrorText(res.text);
   const said = (fallback: string) => vendor ?? fallback;
   const details = { vendor_status: status, ...(vendor ? { vendor_message: vendor } : {}) };
 
   if (status >= 200 && status < 300) {
-    // Segments answer {"success":false,...} on some failures; never count that as success.
-    if (isSuccessFalse(res.text)) {
-      return new AmpError('vendor_rejected', `OneSignal refused the request: ${said('success=false')}`, { status, details });
-    }
-    return null;
+    return new AmpError('vendor_rejected', `OneSignal refused the request: ${said('success=false')}`, { status, details });
   }
   if (status === 429) {
     // [S] Unparseable or missing Retry-After: wait 60 s like the Android SDK (the conservative reading).
