@@ -3,6 +3,7 @@ import type { Context } from '../../store';
 import { destinationView, type DestinationView } from '../../connectors/onesignal/destinations';
 import type { DeadLetterView } from '../../events/dead-letters';
 import { getRunView, runView, type RunView } from '../../sync/runs';
+import type { SyncView } from '../../sync/syncs';
 
 /**
  * Read models shared by the admin API and the web UI. Every query names its columns so an
@@ -76,21 +77,10 @@ export async function readCohort(ctx: Context, id: string): Promise<CohortRead> 
   return found;
 }
 
-export interface SyncRead {
-  id: string;
-  cohort_id: string;
+/** The engine's sync view, with names for display and the newest run (in progress or not). */
+export interface SyncRead extends Omit<SyncView, 'last_run_id'> {
   cohort_name: string | null;
-  destination_id: string;
   destination_name: string | null;
-  cadence: string;
-  tag_key: string;
-  external_id_property: string;
-  segment_id: string | null;
-  segment_error: string | null;
-  guard_threshold: number;
-  status: string;
-  next_run_at: number | null;
-  created_at: number;
   last_run: { id: string; status: string; started_at: number; finished_at: number | null } | null;
 }
 
