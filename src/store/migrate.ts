@@ -5,6 +5,7 @@ import * as m001 from './migrations/001_initial';
 import * as m002 from './migrations/002_sync';
 import * as m003 from './migrations/003_pacing_handoff';
 import * as m004 from './migrations/004_inbox_body';
+import * as m005 from './migrations/005_ledger_run_open';
 
 type DialectMigration = { up: (db: any, dialect: Store['dialect']) => Promise<void> };
 
@@ -14,6 +15,7 @@ const MIGRATIONS: Record<string, DialectMigration> = {
   '002_sync': m002,
   '003_pacing_handoff': m003,
   '004_inbox_body': m004,
+  '005_ledger_run_open': m005,
 };
 
 function migrator(store: Store): Migrator {

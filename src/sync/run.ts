@@ -223,7 +223,7 @@ async function deliverRun(ctx: Context, runId: string, destinationId: string, op
 async function failRun(ctx: Context, runId: string, message: string): Promise<void> {
   const row = await getRunRow(ctx, runId);
   if (row.applied_at !== null) {
-    const c = await countOutcomes(ctx, runId);
+    const c = await countOutcomes(ctx, row);
     await ctx.store.db
       .updateTable('runs')
       .set({ ...c, status: 'failed', error: message, finished_at: Date.now() })

@@ -1,4 +1,4 @@
-import type { Selectable } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import { AmpError } from '../errors';
 import type { Context } from '../store';
 import type { RunsTable } from '../store/schema';
@@ -43,22 +43,30 @@ export async function getRunRow(ctx: Context, runId: string): Promise<Selectable
   return row;
 }
 
-/** Outcome counters of a run, read from the ledger rows it last changed. */
-export async function countOutcomes(ctx: Context, runId: string): Promise<OutcomeCounts> {
-  const rows = await ctx.store.db
-    .selectFrom('ledger')
-    .select(['outcome', (eb) => eb.fn.countAll<number>().as('n')])
-    .where('run_id', '=', runId)
-    .groupBy('outcome')
-    .execute();
+/**
+ * The partial index ledger_run_open's condition (migration 005). SQLite uses a partial index only
+ * when the query states its condition, so every query of a run's open rows includes it.
+ */
+export const OPEN_OUTCOME = sql<boolean>`(outcome IS NULL OR outcome <> 'delivered')`;
+
+/**
+ * Outcome counters of a run. The ledger rows it last changed that are still open (not sent yet,
+ * retrying, not found, failed) are counted through the partial index ledger_run_open; every
+ * other change of the run was delivered, or taken over by a later run before it was sent (then
+ * the later run's outcome is the user's), so `delivered` is what is left and the counters add
+ * up by construction: added + removed = delivered + not_found + failed + pending.
+ */
+export async function countOutcomes(ctx: Context, run: { id: string; added: number; removed: number }): Promise<OutcomeCounts> {
+  const rows = await sql<{ outcome: string | null; n: number }>`
+    SELECT outcome, COUNT(*) AS n FROM ledger WHERE run_id = ${run.id} AND ${OPEN_OUTCOME} GROUP BY outcome`.execute(ctx.store.db);
   const c: OutcomeCounts = { delivered: 0, not_found: 0, failed: 0, pending: 0 };
-  for (const r of rows) {
+  for (const r of rows.rows) {
     const n = Number(r.n);
-    if (r.outcome === 'delivered') c.delivered += n;
-    else if (r.outcome === 'not_found') c.not_found += n;
+    if (r.outcome === 'not_found') c.not_found += n;
     else if (r.outcome === 'failed') c.failed += n;
     else c.pending += n; // null (not tried yet) or 'retry'
   }
+  c.delivered = Math.max(0, Number(run.added) + Number(run.removed) - c.not_found - c.failed - c.pending);
   return c;
 }
 
@@ -100,7 +108,7 @@ export function runView(row: Selectable<RunsTable>, live?: OutcomeCounts): RunVi
 /** A run as printed: counters of a run still delivering are read live from the ledger. */
 export async function getRunView(ctx: Context, runId: string): Promise<RunView> {
   const row = await getRunRow(ctx, runId);
-  const live = row.status === 'running' && row.applied_at !== null ? await countOutcomes(ctx, runId) : undefined;
+  const live = row.status === 'running' && row.applied_at !== null ? await countOutcomes(ctx, row) : undefined;
   return runView(row, live);
 }
 
@@ -127,6 +135,8 @@ export async function runRecords(
     .orderBy('external_id')
     .limit(limit);
   if (filter === 'failed' || filter === 'not_found' || filter === 'delivered') q = q.where('outcome', '=', filter);
+  // Only delivered rows are outside the index: every other filter reads it.
+  if (filter !== 'delivered' && filter !== 'all') q = q.where(OPEN_OUTCOME);
   // Anonymous rows never get a ledger row (they have no id to store); "skipped" lists not_found
   // rows, the records that were skipped at OneSignal.
   if (filter === 'skipped') q = q.where('outcome', '=', 'not_found');
@@ -150,7 +160,7 @@ export async function finalizeRun(ctx: Context, runId: string, opts: { force?: b
   const row = await getRunRow(ctx, runId);
   if (row.applied_at === null) return;
   if (row.status !== 'running' && !(row.status === 'completed' && Number(row.pending) > 0)) return;
-  const c = await countOutcomes(ctx, runId);
+  const c = await countOutcomes(ctx, row);
   const done = c.pending === 0 || opts.force === true;
   const status = opts.error ? 'failed' : row.status === 'running' && done ? 'completed' : row.status;
   await ctx.store.db

@@ -2,7 +2,7 @@ import { AmpError } from '../../errors';
 import type { Context } from '../../store';
 import { destinationView, type DestinationView } from '../../connectors/onesignal/destinations';
 import type { DeadLetterView } from '../../events/dead-letters';
-import { getRunView, runView, type RunView } from '../../sync/runs';
+import { getRunView, OPEN_OUTCOME, runView, type RunView } from '../../sync/runs';
 import type { SyncView } from '../../sync/syncs';
 
 /**
@@ -216,6 +216,7 @@ export async function readRunRecords(
     .select(['external_id', 'outcome', 'desired', 'error', 'attempts', 'updated_at'])
     .where('run_id', '=', runId)
     .where('outcome', 'in', opts.outcome ? [opts.outcome] : ['failed', 'not_found'])
+    .where(OPEN_OUTCOME)
     .orderBy('external_id')
     .limit(opts.limit);
   if (opts.after !== undefined) q = q.where('external_id', '>', opts.after);
