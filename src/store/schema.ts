@@ -200,6 +200,8 @@ export interface PacingHandoffsTable {
   app_id: string;
   limiter_id: string;
   ended_at: number;
+  /** JSON PacingSnapshot of the limiter when its pass ended (null: wait out the window instead). */
+  state: string | null;
 }
 
 export interface DB {

@@ -62,6 +62,15 @@ interface UserSlot {
   pending: number;
 }
 
+/**
+ * What another process's limiter needs to go on where this one stopped: the wall-clock times of
+ * answers still inside the app window, and the users answered within the per-user spacing.
+ */
+export interface PacingSnapshot {
+  answers: number[];
+  users: Array<[string, number]>;
+}
+
 export interface LimiterStats {
   appId: string;
   configuredRate: number;
@@ -297,6 +306,47 @@ export class AppLimiter {
       wait = Math.max(1, Math.ceil(((1 - this.tokens) * 1_000) / this.pacedRate()), Math.ceil(window));
     }
     this.timer = setTimeout(this.pump, wait);
+  }
+
+  /** This limiter's windows as they stand (call once its requests are all answered). */
+  snapshot(): PacingSnapshot {
+    const now = performance.now();
+    const wall = Date.now();
+    const answers: number[] = [];
+    const len = this.settleTimes.length;
+    for (let i = Math.max(0, this.settles - len); i < this.settles; i++) {
+      const age = now - this.settleTimes[i % len]!;
+      if (age < PACING_WINDOW_MS) answers.push(Math.round(wall - age));
+    }
+    const users: Array<[string, number]> = [];
+    for (const [k, slot] of this.users) if (wall - slot.lastSentAt < PER_USER_SPACING_MS) users.push([k, slot.lastSentAt]);
+    return { answers, users };
+  }
+
+  /**
+   * Takes over another limiter's windows for this app: its recent answers count against our
+   * window, its recent users keep their spacing. Our own recent answers stay; the ring is
+   * rebuilt in time order, which windowWait relies on.
+   */
+  restore(s: PacingSnapshot): void {
+    const now = performance.now();
+    const wall = Date.now();
+    const times: number[] = [];
+    const len = this.settleTimes.length;
+    for (let i = Math.max(0, this.settles - len); i < this.settles; i++) {
+      const t = this.settleTimes[i % len]!;
+      if (now - t < PACING_WINDOW_MS) times.push(t);
+    }
+    for (const w of s.answers) if (wall - w < PACING_WINDOW_MS) times.push(now - (wall - w));
+    times.sort((a, b) => a - b);
+    const keep = times.slice(Math.max(0, times.length - len));
+    this.settles = 0;
+    for (const t of keep) this.settleTimes[this.settles++ % len] = t;
+    for (const [user, at] of s.users) {
+      const slot = this.users.get(user);
+      if (slot) slot.lastSentAt = Math.max(slot.lastSentAt, at);
+      else this.users.set(user, { lastSentAt: at, tail: Promise.resolve(), pending: 0 });
+    }
   }
 
   /** Forgets users whose last send is older than the spacing and who have nobody waiting. */
