@@ -4,8 +4,6 @@
  * load in the same run; the load comes from a separate process for both. ratio = ours / bare (target ≥ 0.5). Bodies are realistic single events
  * in the README template's shape, each with a fresh event id.
  */
-import { execFile } from 'node:child_process';
-import { createServer } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -13,47 +11,21 @@ import { fileURLToPath } from 'node:url';
 import { createStream } from '../src/events/streams';
 import { buildServer } from '../src/server/app';
 import { openContext } from '../src/store';
+import { againstBareServer, loadFromProcess, type LoadResult } from './load';
 
-interface LoadResult {
-  requests: { total: number };
-  latency: { p99: number };
-  non2xx: number;
-  errors: number;
-}
 const SENDERS = join(dirname(fileURLToPath(import.meta.url)), 'ingest.senders.mjs');
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
 const CONNECTIONS = 32;
 
-/**
- * autocannon runs in its own process (ingest.senders.mjs builds the bodies): in this process it
- * competed with the server for the one event loop and measured mostly itself. The bare baseline
- * gets the same treatment.
- */
+/** ingest.senders.mjs builds the bodies; the bare baseline gets the same load. */
 function load(url: string, headers: Record<string, string>): Promise<LoadResult> {
   const allHeaders = { 'content-type': 'application/json', ...headers };
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      [SENDERS, url, String(CONNECTIONS), String(DURATION_S), JSON.stringify(allHeaders)],
-      { maxBuffer: 16 * 1024 * 1024, timeout: (DURATION_S + 60) * 1000 },
-      (err, stdout, stderr) => (err ? reject(new Error(`autocannon failed: ${stderr || err.message}`)) : resolve(JSON.parse(stdout) as LoadResult)),
-    );
-  });
+  return loadFromProcess(SENDERS, [url, String(CONNECTIONS), String(DURATION_S), JSON.stringify(allHeaders)], DURATION_S);
 }
 
 export async function run(): Promise<Record<string, unknown>> {
-  const bare = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{"accepted":1}');
-    });
-  });
-  await new Promise<void>((r) => bare.listen(0, '127.0.0.1', () => r()));
-  const bareAddr = bare.address() as { port: number };
-  const bareResult = await load(`http://127.0.0.1:${bareAddr.port}/`, {});
-  await new Promise((r) => bare.close(r));
+  const bareResult = await againstBareServer('{"accepted":1}', (url) => load(url, {}));
 
   const dir = mkdtempSync(join(tmpdir(), 'ampsignal-bench-'));
   process.env.AMPSIGNAL_SECRET_KEY ??= '0'.repeat(63) + '1';

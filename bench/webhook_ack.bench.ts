@@ -5,8 +5,6 @@
  * run. ratio = our p99 / bare p99. Target: p99 < 50 ms. Every request carries a fresh message_id
  * (duplicates would take the cheaper dedupe path).
  */
-import { execFile } from 'node:child_process';
-import { createServer } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -14,13 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { createSource } from '../src/connectors/amplitude/sources';
 import { buildServer } from '../src/server/app';
 import { openContext } from '../src/store';
+import { againstBareServer, loadFromProcess, type LoadResult } from './load';
 
-interface LoadResult {
-  requests: { total: number };
-  latency: { p50: number; p99: number; max: number };
-  non2xx: number;
-  errors: number;
-}
 const SENDERS = join(dirname(fileURLToPath(import.meta.url)), 'webhook_ack.senders.mjs');
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
@@ -39,35 +32,16 @@ const body = `{"cohort_name":"Bench cohort","cohort_id":"bench01","in_cohort":tr
  * machines: building 87 kB bodies and reading answers must not queue on the server's event loop.
  * `[<id>]` in the body becomes a fresh id per request, so every message is new.
  */
-async function load(url: string, headers: Record<string, string>, bodyFile: string): Promise<LoadResult> {
+function load(url: string, headers: Record<string, string>, bodyFile: string): Promise<LoadResult> {
   const allHeaders = { 'content-type': 'application/json', 'user-agent': 'Amplitude/Webhook/1.0', ...headers };
-  const { stdout } = await run_(process.execPath, [SENDERS, url, bodyFile, String(CONNECTIONS), String(DURATION_S), JSON.stringify(allHeaders)]);
-  return JSON.parse(stdout) as LoadResult;
-}
-
-function run_(cmd: string, args: string[]): Promise<{ stdout: string }> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { maxBuffer: 16 * 1024 * 1024, timeout: (DURATION_S + 60) * 1000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`autocannon failed: ${stderr || err.message}`));
-      else resolve({ stdout });
-    });
-  });
+  return loadFromProcess(SENDERS, [url, bodyFile, String(CONNECTIONS), String(DURATION_S), JSON.stringify(allHeaders)], DURATION_S);
 }
 
 export async function run(): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'ampsignal-bench-'));
   const bodyFile = join(dir, 'body.json');
   writeFileSync(bodyFile, body);
-  const bare = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{"ok":true}');
-    });
-  });
-  await new Promise<void>((r) => bare.listen(0, '127.0.0.1', () => r()));
-  const bareResult = await load(`http://127.0.0.1:${(bare.address() as { port: number }).port}/`, {}, bodyFile);
-  await new Promise((r) => bare.close(r));
+  const bareResult = await againstBareServer('{"ok":true}', (url) => load(url, {}, bodyFile));
 
   process.env.AMPSIGNAL_SECRET_KEY ??= '0'.repeat(63) + '1';
   const ctx = await openContext({ db: `sqlite:${join(dir, 'bench.db')}`, migrate: 'auto' });
