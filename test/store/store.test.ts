@@ -3,6 +3,7 @@ import { openStore } from '../../src/store/database';
 import { migrateToLatest, pendingMigrations } from '../../src/store/migrate';
 import { openContext } from '../../src/store';
 import { SecretBox } from '../../src/store/secrets';
+import { OPEN_OUTCOME } from '../../src/sync/runs';
 import { parseDatabaseUrl, redactUrl } from '../../src/store/url';
 import pg from 'pg';
 import { describeEachDialect, freshDatabaseUrl, PG_AVAILABLE, PG_URL } from '../helpers/db';
@@ -105,4 +106,23 @@ describe.skipIf(!PG_AVAILABLE && process.env.CI !== 'true')('migrations beside o
       await admin.end();
     }
   }, 120_000);
+});
+
+describe('ledger indexes [sqlite]', () => {
+  it('reads a run’s open ledger rows through the partial index, whose condition SQLite needs spelled out', async () => {
+    const fresh = await freshDatabaseUrl('sqlite');
+    const ctx = await openContext({ db: fresh.url, migrate: 'auto' });
+    try {
+      const plan = (q: { sql: string; parameters: readonly unknown[] }) =>
+        (ctx.store.sqlite!.prepare(`EXPLAIN QUERY PLAN ${q.sql}`).all(...q.parameters) as Array<{ detail: string }>).map((r) => r.detail).join(' | ');
+      const open = ctx.store.db.selectFrom('ledger').select('outcome').where('run_id', '=', 'run_x').where(OPEN_OUTCOME).compile();
+      expect(plan(open)).toMatch(/USING (COVERING )?INDEX ledger_run_open/);
+      // Without the condition the partial index cannot serve the query: a full scan.
+      const bare = ctx.store.db.selectFrom('ledger').select('outcome').where('run_id', '=', 'run_x').compile();
+      expect(plan(bare)).not.toMatch(/ledger_run_open/);
+    } finally {
+      await ctx.close();
+      await fresh.cleanup();
+    }
+  });
 });
