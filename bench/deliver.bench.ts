@@ -158,6 +158,23 @@ export async function timedDelivery(ctx: Context, syncs: SyncRow[], destinationI
   return { ...r, seconds: (performance.now() - t0) / 1000 };
 }
 
+type BenchSetup = Awaited<ReturnType<typeof benchSetup>>;
+
+/**
+ * One timed round from the same start as every other: the emulator back to its seeded users
+ * (no tags, empty rate windows), the rows of these syncs pending again after the first round,
+ * then one delivery pass that must deliver all `expected` users.
+ */
+export async function timedRound(b: BenchSetup, syncs: SyncRow[], round: number, expected: number) {
+  await b.emu.reset();
+  if (round > 0) await markUndelivered(b.ctx, syncs);
+  const t0 = performance.now();
+  const r = await deliverDestination(b.ctx, b.dest.id);
+  const seconds = (performance.now() - t0) / 1000;
+  if (r.delivered !== expected) throw new Error(`delivered ${r.delivered} of ${expected}`);
+  return { ...r, seconds };
+}
+
 /** Sets every ledger row of these syncs pending again (as if OneSignal had lost the tags), for another timed pass. */
 export async function markUndelivered(ctx: Context, syncs: SyncRow[]): Promise<void> {
   await ctx.store.db
@@ -194,19 +211,14 @@ export async function run(): Promise<Record<string, unknown>> {
   const b = await benchSetup({ users, emulator: { rateLimit: 0, perUserLimit: 0 }, rate: 100_000 });
   try {
     const sync = await b.addCohort(users);
-    for (const s of [sync]) await runSync(b.ctx, s.id, { deliver: 'enqueue' });
+    await runSync(b.ctx, sync.id, { deliver: 'enqueue' });
     // Interleaved rounds, each side starting from the same emulator state (seeded users, no
     // tags), so machine noise (other processes on the box) hits both sides alike; medians.
     const oursRps: number[] = [];
     const ceilRps: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      await b.emu.reset();
-      if (round > 0) await markUndelivered(b.ctx, [sync]);
-      const t0 = performance.now();
-      const r = await deliverDestination(b.ctx, b.dest.id);
-      const seconds = (performance.now() - t0) / 1000;
-      if (r.delivered !== USERS) throw new Error(`delivered ${r.delivered} of ${USERS}`);
-      oursRps.push(r.requests / seconds);
+      const r = await timedRound(b, [sync], round, USERS);
+      oursRps.push(r.requests / r.seconds);
       await b.emu.reset();
       const c = await ceiling(b.emu.url, b.appId, b.apiKey, b.usersFile, sync.tag_key);
       ceilRps.push(c.requests / (c.seconds || 1));

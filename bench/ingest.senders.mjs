@@ -1,11 +1,10 @@
 // Load generator for ingest.bench.ts, run as its own process so building bodies and reading
 // answers does not queue on the measured server's event loop (the bare baseline gets the same
 // treatment). Every request is one realistic OneSignal event (README template shape) with a
-// fresh event id, so none takes the cheaper duplicate path. Prints autocannon's result as JSON.
+// fresh event id, so none takes the cheaper duplicate path.
 // usage: node ingest.senders.mjs URL CONNECTIONS DURATION_S HEADERS_JSON
-import { createRequire } from 'node:module';
+import { postLoad } from './post-load.mjs';
 
-const autocannon = createRequire(import.meta.url)('autocannon');
 const [url, connections, duration, headersJson] = process.argv.slice(2);
 // Distinct per sender process, so two runs against one database never collide on event ids.
 const prefix = (process.pid % 0xffff).toString(16).padStart(4, '0');
@@ -29,13 +28,4 @@ function eventBody(n) {
   });
 }
 
-let n = 0;
-const result = await autocannon({
-  url,
-  method: 'POST',
-  connections: Number(connections),
-  duration: Number(duration),
-  headers: JSON.parse(headersJson),
-  requests: [{ setupRequest: (req) => ({ ...req, body: eventBody(n++) }) }],
-});
-process.stdout.write(JSON.stringify(result));
+await postLoad({ url, connections, duration, headersJson }, eventBody);

@@ -6,8 +6,7 @@
  * `max_in_window` is the emulator's own count: most requests it accepted in any rolling 1000 ms.
  */
 import { loadavg } from 'node:os';
-import { benchSetup, markUndelivered } from './deliver.bench';
-import { deliverDestination } from '../src/sync/deliver';
+import { benchSetup, timedRound } from './deliver.bench';
 import { runSync } from '../src/sync/run';
 
 const USERS = 20_000;
@@ -23,15 +22,9 @@ export async function run(): Promise<Record<string, unknown>> {
     await runSync(b.ctx, sync.id, { deliver: 'enqueue' });
     const rounds: Array<{ req_per_s: number; ratio: number; rate_limited_429: number; max_in_window: number }> = [];
     for (let round = 0; round < ROUNDS; round++) {
-      // Fresh emulator state (users without tags, empty rate windows) and the same pending rows.
-      await b.emu.reset();
-      if (round > 0) await markUndelivered(b.ctx, [sync]);
-      const t0 = performance.now();
-      const r = await deliverDestination(b.ctx, b.dest.id);
-      const seconds = (performance.now() - t0) / 1000;
-      if (r.delivered !== USERS) throw new Error(`delivered ${r.delivered} of ${USERS}`);
+      const r = await timedRound(b, [sync], round, USERS);
       const stats = await b.emu.stats();
-      const achieved = r.requests / seconds;
+      const achieved = r.requests / r.seconds;
       rounds.push({
         req_per_s: Math.round(achieved),
         ratio: Math.round((achieved / LIMIT) * 1000) / 1000,

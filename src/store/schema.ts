@@ -199,9 +199,8 @@ export interface JobsTable {
 export interface PacingHandoffsTable {
   app_id: string;
   limiter_id: string;
-  ended_at: number;
-  /** JSON PacingSnapshot of the limiter when its pass ended (null: wait out the window instead). */
-  state: string | null;
+  /** JSON PacingSnapshot of the limiter when its pass ended. */
+  state: string;
 }
 
 export interface DB {

@@ -3,7 +3,7 @@ import { AmpError, toAmpError } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
 import { clientForDestination, getDestination, pauseDestination } from '../connectors/onesignal/destinations';
-import { awaitPacingHandoff, recordPacingHandoff } from './handoff';
+import { recordPacingHandoff, takeOverPacing } from './handoff';
 import { finalizeRunsOfDestination } from './runs';
 
 /** Users claimed per round; all of a user's pending rows (every sync) come in one claim. */
@@ -178,7 +178,7 @@ export async function deliverDestination(
 
   try {
     await claimMore();
-    if (queue.length > head) await awaitPacingHandoff(ctx, client.limiter, opts.signal);
+    if (queue.length > head) await takeOverPacing(ctx, client.limiter);
     while (!opts.signal?.aborted) {
       exhausted = false;
       await Promise.all(Array.from({ length: CONCURRENCY }, worker));

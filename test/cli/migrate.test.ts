@@ -1,45 +1,38 @@
 import pg from 'pg';
-import { afterEach, describe, expect, it } from 'vitest';
-import { freshDatabaseUrl, PG_AVAILABLE, PG_URL } from '../helpers/db';
-import { closedPort, runCli } from './proc';
+import { describe, expect, it } from 'vitest';
+import { describeDialects, PG_URL } from '../helpers/db';
+import { cliScope, closedPort, runCli } from './proc';
 
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  await Promise.all(cleanups.splice(0).map((c) => c()));
-});
+const scope = cliScope();
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
-  const skip = dialect === 'postgres' && !PG_AVAILABLE && process.env.CI !== 'true';
-  describe.skipIf(skip)(`ampsignal migrate [${dialect}]`, () => {
-    it('applies every migration to a fresh database, then has nothing left to do', async () => {
-      const { url, cleanup } = await freshDatabaseUrl(dialect);
-      cleanups.push(cleanup);
-      const first = await runCli(['--db', url, 'migrate', '--json']);
-      expect(first.stderr).toBe('');
-      expect(first.code).toBe(0);
-      const out = JSON.parse(first.stdout);
-      expect(out.dialect).toBe(dialect);
-      expect(out.applied[0]).toBe('001_initial');
+describeDialects('ampsignal migrate', (dialect) => {
+  it('applies every migration to a fresh database, then has nothing left to do', async () => {
+    const url = await scope.freshDb(dialect);
+    const first = await runCli(['--db', url, 'migrate', '--json']);
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    const out = JSON.parse(first.stdout);
+    expect(out.dialect).toBe(dialect);
+    expect(out.applied[0]).toBe('001_initial');
 
-      const again = await runCli(['migrate'], { AMPSIGNAL_DATABASE_URL: url });
-      expect(again.code).toBe(0);
-      expect(again.stdout).toMatch(/is up to date/);
+    const again = await runCli(['migrate'], { AMPSIGNAL_DATABASE_URL: url });
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/is up to date/);
 
-      if (dialect === 'postgres') {
-        // graphile-worker's tables are installed too, beside the isolated schema.
-        const schema = new URL(url).searchParams.get('schema');
-        const c = new pg.Client({ connectionString: PG_URL });
-        await c.connect();
-        try {
-          const r = await c.query(`select count(*)::int as n from information_schema.tables where table_schema = $1`, [`${schema}_gw`]);
-          expect(r.rows[0].n).toBeGreaterThan(0);
-        } finally {
-          await c.end();
-        }
+    if (dialect === 'postgres') {
+      // graphile-worker's tables are installed too, beside the isolated schema.
+      const schema = new URL(url).searchParams.get('schema');
+      const c = new pg.Client({ connectionString: PG_URL });
+      await c.connect();
+      try {
+        const r = await c.query(`select count(*)::int as n from information_schema.tables where table_schema = $1`, [`${schema}_gw`]);
+        expect(r.rows[0].n).toBeGreaterThan(0);
+      } finally {
+        await c.end();
       }
-    });
+    }
   });
-}
+});
 
 describe('unreachable database', () => {
   for (const command of [['migrate'], ['worker'], ['serve', '--port', '0']]) {

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
+import { afterEach } from 'vitest';
+import { freshDatabaseUrl, type TestDialect } from '../helpers/db';
 
 const BIN = resolve(__dirname, '../../bin/ampsignal.mjs');
 
@@ -74,4 +76,29 @@ export async function closedPort(): Promise<number> {
   const port = (srv.address() as { port: number }).port;
   await new Promise<void>((r) => srv.close(() => r()));
   return port;
+}
+
+/**
+ * For CLI tests: fresh (unmigrated) databases and long-running children that are released
+ * after each test, killed if still running.
+ */
+export function cliScope(): { freshDb(dialect: TestDialect): Promise<string>; start(args: string[], env?: Record<string, string>): LongRunning } {
+  const cleanups: Array<() => Promise<void>> = [];
+  const children: LongRunning[] = [];
+  afterEach(async () => {
+    for (const c of children.splice(0)) if (c.child.exitCode === null) c.child.kill('SIGKILL');
+    await Promise.all(cleanups.splice(0).map((c) => c()));
+  });
+  return {
+    async freshDb(dialect) {
+      const { url, cleanup } = await freshDatabaseUrl(dialect);
+      cleanups.push(cleanup);
+      return url;
+    },
+    start(args, env = {}) {
+      const c = startCli(args, env);
+      children.push(c);
+      return c;
+    },
+  };
 }

@@ -28,6 +28,16 @@ export function postgresAvailable(): Promise<boolean> {
 /** Known once per test file, so a describe block can be skipped (locally) before it runs. */
 export const PG_AVAILABLE = await postgresAvailable();
 
+/** Locally a missing PostgreSQL skips its tests; under CI=true they run, and fail. */
+export const SKIP_POSTGRES = !PG_AVAILABLE && process.env.CI !== 'true';
+
+/** A describe block per dialect, `[sqlite]` / `[postgres]` in its name, the postgres one skipped by SKIP_POSTGRES. */
+export function describeDialects(name: string, body: (dialect: TestDialect) => void): void {
+  for (const dialect of ['sqlite', 'postgres'] as const) {
+    describe.skipIf(dialect === 'postgres' && SKIP_POSTGRES)(`${name} [${dialect}]`, () => body(dialect));
+  }
+}
+
 /**
  * A fresh, isolated database URL: a temp SQLite file, or a new schema in the test PostgreSQL.
  * `cleanup` removes it. Under CI=true a missing PostgreSQL is an error, never a skip.
@@ -66,9 +76,7 @@ export interface TestDb {
  * beforeAll. Locally a missing PostgreSQL skips the postgres half; under CI=true it fails.
  */
 export function describeEachDialect(name: string, body: (db: () => TestDb) => void): void {
-  for (const dialect of ['sqlite', 'postgres'] as const) {
-    const skip = dialect === 'postgres' && !PG_AVAILABLE && process.env.CI !== 'true';
-    describe.skipIf(skip)(`${name} [${dialect}]`, () => {
+  describeDialects(name, (dialect) => {
       let current: TestDb | undefined;
       let cleanup: (() => Promise<void>) | undefined;
       beforeAll(async () => {
@@ -85,6 +93,5 @@ export function describeEachDialect(name: string, body: (db: () => TestDb) => vo
         if (!current) throw new Error('test database was not opened');
         return current;
       });
-    });
-  }
+  });
 }

@@ -15,7 +15,7 @@ import { openContext, type Context } from '../../src/store';
 import { importCohortFile } from '../../src/sync/cohorts';
 import { createSync } from '../../src/sync/syncs';
 import { closedPort, startCli, type LongRunning } from '../cli/proc';
-import { freshDatabaseUrl, PG_AVAILABLE } from '../helpers/db';
+import { freshDatabaseUrl, SKIP_POSTGRES } from '../helpers/db';
 import { waitFor } from '../jobs/helpers';
 
 const APPS = 4;
@@ -35,7 +35,7 @@ const RT_COHORT = 'coh_realtime';
 process.env.AMPSIGNAL_AMPLITUDE_POLL_MS = '10';
 
 // PostgreSQL only; under CI=true a missing PostgreSQL fails (freshDatabaseUrl throws) instead of skipping.
-describe.skipIf(!PG_AVAILABLE && process.env.CI !== 'true')('scale-out on PostgreSQL', () => {
+describe.skipIf(SKIP_POSTGRES)('scale-out on PostgreSQL', () => {
   const procs: LongRunning[] = [];
   let emu: OneSignalEmulator | undefined;
   let amplitude: AmplitudeEmulator | undefined;

@@ -6,7 +6,7 @@ import { SecretBox } from '../../src/store/secrets';
 import { OPEN_OUTCOME } from '../../src/sync/runs';
 import { parseDatabaseUrl, redactUrl } from '../../src/store/url';
 import pg from 'pg';
-import { describeEachDialect, freshDatabaseUrl, PG_AVAILABLE, PG_URL } from '../helpers/db';
+import { describeEachDialect, freshDatabaseUrl, PG_URL, SKIP_POSTGRES } from '../helpers/db';
 import { randomBytes } from 'node:crypto';
 
 describeEachDialect('store', (db) => {
@@ -75,7 +75,7 @@ describe('secrets at rest', () => {
   });
 });
 
-describe.skipIf(!PG_AVAILABLE && process.env.CI !== 'true')('migrations beside other schemas [postgres]', () => {
+describe.skipIf(SKIP_POSTGRES)('migrations beside other schemas [postgres]', () => {
   // Kysely's introspector reads every schema of the database; one dropped by another client in
   // that instant used to fail our migration with `schema "…" does not exist` (seen in CI).
   it('migrate succeeds while other clients drop their schemas', async () => {

@@ -1,7 +1,10 @@
 import { expect, it } from 'vitest';
 import { AppLimiter, PER_USER_SPACING_MS } from '../../src/connectors/onesignal/limiter';
-import { awaitPacingHandoff, HANDOFF_QUIET_MS, recordPacingHandoff } from '../../src/sync/handoff';
+import { recordPacingHandoff, takeOverPacing } from '../../src/sync/handoff';
 import { describeEachDialect } from '../helpers/db';
+
+/** Well under a second: what "did not wait for the window" means on a busy test machine. */
+const NO_WAIT_MS = 500;
 
 /** Acquire, send, and get the answer at once. */
 const send = (l: AppLimiter, user?: string) => l.acquire(user).then((settle) => settle());
@@ -13,51 +16,25 @@ describeEachDialect('pacing handoff between processes', (db) => {
     const previous = new AppLimiter(app, 5);
     const next = new AppLimiter(app, 5);
 
-    const t0 = Date.now();
-    await awaitPacingHandoff(ctx, next); // nobody sent before: nothing to take over
-    expect(Date.now() - t0).toBeLessThan(HANDOFF_QUIET_MS / 2);
+    // Nobody sent before: nothing to take over, the first send goes at once.
+    await takeOverPacing(ctx, next);
+    const t0 = performance.now();
+    await send(next, 'first');
+    expect(performance.now() - t0).toBeLessThan(NO_WAIT_MS);
 
     // The previous pass used the app's whole second (5 of 5), the last request for user u1.
+    // (Its first answer comes after `first`, so the window opens by its age.)
     const answered = performance.now();
     for (const u of ['u5', 'u2', 'u3', 'u4', 'u1']) await send(previous, u);
     await recordPacingHandoff(ctx, previous);
 
-    await awaitPacingHandoff(ctx, next);
+    await takeOverPacing(ctx, next);
     // The window is full: the next grant waits until the first of those answers is a second old.
     await send(next, 'someone-else');
     expect(performance.now() - answered).toBeGreaterThanOrEqual(995);
     // u1 was answered last: its next request keeps a second's spacing from that answer.
-    const before = performance.now();
     await send(next, 'u1');
     expect(performance.now() - answered).toBeGreaterThanOrEqual(PER_USER_SPACING_MS - 5);
-    expect(performance.now() - before).toBeGreaterThan(0);
 
-    // The same limiter goes on with its own state: no further takeover after it records.
-    await recordPacingHandoff(ctx, next);
-    const t1 = Date.now();
-    await awaitPacingHandoff(ctx, next);
-    expect(Date.now() - t1).toBeLessThan(HANDOFF_QUIET_MS / 2);
-  });
-
-  it('without recorded windows (an older process) the new limiter waits out a full second', async () => {
-    const { ctx } = db();
-    const app = 'handoff-legacy';
-    const endedBy = Date.now();
-    await ctx.store.db.insertInto('pacing_handoffs').values({ app_id: app, limiter_id: 'gone', ended_at: endedBy, state: null }).execute();
-    await awaitPacingHandoff(ctx, new AppLimiter(app, 100));
-    // A timer may fire a millisecond early against Date.now().
-    expect(Date.now() - endedBy).toBeGreaterThanOrEqual(HANDOFF_QUIET_MS - 5);
-  });
-
-  it('an abort ends that wait (a stopping worker does not hold its job)', async () => {
-    const { ctx } = db();
-    const app = 'handoff-abort';
-    await ctx.store.db.insertInto('pacing_handoffs').values({ app_id: app, limiter_id: 'gone', ended_at: Date.now(), state: null }).execute();
-    const ac = new AbortController();
-    const t0 = Date.now();
-    const waiting = awaitPacingHandoff(ctx, new AppLimiter(app, 100), ac.signal);
-    ac.abort();
-    await waiting;
-    expect(Date.now() - t0).toBeLessThan(HANDOFF_QUIET_MS / 2);
   });
 });

@@ -1,8 +1,8 @@
 import type { Kysely } from 'kysely';
 import type { Dialect } from '../database';
 
-// pacing_handoffs: per OneSignal app, which process's limiter sent last, when its delivery pass
-// ended and its windows then (answers in the last second, users answered in it). A rate
+// pacing_handoffs: per OneSignal app, which process's limiter sent last and its windows when
+// its delivery pass ended (answers in the last second, users answered in it). A rate
 // limiter lives in one process; when the app's delivery queue hands over to another process,
 // that one takes the windows over (src/sync/handoff.ts).
 export async function up(db: Kysely<any>, _dialect: Dialect): Promise<void> {
@@ -10,7 +10,6 @@ export async function up(db: Kysely<any>, _dialect: Dialect): Promise<void> {
     .createTable('pacing_handoffs')
     .addColumn('app_id', 'text', (c) => c.primaryKey())
     .addColumn('limiter_id', 'text', (c) => c.notNull())
-    .addColumn('ended_at', 'bigint', (c) => c.notNull())
-    .addColumn('state', 'text')
+    .addColumn('state', 'text', (c) => c.notNull())
     .execute();
 }
