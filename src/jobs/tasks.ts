@@ -1,9 +1,8 @@
-import { sql } from 'kysely';
 import { applyPendingWebhooks, applyWebhookMessage } from '../connectors/amplitude/webhooks';
 import { AmpError, isAmpError } from '../errors';
 import { forwardStream } from '../events/forward';
 import type { Context } from '../store';
-import { deliverDestination } from '../sync/deliver';
+import { deliverDestination, nextRetryAt } from '../sync/deliver';
 import { runSync } from '../sync/run';
 import { failAbandonedRuns } from '../sync/runs';
 import { log } from '../telemetry/logger';
@@ -55,16 +54,6 @@ export async function enqueueForward(jobs: JobQueue, streamId: string, runAt?: n
   );
 }
 
-/** When the earliest retryable pending ledger row of a destination is due or its lease lapses (null: none). */
-async function nextDeliveryAt(ctx: Context, destinationId: string): Promise<number | null> {
-  const r = await sql<{ t: number | null }>`
-    SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > COALESCE(next_attempt_at, 0) THEN lease_until ELSE COALESCE(next_attempt_at, 0) END) AS t
-    FROM ledger
-    WHERE destination_id = ${destinationId} AND desired <> confirmed AND (outcome IS NULL OR outcome = 'retry')`.execute(ctx.store.db);
-  const t = r.rows[0]?.t;
-  return t === null || t === undefined ? null : Number(t);
-}
-
 export function buildTasks(ctx: Context, jobs: JobQueue): TaskList {
   return {
     'sync.run': async (payload: { syncId: string; trigger?: string }) => {
@@ -92,7 +81,7 @@ export function buildTasks(ctx: Context, jobs: JobQueue): TaskList {
         await enqueueDelivery(ctx, jobs, payload.destinationId);
         return;
       }
-      const next = await nextDeliveryAt(ctx, payload.destinationId);
+      const next = await nextRetryAt(ctx, payload.destinationId);
       if (next !== null) await enqueueDelivery(ctx, jobs, payload.destinationId, Math.max(next, Date.now() + 1000));
     },
 

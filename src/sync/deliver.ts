@@ -243,7 +243,8 @@ async function claimChunk(ctx: Context, destinationId: string, workerId: string)
   return claimed.rows.map((r) => ({ ...r, desired: Number(r.desired), attempts: Number(r.attempts) }));
 }
 
-async function nextRetryAt(ctx: Context, destinationId: string): Promise<number | null> {
+/** When the earliest retryable pending row of a destination is due or its lease lapses (null: none). */
+export async function nextRetryAt(ctx: Context, destinationId: string): Promise<number | null> {
   const r = await sql<{ t: number | null }>`
     SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > COALESCE(next_attempt_at, 0) THEN lease_until ELSE COALESCE(next_attempt_at, 0) END) AS t
     FROM ledger WHERE destination_id = ${destinationId} AND desired <> confirmed

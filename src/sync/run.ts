@@ -8,7 +8,7 @@ import { deliverDestination } from './deliver';
 import { guardDecision } from './guard';
 import { countOutcomes, finalizeRun, getRunRow, getRunView, type RunView } from './runs';
 import type { SnapshotSource } from './snapshot';
-import { BufferedStagingWriter, deleteStaging, dropTempStaging, fileSnapshotSource, persistStaging } from './staging';
+import { BufferedStagingWriter, countStaging, deleteStaging, dropTempStaging, fileSnapshotSource, persistStaging } from './staging';
 import { getSync } from './syncs';
 
 export type { RunView } from './runs';
@@ -87,7 +87,7 @@ export async function runSync(ctx: Context, syncId: string, opts: RunOptions = {
     const staged = await writer.finish();
     // A TEMP snapshot is only reachable through the writer, which counted it; `staging` rows are
     // counted in SQL, whoever wrote them.
-    const members = writer.stagedAt === 'temp' ? staged : await countStagingRows(ctx, runId);
+    const members = writer.stagedAt === 'temp' ? staged : await countStaging(ctx, runId);
     const sourceTs = loaded.sourceTs ?? startedAt;
     const p: DiffParams = { syncId, destinationId: sync.destination_id, runId, sourceTs, stagedAt: writer.stagedAt };
     opts.onProgress?.({ phase: 'diff', done: 0, total: members });
@@ -128,15 +128,6 @@ export async function runSync(ctx: Context, syncId: string, opts: RunOptions = {
     await failRun(ctx, runId, err.message);
     return getRunView(ctx, runId);
   }
-}
-
-async function countStagingRows(ctx: Context, runId: string): Promise<number> {
-  const r = await ctx.store.db
-    .selectFrom('staging')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('run_id', '=', runId)
-    .executeTakeFirstOrThrow();
-  return Number(r.n);
 }
 
 /**

@@ -7,28 +7,12 @@ export type RunStatus = 'running' | 'completed' | 'failed' | 'held' | 'rejected'
 
 /** The public JSON of a run (`runs show --json`). Counters satisfy
  *  added + removed = delivered + not_found + failed + pending and members = added + unchanged. */
-export interface RunView {
-  id: string;
-  sync_id: string;
+/** A run as printed (`runs show --json`): the row, with its status typed, booleans and the sample parsed. */
+export type RunView = Omit<RunsTable, 'status' | 'dry_run' | 'sample' | 'applied_at'> & {
   status: RunStatus;
-  trigger: string;
   dry_run: boolean;
-  members: number;
-  added: number;
-  removed: number;
-  unchanged: number;
-  skipped_anonymous: number;
-  delivered: number;
-  not_found: number;
-  failed: number;
-  pending: number;
-  requests: number;
-  error: string | null;
-  hold_reason: string | null;
   sample: unknown;
-  started_at: number;
-  finished_at: number | null;
-}
+};
 
 export interface OutcomeCounts {
   delivered: number;

@@ -50,6 +50,29 @@ export function ErrorPage(p: { title: string; message: string }): JSX.Element {
   );
 }
 
+type Column = string | { label: string; num: true };
+
+/** A table's header row; numeric columns are right-aligned like their cells. */
+function TableHead(p: { cols: Column[] }): JSX.Element {
+  return (
+    <thead>
+      <tr>
+        {p.cols.map((c) =>
+          typeof c === 'string' ? (
+            <th scope="col" safe>
+              {c}
+            </th>
+          ) : (
+            <th scope="col" class="num" safe>
+              {c.label}
+            </th>
+          ),
+        )}
+      </tr>
+    </thead>
+  );
+}
+
 function RunLink(p: { sync: SyncRead }): JSX.Element {
   const r = p.sync.last_run;
   if (!r) return <span class="muted">never run</span>;
@@ -71,16 +94,7 @@ export function OverviewPage(p: { destinations: DestinationRead[]; syncs: SyncRe
         </p>
       ) : (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">OneSignal app id</th>
-              <th scope="col">Status</th>
-              <th scope="col" class="num">
-                Pending rows
-              </th>
-            </tr>
-          </thead>
+          <TableHead cols={['Name', 'OneSignal app id', 'Status', { label: 'Pending rows', num: true }]} />
           <tbody>
             {p.destinations.map((d) => (
               <tr>
@@ -105,15 +119,7 @@ export function OverviewPage(p: { destinations: DestinationRead[]; syncs: SyncRe
         </p>
       ) : (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Cohort</th>
-              <th scope="col">Destination</th>
-              <th scope="col">Cadence</th>
-              <th scope="col">Last run</th>
-              <th scope="col">Details</th>
-            </tr>
-          </thead>
+          <TableHead cols={['Cohort', 'Destination', 'Cadence', 'Last run', 'Details']} />
           <tbody>
             {p.syncs.map((s) => (
               <tr>
@@ -293,17 +299,7 @@ export function CohortsPage(p: {
         </p>
       ) : (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Cohort</th>
-              <th scope="col">Origin</th>
-              <th scope="col" class="num">
-                Size
-              </th>
-              <th scope="col">Syncs</th>
-              <th scope="col">Sync to OneSignal</th>
-            </tr>
-          </thead>
+          <TableHead cols={['Cohort', 'Origin', { label: 'Size', num: true }, 'Syncs', 'Sync to OneSignal']} />
           <tbody>
             {p.cohorts.map((c, i) => {
               const err = p.error?.cohortId === c.id ? p.error : undefined;
@@ -442,18 +438,7 @@ export function SyncPage(p: { sync: SyncRead; runs: RunRead[]; notice?: string; 
         <p class="card">No runs yet.</p>
       ) : (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Started</th>
-              <th scope="col">Status</th>
-              <th scope="col">Trigger</th>
-              {RUN_COUNTERS.map(([, label]) => (
-                <th scope="col" class="num" safe>
-                  {label}
-                </th>
-              ))}
-            </tr>
-          </thead>
+          <TableHead cols={['Started', 'Status', 'Trigger', ...RUN_COUNTERS.map(([, label]): Column => ({ label, num: true }))]} />
           <tbody>
             {p.runs.map((r) => (
               <tr>
@@ -557,17 +542,7 @@ export function RunPage(p: { run: RunRead; sync: SyncRead | null; records: RunRe
         <p class="muted">No failed or not-found records.</p>
       ) : (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">External id</th>
-              <th scope="col">Change</th>
-              <th scope="col">Outcome</th>
-              <th scope="col">Reason</th>
-              <th scope="col" class="num">
-                Attempts
-              </th>
-            </tr>
-          </thead>
+          <TableHead cols={['External id', 'Change', 'Outcome', 'Reason', { label: 'Attempts', num: true }]} />
           <tbody>
             {p.records.map((x) => (
               <tr>
@@ -599,30 +574,13 @@ function StreamsTable(p: { streams: StreamRead[] }): JSX.Element {
   }
   return (
     <table>
-      <thead>
-        <tr>
-          <th scope="col">Stream</th>
-          <th scope="col">Status</th>
-          <th scope="col" class="num">
-            Received
-          </th>
-          <th scope="col" class="num">
-            Duplicates
-          </th>
-          <th scope="col" class="num">
-            Forwarded
-          </th>
-          <th scope="col" class="num">
-            Forwarded / min
-          </th>
-          <th scope="col" class="num">
-            Dead letters
-          </th>
-          <th scope="col" class="num">
-            Pending
-          </th>
-        </tr>
-      </thead>
+      <TableHead
+        cols={[
+          'Stream',
+          'Status',
+          ...['Received', 'Duplicates', 'Forwarded', 'Forwarded / min', 'Dead letters', 'Pending'].map((label): Column => ({ label, num: true })),
+        ]}
+      />
       <tbody>
         {p.streams.map((s) => (
           <tr>
@@ -671,17 +629,7 @@ export function DeadLettersPage(p: { stream: StreamRead; letters: DeadLetterRead
         <p class="card">No dead letters: every event was forwarded or is still pending.</p>
       ) : (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Received</th>
-              <th scope="col">OneSignal event id</th>
-              <th scope="col">Kind</th>
-              <th scope="col">Reason</th>
-              <th scope="col" class="num">
-                Attempts
-              </th>
-            </tr>
-          </thead>
+          <TableHead cols={['Received', 'OneSignal event id', 'Kind', 'Reason', { label: 'Attempts', num: true }]} />
           <tbody>
             {p.letters.map((d) => (
               <tr>
