@@ -282,6 +282,22 @@ describe('amplitude emulator: cohort webhook push', () => {
     expect(emu.stats().webhooks).toMatchObject({ delivered: 4, failed: 0, pending: 0 });
   });
 
+  it('labels every membership change with its own computation second, as its webhook and the cohort list say', async () => {
+    const hook = await receiver();
+    const emu = await start({ webhookUrl: hook.url });
+    emu.cohorts.upsert({ id: 'c1', name: 'Buyers', members: [{ user_id: 'a' }, { user_id: 'b' }] });
+    // Three changes in one tick: an export frozen between two of them must be tellable apart.
+    emu.cohorts.addMembers('c1', [{ user_id: 'c' }]);
+    emu.cohorts.removeMembers('c1', ['a']);
+    emu.cohorts.addMembers('c1', [{ user_id: 'c' }]); // no change: no new computation
+    await emu.webhooksIdle(10_000);
+    const times = hook.got.map((g) => Number(g.body.computed_time));
+    expect(times).toHaveLength(3);
+    expect(times[1]).toBeGreaterThan(times[0]!);
+    expect(times[2]).toBeGreaterThan(times[1]!);
+    expect(emu.cohorts.list().find((c) => c.id === 'c1')?.lastComputed).toBe(times[2]);
+  });
+
   it('retries failing deliveries with backoff and gives up after webhookRetries', async () => {
     const flaky = await receiver((n) => (n <= 2 ? 500 : 200));
     const emu = await start({ webhookUrl: flaky.url, webhookBaseDelayMs: 5 });

@@ -57,6 +57,17 @@ export interface CohortStats {
 }
 
 const epochS = (ms = Date.now()): number => Math.floor(ms / 1000);
+
+/**
+ * The computation time of a membership change. Each change here is a new cohort computation, and
+ * Amplitude labels computations in epoch seconds (lastComputed, webhook computed_time): two
+ * changes within one second must not share a label, or an export frozen between them would carry
+ * the same time as the later change's webhook and a receiver could not order them. Amplitude
+ * recomputes a cohort minutes apart at most, so its labels never collide.
+ */
+function nextComputed(previous: number, now = Date.now()): number {
+  return Math.max(epochS(now), previous + 1);
+}
 const memberKey = (m: { user_id?: string; amplitude_id: number }): string => m.user_id ?? `#amp:${m.amplitude_id}`;
 
 /**
@@ -106,7 +117,7 @@ export class CohortsHalf {
       members,
       createdAt: old?.createdAt ?? epochS(now),
       lastMod: epochS(now),
-      lastComputed: epochS(now),
+      lastComputed: old ? nextComputed(old.lastComputed, now) : epochS(now),
     };
     this.cohorts.set(c.id, cohort);
     const entered = [...members.values()].filter((m) => !old?.members.has(memberKey(m)));
@@ -124,7 +135,7 @@ export class CohortsHalf {
       if (!cohort.members.has(key)) entered.push(m);
       cohort.members.set(key, m);
     }
-    this.touch(cohort);
+    if (entered.length > 0) this.touch(cohort);
     this.pushChange(cohort, entered, []);
     return { added: entered.length };
   }
@@ -139,7 +150,7 @@ export class CohortsHalf {
         exited.push(m);
       }
     }
-    this.touch(cohort);
+    if (exited.length > 0) this.touch(cohort);
     this.pushChange(cohort, [], exited);
     return { removed: exited.length };
   }
@@ -365,7 +376,7 @@ export class CohortsHalf {
   }
 
   private touch(c: Cohort): void {
-    c.lastMod = c.lastComputed = epochS();
+    c.lastMod = c.lastComputed = nextComputed(c.lastComputed);
   }
 
   private pushChange(cohort: Cohort, entered: Member[], exited: Member[]): void {

@@ -68,9 +68,9 @@ export class WebhookPusher {
   }
 
   /** Queues enter (or exit) messages for one membership change, in batches. */
-  push(cohort: { id: string; name: string }, inCohort: boolean, users: WebhookPayload['users'], updateId = randomUUID()): string[] {
+  push(cohort: { id: string; name: string; lastComputed: number }, inCohort: boolean, users: WebhookPayload['users'], updateId = randomUUID()): string[] {
     if (!this.enabled || users.length === 0) return [];
-    const computed = String(Math.floor(Date.now() / 1000));
+    const computed = String(cohort.lastComputed);
     const ids: string[] = [];
     for (let n = 0, i = 0; i < users.length; n++, i += this.opts.webhookBatchSize) {
       const payload: WebhookPayload = {
