@@ -348,10 +348,12 @@ function outcomeFor(r: Claimed, e: AmpError): Outcome {
 }
 
 /**
- * Records outcomes and releases the leases. `confirmed` takes the value we sent when OneSignal
- * acknowledged it (that is what OneSignal now carries, whatever happened meanwhile); outcome
- * and retry state are written only WHERE desired still equals what we sent, so a webhook delta
- * that flipped `desired` during the request keeps its fresh pending state and is sent next.
+ * Records answers and releases the leases. `confirmed` takes what OneSignal now carries.
+ * When the wish changed while the request was in flight (a webhook or a run wrote `desired`
+ * meanwhile), the answer's outcome is not the row's: a failure leaves the new wish's state as
+ * it was; a success makes OneSignal differ from the new wish, so the row is pending again,
+ * whatever the new wish's writer concluded from the old `confirmed` (it may have called the
+ * row settled, "OneSignal already carries that", and the tag would have stayed for good).
  */
 async function writeOutcomes(ctx: Context, workerId: string, outcomes: Outcome[]): Promise<void> {
   if (outcomes.length === 0) return;
@@ -361,10 +363,10 @@ async function writeOutcomes(ctx: Context, workerId: string, outcomes: Outcome[]
     const h = store.sqlite;
     const stmt = h.prepare(`UPDATE ledger SET
         confirmed = CASE WHEN @outcome = 'delivered' THEN @sent ELSE confirmed END,
-        outcome = CASE WHEN desired = @sent THEN @outcome ELSE outcome END,
-        error = CASE WHEN desired = @sent THEN @error ELSE error END,
-        attempts = CASE WHEN desired = @sent THEN @attempts ELSE attempts END,
-        next_attempt_at = CASE WHEN desired = @sent THEN @next ELSE next_attempt_at END,
+        outcome = CASE WHEN desired = @sent THEN @outcome WHEN @outcome = 'delivered' THEN NULL ELSE outcome END,
+        error = CASE WHEN desired = @sent THEN @error WHEN @outcome = 'delivered' THEN NULL ELSE error END,
+        attempts = CASE WHEN desired = @sent THEN @attempts WHEN @outcome = 'delivered' THEN 0 ELSE attempts END,
+        next_attempt_at = CASE WHEN desired = @sent THEN @next WHEN @outcome = 'delivered' THEN NULL ELSE next_attempt_at END,
         lease_owner = NULL, lease_until = NULL, updated_at = @now
       WHERE sync_id = @sync AND external_id = @ext AND lease_owner = @worker`);
     h.transaction((list: Outcome[]) => {
@@ -376,10 +378,10 @@ async function writeOutcomes(ctx: Context, workerId: string, outcomes: Outcome[]
   }
   await sql`UPDATE ledger AS l SET
       confirmed = CASE WHEN v.outcome = 'delivered' THEN v.sent ELSE l.confirmed END,
-      outcome = CASE WHEN l.desired = v.sent THEN v.outcome ELSE l.outcome END,
-      error = CASE WHEN l.desired = v.sent THEN v.error ELSE l.error END,
-      attempts = CASE WHEN l.desired = v.sent THEN v.attempts ELSE l.attempts END,
-      next_attempt_at = CASE WHEN l.desired = v.sent THEN v.next_at ELSE l.next_attempt_at END,
+      outcome = CASE WHEN l.desired = v.sent THEN v.outcome WHEN v.outcome = 'delivered' THEN NULL ELSE l.outcome END,
+      error = CASE WHEN l.desired = v.sent THEN v.error WHEN v.outcome = 'delivered' THEN NULL ELSE l.error END,
+      attempts = CASE WHEN l.desired = v.sent THEN v.attempts WHEN v.outcome = 'delivered' THEN 0 ELSE l.attempts END,
+      next_attempt_at = CASE WHEN l.desired = v.sent THEN v.next_at WHEN v.outcome = 'delivered' THEN NULL ELSE l.next_attempt_at END,
       lease_owner = NULL, lease_until = NULL, updated_at = ${now}
     FROM unnest(${outcomes.map((o) => o.syncId)}::text[], ${outcomes.map((o) => o.externalId)}::text[], ${outcomes.map((o) => o.sent)}::int[],
       ${outcomes.map((o) => o.outcome)}::text[], ${outcomes.map((o) => o.error)}::text[], ${outcomes.map((o) => o.attempts)}::int[],

@@ -5,7 +5,9 @@ import { approveRun, rejectRun, runSync } from '../../src/sync/run';
 import { getRunView, runRecords } from '../../src/sync/runs';
 import { createSync, deleteSync } from '../../src/sync/syncs';
 import { importCohortFile } from '../../src/sync/cohorts';
+import { deliverDestination } from '../../src/sync/deliver';
 import { describeEachDialect } from '../helpers/db';
+import { waitFor } from '../jobs/helpers';
 import { addsUp, cohortSync, range, reimport, setupApp, writeIds } from './setup';
 
 const emulators: Array<{ close(): Promise<void> }> = [];
@@ -201,6 +203,27 @@ describeEachDialect('sync engine', (db) => {
     expect(rows).toHaveLength(0);
     const staging = await ctx.store.db.selectFrom('staging').select('external_id').where('run_id', '=', r.id).execute();
     expect(staging).toHaveLength(0);
+  });
+
+  it('a user who leaves while their add is in flight ends without the tag', async () => {
+    const { ctx } = db();
+    // Every answer takes 400 ms, so the leave lands while the add is on the wire.
+    const { emu, dest } = await setupApp(ctx, { users: ['f1'], emulator: { faults: { errorRate: 0, dropRate: 0, latencyMs: 400 } } });
+    emulators.push(emu);
+    const { cohortId, sync } = await cohortSync(ctx, dest.id, []);
+    await applyMembershipDelta(ctx, { cohortId, inCohort: true, externalIds: ['f1'], sourceTs: 1000 });
+    const before = emu.state.stats().requests; // the sync's segment was created already
+    const passing = deliverDestination(ctx, dest.id);
+    await waitFor(() => emu.state.stats().requests > before, { what: 'the add to reach OneSignal', timeoutMs: 10_000 });
+    // The leave's writer sees confirmed = 0 = the new wish (the add has not been answered yet).
+    await applyMembershipDelta(ctx, { cohortId, inCohort: false, externalIds: ['f1'], sourceTs: 2000 });
+    await passing;
+    // The add landed after the leave was written; the row went pending again and the same pass
+    // sent the removal.
+    expect(emu.state.stats().requests - before).toBe(2);
+    expect(emu.state.getUser('f1')?.[sync.tag_key]).toBeUndefined();
+    const row = await ctx.store.db.selectFrom('ledger').select(['desired', 'confirmed', 'outcome']).where('sync_id', '=', sync.id).executeTakeFirstOrThrow();
+    expect(row).toEqual({ desired: 0, confirmed: 0, outcome: 'delivered' });
   });
 
   it('applyMembershipDelta: older deltas are ignored, duplicates are harmless', async () => {
