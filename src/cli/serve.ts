@@ -34,6 +34,7 @@ export function register(program: Command): void {
         const signal = waitForShutdownSignal();
         const ctx = await openContext({ db: globals(cmd).db, migrate: raw.migrate ? 'auto' : 'require' });
         let jobs: JobQueue | undefined;
+        let failure: Error | undefined;
         try {
           // Embedded mode has no other process to work jobs, so --no-worker is ignored there.
           const working = ctx.store.dialect === 'sqlite' || raw.worker;
@@ -48,8 +49,10 @@ export function register(program: Command): void {
             emit(raw.json, { status: 'listening', url, pid: process.pid, database: ctx.store.displayUrl, worker: working }, () =>
               `ampsignal listening on ${url} (${ctx.store.dialect}${working ? ', working jobs' : ', no worker'}); SIGTERM stops it`,
             );
-            const sig = await signal;
-            log.info({ signal: sig }, 'server stopping');
+            // A job runner that cannot go on ends the process (exit 1) so its supervisor starts a fresh one.
+            const stop = await Promise.race([signal, jobs.failed]);
+            if (stop instanceof Error) failure = stop;
+            else log.info({ signal: stop }, 'server stopping');
           } finally {
             // Order matters: fastify's close waits for in-flight requests, so every webhook we
             // answered is stored before the worker and then the database go away.
@@ -59,8 +62,9 @@ export function register(program: Command): void {
           await jobs?.stop();
           await ctx.close();
         }
-        process.exitCode = 0;
         exitSoonAfterShutdown();
+        if (failure) throw failure;
+        process.exitCode = 0;
       },
     );
 }

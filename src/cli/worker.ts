@@ -43,18 +43,22 @@ export function register(program: Command): void {
       const opts = parseInput(z.object({ concurrency: concurrencySchema }), { concurrency: raw.concurrency });
       const signal = waitForShutdownSignal();
       const ctx = await openContext({ db: globals(cmd).db, migrate: raw.migrate ? 'auto' : 'require' });
+      let failure: Error | undefined;
       try {
         const jobs = await startWorker(ctx, { concurrency: opts.concurrency });
         emit(raw.json, { status: 'started', pid: process.pid, database: ctx.store.displayUrl, queue: jobs.kind, concurrency: opts.concurrency }, () =>
           `worker ${process.pid} working jobs (${jobs.kind}, concurrency ${opts.concurrency}) on ${ctx.store.displayUrl}; SIGTERM stops it`,
         );
-        const sig = await signal;
-        log.info({ signal: sig }, 'worker stopping');
+        // A runner that cannot go on ends the process (exit 1) so its supervisor starts a fresh one.
+        const stop = await Promise.race([signal, jobs.failed]);
+        if (stop instanceof Error) failure = stop;
+        else log.info({ signal: stop }, 'worker stopping');
         await jobs.stop();
       } finally {
         await ctx.close();
       }
-      process.exitCode = 0;
       exitSoonAfterShutdown();
+      if (failure) throw failure;
+      process.exitCode = 0;
     });
 }

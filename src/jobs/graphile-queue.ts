@@ -35,11 +35,18 @@ export function graphileSchema(target: PgTarget): string {
   return target.schema ? `${target.schema}_gw` : 'graphile_worker';
 }
 
-// Every live worker process holds a session advisory lock per graphile worker id; a process
+// Every live worker process holds a session advisory lock per graphile worker pool id; a process
 // killed with -9 loses its connection and so its locks. graphile-worker itself only frees
 // locks after 4 hours, which would stall a whole OneSignal app's queue; a sweep that finds a
 // lock whose holder's advisory lock is free unlocks it at once.
 const LOCK_NS = 'ampsignal-gw:';
+// What graphile-worker sets process.exitCode to when a breaking migration stops its pool.
+const GRAPHILE_MIGRATED_EXIT_CODE = 57;
+
+/** The liveness session's application_name: `ampsignal liveness <pool id>`. */
+export function livenessName(poolId: string): string {
+  return `ampsignal liveness ${poolId}`;
+}
 
 /**
  * graphile-worker's own migration races when several processes install a fresh schema at once
@@ -88,8 +95,13 @@ export class GraphileJobQueue implements JobQueue {
   private runner: Runner | undefined;
   private lockClient: pg.Client | undefined;
   private lockChain: Promise<unknown> = Promise.resolve();
-  private readonly workerIds = new Set<string>();
+  private readonly poolIds = new Set<string>();
   private sweeper: NodeJS.Timeout | undefined;
+  private launchSpec: { concurrency: number; taskList: GraphileTaskList; cron: ReturnType<typeof parseCronItems> } | undefined;
+  private stopping = false;
+  private relaunching: Promise<void> | undefined;
+  private fail!: (e: Error) => void;
+  readonly failed = new Promise<Error>((resolve) => (this.fail = resolve));
   private poolSize = 4;
   private readonly ctx: Context;
 
@@ -171,7 +183,7 @@ export class GraphileJobQueue implements JobQueue {
   }
 
   async start(tasks: TaskList, opts: { concurrency: number; crontab?: CronItem[] }): Promise<void> {
-    if (this.runner) throw new AmpError('internal', 'job runner already started');
+    if (this.launchSpec) throw new AmpError('internal', 'job runner already started');
     const concurrency = Math.max(1, opts.concurrency);
     this.poolSize = Math.max(4, concurrency + 3);
     // An add before start may have created the pool at the small default size.
@@ -186,40 +198,99 @@ export class GraphileJobQueue implements JobQueue {
     for (const [name, handler] of Object.entries(tasks)) {
       taskList[name] = async (payload, helpers) => wrapHandler(this.schema, handler, payload, helpers);
     }
+    const cron = parseCronItems(
+      (opts.crontab ?? []).map((c) => ({
+        task: c.task,
+        match: c.pattern,
+        identifier: c.identifier,
+        payload: (c.payload ?? {}) as Record<string, unknown>,
+        options: { backfillPeriod: 0, jobKey: `cron:${c.identifier}`, maxAttempts: 3 },
+      })),
+    );
+    this.launchSpec = { concurrency, taskList, cron };
+    await this.launch();
+    this.sweeper = setInterval(
+      () => void this.sweepDeadWorkers().catch((e) => log.error({ err: toAmpError(e).message }, 'dead worker sweep failed')),
+      this.opts.sweepMs,
+    );
+    this.sweeper.unref();
+  }
+
+  private async launch(): Promise<void> {
+    const spec = this.launchSpec;
+    if (!spec) throw new AmpError('internal', 'job runner was not started');
     const events = new EventEmitter() as any;
-    events.on('worker:create', ({ worker }: { worker: { workerId: string } }) => {
-      this.workerIds.add(worker.workerId);
-      this.lockChain = this.lockChain
-        .then(() => this.lockClient?.query('select pg_advisory_lock(hashtext($1))', [LOCK_NS + worker.workerId]))
-        .catch((e: Error) => log.error({ err: e.message }, 'could not take worker liveness lock'));
+    let poolId: string | undefined;
+    // graphile-worker 0.17 locks jobs and queues in the name of the worker *pool*, not of each worker.
+    events.on('pool:create', ({ workerPool }: { workerPool: { id: string } }) => {
+      const id = workerPool.id;
+      poolId = id;
+      this.poolIds.add(id);
+      this.withLockClient(async (c) => {
+        await c.query('select pg_advisory_lock(hashtext($1))', [LOCK_NS + id]);
+        // Names the session in pg_stat_activity, so an operator sees which process holds which pool.
+        await c.query(`select set_config('application_name', $1, false)`, [livenessName(id)]);
+      }, 'could not take worker liveness lock');
     });
-    this.runner = await run({
+    const migration = await this.latestMigration();
+    const runner = await run({
       pgPool: this.getPool(),
       schema: this.schema,
-      concurrency,
+      concurrency: spec.concurrency,
       pollInterval: this.opts.pollMs,
       noHandleSignals: true,
       // Handlers get the abort signal soon after stop(), so deliveries release their leases promptly.
       gracefulShutdownAbortTimeout: 500,
       logger: graphileLogger(),
       events,
-      taskList,
-      parsedCronItems: parseCronItems(
-        (opts.crontab ?? []).map((c) => ({
-          task: c.task,
-          match: c.pattern,
-          identifier: c.identifier,
-          payload: (c.payload ?? {}) as Record<string, unknown>,
-          options: { backfillPeriod: 0, jobKey: `cron:${c.identifier}`, maxAttempts: 3 },
-        })),
-      ),
+      taskList: spec.taskList,
+      parsedCronItems: spec.cron,
     });
+    this.runner = runner;
     await this.lockChain;
-    this.sweeper = setInterval(
-      () => void this.sweepDeadWorkers().catch((e) => log.error({ err: toAmpError(e).message }, 'dead worker sweep failed')),
-      this.opts.sweepMs,
+    void runner.promise.then(
+      () => this.runnerStopped(runner, poolId, migration, undefined),
+      (e: unknown) => this.runnerStopped(runner, poolId, migration, e),
     );
-    this.sweeper.unref();
+  }
+
+  /**
+   * graphile-worker stops its pool by itself when it hears NOTIFY "worker:migrate" for a breaking
+   * migration, and that channel is database-wide: installing graphile's schema for another
+   * ampsignal in the same database (another schema: a second install, every test's fresh schema)
+   * stopped ours too, and the process lived on working nothing. Unless our own schema moved, a new
+   * pool takes over; if it did, this code is older than the schema and the process must go.
+   */
+  private async runnerStopped(runner: Runner, poolId: string | undefined, migration: number, err: unknown): Promise<void> {
+    if (poolId) {
+      // Whatever the old pool left locked becomes fair game for the dead-worker sweep.
+      this.poolIds.delete(poolId);
+      this.withLockClient((c) => c.query('select pg_advisory_unlock(hashtext($1))', [LOCK_NS + poolId]), 'could not drop worker liveness lock');
+    }
+    if (this.runner !== runner) return; // stop() asked for it
+    this.runner = undefined;
+    // graphile sets the process exit code for its breaking-migration stop; whether we exit is decided here.
+    if (process.exitCode === GRAPHILE_MIGRATED_EXIT_CODE) process.exitCode = undefined;
+    const now = await this.latestMigration().catch(() => migration);
+    if (now !== migration) {
+      this.fail(new AmpError('internal', `the job queue schema ${this.schema} was migrated (${migration} → ${now}) by a newer ampsignal; restart this process with that version`));
+      return;
+    }
+    log.warn({ err: err === undefined ? undefined : toAmpError(err).message, schema: this.schema }, 'job runner stopped by itself (another schema in this database migrated?); starting a new one');
+    if (this.stopping) return;
+    // stop() waits for this launch, then stops whatever runner it left.
+    this.relaunching = this.launch().catch((e) => this.fail(toAmpError(e)));
+  }
+
+  private async latestMigration(): Promise<number> {
+    const { rows } = await this.getPool().query<{ id: number | null }>(`select max(id) as id from "${this.schema}".migrations`);
+    return Number(rows[0]?.id ?? 0);
+  }
+
+  private withLockClient(fn: (c: pg.Client) => Promise<unknown>, failure: string): void {
+    this.lockChain = this.lockChain
+      .then(() => (this.lockClient ? fn(this.lockClient) : undefined))
+      .catch((e: Error) => log.error({ err: e.message }, failure));
   }
 
   /** Frees jobs and queues locked by worker processes that no longer exist. */
@@ -235,7 +306,7 @@ export class GraphileJobQueue implements JobQueue {
     );
     const dead: string[] = [];
     for (const { locked_by } of rows) {
-      if (this.workerIds.has(locked_by)) continue;
+      if (this.poolIds.has(locked_by)) continue;
       const client = await pool.connect();
       try {
         await client.query('begin');
@@ -255,13 +326,23 @@ export class GraphileJobQueue implements JobQueue {
       log.warn({ workers: dead }, 'releasing jobs held by dead workers');
       // Leases first: once the jobs are unlocked another worker may pick them up at once.
       await releaseLeasesOf(this.ctx, dead.map(graphileLeaseOwner));
+      // A job whose key was added again while it ran has its attempts set to the maximum by
+      // graphile (the new job carries the news); freed as is, it would sit "failed" forever. So
+      // would a last attempt the crash cut short. Every task here is an idempotent wake-up: each
+      // gets one more attempt.
+      await pool.query(
+        `update "${this.schema}"._private_jobs set max_attempts = attempts + 1 where locked_by = any($1::text[]) and attempts >= max_attempts`,
+        [dead],
+      );
       await (await this.utils()).forceUnlockWorkers(dead);
     }
     return dead;
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.sweeper) clearInterval(this.sweeper);
+    await this.relaunching;
     const runner = this.runner;
     this.runner = undefined;
     if (runner) await runner.stop().catch((e) => log.error({ err: (e as Error).message }, 'graphile stop failed'));

@@ -62,4 +62,6 @@ export interface JobQueue {
   start(tasks: TaskList, opts: { concurrency: number; crontab?: CronItem[] }): Promise<void>;
   /** Stops taking new jobs and waits for running ones to finish. */
   stop(): Promise<void>;
+  /** Settles only if the runner stopped by itself and cannot go on; the process should then exit. */
+  readonly failed: Promise<Error>;
 }

@@ -51,6 +51,8 @@ export class SqliteJobQueue implements JobQueue {
   private crons: Cron[] = [];
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly abort = new AbortController();
+  // The loop logs and survives every error, so it never stops by itself.
+  readonly failed = new Promise<Error>(() => {});
 
   constructor(
     private readonly ctx: Context,

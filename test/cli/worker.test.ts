@@ -1,7 +1,9 @@
+import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
+import { graphileSchema } from '../../src/jobs/graphile-queue';
 import { createJobQueue } from '../../src/jobs';
 import { openContext } from '../../src/store';
-import { describeDialects } from '../helpers/db';
+import { describeDialects, SKIP_POSTGRES } from '../helpers/db';
 import { waitFor } from '../jobs/helpers';
 import { cliScope, runCli } from './proc';
 
@@ -38,6 +40,26 @@ describeDialects('ampsignal worker', (dialect) => {
     const done = await w.exited;
     expect(done.code).toBe(0);
     expect(done.stderr).toBe('');
+  });
+});
+
+describe.skipIf(SKIP_POSTGRES)('ampsignal worker on PostgreSQL', () => {
+  it('exits 1 with one line when a newer version migrates its job schema under it', async () => {
+    const url = await scope.freshDb('postgres');
+    const w = scope.start(['--db', url, 'worker', '--migrate', '--json']);
+    await w.started;
+    const ctx = await openContext({ db: url, migrate: 'require' });
+    try {
+      if (ctx.store.target.dialect !== 'postgres') throw new Error('postgres only');
+      // What a newer graphile-worker does when it migrates this schema: record the migration, then announce it.
+      await sql`insert into ${sql.table(`${graphileSchema(ctx.store.target)}.migrations`)} (id, breaking) values (999999, true)`.execute(ctx.store.db);
+      await sql`select pg_notify('worker:migrate', '{"migrationNumber":999999,"breaking":true}')`.execute(ctx.store.db);
+    } finally {
+      await ctx.close();
+    }
+    const done = await w.exited;
+    expect(done.code).toBe(1);
+    expect(done.stderr.trimEnd().split('\n')).toEqual([expect.stringMatching(/^ampsignal: the job queue schema .* was migrated .* restart this process/)]);
   });
 });
 

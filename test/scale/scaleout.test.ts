@@ -9,7 +9,7 @@ import { createDestination } from '../../src/connectors/onesignal/destinations';
 import { startAmplitudeEmulator, type AmplitudeEmulator } from '../../src/emulators/amplitude';
 import { startOneSignalEmulator, type OneSignalEmulator } from '../../src/emulators/onesignal';
 import { createJobQueue } from '../../src/jobs';
-import { migrateGraphile } from '../../src/jobs/graphile-queue';
+import { graphileSchema, migrateGraphile } from '../../src/jobs/graphile-queue';
 import type { JobQueue } from '../../src/jobs/port';
 import { openContext, type Context } from '../../src/store';
 import { importCohortFile } from '../../src/sync/cohorts';
@@ -63,7 +63,9 @@ describe.skipIf(SKIP_POSTGRES)('scale-out on PostgreSQL', () => {
       const url = fresh.url;
       ctx = await openContext({ db: url, migrate: 'auto' });
       // What `ampsignal migrate` does on PostgreSQL: graphile-worker's schema too, before any worker starts.
-      if (ctx.store.target.dialect === 'postgres') await migrateGraphile(ctx.store.target);
+      const target = ctx.store.target;
+      if (target.dialect !== 'postgres') throw new Error('the scale proof runs on PostgreSQL');
+      await migrateGraphile(target);
       const apps = Array.from({ length: APPS }, (_, a) => ({ appId: appId(a), apiKey: `key-${a}` }));
       emu = await startOneSignalEmulator({
         apps,
@@ -116,9 +118,11 @@ describe.skipIf(SKIP_POSTGRES)('scale-out on PostgreSQL', () => {
       const rtSync = await createSync(ctx, { cohortId: RT_COHORT, destinationId: rtDest.id, cadence: 'realtime', guardThreshold: 1 });
 
       // Each worker enqueues a scheduler tick at start: the 'once' syncs and the realtime sync's first pull are due now.
-      const web = startCli(['--db', url, 'serve', '--port', String(webPort), '--no-worker', '--json']);
+      // Warnings and errors reach stderr, which a failure's diagnosis prints.
+      const logs = { AMPSIGNAL_LOG_LEVEL: 'warn' };
+      const web = startCli(['--db', url, 'serve', '--port', String(webPort), '--no-worker', '--json'], logs);
       procs.push(web);
-      const workers = [0, 1, 2].map(() => startCli(['--db', url, 'worker', '--concurrency', '4', '--json']));
+      const workers = [0, 1, 2].map(() => startCli(['--db', url, 'worker', '--concurrency', '4', '--json'], logs));
       procs.push(...workers);
       const webInfo = await web.started;
       expect((await fetch(`${webInfo.url}/healthz`)).status).toBe(200);
@@ -159,7 +163,9 @@ describe.skipIf(SKIP_POSTGRES)('scale-out on PostgreSQL', () => {
         const pending = await sql<{ destination_id: string; outcome: string | null; lease_owner: string | null; n: number }>`
           SELECT destination_id, outcome, lease_owner, COUNT(*) AS n FROM ledger WHERE desired <> confirmed GROUP BY destination_id, outcome, lease_owner`.execute(db);
         const processes = procs.map((p) => ({ exit: p.child.exitCode, stderr: p.stderr().slice(-1500) }));
-        return JSON.stringify({ jobs: await createJobQueue(ctx!).list(), pending: pending.rows, runs, processes, webhooks: amplitude!.stats().webhooks });
+        const queues = await sql<{ queue_name: string; locked_by: string | null; locked_at: Date | null }>`
+          SELECT queue_name, locked_by, locked_at FROM ${sql.table(`${graphileSchema(target)}._private_job_queues`)}`.execute(db);
+        return JSON.stringify({ jobs: await createJobQueue(ctx!).list(), queues: queues.rows, pending: pending.rows, runs, processes, webhooks: amplitude!.stats().webhooks });
       };
       try {
         await waitFor(() => settled(20), { what: 'phase 1 to be delivered by the surviving workers', timeoutMs: 120_000, intervalMs: 250 });
@@ -177,6 +183,17 @@ describe.skipIf(SKIP_POSTGRES)('scale-out on PostgreSQL', () => {
       }
       amplitude.cohorts.addMembers(RT_COHORT, users.slice(42, 50).map((user_id) => ({ user_id })));
       amplitude.cohorts.removeMembers(RT_COHORT, [...users.slice(6, 10), ...users.slice(30, 33)]);
+      // Another ampsignal installs its job schema in this database meanwhile: graphile-worker's
+      // database-wide "breaking migration" notice stops every pool, and ours must start new ones.
+      const neighbour = await freshDatabaseUrl('postgres');
+      const neighbourCtx = await openContext({ db: neighbour.url, migrate: 'auto' });
+      try {
+        if (neighbourCtx.store.target.dialect !== 'postgres') throw new Error('postgres only');
+        await migrateGraphile(neighbourCtx.store.target);
+      } finally {
+        await neighbourCtx.close();
+        await neighbour.cleanup();
+      }
       try {
         await waitFor(() => settled(40), { what: 'phase 2 to be delivered', timeoutMs: 180_000, intervalMs: 250 });
       } catch (e) {
@@ -227,6 +244,9 @@ describe.skipIf(SKIP_POSTGRES)('scale-out on PostgreSQL', () => {
       const inbox = await db.selectFrom('webhook_inbox').select(['applied_at', 'error']).execute();
       expect(inbox.length).toBeGreaterThanOrEqual(4);
       expect(inbox.filter((m) => m.applied_at === null || m.error !== null)).toEqual([]);
+
+      // Nothing was given up on: no delivery, pull or webhook job sits failed in the queue.
+      expect((await jobs.list()).filter((j) => j.state === 'failed')).toEqual([]);
 
       for (const p of [web, workers[1]!, workers[2]!]) p.child.kill('SIGTERM');
       for (const p of [web, workers[1]!, workers[2]!]) expect((await p.exited).code).toBe(0);

@@ -1,0 +1,176 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GraphileJobQueue, graphileSchema, livenessName, migrateGraphile } from '../../src/jobs/graphile-queue';
+import { openContext, type Context } from '../../src/store';
+import { freshDatabaseUrl, SKIP_POSTGRES } from '../helpers/db';
+import { gate, waitFor } from './helpers';
+
+// What graphile-worker alone gets wrong for us, on a real PostgreSQL: it frees a crashed process's
+// locks only after 4 hours, and it stops every pool in the database when any schema migrates.
+describe.skipIf(SKIP_POSTGRES)('graphile-worker adapter [postgres]', () => {
+  const contexts: Context[] = [];
+  const cleanups: Array<() => Promise<void>> = [];
+  const queues: GraphileJobQueue[] = [];
+  const gates: Array<() => void> = [];
+  let ctx: Context;
+  let url: string;
+
+  async function freshContext(): Promise<{ ctx: Context; url: string }> {
+    const fresh = await freshDatabaseUrl('postgres');
+    cleanups.push(fresh.cleanup);
+    const c = await openContext({ db: fresh.url, migrate: 'auto' });
+    contexts.push(c);
+    return { ctx: c, url: fresh.url };
+  }
+  beforeAll(async () => {
+    ({ ctx, url } = await freshContext());
+  });
+  afterAll(async () => {
+    for (const open of gates) open();
+    await Promise.all(queues.map((q) => q.stop()));
+    await Promise.all(contexts.map((c) => c.close()));
+    for (const c of cleanups) await c();
+  });
+
+  // Locks count as stale at once, so only liveness decides; the tests call the sweep themselves.
+  const queue = (on: Context = ctx) => {
+    const q = new GraphileJobQueue(on, { pollMs: 100, sweepMs: 3_600_000, staleLockMs: 1 });
+    queues.push(q);
+    return q;
+  };
+  const held = () => {
+    const g = gate();
+    gates.push(g.open);
+    return g;
+  };
+
+  async function query<R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<R[]> {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      return (await c.query<R>(text, values)).rows;
+    } finally {
+      await c.end();
+    }
+  }
+  const gwSchema = (c: Context) => {
+    if (c.store.target.dialect !== 'postgres') throw new Error('postgres only');
+    return graphileSchema(c.store.target);
+  };
+  const lockedQueues = () =>
+    query<{ queue_name: string; locked_by: string | null }>(`select queue_name, locked_by from "${gwSchema(ctx)}"._private_job_queues where locked_by is not null`);
+
+  it('a long job of a live runner keeps its job and queue lock through another runner’s sweep', async () => {
+    const g = held();
+    let runs = 0;
+    const a = queue();
+    const b = queue();
+    const tasks = {
+      long: async () => {
+        runs++;
+        await g.promise;
+      },
+    };
+    await a.start(tasks, { concurrency: 2 });
+    await b.start(tasks, { concurrency: 2 });
+    await a.add('long', {}, { queue: 'app:1' });
+    await waitFor(async () => (await a.list()).some((j) => j.state === 'running'), { what: 'the job to run' });
+
+    expect(await b.sweepDeadWorkers()).toEqual([]);
+    expect(await a.sweepDeadWorkers()).toEqual([]);
+    expect((await lockedQueues()).map((q) => q.queue_name)).toEqual(['app:1']);
+    expect((await a.list()).map((j) => j.state)).toEqual(['running']);
+
+    g.open();
+    await waitFor(async () => (await a.list()).length === 0 && (await lockedQueues()).length === 0, { what: 'the job to finish' });
+    expect(runs).toBe(1);
+  });
+
+  it('a runner whose liveness is gone has its job and queue freed, and the job runs elsewhere', async () => {
+    const g = held();
+    const ranBy: string[] = [];
+    const a = queue();
+    const b = queue();
+    const stuck = async () => {
+      ranBy.push('a');
+      await g.promise;
+    };
+    await a.start({ stuck }, { concurrency: 1 });
+    await a.add('stuck', {}, { queue: 'app:2' });
+    await waitFor(async () => (await a.list()).some((j) => j.state === 'running'), { what: 'the job to run' });
+    const holder = (await lockedQueues()).find((q) => q.queue_name === 'app:2')?.locked_by;
+    expect(holder).toBeTruthy();
+    // What kill -9 does to a process's liveness: its database session, and so its advisory locks, end.
+    const killed = await query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [livenessName(holder!)]);
+    expect(killed).toHaveLength(1);
+
+    await b.start({ stuck: async () => void ranBy.push('b') }, { concurrency: 1 });
+    const dead = await waitFor(async () => {
+      const d = await b.sweepDeadWorkers();
+      return d.length > 0 ? d : undefined;
+    }, { what: 'the sweep to find the dead runner' });
+    expect(dead).toEqual([holder]);
+    await waitFor(() => ranBy.includes('b'), { what: 'the freed job to run on the live runner' });
+    expect(ranBy).toEqual(['a', 'b']);
+  });
+
+  it('a job superseded by a newer one while its dead runner held it runs again instead of sitting failed', async () => {
+    const g = held();
+    const ranBy: string[] = [];
+    const a = queue();
+    const b = queue();
+    const wake = async (p: { n: number }) => {
+      ranBy.push(`a${p.n}`);
+      await g.promise;
+    };
+    await a.start({ wake }, { concurrency: 1 });
+    await a.add('wake', { n: 1 }, { queue: 'app:3', jobKey: 'wake:3' });
+    await waitFor(async () => (await a.list()).some((j) => j.state === 'running'), { what: 'the job to run' });
+    // The same key added while the first job runs: graphile makes a new job and spends the old one's attempts.
+    await a.add('wake', { n: 2 }, { queue: 'app:3', jobKey: 'wake:3' });
+    const holder = (await lockedQueues()).find((q) => q.queue_name === 'app:3')?.locked_by;
+    await query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [livenessName(holder!)]);
+
+    await b.start({ wake: async (p: { n: number }) => void ranBy.push(`b${p.n}`) }, { concurrency: 1 });
+    await waitFor(async () => (await b.sweepDeadWorkers()).length > 0, { what: 'the sweep to find the dead runner' });
+    await waitFor(async () => (await b.list()).length === 0, { what: 'both jobs to run and leave the queue' });
+    expect(ranBy.sort()).toEqual(['a1', 'b1', 'b2']);
+  });
+
+  it('installing the job schema of another ampsignal in this database does not stop our runner', async () => {
+    const pools = new Set<string>();
+    const a = queue();
+    await a.start({ probe: async (_p, helpers) => void pools.add(helpers.workerId) }, { concurrency: 1 });
+    await a.add('probe', {});
+    await waitFor(() => pools.size === 1, { what: 'the first probe' });
+
+    // graphile-worker announces every breaking migration on a database-wide channel, and stops its
+    // pool when it hears one: here a second install in its own schema of the same database.
+    const other = await freshContext();
+    if (other.ctx.store.target.dialect !== 'postgres') throw new Error('postgres only');
+    await migrateGraphile(other.ctx.store.target);
+
+    // The stopped pool is replaced by a new one (a new pool id), which runs the jobs added since.
+    await waitFor(
+      async () => {
+        await a.add('probe', {});
+        return pools.size === 2;
+      },
+      { what: 'a probe to run on the replacement pool', intervalMs: 200 },
+    );
+    const settled = await Promise.race([a.failed.then(() => 'failed'), new Promise((r) => setImmediate(() => r('running')))]);
+    expect(settled).toBe('running');
+    await waitFor(async () => (await a.list()).length === 0, { what: 'every probe to run' });
+  });
+
+  it('a newer ampsignal migrating our own job schema makes the runner fail, so the process exits', async () => {
+    const own = await freshContext();
+    const a = queue(own.ctx);
+    await a.start({ probe: async () => {} }, { concurrency: 1 });
+    // What a newer graphile-worker does when it migrates this schema: record the migration, then announce it.
+    await query(`insert into "${gwSchema(own.ctx)}".migrations (id, breaking) values (999999, true)`);
+    await query(`select pg_notify('worker:migrate', '{"migrationNumber":999999,"breaking":true}')`);
+    const err = await a.failed;
+    expect(err.message).toMatch(/was migrated .*by a newer ampsignal; restart this process/);
+  });
+});
