@@ -15,16 +15,19 @@ const BATCH = 500;
  */
 export async function applyMembershipDelta(
   ctx: Context,
-  delta: { cohortId: string; inCohort: boolean; externalIds: string[]; sourceTs: number },
+  /** `syncIds`: only these syncs of the cohort (those that map users the way `externalIds` were mapped). */
+  delta: { cohortId: string; inCohort: boolean; externalIds: string[]; sourceTs: number; syncIds?: string[] },
 ): Promise<{ changed: number; destinationIds: string[] }> {
   const db = ctx.store.db;
   const ids = [...new Set(delta.externalIds.map((s) => String(s).trim()).filter((s) => s.length > 0))];
   const desired = delta.inCohort ? 1 : 0;
+  if (delta.syncIds?.length === 0) return { changed: 0, destinationIds: [] };
   const syncs = await db
     .selectFrom('syncs')
     .select(['id', 'destination_id'])
     .where('cohort_id', '=', delta.cohortId)
     .where('status', '=', 'active')
+    .$if(delta.syncIds !== undefined, (q) => q.where('id', 'in', delta.syncIds!))
     .execute();
   let changed = 0;
   const touched = new Set<string>();

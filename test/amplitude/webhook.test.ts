@@ -161,6 +161,42 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
     expect(await applyWebhookMessage(ctx, applied.id)).toEqual({ destinationIds: [] });
   });
 
+  it('a cohort synced by destinations with different id mappings: each gets the ids of its own mapping', async () => {
+    const { ctx } = db();
+    const byEmail = await createDestination(ctx, {
+      name: 'push-app by email',
+      app_id: OS_APP.appId,
+      api_key: OS_APP.apiKey,
+      api_url: onesignal.url,
+      source_id: source.id,
+      external_id_property: 'email',
+      tag_key_template: 'amp_email_{cohort_id}',
+    });
+    await post({ ...msg('coh_map', true, 1000, []) });
+    await applyAndDeliver(ctx);
+    const byUserId = await createSync(ctx, { cohortId: 'coh_map', destinationId: destId, cadence: 'manual' });
+    const byMail = await createSync(ctx, { cohortId: 'coh_map', destinationId: byEmail.id, cadence: 'manual' });
+
+    const users = [
+      { user_id: 'a', user_properties: { email: 'c' } },
+      { user_id: 'b', user_properties: { email: 'd' } },
+      { user_id: 'u1', user_properties: {} }, // no email: only the user_id mapping carries u1
+    ];
+    expect((await post({ ...msg('coh_map', true, 2000, []), users })).status).toBe(200);
+    const r = await applyAndDeliver(ctx);
+    expect(r.failed).toBe(0);
+    expect((await ledgerRows(ctx, byUserId.id)).filter((x) => x.desired === 1).map((x) => x.external_id)).toEqual(['a', 'b', 'u1']);
+    expect((await ledgerRows(ctx, byMail.id)).filter((x) => x.desired === 1).map((x) => x.external_id)).toEqual(['c', 'd']);
+    expect([tag(byUserId.tag_key, 'a'), tag(byMail.tag_key, 'c'), tag(byMail.tag_key, 'a')]).toEqual(['1', '1', undefined]);
+
+    // A leave carries the same users: each mapping removes its own ids.
+    await post({ ...msg('coh_map', false, 3000, []), users: users.slice(0, 1) });
+    await applyAndDeliver(ctx);
+    expect((await ledgerRows(ctx, byUserId.id)).filter((x) => x.desired === 1).map((x) => x.external_id)).toEqual(['b', 'u1']);
+    expect((await ledgerRows(ctx, byMail.id)).filter((x) => x.desired === 1).map((x) => x.external_id)).toEqual(['d']);
+    expect([tag(byUserId.tag_key, 'a'), tag(byMail.tag_key, 'c')]).toEqual([undefined, undefined]);
+  });
+
   it('accepts compute_time and numeric fields, and hands the message to the job queue per source', async () => {
     const { ctx } = db();
     const jobs = createJobQueue(ctx);

@@ -189,30 +189,29 @@ export async function applyWebhookMessage(ctx: Context, inboxId: number | string
       .where('status', '=', 'active')
       .execute();
     const destinationIds = new Set<string>();
-    if (syncs.length > 0) {
-      const properties = [...new Set(syncs.map((s) => s.external_id_property))];
-      if (properties.length > 1) {
-        // applyMembershipDelta writes one id list to every sync of the cohort.
-        throw new AmpError(
-          'invalid_input',
-          `the syncs of cohort ${msg.cohort_id} map different external id properties (${properties.join(', ')}); webhook deltas need one mapping per cohort`,
-        );
-      }
-      const property = properties[0] ?? COHORT_FILE_USER_COLUMN;
+    // Each destination names the user property that is its external id, so one message is
+    // mapped once per property and applied to the syncs that use it. Each application is
+    // idempotent, so a failure part-way is repaired by applying the whole message again.
+    const byProperty = new Map<string, string[]>();
+    for (const s of syncs) byProperty.set(s.external_id_property, [...(byProperty.get(s.external_id_property) ?? []), s.id]);
+    if (byProperty.size > 0) {
       const stored = JSON.parse(msg.body) as { users: WebhookUser[] } | WebhookUser[];
       const users = Array.isArray(stored) ? stored : stored.users;
-      const externalIds: string[] = [];
-      for (const u of users) {
-        const id = mapWebhookUser(u, property);
-        if (id !== undefined) externalIds.push(id);
+      for (const [property, syncIds] of byProperty) {
+        const externalIds: string[] = [];
+        for (const u of users) {
+          const id = mapWebhookUser(u, property);
+          if (id !== undefined) externalIds.push(id);
+        }
+        const r = await applyMembershipDelta(ctx, {
+          cohortId: msg.cohort_id,
+          inCohort: msg.in_cohort === 1,
+          externalIds,
+          sourceTs: msg.computed_time,
+          syncIds,
+        });
+        r.destinationIds.forEach((d) => destinationIds.add(d));
       }
-      const r = await applyMembershipDelta(ctx, {
-        cohortId: msg.cohort_id,
-        inCohort: msg.in_cohort === 1,
-        externalIds,
-        sourceTs: msg.computed_time,
-      });
-      r.destinationIds.forEach((d) => destinationIds.add(d));
     }
     await db
       .updateTable('webhook_inbox')
