@@ -100,6 +100,8 @@ export class GraphileJobQueue implements JobQueue {
   private launchSpec: { concurrency: number; taskList: GraphileTaskList; cron: ReturnType<typeof parseCronItems> } | undefined;
   private stopping = false;
   private relaunching: Promise<void> | undefined;
+  /** Runners until they have stopped (a replaced one may still be finishing its jobs). */
+  private readonly draining = new Set<Promise<void>>();
   private fail!: (e: Error) => void;
   readonly failed = new Promise<Error>((resolve) => (this.fail = resolve));
   private poolSize = 4;
@@ -219,8 +221,10 @@ export class GraphileJobQueue implements JobQueue {
   private async launch(): Promise<void> {
     const spec = this.launchSpec;
     if (!spec) throw new AmpError('internal', 'job runner was not started');
+    const migration = await this.latestMigration();
     const events = new EventEmitter() as any;
     let poolId: string | undefined;
+    let runner: Runner | undefined;
     // graphile-worker 0.17 locks jobs and queues in the name of the worker *pool*, not of each worker.
     events.on('pool:create', ({ workerPool }: { workerPool: { id: string } }) => {
       const id = workerPool.id;
@@ -232,8 +236,9 @@ export class GraphileJobQueue implements JobQueue {
         await c.query(`select set_config('application_name', $1, false)`, [livenessName(id)]);
       }, 'could not take worker liveness lock');
     });
-    const migration = await this.latestMigration();
-    const runner = await run({
+    // A shutdown we did not ask for is replaced at once; the old pool finishes its running jobs.
+    events.on('pool:gracefulShutdown', () => void (runner && this.replace(runner, migration)));
+    runner = await run({
       pgPool: this.getPool(),
       schema: this.schema,
       concurrency: spec.concurrency,
@@ -248,10 +253,20 @@ export class GraphileJobQueue implements JobQueue {
     });
     this.runner = runner;
     await this.lockChain;
-    void runner.promise.then(
-      () => this.runnerStopped(runner, poolId, migration, undefined),
-      (e: unknown) => this.runnerStopped(runner, poolId, migration, e),
-    );
+    const stopped = runner;
+    const finished = stopped.promise
+      .catch((e: unknown) => log.warn({ err: toAmpError(e).message }, 'job runner stopped with an error'))
+      .then(async () => {
+        if (poolId) {
+          // Whatever the old pool left locked becomes fair game for the dead-worker sweep.
+          this.poolIds.delete(poolId);
+          const id = poolId;
+          this.withLockClient((c) => c.query('select pg_advisory_unlock(hashtext($1))', [LOCK_NS + id]), 'could not drop worker liveness lock');
+        }
+        await this.replace(stopped, migration);
+      });
+    this.draining.add(finished);
+    void finished.finally(() => this.draining.delete(finished));
   }
 
   /**
@@ -260,14 +275,10 @@ export class GraphileJobQueue implements JobQueue {
    * ampsignal in the same database (another schema: a second install, every test's fresh schema)
    * stopped ours too, and the process lived on working nothing. Unless our own schema moved, a new
    * pool takes over; if it did, this code is older than the schema and the process must go.
+   * A no-op for a runner that is no longer current (stop() asked for it, or already replaced).
    */
-  private async runnerStopped(runner: Runner, poolId: string | undefined, migration: number, err: unknown): Promise<void> {
-    if (poolId) {
-      // Whatever the old pool left locked becomes fair game for the dead-worker sweep.
-      this.poolIds.delete(poolId);
-      this.withLockClient((c) => c.query('select pg_advisory_unlock(hashtext($1))', [LOCK_NS + poolId]), 'could not drop worker liveness lock');
-    }
-    if (this.runner !== runner) return; // stop() asked for it
+  private async replace(old: Runner, migration: number): Promise<void> {
+    if (this.runner !== old || this.stopping) return;
     this.runner = undefined;
     // graphile sets the process exit code for its breaking-migration stop; whether we exit is decided here.
     if (process.exitCode === GRAPHILE_MIGRATED_EXIT_CODE) process.exitCode = undefined;
@@ -276,7 +287,7 @@ export class GraphileJobQueue implements JobQueue {
       this.fail(new AmpError('internal', `the job queue schema ${this.schema} was migrated (${migration} → ${now}) by a newer ampsignal; restart this process with that version`));
       return;
     }
-    log.warn({ err: err === undefined ? undefined : toAmpError(err).message, schema: this.schema }, 'job runner stopped by itself (another schema in this database migrated?); starting a new one');
+    log.warn({ schema: this.schema }, 'job runner stopped by itself (another schema in this database migrated?); starting a new one');
     if (this.stopping) return;
     // stop() waits for this launch, then stops whatever runner it left.
     this.relaunching = this.launch().catch((e) => this.fail(toAmpError(e)));
@@ -346,6 +357,8 @@ export class GraphileJobQueue implements JobQueue {
     const runner = this.runner;
     this.runner = undefined;
     if (runner) await runner.stop().catch((e) => log.error({ err: (e as Error).message }, 'graphile stop failed'));
+    await Promise.all(this.draining);
+    await this.lockChain;
     await this.lockClient?.end().catch(() => {});
     this.lockClient = undefined;
     const utils = this.utilsP;

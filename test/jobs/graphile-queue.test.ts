@@ -163,6 +163,36 @@ describe.skipIf(SKIP_POSTGRES)('graphile-worker adapter [postgres]', () => {
     await waitFor(async () => (await a.list()).length === 0, { what: 'every probe to run' });
   });
 
+  it('when another schema migrates, new jobs run at once while the stopped pool finishes a long job', async () => {
+    const g = held();
+    const ran: string[] = [];
+    const a = queue();
+    await a.start(
+      {
+        // Task names of their own: the other tests' runners on this schema are still running.
+        slow: async () => {
+          ran.push('long');
+          await g.promise;
+          ran.push('long done');
+        },
+        quick: async () => void ran.push('quick'),
+      },
+      { concurrency: 2 },
+    );
+    await a.add('slow', {}, { queue: 'app:4' });
+    await waitFor(() => ran.includes('long'), { what: 'the long job to start' });
+
+    const other = await freshContext();
+    if (other.ctx.store.target.dialect !== 'postgres') throw new Error('postgres only');
+    await migrateGraphile(other.ctx.store.target);
+    await a.add('quick', {}, { queue: 'app:5' });
+    await waitFor(() => ran.includes('quick'), { what: 'a new job to run while the long one still runs' });
+    expect(ran).toEqual(['long', 'quick']);
+
+    g.open();
+    await waitFor(async () => ran.includes('long done') && (await a.list()).length === 0, { what: 'the long job to finish and leave the queue' });
+  });
+
   it('a newer ampsignal migrating our own job schema makes the runner fail, so the process exits', async () => {
     const own = await freshContext();
     const a = queue(own.ctx);
