@@ -13,7 +13,7 @@ import { importCohortFile } from '../sync/cohorts';
 import { runSync, type RunView } from '../sync/run';
 import { createSync } from '../sync/syncs';
 import { globals, parseInput } from './output';
-import { progressBar, runSummary } from './runs';
+import { runSummary, withProgressBar } from './runs';
 
 export interface DemoOptions {
   /** Database URL; default a throwaway SQLite file in a temp dir (kept, so the printed commands work). */
@@ -166,12 +166,7 @@ export async function cohortFileSection(env: DemoEnv, users: number): Promise<Co
 }
 
 async function runWithBar(env: DemoEnv, syncId: string): Promise<RunView> {
-  const bar = progressBar(!env.progress);
-  try {
-    return await runSync(env.ctx, syncId, { trigger: 'manual', deliver: 'inline', ...(bar.onProgress ? { onProgress: bar.onProgress } : {}) });
-  } finally {
-    bar.stop();
-  }
+  return withProgressBar(!env.progress, (progress) => runSync(env.ctx, syncId, { trigger: 'manual', deliver: 'inline', ...progress }));
 }
 
 function indent(s: string): string {

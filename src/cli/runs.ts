@@ -29,25 +29,35 @@ export function runSummary(r: RunView): string {
  * A progress bar on stderr, only for a person at a terminal: never with --json, never when
  * stderr is piped (logs stay clean). Returns the onProgress callback and a stop function.
  */
-export function progressBar(json: boolean | undefined): { onProgress?: (p: RunProgress) => void; stop(): void } {
-  if (json || !process.stderr.isTTY) return { stop() {} };
+/**
+ * Runs `fn` with a progress bar on stderr for long deliveries (a terminal, not --json). `fn`
+ * spreads the given options into the run call: `{}` when there is no bar to feed.
+ */
+export async function withProgressBar<T>(quiet: boolean | undefined, fn: (progress: { onProgress?: (p: RunProgress) => void }) => Promise<T>): Promise<T> {
+  if (quiet || !process.stderr.isTTY) return fn({});
   const bar = new cliProgress.SingleBar(
     { stream: process.stderr, format: '{phase} [{bar}] {value}/{total}', hideCursor: true, clearOnComplete: true },
     cliProgress.Presets.shades_classic,
   );
   let started = false;
-  return {
-    onProgress(p) {
-      if (p.phase !== 'deliver' || p.total < 1000) return;
-      if (!started) {
-        bar.start(p.total, p.done, { phase: 'delivering' });
-        started = true;
-      } else bar.update(p.done, { phase: 'delivering' });
-    },
-    stop() {
-      if (started) bar.stop();
-    },
+  const onProgress = (p: RunProgress): void => {
+    if (p.phase !== 'deliver' || p.total < 1000) return;
+    if (!started) {
+      bar.start(p.total, p.done, { phase: 'delivering' });
+      started = true;
+    } else bar.update(p.done, { phase: 'delivering' });
   };
+  try {
+    return await fn({ onProgress });
+  } finally {
+    if (started) bar.stop();
+  }
+}
+
+/** Prints a finished run; a failed run makes the command exit 1. */
+export function printRun(json: boolean | undefined, r: RunView): void {
+  emit(json, r, () => runSummary(r));
+  if (r.status === 'failed') process.exitCode = 1;
 }
 
 const idArg = z.string().trim().min(1, 'a run id is required');
@@ -109,15 +119,7 @@ export function register(program: Command): void {
     .action(async (id: string, flags: { json?: boolean }, cmd: Command) => {
       const runId = parseInput(idArg, id);
       await withContext(cmd, async (ctx) => {
-        const bar = progressBar(flags.json);
-        let r;
-        try {
-          r = await approveRun(ctx, runId, bar.onProgress ? { onProgress: bar.onProgress } : {});
-        } finally {
-          bar.stop();
-        }
-        emit(flags.json, r, () => runSummary(r));
-        if (r.status === 'failed') process.exitCode = 1;
+        printRun(flags.json, await withProgressBar(flags.json, (progress) => approveRun(ctx, runId, progress)));
       });
     });
 

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { runSync } from '../sync/run';
 import { CADENCES, createSync, deleteSync, getSync, listSyncs, syncView, type SyncView } from '../sync/syncs';
 import { emit, parseInput, withContext } from './output';
-import { progressBar, runSummary } from './runs';
+import { printRun, withProgressBar } from './runs';
 
 const idArg = z.string().trim().min(1, 'a sync id is required');
 
@@ -63,20 +63,10 @@ export function register(program: Command): void {
     .action(async (id: string, flags: { dryRun?: boolean; json?: boolean }, cmd: Command) => {
       const syncId = parseInput(idArg, id);
       await withContext(cmd, async (ctx) => {
-        const bar = progressBar(flags.json);
-        let r;
-        try {
-          r = await runSync(ctx, syncId, {
-            dryRun: flags.dryRun === true,
-            trigger: 'manual',
-            deliver: 'inline',
-            ...(bar.onProgress ? { onProgress: bar.onProgress } : {}),
-          });
-        } finally {
-          bar.stop();
-        }
-        emit(flags.json, r, () => runSummary(r));
-        if (r.status === 'failed') process.exitCode = 1;
+        const r = await withProgressBar(flags.json, (progress) =>
+          runSync(ctx, syncId, { dryRun: flags.dryRun === true, trigger: 'manual', deliver: 'inline', ...progress }),
+        );
+        printRun(flags.json, r);
       });
     });
 
