@@ -6,6 +6,7 @@ import { createJobQueue } from '../../src/jobs';
 import { buildServer } from '../../src/server/app';
 import type { Context } from '../../src/store';
 import { describeEachDialect } from '../helpers/db';
+import { seedCohort, seedDestination, seedStream, seedStreamEvents } from '../helpers/seed';
 
 const TOKEN = 'test-admin-token-0123456789';
 const OS_KEY = 'os-app-key-PLAINTEXT-never-returned';
@@ -21,30 +22,12 @@ async function listen(app: FastifyInstance): Promise<string> {
 async function seed(ctx: Context, osUrl: string, appId: string) {
   const db = ctx.store.db;
   const now = Date.now();
-  await db
-    .insertInto('destinations')
-    .values({
-      id: 'dst_seed',
-      name: 'Seeded app',
-      kind: 'onesignal',
-      source_id: null,
-      app_id: appId,
-      api_key_enc: ctx.secrets.encrypt(OS_KEY),
-      api_url: osUrl,
-      tag_key_template: 'amp_cohort_{cohort_id}',
-      external_id_property: 'user_id',
-      max_tags_per_user: 10,
-      rate_limit_per_second: 1000,
-      status: 'active',
-      status_reason: null,
-      created_at: now,
-    })
-    .execute();
+  await seedDestination(ctx, { id: 'dst_seed', name: 'Seeded app', app_id: appId, api_key: OS_KEY, api_url: osUrl, created_at: now });
   for (const [id, name] of [
     ['coh_seed', 'Seeded cohort'],
     ['coh_file', 'Power users'],
   ] as const) {
-    await db.insertInto('cohorts').values({ id, source_id: null, name, origin: 'file', size: 5, last_computed: now, created_at: now, updated_at: now }).execute();
+    await seedCohort(ctx, { id, name, size: 5, last_computed: now, created_at: now });
   }
   await db
     .insertInto('cohort_members')
@@ -115,38 +98,19 @@ async function seed(ctx: Context, osUrl: string, appId: string) {
       ledger('d-pending', null, 1, 0, null),
     ])
     .execute();
-  await db
-    .insertInto('streams')
-    .values({
-      id: 'str_seed',
-      name: 'Push events',
-      amplitude_api_key_enc: ctx.secrets.encrypt(AMP_KEY),
-      region: 'us',
-      amplitude_url: null,
-      webhook_secret_enc: ctx.secrets.encrypt(HOOK_SECRET),
-      event_names: null,
-      status: 'active',
-      status_reason: null,
-      duplicates: 2,
-      created_at: now,
-    })
-    .execute();
-  const ev = (event_id: string, status: string, reason: string | null) => ({
-    stream_id: 'str_seed',
-    event_id,
-    kind: 'push.clicked',
-    payload: JSON.stringify({ event_type: '[Onesignal] Push Clicked', user_id: 'u1', insert_id: event_id }),
-    status,
-    attempts: status === 'dead' ? 1 : 0,
-    next_attempt_at: now,
-    reason,
-    received_at: now,
-    forwarded_at: status === 'forwarded' ? now : null,
-  });
-  await db
-    .insertInto('stream_events')
-    .values([ev('e1', 'forwarded', null), ev('e2', 'forwarded', null), ev('e3', 'pending', null), ev('e4', 'dead', 'Invalid field values on some events: user_id too short')])
-    .execute();
+  await seedStream(ctx, { id: 'str_seed', name: 'Push events', amplitude_api_key: AMP_KEY, webhook_secret: HOOK_SECRET, duplicates: 2, created_at: now });
+  const events = [
+    { event_id: 'e1', status: 'forwarded' },
+    { event_id: 'e2', status: 'forwarded' },
+    { event_id: 'e3', status: 'pending' },
+    { event_id: 'e4', status: 'dead', reason: 'Invalid field values on some events: user_id too short' },
+  ];
+  await seedStreamEvents(
+    ctx,
+    'str_seed',
+    events.map((e) => ({ ...e, payload: JSON.stringify({ event_type: '[Onesignal] Push Clicked', user_id: 'u1', insert_id: e.event_id }) })),
+    now,
+  );
 }
 
 describeEachDialect('admin API', (db) => {
@@ -408,10 +372,7 @@ describeEachDialect('admin API without a token', (db) => {
 
       // Names come from Amplitude and users: they are escaped, never markup.
       const now = Date.now();
-      await db()
-        .ctx.store.db.insertInto('cohorts')
-        .values({ id: 'coh_xss', source_id: null, name: '<script>alert("pwned")</script>', origin: 'file', size: 1, last_computed: now, created_at: now, updated_at: now })
-        .execute();
+      await seedCohort(db().ctx, { id: 'coh_xss', name: '<script>alert("pwned")</script>', size: 1, last_computed: now, created_at: now });
       const cohorts = await (await fetch(base + '/cohorts', { headers: { cookie: jar } })).text();
       expect(cohorts).toContain('&lt;script>alert(&#34;pwned&#34;)&lt;/script>');
       expect(cohorts).not.toContain('<script>alert');

@@ -1,19 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OneSignalClient } from '../../src/connectors/onesignal/client';
-import { AmpError } from '../../src/errors';
 import { startOneSignalEmulator, type OneSignalEmulator } from '../../src/emulators/onesignal';
 import { startCli } from '../cli/proc';
-
-async function caught(p: Promise<unknown>): Promise<AmpError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(AmpError);
-    return e as AmpError;
-  }
-  throw new Error('expected a rejection');
-}
+import { caught } from '../helpers/errors';
 
 // Each test gets its own app (ids are process-wide limiter keys), on one shared emulator.
 describe('OneSignalClient against the emulator', () => {

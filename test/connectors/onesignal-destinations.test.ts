@@ -11,19 +11,9 @@ import {
 } from '../../src/connectors/onesignal/destinations';
 import { renderTagKey } from '../../src/connectors/onesignal/definition';
 import { catalog, getConnector } from '../../src/connectors/catalog';
-import { AmpError } from '../../src/errors';
 import { startOneSignalEmulator, type OneSignalEmulator } from '../../src/emulators/onesignal';
 import { describeEachDialect } from '../helpers/db';
-
-async function caught(p: Promise<unknown>): Promise<AmpError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(AmpError);
-    return e as AmpError;
-  }
-  throw new Error('expected a rejection');
-}
+import { caught } from '../helpers/errors';
 
 let emu: OneSignalEmulator;
 const app = { appId: randomUUID(), apiKey: `key-${randomUUID()}` };

@@ -4,6 +4,7 @@ import { enqueueDueSyncs, nextRunAt } from '../../src/jobs/schedule';
 import { ABANDONED_RUN_MS, failAbandonedRuns, getRunView } from '../../src/sync/runs';
 import { openContext, type Context } from '../../src/store';
 import { describeEachDialect } from '../helpers/db';
+import { seedCohort, seedDestination } from '../helpers/seed';
 
 const HOUR = 3_600_000;
 
@@ -30,31 +31,9 @@ describeEachDialect('enqueueDueSyncs', (db) => {
 
   async function seedSync(ctx: Context, id: string, cadence: string, nextRun: number | null): Promise<void> {
     const now = Date.now();
-    const d = ctx.store.db;
-    await d
-      .insertInto('destinations')
-      .values({
-        id: `dst_${id}`,
-        name: `dest ${id}`,
-        kind: 'onesignal',
-        source_id: null,
-        app_id: `app-${id}`,
-        api_key_enc: ctx.secrets.encrypt('key'),
-        api_url: 'http://127.0.0.1:1',
-        tag_key_template: 'amp_cohort_{cohort_id}',
-        external_id_property: 'user_id',
-        max_tags_per_user: 10,
-        rate_limit_per_second: 1000,
-        status: 'active',
-        status_reason: null,
-        created_at: now,
-      })
-      .execute();
-    await d
-      .insertInto('cohorts')
-      .values({ id: `coh_${id}`, source_id: null, name: `cohort ${id}`, origin: 'file', size: 0, last_computed: null, created_at: now, updated_at: now })
-      .execute();
-    await d
+    await seedDestination(ctx, { id: `dst_${id}`, name: `dest ${id}`, app_id: `app-${id}`, api_key: 'key', api_url: 'http://127.0.0.1:1', created_at: now });
+    await seedCohort(ctx, { id: `coh_${id}`, name: `cohort ${id}`, created_at: now });
+    await ctx.store.db
       .insertInto('syncs')
       .values({
         id,

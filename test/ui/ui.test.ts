@@ -7,6 +7,7 @@ import { startOneSignalEmulator, type OneSignalEmulator } from '../../src/emulat
 import { buildServer } from '../../src/server/app';
 import type { Context } from '../../src/store';
 import { describeEachDialect } from '../helpers/db';
+import { seedCohort, seedStream, seedStreamEvents } from '../helpers/seed';
 
 const CHROMIUM = '/usr/bin/chromium';
 // Locally a machine without Chromium skips; under CI=true the launch runs and fails loudly.
@@ -18,46 +19,22 @@ const OS_KEY = 'ui-os-key-PLAINTEXT';
 async function seed(ctx: Context) {
   const db = ctx.store.db;
   const now = Date.now();
-  await db
-    .insertInto('cohorts')
-    .values({ id: 'coh_ui', source_id: null, name: 'Trial users', origin: 'file', size: 4, last_computed: now, created_at: now, updated_at: now })
-    .execute();
+  await seedCohort(ctx, { id: 'coh_ui', name: 'Trial users', size: 4, last_computed: now, created_at: now });
   await db
     .insertInto('cohort_members')
     .values(['u1', 'u2', 'u3', 'u4'].map((external_id) => ({ cohort_id: 'coh_ui', external_id })))
     .execute();
-  await db
-    .insertInto('streams')
-    .values({
-      id: 'str_ui',
-      name: 'Push events',
-      amplitude_api_key_enc: ctx.secrets.encrypt('amp-key'),
-      region: 'us',
-      amplitude_url: null,
-      webhook_secret_enc: ctx.secrets.encrypt('hook-secret'),
-      event_names: null,
-      status: 'active',
-      status_reason: null,
-      duplicates: 1,
-      created_at: now,
-    })
-    .execute();
-  const ev = (event_id: string, status: string, reason: string | null) => ({
-    stream_id: 'str_ui',
-    event_id,
-    kind: 'push.clicked',
-    payload: '{}',
-    status,
-    attempts: 1,
-    next_attempt_at: now,
-    reason,
-    received_at: now,
-    forwarded_at: status === 'forwarded' ? now : null,
-  });
-  await db
-    .insertInto('stream_events')
-    .values([ev('ev-1', 'forwarded', null), ev('ev-2', 'forwarded', null), ev('ev-3', 'dead', 'user_id is too short (Amplitude 400)')])
-    .execute();
+  await seedStream(ctx, { id: 'str_ui', name: 'Push events', amplitude_api_key: 'amp-key', webhook_secret: 'hook-secret', duplicates: 1, created_at: now });
+  await seedStreamEvents(
+    ctx,
+    'str_ui',
+    [
+      { event_id: 'ev-1', status: 'forwarded', attempts: 1 },
+      { event_id: 'ev-2', status: 'forwarded', attempts: 1 },
+      { event_id: 'ev-3', status: 'dead', attempts: 1, reason: 'user_id is too short (Amplitude 400)' },
+    ],
+    now,
+  );
 }
 
 describeEachDialect('web UI in headless Chromium', (db) => {
