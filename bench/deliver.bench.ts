@@ -23,6 +23,7 @@ import { importCohortFile } from '../src/sync/cohorts';
 import { deliverDestination } from '../src/sync/deliver';
 import { runSync } from '../src/sync/run';
 import { createSync, type SyncRow } from '../src/sync/syncs';
+import { median } from './load';
 
 const USERS = 20_000;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -199,11 +200,6 @@ async function ceiling(url: string, appId: string, apiKey: string, usersFile: st
   if (r.non2xx > 0 || r.errors > 0) throw new Error(`autocannon saw ${r.non2xx} non-2xx answers and ${r.errors} errors`);
   return r;
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 export async function run(): Promise<Record<string, unknown>> {
   const loadStart = Math.round(loadavg()[0]! * 10) / 10;
