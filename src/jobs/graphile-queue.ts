@@ -129,11 +129,10 @@ export class GraphileJobQueue implements JobQueue {
   }
 
   private utils(): Promise<WorkerUtils> {
-    this.utilsP ??= (async () => {
-      const u = await makeWorkerUtils({ pgPool: this.getPool(), schema: this.schema, logger: graphileLogger() });
-      await withMigrationLock(this.getPool(), this.schema, () => u.migrate());
-      return u;
-    })();
+    // makeWorkerUtils migrates the schema itself, so it is what must run under the lock.
+    this.utilsP ??= withMigrationLock(this.getPool(), this.schema, () =>
+      makeWorkerUtils({ pgPool: this.getPool(), schema: this.schema, logger: graphileLogger() }),
+    );
     this.utilsP.catch(() => {
       this.utilsP = undefined;
     });
