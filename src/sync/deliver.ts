@@ -260,11 +260,18 @@ async function countPending(ctx: Context, destinationId: string): Promise<number
   return Number(r.rows[0]?.n ?? 0);
 }
 
+/**
+ * Leases still held here belong to rows claimed but not answered (an abort): pending rows, so the
+ * pending-rows index finds them. A row another writer settled meanwhile keeps an inert lease (it is
+ * not claimable work) until it runs out; spelling `desired <> confirmed` is what lets SQLite use
+ * the partial index instead of scanning the whole ledger once per pass.
+ */
 async function releaseLeases(ctx: Context, destinationId: string, workerId: string): Promise<void> {
   await ctx.store.db
     .updateTable('ledger')
     .set({ lease_owner: null, lease_until: null })
     .where('destination_id', '=', destinationId)
+    .whereRef('desired', '<>', 'confirmed')
     .where('lease_owner', '=', workerId)
     .execute();
 }
@@ -273,12 +280,14 @@ type Client = ReturnType<typeof clientForDestination>;
 
 async function confirmedTagCounts(ctx: Context, destinationId: string, users: string[]): Promise<Map<string, number>> {
   const out = new Map<string, number>();
+  // By primary key (sync, user) over the destination's syncs: the ledger has no index that
+  // starts with the destination, and a full scan per claimed chunk stalls big ledgers.
   const rows = await ctx.store.db
     .selectFrom('ledger')
     .select(['external_id', (eb) => eb.fn.countAll<number>().as('n')])
-    .where('destination_id', '=', destinationId)
-    .where('confirmed', '=', 1)
+    .where('sync_id', 'in', (eb) => eb.selectFrom('syncs').select('id').where('destination_id', '=', destinationId))
     .where('external_id', 'in', users)
+    .where('confirmed', '=', 1)
     .groupBy('external_id')
     .execute();
   for (const r of rows) out.set(r.external_id, Number(r.n));
