@@ -82,6 +82,7 @@ export async function createStream(ctx: Context, input: StreamInput): Promise<{ 
     status: 'active',
     status_reason: null,
     duplicates: 0,
+    pruned_forwarded: 0,
     created_at: Date.now(),
   };
   try {
@@ -116,7 +117,8 @@ export async function streamCounters(ctx: Context, id: string): Promise<StreamCo
   ]);
   const by: Record<string, number> = {};
   for (const g of groups) by[g.status] = Number(g.n);
-  const forwarded = by.forwarded ?? 0;
+  // Forwarded events pruned after the retention period (src/jobs/retention.ts) still count.
+  const forwarded = (by.forwarded ?? 0) + Number(row.pruned_forwarded);
   const dead = by.dead ?? 0;
   const pending = by.pending ?? 0;
   return { received: forwarded + dead + pending, duplicates: Number(row.duplicates), forwarded, dead_lettered: dead, pending };

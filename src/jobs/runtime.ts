@@ -1,6 +1,7 @@
 import type { Context } from '../store';
 import { createJobQueue, type JobQueueOptions } from './index';
 import type { JobQueue } from './port';
+import { retentionMs } from './retention';
 import { buildTasks, SCHEDULE_CRONTAB } from './tasks';
 
 /**
@@ -8,6 +9,8 @@ import { buildTasks, SCHEDULE_CRONTAB } from './tasks';
  * at once so syncs that fell due while nothing was running are not kept waiting a minute.
  */
 export async function startWorker(ctx: Context, opts: { concurrency: number; queue?: JobQueueOptions; jobs?: JobQueue }): Promise<JobQueue> {
+  // A bad AMPSIGNAL_RETENTION_DAYS stops the start with one line, not every tick later.
+  retentionMs();
   const jobs = opts.jobs ?? createJobQueue(ctx, opts.queue);
   await jobs.start(buildTasks(ctx, jobs), { concurrency: opts.concurrency, crontab: SCHEDULE_CRONTAB });
   await jobs.add('schedule.tick', {}, { jobKey: 'schedule.tick:start' });

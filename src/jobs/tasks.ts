@@ -5,6 +5,7 @@ import type { Context } from '../store';
 import { deliverDestination, nextRetryAt } from '../sync/deliver';
 import { runSync } from '../sync/run';
 import { failAbandonedRuns } from '../sync/runs';
+import { pruneExpired } from './retention';
 import { log } from '../telemetry/logger';
 import type { CronItem, JobQueue, TaskList } from './port';
 import { enqueueDueSyncs } from './schedule';
@@ -106,6 +107,8 @@ export function buildTasks(ctx: Context, jobs: JobQueue): TaskList {
       for (const id of swept.destinationIds) await enqueueDelivery(ctx, jobs, id);
       const abandoned = await failAbandonedRuns(ctx);
       if (abandoned.length) log.warn({ runs: abandoned }, 'runs abandoned by a stopped process marked failed');
+      const pruned = await pruneExpired(ctx);
+      if (pruned.events || pruned.webhooks) log.info(pruned, 'pruned forwarded events and applied webhook messages past retention');
     },
   };
 }

@@ -6,6 +6,7 @@ import * as m002 from './migrations/002_sync';
 import * as m003 from './migrations/003_pacing_handoff';
 import * as m004 from './migrations/004_inbox_body';
 import * as m005 from './migrations/005_ledger_run_open';
+import * as m006 from './migrations/006_retention';
 
 type DialectMigration = { up: (db: any, dialect: Store['dialect']) => Promise<void> };
 
@@ -16,6 +17,7 @@ const MIGRATIONS: Record<string, DialectMigration> = {
   '003_pacing_handoff': m003,
   '004_inbox_body': m004,
   '005_ledger_run_open': m005,
+  '006_retention': m006,
 };
 
 function migrator(store: Store): Migrator {

@@ -160,6 +160,8 @@ export interface StreamsTable {
   status: string; // 'active' | 'paused'
   status_reason: string | null;
   duplicates: number;
+  /** Forwarded events removed from the outbox after the retention period (still counted). */
+  pruned_forwarded: number;
   created_at: number;
 }
 

@@ -64,6 +64,13 @@ describe.skipIf(SKIP_POSTGRES)('ampsignal worker on PostgreSQL', () => {
 });
 
 describe('ampsignal worker flags', () => {
+  it('refuses a bad AMPSIGNAL_RETENTION_DAYS at start with one line and exit 2', async () => {
+    const url = await scope.freshDb('sqlite');
+    const r = await runCli(['--db', url, 'worker', '--migrate'], { AMPSIGNAL_RETENTION_DAYS: 'forever' });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trimEnd().split('\n')).toEqual(['ampsignal: AMPSIGNAL_RETENTION_DAYS must be a number of days (got "forever")']);
+  });
+
   it('rejects a bad --concurrency with a readable line', async () => {
     const r = await runCli(['worker', '--concurrency', 'lots']);
     expect(r.code).toBe(2);

@@ -56,6 +56,7 @@ export async function seedStream(ctx: Context, { amplitude_api_key, webhook_secr
       status: 'active',
       status_reason: null,
       duplicates: 0,
+      pruned_forwarded: 0,
       created_at: Date.now(),
       ...fields,
       amplitude_api_key_enc: ctx.secrets.encrypt(amplitude_api_key),

@@ -252,7 +252,7 @@ export interface StreamRead {
 async function queryStreams(ctx: Context, id?: string): Promise<StreamRead[]> {
   let q = ctx.store.db
     .selectFrom('streams')
-    .select(['id', 'name', 'region', 'amplitude_url', 'status', 'status_reason', 'created_at', 'duplicates'])
+    .select(['id', 'name', 'region', 'amplitude_url', 'status', 'status_reason', 'created_at', 'duplicates', 'pruned_forwarded'])
     .orderBy('name');
   if (id !== undefined) q = q.where('id', '=', id);
   const streams = await q.execute();
@@ -276,7 +276,8 @@ async function queryStreams(ctx: Context, id?: string): Promise<StreamRead[]> {
   const count = (sid: string, status: string) =>
     num(counts.find((c) => c.stream_id === sid && c.status === status)?.n);
   return streams.map((s) => {
-    const forwarded = count(s.id, 'forwarded');
+    // Forwarded events pruned after the retention period (src/jobs/retention.ts) still count.
+    const forwarded = count(s.id, 'forwarded') + num(s.pruned_forwarded);
     const dead = count(s.id, 'dead');
     const pending = count(s.id, 'pending');
     return {

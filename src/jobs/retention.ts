@@ -1,0 +1,125 @@
+import { sql } from 'kysely';
+import { z } from 'zod';
+import { AmpError } from '../errors';
+import type { Context } from '../store';
+
+/**
+ * What the scheduler tick lets go of, so the database does not grow for ever: forwarded events
+ * (each keeps its mapped payload, ~1 kB) and applied cohort-webhook messages (up to ~100 kB each)
+ * older than the retention period. Pending events, dead letters and messages that failed to apply
+ * stay until someone acts on them. The default, 7 days, is Amplitude's insert_id dedupe window
+ * (reference amplitude-api.md §5): within it a retried OneSignal delivery is still caught here by
+ * its event id; OneSignal's own retries end within hours.
+ */
+export const DEFAULT_RETENTION_DAYS = 7;
+const DAY_MS = 86_400_000;
+/** Rows deleted per statement, and at most per tick: a backlog drains over a few minutes. */
+const CHUNK = 5_000;
+const MAX_PER_TICK = 100_000;
+
+const retentionDays = z.coerce
+  .number({ message: 'must be a number of days' })
+  .positive('must be more than 0 days')
+  .max(3650, 'must be at most 3650 days');
+
+/** The retention period in ms, from AMPSIGNAL_RETENTION_DAYS (default 7). */
+export function retentionMs(raw: string | undefined = process.env.AMPSIGNAL_RETENTION_DAYS): number {
+  if (raw === undefined || raw.trim() === '') return DEFAULT_RETENTION_DAYS * DAY_MS;
+  const r = retentionDays.safeParse(raw);
+  if (!r.success) throw new AmpError('invalid_input', `AMPSIGNAL_RETENTION_DAYS ${r.error.issues[0]?.message ?? 'is invalid'} (got "${raw}")`);
+  return r.data * DAY_MS;
+}
+
+export interface PruneResult {
+  events: number;
+  webhooks: number;
+}
+
+export async function pruneExpired(ctx: Context, opts: { now?: number; keepMs?: number } = {}): Promise<PruneResult> {
+  const cutoff = (opts.now ?? Date.now()) - (opts.keepMs ?? retentionMs());
+  return { events: await pruneForwardedEvents(ctx, cutoff), webhooks: await pruneAppliedWebhooks(ctx, cutoff) };
+}
+
+/**
+ * The highest id whose row was received before `cutoff`, found by binary search over the primary
+ * key: ids grow with arrival time, and neither table has (nor should pay for) an index on
+ * received_at. A few dozen key lookups instead of a scan of every recent row.
+ */
+async function lastIdBefore(ctx: Context, table: 'stream_events' | 'webhook_inbox', cutoff: number): Promise<number | null> {
+  const t = sql.table(table);
+  const at = async (minId: number, dir: 'asc' | 'desc' = 'asc') => {
+    const r = await sql<{ id: number; received_at: number }>`
+      SELECT id, received_at FROM ${t} WHERE id >= ${minId} ORDER BY id ${sql.raw(dir)} LIMIT 1`.execute(ctx.store.db);
+    const row = r.rows[0];
+    return row ? { id: Number(row.id), receivedAt: Number(row.received_at) } : undefined;
+  };
+  const first = await at(0);
+  if (!first || first.receivedAt >= cutoff) return null;
+  const last = (await at(0, 'desc'))!;
+  if (last.receivedAt < cutoff) return last.id;
+  let lo = first.id; // received before the cutoff
+  let hi = last.id; // received at or after it (or no row at all)
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    const row = (await at(mid))!;
+    if (row.receivedAt < cutoff) lo = row.id;
+    else hi = mid;
+  }
+  return lo;
+}
+
+async function pruneForwardedEvents(ctx: Context, cutoff: number): Promise<number> {
+  const upTo = await lastIdBefore(ctx, 'stream_events', cutoff);
+  if (upTo === null) return 0;
+  const streams = await ctx.store.db.selectFrom('streams').select('id').execute();
+  let total = 0;
+  for (const { id: streamId } of streams) {
+    while (total < MAX_PER_TICK) {
+      // The count moves to the stream in the same transaction, so its counters never dip.
+      const n = await ctx.store.db.transaction().execute(async (trx) => {
+        const r = await trx
+          .deleteFrom('stream_events')
+          .where('id', 'in', (eb) =>
+            eb
+              .selectFrom('stream_events')
+              .select('id')
+              .where('stream_id', '=', streamId)
+              .where('status', '=', 'forwarded')
+              .where('id', '<=', upTo)
+              .limit(CHUNK),
+          )
+          .executeTakeFirst();
+        const deleted = Number(r.numDeletedRows);
+        if (deleted > 0) {
+          await trx
+            .updateTable('streams')
+            .set((eb) => ({ pruned_forwarded: eb('pruned_forwarded', '+', deleted) }))
+            .where('id', '=', streamId)
+            .execute();
+        }
+        return deleted;
+      });
+      total += n;
+      if (n < CHUNK) break;
+    }
+  }
+  return total;
+}
+
+async function pruneAppliedWebhooks(ctx: Context, cutoff: number): Promise<number> {
+  const upTo = await lastIdBefore(ctx, 'webhook_inbox', cutoff);
+  if (upTo === null) return 0;
+  let total = 0;
+  while (total < MAX_PER_TICK) {
+    const r = await ctx.store.db
+      .deleteFrom('webhook_inbox')
+      .where('id', 'in', (eb) =>
+        eb.selectFrom('webhook_inbox').select('id').where('id', '<=', upTo).where('applied_at', 'is not', null).where('error', 'is', null).limit(CHUNK),
+      )
+      .executeTakeFirst();
+    const n = Number(r.numDeletedRows);
+    total += n;
+    if (n < CHUNK) break;
+  }
+  return total;
+}
