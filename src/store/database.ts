@@ -2,8 +2,9 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Kysely, SqliteDialect, sql } from 'kysely';
 import { AmpError } from '../errors';
+import { ScopedPostgresDialect } from './pg-introspector';
 import type { DB } from './schema';
 import { parseDatabaseUrl, redactUrl, type DatabaseTarget } from './url';
 
@@ -81,7 +82,7 @@ export async function openStore(url: string): Promise<Store> {
     await pool.end().catch(() => {});
     throw describePgConnectError(target, e);
   }
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<DB>({ dialect: new ScopedPostgresDialect({ pool }) });
   return {
     db,
     dialect: 'postgres',

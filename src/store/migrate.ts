@@ -35,47 +35,19 @@ function migrator(store: Store): Migrator {
   });
 }
 
-// Kysely's PostgreSQL introspector reads every schema's tables, calling pg_get_serial_sequence on
-// each; a schema another client drops in that instant (tests drop theirs; so may an operator)
-// fails our migration with 3F000 "schema … does not exist". The race has nothing to do with our
-// schema, so a short retry (after the other DROP has had time to commit) is the whole fix.
-const CATALOG_RACE_CODES = new Set(['3F000', '42P01']);
-const CATALOG_RACE_ATTEMPTS = 6;
-const CATALOG_RACE_BACKOFF_MS = 50;
-
-function isCatalogRace(store: Store, e: unknown): boolean {
-  // The migrator's failure arrives wrapped in our AmpError, with the driver's error as its cause.
-  const err = e as { code?: string; cause?: { code?: string } } | undefined;
-  return store.dialect === 'postgres' && [err?.code, err?.cause?.code].some((c) => c !== undefined && CATALOG_RACE_CODES.has(c));
-}
-
-async function retryingCatalogRace<T>(store: Store, attempt: () => Promise<T>): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await attempt();
-    } catch (e) {
-      if (i >= CATALOG_RACE_ATTEMPTS || !isCatalogRace(store, e)) throw e;
-      // Give the other client's DROP time to commit before reading the catalog again.
-      await new Promise((r) => setTimeout(r, CATALOG_RACE_BACKOFF_MS * i));
-    }
-  }
-}
-
 export async function pendingMigrations(store: Store): Promise<string[]> {
-  const all = await retryingCatalogRace(store, () => migrator(store).getMigrations());
+  const all = await migrator(store).getMigrations();
   return all.filter((m) => !m.executedAt).map((m) => m.name);
 }
 
 /** Applies every pending migration, each in its own transaction; a failure leaves the database at the last good one. */
-export function migrateToLatest(store: Store): Promise<string[]> {
-  return retryingCatalogRace(store, async () => {
-    const { error, results } = await migrator(store).migrateToLatest();
-    if (error) {
-      const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
-      throw new AmpError('internal', `migration ${failed} failed: ${(error as Error).message}`, { cause: error });
-    }
-    return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
-  });
+export async function migrateToLatest(store: Store): Promise<string[]> {
+  const { error, results } = await migrator(store).migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    throw new AmpError('internal', `migration ${failed} failed: ${(error as Error).message}`, { cause: error });
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
 
 export async function assertMigrated(store: Store): Promise<void> {

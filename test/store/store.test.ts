@@ -76,20 +76,24 @@ describe('secrets at rest', () => {
 });
 
 describe.skipIf(SKIP_POSTGRES)('migrations beside other schemas [postgres]', () => {
-  // Kysely's introspector reads every schema of the database; one dropped by another client in
-  // that instant used to fail our migration with `schema "…" does not exist` (seen in CI).
-  it('migrate succeeds while other clients drop their schemas', async () => {
+  // Kysely's introspector reads every schema of the database; one dropped or altered by another
+  // client in that instant failed our migration with `schema "…" does not exist` or `column "…" of
+  // relation "…" does not exist` (both seen in CI, the second beside graphile-worker migrating).
+  it('migrate succeeds while other clients alter and drop their schemas', async () => {
     const admin = new pg.Client({ connectionString: PG_URL });
     await admin.connect();
     const prefix = `race_${process.pid}_`;
-    const others = Array.from({ length: 40 }, (_, i) => `${prefix}${i}`);
+    const others = Array.from({ length: 80 }, (_, i) => `${prefix}${i}`);
     try {
       for (const s of others) {
         await admin.query(`CREATE SCHEMA "${s}"; CREATE TABLE "${s}".a (id serial primary key, b text); CREATE TABLE "${s}".c (id serial primary key)`);
       }
       let dropping = true;
       const dropper = (async () => {
-        for (const s of others) await admin.query(`DROP SCHEMA "${s}" CASCADE`);
+        for (const s of others) {
+          await admin.query(`ALTER TABLE "${s}".a RENAME COLUMN b TO b2; ALTER TABLE "${s}".a DROP COLUMN b2; ALTER TABLE "${s}".c RENAME TO c2`);
+          await admin.query(`DROP SCHEMA "${s}" CASCADE`);
+        }
       })().finally(() => (dropping = false));
       const outcomes: string[] = [];
       while (dropping || outcomes.length < 3) {
