@@ -1,0 +1,43 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { createSource } from '../../src/connectors/amplitude/sources';
+import { applyPendingWebhooks, parseWebhookPayload, storeWebhook } from '../../src/connectors/amplitude/webhooks';
+import { createDestination } from '../../src/connectors/onesignal/destinations';
+import { pruneExpired } from '../../src/jobs/retention';
+import { openContext } from '../../src/store';
+import { createSync } from '../../src/sync/syncs';
+import { freshDatabaseUrl } from '../helpers/db';
+import { fullScansDuring } from '../helpers/plans';
+
+// The inbox keeps a retention period of cohort messages of up to ~100 kB each, and SQLite reaches
+// the columns after `body` only through its overflow pages: the minute sweep for unapplied
+// messages must not read them all.
+describe('cohort webhook query plans [sqlite]', () => {
+  const closers: Array<() => Promise<void>> = [];
+  afterAll(async () => {
+    for (const c of closers) await c();
+  });
+
+  it('storing, applying, sweeping and pruning messages never scans the inbox or the ledger', async () => {
+    const fresh = await freshDatabaseUrl('sqlite');
+    const ctx = await openContext({ db: fresh.url, migrate: 'auto' });
+    closers.push(fresh.cleanup, () => ctx.close());
+    const source = await createSource(ctx, { name: 'plans', api_key: 'k', secret_key: 's', api_url: 'http://127.0.0.1:9' });
+    const dest = await createDestination(ctx, { name: 'plans', app_id: '00000000-0000-4000-8000-0000000000aa', api_key: 'k', api_url: 'http://127.0.0.1:9', source_id: source.id });
+    const message = (i: number) =>
+      parseWebhookPayload({ cohort_id: 'coh_p', cohort_name: 'P', in_cohort: i % 2 === 0, computed_time: String(1000 + i), message_id: `m${i}`, users: [{ user_id: `u${i}` }, { user_id: 'u0' }] });
+    const first = message(0);
+    await storeWebhook(ctx, source.id, first, JSON.stringify(first));
+    await applyPendingWebhooks(ctx);
+    await createSync(ctx, { cohortId: 'coh_p', destinationId: dest.id, cadence: 'realtime' });
+
+    const scans = await fullScansDuring(ctx, ['webhook_inbox', 'ledger'], async () => {
+      for (let i = 1; i < 6; i++) {
+        const p = message(i);
+        await storeWebhook(ctx, source.id, p, JSON.stringify(p));
+      }
+      expect(await applyPendingWebhooks(ctx)).toMatchObject({ applied: 5, failed: 0 });
+      await pruneExpired(ctx, { keepMs: 0 });
+    });
+    expect(scans).toEqual([]);
+  });
+});

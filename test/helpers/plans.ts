@@ -1,0 +1,39 @@
+import type { Context } from '../../src/store';
+
+/**
+ * Runs `fn` while recording every statement prepared on the store's SQLite handle (Kysely's and
+ * our raw ones) with the arguments it ran with, then returns the statements whose query plan
+ * scans all of one of `tables` (EXPLAIN QUERY PLAN "SCAN <table>"), whitespace folded. Statements on a
+ * run's TEMP snapshot are skipped: they are gone by then.
+ */
+export async function fullScansDuring(ctx: Context, tables: string | string[], fn: () => Promise<unknown>): Promise<string[]> {
+  const names = typeof tables === 'string' ? [tables] : tables;
+  const h = ctx.store.sqlite;
+  if (!h) throw new Error('query plans are checked on SQLite');
+  const ran: Array<{ source: string; args: unknown[] }> = [];
+  const prepare = h.prepare.bind(h);
+  h.prepare = ((source: string) => {
+    const stmt = prepare(source);
+    for (const m of ['run', 'get', 'all', 'iterate'] as const) {
+      const call = (stmt[m] as (...a: unknown[]) => unknown).bind(stmt);
+      (stmt as unknown as Record<string, unknown>)[m] = (...args: unknown[]) => {
+        ran.push({ source, args });
+        return call(...args);
+      };
+    }
+    return stmt;
+  }) as typeof h.prepare;
+  try {
+    await fn();
+  } finally {
+    h.prepare = prepare;
+  }
+  const scans = new Set<string>();
+  const mentions = new RegExp(`\\b(${names.join('|')})\\b`);
+  for (const { source, args } of ran) {
+    if (!mentions.test(source) || /stg_(snap|heap)_/.test(source) || /^\s*(EXPLAIN|CREATE|DROP)/i.test(source)) continue;
+    const plan = prepare(`EXPLAIN QUERY PLAN ${source}`).all(...(args as [])) as Array<{ detail: string }>;
+    if (plan.some((p) => names.some((t) => p.detail === `SCAN ${t}`))) scans.add(source.replace(/\s+/g, ' ').slice(0, 200));
+  }
+  return [...scans];
+}
