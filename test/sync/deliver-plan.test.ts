@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { releaseLeasesOf } from '../../src/jobs/leases';
 import { openContext } from '../../src/store';
 import { runSync } from '../../src/sync/run';
 import { freshDatabaseUrl } from '../helpers/db';
@@ -27,5 +28,7 @@ describe('delivery query plans [sqlite]', () => {
     const scans = await fullScansDuring(ctx, 'ledger', async () => (r = await runSync(ctx, sync.id)));
     expect(r).toMatchObject({ status: 'completed', added: 20, removed: 10, delivered: 30 });
     expect(scans).toEqual([]);
+    // A dead worker's leases are released through the same index.
+    expect(await fullScansDuring(ctx, 'ledger', () => releaseLeasesOf(ctx, ['gw:pool-dead']))).toEqual([]);
   });
 });
