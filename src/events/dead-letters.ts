@@ -1,6 +1,8 @@
+import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { AmpError } from '../errors';
 import type { Context } from '../store';
+import type { DB } from '../store/schema';
 import { getStream } from './streams';
 
 /**
@@ -33,9 +35,17 @@ function parse(filter: DeadLetterFilter) {
   return r.data;
 }
 
+/**
+ * All streams, spelled out: the outbox is indexed by (stream, status), so "dead letters of any
+ * stream" is a seek per stream instead of a scan of every event of the retention period.
+ */
+function everyStream(db: Kysely<DB>) {
+  return db.selectFrom('streams').select('id');
+}
+
 function base(ctx: Context, f: z.output<typeof deadLetterFilterSchema>) {
   let q = ctx.store.db.selectFrom('stream_events').where('status', '=', 'dead');
-  if (f.stream) q = q.where('stream_id', '=', f.stream);
+  q = f.stream ? q.where('stream_id', '=', f.stream) : q.where('stream_id', 'in', everyStream(ctx.store.db));
   if (f.ids?.length) {
     // An id is our row id (as `list` prints it) or the OneSignal event id.
     const rowIds = f.ids.filter((x) => /^\d{1,15}$/.test(x)).map(Number);
@@ -70,7 +80,7 @@ export async function replayDeadLetters(ctx: Context, filter: DeadLetterFilter =
   if (f.stream) await getStream(ctx, f.stream);
   return ctx.store.db.transaction().execute(async (trx) => {
     let q = trx.selectFrom('stream_events').select(['id', 'stream_id']).where('status', '=', 'dead');
-    if (f.stream) q = q.where('stream_id', '=', f.stream);
+    q = f.stream ? q.where('stream_id', '=', f.stream) : q.where('stream_id', 'in', everyStream(trx));
     if (f.ids?.length) {
       const rowIds = f.ids.filter((x) => /^\d{1,15}$/.test(x)).map(Number);
       const ids = f.ids;

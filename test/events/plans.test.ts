@@ -39,7 +39,9 @@ describe('event stream query plans [sqlite]', () => {
       await streamCounters(ctx, row.id);
       await readStreams(ctx);
       await listDeadLetters(ctx, { stream: row.id, limit: 10 });
+      await listDeadLetters(ctx, { limit: 10 });
       await replayDeadLetters(ctx, { stream: row.id });
+      await replayDeadLetters(ctx, {});
       await pruneExpired(ctx, { keepMs: 0 });
       await releaseLeasesOf(ctx, ['gw:pool-dead']);
     });
