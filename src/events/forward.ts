@@ -86,10 +86,27 @@ export async function forwardStream(ctx: Context, streamId: string, opts: Forwar
 
     const markForwarded = async (token: string, rows: Claimed[]) => {
       if (!rows.length) return;
-      const r = await guarded(token, rows.map((x) => x.id))
-        .set({ status: 'forwarded', forwarded_at: Date.now(), lease_owner: null, lease_until: null, reason: null })
-        .executeTakeFirst();
-      result.forwarded += Number(r.numUpdatedRows);
+      // The stream's total moves in the same transaction: it stays exact while forwarded rows are
+      // pruned after the retention period.
+      const n = await db.transaction().execute(async (trx) => {
+        const r = await trx
+          .updateTable('stream_events')
+          .where('id', 'in', rows.map((x) => x.id))
+          .where('lease_owner', '=', token)
+          .where('status', '=', 'pending')
+          .set({ status: 'forwarded', forwarded_at: Date.now(), lease_owner: null, lease_until: null, reason: null })
+          .executeTakeFirst();
+        const updated = Number(r.numUpdatedRows);
+        if (updated > 0) {
+          await trx
+            .updateTable('streams')
+            .set((eb) => ({ forwarded_total: eb('forwarded_total', '+', updated) }))
+            .where('id', '=', streamId)
+            .execute();
+        }
+        return updated;
+      });
+      result.forwarded += n;
     };
     const markDead = async (token: string, rows: Claimed[], reasonOf: (r: Claimed) => string) => {
       const byReason = new Map<string, number[]>();

@@ -82,7 +82,7 @@ export async function createStream(ctx: Context, input: StreamInput): Promise<{ 
     status: 'active',
     status_reason: null,
     duplicates: 0,
-    pruned_forwarded: 0,
+    forwarded_total: 0,
     created_at: Date.now(),
   };
   try {
@@ -106,21 +106,21 @@ export async function listStreams(ctx: Context): Promise<StreamsTable[]> {
 }
 
 export async function streamCounters(ctx: Context, id: string): Promise<StreamCounters> {
-  const [row, groups] = await Promise.all([
-    getStream(ctx, id),
-    ctx.store.db
-      .selectFrom('stream_events')
-      .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
-      .where('stream_id', '=', id)
-      .groupBy('status')
-      .execute(),
-  ]);
-  const by: Record<string, number> = {};
-  for (const g of groups) by[g.status] = Number(g.n);
-  // Forwarded events pruned after the retention period (src/jobs/retention.ts) still count.
-  const forwarded = (by.forwarded ?? 0) + Number(row.pruned_forwarded);
-  const dead = by.dead ?? 0;
-  const pending = by.pending ?? 0;
+  const row = await getStream(ctx, id);
+  // Each count reads its own partial index (pending, dead); forwarded is kept by the forwarder.
+  const count = async (status: 'pending' | 'dead') =>
+    Number(
+      (
+        await ctx.store.db
+          .selectFrom('stream_events')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('stream_id', '=', id)
+          .where('status', '=', status)
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
+  const [pending, dead] = await Promise.all([count('pending'), count('dead')]);
+  const forwarded = Number(row.forwarded_total);
   return { received: forwarded + dead + pending, duplicates: Number(row.duplicates), forwarded, dead_lettered: dead, pending };
 }
 

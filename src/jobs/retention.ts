@@ -9,7 +9,8 @@ import type { Context } from '../store';
  * older than the retention period. Pending events, dead letters and messages that failed to apply
  * stay until someone acts on them. The default, 7 days, is Amplitude's insert_id dedupe window
  * (reference amplitude-api.md §5): within it a retried OneSignal delivery is still caught here by
- * its event id; OneSignal's own retries end within hours.
+ * its event id; OneSignal's own retries end within hours. Stream totals do not move: the forwarder
+ * keeps `streams.forwarded_total` as it forwards.
  */
 export const DEFAULT_RETENTION_DAYS = 7;
 const DAY_MS = 86_400_000;
@@ -41,12 +42,12 @@ export async function pruneExpired(ctx: Context, opts: { now?: number; keepMs?: 
 }
 
 /**
- * The highest id whose row was received before `cutoff`, found by binary search over the primary
- * key: ids grow with arrival time, and neither table has (nor should pay for) an index on
- * received_at. A few dozen key lookups instead of a scan of every recent row.
+ * The highest id whose message was received before `cutoff`, found by binary search over the
+ * primary key: ids grow with arrival time, and the inbox has (and should pay for) no index on
+ * received_at. A few dozen key lookups instead of a scan of every recent message.
  */
-async function lastIdBefore(ctx: Context, table: 'stream_events' | 'webhook_inbox', cutoff: number): Promise<number | null> {
-  const t = sql.table(table);
+async function lastInboxIdBefore(ctx: Context, cutoff: number): Promise<number | null> {
+  const t = sql.table('webhook_inbox');
   const at = async (minId: number, dir: 'asc' | 'desc' = 'asc') => {
     const r = await sql<{ id: number; received_at: number }>`
       SELECT id, received_at FROM ${t} WHERE id >= ${minId} ORDER BY id ${sql.raw(dir)} LIMIT 1`.execute(ctx.store.db);
@@ -68,37 +69,25 @@ async function lastIdBefore(ctx: Context, table: 'stream_events' | 'webhook_inbo
   return lo;
 }
 
+/** Forwarded before the cutoff (so received before it too), per stream, by the forwarded-by-time index. */
 async function pruneForwardedEvents(ctx: Context, cutoff: number): Promise<number> {
-  const upTo = await lastIdBefore(ctx, 'stream_events', cutoff);
-  if (upTo === null) return 0;
   const streams = await ctx.store.db.selectFrom('streams').select('id').execute();
   let total = 0;
   for (const { id: streamId } of streams) {
     while (total < MAX_PER_TICK) {
-      // The count moves to the stream in the same transaction, so its counters never dip.
-      const n = await ctx.store.db.transaction().execute(async (trx) => {
-        const r = await trx
-          .deleteFrom('stream_events')
-          .where('id', 'in', (eb) =>
-            eb
-              .selectFrom('stream_events')
-              .select('id')
-              .where('stream_id', '=', streamId)
-              .where('status', '=', 'forwarded')
-              .where('id', '<=', upTo)
-              .limit(CHUNK),
-          )
-          .executeTakeFirst();
-        const deleted = Number(r.numDeletedRows);
-        if (deleted > 0) {
-          await trx
-            .updateTable('streams')
-            .set((eb) => ({ pruned_forwarded: eb('pruned_forwarded', '+', deleted) }))
-            .where('id', '=', streamId)
-            .execute();
-        }
-        return deleted;
-      });
+      const r = await ctx.store.db
+        .deleteFrom('stream_events')
+        .where('id', 'in', (eb) =>
+          eb
+            .selectFrom('stream_events')
+            .select('id')
+            .where('stream_id', '=', streamId)
+            .where('status', '=', 'forwarded')
+            .where('forwarded_at', '<', cutoff)
+            .limit(CHUNK),
+        )
+        .executeTakeFirst();
+      const n = Number(r.numDeletedRows);
       total += n;
       if (n < CHUNK) break;
     }
@@ -107,7 +96,7 @@ async function pruneForwardedEvents(ctx: Context, cutoff: number): Promise<numbe
 }
 
 async function pruneAppliedWebhooks(ctx: Context, cutoff: number): Promise<number> {
-  const upTo = await lastIdBefore(ctx, 'webhook_inbox', cutoff);
+  const upTo = await lastInboxIdBefore(ctx, cutoff);
   if (upTo === null) return 0;
   let total = 0;
   while (total < MAX_PER_TICK) {

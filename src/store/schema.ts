@@ -160,8 +160,8 @@ export interface StreamsTable {
   status: string; // 'active' | 'paused'
   status_reason: string | null;
   duplicates: number;
-  /** Forwarded events removed from the outbox after the retention period (still counted). */
-  pruned_forwarded: number;
+  /** Events ever forwarded, kept by the forwarder (forwarded rows are pruned after the retention period). */
+  forwarded_total: number;
   created_at: number;
 }
 

@@ -38,19 +38,18 @@ export const metrics = {
 async function databaseGauges(ctx: Context): Promise<Registry> {
   const reg = new Registry();
   const db = ctx.store.db;
-  const [pending, outbox, runs, destinations] = await Promise.all([
+  // One status per query, so each reads its partial index (only pending or dead events).
+  const outboxCount = (status: 'pending' | 'dead') =>
+    db.selectFrom('stream_events').select(['stream_id', (eb) => eb.fn.countAll().as('n')]).where('status', '=', status).groupBy('stream_id').execute();
+  const [pending, outboxPendingRows, deadRows, runs, destinations] = await Promise.all([
     db
       .selectFrom('ledger')
       .select(['destination_id', (eb) => eb.fn.countAll().as('n')])
       .whereRef('desired', '<>', 'confirmed')
       .groupBy('destination_id')
       .execute(),
-    db
-      .selectFrom('stream_events')
-      .select(['stream_id', 'status', (eb) => eb.fn.countAll().as('n')])
-      .where('status', 'in', ['pending', 'dead'])
-      .groupBy(['stream_id', 'status'])
-      .execute(),
+    outboxCount('pending'),
+    outboxCount('dead'),
     db
       .selectFrom('runs')
       .select(['status', (eb) => eb.fn.countAll().as('n')])
@@ -79,9 +78,8 @@ async function databaseGauges(ctx: Context): Promise<Registry> {
     labelNames: ['stream_id'] as const,
     registers: [reg],
   });
-  for (const r of outbox) {
-    (r.status === 'pending' ? outboxPending : deadLetters).set({ stream_id: r.stream_id }, Number(r.n));
-  }
+  for (const r of outboxPendingRows) outboxPending.set({ stream_id: r.stream_id }, Number(r.n));
+  for (const r of deadRows) deadLetters.set({ stream_id: r.stream_id }, Number(r.n));
 
   const runsByStatus = new Gauge({
     name: 'ampsignal_runs',

@@ -3,8 +3,9 @@ import type { Context } from '../../src/store';
 /**
  * Runs `fn` while recording every statement prepared on the store's SQLite handle (Kysely's and
  * our raw ones) with the arguments it ran with, then returns the statements whose query plan
- * scans all of one of `tables` (EXPLAIN QUERY PLAN "SCAN <table>"), whitespace folded. Statements on a
- * run's TEMP snapshot are skipped: they are gone by then.
+ * reads all of one of `tables`: a table scan, or a scan of a full index (a partial index holds
+ * only open work, pending rows or dead letters, and may be walked). Whitespace folded.
+ * Statements on a run's TEMP snapshot are skipped: they are gone by then.
  */
 export async function fullScansDuring(ctx: Context, tables: string | string[], fn: () => Promise<unknown>): Promise<string[]> {
   const names = typeof tables === 'string' ? [tables] : tables;
@@ -28,12 +29,20 @@ export async function fullScansDuring(ctx: Context, tables: string | string[], f
   } finally {
     h.prepare = prepare;
   }
+  const partial = new Set(
+    (prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND sql LIKE '% where %'`).all() as Array<{ name: string }>).map((r) => r.name),
+  );
+  const readsAll = (detail: string) =>
+    names.some((t) => {
+      const m = new RegExp(`^SCAN ${t}(?: USING (?:COVERING )?INDEX (\\w+))?$`).exec(detail);
+      return m !== null && (m[1] === undefined || !partial.has(m[1]));
+    });
   const scans = new Set<string>();
   const mentions = new RegExp(`\\b(${names.join('|')})\\b`);
   for (const { source, args } of ran) {
     if (!mentions.test(source) || /stg_(snap|heap)_/.test(source) || /^\s*(EXPLAIN|CREATE|DROP)/i.test(source)) continue;
     const plan = prepare(`EXPLAIN QUERY PLAN ${source}`).all(...(args as [])) as Array<{ detail: string }>;
-    if (plan.some((p) => names.some((t) => p.detail === `SCAN ${t}`))) scans.add(source.replace(/\s+/g, ' ').slice(0, 200));
+    if (plan.some((p) => readsAll(p.detail))) scans.add(source.replace(/\s+/g, ' ').slice(0, 200));
   }
   return [...scans];
 }

@@ -56,7 +56,7 @@ export async function seedStream(ctx: Context, { amplitude_api_key, webhook_secr
       status: 'active',
       status_reason: null,
       duplicates: 0,
-      pruned_forwarded: 0,
+      forwarded_total: 0,
       created_at: Date.now(),
       ...fields,
       amplitude_api_key_enc: ctx.secrets.encrypt(amplitude_api_key),
@@ -67,8 +67,19 @@ export async function seedStream(ctx: Context, { amplitude_api_key, webhook_secr
 
 export type StreamEventSeed = Pick<StreamEventsTable, 'event_id' | 'status'> & Partial<Omit<Insertable<StreamEventsTable>, 'stream_id'>>;
 
-/** Outbox rows of one stream, all received and due at `now`; forwarded ones were forwarded then, dead ones tried once. */
+/**
+ * Outbox rows of one stream, all received and due at `now`; forwarded ones were forwarded then
+ * (and counted in the stream's total, as the forwarder does), dead ones tried once.
+ */
 export async function seedStreamEvents(ctx: Context, streamId: string, rows: StreamEventSeed[], now = Date.now()): Promise<void> {
+  const forwarded = rows.filter((r) => r.status === 'forwarded').length;
+  if (forwarded > 0) {
+    await ctx.store.db
+      .updateTable('streams')
+      .set((eb) => ({ forwarded_total: eb('forwarded_total', '+', forwarded) }))
+      .where('id', '=', streamId)
+      .execute();
+  }
   await ctx.store.db
     .insertInto('stream_events')
     .values(

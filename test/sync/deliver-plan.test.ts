@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { releaseLeasesOf } from '../../src/jobs/leases';
 import { openContext } from '../../src/store';
+import { scrapeMetrics } from '../../src/telemetry/metrics';
 import { runSync } from '../../src/sync/run';
 import { freshDatabaseUrl } from '../helpers/db';
 import { fullScansDuring } from '../helpers/plans';
@@ -14,7 +15,7 @@ describe('delivery query plans [sqlite]', () => {
     for (const c of closers) await c();
   });
 
-  it('no statement of a run (diff, delivery, counters) scans the whole ledger table', async () => {
+  it('no statement of a run (diff, delivery, counters) or a metrics scrape scans the whole ledger table', async () => {
     const fresh = await freshDatabaseUrl('sqlite');
     const ctx = await openContext({ db: fresh.url, migrate: 'auto' });
     closers.push(fresh.cleanup, () => ctx.close());
@@ -25,7 +26,10 @@ describe('delivery query plans [sqlite]', () => {
     await reimport(ctx, cohortId, range('u', 10, 60));
 
     let r;
-    const scans = await fullScansDuring(ctx, 'ledger', async () => (r = await runSync(ctx, sync.id)));
+    const scans = await fullScansDuring(ctx, 'ledger', async () => {
+      r = await runSync(ctx, sync.id);
+      await scrapeMetrics(ctx);
+    });
     expect(r).toMatchObject({ status: 'completed', added: 20, removed: 10, delivered: 30 });
     expect(scans).toEqual([]);
     // A dead worker's leases are released through the same index.
