@@ -5,8 +5,9 @@ import type { Context } from '../store';
 
 /**
  * What the scheduler tick lets go of, so the database does not grow for ever: forwarded events
- * (each keeps its mapped payload, ~1 kB) and applied cohort-webhook messages (up to ~100 kB each)
- * older than the retention period. Pending events, dead letters and messages that failed to apply
+ * (each keeps its mapped payload, ~1 kB), applied cohort-webhook messages (up to ~100 kB each)
+ * and the ledger rows of users who left a cohort and no longer carry its tag, older than the
+ * retention period (a user who comes back gets a new row, as on the first sync). Pending events, dead letters and messages that failed to apply
  * stay until someone acts on them. The default, 7 days, is Amplitude's insert_id dedupe window
  * (reference amplitude-api.md §5): within it a retried OneSignal delivery is still caught here by
  * its event id; OneSignal's own retries end within hours. Stream totals do not move: the forwarder
@@ -34,11 +35,16 @@ export function retentionMs(raw: string | undefined = process.env.AMPSIGNAL_RETE
 export interface PruneResult {
   events: number;
   webhooks: number;
+  ledger: number;
 }
 
 export async function pruneExpired(ctx: Context, opts: { now?: number; keepMs?: number } = {}): Promise<PruneResult> {
   const cutoff = (opts.now ?? Date.now()) - (opts.keepMs ?? retentionMs());
-  return { events: await pruneForwardedEvents(ctx, cutoff), webhooks: await pruneAppliedWebhooks(ctx, cutoff) };
+  return {
+    events: await pruneForwardedEvents(ctx, cutoff),
+    webhooks: await pruneAppliedWebhooks(ctx, cutoff),
+    ledger: await pruneLeftMembers(ctx, cutoff),
+  };
 }
 
 /**
@@ -109,6 +115,44 @@ async function pruneAppliedWebhooks(ctx: Context, cutoff: number): Promise<numbe
     const n = Number(r.numDeletedRows);
     total += n;
     if (n < CHUNK) break;
+  }
+  return total;
+}
+
+/**
+ * Rows of users who left (desired = confirmed = 0, the removal settled) untouched since the
+ * cutoff, through the partial index of such rows. Their run's record list loses them, as it loses
+ * nothing else a run reports: the run keeps its counters.
+ */
+async function pruneLeftMembers(ctx: Context, cutoff: number): Promise<number> {
+  const db = ctx.store.db;
+  const syncs = await db.selectFrom('syncs').select('id').execute();
+  let total = 0;
+  for (const { id: syncId } of syncs) {
+    while (total < MAX_PER_TICK) {
+      const left = await db
+        .selectFrom('ledger')
+        .select('external_id')
+        .where('sync_id', '=', syncId)
+        .where('desired', '=', 0)
+        .where('confirmed', '=', 0)
+        .where('updated_at', '<', cutoff)
+        .limit(CHUNK)
+        .execute();
+      if (left.length === 0) break;
+      // The condition again: a row a run or webhook changed since it was read stays.
+      const r = await db
+        .deleteFrom('ledger')
+        .where('sync_id', '=', syncId)
+        .where('external_id', 'in', left.map((x) => x.external_id))
+        .where('desired', '=', 0)
+        .where('confirmed', '=', 0)
+        .where('updated_at', '<', cutoff)
+        .executeTakeFirst();
+      const deleted = Number(r.numDeletedRows);
+      total += deleted;
+      if (left.length < CHUNK || deleted === 0) break;
+    }
   }
   return total;
 }

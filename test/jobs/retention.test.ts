@@ -5,6 +5,9 @@ import { pruneExpired, retentionMs } from '../../src/jobs/retention';
 import type { Context } from '../../src/store';
 import { describeEachDialect } from '../helpers/db';
 import { seedStreamEvents } from '../helpers/seed';
+import { runSync } from '../../src/sync/run';
+import { cohortSync, range, reimport, setupApp } from '../sync/setup';
+import { ledgerRows } from '../amplitude/fixtures';
 
 const DAY = 86_400_000;
 
@@ -51,7 +54,7 @@ describeEachDialect('retention', (db) => {
     const before = await streamCounters(ctx, stream.id);
     expect(before).toMatchObject({ received: 34, forwarded: 31, dead_lettered: 1, pending: 2 });
 
-    expect(await pruneExpired(ctx, { now, keepMs: 7 * DAY })).toEqual({ events: 30, webhooks: 1 });
+    expect(await pruneExpired(ctx, { now, keepMs: 7 * DAY })).toMatchObject({ events: 30, webhooks: 1 });
 
     const left = await ctx.store.db.selectFrom('stream_events').select('event_id').where('stream_id', '=', stream.id).orderBy('event_id').execute();
     expect(left.map((r) => r.event_id)).toEqual(['new-f', 'new-p', 'old-dead', 'old-pending']);
@@ -60,7 +63,41 @@ describeEachDialect('retention', (db) => {
     expect(messages.map((m) => m.message_id)).toEqual(['new-applied', 'old-failed', 'old-unapplied']);
 
     // Nothing more to do until something else ages.
-    expect(await pruneExpired(ctx, { now, keepMs: 7 * DAY })).toEqual({ events: 0, webhooks: 0 });
+    expect(await pruneExpired(ctx, { now, keepMs: 7 * DAY })).toMatchObject({ events: 0, webhooks: 0 });
+  });
+
+  it('forgets users who left long ago and no longer carry the tag; one who comes back is added again', async () => {
+    const { ctx } = db();
+    const { emu, dest } = await setupApp(ctx, { users: range('r', 0, 12) });
+    try {
+      const { cohortId, sync } = await cohortSync(ctx, dest.id, range('r', 0, 10));
+      await runSync(ctx, sync.id);
+      // r0–r3 leave and their tags are removed; r4 leaves but its removal is still pending.
+      await reimport(ctx, cohortId, range('r', 4, 10));
+      await runSync(ctx, sync.id);
+      await reimport(ctx, cohortId, range('r', 5, 10));
+      await runSync(ctx, sync.id, { deliver: 'enqueue' });
+      const now = Date.now();
+      // r0–r1 left 8 days ago, r2–r3 yesterday; everyone else's rows are as old as r0's.
+      const age = (ids: string[], at: number) =>
+        ctx.store.db.updateTable('ledger').set({ updated_at: at }).where('sync_id', '=', sync.id).where('external_id', 'in', ids).execute();
+      await age([...range('r', 0, 2), ...range('r', 4, 10)], now - 8 * DAY);
+      await age(range('r', 2, 4), now - DAY);
+
+      expect((await pruneExpired(ctx, { now, keepMs: 7 * DAY })).ledger).toBe(2);
+      const rows = await ledgerRows(ctx, sync.id);
+      expect(rows.map((r) => r.external_id)).toEqual([...range('r', 2, 10)]);
+      expect(rows.find((r) => r.external_id === 'r4')).toMatchObject({ desired: 0, confirmed: 1 });
+
+      // r0 comes back: a new row, and the tag again.
+      await reimport(ctx, cohortId, ['r0', ...range('r', 5, 10)]);
+      const back = await runSync(ctx, sync.id);
+      expect(back).toMatchObject({ status: 'completed', added: 1 });
+      expect(emu.state.getUser('r0')).toMatchObject({ [sync.tag_key]: '1' });
+      expect(emu.state.getUser('r4')?.[sync.tag_key]).toBeUndefined();
+    } finally {
+      await emu.close();
+    }
   });
 });
 

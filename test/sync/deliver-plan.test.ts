@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { releaseLeasesOf } from '../../src/jobs/leases';
+import { pruneExpired } from '../../src/jobs/retention';
 import { openContext } from '../../src/store';
 import { scrapeMetrics } from '../../src/telemetry/metrics';
 import { runSync } from '../../src/sync/run';
@@ -15,7 +16,7 @@ describe('delivery query plans [sqlite]', () => {
     for (const c of closers) await c();
   });
 
-  it('no statement of a run (diff, delivery, counters) or a metrics scrape scans the whole ledger table', async () => {
+  it('no statement of a run (diff, delivery, counters), a metrics scrape or pruning reads the whole ledger', async () => {
     const fresh = await freshDatabaseUrl('sqlite');
     const ctx = await openContext({ db: fresh.url, migrate: 'auto' });
     closers.push(fresh.cleanup, () => ctx.close());
@@ -29,6 +30,7 @@ describe('delivery query plans [sqlite]', () => {
     const scans = await fullScansDuring(ctx, 'ledger', async () => {
       r = await runSync(ctx, sync.id);
       await scrapeMetrics(ctx);
+      await pruneExpired(ctx, { keepMs: 0 });
     });
     expect(r).toMatchObject({ status: 'completed', added: 20, removed: 10, delivered: 30 });
     expect(scans).toEqual([]);
