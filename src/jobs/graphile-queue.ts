@@ -93,8 +93,8 @@ export class GraphileJobQueue implements JobQueue {
   private pool: pg.Pool | undefined;
   private utilsP: Promise<WorkerUtils> | undefined;
   private runner: Runner | undefined;
-  private lockClient: pg.Client | undefined;
-  private lockChain: Promise<unknown> = Promise.resolve();
+  /** One liveness session per live pool (see LOCK_NS), resolved once its lock is held. */
+  private readonly liveness = new Map<string, Promise<pg.Client | undefined>>();
   private readonly poolIds = new Set<string>();
   private sweeper: NodeJS.Timeout | undefined;
   private launchSpec: { concurrency: number; taskList: GraphileTaskList; cron: ReturnType<typeof parseCronItems> } | undefined;
@@ -191,10 +191,6 @@ export class GraphileJobQueue implements JobQueue {
     if (this.pool) (this.pool as unknown as { options: { max: number } }).options.max = this.poolSize;
     await this.utils();
 
-    this.lockClient = new pg.Client({ connectionString: this.target.connectionString });
-    this.lockClient.on('error', (e) => log.error({ err: e.message }, 'worker liveness connection lost'));
-    await this.lockClient.connect();
-
     const taskList: GraphileTaskList = {};
     for (const [name, handler] of Object.entries(tasks)) {
       taskList[name] = async (payload, helpers) => wrapHandler(this.schema, handler, payload, helpers);
@@ -226,14 +222,9 @@ export class GraphileJobQueue implements JobQueue {
     let runner: Runner | undefined;
     // graphile-worker 0.17 locks jobs and queues in the name of the worker *pool*, not of each worker.
     events.on('pool:create', ({ workerPool }: { workerPool: { id: string } }) => {
-      const id = workerPool.id;
-      poolId = id;
-      this.poolIds.add(id);
-      this.withLockClient(async (c) => {
-        await c.query('select pg_advisory_lock(hashtext($1))', [LOCK_NS + id]);
-        // Names the session in pg_stat_activity, so an operator sees which process holds which pool.
-        await c.query(`select set_config('application_name', $1, false)`, [livenessName(id)]);
-      }, 'could not take worker liveness lock');
+      poolId = workerPool.id;
+      this.poolIds.add(poolId);
+      this.liveness.set(poolId, this.holdLiveness(poolId));
     });
     // A shutdown we did not ask for is replaced at once; the old pool finishes its running jobs.
     events.on('pool:gracefulShutdown', () => void (runner && this.replace(runner, migration)));
@@ -251,17 +242,14 @@ export class GraphileJobQueue implements JobQueue {
       parsedCronItems: spec.cron,
     });
     this.runner = runner;
-    await this.lockChain;
+    if (poolId) await this.liveness.get(poolId);
     const stopped = runner;
+    const stoppedPool = poolId;
     const finished = stopped.promise
       .catch((e: unknown) => log.warn({ err: toAmpError(e).message }, 'job runner stopped with an error'))
       .then(async () => {
-        if (poolId) {
-          // Whatever the old pool left locked becomes fair game for the dead-worker sweep.
-          this.poolIds.delete(poolId);
-          const id = poolId;
-          this.withLockClient((c) => c.query('select pg_advisory_unlock(hashtext($1))', [LOCK_NS + id]), 'could not drop worker liveness lock');
-        }
+        // Whatever the old pool left locked becomes fair game for the dead-worker sweep.
+        if (stoppedPool) await this.dropLiveness(stoppedPool);
         await this.replace(stopped, migration);
       });
     this.draining.add(finished);
@@ -297,10 +285,29 @@ export class GraphileJobQueue implements JobQueue {
     return Number(rows[0]?.id ?? 0);
   }
 
-  private withLockClient(fn: (c: pg.Client) => Promise<unknown>, failure: string): void {
-    this.lockChain = this.lockChain
-      .then(() => (this.lockClient ? fn(this.lockClient) : undefined))
-      .catch((e: Error) => log.error({ err: e.message }, failure));
+  /**
+   * A session of its own per pool, named after it in pg_stat_activity, holding the pool's advisory
+   * lock for as long as the pool lives: a process killed with -9 loses it with its connections.
+   */
+  private async holdLiveness(poolId: string): Promise<pg.Client | undefined> {
+    const c = new pg.Client({ connectionString: this.target.connectionString, application_name: livenessName(poolId) });
+    c.on('error', (e) => log.error({ err: e.message, pool: poolId }, 'worker liveness connection lost'));
+    try {
+      await c.connect();
+      await c.query('select pg_advisory_lock(hashtext($1))', [LOCK_NS + poolId]);
+      return c;
+    } catch (e) {
+      log.error({ err: toAmpError(e).message, pool: poolId }, 'could not take worker liveness lock');
+      await c.end().catch(() => {});
+      return undefined;
+    }
+  }
+
+  private async dropLiveness(poolId: string): Promise<void> {
+    const c = await this.liveness.get(poolId);
+    this.liveness.delete(poolId);
+    this.poolIds.delete(poolId);
+    await c?.end().catch(() => {});
   }
 
   /** Frees jobs and queues locked by worker processes that no longer exist. */
@@ -357,9 +364,7 @@ export class GraphileJobQueue implements JobQueue {
     this.runner = undefined;
     if (runner) await runner.stop().catch((e) => log.error({ err: (e as Error).message }, 'graphile stop failed'));
     await Promise.all(this.draining);
-    await this.lockChain;
-    await this.lockClient?.end().catch(() => {});
-    this.lockClient = undefined;
+    await Promise.all([...this.liveness.keys()].map((id) => this.dropLiveness(id)));
     const utils = this.utilsP;
     this.utilsP = undefined;
     if (utils) await (await utils.catch(() => undefined))?.release();

@@ -32,9 +32,11 @@ describe.skipIf(SKIP_POSTGRES)('graphile-worker adapter [postgres]', () => {
     for (const c of cleanups) await c();
   });
 
-  // Locks count as stale at once, so only liveness decides; the tests call the sweep themselves.
+  // The tests call the sweep themselves. A lock must be a second old before its pool can be called
+  // dead: a new pool's liveness session may still be connecting (production waits 10 s).
+  const STALE_MS = 1_000;
   const queue = (on: Context = ctx) => {
-    const q = new GraphileJobQueue(on, { pollMs: 100, sweepMs: 3_600_000, staleLockMs: 1 });
+    const q = new GraphileJobQueue(on, { pollMs: 100, sweepMs: 3_600_000, staleLockMs: STALE_MS });
     queues.push(q);
     return q;
   };
@@ -57,6 +59,15 @@ describe.skipIf(SKIP_POSTGRES)('graphile-worker adapter [postgres]', () => {
     if (c.store.target.dialect !== 'postgres') throw new Error('postgres only');
     return graphileSchema(c.store.target);
   };
+  const lockAgeMs = async (queueName: string) =>
+    Number(
+      (
+        await query<{ ms: number }>(
+          `select extract(epoch from now() - locked_at) * 1000 as ms from "${gwSchema(ctx)}"._private_job_queues where queue_name = $1 and locked_at is not null`,
+          [queueName],
+        )
+      )[0]?.ms ?? 0,
+    );
   const lockedQueues = () =>
     query<{ queue_name: string; locked_by: string | null }>(`select queue_name, locked_by from "${gwSchema(ctx)}"._private_job_queues where locked_by is not null`);
 
@@ -75,6 +86,7 @@ describe.skipIf(SKIP_POSTGRES)('graphile-worker adapter [postgres]', () => {
     await b.start(tasks, { concurrency: 2 });
     await a.add('long', {}, { queue: 'app:1' });
     await waitFor(async () => (await a.list()).some((j) => j.state === 'running'), { what: 'the job to run' });
+    await waitFor(async () => (await lockAgeMs('app:1')) > STALE_MS, { what: 'the lock to be old enough to be swept' });
 
     expect(await b.sweepDeadWorkers()).toEqual([]);
     expect(await a.sweepDeadWorkers()).toEqual([]);
@@ -91,9 +103,11 @@ describe.skipIf(SKIP_POSTGRES)('graphile-worker adapter [postgres]', () => {
     const ranBy: string[] = [];
     const a = queue();
     const b = queue();
+    // Only the first run blocks: if another schema's migration restarts a's pool meanwhile, its
+    // new pool is as live as b and may be the one that runs the freed job.
     const stuck = async () => {
       ranBy.push('a');
-      await g.promise;
+      if (ranBy.length === 1) await g.promise;
     };
     await a.start({ stuck }, { concurrency: 1 });
     await a.add('stuck', {}, { queue: 'app:2' });
@@ -109,9 +123,10 @@ describe.skipIf(SKIP_POSTGRES)('graphile-worker adapter [postgres]', () => {
       const d = await b.sweepDeadWorkers();
       return d.length > 0 ? d : undefined;
     }, { what: 'the sweep to find the dead runner' });
-    expect(dead).toEqual([holder]);
-    await waitFor(() => ranBy.includes('b'), { what: 'the freed job to run on the live runner' });
-    expect(ranBy).toEqual(['a', 'b']);
+    expect(dead).toContain(holder);
+    // Run again by a live pool: b's, or a new one of a's if another schema's migration restarted it.
+    await waitFor(async () => ranBy.length === 2 && (await b.list()).length === 0, { what: 'the freed job to run again' });
+    expect(ranBy[0]).toBe('a');
   });
 
   it('a job superseded by a newer one while its dead runner held it runs again instead of sitting failed', async () => {
@@ -121,7 +136,7 @@ describe.skipIf(SKIP_POSTGRES)('graphile-worker adapter [postgres]', () => {
     const b = queue();
     const wake = async (p: { n: number }) => {
       ranBy.push(`a${p.n}`);
-      await g.promise;
+      if (ranBy.length === 1) await g.promise;
     };
     await a.start({ wake }, { concurrency: 1 });
     await a.add('wake', { n: 1 }, { queue: 'app:3', jobKey: 'wake:3' });
@@ -132,9 +147,12 @@ describe.skipIf(SKIP_POSTGRES)('graphile-worker adapter [postgres]', () => {
     await query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [livenessName(holder!)]);
 
     await b.start({ wake: async (p: { n: number }) => void ranBy.push(`b${p.n}`) }, { concurrency: 1 });
-    await waitFor(async () => (await b.sweepDeadWorkers()).length > 0, { what: 'the sweep to find the dead runner' });
+    await waitFor(async () => (await b.sweepDeadWorkers()).includes(holder!), { what: 'the sweep to find the dead runner' });
     await waitFor(async () => (await b.list()).length === 0, { what: 'both jobs to run and leave the queue' });
-    expect(ranBy.sort()).toEqual(['a1', 'b1', 'b2']);
+    // Job 1 ran again after the sweep, job 2 ran: on b, or on a new pool of a's if another
+    // schema's migration restarted it meanwhile (a live pool either way).
+    expect(ranBy[0]).toBe('a1');
+    expect(new Set(ranBy.slice(1).map((r) => r.slice(1)))).toEqual(new Set(['1', '2']));
   });
 
   it('installing the job schema of another ampsignal in this database does not stop our runner', async () => {
@@ -154,7 +172,7 @@ describe.skipIf(SKIP_POSTGRES)('graphile-worker adapter [postgres]', () => {
     await waitFor(
       async () => {
         await a.add('probe', {});
-        return pools.size === 2;
+        return pools.size >= 2;
       },
       { what: 'a probe to run on the replacement pool', intervalMs: 200 },
     );
