@@ -1,26 +1,19 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createSource } from '../../src/connectors/amplitude/sources';
 import { applyPendingWebhooks, parseWebhookPayload, storeWebhook } from '../../src/connectors/amplitude/webhooks';
 import { createDestination } from '../../src/connectors/onesignal/destinations';
 import { pruneExpired } from '../../src/jobs/retention';
-import { openContext } from '../../src/store';
 import { createSync } from '../../src/sync/syncs';
-import { freshDatabaseUrl } from '../helpers/db';
-import { fullScansDuring } from '../helpers/plans';
+import { fullScansDuring, sqliteScope } from '../helpers/plans';
 
 // The inbox keeps a retention period of cohort messages of up to ~100 kB each, and SQLite reaches
 // the columns after `body` only through its overflow pages: the minute sweep for unapplied
 // messages must not read them all.
 describe('cohort webhook query plans [sqlite]', () => {
-  const closers: Array<() => Promise<void>> = [];
-  afterAll(async () => {
-    for (const c of closers) await c();
-  });
+  const scope = sqliteScope();
 
   it('storing, applying, sweeping and pruning messages never scans the inbox or the ledger', async () => {
-    const fresh = await freshDatabaseUrl('sqlite');
-    const ctx = await openContext({ db: fresh.url, migrate: 'auto' });
-    closers.push(fresh.cleanup, () => ctx.close());
+    const ctx = await scope.open();
     const source = await createSource(ctx, { name: 'plans', api_key: 'k', secret_key: 's', api_url: 'http://127.0.0.1:9' });
     const dest = await createDestination(ctx, { name: 'plans', app_id: '00000000-0000-4000-8000-0000000000aa', api_key: 'k', api_url: 'http://127.0.0.1:9', source_id: source.id });
     const message = (i: number) =>

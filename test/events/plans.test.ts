@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { applyPendingWebhooks } from '../../src/connectors/amplitude/webhooks';
 import { createSource } from '../../src/connectors/amplitude/sources';
 import { startAmplitudeEmulator } from '../../src/emulators/amplitude';
@@ -10,25 +10,18 @@ import { releaseLeasesOf } from '../../src/jobs/leases';
 import { pruneExpired } from '../../src/jobs/retention';
 import { readStreams } from '../../src/server/api/queries';
 import { scrapeMetrics } from '../../src/telemetry/metrics';
-import { openContext } from '../../src/store';
-import { freshDatabaseUrl } from '../helpers/db';
-import { fullScansDuring } from '../helpers/plans';
+import { fullScansDuring, sqliteScope } from '../helpers/plans';
 import { nestedEvent } from './helpers';
 
 // The outbox holds every event of the retention period (millions on a busy app): receiving,
 // forwarding, counting and pruning must seek, never read it all.
 describe('event stream query plans [sqlite]', () => {
-  const closers: Array<() => Promise<void>> = [];
-  afterAll(async () => {
-    for (const c of closers) await c();
-  });
+  const scope = sqliteScope();
 
   it('no statement of receive, forward, counters, metrics, dead letters, pruning or lease release scans the whole outbox', async () => {
-    const fresh = await freshDatabaseUrl('sqlite');
-    const ctx = await openContext({ db: fresh.url, migrate: 'auto' });
-    closers.push(fresh.cleanup, () => ctx.close());
+    const ctx = await scope.open();
     const emu = await startAmplitudeEmulator({ projects: [{ apiKey: 'k', secretKey: 's' }], ingestOnError: false });
-    closers.push(() => emu.close());
+    scope.defer(() => emu.close());
     const { row } = await createStream(ctx, { name: 'plans', amplitudeApiKey: 'k', amplitudeUrl: emu.url });
     const stream = (await cachedStream(ctx, row.id))!;
     const events = Array.from({ length: 20 }, (_, i) => nestedEvent({ id: `p-${i}`, externalId: `user-${i}` }));

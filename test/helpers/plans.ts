@@ -1,4 +1,26 @@
-import type { Context } from '../../src/store';
+import { afterAll } from 'vitest';
+import { openContext, type Context } from '../../src/store';
+import { freshDatabaseUrl } from './db';
+
+/** Fresh SQLite databases for plan tests, closed and removed after the file; `defer` adds cleanups (run last in, first out). */
+export function sqliteScope(): { open(): Promise<Context>; defer(fn: () => Promise<unknown>): void } {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  afterAll(async () => {
+    for (const c of cleanups.reverse()) await c();
+  });
+  return {
+    async open() {
+      const fresh = await freshDatabaseUrl('sqlite');
+      cleanups.push(fresh.cleanup);
+      const ctx = await openContext({ db: fresh.url, migrate: 'auto' });
+      cleanups.push(() => ctx.close());
+      return ctx;
+    },
+    defer(fn) {
+      cleanups.push(fn);
+    },
+  };
+}
 
 /**
  * Runs `fn` while recording every statement prepared on the store's SQLite handle (Kysely's and

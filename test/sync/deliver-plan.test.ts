@@ -1,27 +1,20 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { releaseLeasesOf } from '../../src/jobs/leases';
 import { pruneExpired } from '../../src/jobs/retention';
-import { openContext } from '../../src/store';
 import { scrapeMetrics } from '../../src/telemetry/metrics';
 import { runSync } from '../../src/sync/run';
-import { freshDatabaseUrl } from '../helpers/db';
-import { fullScansDuring } from '../helpers/plans';
+import { fullScansDuring, sqliteScope } from '../helpers/plans';
 import { cohortSync, range, reimport, setupApp } from './setup';
 
 // A delivery pass touches the users it delivers to, not the whole ledger: with a million-member
 // sync, one full scan per claimed chunk stalled the sender for a tenth of a second each time.
 describe('delivery query plans [sqlite]', () => {
-  const closers: Array<() => Promise<void>> = [];
-  afterAll(async () => {
-    for (const c of closers) await c();
-  });
+  const scope = sqliteScope();
 
   it('no statement of a run (diff, delivery, counters), a metrics scrape or pruning reads the whole ledger', async () => {
-    const fresh = await freshDatabaseUrl('sqlite');
-    const ctx = await openContext({ db: fresh.url, migrate: 'auto' });
-    closers.push(fresh.cleanup, () => ctx.close());
+    const ctx = await scope.open();
     const { emu, dest } = await setupApp(ctx, { users: range('u', 0, 60) });
-    closers.push(() => emu.close());
+    scope.defer(() => emu.close());
     const { cohortId, sync } = await cohortSync(ctx, dest.id, range('u', 0, 40));
     await runSync(ctx, sync.id);
     await reimport(ctx, cohortId, range('u', 10, 60));
