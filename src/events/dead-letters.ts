@@ -36,8 +36,8 @@ function parse(filter: DeadLetterFilter) {
 }
 
 /**
- * All streams, spelled out: the outbox is indexed by (stream, status), so "dead letters of any
- * stream" is a seek per stream instead of a scan of every event of the retention period.
+ * All streams, spelled out: dead letters are indexed per stream (stream_events_dead), so "dead
+ * letters of any stream" is a seek per stream instead of a scan of the whole outbox.
  */
 function everyStream(db: Kysely<DB>) {
   return db.selectFrom('streams').select('id');

@@ -105,21 +105,28 @@ export async function listStreams(ctx: Context): Promise<StreamsTable[]> {
   return ctx.store.db.selectFrom('streams').selectAll().orderBy('created_at').orderBy('id').execute();
 }
 
+/**
+ * Outbox rows of one status per stream (all streams, or those given): pending and dead through
+ * their partial indexes, forwarded only since a time (the forwarded-by-time index); how many were
+ * ever forwarded is `streams.forwarded_total`, kept by the forwarder, since forwarded rows are
+ * pruned after the retention period.
+ */
+export async function countOutbox(
+  ctx: Context,
+  q: { status: 'pending' | 'dead' } | { status: 'forwarded'; since: number },
+  streamIds?: string[],
+): Promise<Map<string, number>> {
+  let c = ctx.store.db.selectFrom('stream_events').select(['stream_id', (eb) => eb.fn.countAll().as('n')]).where('status', '=', q.status);
+  if (streamIds) c = c.where('stream_id', 'in', streamIds.length ? streamIds : ['']);
+  if (q.status === 'forwarded') c = c.where('forwarded_at', '>=', q.since);
+  const rows = await c.groupBy('stream_id').execute();
+  return new Map(rows.map((r) => [r.stream_id, Number(r.n)]));
+}
+
 export async function streamCounters(ctx: Context, id: string): Promise<StreamCounters> {
-  const row = await getStream(ctx, id);
-  // Each count reads its own partial index (pending, dead); forwarded is kept by the forwarder.
-  const count = async (status: 'pending' | 'dead') =>
-    Number(
-      (
-        await ctx.store.db
-          .selectFrom('stream_events')
-          .select((eb) => eb.fn.countAll<number>().as('n'))
-          .where('stream_id', '=', id)
-          .where('status', '=', status)
-          .executeTakeFirstOrThrow()
-      ).n,
-    );
-  const [pending, dead] = await Promise.all([count('pending'), count('dead')]);
+  const [row, pendingBy, deadBy] = await Promise.all([getStream(ctx, id), countOutbox(ctx, { status: 'pending' }, [id]), countOutbox(ctx, { status: 'dead' }, [id])]);
+  const pending = pendingBy.get(id) ?? 0;
+  const dead = deadBy.get(id) ?? 0;
   const forwarded = Number(row.forwarded_total);
   return { received: forwarded + dead + pending, duplicates: Number(row.duplicates), forwarded, dead_lettered: dead, pending };
 }

@@ -1,4 +1,5 @@
 import type { Context } from '../store';
+import { releaseLeases } from '../sync/deliver';
 
 /**
  * Work functions lease the rows they claim (ledger rows, outbox events) under the worker id the
@@ -10,15 +11,7 @@ import type { Context } from '../store';
 export async function releaseLeasesOf(ctx: Context, owners: string[]): Promise<void> {
   if (owners.length === 0) return;
   const db = ctx.store.db;
-  for (const { id } of await db.selectFrom('destinations').select('id').execute()) {
-    await db
-      .updateTable('ledger')
-      .set({ lease_owner: null, lease_until: null })
-      .where('destination_id', '=', id)
-      .whereRef('desired', '<>', 'confirmed')
-      .where('lease_owner', 'in', owners)
-      .execute();
-  }
+  for (const { id } of await db.selectFrom('destinations').select('id').execute()) await releaseLeases(ctx, id, owners);
   for (const { id } of await db.selectFrom('streams').select('id').execute()) {
     await db
       .updateTable('stream_events')

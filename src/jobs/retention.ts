@@ -75,28 +75,30 @@ async function lastInboxIdBefore(ctx: Context, cutoff: number): Promise<number |
   return lo;
 }
 
+/** Runs one chunked DELETE until a chunk comes back short or `room` rows are gone; returns the count. */
+async function deleteInChunks(room: number, chunk: () => Promise<{ numDeletedRows: bigint }>): Promise<number> {
+  let total = 0;
+  while (total < room) {
+    const n = Number((await chunk()).numDeletedRows);
+    total += n;
+    if (n < CHUNK) break;
+  }
+  return total;
+}
+
 /** Forwarded before the cutoff (so received before it too), per stream, by the forwarded-by-time index. */
 async function pruneForwardedEvents(ctx: Context, cutoff: number): Promise<number> {
-  const streams = await ctx.store.db.selectFrom('streams').select('id').execute();
+  const db = ctx.store.db;
   let total = 0;
-  for (const { id: streamId } of streams) {
-    while (total < MAX_PER_TICK) {
-      const r = await ctx.store.db
+  for (const { id: streamId } of await db.selectFrom('streams').select('id').execute()) {
+    total += await deleteInChunks(MAX_PER_TICK - total, () =>
+      db
         .deleteFrom('stream_events')
         .where('id', 'in', (eb) =>
-          eb
-            .selectFrom('stream_events')
-            .select('id')
-            .where('stream_id', '=', streamId)
-            .where('status', '=', 'forwarded')
-            .where('forwarded_at', '<', cutoff)
-            .limit(CHUNK),
+          eb.selectFrom('stream_events').select('id').where('stream_id', '=', streamId).where('status', '=', 'forwarded').where('forwarded_at', '<', cutoff).limit(CHUNK),
         )
-        .executeTakeFirst();
-      const n = Number(r.numDeletedRows);
-      total += n;
-      if (n < CHUNK) break;
-    }
+        .executeTakeFirstOrThrow(),
+    );
   }
   return total;
 }
@@ -104,19 +106,14 @@ async function pruneForwardedEvents(ctx: Context, cutoff: number): Promise<numbe
 async function pruneAppliedWebhooks(ctx: Context, cutoff: number): Promise<number> {
   const upTo = await lastInboxIdBefore(ctx, cutoff);
   if (upTo === null) return 0;
-  let total = 0;
-  while (total < MAX_PER_TICK) {
-    const r = await ctx.store.db
+  return deleteInChunks(MAX_PER_TICK, () =>
+    ctx.store.db
       .deleteFrom('webhook_inbox')
       .where('id', 'in', (eb) =>
         eb.selectFrom('webhook_inbox').select('id').where('id', '<=', upTo).where('applied_at', 'is not', null).where('error', 'is', null).limit(CHUNK),
       )
-      .executeTakeFirst();
-    const n = Number(r.numDeletedRows);
-    total += n;
-    if (n < CHUNK) break;
-  }
-  return total;
+      .executeTakeFirstOrThrow(),
+  );
 }
 
 /**
@@ -126,33 +123,29 @@ async function pruneAppliedWebhooks(ctx: Context, cutoff: number): Promise<numbe
  */
 async function pruneLeftMembers(ctx: Context, cutoff: number): Promise<number> {
   const db = ctx.store.db;
-  const syncs = await db.selectFrom('syncs').select('id').execute();
   let total = 0;
-  for (const { id: syncId } of syncs) {
-    while (total < MAX_PER_TICK) {
-      const left = await db
-        .selectFrom('ledger')
-        .select('external_id')
-        .where('sync_id', '=', syncId)
-        .where('desired', '=', 0)
-        .where('confirmed', '=', 0)
-        .where('updated_at', '<', cutoff)
-        .limit(CHUNK)
-        .execute();
-      if (left.length === 0) break;
-      // The condition again: a row a run or webhook changed since it was read stays.
-      const r = await db
+  for (const { id: syncId } of await db.selectFrom('syncs').select('id').execute()) {
+    total += await deleteInChunks(MAX_PER_TICK - total, () =>
+      db
         .deleteFrom('ledger')
         .where('sync_id', '=', syncId)
-        .where('external_id', 'in', left.map((x) => x.external_id))
+        .where('external_id', 'in', (eb) =>
+          eb
+            .selectFrom('ledger')
+            .select('external_id')
+            .where('sync_id', '=', syncId)
+            .where('desired', '=', 0)
+            .where('confirmed', '=', 0)
+            .where('updated_at', '<', cutoff)
+            .limit(CHUNK),
+        )
+        // Again on the row itself: PostgreSQL re-checks these (not the subquery) on a row that a
+        // run or webhook changed meanwhile, which must stay.
         .where('desired', '=', 0)
         .where('confirmed', '=', 0)
         .where('updated_at', '<', cutoff)
-        .executeTakeFirst();
-      const deleted = Number(r.numDeletedRows);
-      total += deleted;
-      if (left.length < CHUNK || deleted === 0) break;
-    }
+        .executeTakeFirstOrThrow(),
+    );
   }
   return total;
 }

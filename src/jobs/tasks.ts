@@ -108,7 +108,7 @@ export function buildTasks(ctx: Context, jobs: JobQueue): TaskList {
       const abandoned = await failAbandonedRuns(ctx);
       if (abandoned.length) log.warn({ runs: abandoned }, 'runs abandoned by a stopped process marked failed');
       const pruned = await pruneExpired(ctx);
-      if (pruned.events || pruned.webhooks) log.info(pruned, 'pruned forwarded events and applied webhook messages past retention');
+      if (pruned.events || pruned.webhooks || pruned.ledger) log.info(pruned, 'pruned what is past retention');
     },
   };
 }

@@ -202,7 +202,7 @@ export async function deliverDestination(
     await claiming;
     // Outcomes first: their UPDATE matches on our lease, which releaseLeases clears.
     await flush();
-    await releaseLeases(ctx, destinationId, workerId);
+    await releaseLeases(ctx, destinationId, [workerId]);
     if (client.requests > requestsBefore) await recordPacingHandoff(ctx, client.limiter);
   }
   await finalizeRunsOfDestination(ctx, destinationId);
@@ -261,18 +261,19 @@ async function countPending(ctx: Context, destinationId: string): Promise<number
 }
 
 /**
- * Leases still held here belong to rows claimed but not answered (an abort): pending rows, so the
- * pending-rows index finds them. A row another writer settled meanwhile keeps an inert lease (it is
- * not claimable work) until it runs out; spelling `desired <> confirmed` is what lets SQLite use
- * the partial index instead of scanning the whole ledger once per pass.
+ * Frees the rows of a destination leased by these owners (a pass's own at its end, or a dead
+ * worker's). Leases sit on claimed rows, which are pending, so the pending-rows index finds them.
+ * A row another writer settled meanwhile keeps an inert lease (it is not claimable work);
+ * spelling `desired <> confirmed` is what lets SQLite use the partial index instead of scanning
+ * the whole ledger.
  */
-async function releaseLeases(ctx: Context, destinationId: string, workerId: string): Promise<void> {
+export async function releaseLeases(ctx: Context, destinationId: string, owners: string[]): Promise<void> {
   await ctx.store.db
     .updateTable('ledger')
     .set({ lease_owner: null, lease_until: null })
     .where('destination_id', '=', destinationId)
     .whereRef('desired', '<>', 'confirmed')
-    .where('lease_owner', '=', workerId)
+    .where('lease_owner', 'in', owners)
     .execute();
 }
 

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Context } from '../store';
+import { countOutbox } from '../events/streams';
 
 /**
  * Prometheus metrics. `registry` is ours (never prom-client's global default, which other
@@ -38,18 +39,15 @@ export const metrics = {
 async function databaseGauges(ctx: Context): Promise<Registry> {
   const reg = new Registry();
   const db = ctx.store.db;
-  // One status per query, so each reads its partial index (only pending or dead events).
-  const outboxCount = (status: 'pending' | 'dead') =>
-    db.selectFrom('stream_events').select(['stream_id', (eb) => eb.fn.countAll().as('n')]).where('status', '=', status).groupBy('stream_id').execute();
-  const [pending, outboxPendingRows, deadRows, runs, destinations] = await Promise.all([
+  const [pending, outboxPendingBy, deadBy, runs, destinations] = await Promise.all([
     db
       .selectFrom('ledger')
       .select(['destination_id', (eb) => eb.fn.countAll().as('n')])
       .whereRef('desired', '<>', 'confirmed')
       .groupBy('destination_id')
       .execute(),
-    outboxCount('pending'),
-    outboxCount('dead'),
+    countOutbox(ctx, { status: 'pending' }),
+    countOutbox(ctx, { status: 'dead' }),
     db
       .selectFrom('runs')
       .select(['status', (eb) => eb.fn.countAll().as('n')])
@@ -78,8 +76,8 @@ async function databaseGauges(ctx: Context): Promise<Registry> {
     labelNames: ['stream_id'] as const,
     registers: [reg],
   });
-  for (const r of outboxPendingRows) outboxPending.set({ stream_id: r.stream_id }, Number(r.n));
-  for (const r of deadRows) deadLetters.set({ stream_id: r.stream_id }, Number(r.n));
+  for (const [stream_id, n] of outboxPendingBy) outboxPending.set({ stream_id }, n);
+  for (const [stream_id, n] of deadBy) deadLetters.set({ stream_id }, n);
 
   const runsByStatus = new Gauge({
     name: 'ampsignal_runs',

@@ -2,6 +2,7 @@ import { AmpError } from '../../errors';
 import type { Context } from '../../store';
 import { destinationView, type DestinationView } from '../../connectors/onesignal/destinations';
 import type { DeadLetterView } from '../../events/dead-letters';
+import { countOutbox } from '../../events/streams';
 import { getRunView, OPEN_OUTCOME, runView, type RunView } from '../../sync/runs';
 import type { SyncView } from '../../sync/syncs';
 
@@ -258,23 +259,15 @@ async function queryStreams(ctx: Context, id?: string): Promise<StreamRead[]> {
   const streams = await q.execute();
   if (!streams.length) return [];
   const ids = streams.map((s) => s.id);
-  // Pending and dead are counted through their partial indexes, recent throughput through the
-  // forwarded-by-time one; the forwarded total is kept by the forwarder (rows are pruned).
-  const countWhere = (status: 'pending' | 'dead' | 'forwarded', since?: number) => {
-    let c = ctx.store.db
-      .selectFrom('stream_events')
-      .select(['stream_id', (eb) => eb.fn.countAll().as('n')])
-      .where('stream_id', 'in', ids)
-      .where('status', '=', status);
-    if (since !== undefined) c = c.where('forwarded_at', '>=', since);
-    return c.groupBy('stream_id').execute();
-  };
-  const [pendingRows, deadRows, recent] = await Promise.all([countWhere('pending'), countWhere('dead'), countWhere('forwarded', Date.now() - 60_000)]);
-  const of = (rows: Array<{ stream_id: string; n: unknown }>, sid: string) => num(rows.find((r) => r.stream_id === sid)?.n);
+  const [pendingBy, deadBy, recentBy] = await Promise.all([
+    countOutbox(ctx, { status: 'pending' }, ids),
+    countOutbox(ctx, { status: 'dead' }, ids),
+    countOutbox(ctx, { status: 'forwarded', since: Date.now() - 60_000 }, ids),
+  ]);
   return streams.map((s) => {
     const forwarded = num(s.forwarded_total);
-    const dead = of(deadRows, s.id);
-    const pending = of(pendingRows, s.id);
+    const dead = deadBy.get(s.id) ?? 0;
+    const pending = pendingBy.get(s.id) ?? 0;
     return {
       id: s.id,
       name: s.name,
@@ -289,7 +282,7 @@ async function queryStreams(ctx: Context, id?: string): Promise<StreamRead[]> {
       forwarded,
       dead_lettered: dead,
       pending,
-      forwarded_last_minute: of(recent, s.id),
+      forwarded_last_minute: recentBy.get(s.id) ?? 0,
     };
   });
 }
