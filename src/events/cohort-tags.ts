@@ -24,10 +24,13 @@ function templateToRegExp(template: string): RegExp | undefined {
   return new RegExp(`^${esc(before)}(.+)${esc(after)}$`);
 }
 
+function cached(ctx: Context): Matcher | undefined {
+  const hit = cache.get(ctx.store.displayUrl);
+  return hit && hit.expires > Date.now() ? hit : undefined;
+}
+
 async function load(ctx: Context): Promise<Matcher> {
   const key = ctx.store.displayUrl;
-  const hit = cache.get(key);
-  if (hit && hit.expires > Date.now()) return hit;
   const [syncs, templates] = await Promise.all([
     ctx.store.db.selectFrom('syncs').select(['tag_key', 'cohort_id']).execute(),
     ctx.store.db.selectFrom('destinations').select('tag_key_template').distinct().execute(),
@@ -63,8 +66,12 @@ export function matchCohortIds(m: Pick<Matcher, 'exact' | 'patterns'>, tags: Rec
   return [...ids].sort();
 }
 
-/** A function for mapOneSignalEvent, bound to the current syncs/destinations of this database. */
-export async function cohortTagMatcher(ctx: Context): Promise<(tags: Record<string, unknown>) => string[]> {
-  const m = await load(ctx);
-  return (tags) => matchCohortIds(m, tags);
+/**
+ * A function for mapOneSignalEvent, bound to the current syncs/destinations of this database.
+ * Synchronous while cached: the receiver calls it for every request (bench ingest).
+ */
+export function cohortTagMatcher(ctx: Context): ((tags: Record<string, unknown>) => string[]) | Promise<(tags: Record<string, unknown>) => string[]> {
+  const bind = (m: Matcher) => (tags: Record<string, unknown>) => matchCohortIds(m, tags);
+  const hit = cached(ctx);
+  return hit ? bind(hit) : load(ctx).then(bind);
 }

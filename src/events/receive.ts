@@ -1,5 +1,6 @@
 import { AmpError } from '../errors';
 import type { Context } from '../store';
+import { committerFor, GroupCommit } from '../store/group-commit';
 import { cohortTagMatcher } from './cohort-tags';
 import { mapOneSignalEvent } from './map';
 import type { CachedStream } from './streams';
@@ -44,7 +45,8 @@ export async function receiveEvents(ctx: Context, stream: CachedStream, body: un
   const single = !Array.isArray(body);
   const items = single ? [body] : (body as unknown[]);
   if (items.length === 0) throw new AmpError('invalid_input', 'the body is an empty array: send one event or an array of events');
-  const cohortIds = await cohortTagMatcher(ctx);
+  const matcher = cohortTagMatcher(ctx);
+  const cohortIds = typeof matcher === 'function' ? matcher : await matcher;
   const rejected: ReceiveResult['rejected'] = [];
   const rows: Row[] = [];
   const seen = new Set<string>();
@@ -86,10 +88,11 @@ export async function receiveEvents(ctx: Context, stream: CachedStream, body: un
   return { accepted: inserted.size, duplicates: rows.length - inserted.size + inBodyDuplicates, dead_lettered: dead, rejected };
 }
 
-async function storeRows(ctx: Context, streamId: string, rows: Row[], extraDuplicates: number): Promise<Set<string>> {
-  const { store } = ctx;
-  if (store.sqlite) return groupCommit(ctx, store.sqlite, { streamId, rows, extra: extraDuplicates });
-  return storeRowsKysely(ctx, streamId, rows, extraDuplicates);
+function storeRows(ctx: Context, streamId: string, rows: Row[], extra: number): Promise<Set<string>> {
+  const h = ctx.store.sqlite;
+  if (!h) return storeRowsKysely(ctx, streamId, rows, extra);
+  const committer = committerFor(committers, h, () => new GroupCommit(h, eventWriter(h), (j) => storeRowsKysely(ctx, j.streamId, j.rows, j.extra)));
+  return committer.submit({ streamId, rows, extra });
 }
 
 function storeRowsKysely(ctx: Context, streamId: string, rows: Row[], extraDuplicates: number): Promise<Set<string>> {
@@ -121,75 +124,19 @@ type Sqlite = NonNullable<Context['store']['sqlite']>;
 interface Job {
   streamId: string;
   rows: Row[];
+  /** Duplicates already dropped within the request's own body. */
   extra: number;
 }
-interface Queued extends Job {
-  ctx: Context;
-  resolve: (inserted: Set<string>) => void;
-  reject: (e: unknown) => void;
-}
-type Prepared = { one: (job: Job) => Set<string>; group: (jobs: Job[]) => Array<Set<string>> };
-const prepared = new WeakMap<Sqlite, Prepared>();
-const queues = new WeakMap<Sqlite, Queued[]>();
-
-/**
- * SQLite group commit: the rows of every request that reaches this point in one event-loop turn
- * are written in ONE transaction (flushed from setImmediate, i.e. after the turn's I/O callbacks
- * have run), and each request's promise settles only after that commit — so no request is
- * acknowledged before its own rows are durable. A commit per request was the largest cost of the
- * ingest benchmark (thousands of small requests a second). Each job keeps its own statements and
- * duplicate accounting, so the outcome equals running the jobs one after another in arrival order.
- */
-function groupCommit(ctx: Context, db: Sqlite, job: Job): Promise<Set<string>> {
-  return new Promise((resolve, reject) => {
-    let q = queues.get(db);
-    if (!q) {
-      q = [];
-      queues.set(db, q);
-      setImmediate(() => flush(db));
-    }
-    q.push({ ...job, ctx, resolve, reject });
-  });
-}
-
-function flush(db: Sqlite): void {
-  const q = queues.get(db) ?? [];
-  queues.delete(db);
-  if (q.length === 0) return;
-  // While a Kysely transaction is open on the shared handle (another module, between its
-  // awaits), a raw transaction would nest as a savepoint inside it and could be rolled back
-  // after we acknowledged: take the query builder's path, which waits for its turn.
-  if (!db.open || db.inTransaction) {
-    for (const j of q) storeRowsKysely(j.ctx, j.streamId, j.rows, j.extra).then(j.resolve, j.reject);
-    return;
-  }
-  const p = statements(db);
-  try {
-    const results = p.group(q);
-    q.forEach((j, i) => j.resolve(results[i]!));
-  } catch {
-    // Nothing of the group was committed. Retry each request alone, so one request's failure
-    // (e.g. a row SQLite refuses) answers only that request with an error.
-    for (const j of q) {
-      try {
-        j.resolve(p.one(j));
-      } catch (e) {
-        j.reject(e);
-      }
-    }
-  }
-}
+const committers = new WeakMap<Sqlite, GroupCommit<Job, Set<string>>>();
 
 /** Same statement semantics as the Kysely path above, as prepared statements (much cheaper). */
-function statements(db: Sqlite): Prepared {
-  let p = prepared.get(db);
-  if (p) return p;
+function eventWriter(db: Sqlite): (job: Job) => Set<string> {
   const insert = db.prepare(
     `INSERT INTO stream_events (stream_id, event_id, kind, payload, status, attempts, next_attempt_at, reason, received_at)
      VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?) ON CONFLICT (stream_id, event_id) DO NOTHING`,
   );
   const bump = db.prepare('UPDATE streams SET duplicates = duplicates + ? WHERE id = ?');
-  const write = (job: Job): Set<string> => {
+  return (job) => {
     const inserted = new Set<string>();
     for (const r of job.rows) {
       const info = insert.run(r.stream_id, r.event_id, r.kind, r.payload, r.status, r.next_attempt_at, r.reason, r.received_at);
@@ -199,7 +146,4 @@ function statements(db: Sqlite): Prepared {
     if (dups > 0) bump.run(dups, job.streamId);
     return inserted;
   };
-  p = { one: db.transaction(write), group: db.transaction((jobs: Job[]) => jobs.map(write)) };
-  prepared.set(db, p);
-  return p;
 }

@@ -19,6 +19,18 @@ export interface ServerDeps {
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, bodyLimit: deps.bodyLimit ?? 5 * 1024 * 1024 });
+  // Graceful close: fastify ends idle keep-alive connections when close() starts, but a request
+  // already in flight then answers on a connection that stays open, and the server waits for it
+  // until the keep-alive timeout (72 s). Answers sent while closing end their connection instead.
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onSend', (_req, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close');
+    done(null, payload);
+  });
   app.get('/healthz', async () => {
     await deps.ctx.store.db.selectFrom('sources').select('id').limit(1).execute();
     return { status: 'ok', database: deps.ctx.store.dialect };

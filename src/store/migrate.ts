@@ -7,6 +7,7 @@ import * as m003 from './migrations/003_pacing_handoff';
 import * as m004 from './migrations/004_inbox_body';
 import * as m005 from './migrations/005_ledger_run_open';
 import * as m006 from './migrations/006_retention';
+import * as m007 from './migrations/007_inbox_deflate';
 
 type DialectMigration = { up: (db: any, dialect: Store['dialect']) => Promise<void> };
 
@@ -18,6 +19,7 @@ const MIGRATIONS: Record<string, DialectMigration> = {
   '004_inbox_body': m004,
   '005_ledger_run_open': m005,
   '006_retention': m006,
+  '007_inbox_deflate': m007,
 };
 
 function migrator(store: Store): Migrator {

@@ -131,8 +131,10 @@ export interface WebhookInboxTable {
   cohort_name: string | null;
   in_cohort: number;
   computed_time: number;
-  /** The message as received (a JSON object with `users`); rows from before migration 004: the users array. */
+  /** The message as received (a JSON object with `users`); rows from before migration 004: the users array. '' when body_deflated holds it. */
   body: string;
+  /** The message as received, raw-deflated (migration 007); NULL when `body` holds it. */
+  body_deflated: Buffer | null;
   received_at: number;
   applied_at: number | null;
   error: string | null;

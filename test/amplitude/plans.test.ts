@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createSource } from '../../src/connectors/amplitude/sources';
-import { applyPendingWebhooks, parseWebhookPayload, storeWebhook } from '../../src/connectors/amplitude/webhooks';
+import { checkWebhookBody } from '../../src/connectors/amplitude/webhook-payload';
+import { applyPendingWebhooks, storeWebhook } from '../../src/connectors/amplitude/webhooks';
 import { createDestination } from '../../src/connectors/onesignal/destinations';
 import { pruneExpired } from '../../src/jobs/retention';
 import { createSync } from '../../src/sync/syncs';
@@ -17,16 +18,15 @@ describe('cohort webhook query plans [sqlite]', () => {
     const source = await createSource(ctx, { name: 'plans', api_key: 'k', secret_key: 's', api_url: 'http://127.0.0.1:9' });
     const dest = await createDestination(ctx, { name: 'plans', app_id: '00000000-0000-4000-8000-0000000000aa', api_key: 'k', api_url: 'http://127.0.0.1:9', source_id: source.id });
     const message = (i: number) =>
-      parseWebhookPayload({ cohort_id: 'coh_p', cohort_name: 'P', in_cohort: i % 2 === 0, computed_time: String(1000 + i), message_id: `m${i}`, users: [{ user_id: `u${i}` }, { user_id: 'u0' }] });
-    const first = message(0);
-    await storeWebhook(ctx, source.id, first, JSON.stringify(first));
+      JSON.stringify({ cohort_id: 'coh_p', cohort_name: 'P', in_cohort: i % 2 === 0, computed_time: String(1000 + i), message_id: `m${i}`, users: [{ user_id: `u${i}` }, { user_id: 'u0' }] });
+    const store = (text: string) => storeWebhook(ctx, source.id, checkWebhookBody(text), { text });
+    await store(message(0));
     await applyPendingWebhooks(ctx);
     await createSync(ctx, { cohortId: 'coh_p', destinationId: dest.id, cadence: 'realtime' });
 
     const scans = await fullScansDuring(ctx, ['webhook_inbox', 'ledger'], async () => {
       for (let i = 1; i < 6; i++) {
-        const p = message(i);
-        await storeWebhook(ctx, source.id, p, JSON.stringify(p));
+        await store(message(i));
       }
       expect(await applyPendingWebhooks(ctx)).toMatchObject({ applied: 5, failed: 0 });
       await pruneExpired(ctx, { keepMs: 0 });

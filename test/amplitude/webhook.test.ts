@@ -115,6 +115,60 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
     }
   });
 
+  it('a 1,000-user message is checked off the request thread, kept deflated, and applied in full', async () => {
+    const { ctx } = db();
+    const ids = Array.from({ length: 1000 }, (_, i) => `big-${i}`);
+    const create = await post(msg('coh_large', true, 1000, []));
+    expect(create.status).toBe(200);
+    await applyAndDeliver(ctx);
+    const sync = await createSync(ctx, { cohortId: 'coh_large', destinationId: destId, cadence: 'manual' });
+
+    const before = await inboxCount(ctx);
+    const tooBig = msg('coh_large', true, 2000, ids, 'large-enter-2000');
+    const { users: _users, ...noUsers } = tooBig;
+    const missing = await post({ ...noUsers, padding: 'x'.repeat(40_000) });
+    expect(missing.status).toBe(400);
+    expect(missing.body.message).toContain('users');
+    const broken = await post(null, { raw: JSON.stringify(tooBig).slice(0, -2) });
+    expect(broken.status).toBe(400);
+    expect(broken.body.message).toMatch(/not valid JSON/);
+    const badUser = await post({ ...tooBig, users: [...tooBig.users.slice(0, 999), { user_id: { nested: true } }] });
+    expect(badUser.status).toBe(400);
+    expect(badUser.body.message).toContain('users.999.user_id');
+    const longId = await post(msg('coh_large', true, 2000, ids));
+    expect(longId.status).toBe(400);
+    expect(longId.body.message).toMatch(/message_id is longer than 512 characters/);
+    expect(await inboxCount(ctx)).toBe(before);
+
+    const ok = await post(tooBig);
+    expect(ok.body).toMatchObject({ ok: true, duplicate: false, users: 1000 });
+    const stored = await ctx.store.db.selectFrom('webhook_inbox').selectAll().where('message_id', '=', tooBig.message_id).executeTakeFirstOrThrow();
+    expect(stored.body).toBe('');
+    expect(stored.body_deflated!.length).toBeLessThan(JSON.stringify(tooBig).length / 4);
+    expect((await post(tooBig)).body).toMatchObject({ ok: true, duplicate: true });
+    await applyPendingWebhooks(ctx);
+    const desired = (await ledgerRows(ctx, sync.id)).filter((r) => r.desired === 1).map((r) => r.external_id);
+    expect(desired.sort()).toEqual([...ids].sort());
+  });
+
+  it('refuses prototype-poisoning keys with 400, in small and large bodies, storing nothing', async () => {
+    const { ctx } = db();
+    const before = await inboxCount(ctx);
+    const good = JSON.stringify(msg('coh_poison', true, 100, ['u1']));
+    const large = JSON.stringify(msg('coh_poison', true, 100, Array.from({ length: 1000 }, (_, i) => `p-${i}`)));
+    for (const [name, raw] of [
+      ['__proto__', good.replace('{', '{"__proto__":{"polluted":true},')],
+      ['escaped __proto__', large.replace('{', '{"\\u005f_proto__":{"polluted":true},')],
+      ['constructor.prototype', large.replace('"users":[{', '"users":[{"constructor":{"prototype":{"x":1}},')],
+    ] as const) {
+      const r = await post(null, { raw });
+      expect(r.status, name).toBe(400);
+      expect(r.body.message, name).toMatch(/forbidden key/);
+    }
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(await inboxCount(ctx)).toBe(before);
+  });
+
   it('creates a cohort first seen in a webhook; duplicates, stale and out-of-order deltas change nothing', async () => {
     const { ctx } = db();
     // First word of the cohort: an empty batch is enough to create it.

@@ -1,114 +1,20 @@
-import { createHash } from 'node:crypto';
+import { inflateRawSync } from 'node:zlib';
 import type BetterSqlite3 from 'better-sqlite3';
-import { sql } from 'kysely';
-import { z } from 'zod';
+import { sql, type Insertable } from 'kysely';
 import { AmpError, toAmpError } from '../../errors';
 import type { Context } from '../../store';
+import { committerFor, GroupCommit } from '../../store/group-commit';
+import type { WebhookInboxTable } from '../../store/schema';
 import { applyMembershipDelta } from '../../sync/ledger';
 import { COHORT_FILE_USER_COLUMN } from './constants';
+import type { WebhookSummary, WebhookUser } from './webhook-payload';
 
 /**
  * Amplitude cohort-webhook messages: validated, stored in `webhook_inbox` before the 200 goes
  * out (Amplitude retries after ~1-2 s, so applying happens later), deduplicated on
  * (source, message_id), then applied to the ledger of every sync of the cohort.
- * Payload source: https://amplitude.com/docs/data/destination-catalog/cohort-webhooks
+ * Validation of the payload: webhook-payload.ts.
  */
-
-const epochSeconds = z.union([
-  z.number().finite().positive(),
-  z
-    .string()
-    .trim()
-    .regex(/^\d+(\.\d+)?$/, 'must be epoch seconds, e.g. "1692206763"')
-    .transform(Number),
-]);
-
-/** One webhook user, as stored: `user_id` (string|number) and the selected `user_properties`. */
-export interface WebhookUser {
-  user_id?: string | number | null;
-  user_properties?: Record<string, unknown> | null;
-}
-
-/**
- * The users array is checked by hand, not by a zod element schema: a 1,000-user message must be
- * acknowledged within Amplitude's ~1 s (bench webhook_ack), and per-element zod parsing was the
- * largest cost of the acknowledgement. The rules are the ones a zod schema would state.
- */
-const usersSchema = z
-  .array(z.unknown(), { error: 'is required (an array of {user_id, user_properties})' })
-  .max(100_000, 'at most 100000 users per message')
-  .superRefine((arr, ctx) => {
-    for (let i = 0; i < arr.length; i++) {
-      const u = arr[i] as WebhookUser | null;
-      if (u === null || typeof u !== 'object' || Array.isArray(u)) {
-        ctx.addIssue({ code: 'custom', path: [i], message: 'must be an object {user_id, user_properties}' });
-        return;
-      }
-      const id = u.user_id;
-      if (id !== undefined && id !== null && typeof id !== 'string' && typeof id !== 'number') {
-        ctx.addIssue({ code: 'custom', path: [i, 'user_id'], message: 'must be a string' });
-        return;
-      }
-      const props = u.user_properties;
-      if (props !== undefined && props !== null && (typeof props !== 'object' || Array.isArray(props))) {
-        ctx.addIssue({ code: 'custom', path: [i, 'user_properties'], message: 'must be an object' });
-        return;
-      }
-    }
-  })
-  .transform((arr) => arr as WebhookUser[]);
-
-export const webhookPayloadSchema = z
-  .looseObject({
-    cohort_id: z.union([z.string().trim().min(1, 'must not be empty'), z.number()], { error: 'is required (a string)' }).transform(String),
-    cohort_name: z.string().nullish(),
-    // FreeMarker templates may render booleans as strings; accept both spellings.
-    in_cohort: z.union([z.boolean(), z.enum(['true', 'false']).transform((s) => s === 'true')], {
-      error: 'is required (true = entering, false = leaving)',
-    }),
-    // The Kinesis/Pub/Sub docs call it compute_time in prose, the example says computed_time: accept both.
-    computed_time: epochSeconds.optional(),
-    compute_time: epochSeconds.optional(),
-    message_id: z.union([z.string().trim().min(1), z.number()]).transform(String).optional(),
-    users: usersSchema,
-  })
-  .superRefine((v, ctx) => {
-    if (v.computed_time === undefined && v.compute_time === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['computed_time'], message: 'is required (epoch seconds; compute_time is accepted too)' });
-    }
-  });
-
-export type WebhookPayload = z.output<typeof webhookPayloadSchema>;
-
-/** One line naming the offending fields, e.g. `in_cohort is required (…); users.3.user_id: …`. */
-export function describePayloadIssues(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>): string {
-  return issues
-    .slice(0, 5)
-    .map((i) => {
-      const path = i.path.map(String).join('.');
-      if (!path) return i.message;
-      return /^(is|must)\b/.test(i.message) ? `${path} ${i.message}` : `${path}: ${i.message}`;
-    })
-    .join('; ');
-}
-
-export function parseWebhookPayload(body: unknown): WebhookPayload {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw new AmpError('invalid_input', 'the body must be a JSON object with cohort_id, in_cohort, computed_time and users');
-  }
-  const r = webhookPayloadSchema.safeParse(body);
-  if (!r.success) throw new AmpError('invalid_input', `invalid cohort webhook: ${describePayloadIssues(r.error.issues)}`);
-  return r.data;
-}
-
-/** Without a message_id, a retry of the same payload must still dedupe: hash its content. */
-function derivedMessageId(p: WebhookPayload, computedMs: number): string {
-  const h = createHash('sha256');
-  h.update(JSON.stringify([p.cohort_id, p.in_cohort, computedMs, p.users]));
-  return 'sha256:' + h.digest('hex').slice(0, 40);
-}
-
-const inboxInserts = new WeakMap<BetterSqlite3.Database, BetterSqlite3.Statement>();
 
 export interface StoredWebhook {
   inboxId: number | null;
@@ -116,48 +22,54 @@ export interface StoredWebhook {
   messageId: string;
 }
 
-/**
- * Stores a validated message once per (source, message_id); a repeat is reported, not stored.
- * `rawBody` is the text the payload was parsed from, stored as is; without it the payload is
- * serialised.
- */
-export async function storeWebhook(ctx: Context, sourceId: string, p: WebhookPayload, rawBody?: string, nowMs = Date.now()): Promise<StoredWebhook> {
-  const computedMs = Math.round((p.computed_time ?? p.compute_time ?? 0) * 1000);
-  const messageId = p.message_id ?? derivedMessageId(p, computedMs);
-  const values = {
+/** What the inbox keeps of a message's text: as is, or raw-deflated (see migration 007). */
+export type StoredBody = { text: string } | { deflated: Buffer };
+
+/** Stores a validated message once per (source, message_id); a repeat is reported, not stored. */
+export async function storeWebhook(ctx: Context, sourceId: string, m: WebhookSummary, body: StoredBody, nowMs = Date.now()): Promise<StoredWebhook> {
+  const messageId = m.message_id;
+  const values: InboxValues = {
     source_id: sourceId,
     message_id: messageId,
-    cohort_id: p.cohort_id,
-    cohort_name: p.cohort_name ?? null,
-    in_cohort: p.in_cohort ? 1 : 0,
-    computed_time: computedMs,
+    cohort_id: m.cohort_id,
+    cohort_name: m.cohort_name,
+    in_cohort: m.in_cohort ? 1 : 0,
+    computed_time: m.computed_ms,
     // Mapping to external ids happens at apply time.
-    body: rawBody ?? JSON.stringify(p),
+    body: 'text' in body ? body.text : '',
+    body_deflated: 'deflated' in body ? body.deflated : null,
     received_at: nowMs,
   };
   const h = ctx.store.sqlite;
-  if (h) {
-    // The acknowledgement path on SQLite goes straight to a cached prepared statement: through
-    // the query builder this insert of a ~100 kB row cost several times more (bench webhook_ack).
-    let stmt = inboxInserts.get(h);
-    if (!stmt) {
-      stmt = h.prepare(
-        `INSERT INTO webhook_inbox (source_id, message_id, cohort_id, cohort_name, in_cohort, computed_time, body, received_at)
-         VALUES (@source_id, @message_id, @cohort_id, @cohort_name, @in_cohort, @computed_time, @body, @received_at)
-         ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id`,
-      );
-      inboxInserts.set(h, stmt);
-    }
-    const r = stmt.get(values) as { id: number } | undefined;
-    return r ? { inboxId: Number(r.id), duplicate: false, messageId } : { inboxId: null, duplicate: true, messageId };
-  }
+  const inboxId = await (h ? committerFor(inboxCommitters, h, () => new GroupCommit(h, inboxWriter(h), (v) => insertViaQueryBuilder(ctx, v))).submit(values) : insertViaQueryBuilder(ctx, values));
+  return inboxId === null ? { inboxId: null, duplicate: true, messageId } : { inboxId, duplicate: false, messageId };
+}
+
+type InboxValues = Omit<Insertable<WebhookInboxTable>, 'id' | 'applied_at' | 'error'>;
+const inboxCommitters = new WeakMap<BetterSqlite3.Database, GroupCommit<InboxValues, number | null>>();
+
+/** The new row's id, or null for a message already stored. */
+async function insertViaQueryBuilder(ctx: Context, values: InboxValues): Promise<number | null> {
   const row = await ctx.store.db
     .insertInto('webhook_inbox')
     .values({ ...values, applied_at: null, error: null })
     .onConflict((oc) => oc.columns(['source_id', 'message_id']).doNothing())
     .returning('id')
     .executeTakeFirst();
-  return row ? { inboxId: Number(row.id), duplicate: false, messageId } : { inboxId: null, duplicate: true, messageId };
+  return row ? Number(row.id) : null;
+}
+
+/** The same insert as a prepared statement: through the query builder it cost several times more (bench webhook_ack). */
+function inboxWriter(h: BetterSqlite3.Database): (values: InboxValues) => number | null {
+  const stmt = h.prepare(
+    `INSERT INTO webhook_inbox (source_id, message_id, cohort_id, cohort_name, in_cohort, computed_time, body, body_deflated, received_at)
+     VALUES (@source_id, @message_id, @cohort_id, @cohort_name, @in_cohort, @computed_time, @body, @body_deflated, @received_at)
+     ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id`,
+  );
+  return (values) => {
+    const r = stmt.get(values) as { id: number } | undefined;
+    return r ? Number(r.id) : null;
+  };
 }
 
 /** The external id of one webhook user under a mapping (user_id, or a selected user property). */
@@ -195,7 +107,8 @@ export async function applyWebhookMessage(ctx: Context, inboxId: number | string
     const byProperty = new Map<string, string[]>();
     for (const s of syncs) byProperty.set(s.external_id_property, [...(byProperty.get(s.external_id_property) ?? []), s.id]);
     if (byProperty.size > 0) {
-      const stored = JSON.parse(msg.body) as { users: WebhookUser[] } | WebhookUser[];
+      const text = msg.body_deflated ? inflateRawSync(msg.body_deflated).toString('utf8') : msg.body;
+      const stored = JSON.parse(text) as { users: WebhookUser[] } | WebhookUser[];
       const users = Array.isArray(stored) ? stored : stored.users;
       for (const [property, syncIds] of byProperty) {
         const externalIds: string[] = [];

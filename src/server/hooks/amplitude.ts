@@ -1,15 +1,17 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isAmpError } from '../../errors';
 import { WEBHOOK_BODY_LIMIT_BYTES } from '../../connectors/amplitude/constants';
-import { parseWebhookPayload, storeWebhook } from '../../connectors/amplitude/webhooks';
+import { storeWebhook } from '../../connectors/amplitude/webhooks';
 import { secretsEqual } from '../../store/secrets';
 import { log } from '../../telemetry/logger';
 import type { ServerDeps } from '../app';
+import { WebhookParsePool } from './parse-pool';
 
 /**
  * POST /hooks/amplitude/cohorts/:sourceId — Amplitude's cohort-webhook destination.
  * Order of checks, so nothing bad is ever stored: secret (401, before the body is read) →
  * size (413) → JSON (400) → payload fields (400, naming the field) → insert-once → 200.
+ * JSON and fields are checked on a parse worker for large bodies (parse-pool.ts).
  * Amplitude retries when the answer takes over ~1-2 s, so the 200 goes out as soon as the
  * message is durable; applying it to the ledger is a job ('webhook.apply').
  */
@@ -21,10 +23,6 @@ const SECRET_CACHE_MS = 30_000;
 interface Params {
   sourceId: string;
 }
-
-// The body text, kept by the parser so the inbox stores what Amplitude sent without re-encoding it.
-const RAW_BODY = Symbol('rawBody');
-type WithRawBody = { [RAW_BODY]?: string };
 
 export async function registerAmplitudeHooks(app: FastifyInstance, deps: ServerDeps): Promise<void> {
   const { ctx } = deps;
@@ -41,29 +39,20 @@ export async function registerAmplitudeHooks(app: FastifyInstance, deps: ServerD
 
   const bodyLimit = deps.bodyLimit ?? WEBHOOK_BODY_LIMIT_BYTES;
 
-  // Encapsulated, so the JSON parser below applies to this route only.
+  const parsePool = new WebhookParsePool();
+  // A listening server expects webhooks; one built for inject() in tests starts workers only if it needs them.
+  app.addHook('onListen', (done) => {
+    parsePool.warm();
+    done();
+  });
+  app.addHook('onClose', () => parsePool.close());
+
+  // Encapsulated, so the parser below applies to this route only.
   await app.register(async (scope) => {
-    // fastify's default parser (secure-json-parse) scans every body with two regular expressions
-    // for prototype-poisoning keys, a large share of a 1,000-user message's cost (bench
-    // webhook_ack). Plain JSON.parse is exactly as safe for a body that cannot spell such a
-    // key: one without "__proto__", "constructor" or any \u escape (which could spell them).
-    // Anything else goes through the default parser, which answers 400 for poisoned keys.
-    const secureParser = scope.getDefaultJsonParser('error', 'error');
+    // The body reaches the handler as bytes: it is checked there (on a parse worker when large,
+    // prototype-poisoning keys included: webhook-payload.ts) and stored as received.
     scope.removeContentTypeParser('application/json');
-    scope.addContentTypeParser('application/json', { parseAs: 'string' }, (req, text, done) => {
-      const body = text as string;
-      (req as WithRawBody)[RAW_BODY] = body;
-      if (body.length === 0 || body.includes('\\u') || body.includes('__proto__') || body.includes('constructor')) {
-        return secureParser(req, body, done);
-      }
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(body);
-      } catch (e) {
-        return done(Object.assign(e as Error, { statusCode: 400 }), undefined);
-      }
-      done(null, parsed);
-    });
+    scope.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
     registerRoute(scope);
   });
 
@@ -101,8 +90,8 @@ export async function registerAmplitudeHooks(app: FastifyInstance, deps: ServerD
       },
       handler: async (req: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
         const sourceId = req.params.sourceId;
-        const payload = parseWebhookPayload(req.body);
-        const stored = await storeWebhook(ctx, sourceId, payload, (req as WithRawBody)[RAW_BODY]);
+        const { message, body } = await parsePool.check(req.body as Buffer);
+        const stored = await storeWebhook(ctx, sourceId, message, body);
         if (stored.inboxId !== null && deps.jobs) {
           try {
             // One queue per source: messages of a source apply in arrival order.
@@ -117,7 +106,7 @@ export async function registerAmplitudeHooks(app: FastifyInstance, deps: ServerD
           message_id: stored.messageId,
           duplicate: stored.duplicate,
           ...(stored.inboxId !== null ? { inbox_id: stored.inboxId } : {}),
-          users: payload.users.length,
+          users: message.users,
         });
       },
     });

@@ -1,0 +1,151 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { AmpError } from '../../errors';
+
+/**
+ * Validation of one Amplitude cohort-webhook body, kept apart from storage so it can run on a
+ * parse worker (src/server/hooks/parse-pool.ts) as well as in the request's own thread: for a
+ * 1,000-user message JSON.parse is most of the acknowledgement's cost.
+ * Payload source: https://amplitude.com/docs/data/destination-catalog/cohort-webhooks
+ */
+
+const epochSeconds = z.union([
+  z.number().finite().positive(),
+  z
+    .string()
+    .trim()
+    .regex(/^\d+(\.\d+)?$/, 'must be epoch seconds, e.g. "1692206763"')
+    .transform(Number),
+]);
+
+/** One webhook user, as stored: `user_id` (string|number) and the selected `user_properties`. */
+export interface WebhookUser {
+  user_id?: string | number | null;
+  user_properties?: Record<string, unknown> | null;
+}
+
+/**
+ * The users array is checked by hand, not by a zod element schema: a 1,000-user message must be
+ * acknowledged within Amplitude's ~1 s (bench webhook_ack), and per-element zod parsing was the
+ * largest cost of the acknowledgement. The rules are the ones a zod schema would state.
+ */
+const usersSchema = z
+  .array(z.unknown(), { error: 'is required (an array of {user_id, user_properties})' })
+  .max(100_000, 'at most 100000 users per message')
+  .superRefine((arr, ctx) => {
+    for (let i = 0; i < arr.length; i++) {
+      const u = arr[i] as WebhookUser | null;
+      if (u === null || typeof u !== 'object' || Array.isArray(u)) {
+        ctx.addIssue({ code: 'custom', path: [i], message: 'must be an object {user_id, user_properties}' });
+        return;
+      }
+      const id = u.user_id;
+      if (id !== undefined && id !== null && typeof id !== 'string' && typeof id !== 'number') {
+        ctx.addIssue({ code: 'custom', path: [i, 'user_id'], message: 'must be a string' });
+        return;
+      }
+      const props = u.user_properties;
+      if (props !== undefined && props !== null && (typeof props !== 'object' || Array.isArray(props))) {
+        ctx.addIssue({ code: 'custom', path: [i, 'user_properties'], message: 'must be an object' });
+        return;
+      }
+    }
+  })
+  .transform((arr) => arr as WebhookUser[]);
+
+export const webhookPayloadSchema = z
+  .looseObject({
+    // Both are keys of the inbox's unique index, whose entries PostgreSQL caps at ~2.7 kB; Amplitude's own are a few dozen characters.
+    cohort_id: z.union([z.string().trim().min(1, 'must not be empty').max(256, 'is longer than 256 characters'), z.number()], { error: 'is required (a string)' }).transform(String),
+    cohort_name: z.string().nullish(),
+    // FreeMarker templates may render booleans as strings; accept both spellings.
+    in_cohort: z.union([z.boolean(), z.enum(['true', 'false']).transform((s) => s === 'true')], {
+      error: 'is required (true = entering, false = leaving)',
+    }),
+    // The Kinesis/Pub/Sub docs call it compute_time in prose, the example says computed_time: accept both.
+    computed_time: epochSeconds.optional(),
+    compute_time: epochSeconds.optional(),
+    message_id: z.union([z.string().trim().min(1).max(512, 'is longer than 512 characters'), z.number()]).transform(String).optional(),
+    users: usersSchema,
+  })
+  .superRefine((v, ctx) => {
+    if (v.computed_time === undefined && v.compute_time === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['computed_time'], message: 'is required (epoch seconds; compute_time is accepted too)' });
+    }
+  });
+
+export type WebhookPayload = z.output<typeof webhookPayloadSchema>;
+
+/** One line naming the offending fields, e.g. `in_cohort is required (…); users.3.user_id: …`. */
+export function describePayloadIssues(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>): string {
+  return issues
+    .slice(0, 5)
+    .map((i) => {
+      const path = i.path.map(String).join('.');
+      if (!path) return i.message;
+      return /^(is|must)\b/.test(i.message) ? `${path} ${i.message}` : `${path}: ${i.message}`;
+    })
+    .join('; ');
+}
+
+export function parseWebhookPayload(body: unknown): WebhookPayload {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new AmpError('invalid_input', 'the body must be a JSON object with cohort_id, in_cohort, computed_time and users');
+  }
+  const r = webhookPayloadSchema.safeParse(body);
+  if (!r.success) throw new AmpError('invalid_input', `invalid cohort webhook: ${describePayloadIssues(r.error.issues)}`);
+  return r.data;
+}
+
+/** Without a message_id, a retry of the same payload must still dedupe: hash its content. */
+function derivedMessageId(p: WebhookPayload, computedMs: number): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify([p.cohort_id, p.in_cohort, computedMs, p.users]));
+  return 'sha256:' + h.digest('hex').slice(0, 40);
+}
+
+/** What storing and acknowledging a message need of it: everything but the users themselves. */
+export interface WebhookSummary {
+  cohort_id: string;
+  cohort_name: string | null;
+  in_cohort: boolean;
+  computed_ms: number;
+  message_id: string;
+  users: number;
+}
+
+export function summarizeWebhook(p: WebhookPayload): WebhookSummary {
+  const computedMs = Math.round((p.computed_time ?? p.compute_time ?? 0) * 1000);
+  return {
+    cohort_id: p.cohort_id,
+    cohort_name: p.cohort_name ?? null,
+    in_cohort: p.in_cohort,
+    computed_ms: computedMs,
+    message_id: p.message_id ?? derivedMessageId(p, computedMs),
+    users: p.users.length,
+  };
+}
+
+// Keys that would set an object's prototype once the payload is copied key by key (zod copies a
+// loose object's keys): refused, as fastify's secure-json-parse does. Only a body that can spell
+// one (the key itself, or any \u escape) pays for the reviver.
+const MAY_POISON = /__proto__|constructor|\\u/;
+class PoisonedKey extends Error {}
+function refusePoisonedKeys(key: string, value: unknown): unknown {
+  if (key === '__proto__' || (key === 'constructor' && typeof value === 'object' && value !== null && Object.hasOwn(value, 'prototype'))) {
+    throw new PoisonedKey(key);
+  }
+  return value;
+}
+
+/** A webhook body's text → its summary, or an `invalid_input` AmpError naming the problem. */
+export function checkWebhookBody(text: string): WebhookSummary {
+  let body: unknown;
+  try {
+    body = MAY_POISON.test(text) ? JSON.parse(text, refusePoisonedKeys) : JSON.parse(text);
+  } catch (e) {
+    if (e instanceof PoisonedKey) throw new AmpError('invalid_input', `the body has a forbidden key "${e.message}" (it could change object prototypes)`);
+    throw new AmpError('invalid_input', `the body is not valid JSON: ${(e as Error).message}`);
+  }
+  return summarizeWebhook(parseWebhookPayload(body));
+}
