@@ -65,6 +65,10 @@ export function unflatten(input: Record<string, unknown>): Record<string, unknow
   return out;
 }
 
+// An optional JSON object, passed through as is (z.record would copy it key by key on the
+// receiver's hot path); anything else is dropped rather than failing the event.
+const looseRecord = z.custom<Record<string, unknown>>(isPlainObject).optional().catch(undefined);
+
 const missingOr = (what: string) => (iss: { input?: unknown }) => (iss.input === undefined ? 'is missing' : `must be ${what}`);
 
 // Liquid renders absent values as "" and may leave numbers unquoted; both are accepted.
@@ -93,19 +97,19 @@ const eventSchema = z.object(
           subscription_id: optText,
           onesignal_id: optText,
           external_id: optText,
-          data: z.record(z.string(), z.unknown()).optional().catch(undefined),
+          data: looseRecord,
         },
         { error: missingOr('an object') },
       )
       .loose(),
-    message: z.record(z.string(), z.unknown()).optional().catch(undefined),
+    message: looseRecord,
     user: z
       .object({
         external_id: optText,
         onesignal_id: optText,
         language: optText,
         tags: z.unknown().optional(),
-        subscription: z.record(z.string(), z.unknown()).optional().catch(undefined),
+        subscription: looseRecord,
       })
       .loose()
       .optional()

@@ -20,16 +20,17 @@ export interface ServerDeps {
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, bodyLimit: deps.bodyLimit ?? 5 * 1024 * 1024 });
   // Graceful close: fastify ends idle keep-alive connections when close() starts, but a request
-  // already in flight then answers on a connection that stays open, and the server waits for it
-  // until the keep-alive timeout (72 s). Answers sent while closing end their connection instead.
-  let closing = false;
+  // already in flight then answers on a connection that stays open, and the server would wait for
+  // it until the keep-alive timeout (72 s). Until the server has closed, connections are ended as
+  // soon as they fall idle (a timer, not a per-request hook: the webhook routes are hot paths).
+  let idleSweep: NodeJS.Timeout | undefined;
   app.addHook('preClose', (done) => {
-    closing = true;
+    idleSweep = setInterval(() => app.server.closeIdleConnections(), 25).unref();
     done();
   });
-  app.addHook('onSend', (_req, reply, payload, done) => {
-    if (closing) reply.header('connection', 'close');
-    done(null, payload);
+  app.addHook('onClose', (_app, done) => {
+    clearInterval(idleSweep);
+    done();
   });
   app.get('/healthz', async () => {
     await deps.ctx.store.db.selectFrom('sources').select('id').limit(1).execute();

@@ -4,6 +4,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
 import { Kysely, SqliteDialect, sql } from 'kysely';
 import { AmpError } from '../errors';
+import { startCheckpointer, type Checkpointer } from './checkpointer';
 import { ScopedPostgresDialect } from './pg-introspector';
 import type { DB } from './schema';
 import { parseDatabaseUrl, redactUrl, type DatabaseTarget } from './url';
@@ -20,6 +21,8 @@ export interface Store {
   pgPool?: pg.Pool;
   /** Present on SQLite: the raw handle, for bulk loads that must not go through the query builder. */
   sqlite?: BetterSqlite3.Database;
+  /** Present on a SQLite file: the thread that checkpoints its WAL (checkpointer.ts). */
+  checkpointer?: Checkpointer;
   close(): Promise<void>;
 }
 
@@ -49,6 +52,7 @@ export async function openStore(url: string): Promise<Store> {
     handle.pragma('synchronous = NORMAL');
     handle.pragma('busy_timeout = 10000');
     handle.pragma('foreign_keys = ON');
+    const checkpointer = target.path === ':memory:' ? undefined : startCheckpointer(handle, target.path);
     const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: handle }) });
     return {
       db,
@@ -56,7 +60,9 @@ export async function openStore(url: string): Promise<Store> {
       target,
       displayUrl,
       sqlite: handle,
+      ...(checkpointer ? { checkpointer } : {}),
       close: async () => {
+        await checkpointer?.stop();
         await db.destroy();
       },
     };

@@ -8,11 +8,20 @@ import type { AdminDeps } from './auth';
  * only, never names, keys or user ids. Put it behind the network policy of your scrape setup.
  */
 export async function registerMetrics(app: FastifyInstance, deps: AdminDeps): Promise<void> {
+  // Labelled children are looked up once per (route, status): prom-client otherwise hashes the
+  // label set on every call, on the webhook hot paths (bench ingest).
+  const counters = new Map<string, ReturnType<typeof metrics.webhookRequests.labels>>();
+  const timers = new Map<string, ReturnType<typeof metrics.webhookDuration.labels>>();
   app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url;
     if (route?.startsWith('/hooks/')) {
-      metrics.webhookRequests.inc({ route, status: String(reply.statusCode) });
-      metrics.webhookDuration.observe({ route }, reply.elapsedTime / 1000);
+      const key = `${reply.statusCode} ${route}`;
+      let counter = counters.get(key);
+      if (!counter) counters.set(key, (counter = metrics.webhookRequests.labels({ route, status: String(reply.statusCode) })));
+      let timer = timers.get(route);
+      if (!timer) timers.set(route, (timer = metrics.webhookDuration.labels({ route })));
+      counter.inc();
+      timer.observe(reply.elapsedTime / 1000);
     }
     done();
   });

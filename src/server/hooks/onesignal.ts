@@ -33,7 +33,7 @@ export async function registerOneSignalHooks(app: FastifyInstance, deps: ServerD
     // Our own parser: any content type (OneSignal's default may not say JSON), and a readable
     // 400 for a body that is not JSON instead of the framework's generic one.
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+    scope.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
     scope.setErrorHandler((error: Error & { code?: string; statusCode?: number }, _req, reply) => {
       if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || error.statusCode === 413) {
@@ -71,11 +71,11 @@ export async function registerOneSignalHooks(app: FastifyInstance, deps: ServerD
       '/hooks/onesignal/events/:streamId',
       { onRequest: authenticate, ...(deps.bodyLimit ? { bodyLimit: deps.bodyLimit } : {}) },
       async (req, reply) => {
-        const raw = req.body as Buffer | undefined;
+        const raw = req.body as string | undefined;
         if (!raw || raw.length === 0) return fail(reply, new AmpError('invalid_input', 'the body is empty: send one OneSignal event as JSON, or an array of them'));
         let body: unknown;
         try {
-          body = JSON.parse(raw.toString('utf8'));
+          body = JSON.parse(raw);
         } catch (e) {
           return fail(reply, new AmpError('invalid_input', `the body is not JSON (${(e as Error).message}); check the Liquid template quotes strings but not {{ user.tags }}`));
         }
