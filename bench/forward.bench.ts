@@ -32,7 +32,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const emu = await startAmplitudeEmulator({ projects: [{ apiKey, secretKey: 's' }] });
   const dir = mkdtempSync(join(tmpdir(), 'ampsignal-bench-'));
   process.env.AMPSIGNAL_SECRET_KEY ??= '0'.repeat(63) + '1';
-  const ctx = await openContext({ db: `sqlite:${join(dir, 'bench.db')}`, migrate: 'auto' });
+  const ctx = await openContext({ db: `sqlite:${join(dir, 'bench.db')}`, migrate: 'auto', checkpointThread: true }); // as serve and worker run
   try {
     const { row, webhookSecret } = await createStream(ctx, { name: 'bench', amplitudeApiKey: apiKey, amplitudeUrl: emu.url });
     const app = await buildServer({ ctx });

@@ -29,7 +29,7 @@ function load(url: string, headers: Record<string, string>): Promise<LoadResult>
 export async function run(): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'ampsignal-bench-'));
   process.env.AMPSIGNAL_SECRET_KEY ??= '0'.repeat(63) + '1';
-  const ctx = await openContext({ db: `sqlite:${join(dir, 'bench.db')}`, migrate: 'auto' });
+  const ctx = await openContext({ db: `sqlite:${join(dir, 'bench.db')}`, migrate: 'auto', checkpointThread: true }); // as serve and worker run
   try {
     const { row, webhookSecret } = await createStream(ctx, { name: 'bench', amplitudeApiKey: 'k', amplitudeUrl: 'http://127.0.0.1:9' });
     const app = await buildServer({ ctx });

@@ -43,7 +43,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const bodyFile = join(dir, 'body.json');
   writeFileSync(bodyFile, body);
   process.env.AMPSIGNAL_SECRET_KEY ??= '0'.repeat(63) + '1';
-  const ctx = await openContext({ db: `sqlite:${join(dir, 'bench.db')}`, migrate: 'auto' });
+  const ctx = await openContext({ db: `sqlite:${join(dir, 'bench.db')}`, migrate: 'auto', checkpointThread: true }); // as serve and worker run
   try {
     const source = await createSource(ctx, { name: 'bench', api_key: 'k', secret_key: 's', api_url: 'http://127.0.0.1:9' });
     const app = await buildServer({ ctx });

@@ -32,7 +32,7 @@ export function register(program: Command): void {
       ) => {
         const opts = parseInput(serveSchema, raw);
         const signal = waitForShutdownSignal();
-        const ctx = await openContext({ db: globals(cmd).db, migrate: raw.migrate ? 'auto' : 'require' });
+        const ctx = await openContext({ db: globals(cmd).db, migrate: raw.migrate ? 'auto' : 'require', checkpointThread: true });
         let jobs: JobQueue | undefined;
         let failure: Error | undefined;
         try {

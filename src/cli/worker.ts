@@ -42,7 +42,7 @@ export function register(program: Command): void {
     .action(async (raw: { concurrency: string; migrate?: boolean; json?: boolean }, cmd: Command) => {
       const opts = parseInput(z.object({ concurrency: concurrencySchema }), { concurrency: raw.concurrency });
       const signal = waitForShutdownSignal();
-      const ctx = await openContext({ db: globals(cmd).db, migrate: raw.migrate ? 'auto' : 'require' });
+      const ctx = await openContext({ db: globals(cmd).db, migrate: raw.migrate ? 'auto' : 'require', checkpointThread: true });
       let failure: Error | undefined;
       try {
         const jobs = await startWorker(ctx, { concurrency: opts.concurrency });

@@ -10,7 +10,8 @@ import { log } from '../telemetry/logger';
  * never checkpoints and a second connection on a worker thread runs a PASSIVE checkpoint every
  * `intervalMs`, which never waits for or blocks the writer; the WAL is reused from its start once
  * a checkpoint has caught up, so it stays about as large as `intervalMs` of writes.
- * Closing the main handle still checkpoints what is left, as before.
+ * Closing the main handle still checkpoints what is left, as before. Started for serving
+ * processes only (openContext's `checkpointThread`): a one-shot command would pay for the thread.
  */
 export interface Checkpointer {
   /** Called after each background checkpoint that copied pages (tests, diagnostics). */

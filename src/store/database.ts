@@ -35,7 +35,7 @@ const pgTypes = {
   },
 };
 
-export async function openStore(url: string): Promise<Store> {
+export async function openStore(url: string, opts: { checkpointThread?: boolean } = {}): Promise<Store> {
   const target = parseDatabaseUrl(url);
   const displayUrl = redactUrl(url);
   if (target.dialect === 'sqlite') {
@@ -52,7 +52,7 @@ export async function openStore(url: string): Promise<Store> {
     handle.pragma('synchronous = NORMAL');
     handle.pragma('busy_timeout = 10000');
     handle.pragma('foreign_keys = ON');
-    const checkpointer = target.path === ':memory:' ? undefined : startCheckpointer(handle, target.path);
+    const checkpointer = opts.checkpointThread && target.path !== ':memory:' ? startCheckpointer(handle, target.path) : undefined;
     const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: handle }) });
     return {
       db,

@@ -13,9 +13,11 @@ export interface Context {
  * Opens the database named by --db / AMPSIGNAL_DATABASE_URL / the default, and the secret box.
  * `migrate: 'auto'` (CLI commands, demo, tests) brings the schema up to date;
  * `migrate: 'require'` (serve, worker) refuses to run on a database with pending migrations.
+ * `checkpointThread` (serve, worker): on a SQLite file, WAL checkpoints run on a thread of their
+ * own (checkpointer.ts); a one-shot command would only pay the thread's start.
  */
-export async function openContext(opts: { db?: string; migrate: 'auto' | 'require' }): Promise<Context> {
-  const store = await openStore(resolveDatabaseUrl(opts.db));
+export async function openContext(opts: { db?: string; migrate: 'auto' | 'require'; checkpointThread?: boolean }): Promise<Context> {
+  const store = await openStore(resolveDatabaseUrl(opts.db), { checkpointThread: opts.checkpointThread ?? false });
   try {
     if (opts.migrate === 'auto') await migrateToLatest(store);
     else await assertMigrated(store);

@@ -11,7 +11,7 @@ describe('SQLite WAL checkpoints off the event loop [sqlite]', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ampsignal-ckpt-'));
     const file = join(dir, 'a.db');
     try {
-      const ctx = await openContext({ db: `sqlite:${file}`, migrate: 'auto' });
+      const ctx = await openContext({ db: `sqlite:${file}`, migrate: 'auto', checkpointThread: true });
       const h = ctx.store.sqlite!;
       expect(h.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
       h.exec('CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB NOT NULL)');
@@ -36,7 +36,10 @@ describe('SQLite WAL checkpoints off the event loop [sqlite]', () => {
       expect(statSync(file).size).toBeGreaterThan(9 * ROUND_BYTES);
       await ctx.close();
 
+      // A one-shot command's store (no checkpointThread) checkpoints on commit, as SQLite does.
       const again = await openContext({ db: `sqlite:${file}`, migrate: 'auto' });
+      expect(again.store.checkpointer).toBeUndefined();
+      expect(again.store.sqlite!.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
       expect(again.store.sqlite!.prepare('SELECT COUNT(*) FROM blobs').pluck().get()).toBe(10 * (ROUND_BYTES / 4000));
       await again.close();
     } finally {

@@ -105,7 +105,11 @@ export async function applyWebhookMessage(ctx: Context, inboxId: number | string
     // mapped once per property and applied to the syncs that use it. Each application is
     // idempotent, so a failure part-way is repaired by applying the whole message again.
     const byProperty = new Map<string, string[]>();
-    for (const s of syncs) byProperty.set(s.external_id_property, [...(byProperty.get(s.external_id_property) ?? []), s.id]);
+    for (const s of syncs) {
+      const ids = byProperty.get(s.external_id_property);
+      if (ids) ids.push(s.id);
+      else byProperty.set(s.external_id_property, [s.id]);
+    }
     if (byProperty.size > 0) {
       const text = msg.body_deflated ? inflateRawSync(msg.body_deflated).toString('utf8') : msg.body;
       const stored = JSON.parse(text) as { users: WebhookUser[] } | WebhookUser[];
