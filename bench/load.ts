@@ -50,11 +50,16 @@ export function median(xs: number[]): number {
 }
 
 /**
- * Runs baseline and ours alternately, `rounds` times each. These machines are shared: a baseline
- * measured once, before ours, was seen anywhere between 24,000 and 45,000 requests a second in
- * three runs minutes apart. Ratios are taken per round (neighbours in time) and their median kept.
+ * Runs baseline and ours alternately, `rounds` times each, after one unrecorded warm-up round of
+ * each. These machines are shared: a baseline measured once, before ours, was seen anywhere
+ * between 24,000 and 45,000 requests a second in three runs minutes apart. Ratios are taken per
+ * round (neighbours in time) and their median kept. The warm-up: the first round of a fresh
+ * server was always the lowest (JIT, SQLite page cache, a parse worker starting), while a bare
+ * server has nothing to warm; a long-running `serve` is measured in its steady state.
  */
 export async function alternate<B, O>(rounds: number, baseline: () => Promise<B>, ours: () => Promise<O>): Promise<Array<{ baseline: B; ours: O }>> {
+  await baseline();
+  await ours();
   const out: Array<{ baseline: B; ours: O }> = [];
   for (let i = 0; i < rounds; i++) out.push({ baseline: await baseline(), ours: await ours() });
   return out;
