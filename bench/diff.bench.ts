@@ -81,7 +81,7 @@ async function oursCase(files: { dir: string; prev: string; next: string }): Pro
       await sql`INSERT INTO ledger (sync_id, destination_id, external_id, desired, confirmed, source_ts, run_id, outcome, error,
         attempts, next_attempt_at, lease_owner, lease_until, updated_at)
         SELECT ${syncId}, ${destinationId}, external_id, 1, 1, 1, 'run_prev', 'delivered', NULL, 0, NULL, NULL, NULL, 0
-        FROM (${stagedIds('run_prev', 'temp')}) AS s`.execute(ctx.store.db);
+        FROM (${stagedIds({ runId: 'run_prev', stagedAt: 'temp' })}) AS s`.execute(ctx.store.db);
       await deleteStaging(ctx, 'run_prev');
       ctx.store.sqlite!.pragma('wal_checkpoint(TRUNCATE)');
 

@@ -1,11 +1,10 @@
 import { sql, type Kysely } from 'kysely';
-import type { Context } from '../store';
 import type { DB } from '../store/schema';
-import { stagedIds, type StagedAt } from './staging';
+import { stagedIds, type SnapshotRef } from './staging';
 
 /**
- * The snapshot diff, as set algebra in SQL between the run's staged snapshot (a TEMP table
- * on SQLite, `staging` rows otherwise: see staging.ts) and the ledger (DESIGN §2). Never materialised in JS: every statement below is one pass over an
+ * The snapshot diff, as set algebra in SQL between the run's snapshot (a TEMP table or a file
+ * cohort's members on SQLite, `staging` rows otherwise: see staging.ts) and the ledger (DESIGN §2). Never materialised in JS: every statement below is one pass over an
  * index, so a million-member snapshot costs a few index scans.
  *
  * An add is a member whose ledger row is absent, not desired, or desired but last ended
@@ -14,13 +13,11 @@ import { stagedIds, type StagedAt } from './staging';
  * source_ts is newer than the snapshot's (a later webhook delta) is left alone.
  */
 
-export interface DiffParams {
+/** `runId`, and where the run's snapshot is (see staging.ts; default 'staging'). */
+export interface DiffParams extends SnapshotRef {
   syncId: string;
   destinationId: string;
-  runId: string;
   sourceTs: number;
-  /** Where the run's snapshot is (see staging.ts); default 'staging'. */
-  stagedAt?: StagedAt;
 }
 
 export interface DiffCounts {
@@ -30,9 +27,8 @@ export interface DiffCounts {
 
 const RETRY_OUTCOMES = sql`('not_found','failed')`;
 
-/** Counts without writing (dry runs). */
-export async function countDiff(ctx: Context, p: DiffParams): Promise<DiffCounts> {
-  const db = ctx.store.db;
+/** Counts without writing (dry runs, held runs). */
+export async function countDiff(db: Kysely<DB>, p: DiffParams): Promise<DiffCounts> {
   const adds = await sql<{ n: number }>`
     SELECT COUNT(*) AS n FROM (${snap(p)}) s
     LEFT JOIN ledger l ON l.sync_id = ${p.syncId} AND l.external_id = s.external_id
@@ -51,12 +47,11 @@ function removePredicate(p: DiffParams, extRef: ReturnType<typeof sql.ref>) {
 }
 
 function snap(p: DiffParams) {
-  return stagedIds(p.runId, p.stagedAt ?? 'staging');
+  return stagedIds(p);
 }
 
 /** Samples for dry runs and held runs (first N ids of each kind, in id order). */
-export async function sampleDiff(ctx: Context, p: DiffParams, limit = 10): Promise<{ adds: string[]; removes: string[] }> {
-  const db = ctx.store.db;
+export async function sampleDiff(db: Kysely<DB>, p: DiffParams, limit = 10): Promise<{ adds: string[]; removes: string[] }> {
   const adds = await sql<{ external_id: string }>`
     SELECT s.external_id FROM (${snap(p)}) s
     LEFT JOIN ledger l ON l.sync_id = ${p.syncId} AND l.external_id = s.external_id

@@ -1,6 +1,8 @@
+import { sql, type Kysely, type Selectable } from 'kysely';
 import { AmpError, toAmpError } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
+import type { DB } from '../store/schema';
 import { amplitudeSnapshotSource } from '../connectors/amplitude/snapshot';
 import { getDestination } from '../connectors/onesignal/destinations';
 import { applyDiff, countConfirmed, countDiff, sampleDiff, type DiffParams } from './diff';
@@ -8,7 +10,7 @@ import { deliverDestination } from './deliver';
 import { guardDecision } from './guard';
 import { countOutcomes, finalizeRun, getRunRow, getRunView, type RunView } from './runs';
 import type { SnapshotSource } from './snapshot';
-import { BufferedStagingWriter, countStaging, deleteStaging, dropTempStaging, fileSnapshotSource, persistStaging } from './staging';
+import { BufferedStagingWriter, countStaging, deleteStaging, dropTempStaging, fileSnapshotSource, persistStaging, type SnapshotRef } from './staging';
 import { getSync } from './syncs';
 
 export type { RunView } from './runs';
@@ -81,20 +83,18 @@ export async function runSync(ctx: Context, syncId: string, opts: RunOptions = {
       );
     }
     opts.onProgress?.({ phase: 'load', done: 0, total: 0 });
-    const source: SnapshotSource = cohort.origin === 'file' ? fileSnapshotSource(cohort.id) : amplitudeSnapshotSource(cohort.id);
-    const writer = new BufferedStagingWriter(ctx, runId);
-    const loaded = await source.load(ctx, runId, writer);
-    const staged = await writer.finish();
-    // A TEMP snapshot is only reachable through the writer, which counted it; `staging` rows are
-    // counted in SQL, whoever wrote them.
-    const members = writer.stagedAt === 'temp' ? staged : await countStaging(ctx, runId);
-    const sourceTs = loaded.sourceTs ?? startedAt;
-    const p: DiffParams = { syncId, destinationId: sync.destination_id, runId, sourceTs, stagedAt: writer.stagedAt };
-    opts.onProgress?.({ phase: 'diff', done: 0, total: members });
+    const snapshot = await stageSnapshot(ctx, runId, cohort);
+    const p: DiffParams = { syncId, destinationId: sync.destination_id, sourceTs: snapshot.sourceTs ?? startedAt, ...snapshot.ref };
+    opts.onProgress?.({ phase: 'diff', done: 0, total: snapshot.members });
 
     if (dryRun) {
-      const counts = await countDiff(ctx, p);
-      const sample = await sampleDiff(ctx, p, SAMPLE_SIZE);
+      // One transaction: on SQLite its reads share one snapshot, so the counters add up even
+      // while `cohort import` replaces the members of a cohort diffed in place.
+      const { members, counts, sample } = await db.transaction().execute(async (trx) => ({
+        members: await snapshot.size(trx),
+        counts: await countDiff(trx, p),
+        sample: await sampleDiff(trx, p, SAMPLE_SIZE),
+      }));
       await db
         .updateTable('runs')
         .set({
@@ -103,7 +103,7 @@ export async function runSync(ctx: Context, syncId: string, opts: RunOptions = {
           added: counts.adds,
           removed: counts.removes,
           unchanged: members - counts.adds,
-          skipped_anonymous: loaded.skippedAnonymous,
+          skipped_anonymous: snapshot.skippedAnonymous,
           // Nothing is sent: the would-be changes stay pending in the report's arithmetic.
           pending: counts.adds + counts.removes,
           sample: JSON.stringify(sample),
@@ -117,10 +117,10 @@ export async function runSync(ctx: Context, syncId: string, opts: RunOptions = {
 
     await db
       .updateTable('runs')
-      .set({ members, skipped_anonymous: loaded.skippedAnonymous })
+      .set({ members: snapshot.members, skipped_anonymous: snapshot.skippedAnonymous })
       .where('id', '=', runId)
       .execute();
-    const held = await applyWithGuard(ctx, p, members, Number(sync.guard_threshold));
+    const held = await applyWithGuard(ctx, p, snapshot.size, Number(sync.guard_threshold));
     if (held) return getRunView(ctx, runId);
     return await deliverRun(ctx, runId, sync.destination_id, opts);
   } catch (e) {
@@ -130,19 +130,65 @@ export async function runSync(ctx: Context, syncId: string, opts: RunOptions = {
   }
 }
 
+interface StagedSnapshot {
+  ref: SnapshotRef;
+  /** Members as known after staging (exact unless the snapshot is read in place). */
+  members: number;
+  /** Exact member count, read in the caller's transaction alongside the diff. */
+  size: (db: Kysely<DB>) => Promise<number>;
+  skippedAnonymous: number;
+  sourceTs?: number;
+}
+
+/**
+ * Puts the run's snapshot where the diff reads it (see StagedAt): a file cohort on SQLite is
+ * read in place; anything else goes through the staging writer (TEMP tables on SQLite,
+ * `staging` rows on PostgreSQL).
+ */
+async function stageSnapshot(ctx: Context, runId: string, cohort: Selectable<DB['cohorts']>): Promise<StagedSnapshot> {
+  if (cohort.origin === 'file' && ctx.store.sqlite) {
+    const size = async (db: Kysely<DB>) => {
+      const c = await db.selectFrom('cohorts').select('size').where('id', '=', cohort.id).executeTakeFirst();
+      return Number(c?.size ?? 0);
+    };
+    return {
+      ref: { runId, stagedAt: 'cohort', cohortId: cohort.id },
+      members: Number(cohort.size ?? 0),
+      size,
+      skippedAnonymous: Number(cohort.blank_ids),
+      sourceTs: Date.now(),
+    };
+  }
+  const source: SnapshotSource = cohort.origin === 'file' ? fileSnapshotSource(cohort.id) : amplitudeSnapshotSource(cohort.id);
+  const writer = new BufferedStagingWriter(ctx, runId);
+  const loaded = await source.load(ctx, runId, writer);
+  const staged = await writer.finish();
+  // A TEMP snapshot is only reachable through the writer, which counted it; `staging` rows are
+  // counted in SQL, whoever wrote them.
+  const members = writer.stagedAt === 'temp' ? staged : await countStaging(ctx.store.db, runId);
+  return {
+    ref: { runId, stagedAt: writer.stagedAt },
+    members,
+    size: async () => members,
+    skippedAnonymous: loaded.skippedAnonymous,
+    ...(loaded.sourceTs === undefined ? {} : { sourceTs: loaded.sourceTs }),
+  };
+}
+
 /**
  * Applies the diff in one transaction, or rolls it back and holds the run when the guard
  * trips (the removes are counted by the very statement that would apply them, so the common,
  * unguarded case pays for one pass, not two). A held run's snapshot is copied into `staging`
- * (SQLite keeps it in a TEMP table until then), so approve works after a restart.
+ * (on SQLite it was a TEMP table or the cohort's members until then), so approve works after a
+ * restart and applies what was reviewed even if the cohort is imported again meanwhile.
  */
-async function applyWithGuard(ctx: Context, p: DiffParams, members: number, threshold: number): Promise<boolean> {
+async function applyWithGuard(ctx: Context, p: DiffParams, size: StagedSnapshot['size'], threshold: number): Promise<boolean> {
   const db = ctx.store.db;
   let holdReason: string | null = null;
-  let sample: { adds: string[]; removes: string[] } | null = null;
   const HOLD = Symbol('hold');
   try {
     await db.transaction().execute(async (trx) => {
+      const members = await size(trx);
       const confirmedMembers = await countConfirmed(trx, p.syncId);
       const counts = await applyDiff(trx, p);
       const g = guardDecision({ members, removes: counts.removes, confirmedMembers, threshold });
@@ -152,7 +198,7 @@ async function applyWithGuard(ctx: Context, p: DiffParams, members: number, thre
       }
       await trx
         .updateTable('runs')
-        .set({ added: counts.adds, removed: counts.removes, unchanged: members - counts.adds, applied_at: Date.now() })
+        .set({ members, added: counts.adds, removed: counts.removes, unchanged: members - counts.adds, applied_at: Date.now() })
         .where('id', '=', p.runId)
         .execute();
     });
@@ -163,15 +209,21 @@ async function applyWithGuard(ctx: Context, p: DiffParams, members: number, thre
     await deleteStaging(ctx, p.runId);
     return false;
   }
-  await persistStaging(ctx, p.runId);
-  const counts = await countDiff(ctx, p);
-  sample = await sampleDiff(ctx, p, SAMPLE_SIZE);
+  if (p.stagedAt === 'temp') await persistStaging(ctx, p.runId);
+  const held: DiffParams = { ...p, stagedAt: 'staging' };
+  const { members, counts, sample } = await db.transaction().execute(async (trx) => {
+    if (p.stagedAt === 'cohort') {
+      await sql`INSERT INTO staging (run_id, external_id) SELECT ${p.runId}, external_id FROM cohort_members WHERE cohort_id = ${p.cohortId}`.execute(trx);
+    }
+    return { members: await countStaging(trx, p.runId), counts: await countDiff(trx, held), sample: await sampleDiff(trx, held, SAMPLE_SIZE) };
+  });
   await dropTempStaging(ctx, p.runId);
   await db
     .updateTable('runs')
     .set({
       status: 'held',
       hold_reason: holdReason,
+      members,
       added: counts.adds,
       removed: counts.removes,
       unchanged: members - counts.adds,

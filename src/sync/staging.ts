@@ -1,5 +1,6 @@
-import { sql, type RawBuilder } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { Context } from '../store';
+import type { DB } from '../store/schema';
 import type { SnapshotSource, StagingWriter } from './snapshot';
 
 /** PostgreSQL: rows per unnest() insert. */
@@ -12,10 +13,22 @@ const SQLITE_FLUSH_EVERY = 20000;
  * - 'temp' (SQLite only): a per-connection TEMP table, in memory, never WAL-logged. It is not
  *   state: a crashed run is simply re-run, so the common case writes nothing durable but the
  *   ledger changes themselves.
+ * - 'cohort' (SQLite only): a file-imported cohort's own `cohort_members` rows, diffed where
+ *   they are. They are already sorted by the primary key, so copying them first (a heap, then a
+ *   sorted TEMP table) was pure cost: ~60 % of a 1M-member run's diff. Safe because on SQLite
+ *   one transaction reads one snapshot and `cohort import` replaces members in one transaction,
+ *   so every read of a run (size, diff, sample) is made inside one transaction.
  * - 'staging': rows of `main.staging` keyed by run_id. Always on PostgreSQL; on SQLite only for
- *   held runs, whose snapshot must survive a restart until `runs approve`.
+ *   held runs, whose snapshot must survive a restart (and a re-import) until `runs approve`.
  */
-export type StagedAt = 'temp' | 'staging';
+export type StagedAt = 'temp' | 'cohort' | 'staging';
+
+/** Which snapshot a diff reads: `cohortId` is required for 'cohort'. */
+export interface SnapshotRef {
+  runId: string;
+  stagedAt?: StagedAt;
+  cohortId?: string;
+}
 
 type SqliteHandle = NonNullable<Context['store']['sqlite']>;
 
@@ -25,10 +38,15 @@ function tempNames(runId: string): { heap: string; snap: string } {
   return { heap: `stg_heap_${key}`, snap: `stg_snap_${key}` };
 }
 
-/** `SELECT external_id FROM <the run's snapshot>`, sorted by the backing primary key on both forms. */
-export function stagedIds(runId: string, at: StagedAt): RawBuilder<unknown> {
-  if (at === 'temp') return sql`SELECT external_id FROM ${sql.table(`temp.${tempNames(runId).snap}`)}`;
-  return sql`SELECT external_id FROM staging WHERE run_id = ${runId}`;
+/** `SELECT external_id FROM <the run's snapshot>`, sorted by the backing primary key on every form. */
+export function stagedIds(ref: SnapshotRef): RawBuilder<unknown> {
+  const at = ref.stagedAt ?? 'staging';
+  if (at === 'temp') return sql`SELECT external_id FROM ${sql.table(`temp.${tempNames(ref.runId).snap}`)}`;
+  if (at === 'cohort') {
+    if (ref.cohortId === undefined) throw new TypeError('a cohort snapshot needs its cohort id');
+    return sql`SELECT external_id FROM cohort_members WHERE cohort_id = ${ref.cohortId}`;
+  }
+  return sql`SELECT external_id FROM staging WHERE run_id = ${ref.runId}`;
 }
 
 /**
@@ -66,7 +84,7 @@ function ensureTempSettings(h: SqliteHandle): void {
  * run's TEMP snapshot table (external_id PRIMARY KEY, WITHOUT ROWID) with ONE
  * `INSERT … SELECT … ORDER BY`: SQLite's sorter orders the ids so the B-tree is built by appends
  * (inserting in file order, i.e. random keys, measured about twice as slow). The diff then reads
- * it directly (`stagedIds(runId, 'temp')`); nothing reaches the WAL.
+ * it directly (`stagedIds({ runId, stagedAt: 'temp' })`); nothing reaches the WAL.
  * PostgreSQL: one unnest() insert into `staging` per batch.
  * `finish()` returns the number of distinct ids (duplicates are absorbed by the primary key).
  */
@@ -106,23 +124,6 @@ export class BufferedStagingWriter implements StagingWriter {
     this.inserted += await insertStaging(this.ctx, this.runId, rows);
   }
 
-  /** A file-imported cohort's members, copied in SQL without passing through JS. */
-  async addCohortMembers(cohortId: string): Promise<void> {
-    await this.flush();
-    if (this.ctx.store.sqlite) {
-      await withSqlite(this.ctx, (h) => {
-        this.createHeap(h);
-        h.prepare(`INSERT INTO temp.${tempNames(this.runId).heap} (external_id) SELECT external_id FROM main.cohort_members WHERE cohort_id = ?`).run(
-          cohortId,
-        );
-      });
-      return;
-    }
-    const r = await sql`INSERT INTO staging (run_id, external_id) SELECT ${this.runId}, external_id FROM cohort_members WHERE cohort_id = ${cohortId}
-      ON CONFLICT DO NOTHING`.execute(this.ctx.store.db);
-    this.inserted += Number(r.numAffectedRows ?? 0);
-  }
-
   /** Flushes and, on SQLite, builds the sorted TEMP snapshot table. Returns distinct ids staged. */
   async finish(): Promise<number> {
     await this.flush();
@@ -150,10 +151,9 @@ export class BufferedStagingWriter implements StagingWriter {
 
 /**
  * SQLite: copies a run's TEMP snapshot into `main.staging` (held runs only: approve must survive
- * a restart). The TEMP table is already in key order, so the copy appends. No-op elsewhere.
+ * a restart). The TEMP table is already in key order, so the copy appends.
  */
 export async function persistStaging(ctx: Context, runId: string): Promise<void> {
-  if (!ctx.store.sqlite) return;
   await withSqlite(ctx, (h) => {
     h.transaction(() => {
       h.prepare(`INSERT OR IGNORE INTO main.staging (run_id, external_id) SELECT ?, external_id FROM temp.${tempNames(runId).snap} ORDER BY external_id`).run(runId);
@@ -189,8 +189,8 @@ export async function deleteStaging(ctx: Context, runId: string): Promise<void> 
   await ctx.store.db.deleteFrom('staging').where('run_id', '=', runId).execute();
 }
 
-export async function countStaging(ctx: Context, runId: string): Promise<number> {
-  const r = await ctx.store.db
+export async function countStaging(db: Kysely<DB>, runId: string): Promise<number> {
+  const r = await db
     .selectFrom('staging')
     .select((eb) => eb.fn.countAll<number>().as('n'))
     .where('run_id', '=', runId)
@@ -198,17 +198,19 @@ export async function countStaging(ctx: Context, runId: string): Promise<number>
   return Number(r.n);
 }
 
-/** The snapshot of a file-imported cohort: its cohort_members rows, copied in SQL. */
+/**
+ * The snapshot of a file-imported cohort copied into `staging` in SQL (PostgreSQL: its
+ * statements read per-statement snapshots, so a run must not diff `cohort_members` in place
+ * while an import may replace them; SQLite diffs them in place, see StagedAt).
+ */
 export function fileSnapshotSource(cohortId: string): SnapshotSource {
   return {
     kind: 'file',
-    async load(ctx, runId, writer) {
+    async load(ctx, runId) {
       const db = ctx.store.db;
-      if (writer instanceof BufferedStagingWriter) await writer.addCohortMembers(cohortId);
-      else {
-        await sql`INSERT INTO staging (run_id, external_id) SELECT ${runId}, external_id FROM cohort_members WHERE cohort_id = ${cohortId}`.execute(db);
-      }
-      const c = await db.selectFrom('cohorts').select(['blank_ids', 'updated_at']).where('id', '=', cohortId).executeTakeFirst();
+      await sql`INSERT INTO staging (run_id, external_id) SELECT ${runId}, external_id FROM cohort_members WHERE cohort_id = ${cohortId}
+        ON CONFLICT DO NOTHING`.execute(db);
+      const c = await db.selectFrom('cohorts').select(['blank_ids']).where('id', '=', cohortId).executeTakeFirst();
       return { skippedAnonymous: Number(c?.blank_ids ?? 0), sourceTs: Date.now() };
     },
   };

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { downloadsThisMonth } from '../../src/connectors/amplitude/budget';
 import { createSync } from '../../src/sync/syncs';
-import { runSync } from '../../src/sync/run';
+import { approveRun, runSync } from '../../src/sync/run';
 import { describeEachDialect } from '../helpers/db';
 import { ledgerRows, sourceAndDestination, startCuttingProxy, startEmulators, type Emulators } from './fixtures';
 
@@ -171,6 +171,30 @@ describeEachDialect('Amplitude pull (Behavioral Cohorts download into the ledger
     } finally {
       await proxy.close();
     }
+  });
+
+  it('a dry run counts a pull without writing; a held pull applies, once approved, the snapshot that was reviewed', async () => {
+    const { ctx } = db();
+    const { source, dest } = await sourceAndDestination(ctx, emu.amplitude.url, emu.onesignal.url);
+    emu.amplitude.cohorts.upsert({ id: 'coh_guard', name: 'Guarded', members: users('small', 20).map((user_id) => ({ user_id })) });
+    const sync = await createSync(ctx, { cohortId: await knownCohort(ctx, source.id, 'coh_guard'), destinationId: dest.id, cadence: 'manual', guardThreshold: 0.2 });
+    const dry = await runSync(ctx, sync.id, { dryRun: true });
+    expect(dry).toMatchObject({ status: 'dry_run', members: 20, added: 20, removed: 0, unchanged: 0, pending: 20, delivered: 0 });
+    expect((dry.sample as { adds: string[] }).adds).toEqual(users('small', 20).sort().slice(0, 10));
+    expect(await ledgerRows(ctx, sync.id)).toHaveLength(0);
+    expect(await runSync(ctx, sync.id)).toMatchObject({ status: 'completed', members: 20, added: 20, delivered: 20 });
+
+    // 15 of 20 leave: held. Then the cohort changes again before anyone approves.
+    emu.amplitude.cohorts.removeMembers('coh_guard', users('small', 15));
+    const held = await runSync(ctx, sync.id);
+    expect(held).toMatchObject({ status: 'held', members: 5, removed: 15, added: 0, unchanged: 5, pending: 15 });
+    expect(await ctx.store.db.selectFrom('staging').select('external_id').where('run_id', '=', held.id).execute()).toHaveLength(5);
+    emu.amplitude.cohorts.removeMembers('coh_guard', users('small', 20));
+    const approved = await approveRun(ctx, held.id);
+    expect(approved).toMatchObject({ status: 'completed', members: 5, removed: 15, delivered: 15, pending: 0 });
+    expect(emu.onesignal.state.getUser('small-3')?.[sync.tag_key]).toBeUndefined();
+    expect(emu.onesignal.state.getUser('small-17')).toMatchObject({ [sync.tag_key]: '1' });
+    expect(await ctx.store.db.selectFrom('staging').select('external_id').where('run_id', '=', held.id).execute()).toHaveLength(0);
   });
 });
 

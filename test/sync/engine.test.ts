@@ -177,10 +177,14 @@ describeEachDialect('sync engine', (db) => {
 
     const held2 = await runSync(ctx, sync.id);
     expect(held2.status).toBe('held');
+    // Imported again before anyone approves: approve still applies the snapshot that was reviewed.
+    await reimport(ctx, cohortId, range('g', 0, 40));
     const approved = await approveRun(ctx, held2.id);
-    expect(approved).toMatchObject({ status: 'completed', removed: 30, delivered: 30, pending: 0 });
+    expect(approved).toMatchObject({ status: 'completed', members: 10, removed: 30, delivered: 30, pending: 0 });
     expect(emu.state.getUser('g30')?.[sync.tag_key]).toBeUndefined();
     expect(addsUp(approved)).toBe(true);
+    // The next run reads the new import and puts them back.
+    expect(await runSync(ctx, sync.id)).toMatchObject({ status: 'completed', members: 40, added: 30, delivered: 30 });
 
     await reimport(ctx, cohortId, []);
     const empty = await runSync(ctx, sync.id);
