@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import { AmpError, toAmpError } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
+import { sortedInsert } from './staging';
 
 export interface ImportReport {
   cohort_id: string;
@@ -140,9 +141,7 @@ export async function importCohortFile(ctx: Context, input: { file: string; name
         append.run(JSON.stringify(ids));
         return 0;
       });
-      inserted = h
-        .prepare('INSERT OR IGNORE INTO cohort_members (cohort_id, external_id) SELECT ?, external_id FROM temp.import_heap ORDER BY external_id')
-        .run(id).changes;
+      inserted = sortedInsert(h, 'INSERT OR IGNORE INTO cohort_members (cohort_id, external_id) SELECT ?, external_id FROM temp.import_heap ORDER BY external_id', id);
       h.exec('DROP TABLE temp.import_heap');
       await finish(exec);
       h.exec('COMMIT');

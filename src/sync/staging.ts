@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { Context } from '../store';
 import type { DB } from '../store/schema';
@@ -30,7 +31,7 @@ export interface SnapshotRef {
   cohortId?: string;
 }
 
-type SqliteHandle = NonNullable<Context['store']['sqlite']>;
+export type SqliteHandle = NonNullable<Context['store']['sqlite']>;
 
 /** TEMP table names derived from the run id; hex keeps any id a valid, unique identifier. */
 function tempNames(runId: string): { heap: string; snap: string } {
@@ -60,6 +61,28 @@ async function withSqlite<T>(ctx: Context, fn: (h: SqliteHandle) => T): Promise<
   const h = ctx.store.sqlite;
   if (!h) throw new TypeError('withSqlite on a non-SQLite store');
   return ctx.store.db.connection().execute(async () => fn(h));
+}
+
+/** Helper threads for SQLite's sorter: one per spare core, at most four. */
+const SORT_THREADS = Math.max(1, Math.min(4, availableParallelism() - 1));
+
+/**
+ * Runs one `INSERT … SELECT … ORDER BY` (a sorted bulk copy) with SQLite's sorter spread over
+ * helper threads. The sorter only hands work to them once it spills sorted runs, and its
+ * in-memory budget is the main schema's cache_size: with a 2 MB cache for this statement it
+ * spills ~2 MB runs that helper threads sort and merge while the main thread reads on. 1M ids,
+ * 2 cores: 680-700 ms with the 32 MB cache and no threads, 330-480 ms this way. Returns the
+ * rows inserted.
+ */
+export function sortedInsert(h: SqliteHandle, statement: string, ...params: unknown[]): number {
+  const cache = h.pragma('cache_size', { simple: true }) as number;
+  h.pragma(`threads = ${SORT_THREADS}`);
+  h.pragma('cache_size = -2000');
+  try {
+    return h.prepare(statement).run(...params).changes;
+  } finally {
+    h.pragma(`cache_size = ${cache}`);
+  }
 }
 
 const tempReady = new WeakSet<object>();
@@ -133,7 +156,7 @@ export class BufferedStagingWriter implements StagingWriter {
       const { heap, snap } = tempNames(this.runId);
       h.exec(`DROP TABLE IF EXISTS temp.${snap}`);
       h.exec(`CREATE TEMP TABLE ${snap} (external_id TEXT PRIMARY KEY) WITHOUT ROWID`);
-      const n = h.prepare(`INSERT OR IGNORE INTO temp.${snap} (external_id) SELECT external_id FROM temp.${heap} ORDER BY external_id`).run().changes;
+      const n = sortedInsert(h, `INSERT OR IGNORE INTO temp.${snap} (external_id) SELECT external_id FROM temp.${heap} ORDER BY external_id`);
       h.exec(`DROP TABLE temp.${heap}`);
       this.heapCreated = false;
       return n;

@@ -192,6 +192,25 @@ describeEachDialect('sync engine', (db) => {
     expect(empty.hold_reason).toMatch(/empty/);
   });
 
+  it('a 150,000-member import (the sorter spills to helper threads) keeps each id once and diffs exactly', async () => {
+    const { ctx } = db();
+    const { emu, dest } = await setupApp(ctx);
+    emulators.push(emu);
+    // File order is not key order, and 500 ids are repeated.
+    const ids = range('big', 0, 150_000).map((_, i) => `big${(i * 7919) % 150_000}`);
+    const cacheBefore = ctx.store.sqlite?.pragma('cache_size', { simple: true });
+    const imp = await importCohortFile(ctx, { file: writeIds([...ids, ...ids.slice(0, 500)]), name: 'Big' });
+    expect(imp).toMatchObject({ members: 150_000, duplicates: 500 });
+    // The sorted copy shrinks the page cache for its own statement only.
+    if (ctx.store.sqlite) expect(ctx.store.sqlite.pragma('cache_size', { simple: true })).toBe(cacheBefore);
+    const sync = await createSync(ctx, { cohortId: imp.cohort_id, destinationId: dest.id });
+    const dry = await runSync(ctx, sync.id, { dryRun: true });
+    expect(dry).toMatchObject({ status: 'dry_run', members: 150_000, added: 150_000, unchanged: 0 });
+    expect((dry.sample as { adds: string[] }).adds).toEqual([...ids].sort().slice(0, 10));
+    const stored = await ctx.store.db.selectFrom('cohort_members').select('external_id').where('cohort_id', '=', imp.cohort_id).orderBy('external_id').execute();
+    expect(stored.map((r) => r.external_id)).toEqual([...ids].sort());
+  });
+
   it('dry run writes nothing and sends nothing', async () => {
     const { ctx } = db();
     const users = range('d', 0, 30);
