@@ -113,13 +113,13 @@ function settledOutcome(v: 0 | 1) {
   return sql`CASE WHEN ledger.confirmed = ${sql.lit(v)} THEN (CASE WHEN ledger.outcome = 'not_found' THEN 'not_found' ELSE 'delivered' END) ELSE NULL END`;
 }
 
-/** Members of the sync that OneSignal currently carries (the guard's denominator). */
-export async function countConfirmed(db: Kysely<DB>, syncId: string): Promise<number> {
-  const r = await db
-    .selectFrom('ledger')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('sync_id', '=', syncId)
-    .where('confirmed', '=', 1)
-    .executeTakeFirstOrThrow();
-  return Number(r.n);
+/**
+ * Members of the sync that OneSignal currently carries (the guard's denominator), counted up to
+ * `atMost` when given: the guard only needs to know whether there are enough of them, and
+ * counting all of a 1M-member sync walks the whole ledger range (~100 ms) on every run.
+ */
+export async function countConfirmed(db: Kysely<DB>, syncId: string, atMost?: number): Promise<number> {
+  const limit = atMost === undefined ? sql`` : sql`LIMIT ${atMost}`;
+  const r = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM ledger WHERE sync_id = ${syncId} AND confirmed = 1 ${limit}) AS c`.execute(db);
+  return Number(r.rows[0]?.n ?? 0);
 }

@@ -189,9 +189,14 @@ async function applyWithGuard(ctx: Context, p: DiffParams, size: StagedSnapshot[
   try {
     await db.transaction().execute(async (trx) => {
       const members = await size(trx);
-      const confirmedMembers = await countConfirmed(trx, p.syncId);
       const counts = await applyDiff(trx, p);
-      const g = guardDecision({ members, removes: counts.removes, confirmedMembers, threshold });
+      // The diff never changes `confirmed`, so counting after it is the same count. Only enough
+      // confirmed members to decide are counted: the guard holds when removes > threshold ×
+      // confirmed (or the snapshot is empty), so `need` of them settle it; a hold recounts exactly
+      // for its reason.
+      const need = members === 0 ? 1 : Math.floor(counts.removes / threshold) + 1;
+      let g = guardDecision({ members, removes: counts.removes, confirmedMembers: await countConfirmed(trx, p.syncId, need), threshold });
+      if (g.hold) g = guardDecision({ members, removes: counts.removes, confirmedMembers: await countConfirmed(trx, p.syncId), threshold });
       if (g.hold) {
         holdReason = g.reason;
         throw HOLD;

@@ -211,6 +211,22 @@ describeEachDialect('sync engine', (db) => {
     expect(stored.map((r) => r.external_id)).toEqual([...ids].sort());
   });
 
+  it('guard boundary: removing exactly the threshold share goes through, one more is held', async () => {
+    const { ctx } = db();
+    const users = range('b', 0, 40);
+    const { emu, dest } = await setupApp(ctx, { users });
+    emulators.push(emu);
+    const { cohortId, sync } = await cohortSync(ctx, dest.id, users);
+    expect(await runSync(ctx, sync.id)).toMatchObject({ status: 'completed', delivered: 40 });
+    await reimport(ctx, cohortId, range('b', 0, 19));
+    const over = await runSync(ctx, sync.id);
+    expect(over).toMatchObject({ status: 'held', removed: 21 });
+    expect(over.hold_reason).toMatch(/21 of 40 confirmed/);
+    await rejectRun(ctx, over.id);
+    await reimport(ctx, cohortId, range('b', 0, 20));
+    expect(await runSync(ctx, sync.id)).toMatchObject({ status: 'completed', removed: 20, delivered: 20 });
+  });
+
   it('dry run writes nothing and sends nothing', async () => {
     const { ctx } = db();
     const users = range('d', 0, 30);
