@@ -4,8 +4,9 @@ import { stagedIds, type SnapshotRef } from './staging';
 
 /**
  * The snapshot diff, as set algebra in SQL between the run's snapshot (a TEMP table or a file
- * cohort's members on SQLite, `staging` rows otherwise: see staging.ts) and the ledger (DESIGN §2). Never materialised in JS: every statement below is one pass over an
- * index, so a million-member snapshot costs a few index scans.
+ * cohort's members on SQLite, `staging` rows otherwise: see staging.ts) and the ledger
+ * (DESIGN §2). Never materialised in JS: every statement below is one pass over an index, so a
+ * million-member snapshot costs a few index scans.
  *
  * An add is a member whose ledger row is absent, not desired, or desired but last ended
  * not_found/failed (re-asserting it is the reconcile retry). A remove is a desired row (or an

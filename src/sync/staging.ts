@@ -16,9 +16,10 @@ const SQLITE_FLUSH_EVERY = 20000;
  *   ledger changes themselves.
  * - 'cohort' (SQLite only): a file-imported cohort's own `cohort_members` rows, diffed where
  *   they are. They are already sorted by the primary key, so copying them first (a heap, then a
- *   sorted TEMP table) was pure cost: ~60 % of a 1M-member run's diff. Safe because on SQLite
- *   one transaction reads one snapshot and `cohort import` replaces members in one transaction,
- *   so every read of a run (size, diff, sample) is made inside one transaction.
+ *   sorted TEMP table) was pure cost: a 1M-member run's diff took 1.5 s with it, 1.0 s without.
+ *   Safe because on SQLite one transaction reads one snapshot and `cohort import` replaces
+ *   members in one transaction, so every read of a run (size, diff, sample) is made inside one
+ *   transaction.
  * - 'staging': rows of `main.staging` keyed by run_id. Always on PostgreSQL; on SQLite only for
  *   held runs, whose snapshot must survive a restart (and a re-import) until `runs approve`.
  */
@@ -31,7 +32,7 @@ export interface SnapshotRef {
   cohortId?: string;
 }
 
-export type SqliteHandle = NonNullable<Context['store']['sqlite']>;
+type SqliteHandle = NonNullable<Context['store']['sqlite']>;
 
 /** TEMP table names derived from the run id; hex keeps any id a valid, unique identifier. */
 function tempNames(runId: string): { heap: string; snap: string } {
