@@ -10,7 +10,7 @@ import { deliverDestination } from './deliver';
 import { guardDecision } from './guard';
 import { countOutcomes, finalizeRun, getRunRow, getRunView, type RunView } from './runs';
 import type { SnapshotSource } from './snapshot';
-import { BufferedStagingWriter, countStaging, deleteStaging, dropTempStaging, fileSnapshotSource, persistStaging, type SnapshotRef } from './staging';
+import { BufferedStagingWriter, countStaging, deleteStaging, dropTempStaging, fileSnapshotSource, stagedIds, type SnapshotRef } from './staging';
 import { getSync } from './syncs';
 
 export type { RunView } from './runs';
@@ -176,70 +176,59 @@ async function stageSnapshot(ctx: Context, runId: string, cohort: Selectable<DB[
 }
 
 /**
- * Applies the diff in one transaction, or rolls it back and holds the run when the guard
- * trips (the removes are counted by the very statement that would apply them, so the common,
- * unguarded case pays for one pass, not two). A held run's snapshot is copied into `staging`
- * (on SQLite it was a TEMP table or the cohort's members until then), so approve works after a
+ * Applies the diff in one transaction, or takes it back and holds the run when the guard trips
+ * (the removes are counted by the very statement that would apply them, so the common,
+ * unguarded case pays for one pass, not two). A held run records, in the same transaction and
+ * so from the same snapshot, its counters, its sample and a copy of its snapshot in `staging`
+ * (on SQLite it was a TEMP table or the cohort's members until then): approve works after a
  * restart and applies what was reviewed even if the cohort is imported again meanwhile.
  */
 async function applyWithGuard(ctx: Context, p: DiffParams, size: StagedSnapshot['size'], threshold: number): Promise<boolean> {
-  const db = ctx.store.db;
-  let holdReason: string | null = null;
-  const HOLD = Symbol('hold');
-  try {
-    await db.transaction().execute(async (trx) => {
-      const members = await size(trx);
-      const counts = await applyDiff(trx, p);
-      // The diff never changes `confirmed`, so counting after it is the same count. Only enough
-      // confirmed members to decide are counted: the guard holds when removes > threshold ×
-      // confirmed (or the snapshot is empty), so `need` of them settle it; a hold recounts exactly
-      // for its reason.
-      const need = members === 0 ? 1 : Math.floor(counts.removes / threshold) + 1;
-      let g = guardDecision({ members, removes: counts.removes, confirmedMembers: await countConfirmed(trx, p.syncId, need), threshold });
-      if (g.hold) g = guardDecision({ members, removes: counts.removes, confirmedMembers: await countConfirmed(trx, p.syncId), threshold });
-      if (g.hold) {
-        holdReason = g.reason;
-        throw HOLD;
-      }
+  const held = await ctx.store.db.transaction().execute(async (trx) => {
+    const members = await size(trx);
+    await sql`SAVEPOINT apply_diff`.execute(trx);
+    const counts = await applyDiff(trx, p);
+    // The diff never changes `confirmed`, so counting after it is the same count. Only enough
+    // confirmed members to decide are counted: the guard holds when removes > threshold ×
+    // confirmed (or the snapshot is empty), so `need` of them settle it; a hold recounts exactly
+    // for its reason.
+    const need = members === 0 ? 1 : Math.floor(counts.removes / threshold) + 1;
+    let g = guardDecision({ members, removes: counts.removes, confirmedMembers: await countConfirmed(trx, p.syncId, need), threshold });
+    if (g.hold) g = guardDecision({ members, removes: counts.removes, confirmedMembers: await countConfirmed(trx, p.syncId), threshold });
+    if (!g.hold) {
       await trx
         .updateTable('runs')
         .set({ members, added: counts.adds, removed: counts.removes, unchanged: members - counts.adds, applied_at: Date.now() })
         .where('id', '=', p.runId)
         .execute();
-    });
-  } catch (e) {
-    if (e !== HOLD) throw e;
-  }
-  if (holdReason === null) {
-    await deleteStaging(ctx, p.runId);
-    return false;
-  }
-  if (p.stagedAt === 'temp') await persistStaging(ctx, p.runId);
-  const held: DiffParams = { ...p, stagedAt: 'staging' };
-  const { members, counts, sample } = await db.transaction().execute(async (trx) => {
-    if (p.stagedAt === 'cohort') {
-      await sql`INSERT INTO staging (run_id, external_id) SELECT ${p.runId}, external_id FROM cohort_members WHERE cohort_id = ${p.cohortId}`.execute(trx);
+      return false;
     }
-    return { members: await countStaging(trx, p.runId), counts: await countDiff(trx, held), sample: await sampleDiff(trx, held, SAMPLE_SIZE) };
+    await sql`ROLLBACK TO SAVEPOINT apply_diff`.execute(trx);
+    if (p.stagedAt !== 'staging') {
+      await sql`INSERT INTO staging (run_id, external_id) SELECT ${p.runId}, external_id FROM (${stagedIds(p)}) AS s`.execute(trx);
+    }
+    const sample = await sampleDiff(trx, p, SAMPLE_SIZE);
+    await trx
+      .updateTable('runs')
+      .set({
+        status: 'held',
+        hold_reason: g.reason,
+        members,
+        added: counts.adds,
+        removed: counts.removes,
+        unchanged: members - counts.adds,
+        // Nothing reached the ledger: the held changes are all pending until approved.
+        pending: counts.adds + counts.removes,
+        sample: JSON.stringify({ ...sample, source_ts: p.sourceTs }),
+        finished_at: Date.now(),
+      })
+      .where('id', '=', p.runId)
+      .execute();
+    return true;
   });
-  await dropTempStaging(ctx, p.runId);
-  await db
-    .updateTable('runs')
-    .set({
-      status: 'held',
-      hold_reason: holdReason,
-      members,
-      added: counts.adds,
-      removed: counts.removes,
-      unchanged: members - counts.adds,
-      // Nothing reached the ledger: the held changes are all pending until approved.
-      pending: counts.adds + counts.removes,
-      sample: JSON.stringify({ ...sample, source_ts: p.sourceTs }),
-      finished_at: Date.now(),
-    })
-    .where('id', '=', p.runId)
-    .execute();
-  return true;
+  // A held run keeps its `staging` rows for approve; TEMP tables go either way.
+  await (held ? dropTempStaging(ctx, p.runId) : deleteStaging(ctx, p.runId));
+  return held;
 }
 
 async function deliverRun(ctx: Context, runId: string, destinationId: string, opts: RunOptions): Promise<RunView> {

@@ -173,18 +173,6 @@ export class BufferedStagingWriter implements StagingWriter {
   }
 }
 
-/**
- * SQLite: copies a run's TEMP snapshot into `main.staging` (held runs only: approve must survive
- * a restart). The TEMP table is already in key order, so the copy appends.
- */
-export async function persistStaging(ctx: Context, runId: string): Promise<void> {
-  await withSqlite(ctx, (h) => {
-    h.transaction(() => {
-      h.prepare(`INSERT OR IGNORE INTO main.staging (run_id, external_id) SELECT ?, external_id FROM temp.${tempNames(runId).snap} ORDER BY external_id`).run(runId);
-    })();
-  });
-}
-
 export async function insertStaging(ctx: Context, runId: string, ids: string[]): Promise<number> {
   const store = ctx.store;
   if (store.sqlite) {
