@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { openContext } from '../src/store';
 import { importCohortFile } from '../src/sync/cohorts';
 import { applyDiff } from '../src/sync/diff';
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import { BufferedStagingWriter, deleteStaging, stagedIds } from '../src/sync/staging';
 
 const N = 1_000_000;
@@ -70,6 +70,14 @@ async function loadFile(ctx: Awaited<ReturnType<typeof openContext>>, runId: str
   return w.finish();
 }
 
+/** The previous snapshot as the ledger in its steady state: every member delivered (untimed). */
+async function seedDelivered(ctx: Awaited<ReturnType<typeof openContext>>, syncId: string, ids: RawBuilder<unknown>): Promise<void> {
+  await sql`INSERT INTO ledger (sync_id, destination_id, external_id, desired, confirmed, source_ts, run_id, outcome, error,
+    attempts, next_attempt_at, lease_owner, lease_until, updated_at)
+    SELECT ${syncId}, 'dst_bench', external_id, 1, 1, 1, 'run_prev', 'delivered', NULL, 0, NULL, NULL, NULL, 0
+    FROM (${ids}) AS s`.execute(ctx.store.db);
+}
+
 /** One engine diff: previous snapshot into the ledger (untimed), then the timed diff. */
 async function oursCase(files: { dir: string; prev: string; next: string }): Promise<{ ms: number; loadMs: number; applyMs: number; commitMs: number; adds: number; removes: number }> {
   const dir = files.dir;
@@ -78,12 +86,8 @@ async function oursCase(files: { dir: string; prev: string; next: string }): Pro
     try {
       const syncId = 'syn_bench';
       const destinationId = 'dst_bench';
-      // Previous snapshot → ledger in its steady state (every member delivered), untimed.
       await loadFile(ctx, 'run_prev', files.prev);
-      await sql`INSERT INTO ledger (sync_id, destination_id, external_id, desired, confirmed, source_ts, run_id, outcome, error,
-        attempts, next_attempt_at, lease_owner, lease_until, updated_at)
-        SELECT ${syncId}, ${destinationId}, external_id, 1, 1, 1, 'run_prev', 'delivered', NULL, 0, NULL, NULL, NULL, 0
-        FROM (${stagedIds({ runId: 'run_prev', stagedAt: 'temp' })}) AS s`.execute(ctx.store.db);
+      await seedDelivered(ctx, syncId, stagedIds({ runId: 'run_prev', stagedAt: 'temp' }));
       await deleteStaging(ctx, 'run_prev');
       ctx.store.sqlite!.pragma('wal_checkpoint(TRUNCATE)');
 
@@ -122,10 +126,7 @@ async function importedCase(files: { dir: string; prev: string; next: string }):
   try {
     const syncId = 'syn_bench';
     await importCohortFile(ctx, { file: files.prev, name: 'bench', id: 'coh_bench' });
-    await sql`INSERT INTO ledger (sync_id, destination_id, external_id, desired, confirmed, source_ts, run_id, outcome, error,
-      attempts, next_attempt_at, lease_owner, lease_until, updated_at)
-      SELECT ${syncId}, 'dst_bench', external_id, 1, 1, 1, 'run_prev', 'delivered', NULL, 0, NULL, NULL, NULL, 0
-      FROM cohort_members WHERE cohort_id = 'coh_bench'`.execute(ctx.store.db);
+    await seedDelivered(ctx, syncId, stagedIds({ runId: 'run_prev', stagedAt: 'cohort', cohortId: 'coh_bench' }));
     ctx.store.sqlite!.pragma('wal_checkpoint(TRUNCATE)');
     let t0 = performance.now();
     await importCohortFile(ctx, { file: files.next, name: 'bench', id: 'coh_bench' });
