@@ -9,7 +9,7 @@
  * event loop (evenly paced requests then reached its rate window bunched → 429s), and the
  * ceiling shared a CPU with the load generator it was measuring.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { AUTH_SCHEME } from '../src/connectors/onesignal/constants';
 import { createDestination } from '../src/connectors/onesignal/destinations';
 import type { EmulatorStats, Tags } from '../src/emulators/onesignal/index';
-import { openContext, type Context } from '../src/store';
+import { type Context, openContext } from '../src/store';
 import { importCohortFile } from '../src/sync/cohorts';
 import { deliverDestination } from '../src/sync/deliver';
 import { runSync } from '../src/sync/run';
@@ -50,13 +50,29 @@ export interface ChildEmulator {
   close(): Promise<void>;
 }
 
-async function startChildEmulator(appId: string, apiKey: string, seedFile: string, limits: BenchEmulatorLimits): Promise<ChildEmulator> {
+async function startChildEmulator(
+  appId: string,
+  apiKey: string,
+  seedFile: string,
+  limits: BenchEmulatorLimits,
+): Promise<ChildEmulator> {
   const child = spawn(
     process.execPath,
     [
-      join(ROOT, 'bin/ampsignal.mjs'), 'emulator', 'onesignal', '--port', '0', '--json',
-      '--app', `${appId}:${apiKey}`, '--seed-file', seedFile,
-      '--rate-limit', String(limits.rateLimit), '--per-user-limit', String(limits.perUserLimit),
+      join(ROOT, 'bin/ampsignal.mjs'),
+      'emulator',
+      'onesignal',
+      '--port',
+      '0',
+      '--json',
+      '--app',
+      `${appId}:${apiKey}`,
+      '--seed-file',
+      seedFile,
+      '--rate-limit',
+      String(limits.rateLimit),
+      '--per-user-limit',
+      String(limits.perUserLimit),
     ],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -64,7 +80,10 @@ async function startChildEmulator(appId: string, apiKey: string, seedFile: strin
   const url = await readStartupUrl(child);
   const appUrl = (path: string) => `${url}${path}`;
   const control = async (method: 'GET' | 'POST', path: string): Promise<Response> => {
-    const res = await fetch(appUrl(path), { method, ...(method === 'POST' ? { headers: { 'content-type': 'application/json' }, body: '{}' } : {}) });
+    const res = await fetch(appUrl(path), {
+      method,
+      ...(method === 'POST' ? { headers: { 'content-type': 'application/json' }, body: '{}' } : {}),
+    });
     return res;
   };
   return {
@@ -75,7 +94,10 @@ async function startChildEmulator(appId: string, apiKey: string, seedFile: strin
       return ((await res.json()) as { stats: EmulatorStats }).stats;
     },
     async getUser(externalId) {
-      const res = await control('GET', `/_emulator/users/${encodeURIComponent(appId)}/${encodeURIComponent(externalId)}`);
+      const res = await control(
+        'GET',
+        `/_emulator/users/${encodeURIComponent(appId)}/${encodeURIComponent(externalId)}`,
+      );
       if (res.status === 404) return undefined;
       return ((await res.json()) as { tags: Tags }).tags;
     },
@@ -120,7 +142,7 @@ function readStartupUrl(child: ChildProcess): Promise<string> {
 export async function benchSetup(opts: { users: string[]; emulator: BenchEmulatorLimits; rate: number }) {
   const dir = mkdtempSync(join(tmpdir(), 'ampsignal-bench-'));
   const usersFile = join(dir, 'users.txt');
-  writeFileSync(usersFile, opts.users.join('\n') + '\n');
+  writeFileSync(usersFile, `${opts.users.join('\n')}\n`);
   const appId = randomUUID();
   const apiKey = 'bench-key';
   let emu: ChildEmulator | undefined;
@@ -134,11 +156,17 @@ export async function benchSetup(opts: { users: string[]; emulator: BenchEmulato
     throw e;
   }
   const c = ctx;
-  const dest = await createDestination(c, { name: 'bench', app_id: appId, api_key: apiKey, api_url: emu.url, rate_limit_per_second: opts.rate });
+  const dest = await createDestination(c, {
+    name: 'bench',
+    app_id: appId,
+    api_key: apiKey,
+    api_url: emu.url,
+    rate_limit_per_second: opts.rate,
+  });
   let n = 0;
   const addCohort = async (ids: string[]): Promise<SyncRow> => {
     const f = join(dir, `c${++n}.txt`);
-    writeFileSync(f, ids.join('\n') + '\n');
+    writeFileSync(f, `${ids.join('\n')}\n`);
     const imp = await importCohortFile(c, { file: f, name: `bench ${n}` });
     return createSync(c, { cohortId: imp.cohort_id, destinationId: dest.id });
   };
@@ -181,23 +209,43 @@ export async function markUndelivered(ctx: Context, syncs: SyncRow[]): Promise<v
   await ctx.store.db
     .updateTable('ledger')
     .set({ confirmed: 0, outcome: null, error: null, attempts: 0, next_attempt_at: null })
-    .where('sync_id', 'in', syncs.map((s) => s.id))
+    .where(
+      'sync_id',
+      'in',
+      syncs.map((s) => s.id),
+    )
     .execute();
 }
 
 /** autocannon (own process) sending what the engine sends: one PATCH per user, same path, headers and body. */
-async function ceiling(url: string, appId: string, apiKey: string, usersFile: string, tagKey: string): Promise<{ requests: number; seconds: number }> {
+async function ceiling(
+  url: string,
+  appId: string,
+  apiKey: string,
+  usersFile: string,
+  tagKey: string,
+): Promise<{ requests: number; seconds: number }> {
   // Byte for byte the engine's request (src/connectors/onesignal/client.ts): an add of this tag.
-  const headers = { authorization: `${AUTH_SCHEME} ${apiKey}`, accept: 'application/json', 'content-type': 'application/json; charset=utf-8' };
+  const headers = {
+    authorization: `${AUTH_SCHEME} ${apiKey}`,
+    accept: 'application/json',
+    'content-type': 'application/json; charset=utf-8',
+  };
   const body = JSON.stringify({ properties: { tags: { [tagKey]: '1' } } });
   const stdout = await new Promise<string>((resolve, reject) => {
-    execFile(process.execPath, [CEILING, url, appId, usersFile, String(CONNECTIONS), JSON.stringify(headers), body], { maxBuffer: 16 << 20, timeout: 300_000 }, (err, out, stderr) => {
-      if (err) reject(new Error(`autocannon failed: ${stderr || err.message}`));
-      else resolve(out);
-    });
+    execFile(
+      process.execPath,
+      [CEILING, url, appId, usersFile, String(CONNECTIONS), JSON.stringify(headers), body],
+      { maxBuffer: 16 << 20, timeout: 300_000 },
+      (err, out, stderr) => {
+        if (err) reject(new Error(`autocannon failed: ${stderr || err.message}`));
+        else resolve(out);
+      },
+    );
   });
   const r = JSON.parse(stdout) as { requests: number; seconds: number; non2xx: number; errors: number };
-  if (r.non2xx > 0 || r.errors > 0) throw new Error(`autocannon saw ${r.non2xx} non-2xx answers and ${r.errors} errors`);
+  if (r.non2xx > 0 || r.errors > 0)
+    throw new Error(`autocannon saw ${r.non2xx} non-2xx answers and ${r.errors} errors`);
   return r;
 }
 

@@ -8,7 +8,9 @@ import { createRequire } from 'node:module';
 
 const autocannon = createRequire(import.meta.url)('autocannon');
 const [url, appId, usersFile, connections, headersJson, body] = process.argv.slice(2);
-const users = readFileSync(usersFile, 'utf8').split('\n').filter((l) => l.length > 0);
+const users = readFileSync(usersFile, 'utf8')
+  .split('\n')
+  .filter((l) => l.length > 0);
 let i = 0;
 const result = await autocannon({
   url,
@@ -18,8 +20,19 @@ const result = await autocannon({
     {
       method: 'PATCH',
       headers: JSON.parse(headersJson),
-      setupRequest: (req) => ({ ...req, path: `/apps/${appId}/users/by/external_id/${encodeURIComponent(users[i++ % users.length])}`, body }),
+      setupRequest: (req) => ({
+        ...req,
+        path: `/apps/${appId}/users/by/external_id/${encodeURIComponent(users[i++ % users.length])}`,
+        body,
+      }),
     },
   ],
 });
-process.stdout.write(JSON.stringify({ requests: result.requests.total, seconds: result.duration, non2xx: result.non2xx, errors: result.errors }));
+process.stdout.write(
+  JSON.stringify({
+    requests: result.requests.total,
+    seconds: result.duration,
+    non2xx: result.non2xx,
+    errors: result.errors,
+  }),
+);

@@ -16,10 +16,10 @@ import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } fr
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type RawBuilder, sql } from 'kysely';
 import { openContext } from '../src/store';
 import { importCohortFile } from '../src/sync/cohorts';
 import { applyDiff } from '../src/sync/diff';
-import { sql, type RawBuilder } from 'kysely';
 import { BufferedStagingWriter, deleteStaging, stagedIds } from '../src/sync/staging';
 
 const N = 1_000_000;
@@ -43,8 +43,8 @@ function writeSnapshots(dir: string, n: number): { prev: string; next: string; a
   }
   const prev = join(dir, 'prev.txt');
   const next = join(dir, 'next.txt');
-  writeFileSync(prev, prevIds.join('\n') + '\n');
-  writeFileSync(next, nextIds.join('\n') + '\n');
+  writeFileSync(prev, `${prevIds.join('\n')}\n`);
+  writeFileSync(next, `${nextIds.join('\n')}\n`);
   return { prev, next, adds, removes };
 }
 
@@ -71,7 +71,11 @@ async function loadFile(ctx: Awaited<ReturnType<typeof openContext>>, runId: str
 }
 
 /** The previous snapshot as the ledger in its steady state: every member delivered (untimed). */
-async function seedDelivered(ctx: Awaited<ReturnType<typeof openContext>>, syncId: string, ids: RawBuilder<unknown>): Promise<void> {
+async function seedDelivered(
+  ctx: Awaited<ReturnType<typeof openContext>>,
+  syncId: string,
+  ids: RawBuilder<unknown>,
+): Promise<void> {
   await sql`INSERT INTO ledger (sync_id, destination_id, external_id, desired, confirmed, source_ts, run_id, outcome, error,
     attempts, next_attempt_at, lease_owner, lease_until, updated_at)
     SELECT ${syncId}, 'dst_bench', external_id, 1, 1, 1, 'run_prev', 'delivered', NULL, 0, NULL, NULL, NULL, 0
@@ -79,7 +83,11 @@ async function seedDelivered(ctx: Awaited<ReturnType<typeof openContext>>, syncI
 }
 
 /** One engine diff: previous snapshot into the ledger (untimed), then the timed diff. */
-async function oursCase(files: { dir: string; prev: string; next: string }): Promise<{ ms: number; loadMs: number; applyMs: number; commitMs: number; adds: number; removes: number }> {
+async function oursCase(files: {
+  dir: string;
+  prev: string;
+  next: string;
+}): Promise<{ ms: number; loadMs: number; applyMs: number; commitMs: number; adds: number; removes: number }> {
   const dir = files.dir;
   {
     const ctx = await openContext({ db: `sqlite:${join(dir, 'bench.db')}`, migrate: 'auto' });
@@ -120,7 +128,11 @@ async function oursCase(files: { dir: string; prev: string; next: string }): Pro
  * `cohort import` of each file (timed apart: it is its own command), then the run's diff and
  * commit, with the previous import already in the ledger.
  */
-async function importedCase(files: { dir: string; prev: string; next: string }): Promise<{ importMs: number; diffMs: number; adds: number; removes: number }> {
+async function importedCase(files: {
+  dir: string;
+  prev: string;
+  next: string;
+}): Promise<{ importMs: number; diffMs: number; adds: number; removes: number }> {
   const db = join(files.dir, 'imported.db');
   const ctx = await openContext({ db: `sqlite:${db}`, migrate: 'auto' });
   try {
@@ -133,9 +145,16 @@ async function importedCase(files: { dir: string; prev: string; next: string }):
     const importMs = performance.now() - t0;
     ctx.store.sqlite!.pragma('wal_checkpoint(TRUNCATE)');
     t0 = performance.now();
-    const counts = await ctx.store.db
-      .transaction()
-      .execute((trx) => applyDiff(trx, { syncId, destinationId: 'dst_bench', runId: 'run_next', sourceTs: 2, stagedAt: 'cohort', cohortId: 'coh_bench' }));
+    const counts = await ctx.store.db.transaction().execute((trx) =>
+      applyDiff(trx, {
+        syncId,
+        destinationId: 'dst_bench',
+        runId: 'run_next',
+        sourceTs: 2,
+        stagedAt: 'cohort',
+        cohortId: 'coh_bench',
+      }),
+    );
     return { importMs, diffMs: performance.now() - t0, ...counts };
   } finally {
     await ctx.close();
@@ -143,14 +162,22 @@ async function importedCase(files: { dir: string; prev: string; next: string }):
   }
 }
 
-function baselineCase(files: { dir: string; prev: string; next: string }): { ms: number; adds: number; removes: number } {
+function baselineCase(files: { dir: string; prev: string; next: string }): {
+  ms: number;
+  adds: number;
+  removes: number;
+} {
   const dir = files.dir;
   {
     const env = { ...process.env, LC_ALL: 'C' };
     const t0 = performance.now();
     execFileSync('sort', ['-o', join(dir, 'prev.sorted'), files.prev], { env });
     execFileSync('sort', ['-o', join(dir, 'next.sorted'), files.next], { env });
-    execFileSync('sh', ['-c', `comm -13 prev.sorted next.sorted > adds.txt && comm -23 prev.sorted next.sorted > removes.txt`], { env, cwd: dir });
+    execFileSync(
+      'sh',
+      ['-c', `comm -13 prev.sorted next.sorted > adds.txt && comm -23 prev.sorted next.sorted > removes.txt`],
+      { env, cwd: dir },
+    );
     const ms = performance.now() - t0;
     const count = (f: string) => readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean).length;
     return { ms, adds: count('adds.txt'), removes: count('removes.txt') };
@@ -168,15 +195,24 @@ export async function run(): Promise<Record<string, unknown>> {
   const files = { dir, ...writeSnapshots(dir, N) };
   // One run on a shared 2-core machine swung 2.8-3.4 for the same code; rounds alternate the
   // sides so a noisy minute hits both.
-  const rounds: Array<{ base: ReturnType<typeof baselineCase>; ours: Awaited<ReturnType<typeof oursCase>>; imported: Awaited<ReturnType<typeof importedCase>> }> = [];
+  const rounds: Array<{
+    base: ReturnType<typeof baselineCase>;
+    ours: Awaited<ReturnType<typeof oursCase>>;
+    imported: Awaited<ReturnType<typeof importedCase>>;
+  }> = [];
   try {
     for (let i = 0; i < ROUNDS; i++) {
       const base = baselineCase(files);
       const ours = await oursCase(files);
       const imported = await importedCase(files);
-      for (const [name, r] of [['streamed', ours], ['imported', imported]] as const) {
+      for (const [name, r] of [
+        ['streamed', ours],
+        ['imported', imported],
+      ] as const) {
         if (r.adds !== base.adds || r.removes !== base.removes) {
-          throw new Error(`diff mismatch (${name}): ours +${r.adds}/-${r.removes}, sort+comm +${base.adds}/-${base.removes}`);
+          throw new Error(
+            `diff mismatch (${name}): ours +${r.adds}/-${r.removes}, sort+comm +${base.adds}/-${base.removes}`,
+          );
         }
       }
       rounds.push({ base, ours, imported });
@@ -192,9 +228,13 @@ export async function run(): Promise<Record<string, unknown>> {
   const self = fileURLToPath(import.meta.url);
   const dir2 = mkdtempSync(join(tmpdir(), 'ampsignal-bench-diff2m-'));
   const files2 = writeSnapshots(dir2, 2 * N);
-  const child = spawnSync(process.execPath, [resolve(self, '../../bin/run-ts.mjs'), self, '--diff-child', dir2, files2.prev, files2.next], {
-    encoding: 'utf8',
-  });
+  const child = spawnSync(
+    process.execPath,
+    [resolve(self, '../../bin/run-ts.mjs'), self, '--diff-child', dir2, files2.prev, files2.next],
+    {
+      encoding: 'utf8',
+    },
+  );
   rmSync(dir2, { recursive: true, force: true });
   let rss2m: number | null = null;
   let ms2m: number | null = null;
@@ -234,6 +274,13 @@ if (process.argv.includes('--diff-child')) {
   const i = process.argv.indexOf('--diff-child');
   const [dir, prev, next] = process.argv.slice(i + 1, i + 4) as [string, string, string];
   const r = await oursCase({ dir, prev, next });
-  process.stdout.write(JSON.stringify({ ms: r.ms, adds: r.adds, removes: r.removes, maxRssMb: Math.round(process.resourceUsage().maxRSS / 1024) }) + '\n');
+  process.stdout.write(
+    `${JSON.stringify({
+      ms: r.ms,
+      adds: r.adds,
+      removes: r.removes,
+      maxRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+    })}\n`,
+  );
   process.exit(0);
 }

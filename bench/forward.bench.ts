@@ -8,9 +8,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startAmplitudeEmulator } from '../src/emulators/amplitude';
-import { httpRequest } from '../src/connectors/http';
 import { buildBody } from '../src/connectors/amplitude/httpapi';
+import { httpRequest } from '../src/connectors/http';
+import { startAmplitudeEmulator } from '../src/emulators/amplitude';
 import { forwardStream } from '../src/events/forward';
 import { createStream } from '../src/events/streams';
 import { buildServer } from '../src/server/app';
@@ -21,7 +21,14 @@ const PER_REQUEST = 50;
 
 function body(n: number) {
   return {
-    event: { kind: 'message.push.received', id: `fwd-${n}`, timestamp: 1708559115 + (n % 1000), subscription_device_type: 'Android', subscription_id: `sub-${n}-6f1d2c3b`, external_id: `user_${n}` },
+    event: {
+      kind: 'message.push.received',
+      id: `fwd-${n}`,
+      timestamp: 1708559115 + (n % 1000),
+      subscription_device_type: 'Android',
+      subscription_id: `sub-${n}-6f1d2c3b`,
+      external_id: `user_${n}`,
+    },
     message: { id: 'msg-1', name: 'Spring sale', template_id: 'tpl-1' },
     user: { language: 'en', tags: { amp_cohort_c1: '1' } },
   };
@@ -31,10 +38,14 @@ export async function run(): Promise<Record<string, unknown>> {
   const apiKey = 'bench-key';
   const emu = await startAmplitudeEmulator({ projects: [{ apiKey, secretKey: 's' }] });
   const dir = mkdtempSync(join(tmpdir(), 'ampsignal-bench-'));
-  process.env.AMPSIGNAL_SECRET_KEY ??= '0'.repeat(63) + '1';
+  process.env.AMPSIGNAL_SECRET_KEY ??= `${'0'.repeat(63)}1`;
   const ctx = await openContext({ db: `sqlite:${join(dir, 'bench.db')}`, migrate: 'auto', checkpointThread: true }); // as serve and worker run
   try {
-    const { row, webhookSecret } = await createStream(ctx, { name: 'bench', amplitudeApiKey: apiKey, amplitudeUrl: emu.url });
+    const { row, webhookSecret } = await createStream(ctx, {
+      name: 'bench',
+      amplitudeApiKey: apiKey,
+      amplitudeUrl: emu.url,
+    });
     const app = await buildServer({ ctx });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/hooks/onesignal/events/${row.id}`;
@@ -50,7 +61,11 @@ export async function run(): Promise<Record<string, unknown>> {
             const first = next;
             next += PER_REQUEST;
             const events = Array.from({ length: Math.min(PER_REQUEST, EVENTS - first) }, (_, i) => body(first + i));
-            await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${webhookSecret}`, 'content-type': 'application/json' }, body: JSON.stringify(events) });
+            await fetch(url, {
+              method: 'POST',
+              headers: { authorization: `Bearer ${webhookSecret}`, 'content-type': 'application/json' },
+              body: JSON.stringify(events),
+            });
           }
         }),
       );
@@ -82,10 +97,22 @@ export async function run(): Promise<Record<string, unknown>> {
     // Baseline: the same number of events posted straight to the emulator, 200 per request.
     emu.reset();
     const sdkBatch = 200;
-    const serialized = Array.from({ length: EVENTS }, (_, n) => JSON.stringify({ event_type: 'x', user_id: `user_${n}`, device_id: `sub-${n}-6f1d2c3b`, insert_id: `b-${n}`, time: Date.now() }));
+    const serialized = Array.from({ length: EVENTS }, (_, n) =>
+      JSON.stringify({
+        event_type: 'x',
+        user_id: `user_${n}`,
+        device_id: `sub-${n}-6f1d2c3b`,
+        insert_id: `b-${n}`,
+        time: Date.now(),
+      }),
+    );
     const t0 = Date.now();
     for (let i = 0; i < EVENTS; i += sdkBatch) {
-      await httpRequest(emu.url + '/2/httpapi', { method: 'POST', headers: { 'content-type': 'application/json' }, body: buildBody(apiKey, serialized.slice(i, i + sdkBatch)) });
+      await httpRequest(`${emu.url}/2/httpapi`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: buildBody(apiKey, serialized.slice(i, i + sdkBatch)),
+      });
     }
     const baselineEps = EVENTS / ((Date.now() - t0) / 1000);
 

@@ -19,10 +19,10 @@ for (const f of files) {
   const mod = (await import(pathToFileURL(join(here, f)).href)) as { run: () => Promise<Record<string, unknown>> };
   try {
     const line = await mod.run();
-    process.stdout.write(JSON.stringify(line) + '\n');
+    process.stdout.write(`${JSON.stringify(line)}\n`);
   } catch (e) {
     failed++;
-    process.stdout.write(JSON.stringify({ bench: f.replace(/\.bench\.ts$/, ''), error: (e as Error).message }) + '\n');
+    process.stdout.write(`${JSON.stringify({ bench: f.replace(/\.bench\.ts$/, ''), error: (e as Error).message })}\n`);
   }
 }
 process.exit(failed ? 1 : 0);

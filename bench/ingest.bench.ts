@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { createStream } from '../src/events/streams';
 import { buildServer } from '../src/server/app';
 import { openContext } from '../src/store';
-import { againstBareServer, alternate, loadFromProcess, median, type LoadResult } from './load';
+import { againstBareServer, alternate, type LoadResult, loadFromProcess, median } from './load';
 
 const SENDERS = join(dirname(fileURLToPath(import.meta.url)), 'ingest.senders.mjs');
 
@@ -23,37 +23,48 @@ const CONNECTIONS = 32;
 /** ingest.senders.mjs builds the bodies; the bare baseline gets the same load. */
 function load(url: string, headers: Record<string, string>): Promise<LoadResult> {
   const allHeaders = { 'content-type': 'application/json', ...headers };
-  return loadFromProcess(SENDERS, [url, String(CONNECTIONS), String(DURATION_S), JSON.stringify(allHeaders)], DURATION_S);
+  return loadFromProcess(
+    SENDERS,
+    [url, String(CONNECTIONS), String(DURATION_S), JSON.stringify(allHeaders)],
+    DURATION_S,
+  );
 }
 
 export async function run(): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'ampsignal-bench-'));
-  process.env.AMPSIGNAL_SECRET_KEY ??= '0'.repeat(63) + '1';
+  process.env.AMPSIGNAL_SECRET_KEY ??= `${'0'.repeat(63)}1`;
   const ctx = await openContext({ db: `sqlite:${join(dir, 'bench.db')}`, migrate: 'auto', checkpointThread: true }); // as serve and worker run
   try {
-    const { row, webhookSecret } = await createStream(ctx, { name: 'bench', amplitudeApiKey: 'k', amplitudeUrl: 'http://127.0.0.1:9' });
+    const { row, webhookSecret } = await createStream(ctx, {
+      name: 'bench',
+      amplitudeApiKey: 'k',
+      amplitudeUrl: 'http://127.0.0.1:9',
+    });
     const app = await buildServer({ ctx });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const port = (app.server.address() as { port: number }).port;
     const stored = async () =>
       Number(
-        (await ctx.store.db.selectFrom('stream_events').select((eb) => eb.fn.countAll<number>().as('n')).where('stream_id', '=', row.id).executeTakeFirstOrThrow()).n,
+        (
+          await ctx.store.db
+            .selectFrom('stream_events')
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .where('stream_id', '=', row.id)
+            .executeTakeFirstOrThrow()
+        ).n,
       );
-    let rounds;
-    try {
-      rounds = await alternate(
-        ROUNDS,
-        () => againstBareServer('{"accepted":1}', (url) => load(url, {})),
-        async () => {
-          const before = await stored();
-          const r = await load(`http://127.0.0.1:${port}/hooks/onesignal/events/${row.id}`, { authorization: `Bearer ${webhookSecret}` });
-          // Counted in the outbox, not from the answers: what was accepted durably.
-          return { ...r, stored: (await stored()) - before };
-        },
-      );
-    } finally {
-      await app.close();
-    }
+    const rounds = await alternate(
+      ROUNDS,
+      () => againstBareServer('{"accepted":1}', (url) => load(url, {})),
+      async () => {
+        const before = await stored();
+        const r = await load(`http://127.0.0.1:${port}/hooks/onesignal/events/${row.id}`, {
+          authorization: `Bearer ${webhookSecret}`,
+        });
+        // Counted in the outbox, not from the answers: what was accepted durably.
+        return { ...r, stored: (await stored()) - before };
+      },
+    ).finally(() => app.close());
     const oursEps = rounds.map((r) => r.ours.stored / DURATION_S);
     const bareRps = rounds.map((r) => r.baseline.requests.total / DURATION_S);
     return {

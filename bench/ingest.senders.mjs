@@ -21,10 +21,28 @@ function eventBody(n) {
       subscription_id: `a5b8e0c2-1d3f-4a6b-8c9d-${String(n % 5000).padStart(12, '0')}`,
       onesignal_id: `0f9a1b2c-3d4e-4f5a-8b6c-${String(n % 5000).padStart(12, '0')}`,
       external_id: `user_${n % 5000}`,
-      data: { failure_reason: '', page_name: '', page_id: '', target_name: '', target_id: '', live_activity_id: '', live_activity_type: '' },
+      data: {
+        failure_reason: '',
+        page_name: '',
+        page_id: '',
+        target_name: '',
+        target_id: '',
+        live_activity_id: '',
+        live_activity_type: '',
+      },
     },
-    message: { id: 'b1c2d3e4-0000-4000-8000-000000000001', name: 'Spring sale', template_id: 'tpl-1', url: 'https://example.com/sale' },
-    user: { external_id: `user_${n % 5000}`, onesignal_id: '', language: 'en', tags: { plan: 'pro', amp_cohort_c1: '1', first_seen: '2023-10-01' } },
+    message: {
+      id: 'b1c2d3e4-0000-4000-8000-000000000001',
+      name: 'Spring sale',
+      template_id: 'tpl-1',
+      url: 'https://example.com/sale',
+    },
+    user: {
+      external_id: `user_${n % 5000}`,
+      onesignal_id: '',
+      language: 'en',
+      tags: { plan: 'pro', amp_cohort_c1: '1', first_seen: '2023-10-01' },
+    },
   });
 }
 

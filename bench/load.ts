@@ -20,14 +20,23 @@ export interface LoadResult {
  */
 export function loadFromProcess(script: string, args: string[], durationS: number): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [script, ...args], { maxBuffer: 16 * 1024 * 1024, timeout: (durationS + 60) * 1000 }, (err, stdout, stderr) =>
-      err ? reject(new Error(`load generator failed: ${stderr || err.message}`)) : resolve(JSON.parse(stdout) as LoadResult),
+    execFile(
+      process.execPath,
+      [script, ...args],
+      { maxBuffer: 16 * 1024 * 1024, timeout: (durationS + 60) * 1000 },
+      (err, stdout, stderr) =>
+        err
+          ? reject(new Error(`load generator failed: ${stderr || err.message}`))
+          : resolve(JSON.parse(stdout) as LoadResult),
     );
   });
 }
 
 /** The baseline: a bare node:http server that reads the body and answers 200 with `answer`, under `load`. */
-export async function againstBareServer(answer: string, load: (url: string) => Promise<LoadResult>): Promise<LoadResult> {
+export async function againstBareServer(
+  answer: string,
+  load: (url: string) => Promise<LoadResult>,
+): Promise<LoadResult> {
   const bare = createServer((req, res) => {
     req.resume();
     req.on('end', () => {
@@ -57,7 +66,11 @@ export function median(xs: number[]): number {
  * server was always the lowest (JIT, SQLite page cache, a parse worker starting), while a bare
  * server has nothing to warm; a long-running `serve` is measured in its steady state.
  */
-export async function alternate<B, O>(rounds: number, baseline: () => Promise<B>, ours: () => Promise<O>): Promise<Array<{ baseline: B; ours: O }>> {
+export async function alternate<B, O>(
+  rounds: number,
+  baseline: () => Promise<B>,
+  ours: () => Promise<O>,
+): Promise<Array<{ baseline: B; ours: O }>> {
   await baseline();
   await ours();
   const out: Array<{ baseline: B; ours: O }> = [];

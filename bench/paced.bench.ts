@@ -6,8 +6,8 @@
  * `max_in_window` is the emulator's own count: most requests it accepted in any rolling 1000 ms.
  */
 import { loadavg } from 'node:os';
-import { benchSetup, timedRound } from './deliver.bench';
 import { runSync } from '../src/sync/run';
+import { benchSetup, timedRound } from './deliver.bench';
 
 const USERS = 20_000;
 const LIMIT = 1000;

@@ -6,7 +6,7 @@
  * On a small machine the emulator, PostgreSQL and the workers share the same cores, so the
  * ratio shows how far the queue design lets throughput grow there, not a cluster's ceiling.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -28,7 +28,9 @@ const USERS = Number(process.env.BENCH_SCALE_USERS ?? 1500);
 const appId = (a: number) => `00000000-0000-4000-8000-0000000000${String(a).padStart(2, '0')}`;
 
 function startWorker(url: string): { child: ChildProcess; started: Promise<void> } {
-  const child = spawn(process.execPath, [BIN, '--db', url, 'worker', '--concurrency', '4', '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [BIN, '--db', url, 'worker', '--concurrency', '4', '--json'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const started = new Promise<void>((res, rej) => {
     let out = '';
     child.stdout!.on('data', (d) => {
@@ -40,7 +42,11 @@ function startWorker(url: string): { child: ChildProcess; started: Promise<void>
   return { child, started };
 }
 
-async function measure(processes: number, emuUrl: string, dir: string): Promise<{ rows: number; seconds: number; rowsPerSecond: number }> {
+async function measure(
+  processes: number,
+  emuUrl: string,
+  dir: string,
+): Promise<{ rows: number; seconds: number; rowsPerSecond: number }> {
   const schema = `bench_scale_${process.pid}_${processes}`;
   const url = `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}schema=${schema}`;
   const ctx = await openContext({ db: url, migrate: 'auto' });
@@ -63,26 +69,35 @@ async function measure(processes: number, emuUrl: string, dir: string): Promise<
     await Promise.all(workers.map((w) => w.started));
 
     const t0 = performance.now();
-    for (const id of syncIds) await jobs.add('sync.run', { syncId: id, trigger: 'manual' }, { jobKey: `sync.run:${id}` });
+    for (const id of syncIds)
+      await jobs.add('sync.run', { syncId: id, trigger: 'manual' }, { jobKey: `sync.run:${id}` });
     const db = ctx.store.db;
     const deadline = Date.now() + 10 * 60_000;
     for (;;) {
       const r = await sql<{ runs: number; open: number; pending: number }>`
         SELECT (SELECT COUNT(*) FROM runs) AS runs,
                (SELECT COUNT(*) FROM runs WHERE status = 'running') AS open,
-               (SELECT COUNT(*) FROM ledger WHERE desired <> confirmed AND (outcome IS NULL OR outcome = 'retry')) AS pending`.execute(db);
+               (SELECT COUNT(*) FROM ledger WHERE desired <> confirmed AND (outcome IS NULL OR outcome = 'retry')) AS pending`.execute(
+        db,
+      );
       const row = r.rows[0]!;
       if (Number(row.runs) === APPS && Number(row.open) === 0 && Number(row.pending) === 0) break;
       if (Date.now() > deadline) throw new Error(`scale bench (${processes} processes) did not finish in 10 minutes`);
       await new Promise((res) => setTimeout(res, 50)); // polling the database for completion
     }
     const seconds = (performance.now() - t0) / 1000;
-    const delivered = await db.selectFrom('ledger').select((eb) => eb.fn.countAll<number>().as('n')).where('confirmed', '=', 1).executeTakeFirstOrThrow();
+    const delivered = await db
+      .selectFrom('ledger')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('confirmed', '=', 1)
+      .executeTakeFirstOrThrow();
     const rows = Number(delivered.n);
     return { rows, seconds: Math.round(seconds * 100) / 100, rowsPerSecond: Math.round(rows / seconds) };
   } finally {
     for (const w of workers) w.child.kill('SIGTERM');
-    await Promise.all(workers.map((w) => new Promise((res) => (w.child.exitCode !== null ? res(null) : w.child.on('exit', res)))));
+    await Promise.all(
+      workers.map((w) => new Promise((res) => (w.child.exitCode !== null ? res(null) : w.child.on('exit', res)))),
+    );
     await jobs.stop();
     await ctx.close();
     const c = new pg.Client({ connectionString: PG_URL });
@@ -95,9 +110,9 @@ async function measure(processes: number, emuUrl: string, dir: string): Promise<
 
 export async function run(): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'ampsignal-bench-scale-'));
-  process.env.AMPSIGNAL_SECRET_KEY ??= '0'.repeat(63) + '1';
+  process.env.AMPSIGNAL_SECRET_KEY ??= `${'0'.repeat(63)}1`;
   const users = Array.from({ length: USERS }, (_, i) => `user_${i}`);
-  writeFileSync(join(dir, 'users.csv'), users.join('\n') + '\n');
+  writeFileSync(join(dir, 'users.csv'), `${users.join('\n')}\n`);
   const emu = await startOneSignalEmulator({
     apps: Array.from({ length: APPS }, (_, a) => ({ appId: appId(a), apiKey: `key-${a}` })),
     rateLimitPerSecond: 1_000_000,

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { createSource } from '../src/connectors/amplitude/sources';
 import { buildServer } from '../src/server/app';
 import { openContext } from '../src/store';
-import { againstBareServer, alternate, loadFromProcess, median, type LoadResult } from './load';
+import { againstBareServer, alternate, type LoadResult, loadFromProcess, median } from './load';
 
 const SENDERS = join(dirname(fileURLToPath(import.meta.url)), 'webhook_ack.senders.mjs');
 
@@ -24,7 +24,10 @@ const TARGET_P99_MS = 50;
 
 // The payload of Amplitude's default template, with two selected user properties per user.
 const users = JSON.stringify(
-  Array.from({ length: USERS }, (_, i) => ({ user_id: `user-${String(i).padStart(6, '0')}@example.com`, user_properties: { city: 'Paris', plan: i % 2 ? 'pro' : 'free' } })),
+  Array.from({ length: USERS }, (_, i) => ({
+    user_id: `user-${String(i).padStart(6, '0')}@example.com`,
+    user_properties: { city: 'Paris', plan: i % 2 ? 'pro' : 'free' },
+  })),
 );
 const body = `{"cohort_name":"Bench cohort","cohort_id":"bench01","in_cohort":true,"computed_time":"1700000000","message_id":"bench-[<id>]::enter::0","users":${users}}`;
 
@@ -35,30 +38,39 @@ const body = `{"cohort_name":"Bench cohort","cohort_id":"bench01","in_cohort":tr
  */
 function load(url: string, headers: Record<string, string>, bodyFile: string): Promise<LoadResult> {
   const allHeaders = { 'content-type': 'application/json', 'user-agent': 'Amplitude/Webhook/1.0', ...headers };
-  return loadFromProcess(SENDERS, [url, bodyFile, String(CONNECTIONS), String(DURATION_S), JSON.stringify(allHeaders)], DURATION_S);
+  return loadFromProcess(
+    SENDERS,
+    [url, bodyFile, String(CONNECTIONS), String(DURATION_S), JSON.stringify(allHeaders)],
+    DURATION_S,
+  );
 }
 
 export async function run(): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'ampsignal-bench-'));
   const bodyFile = join(dir, 'body.json');
   writeFileSync(bodyFile, body);
-  process.env.AMPSIGNAL_SECRET_KEY ??= '0'.repeat(63) + '1';
+  process.env.AMPSIGNAL_SECRET_KEY ??= `${'0'.repeat(63)}1`;
   const ctx = await openContext({ db: `sqlite:${join(dir, 'bench.db')}`, migrate: 'auto', checkpointThread: true }); // as serve and worker run
   try {
-    const source = await createSource(ctx, { name: 'bench', api_key: 'k', secret_key: 's', api_url: 'http://127.0.0.1:9' });
+    const source = await createSource(ctx, {
+      name: 'bench',
+      api_key: 'k',
+      secret_key: 's',
+      api_url: 'http://127.0.0.1:9',
+    });
     const app = await buildServer({ ctx });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const port = (app.server.address() as { port: number }).port;
-    let rounds;
-    try {
-      rounds = await alternate(
-        ROUNDS,
-        () => againstBareServer('{"ok":true}', (url) => load(url, {}, bodyFile)),
-        () => load(`http://127.0.0.1:${port}${source.webhook_path}`, { authorization: `Bearer ${source.webhook_secret}` }, bodyFile),
-      );
-    } finally {
-      await app.close();
-    }
+    const rounds = await alternate(
+      ROUNDS,
+      () => againstBareServer('{"ok":true}', (url) => load(url, {}, bodyFile)),
+      () =>
+        load(
+          `http://127.0.0.1:${port}${source.webhook_path}`,
+          { authorization: `Bearer ${source.webhook_secret}` },
+          bodyFile,
+        ),
+    ).finally(() => app.close());
     const stored = await ctx.store.db
       .selectFrom('webhook_inbox')
       .select((eb) => eb.fn.countAll<number>().as('n'))

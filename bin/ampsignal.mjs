@@ -1,8 +1,12 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly through tsx's loader, so a clone works after
-// `npm install` with no build step and the CLI always matches the code the tests ran.
-import { register } from 'tsx/esm/api';
-
-register();
-const { main } = await import('../src/cli/main.ts');
+// The installed command runs the compiled bundle in dist/ (`npm run build`; a clone builds it
+// on `npm install`, the published package ships it).
+let main;
+try {
+  ({ main } = await import('../dist/cli.mjs'));
+} catch (e) {
+  if (e?.code !== 'ERR_MODULE_NOT_FOUND' || !String(e.message).includes('dist/cli.mjs')) throw e;
+  console.error('ampsignal: dist/ is missing; run `npm run build` in the project folder first');
+  process.exit(1);
+}
 await main(process.argv);

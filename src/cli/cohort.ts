@@ -1,25 +1,35 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { importCohortFile, listCohorts, type CohortView } from '../sync/cohorts';
 import { listSourceCohorts } from '../connectors/amplitude/cohorts';
+import { type CohortView, importCohortFile, listCohorts } from '../sync/cohorts';
 import { emit, parseInput, withContext } from './output';
 
 const importSchema = z.object({
-  file: z.string({ error: 'is required (a CSV with a user_id column, or one id per line)' }).trim().min(1, 'is required'),
+  file: z
+    .string({ error: 'is required (a CSV with a user_id column, or one id per line)' })
+    .trim()
+    .min(1, 'is required'),
   name: z.string({ error: 'is required' }).trim().min(1, 'must not be blank').max(200, 'at most 200 characters'),
   id: z
     .string()
     .trim()
     .min(1, 'must not be blank')
     .max(200, 'at most 200 characters')
-    .regex(/^[A-Za-z0-9_.:-]+$/, 'may contain only letters, digits and _ . : - (it becomes part of the OneSignal tag key)')
+    .regex(
+      /^[A-Za-z0-9_.:-]+$/,
+      'may contain only letters, digits and _ . : - (it becomes part of the OneSignal tag key)',
+    )
     .optional(),
   json: z.boolean().optional(),
 });
 
 const listSchema = z
   .object({
-    source: z.string().trim().regex(/^src_[A-Za-z0-9_-]+$/, 'a source id looks like src_… (see `ampsignal source list`)').optional(),
+    source: z
+      .string()
+      .trim()
+      .regex(/^src_[A-Za-z0-9_-]+$/, 'a source id looks like src_… (see `ampsignal source list`)')
+      .optional(),
     refresh: z.boolean().optional(),
     json: z.boolean().optional(),
   })
@@ -30,14 +40,19 @@ function cohortLine(c: CohortView): string {
 }
 
 export function register(program: Command): void {
-  const cohort = program.command('cohort').description('Cohorts: import from a file, list');
+  const cohort = program.command('cohort');
 
   cohort
     .command('import')
-    .description('Import (or, with the same --id, replace) a cohort from a CSV with a user_id column or a file of one id per line')
+    .description(
+      'Import (or, with the same --id, replace) a cohort from a CSV with a user_id column or a file of one id per line',
+    )
     .requiredOption('--file <path>', 'CSV with a user_id header column, or one id per line')
     .requiredOption('--name <name>', 'cohort name (also the OneSignal segment name)')
-    .option('--id <cohort_id>', 'cohort id (default: a new id); importing again with the same id replaces the membership')
+    .option(
+      '--id <cohort_id>',
+      'cohort id (default: a new id); importing again with the same id replaces the membership',
+    )
     .option('--json', 'print JSON only')
     .action(async (flags: Record<string, unknown>, cmd: Command) => {
       const f = parseInput(importSchema, flags);
@@ -67,14 +82,19 @@ export function register(program: Command): void {
           emit(f.json, cohorts, () =>
             cohorts.length
               ? cohorts
-                  .map((c) => `${c.id}  ${c.name}  ${c.size ?? '?'} users  computed ${c.last_computed ? new Date(c.last_computed).toISOString() : 'never'}`)
+                  .map(
+                    (c) =>
+                      `${c.id}  ${c.name}  ${c.size ?? '?'} users  computed ${c.last_computed ? new Date(c.last_computed).toISOString() : 'never'}`,
+                  )
                   .join('\n')
               : `source ${f.source} has no cohorts in Amplitude`,
           );
           return;
         }
         const list = await listCohorts(ctx, {});
-        emit(f.json, list, () => (list.length ? list.map(cohortLine).join('\n') : 'No cohorts yet: ampsignal cohort import --file F --name N'));
+        emit(f.json, list, () =>
+          list.length ? list.map(cohortLine).join('\n') : 'No cohorts yet: ampsignal cohort import --file F --name N',
+        );
       });
     });
 }

@@ -6,11 +6,11 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { runAmplitudeDemo } from '../connectors/amplitude/demo';
 import { createDestination, type DestinationRow } from '../connectors/onesignal/destinations';
+import { type OneSignalEmulator, startOneSignalEmulator } from '../emulators/onesignal/index';
 import { runEventsDemo } from '../events/demo';
-import { startOneSignalEmulator, type OneSignalEmulator } from '../emulators/onesignal/index';
-import { openContext, type Context } from '../store';
+import { type Context, openContext } from '../store';
 import { importCohortFile } from '../sync/cohorts';
-import { runSync, type RunView } from '../sync/run';
+import { type RunView, runSync } from '../sync/run';
 import { createSync } from '../sync/syncs';
 import { globals, parseInput } from './output';
 import { runSummary, withProgressBar } from './runs';
@@ -53,7 +53,7 @@ export interface CohortFileDemoResult {
  * (Amplitude source, event stream) without touching this one.
  */
 export async function runDemo(opts: DemoOptions = {}): Promise<{ cohortFile: CohortFileDemoResult; dbUrl: string }> {
-  const out = opts.out ?? ((l: string) => process.stdout.write(l + '\n'));
+  const out = opts.out ?? ((l: string) => process.stdout.write(`${l}\n`));
   const workDir = mkdtempSync(join(tmpdir(), 'ampsignal-demo-'));
   const dbUrl = opts.db ?? `sqlite:${join(workDir, 'demo.db')}`;
   const users = opts.users ?? 5000;
@@ -63,7 +63,11 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ cohortFile: Coh
     const env = await setUpDestination(ctx, { dbUrl, workDir, out, users, progress: opts.progress === true });
     emulator = env.emulator;
     const cohortFile = await cohortFileSection(env, users);
-    await runAmplitudeDemo({ ctx, log: out, oneSignal: { url: env.emulator.url, appId: env.destination.app_id, apiKey: env.apiKey } });
+    await runAmplitudeDemo({
+      ctx,
+      log: out,
+      oneSignal: { url: env.emulator.url, appId: env.destination.app_id, apiKey: env.apiKey },
+    });
     out('');
     await runEventsDemo({ ctx, log: out });
     out('');
@@ -115,7 +119,7 @@ export async function cohortFileSection(env: DemoEnv, users: number): Promise<Co
       if (i % blankEvery === 0) lines.push(',free');
       lines.push(`${id},${i % 3 === 0 ? 'pro' : 'free'}`);
     });
-    return lines.join('\n') + '\n';
+    return `${lines.join('\n')}\n`;
   };
   const memberCount = Math.round(users * 0.97);
   const first = Array.from({ length: memberCount }, (_, i) => `user_${i}`);
@@ -125,14 +129,18 @@ export async function cohortFileSection(env: DemoEnv, users: number): Promise<Co
   out('== Cohort from a file ==');
   const imp = await importCohortFile(ctx, { file: file1, name: 'Power users' });
   out(`$ ampsignal cohort import --file ${file1} --name "Power users"`);
-  out(`  cohort ${imp.cohort_id}: ${imp.members} members, ${imp.blank} blank rows skipped, ${imp.duplicates} duplicates`);
+  out(
+    `  cohort ${imp.cohort_id}: ${imp.members} members, ${imp.blank} blank rows skipped, ${imp.duplicates} duplicates`,
+  );
   const sync = await createSync(ctx, { cohortId: imp.cohort_id, destinationId: env.destination.id });
   out(`$ ampsignal sync create --cohort ${imp.cohort_id} --destination ${env.destination.id}`);
-  out(`  sync ${sync.id}: tag key ${sync.tag_key}, segment ${sync.segment_id ?? `not created (${sync.segment_error})`}\n`);
+  out(
+    `  sync ${sync.id}: tag key ${sync.tag_key}, segment ${sync.segment_id ?? `not created (${sync.segment_error})`}\n`,
+  );
 
   out(`$ ampsignal sync run ${sync.id}`);
   const r1 = await runWithBar(env, sync.id);
-  out(indent(runSummary(r1)) + '\n');
+  out(`${indent(runSummary(r1))}\n`);
 
   // Churn: 10% leave, 5% new users join (a few of them unknown to OneSignal).
   const leave = new Set(first.filter((_, i) => i % 10 === 3));
@@ -147,10 +155,10 @@ export async function cohortFileSection(env: DemoEnv, users: number): Promise<Co
 
   out(`$ ampsignal sync run ${sync.id} --dry-run`);
   const dry = await runSync(ctx, sync.id, { dryRun: true, trigger: 'manual' });
-  out(indent(runSummary(dry)) + '\n');
+  out(`${indent(runSummary(dry))}\n`);
   out(`$ ampsignal sync run ${sync.id}`);
   const r2 = await runWithBar(env, sync.id);
-  out(indent(runSummary(r2)) + '\n');
+  out(`${indent(runSummary(r2))}\n`);
 
   const stayed = second[0]!;
   const left = [...leave][0]!;
@@ -166,13 +174,15 @@ export async function cohortFileSection(env: DemoEnv, users: number): Promise<Co
 }
 
 async function runWithBar(env: DemoEnv, syncId: string): Promise<RunView> {
-  return withProgressBar(!env.progress, (progress) => runSync(env.ctx, syncId, { trigger: 'manual', deliver: 'inline', ...progress }));
+  return withProgressBar(!env.progress, (progress) =>
+    runSync(env.ctx, syncId, { trigger: 'manual', deliver: 'inline', ...progress }),
+  );
 }
 
 function indent(s: string): string {
   return s
     .split('\n')
-    .map((l) => '  ' + l)
+    .map((l) => `  ${l}`)
     .join('\n');
 }
 
@@ -190,11 +200,16 @@ function printNextSteps(env: DemoEnv, r: CohortFileDemoResult): void {
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('Run an end-to-end demo against in-process OneSignal and Amplitude emulators (throwaway database unless --db is given)')
     .option('--users <n>', 'cohort size', '5000')
     .action(async (flags: { users: string }, cmd: Command) => {
       const f = parseInput(
-        z.object({ users: z.string().regex(/^\d+$/, 'must be a whole number').transform(Number).refine((n) => n >= 50 && n <= 1_000_000, 'must be between 50 and 1000000') }),
+        z.object({
+          users: z
+            .string()
+            .regex(/^\d+$/, 'must be a whole number')
+            .transform(Number)
+            .refine((n) => n >= 50 && n <= 1_000_000, 'must be between 50 and 1000000'),
+        }),
         flags,
       );
       const db = globals(cmd).db;

@@ -4,12 +4,12 @@ import { getConnector } from '../connectors/catalog';
 import {
   clientForDestination,
   createDestination,
+  type DestinationView,
   destinationView,
   getDestination,
   listDestinations,
   pauseDestination,
   resumeDestination,
-  type DestinationView,
 } from '../connectors/onesignal/destinations';
 import { AmpError, toAmpError } from '../errors';
 import { emit, parseInput, withContext } from './output';
@@ -63,7 +63,7 @@ function human(v: DestinationView): string {
 }
 
 export function register(program: Command): void {
-  const dest = program.command('destination').description('OneSignal apps that cohorts are synced to');
+  const dest = program.command('destination');
 
   dest
     .command('add')
@@ -89,7 +89,7 @@ export function register(program: Command): void {
       });
       const missing = (['name', 'appId', 'apiKey'] as const).filter((k) => !flags[k]);
       if (missing.length) {
-        const names = missing.map((k) => FLAG_OF[k.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase())]);
+        const names = missing.map((k) => FLAG_OF[k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)]);
         throw new AmpError('invalid_input', `missing ${names.join(', ')}`);
       }
       await withContext(cmd, async (ctx) => {
@@ -129,14 +129,30 @@ export function register(program: Command): void {
         } catch (e) {
           const err = toAmpError(e);
           // The JSON answer for scripts; the one-line reason still goes to stderr via the caller.
-          if (flags.json) emit(true, { ok: false, destination_id: row.id, app_id: row.app_id, error: err.code, message: err.message }, () => '');
+          if (flags.json)
+            emit(
+              true,
+              { ok: false, destination_id: row.id, app_id: row.app_id, error: err.code, message: err.message },
+              () => '',
+            );
           throw err;
         }
-        const result = { ok: true, destination_id: row.id, app_id: row.app_id, api_url: row.api_url, status: row.status, latency_ms: Date.now() - started };
+        const result = {
+          ok: true,
+          destination_id: row.id,
+          app_id: row.app_id,
+          api_url: row.api_url,
+          status: row.status,
+          latency_ms: Date.now() - started,
+        };
         emit(flags.json, result, () =>
           [
             `ok: ${row.name} (${row.app_id}) accepted the key (${result.latency_ms} ms)`,
-            ...(row.status === 'paused' ? [`the destination is paused (${row.status_reason ?? 'no reason'}): resume it with \`ampsignal destination resume ${row.id}\``] : []),
+            ...(row.status === 'paused'
+              ? [
+                  `the destination is paused (${row.status_reason ?? 'no reason'}): resume it with \`ampsignal destination resume ${row.id}\``,
+                ]
+              : []),
           ].join('\n'),
         );
       });
@@ -151,7 +167,12 @@ export function register(program: Command): void {
         const views = (await listDestinations(ctx)).map(destinationView);
         emit(flags.json, views, () =>
           views.length
-            ? views.map((v) => `${v.id}  ${v.name}  app ${v.app_id}  ${v.status}${v.status_reason ? ` (${v.status_reason})` : ''}`).join('\n')
+            ? views
+                .map(
+                  (v) =>
+                    `${v.id}  ${v.name}  app ${v.app_id}  ${v.status}${v.status_reason ? ` (${v.status_reason})` : ''}`,
+                )
+                .join('\n')
             : 'no destinations yet: add one with `ampsignal destination add onesignal --name … --app-id … --api-key …`',
         );
       });

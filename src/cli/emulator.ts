@@ -3,7 +3,7 @@ import { registerAmplitudeEmulatorCli } from '../emulators/amplitude/cli';
 import { registerOneSignalEmulatorCli } from '../emulators/onesignal/cli';
 
 export function register(program: Command): void {
-  const emulator = program.command('emulator').description('run a faithful fake of a vendor API, for development and tests');
+  const emulator = program.command('emulator');
   registerOneSignalEmulatorCli(emulator);
   registerAmplitudeEmulatorCli(emulator);
 }

@@ -1,24 +1,51 @@
 import { Command, CommanderError } from 'commander';
-import { reportError } from './output';
+import { VERSION } from '../telemetry/version';
 
 type Register = (program: Command) => void;
 
-// Each command group is loaded only when its command is run: importing every group pulls in
-// fastify, graphile-worker, both emulators and the UI, which costs seconds of start-up for a
-// one-line `sync run`. `--help` (or an unknown command) still loads them all.
-const GROUPS: Record<string, () => Promise<{ register: Register }>> = {
-  source: () => import('./source'),
-  destination: () => import('./destination'),
-  cohort: () => import('./cohort'),
-  sync: () => import('./sync'),
-  runs: () => import('./runs'),
-  stream: () => import('./stream'),
-  'dead-letters': () => import('./dead-letters'),
-  serve: () => import('./serve'),
-  worker: () => import('./worker'),
-  migrate: () => import('./migrate'),
-  emulator: () => import('./emulator'),
-  demo: () => import('./demo'),
+interface Group {
+  describe: string;
+  load: () => Promise<{ register: Register }>;
+}
+
+// Each command group is loaded only when its command is run: the server, the job queues and the
+// emulators cost most of a second to load, which `runs list` or `--version` should not pay.
+// The top-level `--help` lists the groups from these descriptions without loading any of them.
+const GROUPS: Record<string, Group> = {
+  source: {
+    describe: 'Amplitude projects that cohorts come from (one source per project)',
+    load: () => import('./source'),
+  },
+  destination: { describe: 'OneSignal apps that cohorts are synced to', load: () => import('./destination') },
+  cohort: { describe: 'Cohorts: import from a file, list', load: () => import('./cohort') },
+  sync: { describe: 'Syncs: a cohort mirrored onto a OneSignal destination as a tag', load: () => import('./sync') },
+  runs: { describe: 'Run history: counters, per-record outcomes, held runs', load: () => import('./runs') },
+  stream: { describe: 'OneSignal Event Streams forwarded to Amplitude', load: () => import('./stream') },
+  'dead-letters': {
+    describe: 'events Amplitude refused or that could not be sent, each with its reason',
+    load: () => import('./dead-letters'),
+  },
+  serve: {
+    describe: 'serve HTTP (webhooks, API, UI, /healthz); on SQLite also the scheduler and workers',
+    load: () => import('./serve'),
+  },
+  worker: {
+    describe: 'work jobs (scheduled pulls, deliveries, webhook application, event forwarding) until SIGTERM',
+    load: () => import('./worker'),
+  },
+  migrate: {
+    describe: "apply pending database migrations (ours, and graphile-worker's on PostgreSQL)",
+    load: () => import('./migrate'),
+  },
+  emulator: {
+    describe: 'run a faithful fake of a vendor API, for development and tests',
+    load: () => import('./emulator'),
+  },
+  demo: {
+    describe:
+      'Run an end-to-end demo against in-process OneSignal and Amplitude emulators (throwaway database unless --db is given)',
+    load: () => import('./demo'),
+  },
 };
 
 /** The first argument that is not a global option (or its value): the command group. */
@@ -38,11 +65,21 @@ function groupOf(args: string[]): string | undefined {
 export async function buildProgram(argv: string[] = []): Promise<Command> {
   const program = new Command('ampsignal')
     .description('Sync Amplitude cohorts to OneSignal tags, and OneSignal message events to Amplitude.')
-    .option('--db <url>', 'database URL: sqlite:PATH or postgres://… (default: $AMPSIGNAL_DATABASE_URL, else sqlite:./.ampsignal/ampsignal.db)')
+    .version(VERSION, '-V, --version', 'print the version')
+    .option(
+      '--db <url>',
+      'database URL: sqlite:PATH or postgres://… (default: $AMPSIGNAL_DATABASE_URL, else sqlite:./.ampsignal/ampsignal.db)',
+    )
     .showHelpAfterError('(run with --help for usage)');
-  const group = groupOf(argv.slice(2));
-  const wanted = group && GROUPS[group] ? [group] : Object.keys(GROUPS);
-  for (const name of wanted) (await GROUPS[name]!()).register(program);
+  const name = groupOf(argv.slice(2));
+  const group = name && Object.hasOwn(GROUPS, name) ? GROUPS[name] : undefined;
+  if (group) {
+    (await group.load()).register(program);
+    program.commands.find((c) => c.name() === name)?.description(group.describe);
+  } else {
+    // No known group: the usage is all commander will print, so list the groups unloaded.
+    for (const [n, g] of Object.entries(GROUPS)) program.command(n).description(g.describe);
+  }
   // Every command throws instead of exiting, so a wrong flag exits 2 instead of commander's 1.
   const override = (cmd: Command): void => {
     cmd.exitOverride();
@@ -59,9 +96,11 @@ export async function main(argv: string[]): Promise<void> {
   } catch (e) {
     if (e instanceof CommanderError) {
       // help and version are not errors; commander already printed the usage complaint.
-      process.exitCode = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0 ? 0 : 2;
+      process.exitCode =
+        e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0 ? 0 : 2;
       return;
     }
-    reportError(e);
+    // Loaded on failure only: the output helpers bring the store, which --version never needs.
+    (await import('./output')).reportError(e);
   }
 }

@@ -8,7 +8,6 @@ import { emit, globals } from './output';
 export function register(program: Command): void {
   program
     .command('migrate')
-    .description('apply pending database migrations (ours, and graphile-worker\'s on PostgreSQL)')
     .option('--json', 'print the result as JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const store = await openStore(resolveDatabaseUrl(globals(cmd).db));
@@ -18,7 +17,9 @@ export function register(program: Command): void {
         // `serve --no-worker` can enqueue before any worker has ever started.
         if (store.target.dialect === 'postgres') await migrateGraphile(store.target);
         emit(opts.json, { database: store.displayUrl, dialect: store.dialect, applied }, () =>
-          applied.length ? `applied ${applied.length} migration(s) to ${store.displayUrl}: ${applied.join(', ')}` : `${store.displayUrl} is up to date`,
+          applied.length
+            ? `applied ${applied.length} migration(s) to ${store.displayUrl}: ${applied.join(', ')}`
+            : `${store.displayUrl} is up to date`,
         );
       } finally {
         await store.close();

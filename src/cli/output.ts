@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { AmpError, toAmpError } from '../errors';
-import { openContext, type Context } from '../store';
+import { type Context, openContext } from '../store';
 
 /** Global options every command sees (defined on the root program). */
 export interface GlobalOptions {
@@ -13,8 +13,8 @@ export function globals(cmd: Command): GlobalOptions {
 
 /** Prints a result: the JSON alone on stdout with --json, else the human text. */
 export function emit(json: boolean | undefined, value: unknown, human: () => string): void {
-  if (json) process.stdout.write(JSON.stringify(value, null, 2) + '\n');
-  else process.stdout.write(human() + '\n');
+  if (json) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  else process.stdout.write(`${human()}\n`);
 }
 
 /** One-line error on stderr; exit code 2 for anything the user can fix by changing the command. */
@@ -36,11 +36,24 @@ export async function withContext<T>(cmd: Command, fn: (ctx: Context) => Promise
 }
 
 /** Parses CLI input with a zod schema and turns its complaint into one readable line. */
-export function parseInput<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: Array<{ path: PropertyKey[]; message: string }> } } }, value: unknown): T {
+export function parseInput<T>(
+  schema: {
+    safeParse(
+      v: unknown,
+    ):
+      | { success: true; data: T }
+      | { success: false; error: { issues: Array<{ path: PropertyKey[]; message: string }> } };
+  },
+  value: unknown,
+): T {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const msg = r.error.issues
-    .map((i) => (i.path.length ? `--${String(i.path[0]).replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}: ${i.message}` : i.message))
+    .map((i) =>
+      i.path.length
+        ? `--${String(i.path[0]).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${i.message}`
+        : i.message,
+    )
     .join('; ');
   throw new AmpError('invalid_input', msg);
 }

@@ -1,7 +1,7 @@
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { approveRun, rejectRun, type RunProgress, type RunView } from '../sync/run';
+import { approveRun, type RunProgress, type RunView, rejectRun } from '../sync/run';
 import { getRunView, listRuns, runRecords } from '../sync/runs';
 import { emit, parseInput, withContext } from './output';
 
@@ -33,7 +33,10 @@ export function runSummary(r: RunView): string {
  * Runs `fn` with a progress bar on stderr for long deliveries (a terminal, not --json). `fn`
  * spreads the given options into the run call: `{}` when there is no bar to feed.
  */
-export async function withProgressBar<T>(quiet: boolean | undefined, fn: (progress: { onProgress?: (p: RunProgress) => void }) => Promise<T>): Promise<T> {
+export async function withProgressBar<T>(
+  quiet: boolean | undefined,
+  fn: (progress: { onProgress?: (p: RunProgress) => void }) => Promise<T>,
+): Promise<T> {
   if (quiet || !process.stderr.isTTY) return fn({});
   const bar = new cliProgress.SingleBar(
     { stream: process.stderr, format: '{phase} [{bar}] {value}/{total}', hideCursor: true, clearOnComplete: true },
@@ -66,7 +69,7 @@ const recordsSchema = z.enum(['failed', 'not_found', 'skipped', 'pending', 'deli
 });
 
 export function register(program: Command): void {
-  const runs = program.command('runs').description('Run history: counters, per-record outcomes, held runs');
+  const runs = program.command('runs');
 
   runs
     .command('show')
@@ -76,7 +79,10 @@ export function register(program: Command): void {
     .option('--json', 'print JSON only')
     .action(async (id: string, flags: { records?: string; json?: boolean }, cmd: Command) => {
       const runId = parseInput(idArg, id);
-      const which = flags.records === undefined ? undefined : parseInput(z.object({ records: recordsSchema }), { records: flags.records }).records;
+      const which =
+        flags.records === undefined
+          ? undefined
+          : parseInput(z.object({ records: recordsSchema }), { records: flags.records }).records;
       await withContext(cmd, async (ctx) => {
         const run = await getRunView(ctx, runId);
         if (!which) {
@@ -85,7 +91,10 @@ export function register(program: Command): void {
         }
         const records = await runRecords(ctx, runId, which);
         emit(flags.json, { ...run, records }, () =>
-          [runSummary(run), ...records.map((r) => `  ${r.external_id}  ${r.change}  ${r.outcome}${r.error ? `  ${r.error}` : ''}`)].join('\n'),
+          [
+            runSummary(run),
+            ...records.map((r) => `  ${r.external_id}  ${r.change}  ${r.outcome}${r.error ? `  ${r.error}` : ''}`),
+          ].join('\n'),
         );
       });
     });
@@ -98,14 +107,22 @@ export function register(program: Command): void {
     .option('--json', 'print JSON only')
     .action(async (flags: { sync?: string; limit: string; json?: boolean }, cmd: Command) => {
       const f = parseInput(
-        z.object({ sync: z.string().trim().min(1).optional(), limit: z.string().regex(/^\d+$/, 'must be a whole number').transform(Number) }),
+        z.object({
+          sync: z.string().trim().min(1).optional(),
+          limit: z.string().regex(/^\d+$/, 'must be a whole number').transform(Number),
+        }),
         flags,
       );
       await withContext(cmd, async (ctx) => {
         const list = await listRuns(ctx, { ...(f.sync ? { syncId: f.sync } : {}), limit: f.limit });
         emit(flags.json, list, () =>
           list.length
-            ? list.map((r) => `${r.id}  ${r.status}  +${r.added} -${r.removed}  delivered ${r.delivered}  ${new Date(r.started_at).toISOString()}`).join('\n')
+            ? list
+                .map(
+                  (r) =>
+                    `${r.id}  ${r.status}  +${r.added} -${r.removed}  delivered ${r.delivered}  ${new Date(r.started_at).toISOString()}`,
+                )
+                .join('\n')
             : 'No runs yet',
         );
       });

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
-import type { JobQueue } from '../jobs/port';
 import { createJobQueue } from '../jobs';
+import type { JobQueue } from '../jobs/port';
 import { startWorker } from '../jobs/runtime';
 import { buildServer } from '../server/app';
 import { openContext } from '../store';
@@ -10,7 +10,11 @@ import { emit, globals, parseInput } from './output';
 import { concurrencySchema, exitSoonAfterShutdown, waitForShutdownSignal } from './worker';
 
 const serveSchema = z.object({
-  port: z.coerce.number({ message: 'must be a port number' }).int('must be a port number').min(0).max(65535, 'must be at most 65535'),
+  port: z.coerce
+    .number({ message: 'must be a port number' })
+    .int('must be a port number')
+    .min(0)
+    .max(65535, 'must be at most 65535'),
   host: z.string().trim().min(1, 'must name an interface, e.g. 127.0.0.1 or 0.0.0.0'),
   concurrency: concurrencySchema,
 });
@@ -18,7 +22,6 @@ const serveSchema = z.object({
 export function register(program: Command): void {
   program
     .command('serve')
-    .description('serve HTTP (webhooks, API, UI, /healthz); on SQLite also the scheduler and workers')
     .option('--port <port>', 'TCP port (0 picks a free one)', '8080')
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option('--no-worker', 'PostgreSQL only: serve HTTP without working jobs (run `ampsignal worker` elsewhere)')
@@ -32,7 +35,11 @@ export function register(program: Command): void {
       ) => {
         const opts = parseInput(serveSchema, raw);
         const signal = waitForShutdownSignal();
-        const ctx = await openContext({ db: globals(cmd).db, migrate: raw.migrate ? 'auto' : 'require', checkpointThread: true });
+        const ctx = await openContext({
+          db: globals(cmd).db,
+          migrate: raw.migrate ? 'auto' : 'require',
+          checkpointThread: true,
+        });
         let jobs: JobQueue | undefined;
         let failure: Error | undefined;
         try {
@@ -46,8 +53,11 @@ export function register(program: Command): void {
             const addr = app.server.address();
             const port = typeof addr === 'object' && addr ? addr.port : opts.port;
             const url = `http://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
-            emit(raw.json, { status: 'listening', url, pid: process.pid, database: ctx.store.displayUrl, worker: working }, () =>
-              `ampsignal listening on ${url} (${ctx.store.dialect}${working ? ', working jobs' : ', no worker'}); SIGTERM stops it`,
+            emit(
+              raw.json,
+              { status: 'listening', url, pid: process.pid, database: ctx.store.displayUrl, worker: working },
+              () =>
+                `ampsignal listening on ${url} (${ctx.store.dialect}${working ? ', working jobs' : ', no worker'}); SIGTERM stops it`,
             );
             // A job runner that cannot go on ends the process (exit 1) so its supervisor starts a fresh one.
             const stop = await Promise.race([signal, jobs.failed]);

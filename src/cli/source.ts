@@ -1,7 +1,14 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { downloadsThisMonth, plannedMonthlyDownloads } from '../connectors/amplitude/budget';
-import { createSource, getSource, listSources, revealWebhookSecret, sourceView, updateSource } from '../connectors/amplitude/sources';
+import {
+  createSource,
+  getSource,
+  listSources,
+  revealWebhookSecret,
+  sourceView,
+  updateSource,
+} from '../connectors/amplitude/sources';
 import { AmpError } from '../errors';
 import { emit, parseInput, withContext } from './output';
 
@@ -11,14 +18,21 @@ const addFlags = z.object({
   secretKey: z.string({ error: 'is required (the Amplitude project secret key)' }).trim().min(1, 'is required'),
   region: z.enum(['us', 'eu'], { error: 'must be us or eu' }).default('us'),
   apiUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
-  downloadBudget: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(0, 'must be 0 or more').optional(),
+  downloadBudget: z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(0, 'must be 0 or more')
+    .optional(),
   json: z.boolean().optional(),
 });
 
-const idArg = z.string().trim().regex(/^src_[A-Za-z0-9_-]+$/, 'a source id looks like src_…');
+const idArg = z
+  .string()
+  .trim()
+  .regex(/^src_[A-Za-z0-9_-]+$/, 'a source id looks like src_…');
 
 export function register(program: Command): void {
-  const source = program.command('source').description('Amplitude projects that cohorts come from (one source per project)');
+  const source = program.command('source');
 
   source
     .command('add')
@@ -32,7 +46,8 @@ export function register(program: Command): void {
     .option('--download-budget <n>', 'cohort downloads allowed per month (Amplitude: 500 on Growth/Enterprise)')
     .option('--json', 'print JSON')
     .action(async (kind: string, opts: Record<string, unknown>, cmd: Command) => {
-      if (kind !== 'amplitude') throw new AmpError('invalid_input', `unknown source kind "${kind}" (supported: amplitude)`);
+      if (kind !== 'amplitude')
+        throw new AmpError('invalid_input', `unknown source kind "${kind}" (supported: amplitude)`);
       const f = parseInput(addFlags, opts);
       await withContext(cmd, async (ctx) => {
         const created = await createSource(ctx, {
@@ -63,7 +78,9 @@ export function register(program: Command): void {
       await withContext(cmd, async (ctx) => {
         const views = (await listSources(ctx)).map(sourceView);
         emit(opts.json, views, () =>
-          views.length ? views.map((s) => `${s.id}  ${s.name}  ${s.region}  budget ${s.download_budget}/month`).join('\n') : 'no sources yet: `ampsignal source add amplitude …`',
+          views.length
+            ? views.map((s) => `${s.id}  ${s.name}  ${s.region}  budget ${s.download_budget}/month`).join('\n')
+            : 'no sources yet: `ampsignal source add amplitude …`',
         );
       });
     });
@@ -89,7 +106,8 @@ export function register(program: Command): void {
           [
             `${view.id}  ${view.name}  (${view.kind}, ${view.region}, ${view.api_url})`,
             `downloads: ${view.downloads_this_month} used this month, ${view.planned_downloads_per_month} planned a month, budget ${view.download_budget}`,
-            `webhook: POST ${view.webhook_path}` + (view.webhook_secret ? `  Authorization: Bearer ${view.webhook_secret}` : ''),
+            `webhook: POST ${view.webhook_path}` +
+              (view.webhook_secret ? `  Authorization: Bearer ${view.webhook_secret}` : ''),
           ].join('\n'),
         );
       });
@@ -103,15 +121,25 @@ export function register(program: Command): void {
     .option('--api-url <url>', 'a new Behavioral Cohorts API base URL ("" = by region)')
     .option('--download-budget <n>', 'cohort downloads allowed per month')
     .option('--json', 'print JSON')
-    .action(async (id: string, opts: { name?: string; apiUrl?: string; downloadBudget?: string; json?: boolean }, cmd: Command) => {
-      const sourceId = parseInput(idArg, id);
-      await withContext(cmd, async (ctx) => {
-        const view = await updateSource(ctx, sourceId, {
-          ...(opts.name !== undefined ? { name: opts.name } : {}),
-          ...(opts.apiUrl !== undefined ? { api_url: opts.apiUrl === '' ? null : opts.apiUrl } : {}),
-          ...(opts.downloadBudget !== undefined ? { download_budget: opts.downloadBudget } : {}),
+    .action(
+      async (
+        id: string,
+        opts: { name?: string; apiUrl?: string; downloadBudget?: string; json?: boolean },
+        cmd: Command,
+      ) => {
+        const sourceId = parseInput(idArg, id);
+        await withContext(cmd, async (ctx) => {
+          const view = await updateSource(ctx, sourceId, {
+            ...(opts.name !== undefined ? { name: opts.name } : {}),
+            ...(opts.apiUrl !== undefined ? { api_url: opts.apiUrl === '' ? null : opts.apiUrl } : {}),
+            ...(opts.downloadBudget !== undefined ? { download_budget: opts.downloadBudget } : {}),
+          });
+          emit(
+            opts.json,
+            view,
+            () => `source ${view.id} (${view.name}): ${view.api_url}, budget ${view.download_budget} downloads a month`,
+          );
         });
-        emit(opts.json, view, () => `source ${view.id} (${view.name}): ${view.api_url}, budget ${view.download_budget} downloads a month`);
-      });
-    });
+      },
+    );
 }

@@ -26,23 +26,34 @@ function parseEventNames(pairs: string[] | undefined): Record<string, string> | 
   const out: Record<string, string> = {};
   for (const p of pairs) {
     const i = p.indexOf('=');
-    if (i <= 0 || i === p.length - 1) throw new AmpError('invalid_input', `--event-name "${p}": use KIND=NAME, e.g. message.push.clicked="Push Clicked"`);
+    if (i <= 0 || i === p.length - 1)
+      throw new AmpError(
+        'invalid_input',
+        `--event-name "${p}": use KIND=NAME, e.g. message.push.clicked="Push Clicked"`,
+      );
     out[p.slice(0, i).trim()] = p.slice(i + 1).trim();
   }
   return out;
 }
 
 function human(v: Record<string, unknown>): string {
-  const lines = [`${v.id}  ${v.name}  (${v.status}${v.status_reason ? `: ${v.status_reason}` : ''})`, `  webhook path:   ${v.path}`, `  amplitude:      ${v.amplitude_url} (${v.region})`];
-  if (v.webhook_secret) lines.push(`  webhook secret: ${v.webhook_secret}   (send as "Authorization: Bearer <secret>"; shown once)`);
+  const lines = [
+    `${v.id}  ${v.name}  (${v.status}${v.status_reason ? `: ${v.status_reason}` : ''})`,
+    `  webhook path:   ${v.path}`,
+    `  amplitude:      ${v.amplitude_url} (${v.region})`,
+  ];
+  if (v.webhook_secret)
+    lines.push(`  webhook secret: ${v.webhook_secret}   (send as "Authorization: Bearer <secret>"; shown once)`);
   if (v.received !== undefined) {
-    lines.push(`  received ${v.received}, duplicates ${v.duplicates}, forwarded ${v.forwarded}, dead-lettered ${v.dead_lettered}, pending ${v.pending}`);
+    lines.push(
+      `  received ${v.received}, duplicates ${v.duplicates}, forwarded ${v.forwarded}, dead-lettered ${v.dead_lettered}, pending ${v.pending}`,
+    );
   }
   return lines.join('\n');
 }
 
 export function register(program: Command): void {
-  const stream = program.command('stream').description('OneSignal Event Streams forwarded to Amplitude');
+  const stream = program.command('stream');
 
   stream
     .command('add')
@@ -53,20 +64,32 @@ export function register(program: Command): void {
     .option('--amplitude-url <url>', 'HTTP V2 base URL override (emulator, proxy)')
     .option('--event-name <kind=name>', 'override an event name, repeatable', collect)
     .option('--json', 'print JSON')
-    .action(async (flags: { name?: string; amplitudeApiKey?: string; region?: string; amplitudeUrl?: string; eventName?: string[]; json?: boolean }, cmd: Command) => {
-      const eventNames = parseEventNames(flags.eventName);
-      const input = parseInput(streamInputSchema, {
-        name: flags.name,
-        amplitudeApiKey: flags.amplitudeApiKey,
-        region: flags.region,
-        amplitudeUrl: flags.amplitudeUrl,
-        eventNames,
-      });
-      await withContext(cmd, async (ctx) => {
-        const { row, webhookSecret } = await createStream(ctx, input);
-        emit(flags.json, streamView(row, { webhookSecret }), () => human(streamView(row, { webhookSecret })));
-      });
-    });
+    .action(
+      async (
+        flags: {
+          name?: string;
+          amplitudeApiKey?: string;
+          region?: string;
+          amplitudeUrl?: string;
+          eventName?: string[];
+          json?: boolean;
+        },
+        cmd: Command,
+      ) => {
+        const eventNames = parseEventNames(flags.eventName);
+        const input = parseInput(streamInputSchema, {
+          name: flags.name,
+          amplitudeApiKey: flags.amplitudeApiKey,
+          region: flags.region,
+          amplitudeUrl: flags.amplitudeUrl,
+          eventNames,
+        });
+        await withContext(cmd, async (ctx) => {
+          const { row, webhookSecret } = await createStream(ctx, input);
+          emit(flags.json, streamView(row, { webhookSecret }), () => human(streamView(row, { webhookSecret })));
+        });
+      },
+    );
 
   stream
     .command('list')
@@ -75,8 +98,14 @@ export function register(program: Command): void {
     .action(async (flags: { json?: boolean }, cmd: Command) => {
       await withContext(cmd, async (ctx) => {
         const rows = await listStreams(ctx);
-        const views = await Promise.all(rows.map(async (r) => streamView(r, { counters: await streamCounters(ctx, r.id) })));
-        emit(flags.json, views, () => (views.length ? views.map(human).join('\n') : 'no streams yet: ampsignal stream add --name … --amplitude-api-key …'));
+        const views = await Promise.all(
+          rows.map(async (r) => streamView(r, { counters: await streamCounters(ctx, r.id) })),
+        );
+        emit(flags.json, views, () =>
+          views.length
+            ? views.map(human).join('\n')
+            : 'no streams yet: ampsignal stream add --name … --amplitude-api-key …',
+        );
       });
     });
 
@@ -102,7 +131,12 @@ export function register(program: Command): void {
       const sid = parseInput(idArg, id);
       await withContext(cmd, async (ctx) => {
         const r = await forwardStream(ctx, sid);
-        emit(flags.json, r, () => `forwarded ${r.forwarded}, dead-lettered ${r.deadLettered}, pending ${r.pending} (${r.requests} requests; stream ${r.status})`);
+        emit(
+          flags.json,
+          r,
+          () =>
+            `forwarded ${r.forwarded}, dead-lettered ${r.deadLettered}, pending ${r.pending} (${r.requests} requests; stream ${r.status})`,
+        );
       });
     });
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { runSync } from '../sync/run';
-import { CADENCES, createSync, deleteSync, getSync, listSyncs, syncView, type SyncView } from '../sync/syncs';
+import { CADENCES, createSync, deleteSync, getSync, listSyncs, type SyncView, syncView } from '../sync/syncs';
 import { emit, parseInput, withContext } from './output';
 import { printRun, withProgressBar } from './runs';
 
@@ -29,7 +29,7 @@ function syncLines(s: SyncView): string {
 }
 
 export function register(program: Command): void {
-  const sync = program.command('sync').description('Syncs: a cohort mirrored onto a OneSignal destination as a tag');
+  const sync = program.command('sync');
 
   sync
     .command('create')
@@ -77,7 +77,11 @@ export function register(program: Command): void {
     .action(async (flags: { json?: boolean }, cmd: Command) => {
       await withContext(cmd, async (ctx) => {
         const list = (await listSyncs(ctx)).map(syncView);
-        emit(flags.json, list, () => (list.length ? list.map(syncLines).join('\n') : 'No syncs yet: ampsignal sync create --cohort C --destination D'));
+        emit(flags.json, list, () =>
+          list.length
+            ? list.map(syncLines).join('\n')
+            : 'No syncs yet: ampsignal sync create --cohort C --destination D',
+        );
       });
     });
 

@@ -35,19 +35,31 @@ export function exitSoonAfterShutdown(): void {
 export function register(program: Command): void {
   program
     .command('worker')
-    .description('work jobs (scheduled pulls, deliveries, webhook application, event forwarding) until SIGTERM')
     .option('--concurrency <n>', 'jobs at once in this process', '4')
     .option('--migrate', 'apply pending migrations first instead of refusing to start')
     .option('--json', 'print the start line as JSON')
     .action(async (raw: { concurrency: string; migrate?: boolean; json?: boolean }, cmd: Command) => {
       const opts = parseInput(z.object({ concurrency: concurrencySchema }), { concurrency: raw.concurrency });
       const signal = waitForShutdownSignal();
-      const ctx = await openContext({ db: globals(cmd).db, migrate: raw.migrate ? 'auto' : 'require', checkpointThread: true });
+      const ctx = await openContext({
+        db: globals(cmd).db,
+        migrate: raw.migrate ? 'auto' : 'require',
+        checkpointThread: true,
+      });
       let failure: Error | undefined;
       try {
         const jobs = await startWorker(ctx, { concurrency: opts.concurrency });
-        emit(raw.json, { status: 'started', pid: process.pid, database: ctx.store.displayUrl, queue: jobs.kind, concurrency: opts.concurrency }, () =>
-          `worker ${process.pid} working jobs (${jobs.kind}, concurrency ${opts.concurrency}) on ${ctx.store.displayUrl}; SIGTERM stops it`,
+        emit(
+          raw.json,
+          {
+            status: 'started',
+            pid: process.pid,
+            database: ctx.store.displayUrl,
+            queue: jobs.kind,
+            concurrency: opts.concurrency,
+          },
+          () =>
+            `worker ${process.pid} working jobs (${jobs.kind}, concurrency ${opts.concurrency}) on ${ctx.store.displayUrl}; SIGTERM stops it`,
         );
         // A runner that cannot go on ends the process (exit 1) so its supervisor starts a fresh one.
         const stop = await Promise.race([signal, jobs.failed]);

@@ -1,6 +1,6 @@
 import { AmpError } from '../errors';
-import { oneSignalDefinition } from './onesignal/definition';
 import { amplitudeDefinition } from './amplitude/definition';
+import { oneSignalDefinition } from './onesignal/definition';
 
 /**
  * Every connector ampsignal knows, by id. Add a connector by importing its definition here;
@@ -16,7 +16,7 @@ export type ConnectorId = keyof typeof catalog;
 export function getConnector<K extends ConnectorId>(id: K): (typeof catalog)[K];
 export function getConnector(id: string): (typeof catalog)[ConnectorId];
 export function getConnector(id: string): (typeof catalog)[ConnectorId] {
-  if (!Object.prototype.hasOwnProperty.call(catalog, id)) {
+  if (!Object.hasOwn(catalog, id)) {
     throw new AmpError('not_found', `unknown connector "${id}" (known: ${Object.keys(catalog).join(', ')})`);
   }
   return catalog[id as ConnectorId];

@@ -1,4 +1,4 @@
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher, request } from 'undici';
 import { AmpError } from '../errors';
 
 /**
@@ -49,10 +49,15 @@ export async function httpRequest(
     return { status: res.statusCode, headers: res.headers, text };
   } catch (e) {
     const err = e as { code?: string; name?: string; message?: string };
-    const timedOut = err.code === 'UND_ERR_HEADERS_TIMEOUT' || err.code === 'UND_ERR_BODY_TIMEOUT' || err.name === 'TimeoutError';
-    throw new AmpError(timedOut ? 'timeout' : 'network', `${opts.method} ${new URL(url).origin}: ${err.code ?? err.message ?? String(e)}`, {
-      cause: e,
-    });
+    const timedOut =
+      err.code === 'UND_ERR_HEADERS_TIMEOUT' || err.code === 'UND_ERR_BODY_TIMEOUT' || err.name === 'TimeoutError';
+    throw new AmpError(
+      timedOut ? 'timeout' : 'network',
+      `${opts.method} ${new URL(url).origin}: ${err.code ?? err.message ?? String(e)}`,
+      {
+        cause: e,
+      },
+    );
   }
 }
 

@@ -70,7 +70,9 @@ export function matchCohortIds(m: Pick<Matcher, 'exact' | 'patterns'>, tags: Rec
  * A function for mapOneSignalEvent, bound to the current syncs/destinations of this database.
  * Synchronous while cached: the receiver calls it for every request (bench ingest).
  */
-export function cohortTagMatcher(ctx: Context): ((tags: Record<string, unknown>) => string[]) | Promise<(tags: Record<string, unknown>) => string[]> {
+export function cohortTagMatcher(
+  ctx: Context,
+): ((tags: Record<string, unknown>) => string[]) | Promise<(tags: Record<string, unknown>) => string[]> {
   const bind = (m: Matcher) => (tags: Record<string, unknown>) => matchCohortIds(m, tags);
   const hit = cached(ctx);
   return hit ? bind(hit) : load(ctx).then(bind);

@@ -31,7 +31,8 @@ export type DeadLetterFilter = z.input<typeof deadLetterFilterSchema>;
 
 function parse(filter: DeadLetterFilter) {
   const r = deadLetterFilterSchema.safeParse(filter);
-  if (!r.success) throw new AmpError('invalid_input', r.error.issues.map((i) => `--${String(i.path[0])}: ${i.message}`).join('; '));
+  if (!r.success)
+    throw new AmpError('invalid_input', r.error.issues.map((i) => `--${String(i.path[0])}: ${i.message}`).join('; '));
   return r.data;
 }
 
@@ -70,12 +71,24 @@ export async function listDeadLetters(ctx: Context, filter: DeadLetterFilter = {
     } catch {
       /* shown as stored */
     }
-    return { id: Number(r.id), stream_id: r.stream_id, event_id: r.event_id, kind: r.kind, reason: r.reason, attempts: Number(r.attempts), received_at: Number(r.received_at), event };
+    return {
+      id: Number(r.id),
+      stream_id: r.stream_id,
+      event_id: r.event_id,
+      kind: r.kind,
+      reason: r.reason,
+      attempts: Number(r.attempts),
+      received_at: Number(r.received_at),
+      event,
+    };
   });
 }
 
 /** Moves matching dead letters back to pending; returns the row ids replayed. */
-export async function replayDeadLetters(ctx: Context, filter: DeadLetterFilter = {}): Promise<{ replayed: number; ids: number[]; streams: string[] }> {
+export async function replayDeadLetters(
+  ctx: Context,
+  filter: DeadLetterFilter = {},
+): Promise<{ replayed: number; ids: number[]; streams: string[] }> {
   const f = parse(filter);
   if (f.stream) await getStream(ctx, f.stream);
   return ctx.store.db.transaction().execute(async (trx) => {
@@ -93,7 +106,14 @@ export async function replayDeadLetters(ctx: Context, filter: DeadLetterFilter =
     for (let i = 0; i < ids.length; i += 1_000) {
       const r = await trx
         .updateTable('stream_events')
-        .set({ status: 'pending', attempts: 0, next_attempt_at: Date.now(), reason: null, lease_owner: null, lease_until: null })
+        .set({
+          status: 'pending',
+          attempts: 0,
+          next_attempt_at: Date.now(),
+          reason: null,
+          lease_owner: null,
+          lease_until: null,
+        })
         .where('id', 'in', ids.slice(i, i + 1_000))
         // Guard: only rows still dead (a concurrent replay does not double-count).
         .where('status', '=', 'dead')

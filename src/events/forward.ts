@@ -1,6 +1,12 @@
 import { sql } from 'kysely';
-import { HTTP_V2_BATCH_EVENTS, HTTP_V2_EPS_PER_ID, HTTP_V2_MAX_BYTES, HTTP_V2_RETRY_BASE_MS, HTTP_V2_THROTTLE_PAUSE_MS } from '../connectors/amplitude/constants';
-import { bodyOverhead, sendHttpV2, type HttpV2Event } from '../connectors/amplitude/httpapi';
+import {
+  HTTP_V2_BATCH_EVENTS,
+  HTTP_V2_EPS_PER_ID,
+  HTTP_V2_MAX_BYTES,
+  HTTP_V2_RETRY_BASE_MS,
+  HTTP_V2_THROTTLE_PAUSE_MS,
+} from '../connectors/amplitude/constants';
+import { bodyOverhead, type HttpV2Event, sendHttpV2 } from '../connectors/amplitude/httpapi';
 import { newId } from '../ids';
 import type { Context } from '../store';
 import { log } from '../telemetry/logger';
@@ -82,7 +88,11 @@ export async function forwardStream(ctx: Context, streamId: string, opts: Forwar
     // All updates are guarded on our lease token and `pending`, so a row whose lease expired
     // and was taken by another worker is never overwritten by us.
     const guarded = (token: string, ids: number[]) =>
-      db.updateTable('stream_events').where('id', 'in', ids).where('lease_owner', '=', token).where('status', '=', 'pending');
+      db
+        .updateTable('stream_events')
+        .where('id', 'in', ids)
+        .where('lease_owner', '=', token)
+        .where('status', '=', 'pending');
 
     const markForwarded = async (token: string, rows: Claimed[]) => {
       if (!rows.length) return;
@@ -91,7 +101,11 @@ export async function forwardStream(ctx: Context, streamId: string, opts: Forwar
       const n = await db.transaction().execute(async (trx) => {
         const r = await trx
           .updateTable('stream_events')
-          .where('id', 'in', rows.map((x) => x.id))
+          .where(
+            'id',
+            'in',
+            rows.map((x) => x.id),
+          )
           .where('lease_owner', '=', token)
           .where('status', '=', 'pending')
           .set({ status: 'forwarded', forwarded_at: Date.now(), lease_owner: null, lease_until: null, reason: null })
@@ -115,24 +129,38 @@ export async function forwardStream(ctx: Context, streamId: string, opts: Forwar
         byReason.set(reason, [...(byReason.get(reason) ?? []), r.id]);
       }
       for (const [reason, ids] of byReason) {
-        const r = await guarded(token, ids).set({ status: 'dead', reason, lease_owner: null, lease_until: null }).executeTakeFirst();
+        const r = await guarded(token, ids)
+          .set({ status: 'dead', reason, lease_owner: null, lease_until: null })
+          .executeTakeFirst();
         result.deadLettered += Number(r.numUpdatedRows);
       }
     };
     const release = async (token: string, rows: Claimed[]) => {
-      if (rows.length) await guarded(token, rows.map((x) => x.id)).set({ lease_owner: null, lease_until: null }).execute();
+      if (rows.length)
+        await guarded(
+          token,
+          rows.map((x) => x.id),
+        )
+          .set({ lease_owner: null, lease_until: null })
+          .execute();
     };
     const hold = async (token: string, rows: Claimed[], reason: string) => {
       if (!rows.length) return;
       // A 429 never spends a row's retry budget (DESIGN §3): only next_attempt_at moves.
-      await guarded(token, rows.map((x) => x.id))
+      await guarded(
+        token,
+        rows.map((x) => x.id),
+      )
         .set({ next_attempt_at: Date.now() + HTTP_V2_THROTTLE_PAUSE_MS, lease_owner: null, lease_until: null, reason })
         .execute();
     };
     const backoff = async (token: string, rows: Claimed[], reason: string) => {
       if (!rows.length) return;
       const attempts = Math.max(...rows.map((r) => r.attempts));
-      await guarded(token, rows.map((x) => x.id))
+      await guarded(
+        token,
+        rows.map((x) => x.id),
+      )
         .set((eb) => ({
           attempts: eb('attempts', '+', 1),
           next_attempt_at: Date.now() + backoffMs(attempts),
@@ -151,7 +179,13 @@ export async function forwardStream(ctx: Context, streamId: string, opts: Forwar
         return false;
       }
       result.requests++;
-      const outcome = await sendHttpV2(baseUrl, apiKey, rows.map((r) => r.payload), rows.map((r) => r.ids), signal ? { signal } : {});
+      const outcome = await sendHttpV2(
+        baseUrl,
+        apiKey,
+        rows.map((r) => r.payload),
+        rows.map((r) => r.ids),
+        signal ? { signal } : {},
+      );
       if (signal?.aborted && outcome.kind === 'retry') {
         // Aborted mid-request: Amplitude may or may not have it; the next worker resends it
         // under the same insert_id.
@@ -163,16 +197,28 @@ export async function forwardStream(ctx: Context, streamId: string, opts: Forwar
           await markForwarded(token, rows);
           return true;
         case 'invalid_events': {
-          const reasonById = new Map(rows.flatMap((r, i) => (outcome.reasons.has(i) ? [[r.id, outcome.reasons.get(i)!] as const] : [])));
-          await markDead(token, rows.filter((r) => reasonById.has(r.id)), (r) => `Amplitude 400: ${reasonById.get(r.id)}`);
-          return send(token, rows.filter((_, i) => !outcome.reasons.has(i)));
+          const reasonById = new Map(
+            rows.flatMap((r, i) => (outcome.reasons.has(i) ? [[r.id, outcome.reasons.get(i)!] as const] : [])),
+          );
+          await markDead(
+            token,
+            rows.filter((r) => reasonById.has(r.id)),
+            (r) => `Amplitude 400: ${reasonById.get(r.id)}`,
+          );
+          return send(
+            token,
+            rows.filter((_, i) => !outcome.reasons.has(i)),
+          );
         }
         case 'too_large':
         case 'invalid_batch': {
           // Bisect to isolate what Amplitude refuses; a single event that is still refused alone
           // is a dead letter (as Amplitude's SDK drops it).
           if (rows.length === 1) {
-            const why = outcome.kind === 'too_large' ? 'Amplitude 413: payload too large even as a single event' : `Amplitude 400: ${outcome.error}`;
+            const why =
+              outcome.kind === 'too_large'
+                ? 'Amplitude 413: payload too large even as a single event'
+                : `Amplitude 400: ${outcome.error}`;
             await markDead(token, rows, () => why);
             return true;
           }
@@ -180,8 +226,16 @@ export async function forwardStream(ctx: Context, streamId: string, opts: Forwar
           return (await send(token, rows.slice(0, mid))) && send(token, rows.slice(mid));
         }
         case 'throttled': {
-          await markDead(token, rows.filter((_, i) => outcome.quota.has(i)), () => 'Amplitude 429: user or device exceeded its daily event quota');
-          await hold(token, rows.filter((_, i) => outcome.hold.has(i)), `Amplitude 429: ${outcome.error}; held ${HTTP_V2_THROTTLE_PAUSE_MS / 1000} s`);
+          await markDead(
+            token,
+            rows.filter((_, i) => outcome.quota.has(i)),
+            () => 'Amplitude 429: user or device exceeded its daily event quota',
+          );
+          await hold(
+            token,
+            rows.filter((_, i) => outcome.hold.has(i)),
+            `Amplitude 429: ${outcome.error}; held ${HTTP_V2_THROTTLE_PAUSE_MS / 1000} s`,
+          );
           const rest = rows.filter((_, i) => !outcome.hold.has(i) && !outcome.quota.has(i));
           return send(token, rest);
         }
@@ -210,7 +264,11 @@ export async function forwardStream(ctx: Context, streamId: string, opts: Forwar
       // Payloads Amplitude would refuse for lack of ids (e.g. a replayed id-less event) never go
       // out: one such event would make Amplitude fail the whole request.
       const sendable = claimed.filter((r) => r.ids.user_id || r.ids.device_id);
-      await markDead(token, claimed.filter((r) => !(r.ids.user_id || r.ids.device_id)), () => 'no external_id or subscription_id: Amplitude needs a user_id or device_id');
+      await markDead(
+        token,
+        claimed.filter((r) => !(r.ids.user_id || r.ids.device_id)),
+        () => 'no external_id or subscription_id: Amplitude needs a user_id or device_id',
+      );
       let ok = true;
       for (const batch of batches(sendable, overhead)) {
         if (!ok) {
@@ -225,7 +283,10 @@ export async function forwardStream(ctx: Context, streamId: string, opts: Forwar
     if (paused) {
       await db
         .updateTable('streams')
-        .set({ status: 'paused', status_reason: `${paused} — fix the stream's Amplitude settings, then "ampsignal stream resume ${streamId}"` })
+        .set({
+          status: 'paused',
+          status_reason: `${paused} — fix the stream's Amplitude settings, then "ampsignal stream resume ${streamId}"`,
+        })
         .where('id', '=', streamId)
         .where('status', '=', 'active')
         .execute();
@@ -239,7 +300,11 @@ export async function forwardStream(ctx: Context, streamId: string, opts: Forwar
     .selectFrom('stream_events')
     .select((eb) => [
       eb.fn.countAll<number>().as('pending'),
-      eb.fn.min(sql<number>`case when lease_until is not null and lease_until > next_attempt_at then lease_until else next_attempt_at end`).as('next'),
+      eb.fn
+        .min(
+          sql<number>`case when lease_until is not null and lease_until > next_attempt_at then lease_until else next_attempt_at end`,
+        )
+        .as('next'),
     ])
     .where('stream_id', '=', streamId)
     .where('status', '=', 'pending')
@@ -305,7 +370,13 @@ async function claim(ctx: Context, streamId: string, token: string, leaseMs: num
     } catch {
       /* an unreadable payload has no ids: dead-lettered below */
     }
-    return { id: Number(r.id), payload: r.payload, attempts: Number(r.attempts), bytes: Buffer.byteLength(r.payload) + 1, ids };
+    return {
+      id: Number(r.id),
+      payload: r.payload,
+      attempts: Number(r.attempts),
+      bytes: Buffer.byteLength(r.payload) + 1,
+      ids,
+    };
   });
 }
 
@@ -321,7 +392,8 @@ function batches(rows: Claimed[], overhead: number): Claimed[][] {
     perId: Map<string, number>;
   }
   const out: Open[] = [];
-  const keysOf = (r: Claimed) => [r.ids.user_id ? `u:${r.ids.user_id}` : '', r.ids.device_id ? `d:${r.ids.device_id}` : ''].filter(Boolean);
+  const keysOf = (r: Claimed) =>
+    [r.ids.user_id ? `u:${r.ids.user_id}` : '', r.ids.device_id ? `d:${r.ids.device_id}` : ''].filter(Boolean);
   let start = 0;
   for (const r of rows) {
     const keys = keysOf(r);

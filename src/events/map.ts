@@ -19,7 +19,13 @@ export interface AmplitudeEvent {
 }
 
 export type MappedEvent =
-  | { ok: true; eventId: string; kind: string; amplitude: AmplitudeEvent; /** set when Amplitude cannot take it */ deadReason?: string }
+  | {
+      ok: true;
+      eventId: string;
+      kind: string;
+      amplitude: AmplitudeEvent /** set when Amplitude cannot take it */;
+      deadReason?: string;
+    }
   | { ok: false; problem: string };
 
 export interface MapOptions {
@@ -32,7 +38,22 @@ export interface MapOptions {
 
 // Ids Amplitude refuses with a 400 (reference amplitude-api.md §5.2); treated as absent so an
 // event carrying one still goes out under its other id instead of failing the whole batch.
-const INVALID_IDS = new Set(['anonymous', 'nil', 'none', 'null', 'n/a', 'na', 'undefined', 'unknown', '', '00000000-0000-0000-0000-000000000000', '{}', 'lmy47d', '0', '-1']);
+const INVALID_IDS = new Set([
+  'anonymous',
+  'nil',
+  'none',
+  'null',
+  'n/a',
+  'na',
+  'undefined',
+  'unknown',
+  '',
+  '00000000-0000-0000-0000-000000000000',
+  '{}',
+  'lmy47d',
+  '0',
+  '-1',
+]);
 
 const DANGEROUS_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
@@ -46,7 +67,11 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  */
 export function unflatten(input: Record<string, unknown>): Record<string, unknown> {
   let hasDotted = false;
-  for (const k in input) if (k.includes('.')) { hasDotted = true; break; }
+  for (const k in input)
+    if (k.includes('.')) {
+      hasDotted = true;
+      break;
+    }
   if (!hasDotted) return input;
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(input)) {
@@ -69,7 +94,8 @@ export function unflatten(input: Record<string, unknown>): Record<string, unknow
 // receiver's hot path); anything else is dropped rather than failing the event.
 const looseRecord = z.custom<Record<string, unknown>>(isPlainObject).optional().catch(undefined);
 
-const missingOr = (what: string) => (iss: { input?: unknown }) => (iss.input === undefined ? 'is missing' : `must be ${what}`);
+const missingOr = (what: string) => (iss: { input?: unknown }) =>
+  iss.input === undefined ? 'is missing' : `must be ${what}`;
 
 // Liquid renders absent values as "" and may leave numbers unquoted; both are accepted.
 const optText = z
@@ -88,7 +114,14 @@ const eventSchema = z.object(
     event: z
       .object(
         {
-          kind: required('event.kind').pipe(z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'event.kind has characters other than letters, digits, "_", ".", ":" or "-"')),
+          kind: required('event.kind').pipe(
+            z
+              .string()
+              .regex(
+                /^[A-Za-z0-9_.:-]+$/,
+                'event.kind has characters other than letters, digits, "_", ".", ":" or "-"',
+              ),
+          ),
           id: required('event.id'),
           timestamp: z.union([z.number(), z.string(), z.null()], { error: 'must be unix seconds' }).optional(),
           datetime: optText,
@@ -130,7 +163,11 @@ function describeIssues(error: z.ZodError): string {
 }
 
 /** Unix seconds (what OneSignal sends) or milliseconds, told apart by magnitude. */
-function toMillis(ts: number | string | null | undefined, datetime: string | undefined, fallback: number): number | string {
+function toMillis(
+  ts: number | string | null | undefined,
+  datetime: string | undefined,
+  fallback: number,
+): number | string {
   if (ts !== undefined && ts !== null && ts !== '') {
     const n = typeof ts === 'number' ? ts : Number(ts);
     if (!Number.isFinite(n) || n <= 0) return 'event.timestamp must be unix seconds';
@@ -163,7 +200,7 @@ function text(v: unknown): string | undefined {
 function titleOf(v: unknown): string | undefined {
   if (isPlainObject(v)) return text(v.en) ?? text(Object.values(v)[0]);
   const s = text(v);
-  if (s && s.startsWith('{')) {
+  if (s?.startsWith('{')) {
     try {
       const o = JSON.parse(s) as unknown;
       if (isPlainObject(o)) return titleOf(o);
@@ -212,7 +249,11 @@ export function mapOneSignalEvent(raw: unknown, opts: MapOptions): MappedEvent {
   const deviceId = cleanId(ev.subscription_id ?? text(user?.subscription?.id));
   const data = ev.data ?? {};
 
-  const props: Record<string, unknown> = { source: 'onesignal', onesignal_event_kind: ev.kind, onesignal_event_id: ev.id };
+  const props: Record<string, unknown> = {
+    source: 'onesignal',
+    onesignal_event_kind: ev.kind,
+    onesignal_event_id: ev.id,
+  };
   const put = (k: string, v: unknown) => {
     if (v !== undefined && v !== null && v !== '') props[k] = clip(v);
   };
@@ -229,7 +270,15 @@ export function mapOneSignalEvent(raw: unknown, opts: MapOptions): MappedEvent {
   put('language', user?.language ?? text(user?.subscription?.language));
   put('app_id', ev.app_id);
   put('url', text(msg.url) ?? text(msg.web_url) ?? text(msg.app_url));
-  for (const k of ['failure_reason', 'page_name', 'page_id', 'target_name', 'target_id', 'live_activity_id', 'live_activity_type']) {
+  for (const k of [
+    'failure_reason',
+    'page_name',
+    'page_id',
+    'target_name',
+    'target_id',
+    'live_activity_id',
+    'live_activity_type',
+  ]) {
     put(k, text(data[k]));
   }
   const tags = tagsOf(user?.tags);
@@ -245,7 +294,8 @@ export function mapOneSignalEvent(raw: unknown, opts: MapOptions): MappedEvent {
     insert_id: insertIdFor(ev.id),
     event_properties: props,
   };
-  const deadReason = userId || deviceId ? undefined : 'no external_id or subscription_id: Amplitude needs a user_id or device_id';
+  const deadReason =
+    userId || deviceId ? undefined : 'no external_id or subscription_id: Amplitude needs a user_id or device_id';
   return { ok: true, eventId: ev.id, kind: ev.kind, amplitude, ...(deadReason ? { deadReason } : {}) };
 }
 

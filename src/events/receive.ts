@@ -41,10 +41,16 @@ interface Row {
 // PostgreSQL allows 65,535 bind parameters per statement; 12 columns × 1,000 rows stays well under.
 const INSERT_CHUNK = 1_000;
 
-export async function receiveEvents(ctx: Context, stream: CachedStream, body: unknown, receivedAt = Date.now()): Promise<ReceiveResult> {
+export async function receiveEvents(
+  ctx: Context,
+  stream: CachedStream,
+  body: unknown,
+  receivedAt = Date.now(),
+): Promise<ReceiveResult> {
   const single = !Array.isArray(body);
   const items = single ? [body] : (body as unknown[]);
-  if (items.length === 0) throw new AmpError('invalid_input', 'the body is an empty array: send one event or an array of events');
+  if (items.length === 0)
+    throw new AmpError('invalid_input', 'the body is an empty array: send one event or an array of events');
   const matcher = cohortTagMatcher(ctx);
   const cohortIds = typeof matcher === 'function' ? matcher : await matcher;
   const rejected: ReceiveResult['rejected'] = [];
@@ -78,20 +84,31 @@ export async function receiveEvents(ctx: Context, stream: CachedStream, body: un
     });
   }
   if (rows.length === 0) {
-    const what = single ? `the event is invalid: ${rejected[0]?.problem}` : `no valid event in the array: ${rejected.map((r) => `[${r.index}] ${r.problem}`).join('; ')}`;
+    const what = single
+      ? `the event is invalid: ${rejected[0]?.problem}`
+      : `no valid event in the array: ${rejected.map((r) => `[${r.index}] ${r.problem}`).join('; ')}`;
     throw new AmpError('invalid_input', what, { details: { rejected } });
   }
 
   const inserted = await storeRows(ctx, stream.row.id, rows, inBodyDuplicates);
   let dead = 0;
   for (const r of rows) if (r.status === 'dead' && inserted.has(r.event_id)) dead++;
-  return { accepted: inserted.size, duplicates: rows.length - inserted.size + inBodyDuplicates, dead_lettered: dead, rejected };
+  return {
+    accepted: inserted.size,
+    duplicates: rows.length - inserted.size + inBodyDuplicates,
+    dead_lettered: dead,
+    rejected,
+  };
 }
 
 function storeRows(ctx: Context, streamId: string, rows: Row[], extra: number): Promise<Set<string>> {
   const h = ctx.store.sqlite;
   if (!h) return storeRowsKysely(ctx, streamId, rows, extra);
-  const committer = committerFor(committers, h, () => new GroupCommit(h, eventWriter(h), (j) => storeRowsKysely(ctx, j.streamId, j.rows, j.extra)));
+  const committer = committerFor(
+    committers,
+    h,
+    () => new GroupCommit(h, eventWriter(h), (j) => storeRowsKysely(ctx, j.streamId, j.rows, j.extra)),
+  );
   return committer.submit({ streamId, rows, extra });
 }
 
@@ -139,7 +156,16 @@ function eventWriter(db: Sqlite): (job: Job) => Set<string> {
   return (job) => {
     const inserted = new Set<string>();
     for (const r of job.rows) {
-      const info = insert.run(r.stream_id, r.event_id, r.kind, r.payload, r.status, r.next_attempt_at, r.reason, r.received_at);
+      const info = insert.run(
+        r.stream_id,
+        r.event_id,
+        r.kind,
+        r.payload,
+        r.status,
+        r.next_attempt_at,
+        r.reason,
+        r.received_at,
+      );
       if (info.changes > 0) inserted.add(r.event_id);
     }
     const dups = job.rows.length - inserted.size + job.extra;

@@ -1,15 +1,19 @@
 import { z } from 'zod';
+import { type AmplitudeRegion, HTTP_API_URL } from '../connectors/amplitude/constants';
 import { AmpError } from '../errors';
 import { newId, newSecret } from '../ids';
 import type { Context } from '../store';
 import type { StreamsTable } from '../store/schema';
-import { HTTP_API_URL, type AmplitudeRegion } from '../connectors/amplitude/constants';
 
 /** A stream: one OneSignal → Amplitude event pipe (DESIGN §1, §5). */
 
 export const streamInputSchema = z.object({
   name: z.string({ error: 'is required' }).trim().min(1, 'is required').max(200),
-  amplitudeApiKey: z.string({ error: 'is required (the Amplitude project API key)' }).trim().min(1, 'is required').max(200),
+  amplitudeApiKey: z
+    .string({ error: 'is required (the Amplitude project API key)' })
+    .trim()
+    .min(1, 'is required')
+    .max(200),
   region: z.enum(['us', 'eu'], { error: 'must be us or eu' }).default('us'),
   amplitudeUrl: z
     .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
@@ -46,7 +50,10 @@ export interface StreamCounters {
 }
 
 /** Public JSON of a stream: never the API key; the webhook secret only when asked (at creation). */
-export function streamView(row: StreamsTable, extra: { counters?: StreamCounters; webhookSecret?: string } = {}): Record<string, unknown> {
+export function streamView(
+  row: StreamsTable,
+  extra: { counters?: StreamCounters; webhookSecret?: string } = {},
+): Record<string, unknown> {
   return {
     id: row.id,
     name: row.name,
@@ -62,10 +69,16 @@ export function streamView(row: StreamsTable, extra: { counters?: StreamCounters
   };
 }
 
-export async function createStream(ctx: Context, input: StreamInput): Promise<{ row: StreamsTable; webhookSecret: string }> {
+export async function createStream(
+  ctx: Context,
+  input: StreamInput,
+): Promise<{ row: StreamsTable; webhookSecret: string }> {
   const parsed = streamInputSchema.safeParse(input);
   if (!parsed.success) {
-    throw new AmpError('invalid_input', parsed.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; '));
+    throw new AmpError(
+      'invalid_input',
+      parsed.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; '),
+    );
   }
   const v = parsed.data;
   const existing = await ctx.store.db.selectFrom('streams').select('id').where('name', '=', v.name).executeTakeFirst();
@@ -89,7 +102,8 @@ export async function createStream(ctx: Context, input: StreamInput): Promise<{ 
     await ctx.store.db.insertInto('streams').values(row).execute();
   } catch (e) {
     // A concurrent add with the same name loses on the unique index.
-    if (/unique/i.test((e as Error).message)) throw new AmpError('conflict', `a stream named "${v.name}" already exists`);
+    if (/unique/i.test((e as Error).message))
+      throw new AmpError('conflict', `a stream named "${v.name}" already exists`);
     throw e;
   }
   return { row, webhookSecret };
@@ -116,7 +130,10 @@ export async function countOutbox(
   q: { status: 'pending' | 'dead' } | { status: 'forwarded'; since: number },
   streamIds?: string[],
 ): Promise<Map<string, number>> {
-  let c = ctx.store.db.selectFrom('stream_events').select(['stream_id', (eb) => eb.fn.countAll().as('n')]).where('status', '=', q.status);
+  let c = ctx.store.db
+    .selectFrom('stream_events')
+    .select(['stream_id', (eb) => eb.fn.countAll().as('n')])
+    .where('status', '=', q.status);
   if (streamIds) c = c.where('stream_id', 'in', streamIds.length ? streamIds : ['']);
   if (q.status === 'forwarded') c = c.where('forwarded_at', '>=', q.since);
   const rows = await c.groupBy('stream_id').execute();
@@ -124,23 +141,41 @@ export async function countOutbox(
 }
 
 export async function streamCounters(ctx: Context, id: string): Promise<StreamCounters> {
-  const [row, pendingBy, deadBy] = await Promise.all([getStream(ctx, id), countOutbox(ctx, { status: 'pending' }, [id]), countOutbox(ctx, { status: 'dead' }, [id])]);
+  const [row, pendingBy, deadBy] = await Promise.all([
+    getStream(ctx, id),
+    countOutbox(ctx, { status: 'pending' }, [id]),
+    countOutbox(ctx, { status: 'dead' }, [id]),
+  ]);
   const pending = pendingBy.get(id) ?? 0;
   const dead = deadBy.get(id) ?? 0;
   const forwarded = Number(row.forwarded_total);
-  return { received: forwarded + dead + pending, duplicates: Number(row.duplicates), forwarded, dead_lettered: dead, pending };
+  return {
+    received: forwarded + dead + pending,
+    duplicates: Number(row.duplicates),
+    forwarded,
+    dead_lettered: dead,
+    pending,
+  };
 }
 
 /** Pauses forwarding (receiving continues: events wait in the outbox). Guarded on the old state. */
 export async function pauseStream(ctx: Context, id: string, reason: string): Promise<void> {
   await getStream(ctx, id);
-  await ctx.store.db.updateTable('streams').set({ status: 'paused', status_reason: reason }).where('id', '=', id).execute();
+  await ctx.store.db
+    .updateTable('streams')
+    .set({ status: 'paused', status_reason: reason })
+    .where('id', '=', id)
+    .execute();
   invalidateStreamCache(id);
 }
 
 export async function resumeStream(ctx: Context, id: string): Promise<void> {
   await getStream(ctx, id);
-  await ctx.store.db.updateTable('streams').set({ status: 'active', status_reason: null }).where('id', '=', id).execute();
+  await ctx.store.db
+    .updateTable('streams')
+    .set({ status: 'active', status_reason: null })
+    .where('id', '=', id)
+    .execute();
   invalidateStreamCache(id);
 }
 
@@ -177,7 +212,12 @@ export async function cachedStream(ctx: Context, id: string): Promise<CachedStre
     streamCache.delete(key);
     return undefined;
   }
-  const entry: CachedStream = { row, webhookSecret: ctx.secrets.decrypt(row.webhook_secret_enc), eventNames: parseEventNames(row), expires: now + STREAM_CACHE_MS };
+  const entry: CachedStream = {
+    row,
+    webhookSecret: ctx.secrets.decrypt(row.webhook_secret_enc),
+    eventNames: parseEventNames(row),
+    expires: now + STREAM_CACHE_MS,
+  };
   if (streamCache.size > 10_000) streamCache.clear();
   streamCache.set(key, entry);
   return entry;

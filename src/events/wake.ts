@@ -17,7 +17,9 @@ export function createWaker(jobs: JobQueue | undefined, onError: (e: unknown) =>
   const timers = new Map<string, NodeJS.Timeout>();
   const add = (streamId: string) => {
     lastAdd.set(streamId, Date.now());
-    jobs!.add('stream.forward', { streamId }, { queue: `stream:${streamId}`, jobKey: `stream.forward:${streamId}` }).catch(onError);
+    jobs!
+      .add('stream.forward', { streamId }, { queue: `stream:${streamId}`, jobKey: `stream.forward:${streamId}` })
+      .catch(onError);
   };
   return {
     wake(streamId) {

@@ -1,16 +1,17 @@
 import { EventEmitter } from 'node:events';
-import pg from 'pg';
 import {
+  type TaskList as GraphileTaskList,
+  type JobHelpers,
   Logger,
   makeWorkerUtils,
   parseCronItems,
+  type Runner,
   run,
   runMigrations,
-  type JobHelpers,
-  type Runner,
-  type TaskList as GraphileTaskList,
+  type WorkerEvents,
   type WorkerUtils,
 } from 'graphile-worker';
+import pg from 'pg';
 import { AmpError, toAmpError } from '../errors';
 import type { Context } from '../store';
 import type { DatabaseTarget } from '../store/url';
@@ -71,7 +72,9 @@ async function withMigrationLock<T>(pool: pg.Pool, schema: string, fn: () => Pro
 function makePool(target: PgTarget, max: number): pg.Pool {
   const pool = new pg.Pool({ connectionString: target.connectionString, max });
   pool.on('error', (e) => log.warn({ err: e.message }, 'job queue database connection lost'));
-  pool.on('connect', (client) => client.on('error', (e) => log.warn({ err: e.message }, 'job queue database connection lost')));
+  pool.on('connect', (client) =>
+    client.on('error', (e) => log.warn({ err: e.message }, 'job queue database connection lost')),
+  );
   return pool;
 }
 
@@ -97,7 +100,9 @@ export class GraphileJobQueue implements JobQueue {
   private readonly liveness = new Map<string, Promise<pg.Client | undefined>>();
   private readonly poolIds = new Set<string>();
   private sweeper: NodeJS.Timeout | undefined;
-  private launchSpec: { concurrency: number; taskList: GraphileTaskList; cron: ReturnType<typeof parseCronItems> } | undefined;
+  private launchSpec:
+    | { concurrency: number; taskList: GraphileTaskList; cron: ReturnType<typeof parseCronItems> }
+    | undefined;
   private stopping = false;
   private relaunching: Promise<void> | undefined;
   /** Runners until they have stopped (a replaced one may still be finishing its jobs). */
@@ -207,7 +212,10 @@ export class GraphileJobQueue implements JobQueue {
     this.launchSpec = { concurrency, taskList, cron };
     await this.launch();
     this.sweeper = setInterval(
-      () => void this.sweepDeadWorkers().catch((e) => log.error({ err: toAmpError(e).message }, 'dead worker sweep failed')),
+      () =>
+        void this.sweepDeadWorkers().catch((e) =>
+          log.error({ err: toAmpError(e).message }, 'dead worker sweep failed'),
+        ),
       this.opts.sweepMs,
     );
     this.sweeper.unref();
@@ -217,7 +225,7 @@ export class GraphileJobQueue implements JobQueue {
     const spec = this.launchSpec;
     if (!spec) throw new AmpError('internal', 'job runner was not started');
     const migration = await this.latestMigration();
-    const events = new EventEmitter() as any;
+    const events: WorkerEvents = new EventEmitter();
     let poolId: string | undefined;
     let runner: Runner | undefined;
     // graphile-worker 0.17 locks jobs and queues in the name of the worker *pool*, not of each worker.
@@ -271,17 +279,27 @@ export class GraphileJobQueue implements JobQueue {
     if (process.exitCode === GRAPHILE_MIGRATED_EXIT_CODE) process.exitCode = undefined;
     const now = await this.latestMigration().catch(() => migration);
     if (now !== migration) {
-      this.fail(new AmpError('internal', `the job queue schema ${this.schema} was migrated (${migration} → ${now}) by a newer ampsignal; restart this process with that version`));
+      this.fail(
+        new AmpError(
+          'internal',
+          `the job queue schema ${this.schema} was migrated (${migration} → ${now}) by a newer ampsignal; restart this process with that version`,
+        ),
+      );
       return;
     }
-    log.warn({ schema: this.schema }, 'job runner stopped by itself (another schema in this database migrated?); starting a new one');
+    log.warn(
+      { schema: this.schema },
+      'job runner stopped by itself (another schema in this database migrated?); starting a new one',
+    );
     if (this.stopping) return;
     // stop() waits for this launch, then stops whatever runner it left.
     this.relaunching = this.launch().catch((e) => this.fail(toAmpError(e)));
   }
 
   private async latestMigration(): Promise<number> {
-    const { rows } = await this.getPool().query<{ id: number | null }>(`select max(id) as id from "${this.schema}".migrations`);
+    const { rows } = await this.getPool().query<{ id: number | null }>(
+      `select max(id) as id from "${this.schema}".migrations`,
+    );
     return Number(rows[0]?.id ?? 0);
   }
 
@@ -374,21 +392,22 @@ export class GraphileJobQueue implements JobQueue {
   }
 }
 
-async function wrapHandler(
-  schema: string,
-  handler: TaskHandler,
-  payload: unknown,
-  helpers: JobHelpers,
-): Promise<void> {
+async function wrapHandler(schema: string, handler: TaskHandler, payload: unknown, helpers: JobHelpers): Promise<void> {
   try {
-    await handler(payload, { signal: helpers.abortSignal, workerId: graphileLeaseOwner(helpers.job.locked_by ?? 'unknown'), jobId: String(helpers.job.id) });
+    await handler(payload, {
+      signal: helpers.abortSignal,
+      workerId: graphileLeaseOwner(helpers.job.locked_by ?? 'unknown'),
+      jobId: String(helpers.job.id),
+    });
   } catch (e) {
     const err = toAmpError(e);
     const retryable = err.kind === 'retryable' || !(e instanceof AmpError);
     if (!retryable) {
       // graphile retries every failure until max_attempts; capping max_attempts at the attempts
       // already made turns this failure into its permanent-failure state, kept with last_error.
-      await helpers.query(`update "${schema}"._private_jobs set max_attempts = attempts where id = $1`, [helpers.job.id]);
+      await helpers.query(`update "${schema}"._private_jobs set max_attempts = attempts where id = $1`, [
+        helpers.job.id,
+      ]);
     }
     throw new Error(`${err.code}: ${err.message}`);
   }

@@ -24,6 +24,7 @@ export interface TaskHelpers {
   jobId: string;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: each task declares (and checks) its own payload type, as graphile-worker's tasks do.
 export type TaskHandler = (payload: any, helpers: TaskHelpers) => Promise<void>;
 export type TaskList = Record<string, TaskHandler>;
 

@@ -28,7 +28,11 @@ const retentionDays = z.coerce
 export function retentionMs(raw: string | undefined = process.env.AMPSIGNAL_RETENTION_DAYS): number {
   if (raw === undefined || raw.trim() === '') return DEFAULT_RETENTION_DAYS * DAY_MS;
   const r = retentionDays.safeParse(raw);
-  if (!r.success) throw new AmpError('invalid_input', `AMPSIGNAL_RETENTION_DAYS ${r.error.issues[0]?.message ?? 'is invalid'} (got "${raw}")`);
+  if (!r.success)
+    throw new AmpError(
+      'invalid_input',
+      `AMPSIGNAL_RETENTION_DAYS ${r.error.issues[0]?.message ?? 'is invalid'} (got "${raw}")`,
+    );
   return r.data * DAY_MS;
 }
 
@@ -95,7 +99,13 @@ async function pruneForwardedEvents(ctx: Context, cutoff: number): Promise<numbe
       db
         .deleteFrom('stream_events')
         .where('id', 'in', (eb) =>
-          eb.selectFrom('stream_events').select('id').where('stream_id', '=', streamId).where('status', '=', 'forwarded').where('forwarded_at', '<', cutoff).limit(CHUNK),
+          eb
+            .selectFrom('stream_events')
+            .select('id')
+            .where('stream_id', '=', streamId)
+            .where('status', '=', 'forwarded')
+            .where('forwarded_at', '<', cutoff)
+            .limit(CHUNK),
         )
         .executeTakeFirstOrThrow(),
     );
@@ -110,7 +120,13 @@ async function pruneAppliedWebhooks(ctx: Context, cutoff: number): Promise<numbe
     ctx.store.db
       .deleteFrom('webhook_inbox')
       .where('id', 'in', (eb) =>
-        eb.selectFrom('webhook_inbox').select('id').where('id', '<=', upTo).where('applied_at', 'is not', null).where('error', 'is', null).limit(CHUNK),
+        eb
+          .selectFrom('webhook_inbox')
+          .select('id')
+          .where('id', '<=', upTo)
+          .where('applied_at', 'is not', null)
+          .where('error', 'is', null)
+          .limit(CHUNK),
       )
       .executeTakeFirstOrThrow(),
   );

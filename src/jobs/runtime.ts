@@ -8,7 +8,10 @@ import { buildTasks, SCHEDULE_CRONTAB } from './tasks';
  * Starts working jobs in this process: every task, the minute scheduler tick, and one tick
  * at once so syncs that fell due while nothing was running are not kept waiting a minute.
  */
-export async function startWorker(ctx: Context, opts: { concurrency: number; queue?: JobQueueOptions; jobs?: JobQueue }): Promise<JobQueue> {
+export async function startWorker(
+  ctx: Context,
+  opts: { concurrency: number; queue?: JobQueueOptions; jobs?: JobQueue },
+): Promise<JobQueue> {
   // A bad AMPSIGNAL_RETENTION_DAYS stops the start with one line, not every tick later.
   retentionMs();
   const jobs = opts.jobs ?? createJobQueue(ctx, opts.queue);

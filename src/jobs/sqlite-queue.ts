@@ -123,7 +123,12 @@ export class SqliteJobQueue implements JobQueue {
       runAt: r.run_at,
       attempts: r.attempts,
       maxAttempts: r.max_attempts,
-      state: r.locked_by === FAILED ? 'failed' : r.locked_by !== null && (r.locked_until ?? 0) >= now ? 'running' : 'pending',
+      state:
+        r.locked_by === FAILED
+          ? 'failed'
+          : r.locked_by !== null && (r.locked_until ?? 0) >= now
+            ? 'running'
+            : 'pending',
       lastError: r.last_error,
     }));
   }
@@ -205,7 +210,10 @@ export class SqliteJobQueue implements JobQueue {
       // Like graphile-worker, a runner only takes tasks it knows (an older process leaves newer tasks).
       .where('j.task', 'in', Object.keys(this.tasks))
       .where((eb) =>
-        eb.or([eb('j.locked_by', 'is', null), eb.and([eb('j.locked_by', '<>', FAILED), eb('j.locked_until', '<', now)])]),
+        eb.or([
+          eb('j.locked_by', 'is', null),
+          eb.and([eb('j.locked_by', '<>', FAILED), eb('j.locked_until', '<', now)]),
+        ]),
       )
       // Skip queues that are busy now, so one long queue cannot starve the others.
       .where((eb) =>
@@ -280,7 +288,11 @@ export class SqliteJobQueue implements JobQueue {
     const handler = this.tasks[job.task];
     try {
       if (!handler) throw new AmpError('internal', `no handler for task "${job.task}"`);
-      await handler(JSON.parse(job.payload), { signal: this.abort.signal, workerId: `${this.runnerId}:${job.id}`, jobId: String(job.id) });
+      await handler(JSON.parse(job.payload), {
+        signal: this.abort.signal,
+        workerId: `${this.runnerId}:${job.id}`,
+        jobId: String(job.id),
+      });
       await this.db.deleteFrom('jobs').where('id', '=', job.id).where('locked_by', '=', this.runnerId).execute();
     } catch (e) {
       await this.fail(job, e).catch((err) =>
@@ -308,7 +320,7 @@ export class SqliteJobQueue implements JobQueue {
     const runAt = Date.now() + Math.max(backoff, err.retryAfterMs ?? 0);
     log.info({ task: job.task, job: job.id, attempts: job.attempts, err: message }, 'job will retry');
     await this.db.transaction().execute(async (trx) => {
-      let restoreKey = job.jobKey;
+      const restoreKey = job.jobKey;
       if (restoreKey) {
         // A newer add with the same key already stands in for this job; keep just that one.
         const newer = await trx.selectFrom('jobs').select('id').where('job_key', '=', restoreKey).executeTakeFirst();

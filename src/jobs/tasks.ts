@@ -5,13 +5,15 @@ import type { Context } from '../store';
 import { deliverDestination, nextRetryAt } from '../sync/deliver';
 import { runSync } from '../sync/run';
 import { failAbandonedRuns } from '../sync/runs';
-import { pruneExpired } from './retention';
 import { log } from '../telemetry/logger';
 import type { CronItem, JobQueue, TaskList } from './port';
+import { pruneExpired } from './retention';
 import { enqueueDueSyncs } from './schedule';
 
 /** The scheduler's heartbeat: due syncs are enqueued once a minute (and once at start). */
-export const SCHEDULE_CRONTAB: CronItem[] = [{ task: 'schedule.tick', pattern: '* * * * *', identifier: 'schedule.tick' }];
+export const SCHEDULE_CRONTAB: CronItem[] = [
+  { task: 'schedule.tick', pattern: '* * * * *', identifier: 'schedule.tick' },
+];
 
 /** One named queue per OneSignal app: its rate limit then lives in exactly one process at a time. */
 export function deliveryQueue(appId: string): string {
@@ -30,8 +32,17 @@ const forwardKey = (id: string) => `stream.forward:${id}`;
 const forwardRetryKey = (id: string) => `stream.forward-retry:${id}`;
 
 /** Asks for delivery of a destination's pending ledger rows, in its app's queue. */
-export async function enqueueDelivery(ctx: Context, jobs: JobQueue, destinationId: string, runAt?: number): Promise<void> {
-  const dest = await ctx.store.db.selectFrom('destinations').select(['id', 'app_id']).where('id', '=', destinationId).executeTakeFirst();
+export async function enqueueDelivery(
+  ctx: Context,
+  jobs: JobQueue,
+  destinationId: string,
+  runAt?: number,
+): Promise<void> {
+  const dest = await ctx.store.db
+    .selectFrom('destinations')
+    .select(['id', 'app_id'])
+    .where('id', '=', destinationId)
+    .executeTakeFirst();
   if (!dest) throw new AmpError('not_found', `destination ${destinationId} not found`);
   const later = runAt !== undefined && runAt > Date.now();
   await jobs.add(
@@ -51,7 +62,11 @@ export async function enqueueForward(jobs: JobQueue, streamId: string, runAt?: n
   await jobs.add(
     'stream.forward',
     { streamId },
-    { queue: streamQueue(streamId), jobKey: later ? forwardRetryKey(streamId) : forwardKey(streamId), ...(later ? { runAt } : {}) },
+    {
+      queue: streamQueue(streamId),
+      jobKey: later ? forwardRetryKey(streamId) : forwardKey(streamId),
+      ...(later ? { runAt } : {}),
+    },
   );
 }
 
@@ -60,14 +75,21 @@ export function buildTasks(ctx: Context, jobs: JobQueue): TaskList {
     'sync.run': async (payload: { syncId: string; trigger?: string }) => {
       await runSync(ctx, payload.syncId, { trigger: payload.trigger ?? 'schedule', deliver: 'enqueue' });
       // Whatever the run's outcome, rows of the destination may be pending; an idle delivery is cheap.
-      const sync = await ctx.store.db.selectFrom('syncs').select('destination_id').where('id', '=', payload.syncId).executeTakeFirst();
+      const sync = await ctx.store.db
+        .selectFrom('syncs')
+        .select('destination_id')
+        .where('id', '=', payload.syncId)
+        .executeTakeFirst();
       if (sync) await enqueueDelivery(ctx, jobs, sync.destination_id);
     },
 
     'destination.deliver': async (payload: { destinationId: string }, helpers) => {
       let result: { pending: number };
       try {
-        result = await deliverDestination(ctx, payload.destinationId, { workerId: helpers.workerId, signal: helpers.signal });
+        result = await deliverDestination(ctx, payload.destinationId, {
+          workerId: helpers.workerId,
+          signal: helpers.signal,
+        });
       } catch (e) {
         // A paused destination is resumed by a person; its rows wait, there is nothing to retry.
         if (isAmpError(e) && e.code === 'run_state') {
@@ -95,7 +117,8 @@ export function buildTasks(ctx: Context, jobs: JobQueue): TaskList {
       const r = await forwardStream(ctx, payload.streamId, { workerId: helpers.workerId, signal: helpers.signal });
       if (r.pending === 0) return;
       if (helpers.signal.aborted) return enqueueForward(jobs, payload.streamId);
-      if (r.nextAttemptAt !== null) await enqueueForward(jobs, payload.streamId, Math.max(r.nextAttemptAt, Date.now() + 250));
+      if (r.nextAttemptAt !== null)
+        await enqueueForward(jobs, payload.streamId, Math.max(r.nextAttemptAt, Date.now() + 250));
     },
 
     'schedule.tick': async () => {

@@ -1,10 +1,10 @@
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { Context } from '../store';
 import type { JobQueue } from '../jobs/port';
-import { registerAmplitudeHooks } from './hooks/amplitude';
-import { registerOneSignalHooks } from './hooks/onesignal';
+import type { Context } from '../store';
 import { registerApi } from './api';
 import { registerMetrics } from './api/metrics-route';
+import { registerAmplitudeHooks } from './hooks/amplitude';
+import { registerOneSignalHooks } from './hooks/onesignal';
 import { registerUi } from './ui';
 
 export interface ServerDeps {

@@ -1,13 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import pg from 'pg';
 import { Kysely, SqliteDialect, sql } from 'kysely';
+import pg from 'pg';
 import { AmpError } from '../errors';
-import { startCheckpointer, type Checkpointer } from './checkpointer';
+import { type Checkpointer, startCheckpointer } from './checkpointer';
 import { ScopedPostgresDialect } from './pg-introspector';
 import type { DB } from './schema';
-import { parseDatabaseUrl, redactUrl, type DatabaseTarget } from './url';
+import { type DatabaseTarget, parseDatabaseUrl, redactUrl } from './url';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -52,7 +52,8 @@ export async function openStore(url: string, opts: { checkpointThread?: boolean 
     handle.pragma('synchronous = NORMAL');
     handle.pragma('busy_timeout = 10000');
     handle.pragma('foreign_keys = ON');
-    const checkpointer = opts.checkpointThread && target.path !== ':memory:' ? startCheckpointer(handle, target.path) : undefined;
+    const checkpointer =
+      opts.checkpointThread && target.path !== ':memory:' ? startCheckpointer(handle, target.path) : undefined;
     const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: handle }) });
     return {
       db,

@@ -45,7 +45,9 @@ export class GroupCommit<J, R> {
     }
     try {
       const results = this.group(q.map((e) => e.job));
-      q.forEach((e, i) => e.resolve(results[i]!));
+      q.forEach((e, i) => {
+        e.resolve(results[i]!);
+      });
     } catch {
       for (const e of q) {
         try {
@@ -59,7 +61,11 @@ export class GroupCommit<J, R> {
 }
 
 /** One committer per database handle, made on first use. */
-export function committerFor<J, R>(cache: WeakMap<BetterSqlite3.Database, GroupCommit<J, R>>, db: BetterSqlite3.Database, make: () => GroupCommit<J, R>): GroupCommit<J, R> {
+export function committerFor<J, R>(
+  cache: WeakMap<BetterSqlite3.Database, GroupCommit<J, R>>,
+  db: BetterSqlite3.Database,
+  make: () => GroupCommit<J, R>,
+): GroupCommit<J, R> {
   let c = cache.get(db);
   if (!c) {
     c = make();

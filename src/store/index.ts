@@ -16,7 +16,11 @@ export interface Context {
  * `checkpointThread` (serve, worker): on a SQLite file, WAL checkpoints run on a thread of their
  * own (checkpointer.ts); a one-shot command would only pay the thread's start.
  */
-export async function openContext(opts: { db?: string; migrate: 'auto' | 'require'; checkpointThread?: boolean }): Promise<Context> {
+export async function openContext(opts: {
+  db?: string;
+  migrate: 'auto' | 'require';
+  checkpointThread?: boolean;
+}): Promise<Context> {
   const store = await openStore(resolveDatabaseUrl(opts.db), { checkpointThread: opts.checkpointThread ?? false });
   try {
     if (opts.migrate === 'auto') await migrateToLatest(store);

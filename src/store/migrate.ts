@@ -1,4 +1,4 @@
-import { Migrator, type Migration, type MigrationProvider } from 'kysely';
+import { type Migration, type MigrationProvider, Migrator } from 'kysely';
 import { AmpError } from '../errors';
 import type { Store } from './database';
 import * as m001 from './migrations/001_initial';
@@ -33,7 +33,9 @@ function migrator(store: Store): Migrator {
   return new Migrator({
     db: store.db,
     provider,
-    ...(store.target.dialect === 'postgres' && store.target.schema ? { migrationTableSchema: store.target.schema } : {}),
+    ...(store.target.dialect === 'postgres' && store.target.schema
+      ? { migrationTableSchema: store.target.schema }
+      : {}),
   });
 }
 

@@ -1,4 +1,12 @@
-import { PostgresDialect, sql, type DatabaseIntrospector, type DatabaseMetadata, type Kysely, type SchemaMetadata, type TableMetadata } from 'kysely';
+import {
+  type DatabaseIntrospector,
+  type DatabaseMetadata,
+  type Kysely,
+  PostgresDialect,
+  type SchemaMetadata,
+  sql,
+  type TableMetadata,
+} from 'kysely';
 
 /**
  * Kysely's PostgreSQL introspector (used by its Migrator to find its own tables) reads every
@@ -23,7 +31,12 @@ class CurrentSchemaIntrospector implements DatabaseIntrospector {
       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm')`.execute(this.db);
     // The migrator only asks whether its tables exist; columns are not read.
-    return r.rows.map((t) => ({ name: t.name, schema: t.schema, isView: t.kind === 'v' || t.kind === 'm', columns: [] }));
+    return r.rows.map((t) => ({
+      name: t.name,
+      schema: t.schema,
+      isView: t.kind === 'v' || t.kind === 'm',
+      columns: [],
+    }));
   }
 
   async getMetadata(): Promise<DatabaseMetadata> {

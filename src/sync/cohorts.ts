@@ -50,7 +50,10 @@ async function* readIds(path: string): AsyncGenerator<string> {
       col = cols.findIndex((c) => c.toLowerCase() === 'user_id');
       if (col < 0) {
         parser.destroy();
-        throw new AmpError('invalid_input', `${path}: the CSV header has no user_id column (found: ${cols.map((c) => JSON.stringify(c)).join(', ')})`);
+        throw new AmpError(
+          'invalid_input',
+          `${path}: the CSV header has no user_id column (found: ${cols.map((c) => JSON.stringify(c)).join(', ')})`,
+        );
       }
       continue;
     }
@@ -59,7 +62,10 @@ async function* readIds(path: string): AsyncGenerator<string> {
 }
 
 async function readFirstLine(path: string): Promise<string> {
-  const rl = createInterface({ input: createReadStream(path, { encoding: 'utf8', end: 64 * 1024 }), crlfDelay: Infinity });
+  const rl = createInterface({
+    input: createReadStream(path, { encoding: 'utf8', end: 64 * 1024 }),
+    crlfDelay: Infinity,
+  });
   for await (const line of rl) {
     rl.close();
     return line;
@@ -73,7 +79,10 @@ async function readFirstLine(path: string): Promise<string> {
  * Duplicates are absorbed by the (cohort_id, external_id) primary key and counted from the
  * rows the database actually inserted, so memory stays flat for million-row files.
  */
-export async function importCohortFile(ctx: Context, input: { file: string; name: string; id?: string }): Promise<ImportReport> {
+export async function importCohortFile(
+  ctx: Context,
+  input: { file: string; name: string; id?: string },
+): Promise<ImportReport> {
   if (!existsSync(input.file) || !statSync(input.file).isFile()) {
     throw new AmpError('invalid_input', `cannot read ${input.file}: no such file`);
   }
@@ -117,7 +126,9 @@ export async function importCohortFile(ctx: Context, input: { file: string; name
     await exec(sql`DELETE FROM cohort_members WHERE cohort_id = ${id}`);
   };
   const finish = async (exec: (q: ReturnType<typeof sql>) => Promise<unknown>) => {
-    await exec(sql`UPDATE cohorts SET size = ${inserted}, blank_ids = ${blank}, last_computed = ${now}, updated_at = ${now} WHERE id = ${id}`);
+    await exec(
+      sql`UPDATE cohorts SET size = ${inserted}, blank_ids = ${blank}, last_computed = ${now}, updated_at = ${now} WHERE id = ${id}`,
+    );
   };
 
   const store = ctx.store;
@@ -153,9 +164,10 @@ export async function importCohortFile(ctx: Context, input: { file: string; name
         const exec = (q: ReturnType<typeof sql>) => q.execute(trx);
         await upsertCohort(exec);
         await consume(async (ids) => {
-          const r = await sql`INSERT INTO cohort_members (cohort_id, external_id) SELECT ${id}, x FROM unnest(${ids}::text[]) AS t(x) ON CONFLICT DO NOTHING`.execute(
-            trx,
-          );
+          const r =
+            await sql`INSERT INTO cohort_members (cohort_id, external_id) SELECT ${id}, x FROM unnest(${ids}::text[]) AS t(x) ON CONFLICT DO NOTHING`.execute(
+              trx,
+            );
           return Number(r.numAffectedRows ?? 0);
         });
         await finish(exec);
@@ -164,7 +176,15 @@ export async function importCohortFile(ctx: Context, input: { file: string; name
       throw toAmpError(e);
     }
   }
-  return { cohort_id: id, name, members: inserted, blank, duplicates: nonBlank - inserted, trimmed, replaced: existing !== undefined };
+  return {
+    cohort_id: id,
+    name,
+    members: inserted,
+    blank,
+    duplicates: nonBlank - inserted,
+    trimmed,
+    replaced: existing !== undefined,
+  };
 }
 
 export interface CohortView {

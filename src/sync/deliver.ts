@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
+import { clientForDestination, getDestination, pauseDestination } from '../connectors/onesignal/destinations';
 import { AmpError, toAmpError } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
-import { clientForDestination, getDestination, pauseDestination } from '../connectors/onesignal/destinations';
 import { recordPacingHandoff, takeOverPacing } from './handoff';
 import { finalizeRunsOfDestination } from './runs';
 
@@ -87,7 +87,11 @@ export async function deliverDestination(
   const requestsBefore = client.requests;
   const tagKeys = new Map<string, string>();
   const loadTagKeys = async () => {
-    const rows = await ctx.store.db.selectFrom('syncs').select(['id', 'tag_key']).where('destination_id', '=', destinationId).execute();
+    const rows = await ctx.store.db
+      .selectFrom('syncs')
+      .select(['id', 'tag_key'])
+      .where('destination_id', '=', destinationId)
+      .execute();
     for (const r of rows) tagKeys.set(r.id, r.tag_key);
   };
   await loadTagKeys();
@@ -314,7 +318,9 @@ async function deliverUser(
   const phases: Claimed[][] =
     adds.length > 0 && deletes.length > 0 && confirmedTags + adds.length > maxTagsPerUser ? [deletes, adds] : [rows];
   const requests: Claimed[][] = [];
-  for (const phase of phases) for (let i = 0; i < phase.length; i += MAX_TAGS_PER_REQUEST) requests.push(phase.slice(i, i + MAX_TAGS_PER_REQUEST));
+  for (const phase of phases)
+    for (let i = 0; i < phase.length; i += MAX_TAGS_PER_REQUEST)
+      requests.push(phase.slice(i, i + MAX_TAGS_PER_REQUEST));
 
   const results: Outcome[] = [];
   let failure: AmpError | undefined;
@@ -329,7 +335,17 @@ async function deliverUser(
     for (const r of batch) tags[tagKeys.get(r.sync_id)!] = r.desired === 1 ? '1' : '';
     try {
       await client.updateTags(user, tags);
-      results.push(...batch.map((r) => ({ syncId: r.sync_id, externalId: r.external_id, sent: r.desired, outcome: 'delivered' as const, error: null, attempts: r.attempts, nextAttemptAt: null })));
+      results.push(
+        ...batch.map((r) => ({
+          syncId: r.sync_id,
+          externalId: r.external_id,
+          sent: r.desired,
+          outcome: 'delivered' as const,
+          error: null,
+          attempts: r.attempts,
+          nextAttemptAt: null,
+        })),
+      );
     } catch (e) {
       failure = toAmpError(e);
       if (failure.kind === 'destination_fatal') return { results, fatal: failure };
@@ -341,15 +357,29 @@ async function deliverUser(
 
 function outcomeFor(r: Claimed, e: AmpError): Outcome {
   const base = { syncId: r.sync_id, externalId: r.external_id, sent: r.desired };
-  if (e.kind === 'skip') return { ...base, outcome: 'not_found', error: e.message, attempts: r.attempts, nextAttemptAt: null };
-  if (e.kind === 'terminal') return { ...base, outcome: 'failed', error: e.message, attempts: r.attempts + 1, nextAttemptAt: null };
+  if (e.kind === 'skip')
+    return { ...base, outcome: 'not_found', error: e.message, attempts: r.attempts, nextAttemptAt: null };
+  if (e.kind === 'terminal')
+    return { ...base, outcome: 'failed', error: e.message, attempts: r.attempts + 1, nextAttemptAt: null };
   if (e.code === 'rate_limited') {
     // A 429 is the vendor pacing us, not a fault of this record: it never spends the retry budget.
-    return { ...base, outcome: 'retry', error: e.message, attempts: r.attempts, nextAttemptAt: Date.now() + (e.retryAfterMs ?? 1000) };
+    return {
+      ...base,
+      outcome: 'retry',
+      error: e.message,
+      attempts: r.attempts,
+      nextAttemptAt: Date.now() + (e.retryAfterMs ?? 1000),
+    };
   }
   const attempts = r.attempts + 1;
   if (attempts >= MAX_ATTEMPTS) {
-    return { ...base, outcome: 'failed', error: `${e.message} (gave up after ${attempts} attempts)`, attempts, nextAttemptAt: null };
+    return {
+      ...base,
+      outcome: 'failed',
+      error: `${e.message} (gave up after ${attempts} attempts)`,
+      attempts,
+      nextAttemptAt: null,
+    };
   }
   // Short exponential backoff with full jitter: a run with a 10% fault rate still ends in seconds.
   const backoff = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempts - 1));
@@ -381,7 +411,17 @@ async function writeOutcomes(ctx: Context, workerId: string, outcomes: Outcome[]
       WHERE sync_id = @sync AND external_id = @ext AND lease_owner = @worker`);
     h.transaction((list: Outcome[]) => {
       for (const o of list) {
-        stmt.run({ outcome: o.outcome, sent: o.sent, error: o.error, attempts: o.attempts, next: o.nextAttemptAt, now, sync: o.syncId, ext: o.externalId, worker: workerId });
+        stmt.run({
+          outcome: o.outcome,
+          sent: o.sent,
+          error: o.error,
+          attempts: o.attempts,
+          next: o.nextAttemptAt,
+          now,
+          sync: o.syncId,
+          ext: o.externalId,
+          worker: workerId,
+        });
       }
     })(outcomes);
     return;

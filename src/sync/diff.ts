@@ -1,6 +1,6 @@
-import { sql, type Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { DB } from '../store/schema';
-import { stagedIds, type SnapshotRef } from './staging';
+import { type SnapshotRef, stagedIds } from './staging';
 
 /**
  * The snapshot diff, as set algebra in SQL between the run's snapshot (a TEMP table or a file
@@ -52,7 +52,11 @@ function snap(p: DiffParams) {
 }
 
 /** Samples for dry runs and held runs (first N ids of each kind, in id order). */
-export async function sampleDiff(db: Kysely<DB>, p: DiffParams, limit = 10): Promise<{ adds: string[]; removes: string[] }> {
+export async function sampleDiff(
+  db: Kysely<DB>,
+  p: DiffParams,
+  limit = 10,
+): Promise<{ adds: string[]; removes: string[] }> {
   const adds = await sql<{ external_id: string }>`
     SELECT s.external_id FROM (${snap(p)}) s
     LEFT JOIN ledger l ON l.sync_id = ${p.syncId} AND l.external_id = s.external_id
@@ -121,6 +125,10 @@ function settledOutcome(v: 0 | 1) {
  */
 export async function countConfirmed(db: Kysely<DB>, syncId: string, atMost?: number): Promise<number> {
   const limit = atMost === undefined ? sql`` : sql`LIMIT ${atMost}`;
-  const r = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM ledger WHERE sync_id = ${syncId} AND confirmed = 1 ${limit}) AS c`.execute(db);
+  const r = await sql<{
+    n: number;
+  }>`SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM ledger WHERE sync_id = ${syncId} AND confirmed = 1 ${limit}) AS c`.execute(
+    db,
+  );
   return Number(r.rows[0]?.n ?? 0);
 }

@@ -1,16 +1,24 @@
-import { sql, type Kysely, type Selectable } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
+import { amplitudeSnapshotSource } from '../connectors/amplitude/snapshot';
+import { getDestination } from '../connectors/onesignal/destinations';
 import { AmpError, toAmpError } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
 import type { DB } from '../store/schema';
-import { amplitudeSnapshotSource } from '../connectors/amplitude/snapshot';
-import { getDestination } from '../connectors/onesignal/destinations';
-import { applyDiff, countConfirmed, countDiff, sampleDiff, type DiffParams } from './diff';
 import { deliverDestination } from './deliver';
+import { applyDiff, countConfirmed, countDiff, type DiffParams, sampleDiff } from './diff';
 import { guardDecision } from './guard';
 import { countOutcomes, finalizeRun, getRunRow, getRunView, type RunView } from './runs';
 import type { SnapshotSource } from './snapshot';
-import { BufferedStagingWriter, countStaging, deleteStaging, dropTempStaging, fileSnapshotSource, stagedIds, type SnapshotRef } from './staging';
+import {
+  BufferedStagingWriter,
+  countStaging,
+  deleteStaging,
+  dropTempStaging,
+  fileSnapshotSource,
+  type SnapshotRef,
+  stagedIds,
+} from './staging';
 import { getSync } from './syncs';
 
 export type { RunView } from './runs';
@@ -40,7 +48,11 @@ const SAMPLE_SIZE = 10;
 export async function runSync(ctx: Context, syncId: string, opts: RunOptions = {}): Promise<RunView> {
   const db = ctx.store.db;
   const sync = await getSync(ctx, syncId);
-  if (sync.status !== 'active') throw new AmpError('run_state', `sync ${syncId} is ${sync.status}; finish it with \`ampsignal sync delete ${syncId}\``);
+  if (sync.status !== 'active')
+    throw new AmpError(
+      'run_state',
+      `sync ${syncId} is ${sync.status}; finish it with \`ampsignal sync delete ${syncId}\``,
+    );
   const cohort = await db.selectFrom('cohorts').selectAll().where('id', '=', sync.cohort_id).executeTakeFirst();
   if (!cohort) throw new AmpError('not_found', `cohort ${sync.cohort_id} of sync ${syncId} no longer exists`);
   const dryRun = opts.dryRun === true;
@@ -84,7 +96,12 @@ export async function runSync(ctx: Context, syncId: string, opts: RunOptions = {
     }
     opts.onProgress?.({ phase: 'load', done: 0, total: 0 });
     const snapshot = await stageSnapshot(ctx, runId, cohort);
-    const p: DiffParams = { syncId, destinationId: sync.destination_id, sourceTs: snapshot.sourceTs ?? startedAt, ...snapshot.ref };
+    const p: DiffParams = {
+      syncId,
+      destinationId: sync.destination_id,
+      sourceTs: snapshot.sourceTs ?? startedAt,
+      ...snapshot.ref,
+    };
     opts.onProgress?.({ phase: 'diff', done: 0, total: snapshot.members });
 
     if (dryRun) {
@@ -159,7 +176,8 @@ async function stageSnapshot(ctx: Context, runId: string, cohort: Selectable<DB[
       sourceTs: Date.now(),
     };
   }
-  const source: SnapshotSource = cohort.origin === 'file' ? fileSnapshotSource(cohort.id) : amplitudeSnapshotSource(cohort.id);
+  const source: SnapshotSource =
+    cohort.origin === 'file' ? fileSnapshotSource(cohort.id) : amplitudeSnapshotSource(cohort.id);
   const writer = new BufferedStagingWriter(ctx, runId);
   const loaded = await source.load(ctx, runId, writer);
   const staged = await writer.finish();
@@ -183,7 +201,12 @@ async function stageSnapshot(ctx: Context, runId: string, cohort: Selectable<DB[
  * (on SQLite it was a TEMP table or the cohort's members until then): approve works after a
  * restart and applies what was reviewed even if the cohort is imported again meanwhile.
  */
-async function applyWithGuard(ctx: Context, p: DiffParams, size: StagedSnapshot['size'], threshold: number): Promise<boolean> {
+async function applyWithGuard(
+  ctx: Context,
+  p: DiffParams,
+  size: StagedSnapshot['size'],
+  threshold: number,
+): Promise<boolean> {
   const held = await ctx.store.db.transaction().execute(async (trx) => {
     const members = await size(trx);
     await sql`SAVEPOINT apply_diff`.execute(trx);
@@ -193,19 +216,38 @@ async function applyWithGuard(ctx: Context, p: DiffParams, size: StagedSnapshot[
     // confirmed (or the snapshot is empty), so `need` of them settle it; a hold recounts exactly
     // for its reason.
     const need = members === 0 ? 1 : Math.floor(counts.removes / threshold) + 1;
-    let g = guardDecision({ members, removes: counts.removes, confirmedMembers: await countConfirmed(trx, p.syncId, need), threshold });
-    if (g.hold) g = guardDecision({ members, removes: counts.removes, confirmedMembers: await countConfirmed(trx, p.syncId), threshold });
+    let g = guardDecision({
+      members,
+      removes: counts.removes,
+      confirmedMembers: await countConfirmed(trx, p.syncId, need),
+      threshold,
+    });
+    if (g.hold)
+      g = guardDecision({
+        members,
+        removes: counts.removes,
+        confirmedMembers: await countConfirmed(trx, p.syncId),
+        threshold,
+      });
     if (!g.hold) {
       await trx
         .updateTable('runs')
-        .set({ members, added: counts.adds, removed: counts.removes, unchanged: members - counts.adds, applied_at: Date.now() })
+        .set({
+          members,
+          added: counts.adds,
+          removed: counts.removes,
+          unchanged: members - counts.adds,
+          applied_at: Date.now(),
+        })
         .where('id', '=', p.runId)
         .execute();
       return false;
     }
     await sql`ROLLBACK TO SAVEPOINT apply_diff`.execute(trx);
     if (p.stagedAt !== 'staging') {
-      await sql`INSERT INTO staging (run_id, external_id) SELECT ${p.runId}, external_id FROM (${stagedIds(p)}) AS s`.execute(trx);
+      await sql`INSERT INTO staging (run_id, external_id) SELECT ${p.runId}, external_id FROM (${stagedIds(p)}) AS s`.execute(
+        trx,
+      );
     }
     const sample = await sampleDiff(trx, p, SAMPLE_SIZE);
     await trx
@@ -267,13 +309,21 @@ async function failRun(ctx: Context, runId: string, message: string): Promise<vo
       .where('id', '=', runId)
       .execute();
   } else {
-    await ctx.store.db.updateTable('runs').set({ status: 'failed', error: message, finished_at: Date.now() }).where('id', '=', runId).execute();
+    await ctx.store.db
+      .updateTable('runs')
+      .set({ status: 'failed', error: message, finished_at: Date.now() })
+      .where('id', '=', runId)
+      .execute();
   }
   await deleteStaging(ctx, runId);
 }
 
 /** `runs approve`: applies a held run's diff (no guard: a person decided) and delivers it. */
-export async function approveRun(ctx: Context, runId: string, opts: Omit<RunOptions, 'dryRun' | 'trigger'> = {}): Promise<RunView> {
+export async function approveRun(
+  ctx: Context,
+  runId: string,
+  opts: Omit<RunOptions, 'dryRun' | 'trigger'> = {},
+): Promise<RunView> {
   const run = await getRunRow(ctx, runId);
   const sync = await getSync(ctx, run.sync_id);
   const claimed = await ctx.store.db
@@ -291,7 +341,13 @@ export async function approveRun(ctx: Context, runId: string, opts: Omit<RunOpti
     const counts = await ctx.store.db.transaction().execute((trx) => applyDiff(trx, p));
     await ctx.store.db
       .updateTable('runs')
-      .set({ added: counts.adds, removed: counts.removes, unchanged: Number(run.members) - counts.adds, pending: 0, applied_at: Date.now() })
+      .set({
+        added: counts.adds,
+        removed: counts.removes,
+        unchanged: Number(run.members) - counts.adds,
+        pending: 0,
+        applied_at: Date.now(),
+      })
       .where('id', '=', runId)
       .execute();
     await deleteStaging(ctx, runId);
@@ -311,7 +367,8 @@ export async function rejectRun(ctx: Context, runId: string): Promise<RunView> {
     .where('id', '=', runId)
     .where('status', '=', 'held')
     .executeTakeFirst();
-  if (Number(r.numUpdatedRows) !== 1) throw new AmpError('run_state', `run ${runId} is ${run.status}; only a held run can be rejected`);
+  if (Number(r.numUpdatedRows) !== 1)
+    throw new AmpError('run_state', `run ${runId} is ${run.status}; only a held run can be rejected`);
   await deleteStaging(ctx, runId);
   return getRunView(ctx, runId);
 }

@@ -1,4 +1,4 @@
-import { sql, type Selectable } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import { AmpError } from '../errors';
 import type { Context } from '../store';
 import type { RunsTable } from '../store/schema';
@@ -23,7 +23,8 @@ export interface OutcomeCounts {
 
 export async function getRunRow(ctx: Context, runId: string): Promise<Selectable<RunsTable>> {
   const row = await ctx.store.db.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirst();
-  if (!row) throw new AmpError('not_found', `run ${runId} not found; list runs with \`ampsignal runs list --sync SYNC_ID\``);
+  if (!row)
+    throw new AmpError('not_found', `run ${runId} not found; list runs with \`ampsignal runs list --sync SYNC_ID\``);
   return row;
 }
 
@@ -40,9 +41,14 @@ export const OPEN_OUTCOME = sql<boolean>`(outcome IS NULL OR outcome <> 'deliver
  * the later run's outcome is the user's), so `delivered` is what is left and the counters add
  * up by construction: added + removed = delivered + not_found + failed + pending.
  */
-export async function countOutcomes(ctx: Context, run: { id: string; added: number; removed: number }): Promise<OutcomeCounts> {
+export async function countOutcomes(
+  ctx: Context,
+  run: { id: string; added: number; removed: number },
+): Promise<OutcomeCounts> {
   const rows = await sql<{ outcome: string | null; n: number }>`
-    SELECT outcome, COUNT(*) AS n FROM ledger WHERE run_id = ${run.id} AND ${OPEN_OUTCOME} GROUP BY outcome`.execute(ctx.store.db);
+    SELECT outcome, COUNT(*) AS n FROM ledger WHERE run_id = ${run.id} AND ${OPEN_OUTCOME} GROUP BY outcome`.execute(
+    ctx.store.db,
+  );
   const c: OutcomeCounts = { delivered: 0, not_found: 0, failed: 0, pending: 0 };
   for (const r of rows.rows) {
     const n = Number(r.n);
@@ -97,7 +103,12 @@ export async function getRunView(ctx: Context, runId: string): Promise<RunView> 
 }
 
 export async function listRuns(ctx: Context, opts: { syncId?: string; limit?: number } = {}): Promise<RunView[]> {
-  let q = ctx.store.db.selectFrom('runs').selectAll().orderBy('started_at', 'desc').orderBy('id', 'desc').limit(opts.limit ?? 50);
+  let q = ctx.store.db
+    .selectFrom('runs')
+    .selectAll()
+    .orderBy('started_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(opts.limit ?? 50);
   if (opts.syncId) q = q.where('sync_id', '=', opts.syncId);
   return (await q.execute()).map((r) => runView(r));
 }
@@ -110,7 +121,9 @@ export async function runRecords(
   runId: string,
   filter: RecordFilter,
   limit = 1000,
-): Promise<Array<{ external_id: string; change: 'add' | 'remove'; outcome: string; error: string | null; attempts: number }>> {
+): Promise<
+  Array<{ external_id: string; change: 'add' | 'remove'; outcome: string; error: string | null; attempts: number }>
+> {
   await getRunRow(ctx, runId);
   let q = ctx.store.db
     .selectFrom('ledger')
@@ -140,7 +153,11 @@ export async function runRecords(
  * is pending; a completed run that still had pending rows gets fresh counters. Guarded on the
  * status read, so a concurrent finalizer can only repeat the same write.
  */
-export async function finalizeRun(ctx: Context, runId: string, opts: { force?: boolean; error?: string } = {}): Promise<void> {
+export async function finalizeRun(
+  ctx: Context,
+  runId: string,
+  opts: { force?: boolean; error?: string } = {},
+): Promise<void> {
   const row = await getRunRow(ctx, runId);
   if (row.applied_at === null) return;
   if (row.status !== 'running' && !(row.status === 'completed' && Number(row.pending) > 0)) return;
@@ -171,7 +188,12 @@ export async function finalizeRunsOfDestination(ctx: Context, destinationId: str
     .select(['runs.id'])
     .where('syncs.destination_id', '=', destinationId)
     .where('runs.applied_at', 'is not', null)
-    .where((eb) => eb.or([eb('runs.status', '=', 'running'), eb.and([eb('runs.status', '=', 'completed'), eb('runs.pending', '>', 0)])]))
+    .where((eb) =>
+      eb.or([
+        eb('runs.status', '=', 'running'),
+        eb.and([eb('runs.status', '=', 'completed'), eb('runs.pending', '>', 0)]),
+      ]),
+    )
     .execute();
   for (const r of runs) await finalizeRun(ctx, r.id);
 }
@@ -184,7 +206,11 @@ export const ABANDONED_RUN_MS = 60 * 60 * 1000;
  * run history never shows a run as 'running' forever. Nothing reached the ledger for such a
  * run, so failing it loses nothing: the next scheduled or manual run redoes the pull.
  */
-export async function failAbandonedRuns(ctx: Context, now = Date.now(), maxAgeMs = ABANDONED_RUN_MS): Promise<string[]> {
+export async function failAbandonedRuns(
+  ctx: Context,
+  now = Date.now(),
+  maxAgeMs = ABANDONED_RUN_MS,
+): Promise<string[]> {
   const db = ctx.store.db;
   return db.transaction().execute(async (trx) => {
     const stale = await trx
@@ -198,7 +224,11 @@ export async function failAbandonedRuns(ctx: Context, now = Date.now(), maxAgeMs
     if (ids.length === 0) return ids;
     await trx
       .updateTable('runs')
-      .set({ status: 'failed', error: 'abandoned: the process running it stopped before the diff was applied; the next run redoes it', finished_at: now })
+      .set({
+        status: 'failed',
+        error: 'abandoned: the process running it stopped before the diff was applied; the next run redoes it',
+        finished_at: now,
+      })
       .where('id', 'in', ids)
       .where('status', '=', 'running')
       .where('applied_at', 'is', null)

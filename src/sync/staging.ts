@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import type BetterSqlite3 from 'better-sqlite3';
-import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { type Kysely, type RawBuilder, sql } from 'kysely';
 import type { Context } from '../store';
 import type { DB } from '../store/schema';
 import type { SnapshotSource, StagingWriter } from './snapshot';
@@ -115,7 +115,11 @@ export class TempHeap {
 
   /** `INSERT OR IGNORE INTO <into> SELECT <columns> FROM heap ORDER BY external_id`, then drops the heap; returns rows inserted. */
   drainInto(into: string, columns: string, ...params: unknown[]): number {
-    const n = sortedInsert(this.h, `INSERT OR IGNORE INTO ${into} SELECT ${columns} FROM ${this.table} ORDER BY external_id`, ...params);
+    const n = sortedInsert(
+      this.h,
+      `INSERT OR IGNORE INTO ${into} SELECT ${columns} FROM ${this.table} ORDER BY external_id`,
+      ...params,
+    );
     this.drop();
     return n;
   }
@@ -198,7 +202,8 @@ export class BufferedStagingWriter implements StagingWriter {
   }
 
   private heapOn(h: SqliteHandle): TempHeap {
-    return (this.heap ??= new TempHeap(h, tempNames(this.runId).heap));
+    this.heap ??= new TempHeap(h, tempNames(this.runId).heap);
+    return this.heap;
   }
 }
 
@@ -209,9 +214,10 @@ export async function insertStaging(ctx: Context, runId: string, ids: string[]):
       .prepare('INSERT OR IGNORE INTO staging (run_id, external_id) SELECT ?, value FROM json_each(?)')
       .run(runId, JSON.stringify(ids)).changes;
   }
-  const r = await sql`INSERT INTO staging (run_id, external_id) SELECT ${runId}, x FROM unnest(${ids}::text[]) AS t(x) ON CONFLICT DO NOTHING`.execute(
-    store.db,
-  );
+  const r =
+    await sql`INSERT INTO staging (run_id, external_id) SELECT ${runId}, x FROM unnest(${ids}::text[]) AS t(x) ON CONFLICT DO NOTHING`.execute(
+      store.db,
+    );
   return Number(r.numAffectedRows ?? 0);
 }
 

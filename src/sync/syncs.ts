@@ -1,11 +1,11 @@
 import type { Selectable } from 'kysely';
 import { z } from 'zod';
+import { assertCadenceFitsBudget } from '../connectors/amplitude/budget';
+import { clientForDestination, getDestination } from '../connectors/onesignal/destinations';
 import { AmpError, toAmpError } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
 import type { SyncsTable } from '../store/schema';
-import { assertCadenceFitsBudget } from '../connectors/amplitude/budget';
-import { clientForDestination, getDestination } from '../connectors/onesignal/destinations';
 import { deliverDestination } from './deliver';
 
 export const CADENCES = ['manual', 'once', 'hourly', 'daily', 'realtime'] as const;
@@ -63,7 +63,10 @@ export function slugify(name: string): string {
 
 /** Tag key from the destination's template; OneSignal import rejects spaces in tag keys, so none are produced. */
 export function tagKeyFor(template: string, cohort: { id: string; name: string }): string {
-  return template.replaceAll('{cohort_id}', cohort.id).replaceAll('{cohort_name_slug}', slugify(cohort.name)).replace(/\s+/g, '_');
+  return template
+    .replaceAll('{cohort_id}', cohort.id)
+    .replaceAll('{cohort_name_slug}', slugify(cohort.name))
+    .replace(/\s+/g, '_');
 }
 
 export async function getSync(ctx: Context, id: string): Promise<SyncRow> {
@@ -72,7 +75,10 @@ export async function getSync(ctx: Context, id: string): Promise<SyncRow> {
   return row;
 }
 
-export async function listSyncs(ctx: Context, opts: { cohortId?: string; destinationId?: string } = {}): Promise<SyncRow[]> {
+export async function listSyncs(
+  ctx: Context,
+  opts: { cohortId?: string; destinationId?: string } = {},
+): Promise<SyncRow[]> {
   let q = ctx.store.db.selectFrom('syncs').selectAll().orderBy('created_at').orderBy('id');
   if (opts.cohortId) q = q.where('cohort_id', '=', opts.cohortId);
   if (opts.destinationId) q = q.where('destination_id', '=', opts.destinationId);
@@ -89,11 +95,14 @@ export async function createSync(
 ): Promise<SyncRow> {
   const db = ctx.store.db;
   const cadence = cadenceSchema.safeParse(input.cadence ?? 'manual');
-  if (!cadence.success) throw new AmpError('invalid_input', `cadence must be one of ${CADENCES.join(', ')} (got "${input.cadence}")`);
+  if (!cadence.success)
+    throw new AmpError('invalid_input', `cadence must be one of ${CADENCES.join(', ')} (got "${input.cadence}")`);
   const threshold = input.guardThreshold ?? DEFAULT_GUARD_THRESHOLD;
-  if (!(threshold > 0 && threshold <= 1)) throw new AmpError('invalid_input', 'guard threshold must be a share in (0, 1], e.g. 0.5');
+  if (!(threshold > 0 && threshold <= 1))
+    throw new AmpError('invalid_input', 'guard threshold must be a share in (0, 1], e.g. 0.5');
   const cohort = await db.selectFrom('cohorts').selectAll().where('id', '=', input.cohortId).executeTakeFirst();
-  if (!cohort) throw new AmpError('not_found', `cohort ${input.cohortId} not found; list cohorts with \`ampsignal cohort list\``);
+  if (!cohort)
+    throw new AmpError('not_found', `cohort ${input.cohortId} not found; list cohorts with \`ampsignal cohort list\``);
   const dest = await getDestination(ctx, input.destinationId);
   if (cohort.source_id) await assertCadenceFitsBudget(ctx, cohort.source_id, cadence.data);
   const dup = await db
@@ -102,7 +111,8 @@ export async function createSync(
     .where('cohort_id', '=', cohort.id)
     .where('destination_id', '=', dest.id)
     .executeTakeFirst();
-  if (dup) throw new AmpError('conflict', `cohort ${cohort.id} already syncs to destination ${dest.id} (sync ${dup.id})`);
+  if (dup)
+    throw new AmpError('conflict', `cohort ${cohort.id} already syncs to destination ${dest.id} (sync ${dup.id})`);
 
   const now = Date.now();
   const id = newId('syn');
@@ -129,8 +139,14 @@ export async function createSync(
       .execute();
   } catch (e) {
     // Two concurrent creates: the unique (cohort, destination) constraint decides.
-    const again = await db.selectFrom('syncs').select('id').where('cohort_id', '=', cohort.id).where('destination_id', '=', dest.id).executeTakeFirst();
-    if (again) throw new AmpError('conflict', `cohort ${cohort.id} already syncs to destination ${dest.id} (sync ${again.id})`);
+    const again = await db
+      .selectFrom('syncs')
+      .select('id')
+      .where('cohort_id', '=', cohort.id)
+      .where('destination_id', '=', dest.id)
+      .executeTakeFirst();
+    if (again)
+      throw new AmpError('conflict', `cohort ${cohort.id} already syncs to destination ${dest.id} (sync ${again.id})`);
     throw toAmpError(e);
   }
 
@@ -138,7 +154,11 @@ export async function createSync(
     const seg = await clientForDestination(ctx, dest).createSegment(cohort.name, tagKey);
     await db.updateTable('syncs').set({ segment_id: seg.id }).where('id', '=', id).execute();
   } catch (e) {
-    await db.updateTable('syncs').set({ segment_error: toAmpError(e).message }).where('id', '=', id).execute();
+    await db
+      .updateTable('syncs')
+      .set({ segment_error: toAmpError(e).message })
+      .where('id', '=', id)
+      .execute();
   }
   return getSync(ctx, id);
 }
@@ -148,7 +168,10 @@ export async function createSync(
  * then the rows, runs and the sync go. If some removals cannot be delivered the sync stays in
  * status 'deleting' with its rows, so nothing is forgotten; run the delete again to finish.
  */
-export async function deleteSync(ctx: Context, id: string): Promise<{ id: string; removed: number; deleted: boolean; pending: number }> {
+export async function deleteSync(
+  ctx: Context,
+  id: string,
+): Promise<{ id: string; removed: number; deleted: boolean; pending: number }> {
   const db = ctx.store.db;
   const sync = await getSync(ctx, id);
   const now = Date.now();
@@ -156,7 +179,15 @@ export async function deleteSync(ctx: Context, id: string): Promise<{ id: string
     await trx.updateTable('syncs').set({ status: 'deleting', next_run_at: null }).where('id', '=', id).execute();
     const r = await trx
       .updateTable('ledger')
-      .set({ desired: 0, outcome: null, error: null, attempts: 0, next_attempt_at: null, run_id: null, updated_at: now })
+      .set({
+        desired: 0,
+        outcome: null,
+        error: null,
+        attempts: 0,
+        next_attempt_at: null,
+        run_id: null,
+        updated_at: now,
+      })
       .where('sync_id', '=', id)
       .where((eb) => eb.or([eb('desired', '=', 1), eb('confirmed', '=', 1)]))
       .executeTakeFirst();

@@ -10,7 +10,14 @@ export function createLogger(opts: { level?: string; name?: string } = {}): Logg
       name: opts.name ?? 'ampsignal',
       level: opts.level ?? process.env.AMPSIGNAL_LOG_LEVEL ?? 'warn',
       redact: {
-        paths: ['*.api_key', '*.apiKey', '*.secret_key', '*.webhook_secret', 'req.headers.authorization', 'headers.authorization'],
+        paths: [
+          '*.api_key',
+          '*.apiKey',
+          '*.secret_key',
+          '*.webhook_secret',
+          'req.headers.authorization',
+          'headers.authorization',
+        ],
         censor: '[redacted]',
       },
     },

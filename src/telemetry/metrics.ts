@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Context } from '../store';
 import { countOutbox } from '../events/streams';
+import type { Context } from '../store';
 
 /**
  * Prometheus metrics. `registry` is ours (never prom-client's global default, which other

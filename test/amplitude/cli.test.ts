@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAmplitudeEmulator, type AmplitudeEmulator } from '../../src/emulators/amplitude';
+import { type AmplitudeEmulator, startAmplitudeEmulator } from '../../src/emulators/amplitude';
 import { describeEachDialect } from '../helpers/db';
 import { AMP } from './fixtures';
 
@@ -9,10 +9,19 @@ const BIN = resolve(__dirname, '../../bin/ampsignal.mjs');
 
 function cli(dbUrl: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    execFile(process.execPath, [BIN, '--db', dbUrl, ...args], { env: process.env, timeout: 30_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-      done({ code, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [BIN, '--db', dbUrl, ...args],
+      { env: process.env, timeout: 30_000 },
+      (err, stdout, stderr) => {
+        const code = err
+          ? typeof (err as { code?: unknown }).code === 'number'
+            ? (err as { code: number }).code
+            : 1
+          : 0;
+        done({ code, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -33,11 +42,32 @@ describeEachDialect('source and cohort CLI for Amplitude', (db) => {
 
   it('source add / list / show print the source, its webhook path, and the secret only when asked', async () => {
     const { url } = db();
-    const add = await cli(url, ['source', 'add', 'amplitude', '--name', 'Main project', '--api-key', AMP.apiKey, '--secret-key', AMP.secretKey, '--api-url', amplitude.url, '--download-budget', '100', '--json']);
+    const add = await cli(url, [
+      'source',
+      'add',
+      'amplitude',
+      '--name',
+      'Main project',
+      '--api-key',
+      AMP.apiKey,
+      '--secret-key',
+      AMP.secretKey,
+      '--api-url',
+      amplitude.url,
+      '--download-budget',
+      '100',
+      '--json',
+    ]);
     expect(add.stderr).toBe('');
     expect(add.code).toBe(0);
     const created = JSON.parse(add.stdout) as Record<string, unknown>;
-    expect(created).toMatchObject({ name: 'Main project', kind: 'amplitude', region: 'us', api_url: amplitude.url, download_budget: 100 });
+    expect(created).toMatchObject({
+      name: 'Main project',
+      kind: 'amplitude',
+      region: 'us',
+      api_url: amplitude.url,
+      download_budget: 100,
+    });
     expect(created.webhook_path).toBe(`/hooks/amplitude/cohorts/${created.id}`);
     expect(String(created.webhook_secret).length).toBeGreaterThanOrEqual(24);
     expect(add.stdout).not.toContain(AMP.secretKey);
@@ -87,11 +117,22 @@ describeEachDialect('source and cohort CLI for Amplitude', (db) => {
 
 // Flag validation happens before any database is opened.
 describe('source CLI input checks', () => {
-
   it('bad input exits 2 with one line naming the flag', async () => {
     const url = 'sqlite:/nonexistent-dir-never-opened/x.db';
     const [region, missing, kind] = await Promise.all([
-      cli(url, ['source', 'add', 'amplitude', '--name', 'X', '--api-key', 'k', '--secret-key', 's', '--region', 'mars']),
+      cli(url, [
+        'source',
+        'add',
+        'amplitude',
+        '--name',
+        'X',
+        '--api-key',
+        'k',
+        '--secret-key',
+        's',
+        '--region',
+        'mars',
+      ]),
       cli(url, ['source', 'add', 'amplitude', '--name', 'X', '--api-key', 'k']),
       cli(url, ['source', 'add', 'mixpanel', '--name', 'X', '--api-key', 'k', '--secret-key', 's']),
     ]);

@@ -25,7 +25,7 @@ describe('cohort file CSV stream', () => {
 
   it('gunzips by magic bytes, even split across tiny chunks and with no Content-Encoding to say so', async () => {
     const lines = ['amplitude_id,user_id'];
-    for (let i = 0; i < 5000; i++) lines.push(`${i},${i % 10 === 0 ? '' : 'user-' + i}`);
+    for (let i = 0; i < 5000; i++) lines.push(`${i},${i % 10 === 0 ? '' : `user-${i}`}`);
     const gz = gzipSync(Buffer.from(lines.join('\n')));
     const r = await collect(gz, 'user_id', 1);
     expect(r.rows).toBe(5000);
@@ -47,12 +47,14 @@ describe('cohort file CSV stream', () => {
   });
 
   it('names the missing column when the mapped property is not in the file', async () => {
-    await expect(collect(Buffer.from('amplitude_id,user_id\n1,u1\n'), 'email')).rejects.toThrow(/no "email" column \(columns: amplitude_id, user_id\)/);
+    await expect(collect(Buffer.from('amplitude_id,user_id\n1,u1\n'), 'email')).rejects.toThrow(
+      /no "email" column \(columns: amplitude_id, user_id\)/,
+    );
   });
 
   it('fails on a truncated gzip instead of returning a partial snapshot', async () => {
     const lines = ['user_id'];
-    for (let i = 0; i < 20000; i++) lines.push('user-' + i);
+    for (let i = 0; i < 20000; i++) lines.push(`user-${i}`);
     const gz = gzipSync(Buffer.from(lines.join('\n')));
     const cut = gz.subarray(0, Math.floor(gz.length / 2));
     await expect(collect(cut, 'user_id', 1024)).rejects.toMatchObject({ code: 'network' });

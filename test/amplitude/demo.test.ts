@@ -1,13 +1,16 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runAmplitudeDemo } from '../../src/connectors/amplitude/demo';
-import { startOneSignalEmulator, type OneSignalEmulator } from '../../src/emulators/onesignal';
+import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
 import { describeEachDialect } from '../helpers/db';
 import { OS_APP } from './fixtures';
 
 describeEachDialect('Amplitude demo section', (db) => {
   let onesignal: OneSignalEmulator;
   beforeAll(async () => {
-    onesignal = await startOneSignalEmulator({ apps: [OS_APP], users: { mode: 'seeded', ids: Array.from({ length: 400 }, (_, i) => `user_${i}`) } });
+    onesignal = await startOneSignalEmulator({
+      apps: [OS_APP],
+      users: { mode: 'seeded', ids: Array.from({ length: 400 }, (_, i) => `user_${i}`) },
+    });
   });
   afterAll(async () => {
     await onesignal?.close();

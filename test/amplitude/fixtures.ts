@@ -2,8 +2,12 @@ import { createServer, request as httpReq, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createSource } from '../../src/connectors/amplitude/sources';
 import { createDestination } from '../../src/connectors/onesignal/destinations';
-import { startAmplitudeEmulator, type AmplitudeEmulator, type AmplitudeEmulatorOptions } from '../../src/emulators/amplitude';
-import { startOneSignalEmulator, type OneSignalEmulator } from '../../src/emulators/onesignal';
+import {
+  type AmplitudeEmulator,
+  type AmplitudeEmulatorOptions,
+  startAmplitudeEmulator,
+} from '../../src/emulators/amplitude';
+import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
 import type { Context } from '../../src/store';
 
 export const AMP = { apiKey: 'amp_test_key', secretKey: 'amp_test_secret' };
@@ -52,15 +56,21 @@ export async function sourceAndDestination(
  * A loopback forwarder in front of a vendor emulator that cuts the body of responses whose path
  * matches `cut` after `afterBytes` bytes and destroys the socket: a download failing midway.
  */
-export async function startCuttingProxy(target: string): Promise<{ url: string; cut: RegExp | null; times: number; close(): Promise<void>; server: Server }> {
+export async function startCuttingProxy(
+  target: string,
+): Promise<{ url: string; cut: RegExp | null; times: number; close(): Promise<void>; server: Server }> {
   const t = new URL(target);
-  const state: { cut: RegExp | null; afterBytes: number; times: number } = { cut: null, afterBytes: 200, times: Infinity };
+  const state: { cut: RegExp | null; afterBytes: number; times: number } = {
+    cut: null,
+    afterBytes: 200,
+    times: Infinity,
+  };
   const server = createServer((req, res) => {
     const up = httpReq(
       { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers },
       (upRes) => {
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-        if (state.cut && state.cut.test(req.url ?? '') && (upRes.statusCode ?? 0) === 200 && state.times-- > 0) {
+        if (state.cut?.test(req.url ?? '') && (upRes.statusCode ?? 0) === 200 && state.times-- > 0) {
           res.flushHeaders();
           let sent = 0;
           upRes.on('data', (chunk: Buffer) => {

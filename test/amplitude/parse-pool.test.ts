@@ -16,7 +16,10 @@ describe('webhook parse workers', () => {
       in_cohort: true,
       computed_time: '1700000000',
       message_id: 'm1',
-      users: Array.from({ length: users }, (_, i) => ({ user_id: `user-${i}@example.com`, user_properties: { city: 'Paris' } })),
+      users: Array.from({ length: users }, (_, i) => ({
+        user_id: `user-${i}@example.com`,
+        user_properties: { city: 'Paris' },
+      })),
       ...extra,
     });
 
@@ -26,7 +29,14 @@ describe('webhook parse workers', () => {
     const text = body(1000);
     expect(Buffer.byteLength(text)).toBeGreaterThan(OFF_THREAD_MIN_BYTES);
     const r = await pool.check(Buffer.from(text));
-    expect(r.message).toEqual({ cohort_id: 'c1', cohort_name: 'One', in_cohort: true, computed_ms: 1_700_000_000_000, message_id: 'm1', users: 1000 });
+    expect(r.message).toEqual({
+      cohort_id: 'c1',
+      cohort_name: 'One',
+      in_cohort: true,
+      computed_ms: 1_700_000_000_000,
+      message_id: 'm1',
+      users: 1000,
+    });
     expect('deflated' in r.body && inflateRawSync(r.body.deflated).toString('utf8')).toBe(text);
 
     const small = await pool.check(Buffer.from(body(2)));

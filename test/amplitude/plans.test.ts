@@ -15,10 +15,28 @@ describe('cohort webhook query plans [sqlite]', () => {
 
   it('storing, applying, sweeping and pruning messages never scans the inbox or the ledger', async () => {
     const ctx = await scope.open();
-    const source = await createSource(ctx, { name: 'plans', api_key: 'k', secret_key: 's', api_url: 'http://127.0.0.1:9' });
-    const dest = await createDestination(ctx, { name: 'plans', app_id: '00000000-0000-4000-8000-0000000000aa', api_key: 'k', api_url: 'http://127.0.0.1:9', source_id: source.id });
+    const source = await createSource(ctx, {
+      name: 'plans',
+      api_key: 'k',
+      secret_key: 's',
+      api_url: 'http://127.0.0.1:9',
+    });
+    const dest = await createDestination(ctx, {
+      name: 'plans',
+      app_id: '00000000-0000-4000-8000-0000000000aa',
+      api_key: 'k',
+      api_url: 'http://127.0.0.1:9',
+      source_id: source.id,
+    });
     const message = (i: number) =>
-      JSON.stringify({ cohort_id: 'coh_p', cohort_name: 'P', in_cohort: i % 2 === 0, computed_time: String(1000 + i), message_id: `m${i}`, users: [{ user_id: `u${i}` }, { user_id: 'u0' }] });
+      JSON.stringify({
+        cohort_id: 'coh_p',
+        cohort_name: 'P',
+        in_cohort: i % 2 === 0,
+        computed_time: String(1000 + i),
+        message_id: `m${i}`,
+        users: [{ user_id: `u${i}` }, { user_id: 'u0' }],
+      });
     const store = (text: string) => storeWebhook(ctx, source.id, checkWebhookBody(text), { text });
     await store(message(0));
     await applyPendingWebhooks(ctx);

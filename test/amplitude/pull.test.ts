@@ -1,15 +1,20 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { downloadsThisMonth } from '../../src/connectors/amplitude/budget';
-import { createSync } from '../../src/sync/syncs';
 import { approveRun, runSync } from '../../src/sync/run';
+import { createSync } from '../../src/sync/syncs';
 import { describeEachDialect } from '../helpers/db';
-import { ledgerRows, sourceAndDestination, startCuttingProxy, startEmulators, type Emulators } from './fixtures';
+import { type Emulators, ledgerRows, sourceAndDestination, startCuttingProxy, startEmulators } from './fixtures';
 
 const users = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}-${i}`);
 
 describeEachDialect('Amplitude pull (Behavioral Cohorts download into the ledger)', (db) => {
   let emu: Emulators;
-  const seeded = [...users('small', 20), ...users('big', 300), ...users('p', 10).map((u) => `${u}@mail.io`), ...users('cut', 400)];
+  const seeded = [
+    ...users('small', 20),
+    ...users('big', 300),
+    ...users('p', 10).map((u) => `${u}@mail.io`),
+    ...users('cut', 400),
+  ];
   beforeAll(async () => {
     // redirectAbove 100: the 300-member cohort comes as a 302 to the "S3" URL, the 20-member one inline.
     emu = await startEmulators({ redirectAbove: 100, pollsBeforeReady: 3 }, seeded);
@@ -28,7 +33,11 @@ describeEachDialect('Amplitude pull (Behavioral Cohorts download into the ledger
     });
     const before = emu.amplitude.stats().cohorts;
     const downloadsBefore = emu.amplitude.cohorts.downloads();
-    const sync = await createSync(ctx, { cohortId: await knownCohort(ctx, source.id, 'coh_small'), destinationId: dest.id, cadence: 'daily' });
+    const sync = await createSync(ctx, {
+      cohortId: await knownCohort(ctx, source.id, 'coh_small'),
+      destinationId: dest.id,
+      cadence: 'daily',
+    });
     const run = await runSync(ctx, sync.id);
     expect(run.status).toBe('completed');
     expect(run.members).toBe(20);
@@ -41,7 +50,11 @@ describeEachDialect('Amplitude pull (Behavioral Cohorts download into the ledger
     expect((after.requests['202'] ?? 0) - (before.requests['202'] ?? 0)).toBe(4);
     expect(emu.amplitude.cohorts.downloads()).toBe(downloadsBefore + 1);
     expect(await downloadsThisMonth(ctx, source.id)).toBe(1);
-    const cohort = await ctx.store.db.selectFrom('cohorts').selectAll().where('id', '=', 'coh_small').executeTakeFirstOrThrow();
+    const cohort = await ctx.store.db
+      .selectFrom('cohorts')
+      .selectAll()
+      .where('id', '=', 'coh_small')
+      .executeTakeFirstOrThrow();
     expect(cohort.origin).toBe('amplitude');
     expect(cohort.last_computed).toBeGreaterThan(Date.now() - 60_000);
     // The ledger carries Amplitude's lastComputed as the source timestamp.
@@ -52,9 +65,17 @@ describeEachDialect('Amplitude pull (Behavioral Cohorts download into the ledger
   it('follows the 302 to the pre-signed URL without our credentials, and a second pull removes who left', async () => {
     const { ctx } = db();
     const { source, dest } = await sourceAndDestination(ctx, emu.amplitude.url, emu.onesignal.url);
-    emu.amplitude.cohorts.upsert({ id: 'coh_big', name: 'Big cohort', members: users('big', 300).map((user_id) => ({ user_id })) });
+    emu.amplitude.cohorts.upsert({
+      id: 'coh_big',
+      name: 'Big cohort',
+      members: users('big', 300).map((user_id) => ({ user_id })),
+    });
     const redirects = emu.amplitude.stats().cohorts.redirects;
-    const sync = await createSync(ctx, { cohortId: await knownCohort(ctx, source.id, 'coh_big'), destinationId: dest.id, cadence: 'manual' });
+    const sync = await createSync(ctx, {
+      cohortId: await knownCohort(ctx, source.id, 'coh_big'),
+      destinationId: dest.id,
+      cadence: 'manual',
+    });
     const first = await runSync(ctx, sync.id);
     expect(first).toMatchObject({ status: 'completed', members: 300, added: 300, delivered: 300 });
     expect(emu.amplitude.stats().cohorts.redirects).toBe(redirects + 1);
@@ -68,7 +89,9 @@ describeEachDialect('Amplitude pull (Behavioral Cohorts download into the ledger
 
   it('maps identity to a user property (props=1&propKeys=P) and skips members without it', async () => {
     const { ctx } = db();
-    const { source, dest } = await sourceAndDestination(ctx, emu.amplitude.url, emu.onesignal.url, { externalIdProperty: 'email' });
+    const { source, dest } = await sourceAndDestination(ctx, emu.amplitude.url, emu.onesignal.url, {
+      externalIdProperty: 'email',
+    });
     emu.amplitude.cohorts.upsert({
       id: 'coh_prop',
       name: 'By email',
@@ -77,7 +100,11 @@ describeEachDialect('Amplitude pull (Behavioral Cohorts download into the ledger
         { user_id: 'no-email', properties: { city: 'Lyon' } },
       ],
     });
-    const sync = await createSync(ctx, { cohortId: await knownCohort(ctx, source.id, 'coh_prop'), destinationId: dest.id, cadence: 'manual' });
+    const sync = await createSync(ctx, {
+      cohortId: await knownCohort(ctx, source.id, 'coh_prop'),
+      destinationId: dest.id,
+      cadence: 'manual',
+    });
     expect(sync.external_id_property).toBe('email');
     const run = await runSync(ctx, sync.id);
     expect(run).toMatchObject({ status: 'completed', members: 10, skipped_anonymous: 1, delivered: 10 });
@@ -90,11 +117,23 @@ describeEachDialect('Amplitude pull (Behavioral Cohorts download into the ledger
   it('waits out a 429 on the request call and spends the budget once', async () => {
     const { ctx } = db();
     const { source, dest } = await sourceAndDestination(ctx, emu.amplitude.url, emu.onesignal.url);
-    emu.amplitude.cohorts.upsert({ id: 'coh_429', name: 'Throttled', members: users('small', 5).map((user_id) => ({ user_id })) });
-    const sync = await createSync(ctx, { cohortId: await knownCohort(ctx, source.id, 'coh_429'), destinationId: dest.id, cadence: 'manual' });
+    emu.amplitude.cohorts.upsert({
+      id: 'coh_429',
+      name: 'Throttled',
+      members: users('small', 5).map((user_id) => ({ user_id })),
+    });
+    const sync = await createSync(ctx, {
+      cohortId: await knownCohort(ctx, source.id, 'coh_429'),
+      destinationId: dest.id,
+      cadence: 'manual',
+    });
     const downloadsBefore = emu.amplitude.cohorts.downloads();
     // The pull lists cohorts first (free), then requests: 1 + 2 scripted 429s hit list, request, request.
-    emu.amplitude.cohorts.forceNext(429, { error: { http_code: 429, type: 'too_many_requests', message: 'Too many concurrent requests' } }, 3);
+    emu.amplitude.cohorts.forceNext(
+      429,
+      { error: { http_code: 429, type: 'too_many_requests', message: 'Too many concurrent requests' } },
+      3,
+    );
     const run = await runSync(ctx, sync.id);
     expect(run).toMatchObject({ status: 'completed', members: 5 });
     expect(emu.amplitude.cohorts.downloads()).toBe(downloadsBefore + 1);
@@ -104,8 +143,16 @@ describeEachDialect('Amplitude pull (Behavioral Cohorts download into the ledger
   it('counts a retry after a 5xx as another download (Amplitude may have counted the first)', async () => {
     const { ctx } = db();
     const { source, dest } = await sourceAndDestination(ctx, emu.amplitude.url, emu.onesignal.url);
-    emu.amplitude.cohorts.upsert({ id: 'coh_503', name: 'Flaky', members: users('small', 3).map((user_id) => ({ user_id })) });
-    const sync = await createSync(ctx, { cohortId: await knownCohort(ctx, source.id, 'coh_503'), destinationId: dest.id, cadence: 'manual' });
+    emu.amplitude.cohorts.upsert({
+      id: 'coh_503',
+      name: 'Flaky',
+      members: users('small', 3).map((user_id) => ({ user_id })),
+    });
+    const sync = await createSync(ctx, {
+      cohortId: await knownCohort(ctx, source.id, 'coh_503'),
+      destinationId: dest.id,
+      cadence: 'manual',
+    });
     const downloadsBefore = emu.amplitude.cohorts.downloads();
     // One 503 for the (free) list call, one for the request call, which is retried.
     emu.amplitude.cohorts.forceNext(503, undefined, 2);
@@ -123,9 +170,15 @@ describeEachDialect('Amplitude pull (Behavioral Cohorts download into the ledger
     await createSync(ctx, { cohortId: 'coh_b1', destinationId: dest.id, cadence: 'daily' });
     const refused = createSync(ctx, { cohortId: 'coh_b2', destinationId: dest.id, cadence: 'hourly' });
     await expect(refused).rejects.toMatchObject({ code: 'budget_exhausted' });
-    await expect(refused).rejects.toThrow(/hourly = about 720 downloads a month; .* already plans 30 of its 40 .*30 \+ 720 = 750 > 40/);
-    await expect(createSync(ctx, { cohortId: 'coh_b2', destinationId: dest.id, cadence: 'daily' })).rejects.toThrow(/30 \+ 30 = 60 > 40/);
-    expect(await ctx.store.db.selectFrom('syncs').select('id').where('cohort_id', '=', 'coh_b2').execute()).toHaveLength(0);
+    await expect(refused).rejects.toThrow(
+      /hourly = about 720 downloads a month; .* already plans 30 of its 40 .*30 \+ 720 = 750 > 40/,
+    );
+    await expect(createSync(ctx, { cohortId: 'coh_b2', destinationId: dest.id, cadence: 'daily' })).rejects.toThrow(
+      /30 \+ 30 = 60 > 40/,
+    );
+    expect(
+      await ctx.store.db.selectFrom('syncs').select('id').where('cohort_id', '=', 'coh_b2').execute(),
+    ).toHaveLength(0);
 
     // Pull-time: a budget of 1 allows one download this month, then refuses without calling Amplitude.
     const tight = await sourceAndDestination(ctx, emu.amplitude.url, emu.onesignal.url, { budget: 1 });
@@ -145,8 +198,16 @@ describeEachDialect('Amplitude pull (Behavioral Cohorts download into the ledger
     const proxy = await startCuttingProxy(emu.amplitude.url);
     try {
       const { source, dest } = await sourceAndDestination(ctx, proxy.url, emu.onesignal.url);
-      emu.amplitude.cohorts.upsert({ id: 'coh_cut', name: 'Cut', members: users('cut', 400).map((user_id) => ({ user_id })) });
-      const sync = await createSync(ctx, { cohortId: await knownCohort(ctx, source.id, 'coh_cut'), destinationId: dest.id, cadence: 'manual' });
+      emu.amplitude.cohorts.upsert({
+        id: 'coh_cut',
+        name: 'Cut',
+        members: users('cut', 400).map((user_id) => ({ user_id })),
+      });
+      const sync = await createSync(ctx, {
+        cohortId: await knownCohort(ctx, source.id, 'coh_cut'),
+        destinationId: dest.id,
+        cadence: 'manual',
+      });
       expect(await runSync(ctx, sync.id)).toMatchObject({ status: 'completed', members: 400 });
       const before = await ledgerRows(ctx, sync.id);
 
@@ -157,7 +218,11 @@ describeEachDialect('Amplitude pull (Behavioral Cohorts download into the ledger
       expect(failed.status).toBe('failed');
       expect(failed.error).toMatch(/cohort file/);
       expect(await ledgerRows(ctx, sync.id)).toEqual(before);
-      const staging = await ctx.store.db.selectFrom('staging').select('run_id').where('run_id', '=', failed.id).execute();
+      const staging = await ctx.store.db
+        .selectFrom('staging')
+        .select('run_id')
+        .where('run_id', '=', failed.id)
+        .execute();
       expect(staging).toHaveLength(0);
       expect(emu.onesignal.state.getUser('cut-1')).toMatchObject({ [sync.tag_key]: '1' });
       expect(await downloadsThisMonth(ctx, source.id)).toBe(2);
@@ -176,10 +241,27 @@ describeEachDialect('Amplitude pull (Behavioral Cohorts download into the ledger
   it('a dry run counts a pull without writing; a held pull applies, once approved, the snapshot that was reviewed', async () => {
     const { ctx } = db();
     const { source, dest } = await sourceAndDestination(ctx, emu.amplitude.url, emu.onesignal.url);
-    emu.amplitude.cohorts.upsert({ id: 'coh_guard', name: 'Guarded', members: users('small', 20).map((user_id) => ({ user_id })) });
-    const sync = await createSync(ctx, { cohortId: await knownCohort(ctx, source.id, 'coh_guard'), destinationId: dest.id, cadence: 'manual', guardThreshold: 0.2 });
+    emu.amplitude.cohorts.upsert({
+      id: 'coh_guard',
+      name: 'Guarded',
+      members: users('small', 20).map((user_id) => ({ user_id })),
+    });
+    const sync = await createSync(ctx, {
+      cohortId: await knownCohort(ctx, source.id, 'coh_guard'),
+      destinationId: dest.id,
+      cadence: 'manual',
+      guardThreshold: 0.2,
+    });
     const dry = await runSync(ctx, sync.id, { dryRun: true });
-    expect(dry).toMatchObject({ status: 'dry_run', members: 20, added: 20, removed: 0, unchanged: 0, pending: 20, delivered: 0 });
+    expect(dry).toMatchObject({
+      status: 'dry_run',
+      members: 20,
+      added: 20,
+      removed: 0,
+      unchanged: 0,
+      pending: 20,
+      delivered: 0,
+    });
     expect((dry.sample as { adds: string[] }).adds).toEqual(users('small', 20).sort().slice(0, 10));
     expect(await ledgerRows(ctx, sync.id)).toHaveLength(0);
     expect(await runSync(ctx, sync.id)).toMatchObject({ status: 'completed', members: 20, added: 20, delivered: 20 });
@@ -188,18 +270,26 @@ describeEachDialect('Amplitude pull (Behavioral Cohorts download into the ledger
     emu.amplitude.cohorts.removeMembers('coh_guard', users('small', 15));
     const held = await runSync(ctx, sync.id);
     expect(held).toMatchObject({ status: 'held', members: 5, removed: 15, added: 0, unchanged: 5, pending: 15 });
-    expect(await ctx.store.db.selectFrom('staging').select('external_id').where('run_id', '=', held.id).execute()).toHaveLength(5);
+    expect(
+      await ctx.store.db.selectFrom('staging').select('external_id').where('run_id', '=', held.id).execute(),
+    ).toHaveLength(5);
     emu.amplitude.cohorts.removeMembers('coh_guard', users('small', 20));
     const approved = await approveRun(ctx, held.id);
     expect(approved).toMatchObject({ status: 'completed', members: 5, removed: 15, delivered: 15, pending: 0 });
     expect(emu.onesignal.state.getUser('small-3')?.[sync.tag_key]).toBeUndefined();
     expect(emu.onesignal.state.getUser('small-17')).toMatchObject({ [sync.tag_key]: '1' });
-    expect(await ctx.store.db.selectFrom('staging').select('external_id').where('run_id', '=', held.id).execute()).toHaveLength(0);
+    expect(
+      await ctx.store.db.selectFrom('staging').select('external_id').where('run_id', '=', held.id).execute(),
+    ).toHaveLength(0);
   });
 });
 
 /** Discovers the source's cohorts the way `cohort list --source ID --refresh` does. */
-async function knownCohort(ctx: import('../../src/store').Context, sourceId: string, cohortId: string): Promise<string> {
+async function knownCohort(
+  ctx: import('../../src/store').Context,
+  sourceId: string,
+  cohortId: string,
+): Promise<string> {
   const { refreshSourceCohorts } = await import('../../src/connectors/amplitude/cohorts');
   const list = await refreshSourceCohorts(ctx, sourceId);
   if (!list.some((c) => c.id === cohortId)) throw new Error(`cohort ${cohortId} not listed`);

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createSource, updateSource } from '../../src/connectors/amplitude/sources';
 import { applyPendingWebhooks, applyWebhookMessage } from '../../src/connectors/amplitude/webhooks';
 import { createDestination } from '../../src/connectors/onesignal/destinations';
-import { startAmplitudeEmulator, type AmplitudeEmulator } from '../../src/emulators/amplitude';
-import { startOneSignalEmulator, type OneSignalEmulator } from '../../src/emulators/onesignal';
+import { type AmplitudeEmulator, startAmplitudeEmulator } from '../../src/emulators/amplitude';
+import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
 import { createJobQueue } from '../../src/jobs';
 import { buildServer } from '../../src/server/app';
 import type { Context } from '../../src/store';
@@ -12,7 +12,7 @@ import { deliverDestination } from '../../src/sync/deliver';
 import { runSync } from '../../src/sync/run';
 import { createSync } from '../../src/sync/syncs';
 import { describeEachDialect } from '../helpers/db';
-import { AMP, OS_APP, ledgerRows } from './fixtures';
+import { AMP, ledgerRows, OS_APP } from './fixtures';
 
 describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
   let app: FastifyInstance;
@@ -22,16 +22,30 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
   let destId: string;
 
   const post = async (body: unknown, opts: { secret?: string | null; path?: string; raw?: string } = {}) => {
-    const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'Amplitude/Webhook/1.0' };
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'user-agent': 'Amplitude/Webhook/1.0',
+    };
     const secret = opts.secret === undefined ? source.webhook_secret : opts.secret;
     if (secret !== null) headers.authorization = `Bearer ${secret}`;
     const started = performance.now();
-    const res = await fetch(base + (opts.path ?? source.webhook_path), { method: 'POST', headers, body: opts.raw ?? JSON.stringify(body) });
+    const res = await fetch(base + (opts.path ?? source.webhook_path), {
+      method: 'POST',
+      headers,
+      body: opts.raw ?? JSON.stringify(body),
+    });
     const ms = performance.now() - started;
     return { status: res.status, body: (await res.json()) as Record<string, unknown>, ms };
   };
   const inboxCount = async (ctx: Context) =>
-    Number((await ctx.store.db.selectFrom('webhook_inbox').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+    Number(
+      (
+        await ctx.store.db
+          .selectFrom('webhook_inbox')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
   const msg = (cohort: string, inCohort: boolean, t: number, ids: string[], id?: string) => ({
     cohort_name: `Cohort ${cohort}`,
     cohort_id: cohort,
@@ -57,8 +71,21 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
     });
     app = await buildServer({ ctx });
     base = await app.listen({ host: '127.0.0.1', port: 0 });
-    source = await createSource(ctx, { name: 'push-project', api_key: AMP.apiKey, secret_key: AMP.secretKey, api_url: 'http://127.0.0.1:9' });
-    destId = (await createDestination(ctx, { name: 'push-app', app_id: OS_APP.appId, api_key: OS_APP.apiKey, api_url: onesignal.url, source_id: source.id })).id;
+    source = await createSource(ctx, {
+      name: 'push-project',
+      api_key: AMP.apiKey,
+      secret_key: AMP.secretKey,
+      api_url: 'http://127.0.0.1:9',
+    });
+    destId = (
+      await createDestination(ctx, {
+        name: 'push-app',
+        app_id: OS_APP.appId,
+        api_key: OS_APP.apiKey,
+        api_url: onesignal.url,
+        source_id: source.id,
+      })
+    ).id;
   });
   afterAll(async () => {
     await app?.close();
@@ -70,7 +97,9 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
     const before = await inboxCount(ctx);
     expect((await post(msg('coh_x', true, 100, ['u1']), { secret: 'wrong' })).status).toBe(401);
     expect((await post(msg('coh_x', true, 100, ['u1']), { secret: null })).status).toBe(401);
-    expect((await post(msg('coh_x', true, 100, ['u1']), { path: '/hooks/amplitude/cohorts/src_nope' })).status).toBe(404);
+    expect((await post(msg('coh_x', true, 100, ['u1']), { path: '/hooks/amplitude/cohorts/src_nope' })).status).toBe(
+      404,
+    );
     expect(await inboxCount(ctx)).toBe(before);
   });
 
@@ -102,7 +131,12 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
     const url = await small.listen({ host: '127.0.0.1', port: 0 });
     try {
       const before = await inboxCount(ctx);
-      const big = msg('coh_big', true, 100, Array.from({ length: 200 }, (_, i) => `user-${i}`));
+      const big = msg(
+        'coh_big',
+        true,
+        100,
+        Array.from({ length: 200 }, (_, i) => `user-${i}`),
+      );
       const res = await fetch(url + source.webhook_path, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${source.webhook_secret}` },
@@ -142,7 +176,11 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
 
     const ok = await post(tooBig);
     expect(ok.body).toMatchObject({ ok: true, duplicate: false, users: 1000 });
-    const stored = await ctx.store.db.selectFrom('webhook_inbox').selectAll().where('message_id', '=', tooBig.message_id).executeTakeFirstOrThrow();
+    const stored = await ctx.store.db
+      .selectFrom('webhook_inbox')
+      .selectAll()
+      .where('message_id', '=', tooBig.message_id)
+      .executeTakeFirstOrThrow();
     expect(stored.body).toBe('');
     expect(stored.body_deflated!.length).toBeLessThan(JSON.stringify(tooBig).length / 4);
     expect((await post(tooBig)).body).toMatchObject({ ok: true, duplicate: true });
@@ -155,7 +193,14 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
     const { ctx } = db();
     const before = await inboxCount(ctx);
     const good = JSON.stringify(msg('coh_poison', true, 100, ['u1']));
-    const large = JSON.stringify(msg('coh_poison', true, 100, Array.from({ length: 1000 }, (_, i) => `p-${i}`)));
+    const large = JSON.stringify(
+      msg(
+        'coh_poison',
+        true,
+        100,
+        Array.from({ length: 1000 }, (_, i) => `p-${i}`),
+      ),
+    );
     for (const [name, raw] of [
       ['__proto__', good.replace('{', '{"__proto__":{"polluted":true},')],
       ['escaped __proto__', large.replace('{', '{"\\u005f_proto__":{"polluted":true},')],
@@ -176,7 +221,11 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
     expect(first.status).toBe(200);
     expect(first.ms).toBeLessThan(1000);
     await applyAndDeliver(ctx);
-    const cohort = await ctx.store.db.selectFrom('cohorts').selectAll().where('id', '=', 'coh_push').executeTakeFirstOrThrow();
+    const cohort = await ctx.store.db
+      .selectFrom('cohorts')
+      .selectAll()
+      .where('id', '=', 'coh_push')
+      .executeTakeFirstOrThrow();
     expect(cohort).toMatchObject({ name: 'Pushed cohort', origin: 'webhook', source_id: source.id });
     const sync = await createSync(ctx, { cohortId: 'coh_push', destinationId: destId, cadence: 'manual' });
 
@@ -185,7 +234,9 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
     const b = await post(enter);
     expect(a.body).toMatchObject({ ok: true, duplicate: false });
     expect(b.body).toMatchObject({ ok: true, duplicate: true });
-    expect(await ctx.store.db.selectFrom('webhook_inbox').select('id').where('message_id', '=', enter.message_id).execute()).toHaveLength(1);
+    expect(
+      await ctx.store.db.selectFrom('webhook_inbox').select('id').where('message_id', '=', enter.message_id).execute(),
+    ).toHaveLength(1);
     await applyAndDeliver(ctx);
     expect(tag(sync.tag_key, 'u1')).toBe('1');
     expect(tag(sync.tag_key, 'u2')).toBe('1');
@@ -211,7 +262,11 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
     expect(rows.filter((x) => x.desired === 1).map((x) => x.external_id)).toEqual(['u1', 'u3', 'u4']);
 
     // Re-applying an applied message is a no-op.
-    const applied = await ctx.store.db.selectFrom('webhook_inbox').select('id').where('message_id', '=', enter.message_id).executeTakeFirstOrThrow();
+    const applied = await ctx.store.db
+      .selectFrom('webhook_inbox')
+      .select('id')
+      .where('message_id', '=', enter.message_id)
+      .executeTakeFirstOrThrow();
     expect(await applyWebhookMessage(ctx, applied.id)).toEqual({ destinationIds: [] });
   });
 
@@ -239,14 +294,28 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
     expect((await post({ ...msg('coh_map', true, 2000, []), users })).status).toBe(200);
     const r = await applyAndDeliver(ctx);
     expect(r.failed).toBe(0);
-    expect((await ledgerRows(ctx, byUserId.id)).filter((x) => x.desired === 1).map((x) => x.external_id)).toEqual(['a', 'b', 'u1']);
-    expect((await ledgerRows(ctx, byMail.id)).filter((x) => x.desired === 1).map((x) => x.external_id)).toEqual(['c', 'd']);
-    expect([tag(byUserId.tag_key, 'a'), tag(byMail.tag_key, 'c'), tag(byMail.tag_key, 'a')]).toEqual(['1', '1', undefined]);
+    expect((await ledgerRows(ctx, byUserId.id)).filter((x) => x.desired === 1).map((x) => x.external_id)).toEqual([
+      'a',
+      'b',
+      'u1',
+    ]);
+    expect((await ledgerRows(ctx, byMail.id)).filter((x) => x.desired === 1).map((x) => x.external_id)).toEqual([
+      'c',
+      'd',
+    ]);
+    expect([tag(byUserId.tag_key, 'a'), tag(byMail.tag_key, 'c'), tag(byMail.tag_key, 'a')]).toEqual([
+      '1',
+      '1',
+      undefined,
+    ]);
 
     // A leave carries the same users: each mapping removes its own ids.
     await post({ ...msg('coh_map', false, 3000, []), users: users.slice(0, 1) });
     await applyAndDeliver(ctx);
-    expect((await ledgerRows(ctx, byUserId.id)).filter((x) => x.desired === 1).map((x) => x.external_id)).toEqual(['b', 'u1']);
+    expect((await ledgerRows(ctx, byUserId.id)).filter((x) => x.desired === 1).map((x) => x.external_id)).toEqual([
+      'b',
+      'u1',
+    ]);
     expect((await ledgerRows(ctx, byMail.id)).filter((x) => x.desired === 1).map((x) => x.external_id)).toEqual(['d']);
     expect([tag(byUserId.tag_key, 'a'), tag(byMail.tag_key, 'c')]).toEqual([undefined, undefined]);
   });
@@ -265,10 +334,17 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
       });
       expect(res.status).toBe(200);
       const body = (await res.json()) as { inbox_id: number };
-      const row = await ctx.store.db.selectFrom('webhook_inbox').selectAll().where('id', '=', body.inbox_id).executeTakeFirstOrThrow();
+      const row = await ctx.store.db
+        .selectFrom('webhook_inbox')
+        .selectAll()
+        .where('id', '=', body.inbox_id)
+        .executeTakeFirstOrThrow();
       expect(row).toMatchObject({ cohort_id: '12345', computed_time: 5_000_000, in_cohort: 1 });
       const queued = (await jobs.list()).filter((j) => j.task === 'webhook.apply');
-      expect(queued.map((j) => ({ payload: j.payload, queue: j.queue }))).toContainEqual({ payload: { inboxId: body.inbox_id }, queue: `webhooks:${source.id}` });
+      expect(queued.map((j) => ({ payload: j.payload, queue: j.queue }))).toContainEqual({
+        payload: { inboxId: body.inbox_id },
+        queue: `webhooks:${source.id}`,
+      });
     } finally {
       await withJobs.close();
       await jobs.stop().catch(() => {});
@@ -277,7 +353,12 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
 
   it('end to end: the Amplitude emulator pushes membership changes, we ack, apply and deliver', async () => {
     const { ctx } = db();
-    const e2eSource = await createSource(ctx, { name: 'emulated-project', api_key: AMP.apiKey, secret_key: AMP.secretKey, api_url: 'http://127.0.0.1:9' });
+    const e2eSource = await createSource(ctx, {
+      name: 'emulated-project',
+      api_key: AMP.apiKey,
+      secret_key: AMP.secretKey,
+      api_url: 'http://127.0.0.1:9',
+    });
     const amplitude: AmplitudeEmulator = await startAmplitudeEmulator({
       projects: [AMP],
       pollsBeforeReady: 1,
@@ -286,8 +367,18 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
     });
     try {
       await updateSource(ctx, e2eSource.id, { api_url: amplitude.url });
-      const dest = await createDestination(ctx, { name: 'e2e-app', app_id: OS_APP.appId, api_key: OS_APP.apiKey, api_url: onesignal.url, source_id: e2eSource.id });
-      amplitude.cohorts.upsert({ id: 'coh_rt', name: 'Realtime cohort', members: [{ user_id: 'a' }, { user_id: 'b' }] });
+      const dest = await createDestination(ctx, {
+        name: 'e2e-app',
+        app_id: OS_APP.appId,
+        api_key: OS_APP.apiKey,
+        api_url: onesignal.url,
+        source_id: e2eSource.id,
+      });
+      amplitude.cohorts.upsert({
+        id: 'coh_rt',
+        name: 'Realtime cohort',
+        members: [{ user_id: 'a' }, { user_id: 'b' }],
+      });
       await amplitude.webhooksIdle(10_000);
       await applyAndDeliver(ctx);
       const sync = await createSync(ctx, { cohortId: 'coh_rt', destinationId: dest.id, cadence: 'realtime' });

@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startOneSignalEmulator, type OneSignalEmulator } from '../../src/emulators/onesignal';
+import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
 import { createJobQueue } from '../../src/jobs';
 import { buildServer } from '../../src/server/app';
 import type { Context } from '../../src/store';
@@ -22,7 +22,14 @@ async function listen(app: FastifyInstance): Promise<string> {
 async function seed(ctx: Context, osUrl: string, appId: string) {
   const db = ctx.store.db;
   const now = Date.now();
-  await seedDestination(ctx, { id: 'dst_seed', name: 'Seeded app', app_id: appId, api_key: OS_KEY, api_url: osUrl, created_at: now });
+  await seedDestination(ctx, {
+    id: 'dst_seed',
+    name: 'Seeded app',
+    app_id: appId,
+    api_key: OS_KEY,
+    api_url: osUrl,
+    created_at: now,
+  });
   for (const [id, name] of [
     ['coh_seed', 'Seeded cohort'],
     ['coh_file', 'Power users'],
@@ -70,13 +77,31 @@ async function seed(ctx: Context, osUrl: string, appId: string) {
     sample: null,
     finished_at: now,
   };
-  await db.insertInto('runs').values({ ...run, id: 'run_old', status: 'completed', started_at: now - 60_000 }).execute();
-  await db.insertInto('runs').values({ ...run, id: 'run_new', status: 'completed', started_at: now - 1000 }).execute();
   await db
     .insertInto('runs')
-    .values({ ...run, id: 'run_held', status: 'held', hold_reason: 'would remove 80% of confirmed members', started_at: now - 2000 })
+    .values({ ...run, id: 'run_old', status: 'completed', started_at: now - 60_000 })
     .execute();
-  const ledger = (external_id: string, outcome: string | null, desired: number, confirmed: number, error: string | null) => ({
+  await db
+    .insertInto('runs')
+    .values({ ...run, id: 'run_new', status: 'completed', started_at: now - 1000 })
+    .execute();
+  await db
+    .insertInto('runs')
+    .values({
+      ...run,
+      id: 'run_held',
+      status: 'held',
+      hold_reason: 'would remove 80% of confirmed members',
+      started_at: now - 2000,
+    })
+    .execute();
+  const ledger = (
+    external_id: string,
+    outcome: string | null,
+    desired: number,
+    confirmed: number,
+    error: string | null,
+  ) => ({
     sync_id: 'syn_seed',
     destination_id: 'dst_seed',
     external_id,
@@ -98,7 +123,14 @@ async function seed(ctx: Context, osUrl: string, appId: string) {
       ledger('d-pending', null, 1, 0, null),
     ])
     .execute();
-  await seedStream(ctx, { id: 'str_seed', name: 'Push events', amplitude_api_key: AMP_KEY, webhook_secret: HOOK_SECRET, duplicates: 2, created_at: now });
+  await seedStream(ctx, {
+    id: 'str_seed',
+    name: 'Push events',
+    amplitude_api_key: AMP_KEY,
+    webhook_secret: HOOK_SECRET,
+    duplicates: 2,
+    created_at: now,
+  });
   const events = [
     { event_id: 'e1', status: 'forwarded' },
     { event_id: 'e2', status: 'forwarded' },
@@ -108,7 +140,10 @@ async function seed(ctx: Context, osUrl: string, appId: string) {
   await seedStreamEvents(
     ctx,
     'str_seed',
-    events.map((e) => ({ ...e, payload: JSON.stringify({ event_type: '[Onesignal] Push Clicked', user_id: 'u1', insert_id: e.event_id }) })),
+    events.map((e) => ({
+      ...e,
+      payload: JSON.stringify({ event_type: '[Onesignal] Push Clicked', user_id: 'u1', insert_id: e.event_id }),
+    })),
     now,
   );
 }
@@ -124,7 +159,11 @@ describeEachDialect('admin API', (db) => {
     const headers: Record<string, string> = {};
     if (opts.token !== null) headers.authorization = `Bearer ${opts.token ?? TOKEN}`;
     if (opts.body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(base + path, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
+    const res = await fetch(base + path, {
+      method,
+      headers,
+      body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+    });
     const text = await res.text();
     bodies.push(text);
     return { status: res.status, json: JSON.parse(text) as any, headers: res.headers };
@@ -132,7 +171,10 @@ describeEachDialect('admin API', (db) => {
 
   beforeAll(async () => {
     const { ctx } = db();
-    emu = await startOneSignalEmulator({ apps: [{ appId, apiKey: OS_KEY }], users: { mode: 'seeded', ids: ['u1', 'u2', 'u3'] } });
+    emu = await startOneSignalEmulator({
+      apps: [{ appId, apiKey: OS_KEY }],
+      users: { mode: 'seeded', ids: ['u1', 'u2', 'u3'] },
+    });
     await seed(ctx, emu.url, appId);
     app = await buildServer({ ctx, adminToken: TOKEN });
     base = await listen(app);
@@ -157,10 +199,19 @@ describeEachDialect('admin API', (db) => {
     const r = await call('GET', '/api/v1/openapi.json', { token: null });
     expect(r.status).toBe(200);
     expect(r.json.openapi).toBe('3.1.0');
-    for (const p of ['/destinations', '/destinations/{id}/test', '/syncs/{id}/runs', '/runs/{id}/records', '/runs/{id}/approve', '/dead-letters']) {
+    for (const p of [
+      '/destinations',
+      '/destinations/{id}/test',
+      '/syncs/{id}/runs',
+      '/runs/{id}/records',
+      '/runs/{id}/approve',
+      '/dead-letters',
+    ]) {
       expect(r.json.paths[p], p).toBeDefined();
     }
-    expect(r.json.paths['/destinations'].post.requestBody.content['application/json'].schema.properties.app_id).toBeDefined();
+    expect(
+      r.json.paths['/destinations'].post.requestBody.content['application/json'].schema.properties.app_id,
+    ).toBeDefined();
   });
 
   it('lists and shows destinations with pending rows, never the key', async () => {
@@ -194,8 +245,19 @@ describeEachDialect('admin API', (db) => {
     const next = await call('GET', `/api/v1/syncs/syn_seed/runs?limit=1&before=${page.json.runs[0].started_at}`);
     expect(next.json.runs.map((r: any) => r.id)).toEqual(['run_held']);
     const run = await call('GET', '/api/v1/runs/run_new');
-    expect(run.json).toMatchObject({ id: 'run_new', status: 'completed', added: 4, delivered: 1, not_found: 1, failed: 1, pending: 1, skipped_anonymous: 1 });
-    expect(run.json.added + run.json.removed).toBe(run.json.delivered + run.json.not_found + run.json.failed + run.json.pending);
+    expect(run.json).toMatchObject({
+      id: 'run_new',
+      status: 'completed',
+      added: 4,
+      delivered: 1,
+      not_found: 1,
+      failed: 1,
+      pending: 1,
+      skipped_anonymous: 1,
+    });
+    expect(run.json.added + run.json.removed).toBe(
+      run.json.delivered + run.json.not_found + run.json.failed + run.json.pending,
+    );
   });
 
   it("lists a run's failed and not-found records with reasons", async () => {
@@ -205,7 +267,9 @@ describeEachDialect('admin API', (db) => {
       ['c-failed', 'failed'],
     ]);
     const failed = await call('GET', '/api/v1/runs/run_new/records?outcome=failed');
-    expect(failed.json.records).toEqual([expect.objectContaining({ external_id: 'c-failed', change: 'add', error: 'tag key rejected by OneSignal' })]);
+    expect(failed.json.records).toEqual([
+      expect.objectContaining({ external_id: 'c-failed', change: 'add', error: 'tag key rejected by OneSignal' }),
+    ]);
     const after = await call('GET', '/api/v1/runs/run_new/records?after=b-notfound');
     expect(after.json.records.map((r: any) => r.external_id)).toEqual(['c-failed']);
   });
@@ -213,11 +277,23 @@ describeEachDialect('admin API', (db) => {
   it('shows streams with counters and their dead letters', async () => {
     const list = await call('GET', '/api/v1/streams');
     const s = list.json.streams.find((x: any) => x.id === 'str_seed');
-    expect(s).toMatchObject({ received: 4, duplicates: 2, forwarded: 2, dead_lettered: 1, pending: 1, forwarded_last_minute: 2, webhook_path: '/hooks/onesignal/events/str_seed' });
+    expect(s).toMatchObject({
+      received: 4,
+      duplicates: 2,
+      forwarded: 2,
+      dead_lettered: 1,
+      pending: 1,
+      forwarded_last_minute: 2,
+      webhook_path: '/hooks/onesignal/events/str_seed',
+    });
     expect((await call('GET', '/api/v1/streams/str_seed')).json).toMatchObject({ id: 'str_seed', dead_lettered: 1 });
     const dl = await call('GET', '/api/v1/dead-letters?stream=str_seed');
     expect(dl.json.dead_letters).toEqual([
-      expect.objectContaining({ event_id: 'e4', reason: 'Invalid field values on some events: user_id too short', event: expect.objectContaining({ insert_id: 'e4' }) }),
+      expect.objectContaining({
+        event_id: 'e4',
+        reason: 'Invalid field values on some events: user_id too short',
+        event: expect.objectContaining({ insert_id: 'e4' }),
+      }),
     ]);
     expect((await call('GET', '/api/v1/dead-letters?stream=str_missing')).status).toBe(404);
   });
@@ -232,13 +308,21 @@ describeEachDialect('admin API', (db) => {
     expect(limit.json.message).toMatch(/limit: must be at least 1/);
     const id = await call('GET', '/api/v1/runs/has%20space');
     expect(id.status).toBe(400);
-    const dest = await call('POST', '/api/v1/destinations', { body: { name: 'Bad', app_id: 'not-a-uuid', api_key: 'k' } });
+    const dest = await call('POST', '/api/v1/destinations', {
+      body: { name: 'Bad', app_id: 'not-a-uuid', api_key: 'k' },
+    });
     expect(dest.status).toBe(400);
     expect(dest.json.message).toMatch(/app_id/);
-    const sync = await call('POST', '/api/v1/syncs', { body: { cohort_id: 'coh_file', destination_id: 'dst_seed', cadence: 'weekly' } });
+    const sync = await call('POST', '/api/v1/syncs', {
+      body: { cohort_id: 'coh_file', destination_id: 'dst_seed', cadence: 'weekly' },
+    });
     expect(sync.status).toBe(400);
     expect(sync.json.message).toMatch(/cadence/);
-    const notJson = await fetch(base + '/api/v1/syncs', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{oops' });
+    const notJson = await fetch(`${base}/api/v1/syncs`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: '{oops',
+    });
     expect(notJson.status).toBe(400);
     expect(((await notJson.json()) as any).error).toBe('invalid_input');
     // Nothing half-written: the rejected destination does not exist.
@@ -246,26 +330,41 @@ describeEachDialect('admin API', (db) => {
   });
 
   it('creates and tests a destination, creates a sync and runs it against the emulator', async () => {
-    const created = await call('POST', '/api/v1/destinations', { body: { name: 'Via API', app_id: appId, api_key: OS_KEY, api_url: emu.url } });
+    const created = await call('POST', '/api/v1/destinations', {
+      body: { name: 'Via API', app_id: appId, api_key: OS_KEY, api_url: emu.url },
+    });
     expect(created.status).toBe(201);
     expect(created.json).toMatchObject({ name: 'Via API', app_id: appId, status: 'active' });
-    const dup = await call('POST', '/api/v1/destinations', { body: { name: 'Via API', app_id: appId, api_key: OS_KEY, api_url: emu.url } });
+    const dup = await call('POST', '/api/v1/destinations', {
+      body: { name: 'Via API', app_id: appId, api_key: OS_KEY, api_url: emu.url },
+    });
     expect(dup.status).toBe(409);
 
     const ok = await call('POST', `/api/v1/destinations/${created.json.id}/test`);
     expect(ok.json).toMatchObject({ ok: true });
-    const wrongKey = await call('POST', '/api/v1/destinations', { body: { name: 'Wrong key', app_id: appId, api_key: 'wrong', api_url: emu.url } });
+    const wrongKey = await call('POST', '/api/v1/destinations', {
+      body: { name: 'Wrong key', app_id: appId, api_key: 'wrong', api_url: emu.url },
+    });
     const refused = await call('POST', `/api/v1/destinations/${wrongKey.json.id}/test`);
     expect(refused.status).toBe(200);
     expect(refused.json).toMatchObject({ ok: false, error: 'vendor_auth' });
 
-    const sync = await call('POST', '/api/v1/syncs', { body: { cohort_id: 'coh_file', destination_id: created.json.id, cadence: 'manual' } });
+    const sync = await call('POST', '/api/v1/syncs', {
+      body: { cohort_id: 'coh_file', destination_id: created.json.id, cadence: 'manual' },
+    });
     expect(sync.status).toBe(201);
     expect(sync.json).toMatchObject({ cohort_id: 'coh_file', destination_id: created.json.id, cadence: 'manual' });
 
     const run = await call('POST', `/api/v1/syncs/${sync.json.id}/run`, { body: {} });
     expect(run.status).toBe(200);
-    expect(run.json.run).toMatchObject({ status: 'completed', added: 5, delivered: 3, not_found: 2, failed: 0, pending: 0 });
+    expect(run.json.run).toMatchObject({
+      status: 'completed',
+      added: 5,
+      delivered: 3,
+      not_found: 2,
+      failed: 0,
+      pending: 0,
+    });
     expect(emu.state.getUser('u1', appId)).toMatchObject({ [sync.json.tag_key]: '1' });
 
     const records = await call('GET', `/api/v1/runs/${run.json.run.id}/records?outcome=not_found`);
@@ -278,7 +377,8 @@ describeEachDialect('admin API', (db) => {
     const queued = await buildServer({ ctx, jobs, adminToken: TOKEN });
     try {
       const url = await listen(queued);
-      const ask = () => fetch(url + '/api/v1/syncs/syn_seed/run', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+      const ask = () =>
+        fetch(`${url}/api/v1/syncs/syn_seed/run`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
       const first = await ask();
       expect(first.status).toBe(202);
       expect(await first.json()).toMatchObject({ queued: true, sync_id: 'syn_seed' });
@@ -303,8 +403,12 @@ describeEachDialect('admin API', (db) => {
 
   it('exposes Prometheus metrics computed from the database', async () => {
     // A webhook request (to a stream that does not exist) is counted by route pattern and status.
-    const hook = await fetch(base + '/hooks/onesignal/events/str_unknown', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
-    const res = await fetch(base + '/metrics');
+    const hook = await fetch(`${base}/hooks/onesignal/events/str_unknown`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    const res = await fetch(`${base}/metrics`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/text\/plain/);
     const text = await res.text();
@@ -314,7 +418,9 @@ describeEachDialect('admin API', (db) => {
     expect(text).toMatch(/ampsignal_runs\{status="rejected"\} 1/);
     expect(text).toMatch(/ampsignal_api_requests_total\{route="\/api\/v1\/destinations",status="401"\} \d+/);
     // The counters are per process, and this file runs twice (once per dialect): at least 1.
-    expect(text).toContain(`ampsignal_webhook_requests_total{route="/hooks/onesignal/events/:streamId",status="${hook.status}"} `);
+    expect(text).toContain(
+      `ampsignal_webhook_requests_total{route="/hooks/onesignal/events/:streamId",status="${hook.status}"} `,
+    );
   });
 
   it('never returns a key or secret in any response', async () => {
@@ -336,15 +442,15 @@ describeEachDialect('admin API without a token', (db) => {
     const app = await buildServer({ ctx: db().ctx });
     try {
       const base = await listen(app);
-      const api = await fetch(base + '/api/v1/destinations', { headers: { authorization: 'Bearer anything' } });
+      const api = await fetch(`${base}/api/v1/destinations`, { headers: { authorization: 'Bearer anything' } });
       expect(api.status).toBe(503);
       const body = (await api.json()) as any;
       expect(body.error).toBe('admin_token_not_configured');
       expect(body.message).toMatch(/AMPSIGNAL_ADMIN_TOKEN/);
-      const ui = await fetch(base + '/', { redirect: 'manual' });
+      const ui = await fetch(`${base}/`, { redirect: 'manual' });
       expect(ui.status).toBe(503);
       expect(await ui.text()).toMatch(/AMPSIGNAL_ADMIN_TOKEN/);
-      expect((await fetch(base + '/healthz')).status).toBe(200);
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
     } finally {
       await app.close();
       if (saved !== undefined) process.env.AMPSIGNAL_ADMIN_TOKEN = saved;
@@ -355,29 +461,35 @@ describeEachDialect('admin API without a token', (db) => {
     const app = await buildServer({ ctx: db().ctx, adminToken: TOKEN });
     try {
       const base = await listen(app);
-      const anon = await fetch(base + '/cohorts', { redirect: 'manual' });
+      const anon = await fetch(`${base}/cohorts`, { redirect: 'manual' });
       expect(anon.status).toBe(303);
       expect(anon.headers.get('location')).toBe('/login?next=%2Fcohorts');
 
-      const once = await fetch(base + `/streams?token=${TOKEN}`, { redirect: 'manual' });
+      const once = await fetch(`${base}/streams?token=${TOKEN}`, { redirect: 'manual' });
       expect(once.status).toBe(303);
       expect(once.headers.get('location')).toBe('/streams');
       const cookie = once.headers.get('set-cookie') ?? '';
       expect(cookie).toMatch(/HttpOnly/);
       expect(cookie).toMatch(/SameSite=Strict/);
       const jar = cookie.split(';')[0]!;
-      const page = await fetch(base + '/streams', { headers: { cookie: jar } });
+      const page = await fetch(`${base}/streams`, { headers: { cookie: jar } });
       expect(page.status).toBe(200);
       expect(page.headers.get('content-security-policy')).toMatch(/script-src 'self'/);
 
       // Names come from Amplitude and users: they are escaped, never markup.
       const now = Date.now();
-      await seedCohort(db().ctx, { id: 'coh_xss', name: '<script>alert("pwned")</script>', size: 1, last_computed: now, created_at: now });
-      const cohorts = await (await fetch(base + '/cohorts', { headers: { cookie: jar } })).text();
+      await seedCohort(db().ctx, {
+        id: 'coh_xss',
+        name: '<script>alert("pwned")</script>',
+        size: 1,
+        last_computed: now,
+        created_at: now,
+      });
+      const cohorts = await (await fetch(`${base}/cohorts`, { headers: { cookie: jar } })).text();
       expect(cohorts).toContain('&lt;script>alert(&#34;pwned&#34;)&lt;/script>');
       expect(cohorts).not.toContain('<script>alert');
 
-      const badLogin = await fetch(base + '/login', {
+      const badLogin = await fetch(`${base}/login`, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', origin: base },
         body: 'token=wrong&next=%2F',
@@ -385,13 +497,13 @@ describeEachDialect('admin API without a token', (db) => {
       expect(badLogin.status).toBe(401);
       expect(await badLogin.text()).toMatch(/not the admin token/);
 
-      const crossSite = await fetch(base + '/syncs', {
+      const crossSite = await fetch(`${base}/syncs`, {
         method: 'POST',
         headers: { cookie: jar, 'content-type': 'application/x-www-form-urlencoded', origin: 'https://evil.example' },
         body: 'cohort_id=x&destination_id=y&cadence=manual',
       });
       expect(crossSite.status).toBe(403);
-      const noOrigin = await fetch(base + '/logout', { method: 'POST', headers: { cookie: jar } });
+      const noOrigin = await fetch(`${base}/logout`, { method: 'POST', headers: { cookie: jar } });
       expect(noOrigin.status).toBe(403);
     } finally {
       await app.close();

@@ -6,12 +6,44 @@ describeEachDialect('cli cohort', (db) => {
   it('imports a CSV, re-imports by id, lists; --json is the JSON alone', async () => {
     const { url } = db();
     const f1 = writeText('plan,user_id,country\nfree, u1 ,de\npro,u2,fr\nfree,,us\npro,u2,fr\n');
-    const r = await cli(['--db', url, 'cohort', 'import', '--file', f1, '--name', 'Buyers', '--id', 'buyers', '--json']);
+    const r = await cli([
+      '--db',
+      url,
+      'cohort',
+      'import',
+      '--file',
+      f1,
+      '--name',
+      'Buyers',
+      '--id',
+      'buyers',
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ cohort_id: 'buyers', name: 'Buyers', members: 2, blank: 1, duplicates: 1, trimmed: 1, replaced: false });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      cohort_id: 'buyers',
+      name: 'Buyers',
+      members: 2,
+      blank: 1,
+      duplicates: 1,
+      trimmed: 1,
+      replaced: false,
+    });
 
     const f2 = writeText('u7\nu8\n\nu9\n');
-    const r2 = await cli(['--db', url, 'cohort', 'import', '--file', f2, '--name', 'Buyers', '--id', 'buyers', '--json']);
+    const r2 = await cli([
+      '--db',
+      url,
+      'cohort',
+      'import',
+      '--file',
+      f2,
+      '--name',
+      'Buyers',
+      '--id',
+      'buyers',
+      '--json',
+    ]);
     expect(r2.code, r2.stderr).toBe(0);
     expect(JSON.parse(r2.stdout)).toMatchObject({ members: 3, blank: 1, replaced: true });
 
@@ -38,8 +70,15 @@ describeEachDialect('cli cohort', (db) => {
     const ok = writeText('user_id\nk1\nk2\n');
     expect((await cli(['--db', url, 'cohort', 'import', '--file', ok, '--name', 'Keep', '--id', 'keep'])).code).toBe(0);
     const bad = writeText('email,plan\nx,y\n');
-    expect((await cli(['--db', url, 'cohort', 'import', '--file', bad, '--name', 'Keep', '--id', 'keep'])).code).toBe(2);
-    const rows = await ctx.store.db.selectFrom('cohort_members').select('external_id').where('cohort_id', '=', 'keep').orderBy('external_id').execute();
+    expect((await cli(['--db', url, 'cohort', 'import', '--file', bad, '--name', 'Keep', '--id', 'keep'])).code).toBe(
+      2,
+    );
+    const rows = await ctx.store.db
+      .selectFrom('cohort_members')
+      .select('external_id')
+      .where('cohort_id', '=', 'keep')
+      .orderBy('external_id')
+      .execute();
     expect(rows.map((r) => r.external_id)).toEqual(['k1', 'k2']);
   }, 180_000);
 

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startOneSignalEmulator, type OneSignalEmulator } from '../../src/emulators/onesignal';
+import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
 import { describeEachDialect } from '../helpers/db';
 
 const BIN = resolve(__dirname, '../../bin/ampsignal.mjs');
@@ -15,10 +15,15 @@ interface Ran {
 
 function run(dbUrl: string, args: string[]): Promise<Ran> {
   return new Promise((done) => {
-    execFile(process.execPath, [BIN, '--db', dbUrl, 'destination', ...args], { env: process.env, timeout: 150_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      done({ code, stdout, stderr: err?.signal ? `${stderr}[killed by ${err.signal}]` : stderr });
-    });
+    execFile(
+      process.execPath,
+      [BIN, '--db', dbUrl, 'destination', ...args],
+      { env: process.env, timeout: 150_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+        done({ code, stdout, stderr: err?.signal ? `${stderr}[killed by ${err.signal}]` : stderr });
+      },
+    );
   });
 }
 
@@ -41,8 +46,34 @@ describeEachDialect('ampsignal destination', (db) => {
     async () => {
       const { url } = db();
       const [add, addWrong, unknown, badFlag, badValues] = await Promise.all([
-        run(url, ['add', 'onesignal', '--name', 'Main', '--app-id', app.appId, '--api-key', app.apiKey, '--api-url', emu.url, '--max-tags', '20', '--json']),
-        run(url, ['add', 'onesignal', '--name', 'Wrong', '--app-id', app.appId, '--api-key', 'not-the-key', '--api-url', emu.url, '--json']),
+        run(url, [
+          'add',
+          'onesignal',
+          '--name',
+          'Main',
+          '--app-id',
+          app.appId,
+          '--api-key',
+          app.apiKey,
+          '--api-url',
+          emu.url,
+          '--max-tags',
+          '20',
+          '--json',
+        ]),
+        run(url, [
+          'add',
+          'onesignal',
+          '--name',
+          'Wrong',
+          '--app-id',
+          app.appId,
+          '--api-key',
+          'not-the-key',
+          '--api-url',
+          emu.url,
+          '--json',
+        ]),
         run(url, ['show', 'dst_missing']),
         run(url, ['add', 'onesignal', '--bogus']),
         run(url, ['add', 'onesignal', '--name', 'X', '--app-id', app.appId, '--api-key', 'k', '--max-tags', 'many']),
@@ -50,7 +81,13 @@ describeEachDialect('ampsignal destination', (db) => {
       expect(add.stderr).toBe('');
       expect(add.code).toBe(0);
       const view = JSON.parse(add.stdout) as Record<string, unknown>;
-      expect(view).toMatchObject({ name: 'Main', app_id: app.appId, api_url: emu.url, max_tags_per_user: 20, status: 'active' });
+      expect(view).toMatchObject({
+        name: 'Main',
+        app_id: app.appId,
+        api_url: emu.url,
+        max_tags_per_user: 20,
+        status: 'active',
+      });
       expect(add.stdout).not.toContain(app.apiKey);
       const id = view.id as string;
       expect(addWrong.code).toBe(0);

@@ -25,7 +25,9 @@ describeDialects('ampsignal migrate', (dialect) => {
       const c = new pg.Client({ connectionString: PG_URL });
       await c.connect();
       try {
-        const r = await c.query(`select count(*)::int as n from information_schema.tables where table_schema = $1`, [`${schema}_gw`]);
+        const r = await c.query(`select count(*)::int as n from information_schema.tables where table_schema = $1`, [
+          `${schema}_gw`,
+        ]);
         expect(r.rows[0].n).toBeGreaterThan(0);
       } finally {
         await c.end();

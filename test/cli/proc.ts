@@ -1,4 +1,4 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { afterEach } from 'vitest';
@@ -13,9 +13,14 @@ export interface Finished {
 }
 
 /** Runs the real CLI to completion. */
-export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<Finished> {
+export function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 30_000,
+  cwd?: string,
+): Promise<Finished> {
   return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, cwd });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -40,8 +45,8 @@ export interface LongRunning {
 }
 
 /** Starts a long-running CLI command (serve, worker) and resolves `started` on its JSON start line. */
-export function startCli(args: string[], env: Record<string, string> = {}): LongRunning {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } });
+export function startCli(args: string[], env: Record<string, string> = {}, cwd?: string): LongRunning {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, cwd });
   let stdout = '';
   let stderr = '';
   let onStart: (v: Record<string, any>) => void;
@@ -82,7 +87,10 @@ export async function closedPort(): Promise<number> {
  * For CLI tests: fresh (unmigrated) databases and long-running children that are released
  * after each test, killed if still running.
  */
-export function cliScope(): { freshDb(dialect: TestDialect): Promise<string>; start(args: string[], env?: Record<string, string>): LongRunning } {
+export function cliScope(): {
+  freshDb(dialect: TestDialect): Promise<string>;
+  start(args: string[], env?: Record<string, string>, cwd?: string): LongRunning;
+} {
   const cleanups: Array<() => Promise<void>> = [];
   const children: LongRunning[] = [];
   afterEach(async () => {
@@ -95,8 +103,8 @@ export function cliScope(): { freshDb(dialect: TestDialect): Promise<string>; st
       cleanups.push(cleanup);
       return url;
     },
-    start(args, env = {}) {
-      const c = startCli(args, env);
+    start(args, env = {}, cwd) {
+      const c = startCli(args, env, cwd);
       children.push(c);
       return c;
     },

@@ -33,14 +33,18 @@ describeDialects('ampsignal serve', (dialect) => {
     expect(done.code).toBe(0);
     expect(done.stderr).toBe('');
   });
-
 });
 
 describe('ampsignal serve: SIGTERM during a webhook burst [sqlite]', () => {
   it('every webhook answered 200 is stored, and the process exits 0', async () => {
     const url = await scope.freshDb('sqlite');
     const ctx = await openContext({ db: url, migrate: 'auto' });
-    const source = await createSource(ctx, { name: 'burst', api_key: 'a', secret_key: 's', api_url: 'http://127.0.0.1:9' });
+    const source = await createSource(ctx, {
+      name: 'burst',
+      api_key: 'a',
+      secret_key: 's',
+      api_url: 'http://127.0.0.1:9',
+    });
     const s = scope.start(['--db', url, 'serve', '--port', '0', '--json']);
     const started = await s.started;
     const hook = `${started.url}/hooks/amplitude/cohorts/${source.id}`;

@@ -14,7 +14,9 @@ describeEachDialect('cli sync + runs', (db) => {
     const { emu, dest } = await setupApp(ctx, { users: range('s', 0, 20) });
     emulators.push(emu);
     const file = writeIds([...range('s', 0, 20), 'nobody1', 'nobody2']);
-    const imp = JSON.parse((await cli(['--db', url, 'cohort', 'import', '--file', file, '--name', 'CLI cohort', '--json'])).stdout) as { cohort_id: string };
+    const imp = JSON.parse(
+      (await cli(['--db', url, 'cohort', 'import', '--file', file, '--name', 'CLI cohort', '--json'])).stdout,
+    ) as { cohort_id: string };
 
     const c = await cli(['--db', url, 'sync', 'create', '--cohort', imp.cohort_id, '--destination', dest.id, '--json']);
     expect(c.code, c.stderr).toBe(0);
@@ -32,10 +34,32 @@ describeEachDialect('cli sync + runs', (db) => {
     const run = await cli(['--db', url, 'sync', 'run', sync.id, '--json']);
     expect(run.code, run.stderr).toBe(0);
     const view = JSON.parse(run.stdout) as Record<string, unknown>;
-    for (const k of ['id', 'sync_id', 'status', 'members', 'added', 'removed', 'unchanged', 'skipped_anonymous', 'delivered', 'not_found', 'failed', 'pending', 'requests']) {
+    for (const k of [
+      'id',
+      'sync_id',
+      'status',
+      'members',
+      'added',
+      'removed',
+      'unchanged',
+      'skipped_anonymous',
+      'delivered',
+      'not_found',
+      'failed',
+      'pending',
+      'requests',
+    ]) {
       expect(view).toHaveProperty(k);
     }
-    expect(view).toMatchObject({ status: 'completed', members: 22, added: 22, delivered: 20, not_found: 2, pending: 0, requests: 22 });
+    expect(view).toMatchObject({
+      status: 'completed',
+      members: 22,
+      added: 22,
+      delivered: 20,
+      not_found: 2,
+      pending: 0,
+      requests: 22,
+    });
     expect(emu.state.getUser('s3')).toMatchObject({ [sync.tag_key]: '1' });
 
     const show = await cli(['--db', url, 'runs', 'show', String(view.id), '--records', 'not_found', '--json']);
@@ -53,9 +77,15 @@ describeEachDialect('cli sync + runs', (db) => {
     const { emu, dest } = await setupApp(ctx, { users });
     emulators.push(emu);
     const { cohortId, sync } = await cohortSync(ctx, dest.id, users);
-    expect(JSON.parse((await cli(['--db', url, 'sync', 'run', sync.id, '--json'])).stdout)).toMatchObject({ status: 'completed', delivered: 10 });
+    expect(JSON.parse((await cli(['--db', url, 'sync', 'run', sync.id, '--json'])).stdout)).toMatchObject({
+      status: 'completed',
+      delivered: 10,
+    });
     await reimport(ctx, cohortId, ['h0']);
-    const held = JSON.parse((await cli(['--db', url, 'sync', 'run', sync.id, '--json'])).stdout) as { id: string; status: string };
+    const held = JSON.parse((await cli(['--db', url, 'sync', 'run', sync.id, '--json'])).stdout) as {
+      id: string;
+      status: string;
+    };
     expect(held.status).toBe('held');
     const rej = await cli(['--db', url, 'runs', 'reject', held.id, '--json']);
     expect(JSON.parse(rej.stdout)).toMatchObject({ status: 'rejected' });
@@ -71,7 +101,18 @@ describeEachDialect('cli sync + runs', (db) => {
     expect(unknown.code).toBe(2);
     expect(unknown.stdout).toBe('');
     expect(unknown.stderr.trim().split('\n')).toHaveLength(1);
-    const badCadence = await cli(['--db', url, 'sync', 'create', '--cohort', cohortId, '--destination', dest.id, '--cadence', 'weekly']);
+    const badCadence = await cli([
+      '--db',
+      url,
+      'sync',
+      'create',
+      '--cohort',
+      cohortId,
+      '--destination',
+      dest.id,
+      '--cadence',
+      'weekly',
+    ]);
     expect(badCadence.code).toBe(2);
     expect(badCadence.stderr).toMatch(/cadence/);
     const badFlag = await cli(['--db', url, 'sync', 'run', sync.id, '--wat']);

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
-import { graphileSchema } from '../../src/jobs/graphile-queue';
 import { createJobQueue } from '../../src/jobs';
+import { graphileSchema } from '../../src/jobs/graphile-queue';
 import { openContext } from '../../src/store';
 import { describeDialects, SKIP_POSTGRES } from '../helpers/db';
 import { waitFor } from '../jobs/helpers';
@@ -30,7 +30,10 @@ describeDialects('ampsignal worker', (dialect) => {
     const jobs = createJobQueue(ctx);
     try {
       await jobs.add('schedule.tick', {}, { jobKey: 'test-tick' });
-      await waitFor(async () => (await jobs.list()).length === 0, { what: 'the worker process to run the job', timeoutMs: 20_000 });
+      await waitFor(async () => (await jobs.list()).length === 0, {
+        what: 'the worker process to run the job',
+        timeoutMs: 20_000,
+      });
     } finally {
       await jobs.stop();
       await ctx.close();
@@ -52,14 +55,18 @@ describe.skipIf(SKIP_POSTGRES)('ampsignal worker on PostgreSQL', () => {
     try {
       if (ctx.store.target.dialect !== 'postgres') throw new Error('postgres only');
       // What a newer graphile-worker does when it migrates this schema: record the migration, then announce it.
-      await sql`insert into ${sql.table(`${graphileSchema(ctx.store.target)}.migrations`)} (id, breaking) values (999999, true)`.execute(ctx.store.db);
+      await sql`insert into ${sql.table(`${graphileSchema(ctx.store.target)}.migrations`)} (id, breaking) values (999999, true)`.execute(
+        ctx.store.db,
+      );
       await sql`select pg_notify('worker:migrate', '{"migrationNumber":999999,"breaking":true}')`.execute(ctx.store.db);
     } finally {
       await ctx.close();
     }
     const done = await w.exited;
     expect(done.code).toBe(1);
-    expect(done.stderr.trimEnd().split('\n')).toEqual([expect.stringMatching(/^ampsignal: the job queue schema .* was migrated .* restart this process/)]);
+    expect(done.stderr.trimEnd().split('\n')).toEqual([
+      expect.stringMatching(/^ampsignal: the job queue schema .* was migrated .* restart this process/),
+    ]);
   });
 });
 
@@ -68,7 +75,9 @@ describe('ampsignal worker flags', () => {
     const url = await scope.freshDb('sqlite');
     const r = await runCli(['--db', url, 'worker', '--migrate'], { AMPSIGNAL_RETENTION_DAYS: 'forever' });
     expect(r.code).toBe(2);
-    expect(r.stderr.trimEnd().split('\n')).toEqual(['ampsignal: AMPSIGNAL_RETENTION_DAYS must be a number of days (got "forever")']);
+    expect(r.stderr.trimEnd().split('\n')).toEqual([
+      'ampsignal: AMPSIGNAL_RETENTION_DAYS must be a number of days (got "forever")',
+    ]);
   });
 
   it('rejects a bad --concurrency with a readable line', async () => {

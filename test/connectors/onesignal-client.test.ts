@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OneSignalClient } from '../../src/connectors/onesignal/client';
-import { startOneSignalEmulator, type OneSignalEmulator } from '../../src/emulators/onesignal';
+import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
 import { startCli } from '../cli/proc';
 import { caught } from '../helpers/errors';
 
@@ -73,7 +73,7 @@ describe('OneSignalClient against the emulator', () => {
 
   it('creates a segment on the tag, name cut to 128 characters, and lists it', async () => {
     const c = client(4);
-    const long = 'Amplitude: ' + 'x'.repeat(200);
+    const long = `Amplitude: ${'x'.repeat(200)}`;
     const { id } = await c.createSegment(long, 'amp_cohort_42');
     expect(id).toBeTruthy();
     const segs = emu.state.segments(apps[4]!.appId);
@@ -103,7 +103,19 @@ describe('OneSignalClient against the emulator', () => {
     // The emulator runs in its own process here, as OneSignal would: in this process its
     // handler shares our event loop, so our own stalls would bunch its arrival times.
     const app = { appId: randomUUID(), apiKey: `key-${randomUUID()}` };
-    const emuProc = startCli(['emulator', 'onesignal', '--port', '0', '--app', `${app.appId}:${app.apiKey}`, '--seed-count', '3000', '--rate-limit', '1000', '--json']);
+    const emuProc = startCli([
+      'emulator',
+      'onesignal',
+      '--port',
+      '0',
+      '--app',
+      `${app.appId}:${app.apiKey}`,
+      '--seed-count',
+      '3000',
+      '--rate-limit',
+      '1000',
+      '--json',
+    ]);
     try {
       const { url } = (await emuProc.started) as { url: string };
       const c = new OneSignalClient({ appId: app.appId, apiKey: app.apiKey, apiUrl: url });
@@ -116,7 +128,10 @@ describe('OneSignalClient against the emulator', () => {
       expect(s.accepted).toBe(3000);
       expect(s.maxPerSecond).toBeLessThanOrEqual(1000);
       expect(c.requests).toBe(3000);
-      const user = (await (await fetch(`${url}/_emulator/users/${app.appId}/user-2999`)).json()) as Record<string, unknown>;
+      const user = (await (await fetch(`${url}/_emulator/users/${app.appId}/user-2999`)).json()) as Record<
+        string,
+        unknown
+      >;
       expect(JSON.stringify(user)).toContain('amp_cohort_burst');
     } finally {
       emuProc.child.kill('SIGTERM');

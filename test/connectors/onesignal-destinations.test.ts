@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { catalog, getConnector } from '../../src/connectors/catalog';
+import { renderTagKey } from '../../src/connectors/onesignal/definition';
 import {
   clientForDestination,
   createDestination,
@@ -9,9 +11,7 @@ import {
   pauseDestination,
   resumeDestination,
 } from '../../src/connectors/onesignal/destinations';
-import { renderTagKey } from '../../src/connectors/onesignal/definition';
-import { catalog, getConnector } from '../../src/connectors/catalog';
-import { startOneSignalEmulator, type OneSignalEmulator } from '../../src/emulators/onesignal';
+import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
 import { describeEachDialect } from '../helpers/db';
 import { caught } from '../helpers/errors';
 
@@ -27,7 +27,12 @@ afterAll(async () => {
 describeEachDialect('OneSignal destinations', (db) => {
   it('creates with defaults, stores the key encrypted and never shows it', async () => {
     const { ctx } = db();
-    const row = await createDestination(ctx, { name: 'Main app', app_id: app.appId.toUpperCase(), api_key: app.apiKey, api_url: emu.url + '/' });
+    const row = await createDestination(ctx, {
+      name: 'Main app',
+      app_id: app.appId.toUpperCase(),
+      api_key: app.apiKey,
+      api_url: `${emu.url}/`,
+    });
     const v = destinationView(row);
     expect(v).toMatchObject({
       name: 'Main app',
@@ -43,7 +48,11 @@ describeEachDialect('OneSignal destinations', (db) => {
       source_id: null,
     });
     expect(JSON.stringify(v)).not.toContain(app.apiKey);
-    const stored = await ctx.store.db.selectFrom('destinations').selectAll().where('id', '=', row.id).executeTakeFirstOrThrow();
+    const stored = await ctx.store.db
+      .selectFrom('destinations')
+      .selectAll()
+      .where('id', '=', row.id)
+      .executeTakeFirstOrThrow();
     expect(stored.api_key_enc).not.toContain(app.apiKey);
     expect(ctx.secrets.decrypt(stored.api_key_enc)).toBe(app.apiKey);
     expect(destinationView(await getDestination(ctx, row.id))).toEqual(v);
@@ -55,11 +64,15 @@ describeEachDialect('OneSignal destinations', (db) => {
     const dup = await caught(createDestination(ctx, { name: 'Dup', app_id: app.appId, api_key: 'k' }));
     expect(dup.code).toBe('conflict');
     expect(dup.message).toContain('"Dup" already exists');
-    const bad = await caught(createDestination(ctx, { name: 'Bad', app_id: 'not-an-app', api_key: 'k', tag_key_template: 'cohort' }));
+    const bad = await caught(
+      createDestination(ctx, { name: 'Bad', app_id: 'not-an-app', api_key: 'k', tag_key_template: 'cohort' }),
+    );
     expect(bad.code).toBe('invalid_input');
     expect(bad.message).toContain('app_id');
     expect(bad.message).toContain('tag_key_template: must contain {cohort_id}');
-    const src = await caught(createDestination(ctx, { name: 'Src', app_id: app.appId, api_key: 'k', source_id: 'src_missing' }));
+    const src = await caught(
+      createDestination(ctx, { name: 'Src', app_id: app.appId, api_key: 'k', source_id: 'src_missing' }),
+    );
     expect(src.code).toBe('not_found');
     expect(src.message).toBe('source src_missing not found');
     expect((await listDestinations(ctx)).map((d) => d.name)).not.toContain('Src');
@@ -69,9 +82,27 @@ describeEachDialect('OneSignal destinations', (db) => {
     const { ctx } = db();
     await ctx.store.db
       .insertInto('sources')
-      .values({ id: 'src_t1', name: 'Amp', kind: 'amplitude', region: 'us', api_url: null, api_key_enc: 'x', secret_key_enc: 'x', webhook_secret_enc: 'x', download_budget: 500, created_at: Date.now() })
+      .values({
+        id: 'src_t1',
+        name: 'Amp',
+        kind: 'amplitude',
+        region: 'us',
+        api_url: null,
+        api_key_enc: 'x',
+        secret_key_enc: 'x',
+        webhook_secret_enc: 'x',
+        download_budget: 500,
+        created_at: Date.now(),
+      })
       .execute();
-    const row = await createDestination(ctx, { name: 'With source', app_id: app.appId, api_key: app.apiKey, api_url: emu.url, source_id: 'src_t1', max_tags_per_user: 20 });
+    const row = await createDestination(ctx, {
+      name: 'With source',
+      app_id: app.appId,
+      api_key: app.apiKey,
+      api_url: emu.url,
+      source_id: 'src_t1',
+      max_tags_per_user: 20,
+    });
     expect(row.source_id).toBe('src_t1');
     const paused = await pauseDestination(ctx, row.id, 'OneSignal rejected the credentials (403)');
     expect(paused.status).toBe('paused');
@@ -80,7 +111,11 @@ describeEachDialect('OneSignal destinations', (db) => {
     expect(resumed.status).toBe('active');
     expect(resumed.status_reason).toBeNull();
     // Called one at a time: a rejection created before it is awaited would be reported as unhandled.
-    for (const op of [() => getDestination(ctx, 'dst_nope'), () => pauseDestination(ctx, 'dst_nope', 'x'), () => resumeDestination(ctx, 'dst_nope')]) {
+    for (const op of [
+      () => getDestination(ctx, 'dst_nope'),
+      () => pauseDestination(ctx, 'dst_nope', 'x'),
+      () => resumeDestination(ctx, 'dst_nope'),
+    ]) {
       const e = await caught(op());
       expect(e.code).toBe('not_found');
       expect(e.message).toBe('destination dst_nope not found');
@@ -89,11 +124,26 @@ describeEachDialect('OneSignal destinations', (db) => {
 
   it('destinations on one app share one client and limiter, which reaches OneSignal', async () => {
     const { ctx } = db();
-    const a = await createDestination(ctx, { name: 'Shared A', app_id: app.appId, api_key: app.apiKey, api_url: emu.url });
-    const b = await createDestination(ctx, { name: 'Shared B', app_id: app.appId, api_key: app.apiKey, api_url: emu.url });
+    const a = await createDestination(ctx, {
+      name: 'Shared A',
+      app_id: app.appId,
+      api_key: app.apiKey,
+      api_url: emu.url,
+    });
+    const b = await createDestination(ctx, {
+      name: 'Shared B',
+      app_id: app.appId,
+      api_key: app.apiKey,
+      api_url: emu.url,
+    });
     const ca = clientForDestination(ctx, a);
     expect(clientForDestination(ctx, b)).toBe(ca);
-    const wrong = await createDestination(ctx, { name: 'Wrong key', app_id: app.appId, api_key: 'wrong', api_url: emu.url });
+    const wrong = await createDestination(ctx, {
+      name: 'Wrong key',
+      app_id: app.appId,
+      api_key: 'wrong',
+      api_url: emu.url,
+    });
     const cw = clientForDestination(ctx, wrong);
     expect(cw).not.toBe(ca);
     expect(cw.limiter).toBe(ca.limiter);

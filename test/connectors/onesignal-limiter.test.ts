@@ -23,7 +23,14 @@ describe('AppLimiter', () => {
     const l = new AppLimiter('app', 400);
     const times: number[] = [];
     const started = performance.now();
-    await Promise.all(Array.from({ length: 1000 }, () => l.acquire().then((settle) => (times.push(performance.now()), settle()))));
+    await Promise.all(
+      Array.from({ length: 1000 }, () =>
+        l.acquire().then((settle) => {
+          times.push(performance.now());
+          settle();
+        }),
+      ),
+    );
     const elapsed = performance.now() - started;
     expect(maxInWindow(times)).toBeLessThanOrEqual(400);
     // 1,000 at 400 per 1,005 ms is about 2.5 s; faster would mean no pacing. The upper bound only
@@ -48,10 +55,22 @@ describe('AppLimiter', () => {
         }, ms),
       );
     await Promise.all([
-      l.acquire('a').then((settle) => (times.a!.push(performance.now()), inFlight('a', 150)(settle))),
-      l.acquire('a').then((settle) => (times.a!.push(performance.now()), settle())),
-      l.acquire('b').then((settle) => (times.b!.push(performance.now()), settle())),
-      l.acquire('c').then((settle) => (times.c!.push(performance.now()), settle())),
+      l.acquire('a').then((settle) => {
+        times.a!.push(performance.now());
+        inFlight('a', 150)(settle);
+      }),
+      l.acquire('a').then((settle) => {
+        times.a!.push(performance.now());
+        settle();
+      }),
+      l.acquire('b').then((settle) => {
+        times.b!.push(performance.now());
+        settle();
+      }),
+      l.acquire('c').then((settle) => {
+        times.c!.push(performance.now());
+        settle();
+      }),
     ]);
     expect(times.a![1]! - answeredA).toBeGreaterThanOrEqual(1000);
     expect(times.a![1]! - times.a![0]!).toBeGreaterThanOrEqual(1150);
@@ -90,7 +109,10 @@ describe('AppLimiter', () => {
     const l = new AppLimiter('app', 200);
     const arrivals: number[] = [];
     let seed = 7;
-    const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    const random = () => {
+      seed = (seed * 16807) % 2147483647;
+      return seed / 2147483647;
+    };
     await Promise.all(
       Array.from({ length: 700 }, (_, i) =>
         l.acquire().then(

@@ -12,7 +12,18 @@ describe('ampsignal emulator amplitude (CLI)', () => {
   it('starts with --port 0 --json, serves a seeded cohort, and exits on SIGTERM', async () => {
     const child = spawn(
       process.execPath,
-      ['bin/ampsignal.mjs', 'emulator', 'amplitude', '--port', '0', '--json', '--project', 'cli-key:cli-secret', '--seed-cohort', 'c9:Nine:3'],
+      [
+        'bin/ampsignal.mjs',
+        'emulator',
+        'amplitude',
+        '--port',
+        '0',
+        '--json',
+        '--project',
+        'cli-key:cli-secret',
+        '--seed-cohort',
+        'c9:Nine:3',
+      ],
       { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'pipe'] },
     );
     cleanups.push(async () => {
@@ -29,7 +40,9 @@ describe('ampsignal emulator amplitude (CLI)', () => {
     const summary = JSON.parse(line);
     expect(summary.projects).toEqual([{ apiKey: 'cli-key', secretKey: 'cli-secret' }]);
     expect(summary.cohorts).toEqual([{ id: 'c9', name: 'Nine', size: 3 }]);
-    const res = await request(`${summary.url}/api/3/cohorts`, { headers: { authorization: 'Basic ' + Buffer.from('cli-key:cli-secret').toString('base64') } });
+    const res = await request(`${summary.url}/api/3/cohorts`, {
+      headers: { authorization: `Basic ${Buffer.from('cli-key:cli-secret').toString('base64')}` },
+    });
     expect(((await res.body.json()) as any).cohorts[0]).toMatchObject({ id: 'c9', size: 3 });
     const exited = once(child, 'exit');
     child.kill('SIGTERM');
@@ -38,10 +51,14 @@ describe('ampsignal emulator amplitude (CLI)', () => {
   });
 
   it('rejects bad flags with one line and exit code 2', async () => {
-    const child = spawn(process.execPath, ['bin/ampsignal.mjs', 'emulator', 'amplitude', '--port', '0', '--project', 'nocolon'], {
-      cwd: process.cwd(),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['bin/ampsignal.mjs', 'emulator', 'amplitude', '--port', '0', '--project', 'nocolon'],
+      {
+        cwd: process.cwd(),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const [code] = await once(child, 'exit');

@@ -1,13 +1,18 @@
 import { gunzipSync } from 'node:zlib';
-import Fastify, { type FastifyInstance } from 'fastify';
 import { parse } from 'csv-parse/sync';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startAmplitudeEmulator, type AmplitudeEmulator, type AmplitudeEmulatorOptions } from '../../src/emulators/amplitude';
+import {
+  type AmplitudeEmulator,
+  type AmplitudeEmulatorOptions,
+  startAmplitudeEmulator,
+} from '../../src/emulators/amplitude';
 
 const P1 = { apiKey: 'project-one-key', secretKey: 'project-one-secret' };
 const P2 = { apiKey: 'project-two-key', secretKey: 'project-two-secret' };
-const basic = (p: { apiKey: string; secretKey: string }) => 'Basic ' + Buffer.from(`${p.apiKey}:${p.secretKey}`).toString('base64');
+const basic = (p: { apiKey: string; secretKey: string }) =>
+  `Basic ${Buffer.from(`${p.apiKey}:${p.secretKey}`).toString('base64')}`;
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -54,13 +59,23 @@ async function download(emu: AmplitudeEmulator, cohortId: string, query = '') {
 
 describe('amplitude emulator: behavioral cohorts API', () => {
   it('lists cohorts of the authenticated project only, with Amplitude fields', async () => {
-    const emu = await start({ cohorts: [{ id: 'abc123', name: 'Buyers', members: [{ user_id: 'alice' }, { user_id: 'bob' }] }] });
+    const emu = await start({
+      cohorts: [{ id: 'abc123', name: 'Buyers', members: [{ user_id: 'alice' }, { user_id: 'bob' }] }],
+    });
     emu.cohorts.upsert({ id: 'other1', name: 'Other', apiKey: P2.apiKey, members: [] });
     const res = await get(`${emu.url}/api/3/cohorts`);
     expect(res.status).toBe(200);
     expect(res.json.cohorts).toHaveLength(1);
     const c = res.json.cohorts[0];
-    expect(c).toMatchObject({ appId: expect.any(Number), id: 'abc123', name: 'Buyers', size: 2, archived: false, finished: true, published: true });
+    expect(c).toMatchObject({
+      appId: expect.any(Number),
+      id: 'abc123',
+      name: 'Buyers',
+      size: 2,
+      archived: false,
+      finished: true,
+      published: true,
+    });
     // lastComputed is epoch seconds, not milliseconds.
     expect(Math.abs(c.lastComputed - Date.now() / 1000)).toBeLessThan(60);
     const other = await get(`${emu.url}/api/3/cohorts`, basic(P2));
@@ -123,7 +138,10 @@ describe('amplitude emulator: behavioral cohorts API', () => {
   });
 
   it('refuses the file before the job completed', async () => {
-    const emu = await start({ pollsBeforeReady: 1, cohorts: [{ id: 'c1', name: 'x', members: [{ user_id: 'alice' }] }] });
+    const emu = await start({
+      pollsBeforeReady: 1,
+      cohorts: [{ id: 'c1', name: 'x', members: [{ user_id: 'alice' }] }],
+    });
     const req = await get(`${emu.url}/api/5/cohorts/request/c1`);
     const early = await get(`${emu.url}/api/5/cohorts/request/${req.json.request_id}/file`);
     expect(early.status).toBe(400);
@@ -243,11 +261,20 @@ describe('amplitude emulator: cohort webhook push', () => {
 
   it('pushes enter and exit batches with Amplitude headers and payload; anonymous members are not sent', async () => {
     const hook = await receiver();
-    const emu = await start({ webhookUrl: hook.url, webhookHeaders: { Authorization: 'Bearer s3cret' }, webhookBatchSize: 2 });
+    const emu = await start({
+      webhookUrl: hook.url,
+      webhookHeaders: { Authorization: 'Bearer s3cret' },
+      webhookBatchSize: 2,
+    });
     emu.cohorts.upsert({
       id: 'c1',
       name: 'Buyers',
-      members: [{ user_id: 'alice', properties: { city: 'Paris' } }, { user_id: 'bob' }, { user_id: 'carol' }, { amplitude_id: 99 }],
+      members: [
+        { user_id: 'alice', properties: { city: 'Paris' } },
+        { user_id: 'bob' },
+        { user_id: 'carol' },
+        { amplitude_id: 99 },
+      ],
     });
     await emu.webhooksIdle(10_000);
     expect(hook.got).toHaveLength(2);
@@ -275,7 +302,13 @@ describe('amplitude emulator: cohort webhook push', () => {
     emu.cohorts.addMembers('c1', [{ user_id: 'dave' }]);
     await emu.webhooksIdle(10_000);
     const later = hook.got.slice(2).map((g) => g.body);
-    expect(later.map((b) => [b.in_cohort, b.message_id.split('::').slice(1).join('::'), b.users.map((u: { user_id: string }) => u.user_id)])).toEqual([
+    expect(
+      later.map((b) => [
+        b.in_cohort,
+        b.message_id.split('::').slice(1).join('::'),
+        b.users.map((u: { user_id: string }) => u.user_id),
+      ]),
+    ).toEqual([
       [false, 'exit::0', ['alice']],
       [true, 'enter::0', ['dave']],
     ]);

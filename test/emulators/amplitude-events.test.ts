@@ -1,8 +1,12 @@
 import { gzipSync } from 'node:zlib';
+import { createInstance } from '@amplitude/analytics-node';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createInstance } from '@amplitude/analytics-node';
-import { startAmplitudeEmulator, type AmplitudeEmulator, type AmplitudeEmulatorOptions } from '../../src/emulators/amplitude';
+import {
+  type AmplitudeEmulator,
+  type AmplitudeEmulatorOptions,
+  startAmplitudeEmulator,
+} from '../../src/emulators/amplitude';
 
 const KEY = 'events-project-key';
 const cleanups: Array<() => Promise<void>> = [];
@@ -16,7 +20,11 @@ async function start(opts: Partial<AmplitudeEmulatorOptions> = {}): Promise<Ampl
   return emu;
 }
 
-async function post(url: string, body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }) {
+async function post(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = { 'content-type': 'application/json' },
+) {
   const payload = Buffer.isBuffer(body) ? body : typeof body === 'string' ? body : JSON.stringify(body);
   const res = await request(url, { method: 'POST', headers, body: payload });
   return { status: res.statusCode, json: (await res.body.json()) as any };
@@ -36,7 +44,12 @@ describe('amplitude emulator: HTTP V2 and Batch', () => {
     const emu = await start();
     const res = await post(`${emu.url}/2/httpapi`, { api_key: KEY, events: [ev(1), ev(2)] });
     expect(res.status).toBe(200);
-    expect(res.json).toEqual({ code: 200, events_ingested: 2, payload_size_bytes: expect.any(Number), server_upload_time: expect.any(Number) });
+    expect(res.json).toEqual({
+      code: 200,
+      events_ingested: 2,
+      payload_size_bytes: expect.any(Number),
+      server_upload_time: expect.any(Number),
+    });
     const inspected = await request(`${emu.url}/_emulator/events?api_key=${KEY}`);
     const { events } = (await inspected.body.json()) as { events: Array<Record<string, unknown>> };
     expect(events.map((e) => [e.insert_id, e.user_id, e.event_type])).toEqual([
@@ -53,7 +66,11 @@ describe('amplitude emulator: HTTP V2 and Batch', () => {
     const url = `${emu.url}/2/httpapi`;
     expect((await post(url, '', {})).json).toEqual({ code: 400, error: 'Missing request body' });
     expect((await post(url, '{"api_key":')).json).toEqual({ code: 400, error: 'Invalid JSON request body' });
-    expect((await post(url, { events: [ev(1)] })).json).toEqual({ code: 400, error: 'Request missing required field', missing_field: 'api_key' });
+    expect((await post(url, { events: [ev(1)] })).json).toEqual({
+      code: 400,
+      error: 'Request missing required field',
+      missing_field: 'api_key',
+    });
     const badKey = await post(url, { api_key: 'nope', events: [ev(1)] });
     expect(badKey.status).toBe(400);
     expect(badKey.json.error.startsWith('Invalid API key')).toBe(true);
@@ -90,7 +107,9 @@ describe('amplitude emulator: HTTP V2 and Batch', () => {
     const emu = await start();
     const short = { event_type: 'x', user_id: 'abc' };
     expect((await post(`${emu.url}/2/httpapi`, { api_key: KEY, events: [short] })).status).toBe(400);
-    expect((await post(`${emu.url}/2/httpapi`, { api_key: KEY, events: [short], options: { min_id_length: 3 } })).status).toBe(200);
+    expect(
+      (await post(`${emu.url}/2/httpapi`, { api_key: KEY, events: [short], options: { min_id_length: 3 } })).status,
+    ).toBe(200);
   });
 
   it('answers 413 at maxEvents and at maxBytes (counted after gzip decompression)', async () => {
@@ -99,7 +118,20 @@ describe('amplitude emulator: HTTP V2 and Batch', () => {
     const tooMany = await post(url, { api_key: KEY, events: Array.from({ length: 10 }, (_, i) => ev(i)) });
     expect(tooMany).toEqual({ status: 413, json: { code: 413, error: 'Payload too large' } });
     expect((await post(url, { api_key: KEY, events: Array.from({ length: 9 }, (_, i) => ev(i)) })).status).toBe(200);
-    const big = { api_key: KEY, events: [ev(20, { event_properties: { a: 'x'.repeat(1000), b: 'y'.repeat(1000), c: 'z'.repeat(1000), d: 'w'.repeat(1000), e: 'v'.repeat(1000) } })] };
+    const big = {
+      api_key: KEY,
+      events: [
+        ev(20, {
+          event_properties: {
+            a: 'x'.repeat(1000),
+            b: 'y'.repeat(1000),
+            c: 'z'.repeat(1000),
+            d: 'w'.repeat(1000),
+            e: 'v'.repeat(1000),
+          },
+        }),
+      ],
+    };
     const gz = gzipSync(JSON.stringify(big));
     expect(gz.length).toBeLessThan(5_000);
     const tooBig = await post(url, gz, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
@@ -114,14 +146,22 @@ describe('amplitude emulator: HTTP V2 and Batch', () => {
     });
     expect(res.status).toBe(200);
     expect(emu.events.list(KEY).map((e) => e.insert_id)).toEqual(['ins-1']);
-    const corrupt = await post(`${emu.url}/2/httpapi`, Buffer.from('not gzip'), { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+    const corrupt = await post(`${emu.url}/2/httpapi`, Buffer.from('not gzip'), {
+      'content-type': 'application/json',
+      'content-encoding': 'gzip',
+    });
     expect(corrupt.json).toEqual({ code: 400, error: 'Invalid JSON request body' });
   });
 
   it('throttles a user or device above epsThreshold with the documented 429 body, ingesting nothing of that request', async () => {
     const emu = await start({ epsThreshold: 5, epsWindowMs: 60_000 });
     const url = `${emu.url}/2/httpapi`;
-    const hot = (i: number) => ({ event_type: 'x', user_id: 'hot-user', device_id: `dev-${i}-abc`, insert_id: `hot-${i}` });
+    const hot = (i: number) => ({
+      event_type: 'x',
+      user_id: 'hot-user',
+      device_id: `dev-${i}-abc`,
+      insert_id: `hot-${i}`,
+    });
     // 5 events/s over a 60 s window allows 300 per id; the 301st is over.
     expect((await post(url, { api_key: KEY, events: Array.from({ length: 299 }, (_, i) => hot(i)) })).status).toBe(200);
     const res = await post(url, { api_key: KEY, events: [ev(1), hot(500), ev(2), hot(501)] });
@@ -155,7 +195,10 @@ describe('amplitude emulator: HTTP V2 and Batch', () => {
     const emu = await start();
     const url = `${emu.url}/2/httpapi`;
     emu.events.forceNext(503);
-    expect(await post(url, { api_key: KEY, events: [ev(1)] })).toEqual({ status: 503, json: { code: 503, error: 'Service Unavailable' } });
+    expect(await post(url, { api_key: KEY, events: [ev(1)] })).toEqual({
+      status: 503,
+      json: { code: 503, error: 'Service Unavailable' },
+    });
     expect(emu.events.list()).toHaveLength(0);
 
     emu.events.forceNext(500, undefined, 1, { ingest: true });
@@ -164,7 +207,14 @@ describe('amplitude emulator: HTTP V2 and Batch', () => {
     expect(emu.events.list(KEY).map((e) => e.insert_id)).toEqual(['ins-1', 'ins-2']);
     expect(emu.stats().events).toMatchObject({ duplicates: 2, ingestedOnError: 1 });
 
-    const custom = { code: 429, error: 'Too many requests for some devices and users', eps_threshold: 30, throttled_devices: {}, throttled_users: { u: 31 }, throttled_events: [0] };
+    const custom = {
+      code: 429,
+      error: 'Too many requests for some devices and users',
+      eps_threshold: 30,
+      throttled_devices: {},
+      throttled_users: { u: 31 },
+      throttled_events: [0],
+    };
     emu.events.forceNext(429, custom, 2);
     expect((await post(url, { api_key: KEY, events: [ev(3)] })).json).toEqual(custom);
     expect((await post(url, { api_key: KEY, events: [ev(3)] })).status).toBe(429);
@@ -188,7 +238,8 @@ describe('amplitude emulator: HTTP V2 and Batch', () => {
   it('injects random 5xx at errorRate; with ingestOnError some failed batches were still stored', async () => {
     const emu = await start({ seed: 7, faults: { events: { errorRate: 1 } } });
     const statuses = new Set<number>();
-    for (let i = 0; i < 40; i++) statuses.add((await post(`${emu.url}/2/httpapi`, { api_key: KEY, events: [ev(i)] })).status);
+    for (let i = 0; i < 40; i++)
+      statuses.add((await post(`${emu.url}/2/httpapi`, { api_key: KEY, events: [ev(i)] })).status);
     expect([...statuses].every((s) => [500, 502, 503, 504].includes(s))).toBe(true);
     expect(statuses.size).toBeGreaterThan(1);
     const { ingestedOnError } = emu.stats().events;
@@ -204,7 +255,11 @@ describe('amplitude emulator: HTTP V2 and Batch', () => {
     await client.init(KEY, { serverUrl: `${emu.url}/2/httpapi`, flushIntervalMillis: 50, logLevel: 0 }).promise;
     const results = await Promise.all([
       client.track('[Onesignal] Push Sent', { message_id: 'm-1' }, { user_id: 'sdk-user-1' }).promise,
-      client.track('[Onesignal] Push Clicked', { message_id: 'm-1' }, { user_id: 'sdk-user-1', device_id: 'sdk-device-1' }).promise,
+      client.track(
+        '[Onesignal] Push Clicked',
+        { message_id: 'm-1' },
+        { user_id: 'sdk-user-1', device_id: 'sdk-device-1' },
+      ).promise,
     ]);
     await client.flush().promise;
     expect(results.map((r) => r.code)).toEqual([200, 200]);

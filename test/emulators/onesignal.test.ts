@@ -3,11 +3,15 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import * as OneSignal from '@onesignal/node-onesignal';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import * as OneSignal from '@onesignal/node-onesignal';
+import {
+  type OneSignalEmulator,
+  type OneSignalEmulatorOptions,
+  startOneSignalEmulator,
+} from '../../src/emulators/onesignal/index';
 import { isAmpError } from '../../src/errors';
-import { startOneSignalEmulator, type OneSignalEmulator, type OneSignalEmulatorOptions } from '../../src/emulators/onesignal/index';
 
 const APP = 'aaaaaaaa-0000-4000-8000-000000000001';
 const KEY = 'key-one';
@@ -80,9 +84,14 @@ describe('OneSignal emulator: options', () => {
     const err = await startOneSignalEmulator({ apps: [] }).catch((e: unknown) => e);
     expect(isAmpError(err)).toBe(true);
     expect((err as Error).message).toMatch(/at least one app/);
-    const err2 = await startOneSignalEmulator({ apps: [{ appId: 'a', apiKey: 'k' }], faults: { errorRate: 2 } }).catch((e: unknown) => e);
+    const err2 = await startOneSignalEmulator({ apps: [{ appId: 'a', apiKey: 'k' }], faults: { errorRate: 2 } }).catch(
+      (e: unknown) => e,
+    );
     expect((err2 as Error).message).toMatch(/errorRate/);
-    const err3 = await startOneSignalEmulator({ apps: [{ appId: 'a', apiKey: 'k' }], users: { mode: 'seeded', file: '/nonexistent/ids.txt' } }).catch((e: unknown) => e);
+    const err3 = await startOneSignalEmulator({
+      apps: [{ appId: 'a', apiKey: 'k' }],
+      users: { mode: 'seeded', file: '/nonexistent/ids.txt' },
+    }).catch((e: unknown) => e);
     expect((err3 as Error).message).toMatch(/cannot read the seed file/);
   });
 
@@ -109,7 +118,9 @@ describe('OneSignal emulator: auth', () => {
     const emu = await start();
     const missing = await patchTagsRaw(emu, { key: null });
     expect(missing.status).toBe(401);
-    expect(missing.json).toEqual({ errors: [{ code: 'auth-1', title: "This operation requires 'Authorization' in the HTTP header" }] });
+    expect(missing.json).toEqual({
+      errors: [{ code: 'auth-1', title: "This operation requires 'Authorization' in the HTTP header" }],
+    });
 
     const wrong = await patchTagsRaw(emu, { key: 'nope' });
     expect(wrong.status).toBe(403);
@@ -119,7 +130,9 @@ describe('OneSignal emulator: auth', () => {
     expect((await patchTagsRaw(emu, { key: KEY2 })).status).toBe(403);
     expect((await patchTagsRaw(emu, { auth: `Basic ${KEY}` })).status).toBe(403);
 
-    const unknownApp = await call(emu, 'PATCH', `/apps/does-not-exist/users/by/external_id/user-1`, { body: { properties: { tags: { a: '1' } } } });
+    const unknownApp = await call(emu, 'PATCH', `/apps/does-not-exist/users/by/external_id/user-1`, {
+      body: { properties: { tags: { a: '1' } } },
+    });
     expect(unknownApp.status).toBe(400);
     expect(unknownApp.json.errors[0]).toMatch(/^app_id not found\./);
     expect(Array.isArray(unknownApp.json.reference)).toBe(true);
@@ -132,7 +145,10 @@ describe('OneSignal emulator: auth', () => {
   });
 
   function patchTagsRaw(emu: OneSignalEmulator, o: { key?: string | null; auth?: string }) {
-    return call(emu, 'PATCH', `/apps/${APP}/users/by/external_id/user-1`, { body: { properties: { tags: { a: '1' } } }, ...o });
+    return call(emu, 'PATCH', `/apps/${APP}/users/by/external_id/user-1`, {
+      body: { properties: { tags: { a: '1' } } },
+      ...o,
+    });
   }
 });
 
@@ -154,14 +170,21 @@ describe('OneSignal emulator: tags', () => {
 
   it('rejects non-string values, restricted keys and unsupported aliases with 400, applying nothing', async () => {
     const emu = await start();
-    for (const tags of [{ ok: '1', n: 5 }, { ok: '1', arr: ['x'] }, { ok: '1', obj: { a: 1 } }, { ok: '1', bool: true }]) {
+    for (const tags of [
+      { ok: '1', n: 5 },
+      { ok: '1', arr: ['x'] },
+      { ok: '1', obj: { a: 1 } },
+      { ok: '1', bool: true },
+    ]) {
       const r = await patchTags(emu, 'user-2', tags);
       expect(r.status).toBe(400);
       expect(r.json.errors[0].title).toMatch(/string/);
     }
     const restricted = await patchTags(emu, 'user-2', { ok: '1', message: 'x' });
     expect(restricted.status).toBe(400);
-    const alias = await call(emu, 'PATCH', `/apps/${APP}/users/by/onesignal_id/user-2`, { body: { properties: { tags: { ok: '1' } } } });
+    const alias = await call(emu, 'PATCH', `/apps/${APP}/users/by/onesignal_id/user-2`, {
+      body: { properties: { tags: { ok: '1' } } },
+    });
     expect(alias.status).toBe(400);
     expect(emu.state.getUser('user-2')).toEqual({});
   });
@@ -224,18 +247,26 @@ describe('OneSignal emulator: create, view and delete users', () => {
     const emu = await start({ users: { mode: 'empty' }, viewRateLimitPerSecond: 0 });
     const noSub = await call(emu, 'POST', `/apps/${APP}/users`, { body: { identity: { external_id: 'u1' } } });
     expect(noSub.status).toBe(400);
-    const noId = await call(emu, 'POST', `/apps/${APP}/users`, { body: { identity: {}, subscriptions: [{ type: 'Email', token: 'a@b.c' }] } });
+    const noId = await call(emu, 'POST', `/apps/${APP}/users`, {
+      body: { identity: {}, subscriptions: [{ type: 'Email', token: 'a@b.c' }] },
+    });
     expect(noId.status).toBe(400);
     expect(emu.state.userCount()).toBe(0);
 
-    const body = { identity: { external_id: 'u1' }, properties: { tags: { a: '1' } }, subscriptions: [{ type: 'Email', token: 'a@b.c' }] };
+    const body = {
+      identity: { external_id: 'u1' },
+      properties: { tags: { a: '1' } },
+      subscriptions: [{ type: 'Email', token: 'a@b.c' }],
+    };
     const created = await call(emu, 'POST', `/apps/${APP}/users`, { body });
     expect(created.status).toBe(200);
     expect(created.json.identity.external_id).toBe('u1');
     expect(created.json.identity.onesignal_id).toMatch(/^[0-9a-f-]{36}$/);
     expect(created.json.properties.tags).toEqual({ a: '1' });
 
-    const again = await call(emu, 'POST', `/apps/${APP}/users`, { body: { ...body, properties: { tags: { b: '1' } } } });
+    const again = await call(emu, 'POST', `/apps/${APP}/users`, {
+      body: { ...body, properties: { tags: { b: '1' } } },
+    });
     expect(again.status).toBe(202);
     expect(again.json.identity.onesignal_id).toBe(created.json.identity.onesignal_id);
     expect(emu.state.getUser('u1')).toEqual({ a: '1', b: '1' });
@@ -263,7 +294,10 @@ describe('OneSignal emulator: create, view and delete users', () => {
 });
 
 describe('OneSignal emulator: segments', () => {
-  const seg = (name: string, key = 'amp_cohort_1') => ({ name, filters: [{ field: 'tag', key, relation: '=', value: '1' }] });
+  const seg = (name: string, key = 'amp_cohort_1') => ({
+    name,
+    filters: [{ field: 'tag', key, relation: '=', value: '1' }],
+  });
 
   it('creates, lists in creation order with offset/limit, refuses duplicates and bad filters, and deletes', async () => {
     const emu = await start();
@@ -294,7 +328,10 @@ describe('OneSignal emulator: segments', () => {
       expect(r.json.errors.length).toBeGreaterThan(0);
     }
     const okOr = await call(emu, 'POST', `/apps/${APP}/segments`, {
-      body: { name: 'Either', filters: [seg('').filters[0], { operator: 'OR' }, { field: 'tag', key: 'k2', relation: 'exists' }] },
+      body: {
+        name: 'Either',
+        filters: [seg('').filters[0], { operator: 'OR' }, { field: 'tag', key: 'k2', relation: 'exists' }],
+      },
     });
     expect(okOr.status).toBe(201);
 
@@ -424,7 +461,9 @@ describe('OneSignal emulator: inspection endpoints', () => {
   it('shows state, seeds users and resets', async () => {
     const emu = await start({ users: { mode: 'seeded', ids: ['alice', 'bob'] } });
     await patchTags(emu, 'alice', { a: '1' });
-    await call(emu, 'POST', `/apps/${APP}/segments`, { body: { name: 'S', filters: [{ field: 'tag', key: 'a', relation: '=', value: '1' }] } });
+    await call(emu, 'POST', `/apps/${APP}/segments`, {
+      body: { name: 'S', filters: [{ field: 'tag', key: 'a', relation: '=', value: '1' }] },
+    });
 
     const full = await call(emu, 'GET', `/_emulator/state?app_id=${APP}`);
     expect(full.status).toBe(200);
@@ -441,7 +480,9 @@ describe('OneSignal emulator: inspection endpoints', () => {
     expect((await call(emu, 'GET', `/_emulator/users/${APP}/alice`)).json.tags).toEqual({ a: '1' });
     expect((await call(emu, 'GET', `/_emulator/users/${APP}/carol`)).status).toBe(404);
 
-    const seeded = await call(emu, 'POST', '/_emulator/users', { body: { app_id: APP, ids: ['carol', 'alice'], count: 3 } });
+    const seeded = await call(emu, 'POST', '/_emulator/users', {
+      body: { app_id: APP, ids: ['carol', 'alice'], count: 3 },
+    });
     expect(seeded.json).toEqual({ added: 4 });
     expect(emu.state.userCount()).toBe(6);
     expect(emu.state.userCount(APP2)).toBe(2);
@@ -460,7 +501,10 @@ describe('OneSignal emulator: inspection endpoints', () => {
 describe('OneSignal emulator: official Node SDK', () => {
   it('works with @onesignal/node-onesignal pointed at the emulator', async () => {
     const emu = await start({ users: { mode: 'empty' } });
-    const config = OneSignal.createConfiguration({ restApiKey: KEY, baseServer: new OneSignal.ServerConfiguration(emu.url, {}) });
+    const config = OneSignal.createConfiguration({
+      restApiKey: KEY,
+      baseServer: new OneSignal.ServerConfiguration(emu.url, {}),
+    });
     const api = new OneSignal.DefaultApi(config);
 
     const user = new OneSignal.User();
@@ -473,7 +517,9 @@ describe('OneSignal emulator: official Node SDK', () => {
     const created = await api.createUser(APP, user);
     expect(created.identity?.external_id).toBe('sdk-user');
 
-    const updated = await api.updateUser(APP, 'external_id', 'sdk-user', { properties: { tags: { amp_cohort_9: '1', plan: '' } } });
+    const updated = await api.updateUser(APP, 'external_id', 'sdk-user', {
+      properties: { tags: { amp_cohort_9: '1', plan: '' } },
+    });
     expect(updated.properties?.tags).toEqual({ amp_cohort_9: '1' });
     expect(emu.state.getUser('sdk-user')).toEqual({ amp_cohort_9: '1' });
 
@@ -492,7 +538,12 @@ describe('OneSignal emulator: official Node SDK', () => {
     expect(segments.total_count).toBe(1);
     expect(segments.segments?.[0]?.name).toBe('Cohort 9');
 
-    const bad = new OneSignal.DefaultApi(OneSignal.createConfiguration({ restApiKey: 'wrong', baseServer: new OneSignal.ServerConfiguration(emu.url, {}) }));
+    const bad = new OneSignal.DefaultApi(
+      OneSignal.createConfiguration({
+        restApiKey: 'wrong',
+        baseServer: new OneSignal.ServerConfiguration(emu.url, {}),
+      }),
+    );
     await expect(bad.getSegments(APP)).rejects.toMatchObject({ code: 403 });
   });
 });
@@ -500,10 +551,25 @@ describe('OneSignal emulator: official Node SDK', () => {
 describe('OneSignal emulator: CLI', () => {
   it('starts as a child process, prints its URL as JSON, serves, and exits cleanly on SIGTERM', async () => {
     const root = path.resolve(__dirname, '../..');
-    const child = spawn(process.execPath, ['bin/ampsignal.mjs', 'emulator', 'onesignal', '--port', '0', '--json', '--app', `${APP}:${KEY}`, '--seed-count', '5'], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        'bin/ampsignal.mjs',
+        'emulator',
+        'onesignal',
+        '--port',
+        '0',
+        '--json',
+        '--app',
+        `${APP}:${KEY}`,
+        '--seed-count',
+        '5',
+      ],
+      {
+        cwd: root,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     let errOut = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -539,7 +605,11 @@ describe('OneSignal emulator: CLI', () => {
 
   it('rejects a bad flag value with one line and exit code 2', async () => {
     const root = path.resolve(__dirname, '../..');
-    const child = spawn(process.execPath, ['bin/ampsignal.mjs', 'emulator', 'onesignal', '--port', '0', '--error-rate', '7'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      ['bin/ampsignal.mjs', 'emulator', 'onesignal', '--port', '0', '--error-rate', '7'],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let errOut = '';
     child.stderr.on('data', (d: Buffer) => (errOut += d.toString()));
     const [code] = await once(child, 'exit');

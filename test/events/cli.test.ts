@@ -1,15 +1,20 @@
 import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startAmplitudeEmulator, type AmplitudeEmulator } from '../../src/emulators/amplitude';
+import { type AmplitudeEmulator, startAmplitudeEmulator } from '../../src/emulators/amplitude';
 import { forwardStream } from '../../src/events/forward';
 import { describeEachDialect } from '../helpers/db';
 import { nestedEvent, postEvents, startServer } from './helpers';
 
 function cli(dbUrl: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['bin/ampsignal.mjs', '--db', dbUrl, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      ['bin/ampsignal.mjs', '--db', dbUrl, ...args],
+      { timeout: 60_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -30,16 +35,40 @@ describeEachDialect('stream and dead-letters CLI', (db) => {
 
   it('adds a stream, receives, dead-letters, replays and shows the counters', async () => {
     const { url, ctx } = db();
-    const add = await cli(url, ['stream', 'add', '--name', 'prod', '--amplitude-api-key', KEY, '--amplitude-url', emu.url, '--event-name', 'message.push.clicked=Push Opened', '--json']);
+    const add = await cli(url, [
+      'stream',
+      'add',
+      '--name',
+      'prod',
+      '--amplitude-api-key',
+      KEY,
+      '--amplitude-url',
+      emu.url,
+      '--event-name',
+      'message.push.clicked=Push Opened',
+      '--json',
+    ]);
     expect(add.code).toBe(0);
     const stream = JSON.parse(add.stdout);
     expect(stream.path).toBe(`/hooks/onesignal/events/${stream.id}`);
     expect(stream.webhook_secret).toMatch(/^[A-Za-z0-9_-]{20,}$/);
     expect(add.stdout).not.toContain(KEY);
 
-    const body = [nestedEvent({ id: 'cli-1' }), nestedEvent({ id: 'cli-2' }), nestedEvent({ id: 'cli-3' }), nestedEvent({ id: 'cli-1' })];
-    expect((await postEvents(server.base, stream.id, stream.webhook_secret, body)).json).toMatchObject({ accepted: 3, duplicates: 1 });
-    emu.events.forceNext(400, { code: 400, error: 'Invalid field values on some events', events_with_invalid_fields: { device_id: [1] } });
+    const body = [
+      nestedEvent({ id: 'cli-1' }),
+      nestedEvent({ id: 'cli-2' }),
+      nestedEvent({ id: 'cli-3' }),
+      nestedEvent({ id: 'cli-1' }),
+    ];
+    expect((await postEvents(server.base, stream.id, stream.webhook_secret, body)).json).toMatchObject({
+      accepted: 3,
+      duplicates: 1,
+    });
+    emu.events.forceNext(400, {
+      code: 400,
+      error: 'Invalid field values on some events',
+      events_with_invalid_fields: { device_id: [1] },
+    });
     expect(await forwardStream(ctx, stream.id)).toMatchObject({ forwarded: 2, deadLettered: 1 });
     expect(emu.events.list(KEY).map((e) => e.event_type)).toEqual(['Push Opened', 'Push Opened']);
 
@@ -50,14 +79,31 @@ describeEachDialect('stream and dead-letters CLI', (db) => {
     expect(dead[0]).toMatchObject({ event_id: 'cli-2', stream_id: stream.id });
     expect(dead[0].reason).toMatch(/device_id/);
 
-    const replay = await cli(url, ['dead-letters', 'replay', '--stream', stream.id, '--id', String(dead[0].id), '--json']);
+    const replay = await cli(url, [
+      'dead-letters',
+      'replay',
+      '--stream',
+      stream.id,
+      '--id',
+      String(dead[0].id),
+      '--json',
+    ]);
     expect(JSON.parse(replay.stdout)).toMatchObject({ replayed: 1 });
     expect(await forwardStream(ctx, stream.id)).toMatchObject({ forwarded: 1, pending: 0 });
 
     const show = await cli(url, ['stream', 'show', stream.id, '--json']);
-    expect(JSON.parse(show.stdout)).toMatchObject({ id: stream.id, received: 3, duplicates: 1, forwarded: 3, dead_lettered: 0, pending: 0 });
+    expect(JSON.parse(show.stdout)).toMatchObject({
+      id: stream.id,
+      received: 3,
+      duplicates: 1,
+      forwarded: 3,
+      dead_lettered: 0,
+      pending: 0,
+    });
     expect(show.stdout).not.toContain(stream.webhook_secret);
-    expect(new Set(emu.events.list(KEY).map((e) => e.insert_id))).toEqual(new Set(['os-cli-1', 'os-cli-2', 'os-cli-3']));
+    expect(new Set(emu.events.list(KEY).map((e) => e.insert_id))).toEqual(
+      new Set(['os-cli-1', 'os-cli-2', 'os-cli-3']),
+    );
   }, 120_000);
 
   it('refuses a stream without an API key with exit code 2, naming the flag', async () => {

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { startAmplitudeEmulator, type AmplitudeEmulator } from '../../src/emulators/amplitude';
+import { type AmplitudeEmulator, startAmplitudeEmulator } from '../../src/emulators/amplitude';
 import { forwardStream } from '../../src/events/forward';
 import { receiveEvents } from '../../src/events/receive';
 import { cachedStream, createStream, streamCounters } from '../../src/events/streams';
@@ -21,7 +21,13 @@ async function seed(ctx: Context, streamId: string, events: unknown[]): Promise<
 }
 
 function manyEvents(prefix: string, n: number, opts: { externalId?: (i: number) => string } = {}) {
-  return Array.from({ length: n }, (_, i) => nestedEvent({ id: `${prefix}-${i}`, externalId: opts.externalId?.(i) ?? `${prefix}-user-${i}`, subscriptionId: `${prefix}-sub-${i}` }));
+  return Array.from({ length: n }, (_, i) =>
+    nestedEvent({
+      id: `${prefix}-${i}`,
+      externalId: opts.externalId?.(i) ?? `${prefix}-user-${i}`,
+      subscriptionId: `${prefix}-sub-${i}`,
+    }),
+  );
 }
 
 /** insert_id → how many times the emulator stored it. */
@@ -32,7 +38,12 @@ function countByInsertId(emu: AmplitudeEmulator): Map<string, number> {
 }
 
 async function makeDue(ctx: Context, streamId: string): Promise<void> {
-  await ctx.store.db.updateTable('stream_events').set({ next_attempt_at: 0 }).where('stream_id', '=', streamId).where('status', '=', 'pending').execute();
+  await ctx.store.db
+    .updateTable('stream_events')
+    .set({ next_attempt_at: 0 })
+    .where('stream_id', '=', streamId)
+    .where('status', '=', 'pending')
+    .execute();
 }
 
 describeEachDialect('event forwarder', (db) => {
@@ -60,10 +71,21 @@ describeEachDialect('event forwarder', (db) => {
     const { ctx } = db();
     const id = await newStream(ctx, emu, 'bad400');
     await seed(ctx, id, manyEvents('b', 5));
-    emu.events.forceNext(400, { code: 400, error: 'Invalid field values on some events', events_with_invalid_fields: { time: [1] }, events_with_missing_fields: { event_type: [3] } });
+    emu.events.forceNext(400, {
+      code: 400,
+      error: 'Invalid field values on some events',
+      events_with_invalid_fields: { time: [1] },
+      events_with_missing_fields: { event_type: [3] },
+    });
     const r = await forwardStream(ctx, id);
     expect(r).toMatchObject({ forwarded: 3, deadLettered: 2, pending: 0 });
-    const dead = await ctx.store.db.selectFrom('stream_events').select(['event_id', 'reason']).where('stream_id', '=', id).where('status', '=', 'dead').orderBy('event_id').execute();
+    const dead = await ctx.store.db
+      .selectFrom('stream_events')
+      .select(['event_id', 'reason'])
+      .where('stream_id', '=', id)
+      .where('status', '=', 'dead')
+      .orderBy('event_id')
+      .execute();
     expect(dead.map((d) => d.event_id)).toEqual(['b-1', 'b-3']);
     expect(dead[0]!.reason).toMatch(/time/);
     expect(dead[1]!.reason).toMatch(/event_type/);
@@ -96,7 +118,12 @@ describeEachDialect('event forwarder', (db) => {
     const r = await forwardStream(ctx, id);
     expect(r.forwarded).toBe(40); // 30 of the hot user fit the first request, with the 10 others
     expect(r.pending).toBe(10);
-    const held = await ctx.store.db.selectFrom('stream_events').select(['payload', 'next_attempt_at', 'attempts', 'reason']).where('stream_id', '=', id).where('status', '=', 'pending').execute();
+    const held = await ctx.store.db
+      .selectFrom('stream_events')
+      .select(['payload', 'next_attempt_at', 'attempts', 'reason'])
+      .where('stream_id', '=', id)
+      .where('status', '=', 'pending')
+      .execute();
     expect(held.every((h) => JSON.parse(h.payload).user_id === 'hot-user')).toBe(true);
     expect(held.every((h) => h.next_attempt_at >= before + 29_000 && h.attempts === 0)).toBe(true);
     expect(held[0]!.reason).toMatch(/429/);
@@ -117,8 +144,16 @@ describeEachDialect('event forwarder', (db) => {
     expect(countByInsertId(emu).size).toBe(50);
 
     const q = await newStream(ctx, emu, 'quota');
-    await seed(ctx, q, [nestedEvent({ id: 'q-0', externalId: 'over-quota' }), nestedEvent({ id: 'q-1', externalId: 'fine-user' })]);
-    emu.events.forceNext(429, { code: 429, error: 'Too many requests for some devices and users', exceeded_daily_quota_users: { 'over-quota': 1 }, throttled_events: [] });
+    await seed(ctx, q, [
+      nestedEvent({ id: 'q-0', externalId: 'over-quota' }),
+      nestedEvent({ id: 'q-1', externalId: 'fine-user' }),
+    ]);
+    emu.events.forceNext(429, {
+      code: 429,
+      error: 'Too many requests for some devices and users',
+      exceeded_daily_quota_users: { 'over-quota': 1 },
+      throttled_events: [],
+    });
     const rq = await forwardStream(ctx, q);
     expect(rq).toMatchObject({ forwarded: 1, deadLettered: 1, pending: 0 });
   });
@@ -131,7 +166,11 @@ describeEachDialect('event forwarder', (db) => {
     emu.events.forceNext(500, undefined, 1, { ingest: true });
     const r1 = await forwardStream(ctx, id);
     expect(r1).toMatchObject({ forwarded: 0, pending: 20 });
-    const row = await ctx.store.db.selectFrom('stream_events').select(['attempts', 'next_attempt_at', 'reason']).where('stream_id', '=', id).executeTakeFirstOrThrow();
+    const row = await ctx.store.db
+      .selectFrom('stream_events')
+      .select(['attempts', 'next_attempt_at', 'reason'])
+      .where('stream_id', '=', id)
+      .executeTakeFirstOrThrow();
     expect(row.attempts).toBe(1);
     expect(row.next_attempt_at).toBeGreaterThan(Date.now());
     expect(row.reason).toMatch(/500/);
@@ -153,7 +192,11 @@ describeEachDialect('event forwarder', (db) => {
     await seed(ctx, id, manyEvents('k', 3));
     const r = await forwardStream(ctx, id);
     expect(r).toMatchObject({ forwarded: 0, deadLettered: 0, pending: 3, status: 'paused' });
-    const s = await ctx.store.db.selectFrom('streams').select(['status', 'status_reason']).where('id', '=', id).executeTakeFirstOrThrow();
+    const s = await ctx.store.db
+      .selectFrom('streams')
+      .select(['status', 'status_reason'])
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
     expect(s.status).toBe('paused');
     expect(s.status_reason).toMatch(/Invalid API key/);
     expect((await forwardStream(ctx, id)).requests).toBe(0);
@@ -164,7 +207,10 @@ describeEachDialect('event forwarder', (db) => {
     const id = await newStream(ctx, emu, 'concurrent');
     await seed(ctx, id, manyEvents('c', 3000));
     emu.setFaults({ events: { latencyMs: 50 } });
-    const [a, b] = await Promise.all([forwardStream(ctx, id, { workerId: 'a' }), forwardStream(ctx, id, { workerId: 'b' })]);
+    const [a, b] = await Promise.all([
+      forwardStream(ctx, id, { workerId: 'a' }),
+      forwardStream(ctx, id, { workerId: 'b' }),
+    ]);
     expect(a.forwarded + b.forwarded).toBe(3000);
     expect(emu.stats().events.duplicates).toBe(0);
     expect(countByInsertId(emu).size).toBe(3000);
@@ -177,10 +223,23 @@ describeEachDialect('event forwarder', (db) => {
     // Slow answers, so the child is surely inside a request when it is killed; the emulator still
     // ingests what it received (the "may or may not have been accepted" case).
     emu.setFaults({ events: { latencyMs: 1_500 } });
-    const child = spawn(process.execPath, ['bin/run-ts.mjs', 'test/events/fixtures/forward-child.ts', url, id, '1500'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      ['bin/run-ts.mjs', 'test/events/fixtures/forward-child.ts', url, id, '1500'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     const exited = new Promise((res) => child.on('exit', res));
     await waitFor(
-      async () => (await ctx.store.db.selectFrom('stream_events').select('id').where('stream_id', '=', id).where('lease_owner', 'like', 'child:%').limit(1).execute()).length > 0,
+      async () =>
+        (
+          await ctx.store.db
+            .selectFrom('stream_events')
+            .select('id')
+            .where('stream_id', '=', id)
+            .where('lease_owner', 'like', 'child:%')
+            .limit(1)
+            .execute()
+        ).length > 0,
       30_000,
       'the child to claim events',
     );
@@ -202,6 +261,11 @@ describeEachDialect('event forwarder', (db) => {
     const counts = countByInsertId(emu);
     expect(counts.size).toBe(3000);
     expect([...counts.values()].every((n) => n === 1)).toBe(true);
-    expect(await streamCounters(ctx, id)).toMatchObject({ received: 3000, forwarded: 3000, dead_lettered: 0, pending: 0 });
+    expect(await streamCounters(ctx, id)).toMatchObject({
+      received: 3000,
+      forwarded: 3000,
+      dead_lettered: 0,
+      pending: 0,
+    });
   });
 });

@@ -3,7 +3,10 @@ import { buildServer } from '../../src/server/app';
 import type { Context } from '../../src/store';
 
 /** Our server on an ephemeral loopback port. */
-export async function startServer(ctx: Context, opts: { bodyLimit?: number } = {}): Promise<{ app: FastifyInstance; base: string }> {
+export async function startServer(
+  ctx: Context,
+  opts: { bodyLimit?: number } = {},
+): Promise<{ app: FastifyInstance; base: string }> {
   const app = await buildServer({ ctx, ...opts });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const addr = app.server.address();
@@ -11,17 +14,35 @@ export async function startServer(ctx: Context, opts: { bodyLimit?: number } = {
   return { app, base: `http://127.0.0.1:${addr.port}` };
 }
 
-export function postEvents(base: string, streamId: string, secret: string | undefined, body: unknown, headers: Record<string, string> = {}) {
+export function postEvents(
+  base: string,
+  streamId: string,
+  secret: string | undefined,
+  body: unknown,
+  headers: Record<string, string> = {},
+) {
   return fetch(`${base}/hooks/onesignal/events/${streamId}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...(secret === undefined ? {} : { authorization: `Bearer ${secret}` }), ...headers },
+    headers: {
+      'content-type': 'application/json',
+      ...(secret === undefined ? {} : { authorization: `Bearer ${secret}` }),
+      ...headers,
+    },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   }).then(async (r) => ({ status: r.status, json: (await r.json()) as any }));
 }
 
 let n = 0;
 /** A realistic nested-shape event as the README template renders it. */
-export function nestedEvent(over: { kind?: string; id?: string; externalId?: string; subscriptionId?: string; tags?: Record<string, string> } = {}) {
+export function nestedEvent(
+  over: {
+    kind?: string;
+    id?: string;
+    externalId?: string;
+    subscriptionId?: string;
+    tags?: Record<string, string>;
+  } = {},
+) {
   n++;
   return {
     event: {
@@ -36,13 +57,23 @@ export function nestedEvent(over: { kind?: string; id?: string; externalId?: str
       external_id: over.externalId ?? `user_${n}`,
       data: { failure_reason: '' },
     },
-    message: { id: 'msg-1', name: 'Spring sale', title: { en: 'Spring sale!' }, contents: 'Save 20% today', template_id: 'tpl-1' },
+    message: {
+      id: 'msg-1',
+      name: 'Spring sale',
+      title: { en: 'Spring sale!' },
+      contents: 'Save 20% today',
+      template_id: 'tpl-1',
+    },
     user: { language: 'en', tags: over.tags ?? {} },
   };
 }
 
 /** Polls a condition until it holds or the deadline passes. */
-export async function waitFor<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+export async function waitFor<T>(
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 15_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

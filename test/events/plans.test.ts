@@ -1,6 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { applyPendingWebhooks } from '../../src/connectors/amplitude/webhooks';
-import { createSource } from '../../src/connectors/amplitude/sources';
 import { startAmplitudeEmulator } from '../../src/emulators/amplitude';
 import { listDeadLetters, replayDeadLetters } from '../../src/events/dead-letters';
 import { forwardStream } from '../../src/events/forward';
@@ -28,7 +26,11 @@ describe('event stream query plans [sqlite]', () => {
 
     const scans = await fullScansDuring(ctx, 'stream_events', async () => {
       await receiveEvents(ctx, stream, events);
-      emu.events.forceNext(400, { code: 400, error: 'Invalid field values on some events', events_with_invalid_fields: { time: [1] } });
+      emu.events.forceNext(400, {
+        code: 400,
+        error: 'Invalid field values on some events',
+        events_with_invalid_fields: { time: [1] },
+      });
       await forwardStream(ctx, row.id);
       await streamCounters(ctx, row.id);
       await readStreams(ctx);
@@ -45,7 +47,10 @@ describe('event stream query plans [sqlite]', () => {
     // and a walk of a full index (a count of every event).
     const probe = await fullScansDuring(ctx, 'stream_events', async () => {
       await ctx.store.db.selectFrom('stream_events').select('id').where('kind', '=', 'x').execute();
-      await ctx.store.db.selectFrom('stream_events').select((eb) => eb.fn.countAll().as('n')).execute();
+      await ctx.store.db
+        .selectFrom('stream_events')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .execute();
     });
     expect(probe).toHaveLength(2);
   });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createStream, streamCounters } from '../../src/events/streams';
 import { mapOneSignalEvent } from '../../src/events/map';
 import { DEFAULT_EVENT_NAMES, eventTypeFor } from '../../src/events/names';
+import { createStream, streamCounters } from '../../src/events/streams';
 import { describeEachDialect } from '../helpers/db';
 import { nestedEvent, postEvents, startServer } from './helpers';
 
@@ -19,10 +19,21 @@ describe('event mapping', () => {
   });
 
   it('maps ids, time in ms, a deterministic insert_id, message properties and cohort tags', () => {
-    const m = mapOneSignalEvent(nestedEvent({ id: 'evt-1', externalId: 'u1', subscriptionId: 'sub-1', tags: { amp_cohort_c42: '1', amp_cohort_c43: '', plan: 'pro' } }), {
-      receivedAt: 1,
-      cohortIdsFromTags: (t) => Object.keys(t).filter((k) => k.startsWith('amp_cohort_') && t[k] === '1').map((k) => k.slice(11)),
-    });
+    const m = mapOneSignalEvent(
+      nestedEvent({
+        id: 'evt-1',
+        externalId: 'u1',
+        subscriptionId: 'sub-1',
+        tags: { amp_cohort_c42: '1', amp_cohort_c43: '', plan: 'pro' },
+      }),
+      {
+        receivedAt: 1,
+        cohortIdsFromTags: (t) =>
+          Object.keys(t)
+            .filter((k) => k.startsWith('amp_cohort_') && t[k] === '1')
+            .map((k) => k.slice(11)),
+      },
+    );
     expect(m.ok).toBe(true);
     if (!m.ok) return;
     expect(m.amplitude).toMatchObject({
@@ -56,7 +67,11 @@ describeEachDialect('OneSignal event receiver', (db) => {
     const s = await startServer(ctx, { bodyLimit: 64 * 1024 });
     base = s.base;
     close = () => s.app.close();
-    const { row, webhookSecret } = await createStream(ctx, { name: 'recv', amplitudeApiKey: 'k', amplitudeUrl: 'http://127.0.0.1:9' });
+    const { row, webhookSecret } = await createStream(ctx, {
+      name: 'recv',
+      amplitudeApiKey: 'k',
+      amplitudeUrl: 'http://127.0.0.1:9',
+    });
     stream = { id: row.id, secret: webhookSecret };
   });
   afterAll(async () => close?.());
@@ -76,20 +91,34 @@ describeEachDialect('OneSignal event receiver', (db) => {
     });
     expect(flat.status).toBe(200);
     expect(flat.json.accepted).toBe(1);
-    const rows = await db().ctx.store.db.selectFrom('stream_events').select(['event_id', 'kind', 'payload', 'status']).where('event_id', 'in', ['n-1', 'f-1']).orderBy('event_id').execute();
+    const rows = await db()
+      .ctx.store.db.selectFrom('stream_events')
+      .select(['event_id', 'kind', 'payload', 'status'])
+      .where('event_id', 'in', ['n-1', 'f-1'])
+      .orderBy('event_id')
+      .execute();
     expect(rows.map((r) => [r.event_id, r.kind, r.status])).toEqual([
       ['f-1', 'message.email.opened', 'pending'],
       ['n-1', 'message.push.clicked', 'pending'],
     ]);
     const flatPayload = JSON.parse(rows[0]!.payload);
-    expect(flatPayload).toMatchObject({ event_type: '[Onesignal] Email Opened', user_id: 'user_12345', device_id: 'sub-email-1', insert_id: 'os-f-1' });
+    expect(flatPayload).toMatchObject({
+      event_type: '[Onesignal] Email Opened',
+      user_id: 'user_12345',
+      device_id: 'sub-email-1',
+      insert_id: 'os-f-1',
+    });
     expect(flatPayload.event_properties.message_title).toBe('Your receipt');
   });
 
   it('counts duplicates, across requests and inside one array', async () => {
     const e = nestedEvent({ id: 'dup-1' });
     expect((await postEvents(base, stream.id, stream.secret, e)).json.accepted).toBe(1);
-    const again = await postEvents(base, stream.id, stream.secret, [e, nestedEvent({ id: 'dup-2' }), nestedEvent({ id: 'dup-2' })]);
+    const again = await postEvents(base, stream.id, stream.secret, [
+      e,
+      nestedEvent({ id: 'dup-2' }),
+      nestedEvent({ id: 'dup-2' }),
+    ]);
     expect(again.json).toMatchObject({ accepted: 1, duplicates: 2 });
     const c = await streamCounters(db().ctx, stream.id);
     expect(c.duplicates).toBe(2);
@@ -121,7 +150,11 @@ describeEachDialect('OneSignal event receiver', (db) => {
   });
 
   it('in a mixed array stores the valid events and lists the rejected ones by index', async () => {
-    const r = await postEvents(base, stream.id, stream.secret, [nestedEvent({ id: 'mix-1' }), { event: { kind: 'message.push.sent' } }, nestedEvent({ id: 'mix-2' })]);
+    const r = await postEvents(base, stream.id, stream.secret, [
+      nestedEvent({ id: 'mix-1' }),
+      { event: { kind: 'message.push.sent' } },
+      nestedEvent({ id: 'mix-2' }),
+    ]);
     expect(r.status).toBe(200);
     expect(r.json.accepted).toBe(2);
     expect(r.json.rejected).toEqual([{ index: 1, problem: 'event.id is missing' }]);
@@ -135,11 +168,23 @@ describeEachDialect('OneSignal event receiver', (db) => {
   });
 
   it('keeps an unknown kind under a generic name, and dead-letters an event with no ids', async () => {
-    const unknown = await postEvents(base, stream.id, stream.secret, nestedEvent({ id: 'unk-1', kind: 'message.hologram.beamed' }));
+    const unknown = await postEvents(
+      base,
+      stream.id,
+      stream.secret,
+      nestedEvent({ id: 'unk-1', kind: 'message.hologram.beamed' }),
+    );
     expect(unknown.json.accepted).toBe(1);
-    const noIds = await postEvents(base, stream.id, stream.secret, { event: { kind: 'message.push.sent', id: 'noid-1', external_id: '', subscription_id: '' } });
+    const noIds = await postEvents(base, stream.id, stream.secret, {
+      event: { kind: 'message.push.sent', id: 'noid-1', external_id: '', subscription_id: '' },
+    });
     expect(noIds.json).toMatchObject({ accepted: 1, dead_lettered: 1 });
-    const rows = await db().ctx.store.db.selectFrom('stream_events').select(['event_id', 'status', 'reason', 'payload']).where('event_id', 'in', ['unk-1', 'noid-1']).orderBy('event_id').execute();
+    const rows = await db()
+      .ctx.store.db.selectFrom('stream_events')
+      .select(['event_id', 'status', 'reason', 'payload'])
+      .where('event_id', 'in', ['unk-1', 'noid-1'])
+      .orderBy('event_id')
+      .execute();
     expect(rows[0]).toMatchObject({ event_id: 'noid-1', status: 'dead' });
     expect(rows[0]!.reason).toMatch(/no external_id or subscription_id/);
     expect(rows[1]).toMatchObject({ event_id: 'unk-1', status: 'pending' });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe } from 'vitest';
-import { openContext, type Context } from '../../src/store';
+import { type Context, openContext } from '../../src/store';
 
 export type TestDialect = 'sqlite' | 'postgres';
 
@@ -45,7 +45,10 @@ export function describeDialects(name: string, body: (dialect: TestDialect) => v
 export async function freshDatabaseUrl(dialect: TestDialect): Promise<{ url: string; cleanup: () => Promise<void> }> {
   if (dialect === 'sqlite') {
     const dir = mkdtempSync(join(tmpdir(), 'ampsignal-test-'));
-    return { url: `sqlite:${join(dir, 'test.db')}`, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+    return {
+      url: `sqlite:${join(dir, 'test.db')}`,
+      cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+    };
   }
   if (!(await postgresAvailable())) throw new Error(`PostgreSQL is not reachable at ${PG_URL}`);
   const schema = `t_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
@@ -77,21 +80,21 @@ export interface TestDb {
  */
 export function describeEachDialect(name: string, body: (db: () => TestDb) => void): void {
   describeDialects(name, (dialect) => {
-      let current: TestDb | undefined;
-      let cleanup: (() => Promise<void>) | undefined;
-      beforeAll(async () => {
-        const fresh = await freshDatabaseUrl(dialect);
-        cleanup = fresh.cleanup;
-        const ctx = await openContext({ db: fresh.url, migrate: 'auto' });
-        current = { dialect, url: fresh.url, ctx };
-      });
-      afterAll(async () => {
-        await current?.ctx.close();
-        await cleanup?.();
-      });
-      body(() => {
-        if (!current) throw new Error('test database was not opened');
-        return current;
-      });
+    let current: TestDb | undefined;
+    let cleanup: (() => Promise<void>) | undefined;
+    beforeAll(async () => {
+      const fresh = await freshDatabaseUrl(dialect);
+      cleanup = fresh.cleanup;
+      const ctx = await openContext({ db: fresh.url, migrate: 'auto' });
+      current = { dialect, url: fresh.url, ctx };
+    });
+    afterAll(async () => {
+      await current?.ctx.close();
+      await cleanup?.();
+    });
+    body(() => {
+      if (!current) throw new Error('test database was not opened');
+      return current;
+    });
   });
 }

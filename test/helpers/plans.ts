@@ -1,5 +1,5 @@
 import { afterAll } from 'vitest';
-import { openContext, type Context } from '../../src/store';
+import { type Context, openContext } from '../../src/store';
 import { freshDatabaseUrl } from './db';
 
 /** Fresh SQLite databases for plan tests, closed and removed after the file; `defer` adds cleanups (run last in, first out). */
@@ -29,7 +29,11 @@ export function sqliteScope(): { open(): Promise<Context>; defer(fn: () => Promi
  * only open work, pending rows or dead letters, and may be walked). Whitespace folded.
  * Statements on a run's TEMP snapshot are skipped: they are gone by then.
  */
-export async function fullScansDuring(ctx: Context, tables: string | string[], fn: () => Promise<unknown>): Promise<string[]> {
+export async function fullScansDuring(
+  ctx: Context,
+  tables: string | string[],
+  fn: () => Promise<unknown>,
+): Promise<string[]> {
   const names = typeof tables === 'string' ? [tables] : tables;
   const h = ctx.store.sqlite;
   if (!h) throw new Error('query plans are checked on SQLite');
@@ -52,7 +56,11 @@ export async function fullScansDuring(ctx: Context, tables: string | string[], f
     h.prepare = prepare;
   }
   const partial = new Set(
-    (prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND sql LIKE '% where %'`).all() as Array<{ name: string }>).map((r) => r.name),
+    (
+      prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND sql LIKE '% where %'`).all() as Array<{
+        name: string;
+      }>
+    ).map((r) => r.name),
   );
   const readsAll = (detail: string) =>
     names.some((t) => {
@@ -62,7 +70,8 @@ export async function fullScansDuring(ctx: Context, tables: string | string[], f
   const scans = new Set<string>();
   const mentions = new RegExp(`\\b(${names.join('|')})\\b`);
   for (const { source, args } of ran) {
-    if (!mentions.test(source) || /stg_(snap|heap)_/.test(source) || /^\s*(EXPLAIN|CREATE|DROP)/i.test(source)) continue;
+    if (!mentions.test(source) || /stg_(snap|heap)_/.test(source) || /^\s*(EXPLAIN|CREATE|DROP)/i.test(source))
+      continue;
     const plan = prepare(`EXPLAIN QUERY PLAN ${source}`).all(...(args as [])) as Array<{ detail: string }>;
     if (plan.some((p) => readsAll(p.detail))) scans.add(source.replace(/\s+/g, ' ').slice(0, 200));
   }

@@ -36,7 +36,15 @@ export async function seedCohort(ctx: Context, fields: CohortSeed): Promise<void
   const created = fields.created_at ?? Date.now();
   await ctx.store.db
     .insertInto('cohorts')
-    .values({ source_id: null, origin: 'file', size: 0, last_computed: null, created_at: created, updated_at: created, ...fields })
+    .values({
+      source_id: null,
+      origin: 'file',
+      size: 0,
+      last_computed: null,
+      created_at: created,
+      updated_at: created,
+      ...fields,
+    })
     .execute();
 }
 
@@ -46,7 +54,10 @@ export type StreamSeed = Pick<StreamsTable, 'id' | 'name'> & {
 } & Partial<Omit<StreamsTable, 'amplitude_api_key_enc' | 'webhook_secret_enc'>>;
 
 /** An active event stream to Amplitude's US region. */
-export async function seedStream(ctx: Context, { amplitude_api_key, webhook_secret, ...fields }: StreamSeed): Promise<void> {
+export async function seedStream(
+  ctx: Context,
+  { amplitude_api_key, webhook_secret, ...fields }: StreamSeed,
+): Promise<void> {
   await ctx.store.db
     .insertInto('streams')
     .values({
@@ -65,13 +76,19 @@ export async function seedStream(ctx: Context, { amplitude_api_key, webhook_secr
     .execute();
 }
 
-export type StreamEventSeed = Pick<StreamEventsTable, 'event_id' | 'status'> & Partial<Omit<Insertable<StreamEventsTable>, 'stream_id'>>;
+export type StreamEventSeed = Pick<StreamEventsTable, 'event_id' | 'status'> &
+  Partial<Omit<Insertable<StreamEventsTable>, 'stream_id'>>;
 
 /**
  * Outbox rows of one stream, all received and due at `now`; forwarded ones were forwarded then
  * (and counted in the stream's total, as the forwarder does), dead ones tried once.
  */
-export async function seedStreamEvents(ctx: Context, streamId: string, rows: StreamEventSeed[], now = Date.now()): Promise<void> {
+export async function seedStreamEvents(
+  ctx: Context,
+  streamId: string,
+  rows: StreamEventSeed[],
+  now = Date.now(),
+): Promise<void> {
   const forwarded = rows.filter((r) => r.status === 'forwarded').length;
   if (forwarded > 0) {
     await ctx.store.db

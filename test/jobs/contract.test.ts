@@ -2,7 +2,7 @@ import { afterEach, expect, it } from 'vitest';
 import { AmpError } from '../../src/errors';
 import { createJobQueue } from '../../src/jobs';
 import type { JobQueue, TaskList } from '../../src/jobs/port';
-import { openContext, type Context } from '../../src/store';
+import { type Context, openContext } from '../../src/store';
 import { describeEachDialect } from '../helpers/db';
 import { gate, waitFor } from './helpers';
 
@@ -45,7 +45,9 @@ describeEachDialect('job queue contract', (db) => {
     expect(pending).toHaveLength(1);
     expect(pending[0]!.payload).toEqual({ v: 3 });
     await q.start({ [task]: async (p) => void seen.push(p.v) }, { concurrency: 1 });
-    await waitFor(async () => seen.length === 1 && (await q.list()).every((j) => j.task !== task), { what: 'keyed job' });
+    await waitFor(async () => seen.length === 1 && (await q.list()).every((j) => j.task !== task), {
+      what: 'keyed job',
+    });
     expect(seen).toEqual([3]);
   });
 
@@ -90,7 +92,8 @@ describeEachDialect('job queue contract', (db) => {
           overall++;
           maxPerQueue = Math.max(maxPerQueue, a);
           maxOverall = Math.max(maxOverall, overall);
-          (order[p.queue] ??= []).push(p.n);
+          order[p.queue] ??= [];
+          order[p.queue]!.push(p.n);
           await new Promise((r) => setTimeout(r, 60)); // simulated work, long enough to overlap
           active.set(p.queue, active.get(p.queue)! - 1);
           overall--;
@@ -98,7 +101,10 @@ describeEachDialect('job queue contract', (db) => {
       },
       { concurrency: 4 },
     );
-    await waitFor(() => (order.a?.length ?? 0) + (order.b?.length ?? 0) === 10, { what: 'all queued jobs', timeoutMs: 20_000 });
+    await waitFor(() => (order.a?.length ?? 0) + (order.b?.length ?? 0) === 10, {
+      what: 'all queued jobs',
+      timeoutMs: 20_000,
+    });
     expect(maxPerQueue).toBe(1);
     expect(maxOverall).toBe(2);
     expect(order.a).toEqual([0, 1, 2, 3, 4]);

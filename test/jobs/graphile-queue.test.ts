@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GraphileJobQueue, graphileSchema, livenessName, migrateGraphile } from '../../src/jobs/graphile-queue';
-import { openContext, type Context } from '../../src/store';
+import { type Context, openContext } from '../../src/store';
 import { freshDatabaseUrl, SKIP_POSTGRES } from '../helpers/db';
 import { gate, waitFor } from './helpers';
 
@@ -69,7 +69,9 @@ describe.skipIf(SKIP_POSTGRES)('graphile-worker adapter [postgres]', () => {
       )[0]?.ms ?? 0,
     );
   const lockedQueues = () =>
-    query<{ queue_name: string; locked_by: string | null }>(`select queue_name, locked_by from "${gwSchema(ctx)}"._private_job_queues where locked_by is not null`);
+    query<{ queue_name: string; locked_by: string | null }>(
+      `select queue_name, locked_by from "${gwSchema(ctx)}"._private_job_queues where locked_by is not null`,
+    );
 
   it('a long job of a live runner keeps its job and queue lock through another runner’s sweep', async () => {
     const g = held();
@@ -94,7 +96,9 @@ describe.skipIf(SKIP_POSTGRES)('graphile-worker adapter [postgres]', () => {
     expect((await a.list()).map((j) => j.state)).toEqual(['running']);
 
     g.open();
-    await waitFor(async () => (await a.list()).length === 0 && (await lockedQueues()).length === 0, { what: 'the job to finish' });
+    await waitFor(async () => (await a.list()).length === 0 && (await lockedQueues()).length === 0, {
+      what: 'the job to finish',
+    });
     expect(runs).toBe(1);
   });
 
@@ -115,17 +119,24 @@ describe.skipIf(SKIP_POSTGRES)('graphile-worker adapter [postgres]', () => {
     const holder = (await lockedQueues()).find((q) => q.queue_name === 'app:2')?.locked_by;
     expect(holder).toBeTruthy();
     // What kill -9 does to a process's liveness: its database session, and so its advisory locks, end.
-    const killed = await query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [livenessName(holder!)]);
+    const killed = await query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [
+      livenessName(holder!),
+    ]);
     expect(killed).toHaveLength(1);
 
     await b.start({ stuck: async () => void ranBy.push('b') }, { concurrency: 1 });
-    const dead = await waitFor(async () => {
-      const d = await b.sweepDeadWorkers();
-      return d.length > 0 ? d : undefined;
-    }, { what: 'the sweep to find the dead runner' });
+    const dead = await waitFor(
+      async () => {
+        const d = await b.sweepDeadWorkers();
+        return d.length > 0 ? d : undefined;
+      },
+      { what: 'the sweep to find the dead runner' },
+    );
     expect(dead).toContain(holder);
     // Run again by a live pool: b's, or a new one of a's if another schema's migration restarted it.
-    await waitFor(async () => ranBy.length === 2 && (await b.list()).length === 0, { what: 'the freed job to run again' });
+    await waitFor(async () => ranBy.length === 2 && (await b.list()).length === 0, {
+      what: 'the freed job to run again',
+    });
     expect(ranBy[0]).toBe('a');
   });
 
@@ -144,10 +155,14 @@ describe.skipIf(SKIP_POSTGRES)('graphile-worker adapter [postgres]', () => {
     // The same key added while the first job runs: graphile makes a new job and spends the old one's attempts.
     await a.add('wake', { n: 2 }, { queue: 'app:3', jobKey: 'wake:3' });
     const holder = (await lockedQueues()).find((q) => q.queue_name === 'app:3')?.locked_by;
-    await query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [livenessName(holder!)]);
+    await query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [
+      livenessName(holder!),
+    ]);
 
     await b.start({ wake: async (p: { n: number }) => void ranBy.push(`b${p.n}`) }, { concurrency: 1 });
-    await waitFor(async () => (await b.sweepDeadWorkers()).includes(holder!), { what: 'the sweep to find the dead runner' });
+    await waitFor(async () => (await b.sweepDeadWorkers()).includes(holder!), {
+      what: 'the sweep to find the dead runner',
+    });
     await waitFor(async () => (await b.list()).length === 0, { what: 'both jobs to run and leave the queue' });
     // Job 1 ran again after the sweep, job 2 ran: on b, or on a new pool of a's if another
     // schema's migration restarted it meanwhile (a live pool either way).
@@ -176,7 +191,10 @@ describe.skipIf(SKIP_POSTGRES)('graphile-worker adapter [postgres]', () => {
       },
       { what: 'a probe to run on the replacement pool', intervalMs: 200 },
     );
-    const settled = await Promise.race([a.failed.then(() => 'failed'), new Promise((r) => setImmediate(() => r('running')))]);
+    const settled = await Promise.race([
+      a.failed.then(() => 'failed'),
+      new Promise((r) => setImmediate(() => r('running'))),
+    ]);
     expect(settled).toBe('running');
     await waitFor(async () => (await a.list()).length === 0, { what: 'every probe to run' });
   });
@@ -208,7 +226,9 @@ describe.skipIf(SKIP_POSTGRES)('graphile-worker adapter [postgres]', () => {
     expect(ran).toEqual(['long', 'quick']);
 
     g.open();
-    await waitFor(async () => ran.includes('long done') && (await a.list()).length === 0, { what: 'the long job to finish and leave the queue' });
+    await waitFor(async () => ran.includes('long done') && (await a.list()).length === 0, {
+      what: 'the long job to finish and leave the queue',
+    });
   });
 
   it('a newer ampsignal migrating our own job schema makes the runner fail, so the process exits', async () => {

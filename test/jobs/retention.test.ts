@@ -3,16 +3,20 @@ import { createSource } from '../../src/connectors/amplitude/sources';
 import { createStream, streamCounters } from '../../src/events/streams';
 import { pruneExpired, retentionMs } from '../../src/jobs/retention';
 import type { Context } from '../../src/store';
+import { runSync } from '../../src/sync/run';
+import { ledgerRows } from '../amplitude/fixtures';
 import { describeEachDialect } from '../helpers/db';
 import { seedStreamEvents } from '../helpers/seed';
-import { runSync } from '../../src/sync/run';
 import { cohortSync, range, reimport, setupApp } from '../sync/setup';
-import { ledgerRows } from '../amplitude/fixtures';
 
 const DAY = 86_400_000;
 
 describeEachDialect('retention', (db) => {
-  async function inbox(ctx: Context, sourceId: string, rows: Array<{ id: string; at: number; applied?: boolean; error?: string }>) {
+  async function inbox(
+    ctx: Context,
+    sourceId: string,
+    rows: Array<{ id: string; at: number; applied?: boolean; error?: string }>,
+  ) {
     await ctx.store.db
       .insertInto('webhook_inbox')
       .values(
@@ -35,16 +39,38 @@ describeEachDialect('retention', (db) => {
   it('lets go of forwarded events and applied messages past retention; keeps the rest and the counters', async () => {
     const { ctx } = db();
     const now = Date.now();
-    const { row: stream } = await createStream(ctx, { name: 'retention', amplitudeApiKey: 'k', amplitudeUrl: 'http://127.0.0.1:9' });
+    const { row: stream } = await createStream(ctx, {
+      name: 'retention',
+      amplitudeApiKey: 'k',
+      amplitudeUrl: 'http://127.0.0.1:9',
+    });
     // Oldest first, as they arrive: ids grow with arrival time.
     const old = now - 8 * DAY;
-    await seedStreamEvents(ctx, stream.id, [
-      ...Array.from({ length: 30 }, (_, i) => ({ event_id: `old-f${i}`, status: 'forwarded' as const })),
-      { event_id: 'old-pending', status: 'pending' },
-      { event_id: 'old-dead', status: 'dead', reason: 'user_id too short' },
-    ], old);
-    await seedStreamEvents(ctx, stream.id, [{ event_id: 'new-f', status: 'forwarded' }, { event_id: 'new-p', status: 'pending' }], now - DAY);
-    const source = await createSource(ctx, { name: 'retention-src', api_key: 'k', secret_key: 's', api_url: 'http://127.0.0.1:9' });
+    await seedStreamEvents(
+      ctx,
+      stream.id,
+      [
+        ...Array.from({ length: 30 }, (_, i) => ({ event_id: `old-f${i}`, status: 'forwarded' as const })),
+        { event_id: 'old-pending', status: 'pending' },
+        { event_id: 'old-dead', status: 'dead', reason: 'user_id too short' },
+      ],
+      old,
+    );
+    await seedStreamEvents(
+      ctx,
+      stream.id,
+      [
+        { event_id: 'new-f', status: 'forwarded' },
+        { event_id: 'new-p', status: 'pending' },
+      ],
+      now - DAY,
+    );
+    const source = await createSource(ctx, {
+      name: 'retention-src',
+      api_key: 'k',
+      secret_key: 's',
+      api_url: 'http://127.0.0.1:9',
+    });
     await inbox(ctx, source.id, [
       { id: 'old-applied', at: old, applied: true },
       { id: 'old-unapplied', at: old },
@@ -56,10 +82,20 @@ describeEachDialect('retention', (db) => {
 
     expect(await pruneExpired(ctx, { now, keepMs: 7 * DAY })).toMatchObject({ events: 30, webhooks: 1 });
 
-    const left = await ctx.store.db.selectFrom('stream_events').select('event_id').where('stream_id', '=', stream.id).orderBy('event_id').execute();
+    const left = await ctx.store.db
+      .selectFrom('stream_events')
+      .select('event_id')
+      .where('stream_id', '=', stream.id)
+      .orderBy('event_id')
+      .execute();
     expect(left.map((r) => r.event_id)).toEqual(['new-f', 'new-p', 'old-dead', 'old-pending']);
     expect(await streamCounters(ctx, stream.id)).toEqual(before);
-    const messages = await ctx.store.db.selectFrom('webhook_inbox').select('message_id').where('source_id', '=', source.id).orderBy('message_id').execute();
+    const messages = await ctx.store.db
+      .selectFrom('webhook_inbox')
+      .select('message_id')
+      .where('source_id', '=', source.id)
+      .orderBy('message_id')
+      .execute();
     expect(messages.map((m) => m.message_id)).toEqual(['new-applied', 'old-failed', 'old-unapplied']);
 
     // Nothing more to do until something else ages.
@@ -80,7 +116,12 @@ describeEachDialect('retention', (db) => {
       const now = Date.now();
       // r0–r1 left 8 days ago, r2–r3 yesterday; everyone else's rows are as old as r0's.
       const age = (ids: string[], at: number) =>
-        ctx.store.db.updateTable('ledger').set({ updated_at: at }).where('sync_id', '=', sync.id).where('external_id', 'in', ids).execute();
+        ctx.store.db
+          .updateTable('ledger')
+          .set({ updated_at: at })
+          .where('sync_id', '=', sync.id)
+          .where('external_id', 'in', ids)
+          .execute();
       await age([...range('r', 0, 2), ...range('r', 4, 10)], now - 8 * DAY);
       await age(range('r', 2, 4), now - DAY);
 

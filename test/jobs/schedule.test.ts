@@ -1,8 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createJobQueue } from '../../src/jobs';
 import { enqueueDueSyncs, nextRunAt } from '../../src/jobs/schedule';
+import { type Context, openContext } from '../../src/store';
 import { ABANDONED_RUN_MS, failAbandonedRuns, getRunView } from '../../src/sync/runs';
-import { openContext, type Context } from '../../src/store';
 import { describeEachDialect } from '../helpers/db';
 import { seedCohort, seedDestination } from '../helpers/seed';
 
@@ -31,7 +31,14 @@ describeEachDialect('enqueueDueSyncs', (db) => {
 
   async function seedSync(ctx: Context, id: string, cadence: string, nextRun: number | null): Promise<void> {
     const now = Date.now();
-    await seedDestination(ctx, { id: `dst_${id}`, name: `dest ${id}`, app_id: `app-${id}`, api_key: 'key', api_url: 'http://127.0.0.1:1', created_at: now });
+    await seedDestination(ctx, {
+      id: `dst_${id}`,
+      name: `dest ${id}`,
+      app_id: `app-${id}`,
+      api_key: 'key',
+      api_url: 'http://127.0.0.1:1',
+      created_at: now,
+    });
     await seedCohort(ctx, { id: `coh_${id}`, name: `cohort ${id}`, created_at: now });
     await ctx.store.db
       .insertInto('syncs')
@@ -113,7 +120,11 @@ describeEachDialect('enqueueDueSyncs', (db) => {
     });
     await ctx.store.db
       .insertInto('runs')
-      .values([run('run_dead', ABANDONED_RUN_MS + 1000, false), run('run_young', 1000, false), run('run_delivering', ABANDONED_RUN_MS + 1000, true)] as never)
+      .values([
+        run('run_dead', ABANDONED_RUN_MS + 1000, false),
+        run('run_young', 1000, false),
+        run('run_delivering', ABANDONED_RUN_MS + 1000, true),
+      ] as never)
       .execute();
     await ctx.store.db.insertInto('staging').values({ run_id: 'run_dead', external_id: 'u1' }).execute();
 
@@ -123,7 +134,11 @@ describeEachDialect('enqueueDueSyncs', (db) => {
     expect(dead.error).toMatch(/abandoned/);
     expect((await getRunView(ctx, 'run_young')).status).toBe('running');
     expect((await getRunView(ctx, 'run_delivering')).status).toBe('running'); // applied: delivery finalizes it
-    const staged = await ctx.store.db.selectFrom('staging').select('external_id').where('run_id', '=', 'run_dead').execute();
+    const staged = await ctx.store.db
+      .selectFrom('staging')
+      .select('external_id')
+      .where('run_id', '=', 'run_dead')
+      .execute();
     expect(staged).toEqual([]);
     expect(await failAbandonedRuns(ctx, now)).toEqual([]);
   });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createDestination } from '../../src/connectors/onesignal/destinations';
-import { startOneSignalEmulator, type OneSignalEmulator } from '../../src/emulators/onesignal';
+import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
 import { createJobQueue } from '../../src/jobs';
 import type { JobQueue } from '../../src/jobs/port';
 import { startWorker } from '../../src/jobs/runtime';
@@ -21,7 +21,10 @@ describeEachDialect('job tasks end to end', (db) => {
   let jobs: JobQueue | undefined;
   const dir = mkdtempSync(join(tmpdir(), 'ampsignal-tasks-'));
   beforeAll(async () => {
-    emu = await startOneSignalEmulator({ apps: [{ appId: APP, apiKey: 'k' }], users: { mode: 'seeded', ids: ['u1', 'u2', 'u3', 'u4'] } });
+    emu = await startOneSignalEmulator({
+      apps: [{ appId: APP, apiKey: 'k' }],
+      users: { mode: 'seeded', ids: ['u1', 'u2', 'u3', 'u4'] },
+    });
   });
   afterAll(async () => {
     await jobs?.stop();
@@ -46,22 +49,40 @@ describeEachDialect('job tasks end to end', (db) => {
     });
     expect(emu.state.getUser('u4', APP)).toEqual({});
     const run = await waitFor(
-      async () => (await ctx.store.db.selectFrom('runs').selectAll().where('sync_id', '=', sync.id).where('status', '=', 'completed').executeTakeFirst()) ?? null,
+      async () =>
+        (await ctx.store.db
+          .selectFrom('runs')
+          .selectAll()
+          .where('sync_id', '=', sync.id)
+          .where('status', '=', 'completed')
+          .executeTakeFirst()) ?? null,
       { what: 'run to complete' },
     );
     expect(run.trigger).toBe('schedule');
     expect(run.added).toBe(3);
     expect(run.delivered).toBe(3);
-    const after = await ctx.store.db.selectFrom('syncs').select('next_run_at').where('id', '=', sync.id).executeTakeFirstOrThrow();
+    const after = await ctx.store.db
+      .selectFrom('syncs')
+      .select('next_run_at')
+      .where('id', '=', sync.id)
+      .executeTakeFirstOrThrow();
     expect(after.next_run_at).toBeNull();
 
     // A removal queued by hand goes through the same delivery path.
-    await ctx.store.db.updateTable('ledger').set({ desired: 0, outcome: null, run_id: null }).where('sync_id', '=', sync.id).where('external_id', '=', 'u2').execute();
+    await ctx.store.db
+      .updateTable('ledger')
+      .set({ desired: 0, outcome: null, run_id: null })
+      .where('sync_id', '=', sync.id)
+      .where('external_id', '=', 'u2')
+      .execute();
     await enqueueDelivery(ctx, jobs, dest.id);
     await waitFor(() => emu.state.getUser('u2', APP)?.[sync.tag_key] === undefined, { what: 'tag removal' });
-    await waitFor(async () => (await jobs!.list()).filter((j) => j.task !== 'schedule.tick' && j.state !== 'failed').length === 0, {
-      what: 'queue to drain',
-    });
+    await waitFor(
+      async () => (await jobs!.list()).filter((j) => j.task !== 'schedule.tick' && j.state !== 'failed').length === 0,
+      {
+        what: 'queue to drain',
+      },
+    );
     expect((await jobs.list()).filter((j) => j.state === 'failed')).toEqual([]);
   });
 });

@@ -1,13 +1,13 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { openContext } from '../../src/store';
 import { openStore } from '../../src/store/database';
 import { migrateToLatest, pendingMigrations } from '../../src/store/migrate';
-import { openContext } from '../../src/store';
 import { SecretBox } from '../../src/store/secrets';
-import { OPEN_OUTCOME } from '../../src/sync/runs';
 import { parseDatabaseUrl, redactUrl } from '../../src/store/url';
-import pg from 'pg';
+import { OPEN_OUTCOME } from '../../src/sync/runs';
 import { describeEachDialect, freshDatabaseUrl, PG_URL, SKIP_POSTGRES } from '../helpers/db';
-import { randomBytes } from 'node:crypto';
 
 describeEachDialect('store', (db) => {
   it('applies every migration and has none pending', async () => {
@@ -18,7 +18,16 @@ describeEachDialect('store', (db) => {
     const { store } = db().ctx;
     await store.db
       .insertInto('cohorts')
-      .values({ id: 'c1', source_id: null, name: 'one', origin: 'file', size: 3, last_computed: 1_700_000_000_000, created_at: 1, updated_at: 2 })
+      .values({
+        id: 'c1',
+        source_id: null,
+        name: 'one',
+        origin: 'file',
+        size: 3,
+        last_computed: 1_700_000_000_000,
+        created_at: 1,
+        updated_at: 2,
+      })
       .execute();
     const row = await store.db.selectFrom('cohorts').selectAll().where('id', '=', 'c1').executeTakeFirstOrThrow();
     expect(row.last_computed).toBe(1_700_000_000_000);
@@ -86,12 +95,16 @@ describe.skipIf(SKIP_POSTGRES)('migrations beside other schemas [postgres]', () 
     const others = Array.from({ length: 80 }, (_, i) => `${prefix}${i}`);
     try {
       for (const s of others) {
-        await admin.query(`CREATE SCHEMA "${s}"; CREATE TABLE "${s}".a (id serial primary key, b text); CREATE TABLE "${s}".c (id serial primary key)`);
+        await admin.query(
+          `CREATE SCHEMA "${s}"; CREATE TABLE "${s}".a (id serial primary key, b text); CREATE TABLE "${s}".c (id serial primary key)`,
+        );
       }
       let dropping = true;
       const dropper = (async () => {
         for (const s of others) {
-          await admin.query(`ALTER TABLE "${s}".a RENAME COLUMN b TO b2; ALTER TABLE "${s}".a DROP COLUMN b2; ALTER TABLE "${s}".c RENAME TO c2`);
+          await admin.query(
+            `ALTER TABLE "${s}".a RENAME COLUMN b TO b2; ALTER TABLE "${s}".a DROP COLUMN b2; ALTER TABLE "${s}".c RENAME TO c2`,
+          );
           await admin.query(`DROP SCHEMA "${s}" CASCADE`);
         }
       })().finally(() => (dropping = false));
@@ -99,7 +112,12 @@ describe.skipIf(SKIP_POSTGRES)('migrations beside other schemas [postgres]', () 
       while (dropping || outcomes.length < 3) {
         const fresh = await freshDatabaseUrl('postgres');
         const store = await openStore(fresh.url);
-        outcomes.push(await migrateToLatest(store).then(() => 'ok', (e: Error) => e.message));
+        outcomes.push(
+          await migrateToLatest(store).then(
+            () => 'ok',
+            (e: Error) => e.message,
+          ),
+        );
         await store.close();
         await fresh.cleanup();
       }
@@ -118,8 +136,15 @@ describe('ledger indexes [sqlite]', () => {
     const ctx = await openContext({ db: fresh.url, migrate: 'auto' });
     try {
       const plan = (q: { sql: string; parameters: readonly unknown[] }) =>
-        (ctx.store.sqlite!.prepare(`EXPLAIN QUERY PLAN ${q.sql}`).all(...q.parameters) as Array<{ detail: string }>).map((r) => r.detail).join(' | ');
-      const open = ctx.store.db.selectFrom('ledger').select('outcome').where('run_id', '=', 'run_x').where(OPEN_OUTCOME).compile();
+        (ctx.store.sqlite!.prepare(`EXPLAIN QUERY PLAN ${q.sql}`).all(...q.parameters) as Array<{ detail: string }>)
+          .map((r) => r.detail)
+          .join(' | ');
+      const open = ctx.store.db
+        .selectFrom('ledger')
+        .select('outcome')
+        .where('run_id', '=', 'run_x')
+        .where(OPEN_OUTCOME)
+        .compile();
       expect(plan(open)).toMatch(/USING (COVERING )?INDEX ledger_run_open/);
       // Without the condition the partial index cannot serve the query: a full scan.
       const bare = ctx.store.db.selectFrom('ledger').select('outcome').where('run_id', '=', 'run_x').compile();

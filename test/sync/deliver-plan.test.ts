@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { releaseLeasesOf } from '../../src/jobs/leases';
 import { pruneExpired } from '../../src/jobs/retention';
-import { scrapeMetrics } from '../../src/telemetry/metrics';
 import { runSync } from '../../src/sync/run';
+import { scrapeMetrics } from '../../src/telemetry/metrics';
 import { fullScansDuring, sqliteScope } from '../helpers/plans';
 import { cohortSync, range, reimport, setupApp } from './setup';
 
@@ -19,7 +19,7 @@ describe('delivery query plans [sqlite]', () => {
     await runSync(ctx, sync.id);
     await reimport(ctx, cohortId, range('u', 10, 60));
 
-    let r;
+    let r: Awaited<ReturnType<typeof runSync>> | undefined;
     const scans = await fullScansDuring(ctx, 'ledger', async () => {
       r = await runSync(ctx, sync.id);
       await scrapeMetrics(ctx);

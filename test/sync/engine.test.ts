@@ -1,11 +1,11 @@
 import { afterAll, expect, it } from 'vitest';
 import { getDestination, resumeDestination } from '../../src/connectors/onesignal/destinations';
+import { importCohortFile } from '../../src/sync/cohorts';
+import { deliverDestination } from '../../src/sync/deliver';
 import { applyMembershipDelta } from '../../src/sync/ledger';
 import { approveRun, rejectRun, runSync } from '../../src/sync/run';
 import { getRunView, runRecords } from '../../src/sync/runs';
 import { createSync, deleteSync } from '../../src/sync/syncs';
-import { importCohortFile } from '../../src/sync/cohorts';
-import { deliverDestination } from '../../src/sync/deliver';
 import { describeEachDialect } from '../helpers/db';
 import { waitFor } from '../jobs/helpers';
 import { addsUp, cohortSync, range, reimport, setupApp, writeIds } from './setup';
@@ -27,7 +27,17 @@ describeEachDialect('sync engine', (db) => {
     expect(sync.segment_id).toBeTruthy();
 
     const r1 = await runSync(ctx, sync.id);
-    expect(r1).toMatchObject({ status: 'completed', members: 210, added: 210, removed: 0, unchanged: 0, delivered: 200, not_found: 10, failed: 0, pending: 0 });
+    expect(r1).toMatchObject({
+      status: 'completed',
+      members: 210,
+      added: 210,
+      removed: 0,
+      unchanged: 0,
+      delivered: 200,
+      not_found: 10,
+      failed: 0,
+      pending: 0,
+    });
     expect(r1.requests).toBe(210);
     expect(addsUp(r1)).toBe(true);
     expect(emu.state.getUser('u5')).toMatchObject({ [sync.tag_key]: '1' });
@@ -42,7 +52,16 @@ describeEachDialect('sync engine', (db) => {
     const before = emu.state.stats().requests;
     const r2 = await runSync(ctx, sync.id);
     // The 10 ghosts leave too: a removal of a user OneSignal never knew stays not_found and costs no request.
-    expect(r2).toMatchObject({ status: 'completed', members: 210, added: 30, removed: 30, delivered: 50, not_found: 10, failed: 0, pending: 0 });
+    expect(r2).toMatchObject({
+      status: 'completed',
+      members: 210,
+      added: 30,
+      removed: 30,
+      delivered: 50,
+      not_found: 10,
+      failed: 0,
+      pending: 0,
+    });
     expect(r2.unchanged).toBe(180);
     expect(emu.state.stats().requests - before).toBe(50);
     expect(emu.state.getUser('u3')?.[sync.tag_key]).toBeUndefined();
@@ -87,12 +106,17 @@ describeEachDialect('sync engine', (db) => {
     expect(emu.state.stats().requests - before).toBe(50);
     const tags = emu.state.getUser('c7')!;
     for (const s of syncs) expect(tags[s.tag_key]).toBe('1');
-    for (const r of runs) expect(await getRunView(ctx, r.id)).toMatchObject({ status: 'completed', delivered: 50, pending: 0 });
+    for (const r of runs)
+      expect(await getRunView(ctx, r.id)).toMatchObject({ status: 'completed', delivered: 50, pending: 0 });
   });
 
   it('at the tag budget, deletes go first, then adds', async () => {
     const { ctx } = db();
-    const { emu, dest } = await setupApp(ctx, { users: ['t1', 'x1', 'x2'], maxTags: 2, emulator: { maxTagsPerUser: 2 } });
+    const { emu, dest } = await setupApp(ctx, {
+      users: ['t1', 'x1', 'x2'],
+      maxTags: 2,
+      emulator: { maxTagsPerUser: 2 },
+    });
     emulators.push(emu);
     const a = await cohortSync(ctx, dest.id, ['t1', 'x1', 'x2']);
     const b = await cohortSync(ctx, dest.id, ['t1']);
@@ -207,7 +231,12 @@ describeEachDialect('sync engine', (db) => {
     const dry = await runSync(ctx, sync.id, { dryRun: true });
     expect(dry).toMatchObject({ status: 'dry_run', members: 150_000, added: 150_000, unchanged: 0 });
     expect((dry.sample as { adds: string[] }).adds).toEqual([...ids].sort().slice(0, 10));
-    const stored = await ctx.store.db.selectFrom('cohort_members').select('external_id').where('cohort_id', '=', imp.cohort_id).orderBy('external_id').execute();
+    const stored = await ctx.store.db
+      .selectFrom('cohort_members')
+      .select('external_id')
+      .where('cohort_id', '=', imp.cohort_id)
+      .orderBy('external_id')
+      .execute();
     expect(stored.map((r) => r.external_id)).toEqual([...ids].sort());
   });
 
@@ -235,7 +264,15 @@ describeEachDialect('sync engine', (db) => {
     const { sync } = await cohortSync(ctx, dest.id, users);
     const before = emu.state.stats().requests;
     const r = await runSync(ctx, sync.id, { dryRun: true });
-    expect(r).toMatchObject({ status: 'dry_run', dry_run: true, members: 30, added: 30, removed: 0, delivered: 0, requests: 0 });
+    expect(r).toMatchObject({
+      status: 'dry_run',
+      dry_run: true,
+      members: 30,
+      added: 30,
+      removed: 0,
+      delivered: 0,
+      requests: 0,
+    });
     expect((r.sample as { adds: string[] }).adds).toHaveLength(10);
     expect(emu.state.stats().requests).toBe(before);
     const rows = await ctx.store.db.selectFrom('ledger').select('external_id').where('sync_id', '=', sync.id).execute();
@@ -247,7 +284,10 @@ describeEachDialect('sync engine', (db) => {
   it('a user who leaves while their add is in flight ends without the tag', async () => {
     const { ctx } = db();
     // Every answer takes 400 ms, so the leave lands while the add is on the wire.
-    const { emu, dest } = await setupApp(ctx, { users: ['f1'], emulator: { faults: { errorRate: 0, dropRate: 0, latencyMs: 400 } } });
+    const { emu, dest } = await setupApp(ctx, {
+      users: ['f1'],
+      emulator: { faults: { errorRate: 0, dropRate: 0, latencyMs: 400 } },
+    });
     emulators.push(emu);
     const { cohortId, sync } = await cohortSync(ctx, dest.id, []);
     await applyMembershipDelta(ctx, { cohortId, inCohort: true, externalIds: ['f1'], sourceTs: 1000 });
@@ -261,7 +301,11 @@ describeEachDialect('sync engine', (db) => {
     // sent the removal.
     expect(emu.state.stats().requests - before).toBe(2);
     expect(emu.state.getUser('f1')?.[sync.tag_key]).toBeUndefined();
-    const row = await ctx.store.db.selectFrom('ledger').select(['desired', 'confirmed', 'outcome']).where('sync_id', '=', sync.id).executeTakeFirstOrThrow();
+    const row = await ctx.store.db
+      .selectFrom('ledger')
+      .select(['desired', 'confirmed', 'outcome'])
+      .where('sync_id', '=', sync.id)
+      .executeTakeFirstOrThrow();
     expect(row).toEqual({ desired: 0, confirmed: 0, outcome: 'delivered' });
   });
 
@@ -270,15 +314,30 @@ describeEachDialect('sync engine', (db) => {
     const { emu, dest } = await setupApp(ctx, { users: ['w1', 'w2'] });
     emulators.push(emu);
     const { cohortId, sync } = await cohortSync(ctx, dest.id, []);
-    const r1 = await applyMembershipDelta(ctx, { cohortId, inCohort: true, externalIds: ['w1', 'w2', ' w1 ', ''], sourceTs: 1000 });
+    const r1 = await applyMembershipDelta(ctx, {
+      cohortId,
+      inCohort: true,
+      externalIds: ['w1', 'w2', ' w1 ', ''],
+      sourceTs: 1000,
+    });
     expect(r1).toEqual({ changed: 2, destinationIds: [dest.id] });
-    const dup = await applyMembershipDelta(ctx, { cohortId, inCohort: true, externalIds: ['w1', 'w2'], sourceTs: 1000 });
+    const dup = await applyMembershipDelta(ctx, {
+      cohortId,
+      inCohort: true,
+      externalIds: ['w1', 'w2'],
+      sourceTs: 1000,
+    });
     expect(dup.changed).toBe(0);
     const out = await applyMembershipDelta(ctx, { cohortId, inCohort: false, externalIds: ['w1'], sourceTs: 3000 });
     expect(out.changed).toBe(1);
     const stale = await applyMembershipDelta(ctx, { cohortId, inCohort: true, externalIds: ['w1'], sourceTs: 2000 });
     expect(stale.changed).toBe(0);
-    const rows = await ctx.store.db.selectFrom('ledger').select(['external_id', 'desired', 'source_ts']).where('sync_id', '=', sync.id).orderBy('external_id').execute();
+    const rows = await ctx.store.db
+      .selectFrom('ledger')
+      .select(['external_id', 'desired', 'source_ts'])
+      .where('sync_id', '=', sync.id)
+      .orderBy('external_id')
+      .execute();
     expect(rows).toEqual([
       { external_id: 'w1', desired: 0, source_ts: 3000 },
       { external_id: 'w2', desired: 1, source_ts: 1000 },

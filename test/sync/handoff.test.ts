@@ -35,6 +35,5 @@ describeEachDialect('pacing handoff between processes', (db) => {
     // u1 was answered last: its next request keeps a second's spacing from that answer.
     await send(next, 'u1');
     expect(performance.now() - answered).toBeGreaterThanOrEqual(PER_USER_SPACING_MS - 5);
-
   });
 });

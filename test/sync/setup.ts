@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDestination } from '../../src/connectors/onesignal/destinations';
-import { startOneSignalEmulator, type OneSignalEmulatorOptions } from '../../src/emulators/onesignal/index';
+import { type OneSignalEmulatorOptions, startOneSignalEmulator } from '../../src/emulators/onesignal/index';
 import type { Context } from '../../src/store';
 import { importCohortFile } from '../../src/sync/cohorts';
 import { createSync } from '../../src/sync/syncs';
@@ -13,7 +13,7 @@ let n = 0;
 
 export function writeIds(ids: string[], header = true): string {
   const f = join(dir, `c${++n}.csv`);
-  writeFileSync(f, (header ? 'user_id,plan\n' : '') + ids.map((i) => (header ? `${i},x` : i)).join('\n') + '\n');
+  writeFileSync(f, `${(header ? 'user_id,plan\n' : '') + ids.map((i) => (header ? `${i},x` : i)).join('\n')}\n`);
   return f;
 }
 
@@ -23,7 +23,8 @@ export function writeText(text: string): string {
   return f;
 }
 
-export const range = (prefix: string, from: number, to: number): string[] => Array.from({ length: to - from }, (_, i) => `${prefix}${from + i}`);
+export const range = (prefix: string, from: number, to: number): string[] =>
+  Array.from({ length: to - from }, (_, i) => `${prefix}${from + i}`);
 
 /** An emulator app (fresh app id, so the process-wide per-app limiter is not shared across tests) and a destination on it. */
 export async function setupApp(
@@ -31,7 +32,7 @@ export async function setupApp(
   opts: { users?: string[]; emulator?: Partial<OneSignalEmulatorOptions>; apiKey?: string; maxTags?: number } = {},
 ) {
   const appId = randomUUID();
-  const apiKey = 'key-' + randomUUID();
+  const apiKey = `key-${randomUUID()}`;
   const emu = await startOneSignalEmulator({
     apps: [{ appId, apiKey }],
     users: { mode: 'seeded', ids: opts.users ?? [] },
@@ -40,7 +41,7 @@ export async function setupApp(
     ...(opts.emulator ?? {}),
   } as OneSignalEmulatorOptions);
   const dest = await createDestination(ctx, {
-    name: 'dest-' + appId,
+    name: `dest-${appId}`,
     app_id: appId,
     api_key: opts.apiKey ?? apiKey,
     api_url: emu.url,
@@ -50,7 +51,7 @@ export async function setupApp(
   return { emu, dest, appId, apiKey };
 }
 
-export async function cohortSync(ctx: Context, destinationId: string, ids: string[], name = 'Cohort ' + ++n) {
+export async function cohortSync(ctx: Context, destinationId: string, ids: string[], name = `Cohort ${++n}`) {
   const imp = await importCohortFile(ctx, { file: writeIds(ids), name });
   const sync = await createSync(ctx, { cohortId: imp.cohort_id, destinationId });
   return { cohortId: imp.cohort_id, sync, name };
@@ -60,12 +61,26 @@ export function reimport(ctx: Context, cohortId: string, ids: string[], name = '
   return importCohortFile(ctx, { file: writeIds(ids), name, id: cohortId });
 }
 
-export function addsUp(r: { added: number; removed: number; delivered: number; not_found: number; failed: number; pending: number; members: number; unchanged: number }) {
-  return r.added + r.removed === r.delivered + r.not_found + r.failed + r.pending && r.members === r.added + r.unchanged;
+export function addsUp(r: {
+  added: number;
+  removed: number;
+  delivered: number;
+  not_found: number;
+  failed: number;
+  pending: number;
+  members: number;
+  unchanged: number;
+}) {
+  return (
+    r.added + r.removed === r.delivered + r.not_found + r.failed + r.pending && r.members === r.added + r.unchanged
+  );
 }
 
 /** Runs the real CLI (node bin/ampsignal.mjs) and collects its output and exit code. */
-export async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function cli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const { spawn } = await import('node:child_process');
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['bin/ampsignal.mjs', ...args], {

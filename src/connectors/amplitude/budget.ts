@@ -19,12 +19,19 @@ export function monthKey(ms: number): string {
 
 export function downloadsPerMonth(cadence: string): number {
   const n = DOWNLOADS_PER_MONTH[cadence];
-  if (n === undefined) throw new AmpError('invalid_input', `unknown cadence "${cadence}" (one of ${Object.keys(DOWNLOADS_PER_MONTH).join(', ')})`);
+  if (n === undefined)
+    throw new AmpError(
+      'invalid_input',
+      `unknown cadence "${cadence}" (one of ${Object.keys(DOWNLOADS_PER_MONTH).join(', ')})`,
+    );
   return n;
 }
 
 /** Downloads a month the source's existing syncs plan (one download per sync run). */
-export async function plannedMonthlyDownloads(ctx: Context, sourceId: string): Promise<{ total: number; syncs: number }> {
+export async function plannedMonthlyDownloads(
+  ctx: Context,
+  sourceId: string,
+): Promise<{ total: number; syncs: number }> {
   const rows = await ctx.store.db
     .selectFrom('syncs')
     .innerJoin('cohorts', 'cohorts.id', 'syncs.cohort_id')
@@ -82,7 +89,11 @@ export async function downloadsThisMonth(ctx: Context, sourceId: string, nowMs =
  * insert are one transaction; on PostgreSQL the source row is locked so concurrent pulls of one
  * source cannot both take the last slot.
  */
-export async function reserveDownload(ctx: Context, args: { sourceId: string; cohortId: string; runId: string | null }, nowMs = Date.now()): Promise<number> {
+export async function reserveDownload(
+  ctx: Context,
+  args: { sourceId: string; cohortId: string; runId: string | null },
+  nowMs = Date.now(),
+): Promise<number> {
   return ctx.store.db.transaction().execute(async (trx) => {
     let q = trx.selectFrom('sources').select(['id', 'name', 'download_budget']).where('id', '=', args.sourceId);
     if (ctx.store.dialect === 'postgres') q = q.forUpdate();
@@ -106,13 +117,29 @@ export async function reserveDownload(ctx: Context, args: { sourceId: string; co
     }
     const row = await trx
       .insertInto('downloads')
-      .values({ source_id: args.sourceId, cohort_id: args.cohortId, run_id: args.runId, month, status: 'requested', requested_at: nowMs })
+      .values({
+        source_id: args.sourceId,
+        cohort_id: args.cohortId,
+        run_id: args.runId,
+        month,
+        status: 'requested',
+        requested_at: nowMs,
+      })
       .returning('id')
       .executeTakeFirstOrThrow();
     return Number(row.id);
   });
 }
 
-export async function markDownload(ctx: Context, id: number, status: 'completed' | 'failed' | 'refused'): Promise<void> {
-  await ctx.store.db.updateTable('downloads').set({ status }).where('id', '=', id).where('status', '=', 'requested').execute();
+export async function markDownload(
+  ctx: Context,
+  id: number,
+  status: 'completed' | 'failed' | 'refused',
+): Promise<void> {
+  await ctx.store.db
+    .updateTable('downloads')
+    .set({ status })
+    .where('id', '=', id)
+    .where('status', '=', 'requested')
+    .execute();
 }

@@ -2,7 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { request } from 'undici';
 import { z } from 'zod';
 import { AmpError } from '../../errors';
-import { httpAgent, httpRequest, parseRetryAfter, type HttpResponse } from '../http';
+import { type HttpResponse, httpAgent, httpRequest, parseRetryAfter } from '../http';
 import {
   COHORT_DOWNLOAD_MAX_WAIT_MS,
   COHORT_FILE_PATH,
@@ -78,7 +78,7 @@ export class AmplitudeCohortsClient {
 
   constructor(opts: CohortsClientOptions) {
     this.base = opts.baseUrl.replace(/\/+$/, '');
-    this.auth = 'Basic ' + Buffer.from(`${opts.apiKey}:${opts.secretKey}`).toString('base64');
+    this.auth = `Basic ${Buffer.from(`${opts.apiKey}:${opts.secretKey}`).toString('base64')}`;
     this.pollIntervalMs = opts.pollIntervalMs ?? defaultPollInterval();
     this.maxPollErrors = opts.maxPollErrors ?? COHORT_POLL_MAX_ERRORS;
     this.maxWaitMs = opts.maxWaitMs ?? COHORT_DOWNLOAD_MAX_WAIT_MS;
@@ -101,7 +101,11 @@ export class AmplitudeCohortsClient {
     const res = await this.get(COHORTS_LIST_PATH);
     if (res.status !== 200) throw classify(res, 'listing cohorts');
     const parsed = cohortListSchema.safeParse(safeJson(res.text));
-    if (!parsed.success) throw new AmpError('vendor_rejected', `Amplitude's cohort list is not in the expected shape: ${parsed.error.issues[0]?.message}`);
+    if (!parsed.success)
+      throw new AmpError(
+        'vendor_rejected',
+        `Amplitude's cohort list is not in the expected shape: ${parsed.error.issues[0]?.message}`,
+      );
     return parsed.data.cohorts.map((c) => ({
       id: c.id,
       name: c.name ?? c.id,
@@ -149,7 +153,11 @@ export class AmplitudeCohortsClient {
       }
       if (res.status === 202 || res.status === 200) {
         const body = requestAcceptedSchema.safeParse(safeJson(res.text));
-        if (!body.success) throw new AmpError('vendor_rejected', `Amplitude accepted the download of cohort ${cohortId} without a request_id`);
+        if (!body.success)
+          throw new AmpError(
+            'vendor_rejected',
+            `Amplitude accepted the download of cohort ${cohortId} without a request_id`,
+          );
         return body.data.request_id;
       }
       lastErr = classify(res, `requesting the download of cohort ${cohortId}`);
@@ -169,7 +177,10 @@ export class AmplitudeCohortsClient {
     let errors = 0;
     for (;;) {
       if (Date.now() > deadline) {
-        throw new AmpError('vendor_unavailable', `Amplitude's download job ${requestId} did not finish within ${Math.round(this.maxWaitMs / 1000)} s`);
+        throw new AmpError(
+          'vendor_unavailable',
+          `Amplitude's download job ${requestId} did not finish within ${Math.round(this.maxWaitMs / 1000)} s`,
+        );
       }
       let res: HttpResponse | undefined;
       try {
@@ -204,7 +215,10 @@ export class AmplitudeCohortsClient {
     } catch (e) {
       const err = e as AmpError;
       if (err instanceof AmpError && !err.message.includes('cohort file')) {
-        throw new AmpError(err.code, `cohort file of download ${requestId}: ${err.message}`, { cause: e, ...(err.status !== undefined ? { status: err.status } : {}) });
+        throw new AmpError(err.code, `cohort file of download ${requestId}: ${err.message}`, {
+          cause: e,
+          ...(err.status !== undefined ? { status: err.status } : {}),
+        });
       }
       throw e;
     }
@@ -215,20 +229,30 @@ export class AmplitudeCohortsClient {
       const first = await this.stream(this.base + COHORT_FILE_PATH(requestId), { authorization: this.auth });
       if (first.statusCode === 200) return first.body;
       if (first.statusCode >= 300 && first.statusCode < 400) {
-        const location = first.headers['location'];
+        const location = first.headers.location;
         await first.body.dump().catch(() => {});
         const loc = Array.isArray(location) ? location[0] : location;
-        if (!loc) throw new AmpError('vendor_rejected', `Amplitude redirected the cohort file of ${requestId} without a Location`);
+        if (!loc)
+          throw new AmpError(
+            'vendor_rejected',
+            `Amplitude redirected the cohort file of ${requestId} without a Location`,
+          );
         const target = new URL(loc, this.base + COHORT_FILE_PATH(requestId)).toString();
         const second = await this.stream(target, {});
         if (second.statusCode === 200) return second.body;
         const text = await second.body.text().catch(() => '');
         // 403 from S3 = the one-minute link expired before we got there.
         if ((second.statusCode === 403 || second.statusCode >= 500) && attempt < 2) continue;
-        throw classify({ status: second.statusCode, headers: second.headers, text }, `downloading the cohort file of ${requestId} from its redirect`);
+        throw classify(
+          { status: second.statusCode, headers: second.headers, text },
+          `downloading the cohort file of ${requestId} from its redirect`,
+        );
       }
       const text = await first.body.text().catch(() => '');
-      throw classify({ status: first.statusCode, headers: first.headers, text }, `downloading the cohort file of ${requestId}`);
+      throw classify(
+        { status: first.statusCode, headers: first.headers, text },
+        `downloading the cohort file of ${requestId}`,
+      );
     }
   }
 
@@ -246,7 +270,11 @@ export class AmplitudeCohortsClient {
       });
     } catch (e) {
       const err = e as { code?: string; message?: string };
-      throw new AmpError(err.code === 'UND_ERR_HEADERS_TIMEOUT' ? 'timeout' : 'network', `GET ${new URL(url).origin}: ${err.code ?? err.message}`, { cause: e });
+      throw new AmpError(
+        err.code === 'UND_ERR_HEADERS_TIMEOUT' ? 'timeout' : 'network',
+        `GET ${new URL(url).origin}: ${err.code ?? err.message}`,
+        { cause: e },
+      );
     }
   }
 
@@ -276,7 +304,8 @@ export function classify(res: HttpResponse, what: string): AmpError {
     const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
     return new AmpError('rate_limited', msg, retryAfterMs === undefined ? opts : { ...opts, retryAfterMs });
   }
-  if (res.status === 401 || res.status === 403) return new AmpError('vendor_auth', `${msg} (check the source's API key and secret key)`, opts);
+  if (res.status === 401 || res.status === 403)
+    return new AmpError('vendor_auth', `${msg} (check the source's API key and secret key)`, opts);
   if (res.status === 404) return new AmpError('vendor_rejected', msg, opts);
   if (res.status === 408 || res.status >= 500) return new AmpError('vendor_unavailable', msg, opts);
   return new AmpError('vendor_rejected', msg, opts);

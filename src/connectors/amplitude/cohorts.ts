@@ -24,7 +24,11 @@ export async function refreshSourceCohorts(ctx: Context, sourceId: string): Prom
   const now = Date.now();
   await db.transaction().execute(async (trx) => {
     for (const c of listed) {
-      const existing = await trx.selectFrom('cohorts').select(['source_id', 'origin']).where('id', '=', c.id).executeTakeFirst();
+      const existing = await trx
+        .selectFrom('cohorts')
+        .select(['source_id', 'origin'])
+        .where('id', '=', c.id)
+        .executeTakeFirst();
       // Another source (the same project added twice) or a file cohort already owns this id:
       // leave it to its owner rather than moving its syncs under a different project.
       if (existing && existing.source_id !== source.id) continue;
@@ -37,7 +41,16 @@ export async function refreshSourceCohorts(ctx: Context, sourceId: string): Prom
       } else {
         await trx
           .insertInto('cohorts')
-          .values({ id: c.id, source_id: source.id, name: c.name, origin: 'amplitude', size: c.size, last_computed: c.last_computed, created_at: now, updated_at: now })
+          .values({
+            id: c.id,
+            source_id: source.id,
+            name: c.name,
+            origin: 'amplitude',
+            size: c.size,
+            last_computed: c.last_computed,
+            created_at: now,
+            updated_at: now,
+          })
           .execute();
       }
     }
@@ -57,7 +70,11 @@ export async function storedSourceCohorts(ctx: Context, sourceId: string): Promi
 }
 
 /** Stored cohorts of a source; fetched from Amplitude when asked to, or when none are known yet. */
-export async function listSourceCohorts(ctx: Context, sourceId: string, opts: { refresh?: boolean } = {}): Promise<SourceCohortView[]> {
+export async function listSourceCohorts(
+  ctx: Context,
+  sourceId: string,
+  opts: { refresh?: boolean } = {},
+): Promise<SourceCohortView[]> {
   await getSource(ctx, sourceId);
   if (!opts.refresh) {
     const stored = await storedSourceCohorts(ctx, sourceId);

@@ -66,9 +66,12 @@ export const HTTP_V2_MAX_STRING = 1024;
 // Behavioral Cohorts API paths (list, 3-step download).
 // Source: https://amplitude.com/docs/apis/analytics/behavioral-cohorts
 export const COHORTS_LIST_PATH = '/api/3/cohorts';
-export const COHORT_REQUEST_PATH = (cohortId: string): string => `/api/5/cohorts/request/${encodeURIComponent(cohortId)}`;
-export const COHORT_STATUS_PATH = (requestId: string): string => `/api/5/cohorts/request-status/${encodeURIComponent(requestId)}`;
-export const COHORT_FILE_PATH = (requestId: string): string => `/api/5/cohorts/request/${encodeURIComponent(requestId)}/file`;
+export const COHORT_REQUEST_PATH = (cohortId: string): string =>
+  `/api/5/cohorts/request/${encodeURIComponent(cohortId)}`;
+export const COHORT_STATUS_PATH = (requestId: string): string =>
+  `/api/5/cohorts/request-status/${encodeURIComponent(requestId)}`;
+export const COHORT_FILE_PATH = (requestId: string): string =>
+  `/api/5/cohorts/request/${encodeURIComponent(requestId)}/file`;
 // Anonymous users carry only an amplitude_id; the file's user column is `user_id`.
 // Source: Experiment SDKs (CohortDownloadApi.kt / cohort_download_api.py) and reference §2.4 [S]
 export const COHORT_FILE_USER_COLUMN = 'user_id';

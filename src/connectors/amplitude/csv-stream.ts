@@ -1,4 +1,4 @@
-import { Readable, pipeline } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { parse } from 'csv-parse';
 import { AmpError } from '../../errors';
@@ -79,10 +79,17 @@ function asFileError(e: unknown): AmpError {
   const err = e as { code?: string; message?: string };
   // A dropped connection or a truncated gzip: the download is worth retrying from scratch.
   const transport =
-    err.code === 'Z_BUF_ERROR' || err.code === 'ECONNRESET' || /^UND_ERR/.test(err.code ?? '') || /aborted|terminated|unexpected end|closed/i.test(err.message ?? '');
-  return new AmpError(transport ? 'network' : 'vendor_rejected', `cohort file could not be read: ${err.code ?? ''} ${err.message ?? String(e)}`.trim(), {
-    cause: e,
-  });
+    err.code === 'Z_BUF_ERROR' ||
+    err.code === 'ECONNRESET' ||
+    /^UND_ERR/.test(err.code ?? '') ||
+    /aborted|terminated|unexpected end|closed/i.test(err.message ?? '');
+  return new AmpError(
+    transport ? 'network' : 'vendor_rejected',
+    `cohort file could not be read: ${err.code ?? ''} ${err.message ?? String(e)}`.trim(),
+    {
+      cause: e,
+    },
+  );
 }
 
 export interface MappedRows {
@@ -126,11 +133,13 @@ export function pickColumn(headers: string[], property: string): string {
   const lower = property.toLowerCase();
   const ci = headers.find((h) => h.toLowerCase() === lower);
   if (ci !== undefined) return ci;
-  const suffixed = headers.find((h) => h.toLowerCase().endsWith('.' + lower) || h.toLowerCase().endsWith('_' + lower));
+  const suffixed = headers.find((h) => h.toLowerCase().endsWith(`.${lower}`) || h.toLowerCase().endsWith(`_${lower}`));
   if (suffixed !== undefined && property !== COHORT_FILE_USER_COLUMN) return suffixed;
   throw new AmpError(
     'vendor_rejected',
     `the cohort file has no "${property}" column (columns: ${headers.join(', ') || 'none'}); ` +
-      (property === COHORT_FILE_USER_COLUMN ? 'Amplitude changed the file format' : 'check the external id property name'),
+      (property === COHORT_FILE_USER_COLUMN
+        ? 'Amplitude changed the file format'
+        : 'check the external id property name'),
   );
 }

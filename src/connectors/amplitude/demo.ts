@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { startAmplitudeEmulator, type AmplitudeEmulator } from '../../emulators/amplitude';
-import { createDestination } from '../onesignal/destinations';
+import { type AmplitudeEmulator, startAmplitudeEmulator } from '../../emulators/amplitude';
 import { buildServer } from '../../server/app';
 import type { Context } from '../../store';
 import { deliverDestination } from '../../sync/deliver';
-import { runSync, type RunView } from '../../sync/run';
+import { type RunView, runSync } from '../../sync/run';
 import { createSync } from '../../sync/syncs';
+import { createDestination } from '../onesignal/destinations';
 import { assertCadenceFitsBudget, downloadsThisMonth, plannedMonthlyDownloads } from './budget';
 import { refreshSourceCohorts } from './cohorts';
 import { createSource, updateSource } from './sources';
@@ -56,9 +56,13 @@ export async function runAmplitudeDemo(opts: AmplitudeDemoOptions): Promise<void
     });
     await updateSource(ctx, source.id, { api_url: amplitude.url });
     log(`Amplitude emulator at ${amplitude.url}; ampsignal hooks at ${base}`);
-    log(`$ ampsignal source add amplitude --name "${source.name}" --api-key … --secret-key … --api-url ${amplitude.url}`);
+    log(
+      `$ ampsignal source add amplitude --name "${source.name}" --api-key … --secret-key … --api-url ${amplitude.url}`,
+    );
     log(`  source ${source.id}: budget ${source.download_budget} downloads a month`);
-    log(`  Amplitude cohort webhook: POST ${base}${source.webhook_path}  Authorization: Bearer ${source.webhook_secret.slice(0, 6)}…\n`);
+    log(
+      `  Amplitude cohort webhook: POST ${base}${source.webhook_path}  Authorization: Bearer ${source.webhook_secret.slice(0, 6)}…\n`,
+    );
 
     // 240 trial users (ids the OneSignal emulator knows, mostly) and 6 anonymous ones.
     const members = [
@@ -72,7 +76,10 @@ export async function runAmplitudeDemo(opts: AmplitudeDemoOptions): Promise<void
 
     const cohorts = await refreshSourceCohorts(ctx, source.id);
     log(`$ ampsignal cohort list --source ${source.id} --refresh`);
-    for (const c of cohorts) log(`  ${c.id}  "${c.name}"  ${c.size} users  computed ${c.last_computed ? new Date(c.last_computed).toISOString() : '?'}`);
+    for (const c of cohorts)
+      log(
+        `  ${c.id}  "${c.name}"  ${c.size} users  computed ${c.last_computed ? new Date(c.last_computed).toISOString() : '?'}`,
+      );
 
     const dest = await createDestination(ctx, {
       name: `Demo OneSignal app for ${source.id}`,
@@ -84,7 +91,9 @@ export async function runAmplitudeDemo(opts: AmplitudeDemoOptions): Promise<void
     const sync = await createSync(ctx, { cohortId: 'trial_users', destinationId: dest.id, cadence: 'daily' });
     const planned = await plannedMonthlyDownloads(ctx, source.id);
     log(`$ ampsignal sync create --cohort trial_users --destination ${dest.id} --cadence daily`);
-    log(`  sync ${sync.id}: tag ${sync.tag_key}; the source now plans ${planned.total} of its ${source.download_budget} downloads a month`);
+    log(
+      `  sync ${sync.id}: tag ${sync.tag_key}; the source now plans ${planned.total} of its ${source.download_budget} downloads a month`,
+    );
     try {
       await assertCadenceFitsBudget(ctx, source.id, 'hourly');
     } catch (e) {
@@ -98,8 +107,14 @@ export async function runAmplitudeDemo(opts: AmplitudeDemoOptions): Promise<void
 
     log('Membership changes in Amplitude: 12 users join, 20 leave; Amplitude pushes them to our webhook');
     const earlier = amplitude.webhookLog().length;
-    amplitude.cohorts.addMembers('trial_users', Array.from({ length: 12 }, (_, i) => ({ user_id: `user_${300 + i}` })));
-    amplitude.cohorts.removeMembers('trial_users', Array.from({ length: 20 }, (_, i) => `user_${i}`));
+    amplitude.cohorts.addMembers(
+      'trial_users',
+      Array.from({ length: 12 }, (_, i) => ({ user_id: `user_${300 + i}` })),
+    );
+    amplitude.cohorts.removeMembers(
+      'trial_users',
+      Array.from({ length: 20 }, (_, i) => `user_${i}`),
+    );
     await amplitude.webhooksIdle(30_000);
     const attempts = amplitude.webhookLog().slice(earlier);
     const ok = attempts.filter((a) => a.status === 200).length;

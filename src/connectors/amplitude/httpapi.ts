@@ -81,14 +81,22 @@ export function classify(status: number, text: string, events: HttpV2Event[]): H
     });
     for (const i of quota) hold.delete(i);
     // A 429 that names nobody: conservatively hold the whole batch for the throttle pause.
-    if (hold.size === 0 && quota.size === 0) events.forEach((_, i) => hold.add(i));
+    if (hold.size === 0 && quota.size === 0) for (let i = 0; i < events.length; i++) hold.add(i);
     return { kind: 'throttled', status: code, error, hold, quota };
   }
   if (code === 408 || code >= 500 || status >= 500) {
-    return { kind: 'retry', status: code, error: new AmpError('vendor_unavailable', `Amplitude answered ${code}: ${error}`, { status: code }) };
+    return {
+      kind: 'retry',
+      status: code,
+      error: new AmpError('vendor_unavailable', `Amplitude answered ${code}: ${error}`, { status: code }),
+    };
   }
   if (code === 400) {
-    if (error.startsWith('Invalid API key') || typeof body.missing_field === 'string' || error === 'Invalid request path') {
+    if (
+      error.startsWith('Invalid API key') ||
+      typeof body.missing_field === 'string' ||
+      error === 'Invalid request path'
+    ) {
       const field = typeof body.missing_field === 'string' ? ` (missing_field: ${body.missing_field})` : '';
       return { kind: 'fatal', status: code, error: `Amplitude answered 400: ${error}${field}` };
     }
@@ -96,10 +104,14 @@ export function classify(status: number, text: string, events: HttpV2Event[]): H
     const note = (i: number, reason: string) => {
       if (i >= 0 && i < events.length && !reasons.has(i)) reasons.set(i, reason);
     };
-    for (const [field, idx] of fieldIndexes(body.events_with_invalid_fields)) for (const i of idx) note(i, `invalid field ${field}: ${error}`);
-    for (const [field, idx] of fieldIndexes(body.events_with_missing_fields)) for (const i of idx) note(i, `missing field ${field}: ${error}`);
-    for (const [field, idx] of fieldIndexes(body.events_with_invalid_id_lengths)) for (const i of idx) note(i, `invalid id length ${field}: ${error}`);
-    for (const i of indexList(body.silenced_events)) note(i, `silenced device (over ${body.eps_threshold ?? '?'} events/s for too long): ${error}`);
+    for (const [field, idx] of fieldIndexes(body.events_with_invalid_fields))
+      for (const i of idx) note(i, `invalid field ${field}: ${error}`);
+    for (const [field, idx] of fieldIndexes(body.events_with_missing_fields))
+      for (const i of idx) note(i, `missing field ${field}: ${error}`);
+    for (const [field, idx] of fieldIndexes(body.events_with_invalid_id_lengths))
+      for (const i of idx) note(i, `invalid id length ${field}: ${error}`);
+    for (const i of indexList(body.silenced_events))
+      note(i, `silenced device (over ${body.eps_threshold ?? '?'} events/s for too long): ${error}`);
     if (reasons.size > 0) return { kind: 'invalid_events', status: code, error, reasons };
     return { kind: 'invalid_batch', status: code, error };
   }

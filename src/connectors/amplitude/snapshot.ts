@@ -13,7 +13,9 @@ export interface AmplitudeSnapshotOptions {
   /** The Amplitude field that becomes the external id; default: the run's sync's external_id_property. */
   externalIdProperty?: string;
   /** Client overrides (poll interval for tests and the emulator, an abort signal). */
-  client?: Partial<Pick<CohortsClientOptions, 'pollIntervalMs' | 'maxPollErrors' | 'maxWaitMs' | 'timeoutMs' | 'signal'>>;
+  client?: Partial<
+    Pick<CohortsClientOptions, 'pollIntervalMs' | 'maxPollErrors' | 'maxWaitMs' | 'timeoutMs' | 'signal'>
+  >;
   /** Told how many HTTP requests the pull sent to Amplitude. */
   onRequests?: (n: number) => void;
 }
@@ -41,7 +43,8 @@ export function amplitudeSnapshotSource(cohortId: string, opts: AmplitudeSnapsho
       const db = ctx.store.db;
       const cohort = await db.selectFrom('cohorts').selectAll().where('id', '=', cohortId).executeTakeFirst();
       if (!cohort) throw new AmpError('not_found', `no cohort with id ${cohortId}`);
-      if (!cohort.source_id) throw new AmpError('invalid_input', `cohort ${cohortId} has no Amplitude source to pull from`);
+      if (!cohort.source_id)
+        throw new AmpError('invalid_input', `cohort ${cohortId} has no Amplitude source to pull from`);
       const source = await getSource(ctx, cohort.source_id);
       const property = opts.externalIdProperty ?? (await propertyForRun(ctx, runId)) ?? COHORT_FILE_USER_COLUMN;
       const client = new AmplitudeCohortsClient({ ...sourceCredentials(ctx, source), ...(opts.client ?? {}) });
@@ -84,7 +87,7 @@ export function amplitudeSnapshotSource(cohortId: string, opts: AmplitudeSnapsho
         }
         try {
           await client.waitUntilReady(requestId);
-          let result;
+          let result: Awaited<ReturnType<typeof streamExternalIds>>;
           for (let attempt = 1; ; attempt++) {
             const body = await client.openFile(requestId);
             try {
@@ -101,7 +104,11 @@ export function amplitudeSnapshotSource(cohortId: string, opts: AmplitudeSnapsho
           }
           await markDownload(ctx, downloadId, 'completed');
           if (result.rows > 0 || cohort.size === null) {
-            await db.updateTable('cohorts').set({ size: result.rows, updated_at: Date.now() }).where('id', '=', cohortId).execute();
+            await db
+              .updateTable('cohorts')
+              .set({ size: result.rows, updated_at: Date.now() })
+              .where('id', '=', cohortId)
+              .execute();
           }
           return { skippedAnonymous: result.skippedAnonymous, sourceTs: lastComputed ?? Date.now() };
         } catch (e) {

@@ -3,7 +3,7 @@ import { AmpError } from '../../errors';
 import { newId, newSecret } from '../../ids';
 import type { Context } from '../../store';
 import type { SourcesTable } from '../../store/schema';
-import { COHORTS_API_URL, DEFAULT_MONTHLY_DOWNLOAD_BUDGET, type AmplitudeRegion } from './constants';
+import { type AmplitudeRegion, COHORTS_API_URL, DEFAULT_MONTHLY_DOWNLOAD_BUDGET } from './constants';
 
 /** One source = one Amplitude project ("enable the integration per project"). */
 export const createSourceSchema = z.object({
@@ -64,10 +64,15 @@ export function revealWebhookSecret(ctx: Context, row: SourceRow): string {
   return ctx.secrets.decrypt(row.webhook_secret_enc);
 }
 
-export async function createSource(ctx: Context, input: CreateSourceInput): Promise<SourceView & { webhook_secret: string }> {
+export async function createSource(
+  ctx: Context,
+  input: CreateSourceInput,
+): Promise<SourceView & { webhook_secret: string }> {
   const parsed = createSourceSchema.safeParse(input);
   if (!parsed.success) {
-    const msg = parsed.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+    const msg = parsed.error.issues
+      .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
+      .join('; ');
     throw new AmpError('invalid_input', msg);
   }
   const v = parsed.data;
@@ -90,7 +95,8 @@ export async function createSource(ctx: Context, input: CreateSourceInput): Prom
     await ctx.store.db.insertInto('sources').values(row).execute();
   } catch (e) {
     // Two creators racing on one name: the unique index decides.
-    if (/unique|duplicate/i.test((e as Error).message)) throw new AmpError('conflict', `a source named "${v.name}" already exists`);
+    if (/unique|duplicate/i.test((e as Error).message))
+      throw new AmpError('conflict', `a source named "${v.name}" already exists`);
     throw e;
   }
   return { ...sourceView(row), webhook_secret: webhookSecret };
@@ -127,11 +133,20 @@ export const updateSourceSchema = z.object({
     .transform((u) => u.replace(/\/+$/, ''))
     .nullable()
     .optional(),
-  download_budget: z.coerce.number({ message: 'download budget must be a number' }).int('download budget must be a whole number').min(0).max(1_000_000).optional(),
+  download_budget: z.coerce
+    .number({ message: 'download budget must be a number' })
+    .int('download budget must be a whole number')
+    .min(0)
+    .max(1_000_000)
+    .optional(),
 });
 
 /** Changes a source's name, API URL override (null = by region) or monthly download budget. */
-export async function updateSource(ctx: Context, id: string, patch: z.input<typeof updateSourceSchema>): Promise<SourceView> {
+export async function updateSource(
+  ctx: Context,
+  id: string,
+  patch: z.input<typeof updateSourceSchema>,
+): Promise<SourceView> {
   const parsed = updateSourceSchema.safeParse(patch);
   if (!parsed.success) {
     throw new AmpError('invalid_input', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
@@ -145,7 +160,8 @@ export async function updateSource(ctx: Context, id: string, patch: z.input<type
     try {
       await ctx.store.db.updateTable('sources').set(set).where('id', '=', id).execute();
     } catch (e) {
-      if (/unique|duplicate/i.test((e as Error).message)) throw new AmpError('conflict', `a source named "${set.name}" already exists`);
+      if (/unique|duplicate/i.test((e as Error).message))
+        throw new AmpError('conflict', `a source named "${set.name}" already exists`);
       throw e;
     }
   }

@@ -38,9 +38,11 @@ function usersProblem(users: unknown[]): { path: PropertyKey[]; message: string 
   if (users.length > MAX_USERS) return { path: ['users'], message: `at most ${MAX_USERS} users per message` };
   for (let i = 0; i < users.length; i++) {
     const u = users[i] as WebhookUser | null;
-    if (u === null || typeof u !== 'object' || Array.isArray(u)) return { path: ['users', i], message: 'must be an object {user_id, user_properties}' };
+    if (u === null || typeof u !== 'object' || Array.isArray(u))
+      return { path: ['users', i], message: 'must be an object {user_id, user_properties}' };
     const id = u.user_id;
-    if (id !== undefined && id !== null && typeof id !== 'string' && typeof id !== 'number') return { path: ['users', i, 'user_id'], message: 'must be a string' };
+    if (id !== undefined && id !== null && typeof id !== 'string' && typeof id !== 'number')
+      return { path: ['users', i, 'user_id'], message: 'must be a string' };
     const props = u.user_properties;
     if (props !== undefined && props !== null && (typeof props !== 'object' || Array.isArray(props))) {
       return { path: ['users', i, 'user_properties'], message: 'must be an object' };
@@ -49,21 +51,29 @@ function usersProblem(users: unknown[]): { path: PropertyKey[]; message: string 
   return undefined;
 }
 
-export const webhookPayloadSchema = z
-  .looseObject({
-    // Both are keys of the inbox's unique index, whose entries PostgreSQL caps at ~2.7 kB; Amplitude's own are a few dozen characters.
-    cohort_id: z.union([z.string().trim().min(1, 'must not be empty').max(256, 'is longer than 256 characters'), z.number()], { error: 'is required (a string)' }).transform(String),
-    cohort_name: z.string().nullish(),
-    // FreeMarker templates may render booleans as strings; accept both spellings.
-    in_cohort: z.union([z.boolean(), z.enum(['true', 'false']).transform((s) => s === 'true')], {
-      error: 'is required (true = entering, false = leaving)',
-    }),
-    // The Kinesis/Pub/Sub docs call it compute_time in prose, the example says computed_time: accept both.
-    computed_time: epochSeconds.optional(),
-    compute_time: epochSeconds.optional(),
-    message_id: z.union([z.string().trim().min(1).max(512, 'is longer than 512 characters'), z.number()]).transform(String).optional(),
-    users: z.custom<unknown[]>((v) => Array.isArray(v), { error: 'is required (an array of {user_id, user_properties})' }),
-  });
+export const webhookPayloadSchema = z.looseObject({
+  // Both are keys of the inbox's unique index, whose entries PostgreSQL caps at ~2.7 kB; Amplitude's own are a few dozen characters.
+  cohort_id: z
+    .union([z.string().trim().min(1, 'must not be empty').max(256, 'is longer than 256 characters'), z.number()], {
+      error: 'is required (a string)',
+    })
+    .transform(String),
+  cohort_name: z.string().nullish(),
+  // FreeMarker templates may render booleans as strings; accept both spellings.
+  in_cohort: z.union([z.boolean(), z.enum(['true', 'false']).transform((s) => s === 'true')], {
+    error: 'is required (true = entering, false = leaving)',
+  }),
+  // The Kinesis/Pub/Sub docs call it compute_time in prose, the example says computed_time: accept both.
+  computed_time: epochSeconds.optional(),
+  compute_time: epochSeconds.optional(),
+  message_id: z
+    .union([z.string().trim().min(1).max(512, 'is longer than 512 characters'), z.number()])
+    .transform(String)
+    .optional(),
+  users: z.custom<unknown[]>((v) => Array.isArray(v), {
+    error: 'is required (an array of {user_id, user_properties})',
+  }),
+});
 
 export type WebhookPayload = z.output<typeof webhookPayloadSchema> & { users: WebhookUser[] };
 
@@ -81,17 +91,22 @@ export function describePayloadIssues(issues: ReadonlyArray<{ path: PropertyKey[
 
 export function parseWebhookPayload(body: unknown): WebhookPayload {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw new AmpError('invalid_input', 'the body must be a JSON object with cohort_id, in_cohort, computed_time and users');
+    throw new AmpError(
+      'invalid_input',
+      'the body must be a JSON object with cohort_id, in_cohort, computed_time and users',
+    );
   }
   const r = webhookPayloadSchema.safeParse(body);
-  if (!r.success) throw new AmpError('invalid_input', `invalid cohort webhook: ${describePayloadIssues(r.error.issues)}`);
+  if (!r.success)
+    throw new AmpError('invalid_input', `invalid cohort webhook: ${describePayloadIssues(r.error.issues)}`);
   const issues = [];
   if (r.data.computed_time === undefined && r.data.compute_time === undefined) {
     issues.push({ path: ['computed_time'], message: 'is required (epoch seconds; compute_time is accepted too)' });
   }
   const users = usersProblem(r.data.users);
   if (users) issues.push(users);
-  if (issues.length > 0) throw new AmpError('invalid_input', `invalid cohort webhook: ${describePayloadIssues(issues)}`);
+  if (issues.length > 0)
+    throw new AmpError('invalid_input', `invalid cohort webhook: ${describePayloadIssues(issues)}`);
   return r.data as WebhookPayload;
 }
 
@@ -99,7 +114,7 @@ export function parseWebhookPayload(body: unknown): WebhookPayload {
 function derivedMessageId(p: WebhookPayload, computedMs: number): string {
   const h = createHash('sha256');
   h.update(JSON.stringify([p.cohort_id, p.in_cohort, computedMs, p.users]));
-  return 'sha256:' + h.digest('hex').slice(0, 40);
+  return `sha256:${h.digest('hex').slice(0, 40)}`;
 }
 
 /** What storing and acknowledging a message need of it: everything but the users themselves. */
@@ -130,7 +145,10 @@ export function summarizeWebhook(p: WebhookPayload): WebhookSummary {
 const MAY_POISON = /__proto__|constructor|\\u/;
 class PoisonedKey extends Error {}
 function refusePoisonedKeys(key: string, value: unknown): unknown {
-  if (key === '__proto__' || (key === 'constructor' && typeof value === 'object' && value !== null && Object.hasOwn(value, 'prototype'))) {
+  if (
+    key === '__proto__' ||
+    (key === 'constructor' && typeof value === 'object' && value !== null && Object.hasOwn(value, 'prototype'))
+  ) {
     throw new PoisonedKey(key);
   }
   return value;
@@ -142,7 +160,11 @@ export function checkWebhookBody(text: string): WebhookSummary {
   try {
     body = MAY_POISON.test(text) ? JSON.parse(text, refusePoisonedKeys) : JSON.parse(text);
   } catch (e) {
-    if (e instanceof PoisonedKey) throw new AmpError('invalid_input', `the body has a forbidden key "${e.message}" (it could change object prototypes)`);
+    if (e instanceof PoisonedKey)
+      throw new AmpError(
+        'invalid_input',
+        `the body has a forbidden key "${e.message}" (it could change object prototypes)`,
+      );
     throw new AmpError('invalid_input', `the body is not valid JSON: ${(e as Error).message}`);
   }
   return summarizeWebhook(parseWebhookPayload(body));

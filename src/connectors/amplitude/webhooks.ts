@@ -1,6 +1,6 @@
 import { inflateRawSync } from 'node:zlib';
 import type BetterSqlite3 from 'better-sqlite3';
-import { sql, type Insertable } from 'kysely';
+import { type Insertable, sql } from 'kysely';
 import { AmpError, toAmpError } from '../../errors';
 import type { Context } from '../../store';
 import { committerFor, GroupCommit } from '../../store/group-commit';
@@ -26,7 +26,13 @@ export interface StoredWebhook {
 export type StoredBody = { text: string } | { deflated: Buffer };
 
 /** Stores a validated message once per (source, message_id); a repeat is reported, not stored. */
-export async function storeWebhook(ctx: Context, sourceId: string, m: WebhookSummary, body: StoredBody, nowMs = Date.now()): Promise<StoredWebhook> {
+export async function storeWebhook(
+  ctx: Context,
+  sourceId: string,
+  m: WebhookSummary,
+  body: StoredBody,
+  nowMs = Date.now(),
+): Promise<StoredWebhook> {
   const messageId = m.message_id;
   const values: InboxValues = {
     source_id: sourceId,
@@ -41,7 +47,13 @@ export async function storeWebhook(ctx: Context, sourceId: string, m: WebhookSum
     received_at: nowMs,
   };
   const h = ctx.store.sqlite;
-  const inboxId = await (h ? committerFor(inboxCommitters, h, () => new GroupCommit(h, inboxWriter(h), (v) => insertViaQueryBuilder(ctx, v))).submit(values) : insertViaQueryBuilder(ctx, values));
+  const inboxId = await (h
+    ? committerFor(
+        inboxCommitters,
+        h,
+        () => new GroupCommit(h, inboxWriter(h), (v) => insertViaQueryBuilder(ctx, v)),
+      ).submit(values)
+    : insertViaQueryBuilder(ctx, values));
   return inboxId === null ? { inboxId: null, duplicate: true, messageId } : { inboxId, duplicate: false, messageId };
 }
 
@@ -87,7 +99,10 @@ export function mapWebhookUser(u: WebhookUser, property: string): string | undef
  * anything older than what it holds. Applying twice is harmless (equal timestamps re-apply the
  * same value), so a crash between the ledger write and `applied_at` only repeats work.
  */
-export async function applyWebhookMessage(ctx: Context, inboxId: number | string): Promise<{ destinationIds: string[] }> {
+export async function applyWebhookMessage(
+  ctx: Context,
+  inboxId: number | string,
+): Promise<{ destinationIds: string[] }> {
   const db = ctx.store.db;
   const msg = await db.selectFrom('webhook_inbox').selectAll().where('id', '=', Number(inboxId)).executeTakeFirst();
   if (!msg) throw new AmpError('not_found', `no webhook message ${inboxId}`);
@@ -127,7 +142,7 @@ export async function applyWebhookMessage(ctx: Context, inboxId: number | string
           sourceTs: msg.computed_time,
           syncIds,
         });
-        r.destinationIds.forEach((d) => destinationIds.add(d));
+        for (const d of r.destinationIds) destinationIds.add(d);
       }
     }
     await db
@@ -139,20 +154,43 @@ export async function applyWebhookMessage(ctx: Context, inboxId: number | string
     return { destinationIds: [...destinationIds] };
   } catch (e) {
     const err = toAmpError(e);
-    await db.updateTable('webhook_inbox').set({ error: err.message.slice(0, 1000) }).where('id', '=', msg.id).execute();
+    await db
+      .updateTable('webhook_inbox')
+      .set({ error: err.message.slice(0, 1000) })
+      .where('id', '=', msg.id)
+      .execute();
     throw err;
   }
 }
 
 /** Creates a cohort first seen in a webhook; keeps name and last_computed of a known one fresh. */
-async function ensureCohort(ctx: Context, sourceId: string, cohortId: string, name: string | null, computedMs: number): Promise<void> {
+async function ensureCohort(
+  ctx: Context,
+  sourceId: string,
+  cohortId: string,
+  name: string | null,
+  computedMs: number,
+): Promise<void> {
   const db = ctx.store.db;
   const now = Date.now();
-  const existing = await db.selectFrom('cohorts').select(['source_id', 'name', 'last_computed']).where('id', '=', cohortId).executeTakeFirst();
+  const existing = await db
+    .selectFrom('cohorts')
+    .select(['source_id', 'name', 'last_computed'])
+    .where('id', '=', cohortId)
+    .executeTakeFirst();
   if (!existing) {
     await db
       .insertInto('cohorts')
-      .values({ id: cohortId, source_id: sourceId, name: name ?? cohortId, origin: 'webhook', size: null, last_computed: computedMs, created_at: now, updated_at: now })
+      .values({
+        id: cohortId,
+        source_id: sourceId,
+        name: name ?? cohortId,
+        origin: 'webhook',
+        size: null,
+        last_computed: computedMs,
+        created_at: now,
+        updated_at: now,
+      })
       .onConflict((oc) => oc.column('id').doNothing())
       .execute();
     return;
@@ -163,7 +201,11 @@ async function ensureCohort(ctx: Context, sourceId: string, cohortId: string, na
   if ((name && name !== existing.name) || (existing.last_computed ?? 0) < computedMs) {
     await db
       .updateTable('cohorts')
-      .set({ name: name ?? existing.name, last_computed: Math.max(existing.last_computed ?? 0, computedMs), updated_at: now })
+      .set({
+        name: name ?? existing.name,
+        last_computed: Math.max(existing.last_computed ?? 0, computedMs),
+        updated_at: now,
+      })
       .where('id', '=', cohortId)
       .execute();
   }
@@ -191,7 +233,7 @@ export async function applyPendingWebhooks(
   for (const { id } of ids) {
     try {
       const r = await applyWebhookMessage(ctx, id);
-      r.destinationIds.forEach((d) => destinationIds.add(d));
+      for (const d of r.destinationIds) destinationIds.add(d);
       applied++;
     } catch {
       failed++;

@@ -1,9 +1,14 @@
 import { AmpError } from '../../errors';
-import { parseRetryAfter, type HttpResponse } from '../http';
+import { type HttpResponse, parseRetryAfter } from '../http';
 import { DEFAULT_RETRY_AFTER_MS } from './constants';
 
 /** Which call produced the answer: a 404 means "user not found" only on user updates. */
-export type OneSignalOperation = 'update_user' | 'test_connection' | 'create_segment' | 'list_segments' | 'delete_segment';
+export type OneSignalOperation =
+  | 'update_user'
+  | 'test_connection'
+  | 'create_segment'
+  | 'list_segments'
+  | 'delete_segment';
 
 /**
  * The vendor's own error text from any of OneSignal's envelopes (reference §10.1):
@@ -70,12 +75,19 @@ export function classifyResponse(res: HttpResponse, op: OneSignalOperation, now 
   const details = { vendor_status: status, ...(vendor ? { vendor_message: vendor } : {}) };
 
   if (status >= 200 && status < 300) {
-    return new AmpError('vendor_rejected', `OneSignal refused the request: ${said('success=false')}`, { status, details });
+    return new AmpError('vendor_rejected', `OneSignal refused the request: ${said('success=false')}`, {
+      status,
+      details,
+    });
   }
   if (status === 429) {
     // [S] Unparseable or missing Retry-After: wait 60 s like the Android SDK (the conservative reading).
     const retryAfterMs = parseRetryAfter(res.headers['retry-after'], now) ?? DEFAULT_RETRY_AFTER_MS;
-    return new AmpError('rate_limited', `OneSignal rate limit: ${said('429 Too Many Requests')}`, { status, retryAfterMs, details });
+    return new AmpError('rate_limited', `OneSignal rate limit: ${said('429 Too Many Requests')}`, {
+      status,
+      retryAfterMs,
+      details,
+    });
   }
   if (status === 408 || status >= 500) {
     const retryAfterMs = parseRetryAfter(res.headers['retry-after'], now);
@@ -87,10 +99,14 @@ export function classifyResponse(res: HttpResponse, op: OneSignalOperation, now 
   }
   if (status === 401 || status === 403) {
     // [U] A wrong (not missing) key's status is undocumented: 401 and 403 are both treated as bad credentials.
-    return new AmpError('vendor_auth', `OneSignal rejected the credentials (${status}): ${said('invalid app id or API key')}`, {
-      status,
-      details,
-    });
+    return new AmpError(
+      'vendor_auth',
+      `OneSignal rejected the credentials (${status}): ${said('invalid app id or API key')}`,
+      {
+        status,
+        details,
+      },
+    );
   }
   if (status === 400 && vendor && /app_id not found/i.test(vendor)) {
     // A bad app id arrives as 400 "app_id not found…" (reference §5.4): the destination is unusable.
@@ -98,10 +114,19 @@ export function classifyResponse(res: HttpResponse, op: OneSignalOperation, now 
   }
   if (status === 404 && op === 'update_user') {
     // [S] Unknown external_id → 404 (Android SDK treats 404/410 as MISSING); the body is undocumented.
-    return new AmpError('vendor_not_found', `user not found in OneSignal${vendor ? `: ${vendor}` : ''}`, { status, details });
+    return new AmpError('vendor_not_found', `user not found in OneSignal${vendor ? `: ${vendor}` : ''}`, {
+      status,
+      details,
+    });
   }
   if (status === 410 && op === 'update_user') {
-    return new AmpError('vendor_not_found', `user no longer exists in OneSignal${vendor ? `: ${vendor}` : ''}`, { status, details });
+    return new AmpError('vendor_not_found', `user no longer exists in OneSignal${vendor ? `: ${vendor}` : ''}`, {
+      status,
+      details,
+    });
   }
-  return new AmpError('vendor_rejected', `OneSignal rejected the request (${status}): ${said('no error text')}`, { status, details });
+  return new AmpError('vendor_rejected', `OneSignal rejected the request (${status}): ${said('no error text')}`, {
+    status,
+    details,
+  });
 }

@@ -1,5 +1,5 @@
 import { AmpError } from '../../errors';
-import { httpRequest, type HttpResponse } from '../http';
+import { type HttpResponse, httpRequest } from '../http';
 import { classifyResponse, type OneSignalOperation } from './classify';
 import {
   AUTH_SCHEME,
@@ -8,12 +8,12 @@ import {
   MAX_SEGMENTS_PAGE,
   ONESIGNAL_API_URL,
   RATE_LIMIT_RETRY_DEADLINE_MS,
-  USER_UPDATES_PER_SECOND_PER_APP,
   segmentPath,
   segmentsPath,
+  USER_UPDATES_PER_SECOND_PER_APP,
   userByExternalIdPath,
 } from './constants';
-import { limiterForApp, type AppLimiter } from './limiter';
+import { type AppLimiter, limiterForApp } from './limiter';
 
 export interface OneSignalClientOptions {
   appId: string;
@@ -75,7 +75,11 @@ export class OneSignalClient {
    * Sets ("1") and deletes ("") tags on the user with this external id. At most 100 keys per
    * call (the vendor limit); the caller splits larger changes.
    */
-  async updateTags(externalId: string, tags: Record<string, string>, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  async updateTags(
+    externalId: string,
+    tags: Record<string, string>,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<void> {
     const n = Object.keys(tags).length;
     if (n === 0) return;
     if (n > MAX_PROPERTY_UPDATES_PER_REQUEST) {
@@ -85,7 +89,14 @@ export class OneSignalClient {
       );
     }
     if (!externalId) throw new AmpError('invalid_input', 'external id must not be empty');
-    await this.call('update_user', 'PATCH', userByExternalIdPath(this.appId, externalId), { properties: { tags } }, externalId, opts.signal);
+    await this.call(
+      'update_user',
+      'PATCH',
+      userByExternalIdPath(this.appId, externalId),
+      { properties: { tags } },
+      externalId,
+      opts.signal,
+    );
   }
 
   /** Creates a segment of users carrying tagKey = "1"; the name is cut to OneSignal's 128 characters. */
@@ -103,9 +114,18 @@ export class OneSignalClient {
   }
 
   /** One page of the app's segments (metadata only; OneSignal returns no filters). */
-  async listSegments(opts: { offset?: number; limit?: number; signal?: AbortSignal } = {}): Promise<{ total: number; segments: OneSignalSegment[] }> {
+  async listSegments(
+    opts: { offset?: number; limit?: number; signal?: AbortSignal } = {},
+  ): Promise<{ total: number; segments: OneSignalSegment[] }> {
     const limit = Math.min(MAX_SEGMENTS_PAGE, Math.max(1, opts.limit ?? MAX_SEGMENTS_PAGE));
-    const res = await this.call('list_segments', 'GET', `${segmentsPath(this.appId)}?offset=${opts.offset ?? 0}&limit=${limit}`, undefined, undefined, opts.signal);
+    const res = await this.call(
+      'list_segments',
+      'GET',
+      `${segmentsPath(this.appId)}?offset=${opts.offset ?? 0}&limit=${limit}`,
+      undefined,
+      undefined,
+      opts.signal,
+    );
     const parsed = (safeJson(res.text) ?? {}) as { total_count?: unknown; segments?: unknown };
     const segments = Array.isArray(parsed.segments) ? (parsed.segments as OneSignalSegment[]) : [];
     return { total: typeof parsed.total_count === 'number' ? parsed.total_count : segments.length, segments };
@@ -114,7 +134,14 @@ export class OneSignalClient {
   /** Deletes a segment; an already-missing segment counts as deleted. */
   async deleteSegment(segmentId: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
     try {
-      await this.call('delete_segment', 'DELETE', segmentPath(this.appId, segmentId), undefined, undefined, opts.signal);
+      await this.call(
+        'delete_segment',
+        'DELETE',
+        segmentPath(this.appId, segmentId),
+        undefined,
+        undefined,
+        opts.signal,
+      );
     } catch (e) {
       if (e instanceof AmpError && e.status === 404) return;
       throw e;
@@ -157,11 +184,15 @@ export class OneSignalClient {
       const wait = err.retryAfterMs ?? 0;
       this.limiter.onRateLimited(wait);
       if (Date.now() + wait > deadline) {
-        throw new AmpError('rate_limited', `${err.message} (still rate limited after ${Math.round(this.rateLimitDeadlineMs / 1000)} s of retries)`, {
-          status: 429,
-          ...(err.retryAfterMs !== undefined ? { retryAfterMs: err.retryAfterMs } : {}),
-          ...(err.details ? { details: err.details } : {}),
-        });
+        throw new AmpError(
+          'rate_limited',
+          `${err.message} (still rate limited after ${Math.round(this.rateLimitDeadlineMs / 1000)} s of retries)`,
+          {
+            status: 429,
+            ...(err.retryAfterMs !== undefined ? { retryAfterMs: err.retryAfterMs } : {}),
+            ...(err.details ? { details: err.details } : {}),
+          },
+        );
       }
     }
   }

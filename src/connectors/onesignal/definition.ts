@@ -26,7 +26,8 @@ export function renderTagKey(template: string, cohortId: string): string {
 function tagKeyProblem(key: string): string | undefined {
   if (!key) return 'is empty';
   if (/\s/.test(key)) return 'contains whitespace, which OneSignal tag keys must not';
-  if (RESTRICTED_TAG_KEYS.includes(key.toLowerCase())) return `is a restricted OneSignal tag key (${RESTRICTED_TAG_KEYS.join(', ')})`;
+  if (RESTRICTED_TAG_KEYS.includes(key.toLowerCase()))
+    return `is a restricted OneSignal tag key (${RESTRICTED_TAG_KEYS.join(', ')})`;
   return undefined;
 }
 
@@ -38,9 +39,16 @@ export const oneSignalSettingsSchema = z.object({
   app_id: z
     .string()
     .trim()
-    .regex(APP_ID_RE, 'must be a OneSignal App ID, a UUID such as 3f1c2b7e-0a4d-4c8e-9b1f-2d6e5a7c9b10 (Settings > Keys & IDs)')
+    .regex(
+      APP_ID_RE,
+      'must be a OneSignal App ID, a UUID such as 3f1c2b7e-0a4d-4c8e-9b1f-2d6e5a7c9b10 (Settings > Keys & IDs)',
+    )
     .transform((s) => s.toLowerCase()),
-  api_key: z.string().trim().min(1, 'the app API key is required (Settings > Keys & IDs)').max(500, 'too long for an API key'),
+  api_key: z
+    .string()
+    .trim()
+    .min(1, 'the app API key is required (Settings > Keys & IDs)')
+    .max(500, 'too long for an API key'),
   api_url: z
     .url({ protocol: /^https?$/, error: 'must be an http(s) URL, e.g. https://api.onesignal.com' })
     .transform((s) => s.replace(/\/+$/, ''))
@@ -51,9 +59,12 @@ export const oneSignalSettingsSchema = z.object({
     .max(128, 'at most 128 characters')
     .superRefine((t, c) => {
       // One complaint at a time: the first rule broken is the one to fix.
-      if (!t.includes(TAG_KEY_PLACEHOLDER)) c.addIssue({ code: 'custom', message: `must contain ${TAG_KEY_PLACEHOLDER}` });
-      else if (/\s/.test(t)) c.addIssue({ code: 'custom', message: 'must not contain spaces (OneSignal tag keys cannot)' });
-      else if (tagKeyProblem(t.split(TAG_KEY_PLACEHOLDER).join('1'))) c.addIssue({ code: 'custom', message: 'would produce a restricted OneSignal tag key' });
+      if (!t.includes(TAG_KEY_PLACEHOLDER))
+        c.addIssue({ code: 'custom', message: `must contain ${TAG_KEY_PLACEHOLDER}` });
+      else if (/\s/.test(t))
+        c.addIssue({ code: 'custom', message: 'must not contain spaces (OneSignal tag keys cannot)' });
+      else if (tagKeyProblem(t.split(TAG_KEY_PLACEHOLDER).join('1')))
+        c.addIssue({ code: 'custom', message: 'would produce a restricted OneSignal tag key' });
     })
     .default(DEFAULT_TAG_KEY_TEMPLATE),
   external_id_property: z.string().trim().min(1, 'must not be empty').max(200).default(DEFAULT_EXTERNAL_ID_PROPERTY),
@@ -85,19 +96,28 @@ export interface ConnectorDefinition<S, Ops> {
   operations: Ops;
 }
 
-function clientFor(s: Pick<OneSignalSettings, 'app_id' | 'api_key' | 'api_url' | 'rate_limit_per_second'>): OneSignalClient {
-  return new OneSignalClient({ appId: s.app_id, apiKey: s.api_key, apiUrl: s.api_url, rateLimitPerSecond: s.rate_limit_per_second });
+function clientFor(
+  s: Pick<OneSignalSettings, 'app_id' | 'api_key' | 'api_url' | 'rate_limit_per_second'>,
+): OneSignalClient {
+  return new OneSignalClient({
+    appId: s.app_id,
+    apiKey: s.api_key,
+    apiUrl: s.api_url,
+    rateLimitPerSecond: s.rate_limit_per_second,
+  });
 }
 
 export const oneSignalDefinition = {
   id: 'onesignal',
   name: 'OneSignal',
-  description: 'Mirror cohort membership onto OneSignal users as data tags (by external_id), with one segment per cohort.',
+  description:
+    'Mirror cohort membership onto OneSignal users as data tags (by external_id), with one segment per cohort.',
   settingsSchema: oneSignalSettingsSchema,
   testConnection: (settings: OneSignalSettings) => clientFor(settings).testConnection(),
   operations: {
     updateTags: (settings: OneSignalSettings, externalId: string, tags: Record<string, string>) =>
       clientFor(settings).updateTags(externalId, tags),
-    createSegment: (settings: OneSignalSettings, name: string, tagKey: string) => clientFor(settings).createSegment(name, tagKey),
+    createSegment: (settings: OneSignalSettings, name: string, tagKey: string) =>
+      clientFor(settings).createSegment(name, tagKey),
   },
 } satisfies ConnectorDefinition<OneSignalSettings, Record<string, (...args: never[]) => Promise<unknown>>>;

@@ -69,7 +69,9 @@ export function parseDestinationInput(input: unknown, label: (field: string) => 
 
 function isUniqueViolation(e: unknown): boolean {
   const err = e as { code?: string };
-  return err?.code === '23505' || err?.code === 'SQLITE_CONSTRAINT_UNIQUE' || err?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+  return (
+    err?.code === '23505' || err?.code === 'SQLITE_CONSTRAINT_UNIQUE' || err?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
+  );
 }
 
 /** Creates a OneSignal destination (key encrypted at rest). Names are unique. */
@@ -175,7 +177,12 @@ export function clientForDestination(ctx: Context, row: DestinationRow): OneSign
   const cacheKey = `${row.app_id}\n${row.api_url}\n${keyHash}`;
   let client = clients.get(cacheKey);
   if (!client) {
-    client = new OneSignalClient({ appId: row.app_id, apiKey, apiUrl: row.api_url, rateLimitPerSecond: Number(row.rate_limit_per_second) });
+    client = new OneSignalClient({
+      appId: row.app_id,
+      apiKey,
+      apiUrl: row.api_url,
+      rateLimitPerSecond: Number(row.rate_limit_per_second),
+    });
     clients.set(cacheKey, client);
   } else {
     client.limiter.constrain(Number(row.rate_limit_per_second));

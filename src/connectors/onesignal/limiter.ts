@@ -235,7 +235,10 @@ export class AppLimiter {
     this.tokens = 0;
     // Many in-flight requests of one burst see the same 429 wave: halve once per second, not per answer.
     if (now - this.lastDecreaseAt >= 1_000) {
-      this.currentRate = Math.max(Math.min(MIN_RATE_PER_SECOND, this.configuredRate), this.currentRate * DECREASE_FACTOR);
+      this.currentRate = Math.max(
+        Math.min(MIN_RATE_PER_SECOND, this.configuredRate),
+        this.currentRate * DECREASE_FACTOR,
+      );
     }
     this.lastDecreaseAt = now;
     this.schedule(now);
@@ -256,7 +259,12 @@ export class AppLimiter {
   private takeToken(signal?: AbortSignal): Promise<void> {
     const now = Date.now();
     this.refill(now);
-    if (this.queue.length === this.queueHead && now >= this.pausedUntil && this.tokens >= 1 && this.windowWait() === 0) {
+    if (
+      this.queue.length === this.queueHead &&
+      now >= this.pausedUntil &&
+      this.tokens >= 1 &&
+      this.windowWait() === 0
+    ) {
       this.recordGrant();
       return Promise.resolve();
     }
@@ -280,7 +288,12 @@ export class AppLimiter {
     this.timer = undefined;
     const now = Date.now();
     this.refill(now);
-    while (this.queueHead < this.queue.length && now >= this.pausedUntil && this.tokens >= 1 && this.windowWait() === 0) {
+    while (
+      this.queueHead < this.queue.length &&
+      now >= this.pausedUntil &&
+      this.tokens >= 1 &&
+      this.windowWait() === 0
+    ) {
       const w = this.queue[this.queueHead]!;
       this.queueHead++;
       this.recordGrant();
@@ -319,7 +332,8 @@ export class AppLimiter {
       if (age < PACING_WINDOW_MS) answers.push(Math.round(wall - age));
     }
     const users: Array<[string, number]> = [];
-    for (const [k, slot] of this.users) if (wall - slot.lastSentAt < PER_USER_SPACING_MS) users.push([k, slot.lastSentAt]);
+    for (const [k, slot] of this.users)
+      if (wall - slot.lastSentAt < PER_USER_SPACING_MS) users.push([k, slot.lastSentAt]);
     return { answers, users };
   }
 

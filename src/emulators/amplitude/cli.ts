@@ -109,10 +109,10 @@ export function registerAmplitudeEmulatorCli(emulator: Command): void {
         },
         webhookUrl: o.webhookUrl ?? null,
       };
-      if (o.json) process.stdout.write(JSON.stringify(summary) + '\n');
+      if (o.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
       else {
         process.stdout.write(
-          [
+          `${[
             `Amplitude emulator listening on ${emu.url}`,
             ...projects.map((p) => `  project  api key ${p.apiKey}  secret key ${p.secretKey}`),
             ...summary.cohorts.map((c) => `  cohort   ${c.id} "${c.name}" (${c.size} members)`),
@@ -123,7 +123,7 @@ export function registerAmplitudeEmulatorCli(emulator: Command): void {
             'Ctrl-C to stop.',
           ]
             .filter(Boolean)
-            .join('\n') + '\n',
+            .join('\n')}\n`,
         );
       }
       await new Promise<void>((resolve) => {

@@ -2,7 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { cohortInputSchema, delay, FaultPlan, memberSchema, type CohortInput, type MemberInput, type ResolvedOptions } from './options';
+import {
+  type CohortInput,
+  cohortInputSchema,
+  delay,
+  type FaultPlan,
+  type MemberInput,
+  memberSchema,
+  type ResolvedOptions,
+} from './options';
 import type { WebhookPusher } from './webhooks';
 
 export interface Project {
@@ -76,7 +84,10 @@ const memberKey = (m: { user_id?: string; amplitude_id: number }): string => m.u
  * of the same API, so clients must read the status code and may show the message.
  */
 function apiError(reply: FastifyReply, status: number, type: string, message: string): FastifyReply {
-  return reply.code(status).type('application/json').send({ error: { http_code: status, type, message } });
+  return reply
+    .code(status)
+    .type('application/json')
+    .send({ error: { http_code: status, type, message } });
 }
 
 export class CohortsHalf {
@@ -202,7 +213,9 @@ export class CohortsHalf {
       this.guard(req, reply, async (project) => {
         const q = req.query as Record<string, unknown>;
         const sync = q.includeSyncInfo === 'true' || q.includeSyncInfo === '1';
-        return reply.send({ cohorts: this.list(project.apiKey).map((v) => this.listEntry(this.cohorts.get(v.id)!, project, sync)) });
+        return reply.send({
+          cohorts: this.list(project.apiKey).map((v) => this.listEntry(this.cohorts.get(v.id)!, project, sync)),
+        });
       }),
     );
 
@@ -210,7 +223,8 @@ export class CohortsHalf {
       this.guard(req, reply, async (project) => {
         const { id } = req.params as { id: string };
         const cohort = this.cohorts.get(id);
-        if (!cohort || cohort.apiKey !== project.apiKey) return apiError(reply, 404, 'not_found', `Cohort ${id} not found`);
+        if (!cohort || cohort.apiKey !== project.apiKey)
+          return apiError(reply, 404, 'not_found', `Cohort ${id} not found`);
         const q = req.query as Record<string, string | string[] | undefined>;
         const props = q.props === '1' || q.props === 'true';
         const keys = q.propKeys === undefined ? null : ([] as string[]).concat(q.propKeys).filter((k) => k.length > 0);
@@ -248,13 +262,22 @@ export class CohortsHalf {
         if (!r || r.apiKey !== project.apiKey) return apiError(reply, 404, 'not_found', 'Request not found');
         // [U] Fetching the file before JOB COMPLETED is undocumented; refusing it is the strict reading.
         if (r.polls <= this.opts.pollsBeforeReady) {
-          return apiError(reply, 400, 'job_not_completed', 'Cohort export is not ready: poll request-status until JOB COMPLETED');
+          return apiError(
+            reply,
+            400,
+            'job_not_completed',
+            'Cohort export is not ready: poll request-status until JOB COMPLETED',
+          );
         }
         r.file ??= this.buildFile(r);
         if (r.rows.length > this.opts.redirectAbove) {
           // Every call mints a fresh short-lived link, as Amplitude's .../file does.
           const token = randomUUID().replace(/-/g, '');
-          this.redirects.set(token, { file: r.file, expiresAt: Date.now() + this.opts.redirectTtlMs, name: `${r.cohortId}.csv.gz` });
+          this.redirects.set(token, {
+            file: r.file,
+            expiresAt: Date.now() + this.opts.redirectTtlMs,
+            name: `${r.cohortId}.csv.gz`,
+          });
           this.stats.redirects++;
           return reply.code(302).header('location', `http://${req.headers.host}/_s3/${token}`).send();
         }
@@ -288,11 +311,20 @@ export class CohortsHalf {
   }
 
   /** Auth, the per-project concurrency limit, latency and faults around one API call. */
-  private async guard(req: FastifyRequest, reply: FastifyReply, fn: (p: Project) => Promise<FastifyReply>): Promise<FastifyReply> {
+  private async guard(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    fn: (p: Project) => Promise<FastifyReply>,
+  ): Promise<FastifyReply> {
     const project = this.authenticate(req.headers.authorization);
     if (!project) {
       reply.header('www-authenticate', 'Basic realm="Amplitude"');
-      return apiError(reply, 401, 'unauthorized', 'Invalid API key or secret key (HTTP Basic base64(api_key:secret_key))');
+      return apiError(
+        reply,
+        401,
+        'unauthorized',
+        'Invalid API key or secret key (HTTP Basic base64(api_key:secret_key))',
+      );
     }
     const n = this.inFlight.get(project.apiKey) ?? 0;
     if (n >= this.opts.maxConcurrent) {
@@ -315,7 +347,10 @@ export class CohortsHalf {
           req.raw.socket.destroy();
           return reply;
         }
-        return reply.code(fault.status).type('application/json').send(fault.body ?? { error: { http_code: fault.status, type: 'server_error', message: 'Internal error' } });
+        return reply
+          .code(fault.status)
+          .type('application/json')
+          .send(fault.body ?? { error: { http_code: fault.status, type: 'server_error', message: 'Internal error' } });
       }
       return await fn(project);
     } finally {
@@ -358,7 +393,7 @@ export class CohortsHalf {
     for (const m of r.rows) {
       lines.push([String(m.amplitude_id), m.user_id ?? '', ...keys.map((k) => m.properties[k])].map(cell).join(','));
     }
-    return gzipSync(lines.join('\n') + '\n');
+    return gzipSync(`${lines.join('\n')}\n`);
   }
 
   private member(m: MemberInput): Member {
@@ -382,7 +417,8 @@ export class CohortsHalf {
   private pushChange(cohort: Cohort, entered: Member[], exited: Member[]): void {
     // The webhook destination sends user ids only: anonymous members are skipped, like every
     // cohort destination ("Unresolved mapping").
-    const users = (ms: Member[]) => ms.filter((m) => m.user_id).map((m) => ({ user_id: m.user_id!, user_properties: { ...m.properties } }));
+    const users = (ms: Member[]) =>
+      ms.filter((m) => m.user_id).map((m) => ({ user_id: m.user_id!, user_properties: { ...m.properties } }));
     // One update id per change, suffixed ::exit::n / ::enter::n per batch, as in Amplitude's example.
     const updateId = randomUUID();
     this.webhooks.push(cohort, false, users(exited), updateId);

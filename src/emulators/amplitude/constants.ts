@@ -4,6 +4,7 @@
  * docs leave open, where the emulator takes the most conservative one.
  */
 export {
+  BATCH_PATH,
   COHORT_API_CONCURRENCY,
   COHORT_FILE_REDIRECT_TTL_MS,
   HTTP_V2_EPS_PER_ID,
@@ -11,9 +12,8 @@ export {
   HTTP_V2_MAX_EVENTS,
   HTTP_V2_MAX_STRING,
   HTTP_V2_MIN_ID_LENGTH,
-  INSERT_ID_DEDUPE_WINDOW_MS,
   HTTP_V2_PATH,
-  BATCH_PATH,
+  INSERT_ID_DEDUPE_WINDOW_MS,
 } from '../../connectors/amplitude/constants';
 
 // Batch Event Upload accepts up to 20 MB per request (HTTP V2: < 1 MB).

@@ -10,7 +10,11 @@ import {
 } from './constants';
 import { delay, type FaultPlan, type ForcedAnswer, type ResolvedOptions } from './options';
 
-export type StoredEvent = Record<string, unknown> & { event_type: string; insert_id?: string; server_upload_time: number };
+export type StoredEvent = Record<string, unknown> & {
+  event_type: string;
+  insert_id?: string;
+  server_upload_time: number;
+};
 
 export interface EventStats {
   requests: Record<string, number>;
@@ -33,7 +37,14 @@ const DEFAULT_BODIES: Record<number, Record<string, unknown>> = {
   400: { code: 400, error: E.invalidFields },
   403: { code: 403, error: 'Forbidden' },
   413: { code: 413, error: E.tooLarge },
-  429: { code: 429, error: E.throttled, eps_threshold: 30, throttled_devices: {}, throttled_users: {}, throttled_events: [] },
+  429: {
+    code: 429,
+    error: E.throttled,
+    eps_threshold: 30,
+    throttled_devices: {},
+    throttled_users: {},
+    throttled_events: [],
+  },
   // [U] 5xx bodies are undocumented; every body carries `code` because the TypeScript SDK reads
   // the status from it.
   500: { code: 500, error: 'Internal Server Error' },
@@ -90,11 +101,18 @@ export class EventsHalf {
     // Raw bytes for every content type (or none): size limits count decompressed bytes, and
     // malformed JSON must get Amplitude's 400 body, not fastify's.
     app.removeAllContentTypeParsers();
-    app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: this.opts.batchMaxBytes * 2 }, (_req, body, done) => done(null, body));
+    app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: this.opts.batchMaxBytes * 2 }, (_req, body, done) =>
+      done(null, body),
+    );
     app.setErrorHandler((err: { statusCode?: number }, _req, reply) => {
       const status = err.statusCode === 413 ? 413 : err.statusCode && err.statusCode < 500 ? 400 : 500;
       this.count(String(status));
-      const body = status === 413 ? DEFAULT_BODIES[413] : status === 400 ? { code: 400, error: E.invalidJson } : DEFAULT_BODIES[500];
+      const body =
+        status === 413
+          ? DEFAULT_BODIES[413]
+          : status === 400
+            ? { code: 400, error: E.invalidJson }
+            : DEFAULT_BODIES[500];
       return reply.code(status).send(body);
     });
     app.post(HTTP_V2_PATH, (req, reply) => this.handle(req, reply, this.opts.maxBytes));
@@ -118,7 +136,10 @@ export class EventsHalf {
         req.raw.socket.destroy();
         return reply;
       }
-      answer = { status: fault.status, body: (fault.body as Record<string, unknown>) ?? DEFAULT_BODIES[fault.status] ?? { code: fault.status } };
+      answer = {
+        status: fault.status,
+        body: (fault.body as Record<string, unknown>) ?? DEFAULT_BODIES[fault.status] ?? { code: fault.status },
+      };
     } else {
       answer = this.process(req, maxBytes);
     }
@@ -149,7 +170,8 @@ export class EventsHalf {
     }
     if (typeof body !== 'object' || body === null || Array.isArray(body)) return bad(E.invalidJson);
     const b = body as Record<string, unknown>;
-    if (b.api_key === undefined || b.api_key === null || b.api_key === '') return bad(E.missingField, { missing_field: 'api_key' });
+    if (b.api_key === undefined || b.api_key === null || b.api_key === '')
+      return bad(E.missingField, { missing_field: 'api_key' });
     if (typeof b.api_key !== 'string' || !this.apiKeys.has(b.api_key)) return bad(E.invalidApiKey);
     const apiKey = b.api_key;
     // [U] An empty events array is not documented; refusing it is the strict reading.
@@ -169,7 +191,8 @@ export class EventsHalf {
       if (typeof options !== 'object' || Array.isArray(options)) return bad(E.invalidJson);
       const m = options.min_id_length;
       if (m !== undefined) {
-        if (typeof m !== 'number' || !Number.isInteger(m) || m < 1) return bad(E.invalidFields, { events_with_invalid_fields: { min_id_length: [] } });
+        if (typeof m !== 'number' || !Number.isInteger(m) || m < 1)
+          return bad(E.invalidFields, { events_with_invalid_fields: { min_id_length: [] } });
         minLen = m;
       }
     }
@@ -177,7 +200,9 @@ export class EventsHalf {
     const invalid: FieldMap = {};
     const missing: FieldMap = {};
     const idLengths: FieldMap = {};
-    events.forEach((e, i) => validateEvent(e, i, minLen, invalid, missing, idLengths));
+    events.forEach((e, i) => {
+      validateEvent(e, i, minLen, invalid, missing, idLengths);
+    });
     if (Object.keys(invalid).length + Object.keys(missing).length + Object.keys(idLengths).length > 0) {
       // Conservative: the whole request is refused and nothing in it is ingested; the client
       // drops the listed indices and resends the rest.
@@ -192,7 +217,10 @@ export class EventsHalf {
     const throttled = this.throttle(apiKey, events, now);
     if (throttled) {
       this.stats.throttled += throttled.throttled_events.length;
-      return { status: 429, body: { code: 429, error: E.throttled, eps_threshold: this.opts.epsThreshold, ...throttled } };
+      return {
+        status: 429,
+        body: { code: 429, error: E.throttled, eps_threshold: this.opts.epsThreshold, ...throttled },
+      };
     }
 
     const stored = this.store.get(apiKey) ?? [];
@@ -213,7 +241,10 @@ export class EventsHalf {
       stored.push({ ...e, server_upload_time: now } as StoredEvent);
       this.stats.ingested++;
     }
-    return { status: 200, body: { code: 200, events_ingested: events.length, payload_size_bytes: bytes.length, server_upload_time: now } };
+    return {
+      status: 200,
+      body: { code: 200, events_ingested: events.length, payload_size_bytes: bytes.length, server_upload_time: now },
+    };
   }
 
   /**
@@ -277,14 +308,22 @@ function tooLarge(): Answer {
 }
 
 function add(map: FieldMap, field: string, i: number): void {
-  const list = (map[field] ??= []);
+  map[field] ??= [];
+  const list = map[field];
   if (list[list.length - 1] !== i) list.push(i);
 }
 
 const PROPERTY_OBJECTS = ['event_properties', 'user_properties', 'groups', 'group_properties'];
 const INTEGER_FIELDS = ['time', 'session_id', 'event_id'];
 
-function validateEvent(e: Record<string, unknown>, i: number, minLen: number, invalid: FieldMap, missing: FieldMap, idLengths: FieldMap): void {
+function validateEvent(
+  e: Record<string, unknown>,
+  i: number,
+  minLen: number,
+  invalid: FieldMap,
+  missing: FieldMap,
+  idLengths: FieldMap,
+): void {
   const absent = (v: unknown) => v === undefined || v === null;
   if (absent(e.event_type) || e.event_type === '') add(missing, 'event_type', i);
   else if (typeof e.event_type !== 'string') add(invalid, 'event_type', i);

@@ -1,24 +1,33 @@
 import Fastify from 'fastify';
 import { z } from 'zod';
 import { AmpError } from '../../errors';
-import { CohortsHalf, type CohortStats, type CohortView, type Member, type Project } from './cohorts';
-import { EventsHalf, type EventStats, type StoredEvent } from './events';
+import { type CohortStats, CohortsHalf, type CohortView, type Member, type Project } from './cohorts';
+import { type EventStats, EventsHalf, type StoredEvent } from './events';
 import {
+  type AmplitudeEmulatorOptions,
+  type CohortInput,
   cohortInputSchema,
   emulatorOptionsSchema,
   FaultPlan,
+  type FaultsInput,
   faultsInputSchema,
+  type MemberInput,
   makeRandom,
   memberSchema,
   splitFaults,
-  type AmplitudeEmulatorOptions,
-  type CohortInput,
-  type FaultsInput,
-  type MemberInput,
 } from './options';
-import { WebhookPusher, type WebhookAttempt } from './webhooks';
+import { type WebhookAttempt, WebhookPusher } from './webhooks';
 
-export type { AmplitudeEmulatorOptions, CohortInput, FaultsInput, MemberInput, Member, CohortView, StoredEvent, WebhookAttempt };
+export type {
+  AmplitudeEmulatorOptions,
+  CohortInput,
+  CohortView,
+  FaultsInput,
+  Member,
+  MemberInput,
+  StoredEvent,
+  WebhookAttempt,
+};
 
 export interface AmplitudeEmulatorStats {
   cohorts: CohortStats;
@@ -125,8 +134,15 @@ export async function startAmplitudeEmulator(input: AmplitudeEmulatorOptions): P
     // Control errors are for a developer at a terminal: one readable line.
     scope.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
       const message =
-        err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ') : err.message;
-      const status = err instanceof z.ZodError || /^unknown /.test(err.message) ? (/^unknown cohort/.test(err.message) ? 404 : 400) : (err.statusCode ?? 500);
+        err instanceof z.ZodError
+          ? err.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')
+          : err.message;
+      const status =
+        err instanceof z.ZodError || /^unknown /.test(err.message)
+          ? /^unknown cohort/.test(err.message)
+            ? 404
+            : 400
+          : (err.statusCode ?? 500);
       return reply.code(status).send({ error: message });
     });
     scope.get('/_emulator/stats', async () => stats());
@@ -143,7 +159,9 @@ export async function startAmplitudeEmulator(input: AmplitudeEmulatorOptions): P
     scope.put('/_emulator/cohorts/:id', async (req) =>
       cohorts.upsert(cohortInputSchema.parse({ ...(req.body as object), id: (req.params as { id: string }).id })),
     );
-    scope.get('/_emulator/cohorts/:id/members', async (req) => ({ members: cohorts.members((req.params as { id: string }).id) }));
+    scope.get('/_emulator/cohorts/:id/members', async (req) => ({
+      members: cohorts.members((req.params as { id: string }).id),
+    }));
     scope.post('/_emulator/cohorts/:id/members', async (req) => {
       const body = z
         .object({ add: z.array(memberSchema).default([]), remove: z.array(z.string().min(1)).default([]) })
@@ -186,12 +204,17 @@ export async function startAmplitudeEmulator(input: AmplitudeEmulatorOptions): P
     await app.close();
     const code = (e as { code?: string }).code;
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-      throw new AmpError('invalid_input', `amplitude emulator cannot listen on ${opts.host}:${opts.port} (${code})`, { cause: e });
+      throw new AmpError('invalid_input', `amplitude emulator cannot listen on ${opts.host}:${opts.port} (${code})`, {
+        cause: e,
+      });
     }
     throw e;
   }
   const addr = app.server.address();
-  const url = typeof addr === 'object' && addr ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}` : address;
+  const url =
+    typeof addr === 'object' && addr
+      ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
+      : address;
 
   return {
     url,
@@ -209,7 +232,8 @@ export async function startAmplitudeEmulator(input: AmplitudeEmulatorOptions): P
       members: (id) => cohorts.members(id),
       list: (k) => cohorts.list(k),
       downloads: (k) => cohorts.downloads(k),
-      forceNext: (status, body, count = 1) => cohortFaults.forceNext(body === undefined ? { status } : { status, body }, count),
+      forceNext: (status, body, count = 1) =>
+        cohortFaults.forceNext(body === undefined ? { status } : { status, body }, count),
       expireRedirects: () => cohorts.expireRedirects(),
     },
     events: {

@@ -44,7 +44,10 @@ export const memberSchema = z.object({
 export type MemberInput = z.infer<typeof memberSchema>;
 
 export const cohortInputSchema = z.object({
-  id: z.string().min(1).regex(/^[A-Za-z0-9_-]+$/, 'cohort ids are letters, digits, _ and -'),
+  id: z
+    .string()
+    .min(1)
+    .regex(/^[A-Za-z0-9_-]+$/, 'cohort ids are letters, digits, _ and -'),
   name: z.string().min(1),
   description: z.string().optional(),
   /** Project (API key) owning the cohort; default: the first project. */
@@ -87,7 +90,10 @@ export const emulatorOptionsSchema = z.object({
   webhookUrl: z.url({ protocol: /^https?$/ }).optional(),
   webhookHeaders: z
     .record(z.string().min(1), z.string())
-    .refine((h) => Object.keys(h).length <= WEBHOOK_MAX_CUSTOM_HEADERS, `at most ${WEBHOOK_MAX_CUSTOM_HEADERS} custom webhook headers`)
+    .refine(
+      (h) => Object.keys(h).length <= WEBHOOK_MAX_CUSTOM_HEADERS,
+      `at most ${WEBHOOK_MAX_CUSTOM_HEADERS} custom webhook headers`,
+    )
     .default({}),
   webhookBatchSize: z.number().int().positive().default(WEBHOOK_BATCH_SIZE),
   webhookRetries: z.number().int().min(0).default(WEBHOOK_RETRIES),

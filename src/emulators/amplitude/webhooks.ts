@@ -1,5 +1,5 @@
-import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { httpRequest } from '../../connectors/http';
 import { WEBHOOK_USER_AGENT } from './constants';
 import type { ResolvedOptions } from './options';
@@ -68,7 +68,12 @@ export class WebhookPusher {
   }
 
   /** Queues enter (or exit) messages for one membership change, in batches. */
-  push(cohort: { id: string; name: string; lastComputed: number }, inCohort: boolean, users: WebhookPayload['users'], updateId = randomUUID()): string[] {
+  push(
+    cohort: { id: string; name: string; lastComputed: number },
+    inCohort: boolean,
+    users: WebhookPayload['users'],
+    updateId = randomUUID(),
+  ): string[] {
     if (!this.enabled || users.length === 0) return [];
     const computed = String(cohort.lastComputed);
     const ids: string[] = [];

@@ -10,9 +10,7 @@ const rateFlag = z.coerce.number({ error: 'must be a number' }).min(0).max(1, 'm
 const cliSchema = z.object({
   port: intFlag(0).max(65535),
   host: z.string().min(1).default('127.0.0.1'),
-  app: z
-    .array(z.string().regex(/^[^:\s]+:\S+$/, 'must look like APP_ID:API_KEY'))
-    .default([]),
+  app: z.array(z.string().regex(/^[^:\s]+:\S+$/, 'must look like APP_ID:API_KEY')).default([]),
   rateLimit: intFlag(0).optional(),
   perUserLimit: intFlag(0).optional(),
   viewRateLimit: intFlag(0).optional(),
@@ -68,7 +66,12 @@ export function registerOneSignalEmulatorCli(emulatorCmd: Command): void {
         });
         emit(
           o.json,
-          { url: emu.url, port: emu.port, apps: emu.apps.map((a) => ({ app_id: a.appId, api_key: a.apiKey })), users: emu.state.userCount() },
+          {
+            url: emu.url,
+            port: emu.port,
+            apps: emu.apps.map((a) => ({ app_id: a.appId, api_key: a.apiKey })),
+            users: emu.state.userCount(),
+          },
           () =>
             [
               `OneSignal emulator listening on ${emu.url}`,

@@ -19,8 +19,17 @@ export const RATE_WINDOW_MS = 1000;
 export const DEFAULT_MAX_TAGS_PER_USER = 20;
 /** Same page: keys OneSignal reserves. What it answers when one is used is [U]; we reject with 400. */
 export const RESTRICTED_TAG_KEYS: ReadonlySet<string> = new Set([
-  'message', 'notification', 'subscription', 'user', 'template', 'app', 'org',
-  'dynamic_content', 'data_feed', 'journey', 'custom_data',
+  'message',
+  'notification',
+  'subscription',
+  'user',
+  'template',
+  'app',
+  'org',
+  'dynamic_content',
+  'data_feed',
+  'journey',
+  'custom_data',
 ]);
 
 // https://documentation.onesignal.com/reference/create-user — at most 20 subscriptions per user.
@@ -32,15 +41,29 @@ export const SEGMENT_FILTERS_MIN = 1;
 export const SEGMENT_FILTERS_MAX = 200;
 export const SEGMENTS_PAGE_LIMIT_MAX = 300;
 export const SEGMENT_FIELDS: ReadonlySet<string> = new Set([
-  'tag', 'last_session', 'first_session', 'session_count', 'session_time', 'language',
-  'app_version', 'location', 'country',
+  'tag',
+  'last_session',
+  'first_session',
+  'session_count',
+  'session_time',
+  'language',
+  'app_version',
+  'location',
+  'country',
 ]);
 /**
  * Documented tag relations. The Node SDK enum also lists in_array / not_in_array, which the docs
  * do not: conservative reading, the emulator rejects them so nothing comes to depend on them.
  */
 export const TAG_RELATIONS: ReadonlySet<string> = new Set([
-  '=', '!=', '>', '<', 'exists', 'not_exists', 'time_elapsed_gt', 'time_elapsed_lt',
+  '=',
+  '!=',
+  '>',
+  '<',
+  'exists',
+  'not_exists',
+  'time_elapsed_gt',
+  'time_elapsed_lt',
 ]);
 export const VALUELESS_RELATIONS: ReadonlySet<string> = new Set(['exists', 'not_exists']);
 export const COMPARISON_RELATIONS: ReadonlySet<string> = new Set(['=', '!=', '>', '<']);

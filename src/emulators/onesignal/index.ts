@@ -9,10 +9,18 @@ import {
   DEFAULT_VIEW_RATE_LIMIT_PER_SECOND,
 } from './constants';
 import { buildEmulatorServer, type EmulatorCore } from './server';
-import { AppState, seededIds, type EmulatorStats, type Faults, type Limits, type SegmentRecord, type Tags } from './state';
+import {
+  AppState,
+  type EmulatorStats,
+  type Faults,
+  type Limits,
+  type SegmentRecord,
+  seededIds,
+  type Tags,
+} from './state';
 
-export type { EmulatorStats, Faults, Limits, SegmentRecord, Tags } from './state';
 export { DEFAULT_APP } from './constants';
+export type { EmulatorStats, Faults, Limits, SegmentRecord, Tags } from './state';
 
 const rate = z.number().min(0).max(1);
 
@@ -26,7 +34,11 @@ export const oneSignalEmulatorOptionsSchema = z.strictObject({
   viewRateLimitPerSecond: z.number().int().min(0).default(DEFAULT_VIEW_RATE_LIMIT_PER_SECOND),
   maxTagsPerUser: z.number().int().min(1).default(DEFAULT_MAX_TAGS_PER_USER),
   faults: z
-    .strictObject({ errorRate: rate.default(0), dropRate: rate.default(0), latencyMs: z.number().int().min(0).default(0) })
+    .strictObject({
+      errorRate: rate.default(0),
+      dropRate: rate.default(0),
+      latencyMs: z.number().int().min(0).default(0),
+    })
     .prefault({}),
   users: z
     .strictObject({
@@ -82,7 +94,10 @@ function readSeedFile(file: string): string[] {
 export async function startOneSignalEmulator(input: OneSignalEmulatorOptions): Promise<OneSignalEmulator> {
   const parsed = oneSignalEmulatorOptionsSchema.safeParse(input);
   if (!parsed.success) {
-    throw new AmpError('invalid_input', `OneSignal emulator options: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ')}`);
+    throw new AmpError(
+      'invalid_input',
+      `OneSignal emulator options: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ')}`,
+    );
   }
   const opts = parsed.data;
   const fileIds = opts.users.mode === 'seeded' && opts.users.file ? readSeedFile(opts.users.file) : [];
@@ -148,7 +163,11 @@ export async function startOneSignalEmulator(input: OneSignalEmulatorOptions): P
 
   function setFaults(f: Partial<Faults>): Faults {
     const next = oneSignalEmulatorOptionsSchema.shape.faults.safeParse({ ...core.faults, ...f });
-    if (!next.success) throw new AmpError('invalid_input', `faults: ${next.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    if (!next.success)
+      throw new AmpError(
+        'invalid_input',
+        `faults: ${next.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      );
     core.faults = next.data;
     return { ...core.faults };
   }
@@ -182,7 +201,11 @@ export async function startOneSignalEmulator(input: OneSignalEmulatorOptions): P
     await server.listen({ host: opts.host, port: opts.port });
   } catch (e) {
     await server.close().catch(() => {});
-    throw new AmpError('invalid_input', `the OneSignal emulator cannot listen on ${opts.host}:${opts.port}: ${(e as Error).message}`, { cause: e });
+    throw new AmpError(
+      'invalid_input',
+      `the OneSignal emulator cannot listen on ${opts.host}:${opts.port}: ${(e as Error).message}`,
+      { cause: e },
+    );
   }
   const port = (server.server.address() as AddressInfo).port;
   const hostForUrl = opts.host.includes(':') ? `[${opts.host}]` : opts.host;

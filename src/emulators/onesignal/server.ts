@@ -13,6 +13,7 @@ import {
   MAX_SUBSCRIPTIONS_PER_USER,
   MSG_SEGMENT_NAME_TAKEN,
   MSG_TOO_MANY_TAG_UPDATES,
+  msgTagBudget,
   RESTRICTED_TAG_KEYS,
   SEGMENT_FIELDS,
   SEGMENT_FILTERS_MAX,
@@ -21,10 +22,9 @@ import {
   SEGMENTS_PAGE_LIMIT_MAX,
   TAG_RELATIONS,
   VALUELESS_RELATIONS,
-  msgTagBudget,
 } from './constants';
-import { emptyTags } from './state';
 import type { AppState, EmulatorStats, Faults, Limits, SegmentFilter, SegmentRecord, Tags } from './state';
+import { emptyTags } from './state';
 
 /** The mutable core the HTTP routes and the in-process handle share. */
 export interface EmulatorCore {
@@ -45,7 +45,10 @@ export interface EmulatorCore {
 /** Marks a request body that arrived without a JSON content type. */
 const NOT_JSON = Symbol('not-json');
 
-const tagsSchema = z.record(z.string(), z.union([z.string(), z.null()], { error: 'tag values must be strings ("" or null deletes the tag)' }));
+const tagsSchema = z.record(
+  z.string(),
+  z.union([z.string(), z.null()], { error: 'tag values must be strings ("" or null deletes the tag)' }),
+);
 
 const updateUserBody = z.object({
   properties: z.looseObject({ tags: tagsSchema.optional() }).optional(),
@@ -54,13 +57,18 @@ const updateUserBody = z.object({
 });
 
 const createUserBody = z.object({
-  identity: z.looseObject({ external_id: z.string({ error: 'identity.external_id is required' }).min(1, 'identity.external_id is required') }),
+  identity: z.looseObject({
+    external_id: z.string({ error: 'identity.external_id is required' }).min(1, 'identity.external_id is required'),
+  }),
   properties: z.looseObject({ tags: tagsSchema.optional() }).optional(),
   subscriptions: z
     .array(z.looseObject({ type: z.string().min(1), token: z.string().optional(), enabled: z.boolean().optional() }), {
       error: 'at least one subscription is required',
     })
-    .min(1, 'You must provide at least one unique identifier via the identity and Subscription via the subscriptions fields')
+    .min(
+      1,
+      'You must provide at least one unique identifier via the identity and Subscription via the subscriptions fields',
+    )
     .max(MAX_SUBSCRIPTIONS_PER_USER, `at most ${MAX_SUBSCRIPTIONS_PER_USER} subscriptions per user`),
 });
 
@@ -74,7 +82,10 @@ const filterSchema = z.looseObject({
 
 const createSegmentBody = z.object({
   id: z.uuid().optional(),
-  name: z.string().min(1, 'name is required').max(SEGMENT_NAME_MAX, `name must be at most ${SEGMENT_NAME_MAX} characters`),
+  name: z
+    .string()
+    .min(1, 'name is required')
+    .max(SEGMENT_NAME_MAX, `name must be at most ${SEGMENT_NAME_MAX} characters`),
   filters: z
     .array(filterSchema)
     .min(SEGMENT_FILTERS_MIN, 'filters must have at least 1 entry')
@@ -125,15 +136,18 @@ function filterProblem(filters: SegmentFilter[]): string | undefined {
       if (filters[i - 1]!.operator !== undefined) return `${at}: two operators in a row`;
       continue;
     }
-    if (!f.field || !SEGMENT_FIELDS.has(f.field)) return `${at}: field must be one of ${[...SEGMENT_FIELDS].join(', ')}`;
+    if (!f.field || !SEGMENT_FIELDS.has(f.field))
+      return `${at}: field must be one of ${[...SEGMENT_FIELDS].join(', ')}`;
     if (f.field === 'tag') {
       if (!f.key) return `${at}: a tag filter needs a key`;
-      if (!f.relation || !TAG_RELATIONS.has(f.relation)) return `${at}: relation must be one of ${[...TAG_RELATIONS].join(', ')}`;
+      if (!f.relation || !TAG_RELATIONS.has(f.relation))
+        return `${at}: relation must be one of ${[...TAG_RELATIONS].join(', ')}`;
       if (VALUELESS_RELATIONS.has(f.relation)) {
         if (f.value !== undefined) return `${at}: relation "${f.relation}" takes no value`;
       } else if (f.value === undefined) return `${at}: relation "${f.relation}" needs a value`;
     } else if (f.field !== 'location') {
-      if (!f.relation || !COMPARISON_RELATIONS.has(f.relation)) return `${at}: relation must be one of ${[...COMPARISON_RELATIONS].join(', ')}`;
+      if (!f.relation || !COMPARISON_RELATIONS.has(f.relation))
+        return `${at}: relation must be one of ${[...COMPARISON_RELATIONS].join(', ')}`;
       if (f.value === undefined && f.hours_ago === undefined) return `${at}: a value is required`;
     }
   }
@@ -194,7 +208,12 @@ export function buildEmulatorServer(core: EmulatorCore, opts: { bodyLimit?: numb
    * Everything in front of a vendor route: injected faults, auth, app lookup, rate limits.
    * Returns the app, or undefined when the request has already been answered (or dropped).
    */
-  async function gate(req: FastifyRequest, reply: FastifyReply, appId: string, limited: Limited): Promise<AppState | undefined> {
+  async function gate(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    appId: string,
+    limited: Limited,
+  ): Promise<AppState | undefined> {
     stats.requests++;
     const { faults } = core;
     if (faults.latencyMs > 0) await sleep(faults.latencyMs);
@@ -297,7 +316,13 @@ export function buildEmulatorServer(core: EmulatorCore, opts: { bodyLimit?: numb
       if (!appState) return reply;
       if (notJson(reply, req.body)) return reply;
       if (alias_label !== 'external_id') {
-        return answer(reply, 400, userModelError('unsupported-alias', [`The emulator only addresses users by external_id, not "${alias_label}"`]));
+        return answer(
+          reply,
+          400,
+          userModelError('unsupported-alias', [
+            `The emulator only addresses users by external_id, not "${alias_label}"`,
+          ]),
+        );
       }
       const parsed = updateUserBody.safeParse(req.body ?? {});
       if (!parsed.success) return answer(reply, 400, userModelError('invalid-request', issuesText(parsed.error)));
@@ -314,7 +339,10 @@ export function buildEmulatorServer(core: EmulatorCore, opts: { bodyLimit?: numb
 
   app.post<{ Params: { app_id: string } }>('/apps/:app_id/users', async (req, reply) => {
     const raw = req.body as { identity?: { external_id?: unknown } } | undefined;
-    const key = typeof raw === 'object' && raw && typeof raw.identity?.external_id === 'string' ? raw.identity.external_id : undefined;
+    const key =
+      typeof raw === 'object' && raw && typeof raw.identity?.external_id === 'string'
+        ? raw.identity.external_id
+        : undefined;
     const appState = await gate(req, reply, req.params.app_id, { kind: 'user', key });
     if (!appState) return reply;
     if (notJson(reply, req.body)) return reply;
@@ -341,7 +369,13 @@ export function buildEmulatorServer(core: EmulatorCore, opts: { bodyLimit?: numb
       const appState = await gate(req, reply, app_id, { kind: 'view' });
       if (!appState) return reply;
       if (alias_label !== 'external_id') {
-        return answer(reply, 400, userModelError('unsupported-alias', [`The emulator only addresses users by external_id, not "${alias_label}"`]));
+        return answer(
+          reply,
+          400,
+          userModelError('unsupported-alias', [
+            `The emulator only addresses users by external_id, not "${alias_label}"`,
+          ]),
+        );
       }
       const rec = appState.users.has(alias_id) ? appState.record(alias_id)! : undefined;
       if (!rec) return answer(reply, 404, BODY_USER_NOT_FOUND);
@@ -360,7 +394,13 @@ export function buildEmulatorServer(core: EmulatorCore, opts: { bodyLimit?: numb
       const appState = await gate(req, reply, app_id, { kind: 'user', key: alias_id });
       if (!appState) return reply;
       if (alias_label !== 'external_id') {
-        return answer(reply, 400, userModelError('unsupported-alias', [`The emulator only addresses users by external_id, not "${alias_label}"`]));
+        return answer(
+          reply,
+          400,
+          userModelError('unsupported-alias', [
+            `The emulator only addresses users by external_id, not "${alias_label}"`,
+          ]),
+        );
       }
       // The answer for an unknown user is [U]; 404 like the View endpoint on the same path.
       if (!appState.users.delete(alias_id)) return answer(reply, 404, BODY_USER_NOT_FOUND);
@@ -382,57 +422,79 @@ export function buildEmulatorServer(core: EmulatorCore, opts: { bodyLimit?: numb
     const { name } = parsed.data;
     // Duplicate name on create: the docs only describe it for update (400). The Node SDK's
     // createSegment handles 409 CreateSegmentConflictResponse {success, errors[]}, so we answer 409.
-    if (appState.segments.some((s) => s.name === name)) return answer(reply, 409, { success: false, errors: [MSG_SEGMENT_NAME_TAKEN] });
+    if (appState.segments.some((s) => s.name === name))
+      return answer(reply, 409, { success: false, errors: [MSG_SEGMENT_NAME_TAKEN] });
     const id = parsed.data.id ?? randomUUID();
-    if (appState.segments.some((s) => s.id === id)) return answer(reply, 409, { success: false, errors: ['Segment id is already taken.'] });
+    if (appState.segments.some((s) => s.id === id))
+      return answer(reply, 409, { success: false, errors: ['Segment id is already taken.'] });
     const now = new Date().toISOString();
-    appState.segments.push({ id, name, filters, created_at: now, updated_at: now, app_id: appState.appId, read_only: false, is_active: true });
+    appState.segments.push({
+      id,
+      name,
+      filters,
+      created_at: now,
+      updated_at: now,
+      app_id: appState.appId,
+      read_only: false,
+      is_active: true,
+    });
     return answer(reply, 201, { success: true, id });
   });
 
-  app.get<{ Params: { app_id: string }; Querystring: Record<string, string> }>('/apps/:app_id/segments', async (req, reply) => {
-    const appState = await gate(req, reply, req.params.app_id, undefined);
-    if (!appState) return reply;
-    const parsed = segmentsQuery.safeParse(req.query);
-    if (!parsed.success) return answer(reply, 400, { success: false, errors: issuesText(parsed.error) });
-    const { offset, limit } = parsed.data;
-    // Kept in creation order, which is the documented created_at ascending sort.
-    return answer(reply, 200, {
-      total_count: appState.segments.length,
-      offset,
-      limit,
-      segments: appState.segments.slice(offset, offset + limit).map(segmentView),
-    });
-  });
+  app.get<{ Params: { app_id: string }; Querystring: Record<string, string> }>(
+    '/apps/:app_id/segments',
+    async (req, reply) => {
+      const appState = await gate(req, reply, req.params.app_id, undefined);
+      if (!appState) return reply;
+      const parsed = segmentsQuery.safeParse(req.query);
+      if (!parsed.success) return answer(reply, 400, { success: false, errors: issuesText(parsed.error) });
+      const { offset, limit } = parsed.data;
+      // Kept in creation order, which is the documented created_at ascending sort.
+      return answer(reply, 200, {
+        total_count: appState.segments.length,
+        offset,
+        limit,
+        segments: appState.segments.slice(offset, offset + limit).map(segmentView),
+      });
+    },
+  );
 
-  app.delete<{ Params: { app_id: string; segment_id: string } }>('/apps/:app_id/segments/:segment_id', async (req, reply) => {
-    const appState = await gate(req, reply, req.params.app_id, undefined);
-    if (!appState) return reply;
-    const i = appState.segments.findIndex((s) => s.id === req.params.segment_id);
-    if (i < 0) return answer(reply, 404, { success: false });
-    appState.segments.splice(i, 1);
-    return answer(reply, 200, { success: true });
-  });
+  app.delete<{ Params: { app_id: string; segment_id: string } }>(
+    '/apps/:app_id/segments/:segment_id',
+    async (req, reply) => {
+      const appState = await gate(req, reply, req.params.app_id, undefined);
+      if (!appState) return reply;
+      const i = appState.segments.findIndex((s) => s.id === req.params.segment_id);
+      if (i < 0) return answer(reply, 404, { success: false });
+      appState.segments.splice(i, 1);
+      return answer(reply, 200, { success: true });
+    },
+  );
 
   // ---- inspection and control (no auth, not counted, no faults) ----
 
   const control = core.control;
-  const badInput = (reply: FastifyReply, e: z.ZodError) => reply.code(400).send({ error: 'invalid_input', message: issuesText(e).join('; ') });
+  const badInput = (reply: FastifyReply, e: z.ZodError) =>
+    reply.code(400).send({ error: 'invalid_input', message: issuesText(e).join('; ') });
 
   app.get<{ Querystring: { app_id?: string; summary?: string } }>('/_emulator/state', async (req, reply) => {
     const appId = req.query.app_id;
-    if (appId !== undefined && !core.apps.has(appId)) return reply.code(404).send({ error: 'not_found', message: `no app ${appId}` });
+    if (appId !== undefined && !core.apps.has(appId))
+      return reply.code(404).send({ error: 'not_found', message: `no app ${appId}` });
     const summary = req.query.summary !== undefined && req.query.summary !== '0' && req.query.summary !== 'false';
     return control.snapshot(appId, summary);
   });
 
-  app.get<{ Params: { app_id: string; external_id: string } }>('/_emulator/users/:app_id/:external_id', async (req, reply) => {
-    const appState = core.apps.get(req.params.app_id);
-    if (!appState) return reply.code(404).send({ error: 'not_found', message: `no app ${req.params.app_id}` });
-    const tags = appState.getTags(req.params.external_id);
-    if (!tags) return reply.code(404).send({ error: 'not_found', message: `no user ${req.params.external_id}` });
-    return { app_id: appState.appId, external_id: req.params.external_id, tags };
-  });
+  app.get<{ Params: { app_id: string; external_id: string } }>(
+    '/_emulator/users/:app_id/:external_id',
+    async (req, reply) => {
+      const appState = core.apps.get(req.params.app_id);
+      if (!appState) return reply.code(404).send({ error: 'not_found', message: `no app ${req.params.app_id}` });
+      const tags = appState.getTags(req.params.external_id);
+      if (!tags) return reply.code(404).send({ error: 'not_found', message: `no user ${req.params.external_id}` });
+      return { app_id: appState.appId, external_id: req.params.external_id, tags };
+    },
+  );
 
   app.post('/_emulator/faults', async (req, reply) => {
     const parsed = faultsBody.safeParse(req.body ?? {});
@@ -450,7 +512,8 @@ export function buildEmulatorServer(core: EmulatorCore, opts: { bodyLimit?: numb
     const parsed = seedBody.safeParse(req.body ?? {});
     if (!parsed.success) return badInput(reply, parsed.error);
     const { app_id, ids = [], count = 0, start = 0 } = parsed.data;
-    if (app_id !== undefined && !core.apps.has(app_id)) return reply.code(404).send({ error: 'not_found', message: `no app ${app_id}` });
+    if (app_id !== undefined && !core.apps.has(app_id))
+      return reply.code(404).send({ error: 'not_found', message: `no app ${app_id}` });
     return { added: control.seed(ids, count, start, app_id) };
   });
 
@@ -463,5 +526,7 @@ export function buildEmulatorServer(core: EmulatorCore, opts: { bodyLimit?: numb
 }
 
 function stripUndefined<T extends object>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]?: Exclude<T[K], undefined>;
+  };
 }

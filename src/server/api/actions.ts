@@ -2,21 +2,21 @@ import { getConnector } from '../../connectors/catalog';
 import {
   clientForDestination,
   createDestination,
+  type DestinationView,
   destinationView,
   getDestination,
-  type DestinationView,
 } from '../../connectors/onesignal/destinations';
 import { AmpError, isAmpError, toAmpError } from '../../errors';
-import { approveRun, rejectRun, runSync } from '../../sync/run';
-import { createSync } from '../../sync/syncs';
 import { syncRunJobKey } from '../../jobs/schedule';
 import { enqueueDelivery } from '../../jobs/tasks';
-import { log } from '../../telemetry/logger';
 import type { Context } from '../../store';
+import { approveRun, rejectRun, runSync } from '../../sync/run';
+import type { RunView } from '../../sync/runs';
+import { createSync } from '../../sync/syncs';
+import { log } from '../../telemetry/logger';
 import type { AdminDeps } from './auth';
 import { describeIssues, parseOr400 } from './errors';
-import { readRun, readSync, type RunRead, type SyncRead } from './queries';
-import type { RunView } from '../../sync/runs';
+import { type RunRead, readRun, readSync, type SyncRead } from './queries';
 import { createSyncBody, runSyncBody } from './schemas';
 
 /**
@@ -68,7 +68,11 @@ export async function testSettingsAction(input: Record<string, unknown>): Promis
 
 export async function createSyncAction(ctx: Context, body: unknown): Promise<SyncRead> {
   const input = parseOr400(createSyncBody, body ?? {}, 'sync');
-  const created = await createSync(ctx, { cohortId: input.cohort_id, destinationId: input.destination_id, cadence: input.cadence });
+  const created = await createSync(ctx, {
+    cohortId: input.cohort_id,
+    destinationId: input.destination_id,
+    cadence: input.cadence,
+  });
   return readSync(ctx, (created as { id: string }).id);
 }
 
@@ -122,14 +126,23 @@ export async function runSyncAction(deps: AdminDeps, syncId: string, body: unkno
     if (row || Date.now() > deadline) {
       return {
         status: 202,
-        body: { queued: false, sync_id: syncId, run: row ? await readRun(ctx, row.id) : null, message: 'run in progress' },
+        body: {
+          queued: false,
+          sync_id: syncId,
+          run: row ? await readRun(ctx, row.id) : null,
+          message: 'run in progress',
+        },
       };
     }
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
-export async function decideRunAction(deps: AdminDeps, runId: string, decision: 'approve' | 'reject'): Promise<RunView> {
+export async function decideRunAction(
+  deps: AdminDeps,
+  runId: string,
+  decision: 'approve' | 'reject',
+): Promise<RunView> {
   const { ctx } = deps;
   if (decision === 'reject') return rejectRun(ctx, runId);
   if (!deps.jobs) return approveRun(ctx, runId, { deliver: 'inline' });

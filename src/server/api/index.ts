@@ -1,7 +1,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { metrics } from '../../telemetry/metrics';
-import { createDestinationAction, createSyncAction, decideRunAction, runSyncAction, testDestinationAction } from './actions';
-import { bearerToken, configuredToken, tokenMatches, TOKEN_HELP, type AdminDeps } from './auth';
+import {
+  createDestinationAction,
+  createSyncAction,
+  decideRunAction,
+  runSyncAction,
+  testDestinationAction,
+} from './actions';
+import { type AdminDeps, bearerToken, configuredToken, TOKEN_HELP, tokenMatches } from './auth';
 import { errorResponse, parseOr400 } from './errors';
 import { openApiDocument } from './openapi';
 import {
@@ -34,7 +40,9 @@ export async function registerApi(app: FastifyInstance, deps: AdminDeps): Promis
         void reply.code(status).type('application/json').send(body);
       });
       api.setNotFoundHandler((req, reply) => {
-        void reply.code(404).send({ error: 'not_found', message: `no API route ${req.method} ${req.url.split('?')[0]}` });
+        void reply
+          .code(404)
+          .send({ error: 'not_found', message: `no API route ${req.method} ${req.url.split('?')[0]}` });
       });
       api.addHook('onResponse', async (req, reply) => {
         metrics.apiRequests.inc({ route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
@@ -44,10 +52,10 @@ export async function registerApi(app: FastifyInstance, deps: AdminDeps): Promis
         const token = configuredToken(deps);
         if (!token) return reply.code(503).send({ error: 'admin_token_not_configured', message: TOKEN_HELP });
         if (!tokenMatches(bearerToken(req), token)) {
-          return reply
-            .code(401)
-            .header('www-authenticate', 'Bearer realm="ampsignal"')
-            .send({ error: 'unauthorized', message: 'send the admin token as `Authorization: Bearer <token>` (AMPSIGNAL_ADMIN_TOKEN)' });
+          return reply.code(401).header('www-authenticate', 'Bearer realm="ampsignal"').send({
+            error: 'unauthorized',
+            message: 'send the admin token as `Authorization: Bearer <token>` (AMPSIGNAL_ADMIN_TOKEN)',
+          });
         }
       });
 
@@ -77,7 +85,9 @@ export async function registerApi(app: FastifyInstance, deps: AdminDeps): Promis
         return { dead_letters: await readDeadLetters(ctx, { streamId: q.stream, limit: q.limit, before: q.before }) };
       });
 
-      api.post('/destinations', async (req, reply) => reply.code(201).send(await createDestinationAction(ctx, req.body)));
+      api.post('/destinations', async (req, reply) =>
+        reply.code(201).send(await createDestinationAction(ctx, req.body)),
+      );
       api.post('/destinations/:id/test', async (req) =>
         testDestinationAction(ctx, parseOr400(idParam, req.params, 'path').id),
       );
@@ -87,8 +97,12 @@ export async function registerApi(app: FastifyInstance, deps: AdminDeps): Promis
         const r = await runSyncAction(deps, id, req.body ?? {});
         return reply.code(r.status).send(r.body);
       });
-      api.post('/runs/:id/approve', async (req) => decideRunAction(deps, parseOr400(idParam, req.params, 'path').id, 'approve'));
-      api.post('/runs/:id/reject', async (req) => decideRunAction(deps, parseOr400(idParam, req.params, 'path').id, 'reject'));
+      api.post('/runs/:id/approve', async (req) =>
+        decideRunAction(deps, parseOr400(idParam, req.params, 'path').id, 'approve'),
+      );
+      api.post('/runs/:id/reject', async (req) =>
+        decideRunAction(deps, parseOr400(idParam, req.params, 'path').id, 'reject'),
+      );
     },
     { prefix: API_PREFIX },
   );

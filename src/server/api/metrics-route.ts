@@ -17,9 +17,15 @@ export async function registerMetrics(app: FastifyInstance, deps: AdminDeps): Pr
     if (route?.startsWith('/hooks/')) {
       const key = `${reply.statusCode} ${route}`;
       let counter = counters.get(key);
-      if (!counter) counters.set(key, (counter = metrics.webhookRequests.labels({ route, status: String(reply.statusCode) })));
+      if (!counter) {
+        counter = metrics.webhookRequests.labels({ route, status: String(reply.statusCode) });
+        counters.set(key, counter);
+      }
       let timer = timers.get(route);
-      if (!timer) timers.set(route, (timer = metrics.webhookDuration.labels({ route })));
+      if (!timer) {
+        timer = metrics.webhookDuration.labels({ route });
+        timers.set(route, timer);
+      }
       counter.inc();
       timer.observe(reply.elapsedTime / 1000);
     }

@@ -13,20 +13,37 @@ const bodySchema = (s: z.ZodType): Json => z.toJSONSchema(s, { io: 'input', unre
 
 function queryParams(s: z.ZodObject): Json[] {
   const schema = z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' }) as { properties?: Record<string, Json> };
-  return Object.entries(schema.properties ?? {}).map(([name, p]) => ({ name, in: 'query', required: false, schema: p }));
+  return Object.entries(schema.properties ?? {}).map(([name, p]) => ({
+    name,
+    in: 'query',
+    required: false,
+    schema: p,
+  }));
 }
 
-const idPath = (what: string): Json => ({ name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: `${what} id` });
+const idPath = (what: string): Json => ({
+  name: 'id',
+  in: 'path',
+  required: true,
+  schema: { type: 'string' },
+  description: `${what} id`,
+});
 
 const errorSchema = {
   type: 'object',
   required: ['error', 'message'],
-  properties: { error: { type: 'string', description: 'catalogue code, e.g. invalid_input, not_found, unauthorized' }, message: { type: 'string' } },
+  properties: {
+    error: { type: 'string', description: 'catalogue code, e.g. invalid_input, not_found, unauthorized' },
+    message: { type: 'string' },
+  },
 };
 
 const errors = (...codes: number[]): Json =>
   Object.fromEntries(
-    codes.map((c) => [String(c), { description: 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }]),
+    codes.map((c) => [
+      String(c),
+      { description: 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+    ]),
   );
 
 const ok = (description: string, ref?: string, status = '200'): Json => ({
@@ -40,9 +57,23 @@ function op(summary: string, extra: Json): Json {
   return { summary, security: [{ bearer: [] }], ...extra };
 }
 
-const jsonBody = (s: z.ZodType): Json => ({ required: true, content: { 'application/json': { schema: bodySchema(s) } } });
+const jsonBody = (s: z.ZodType): Json => ({
+  required: true,
+  content: { 'application/json': { schema: bodySchema(s) } },
+});
 
-const counters = ['members', 'added', 'removed', 'unchanged', 'skipped_anonymous', 'delivered', 'not_found', 'failed', 'pending', 'requests'];
+const counters = [
+  'members',
+  'added',
+  'removed',
+  'unchanged',
+  'skipped_anonymous',
+  'delivered',
+  'not_found',
+  'failed',
+  'pending',
+  'requests',
+];
 
 let cached: Json | undefined;
 
@@ -81,19 +112,27 @@ export function openApiDocument(): Json {
     },
     paths: {
       '/destinations': {
-        get: op('List OneSignal destinations (never their keys)', { responses: { ...ok('destinations'), ...errors(401, 503) } }),
+        get: op('List OneSignal destinations (never their keys)', {
+          responses: { ...ok('destinations'), ...errors(401, 503) },
+        }),
         post: op('Create a OneSignal destination', {
           requestBody: jsonBody(destinationInputSchema),
           responses: { ...ok('the destination', undefined, '201'), ...errors(400, 401, 409, 503) },
         }),
       },
       '/destinations/{id}': {
-        get: op('One destination', { parameters: [idPath('destination')], responses: { ...ok('destination'), ...errors(401, 404) } }),
+        get: op('One destination', {
+          parameters: [idPath('destination')],
+          responses: { ...ok('destination'), ...errors(401, 404) },
+        }),
       },
       '/destinations/{id}/test': {
         post: op('Test the destination credentials against OneSignal', {
           parameters: [idPath('destination')],
-          responses: { ...ok('`{ok, message, error?}`: a refused key is ok=false, not an HTTP error'), ...errors(401, 404) },
+          responses: {
+            ...ok('`{ok, message, error?}`: a refused key is ok=false, not an HTTP error'),
+            ...errors(401, 404),
+          },
         }),
       },
       '/cohorts': { get: op('List cohorts', { responses: { ...ok('cohorts'), ...errors(401) } }) },
@@ -104,7 +143,9 @@ export function openApiDocument(): Json {
           responses: { ...ok('the sync', undefined, '201'), ...errors(400, 401, 404, 409) },
         }),
       },
-      '/syncs/{id}': { get: op('One sync', { parameters: [idPath('sync')], responses: { ...ok('sync'), ...errors(401, 404) } }) },
+      '/syncs/{id}': {
+        get: op('One sync', { parameters: [idPath('sync')], responses: { ...ok('sync'), ...errors(401, 404) } }),
+      },
       '/syncs/{id}/runs': {
         get: op('Run history of a sync, newest first', {
           parameters: [idPath('sync'), ...queryParams(runsQuery)],
@@ -115,10 +156,19 @@ export function openApiDocument(): Json {
         post: op('Run a sync now: enqueued when a job queue runs, else inline (202 while in progress)', {
           parameters: [idPath('sync')],
           requestBody: { required: false, content: { 'application/json': { schema: bodySchema(runSyncBody) } } },
-          responses: { ...ok('finished run'), '202': { description: 'queued or in progress' }, ...errors(400, 401, 404, 409) },
+          responses: {
+            ...ok('finished run'),
+            '202': { description: 'queued or in progress' },
+            ...errors(400, 401, 404, 409),
+          },
         }),
       },
-      '/runs/{id}': { get: op('One run with its counters', { parameters: [idPath('run')], responses: { ...ok('run', 'Run'), ...errors(401, 404) } }) },
+      '/runs/{id}': {
+        get: op('One run with its counters', {
+          parameters: [idPath('run')],
+          responses: { ...ok('run', 'Run'), ...errors(401, 404) },
+        }),
+      },
       '/runs/{id}/records': {
         get: op('Per-record outcomes of a run (failed, not_found) with reasons', {
           parameters: [idPath('run'), ...queryParams(recordsQuery)],
@@ -126,13 +176,24 @@ export function openApiDocument(): Json {
         }),
       },
       '/runs/{id}/approve': {
-        post: op('Approve a held run (guard): its removals go ahead', { parameters: [idPath('run')], responses: { ...ok('run', 'Run'), ...errors(401, 404, 409) } }),
+        post: op('Approve a held run (guard): its removals go ahead', {
+          parameters: [idPath('run')],
+          responses: { ...ok('run', 'Run'), ...errors(401, 404, 409) },
+        }),
       },
       '/runs/{id}/reject': {
-        post: op('Reject a held run: the ledger is left untouched', { parameters: [idPath('run')], responses: { ...ok('run', 'Run'), ...errors(401, 404, 409) } }),
+        post: op('Reject a held run: the ledger is left untouched', {
+          parameters: [idPath('run')],
+          responses: { ...ok('run', 'Run'), ...errors(401, 404, 409) },
+        }),
       },
       '/streams': { get: op('List event streams with counters', { responses: { ...ok('streams'), ...errors(401) } }) },
-      '/streams/{id}': { get: op('One stream with counters', { parameters: [idPath('stream')], responses: { ...ok('stream'), ...errors(401, 404) } }) },
+      '/streams/{id}': {
+        get: op('One stream with counters', {
+          parameters: [idPath('stream')],
+          responses: { ...ok('stream'), ...errors(401, 404) },
+        }),
+      },
       '/dead-letters': {
         get: op('Events Amplitude refused for good, newest first', {
           parameters: queryParams(deadLettersQuery),

@@ -1,9 +1,9 @@
+import { type DestinationView, destinationView } from '../../connectors/onesignal/destinations';
 import { AmpError } from '../../errors';
-import type { Context } from '../../store';
-import { destinationView, type DestinationView } from '../../connectors/onesignal/destinations';
 import type { DeadLetterView } from '../../events/dead-letters';
 import { countOutbox } from '../../events/streams';
-import { getRunView, OPEN_OUTCOME, runView, type RunView } from '../../sync/runs';
+import type { Context } from '../../store';
+import { getRunView, OPEN_OUTCOME, type RunView, runView } from '../../sync/runs';
 import type { SyncView } from '../../sync/syncs';
 
 /**
@@ -253,7 +253,17 @@ export interface StreamRead {
 async function queryStreams(ctx: Context, id?: string): Promise<StreamRead[]> {
   let q = ctx.store.db
     .selectFrom('streams')
-    .select(['id', 'name', 'region', 'amplitude_url', 'status', 'status_reason', 'created_at', 'duplicates', 'forwarded_total'])
+    .select([
+      'id',
+      'name',
+      'region',
+      'amplitude_url',
+      'status',
+      'status_reason',
+      'created_at',
+      'duplicates',
+      'forwarded_total',
+    ])
     .orderBy('name');
   if (id !== undefined) q = q.where('id', '=', id);
   const streams = await q.execute();

@@ -2,11 +2,20 @@ import { z } from 'zod';
 
 /** Ids are our own prefixed ids or vendor ids (cohort ids); anything printable and short. */
 export const idParam = z.object({
-  id: z.string().trim().min(1, 'an id is required').max(200, 'at most 200 characters').regex(/^[\w.:-]+$/, 'must be an id such as dst_Ab3…'),
+  id: z
+    .string()
+    .trim()
+    .min(1, 'an id is required')
+    .max(200, 'at most 200 characters')
+    .regex(/^[\w.:-]+$/, 'must be an id such as dst_Ab3…'),
 });
 
 const intString = (min: number, max: number) =>
-  z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(min, `must be at least ${min}`).max(max, `must be at most ${max}`);
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`);
 
 export const runsQuery = z.object({
   limit: intString(1, 500).default(50),

@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { isAmpError } from '../../errors';
 import { WEBHOOK_BODY_LIMIT_BYTES } from '../../connectors/amplitude/constants';
 import { storeWebhook } from '../../connectors/amplitude/webhooks';
+import { isAmpError } from '../../errors';
 import { secretsEqual } from '../../store/secrets';
 import { log } from '../../telemetry/logger';
 import type { ServerDeps } from '../app';
@@ -31,7 +31,11 @@ export async function registerAmplitudeHooks(app: FastifyInstance, deps: ServerD
   async function secretFor(sourceId: string): Promise<string | null> {
     const hit = cache.get(sourceId);
     if (hit && hit.until > Date.now()) return hit.secret;
-    const row = await ctx.store.db.selectFrom('sources').select('webhook_secret_enc').where('id', '=', sourceId).executeTakeFirst();
+    const row = await ctx.store.db
+      .selectFrom('sources')
+      .select('webhook_secret_enc')
+      .where('id', '=', sourceId)
+      .executeTakeFirst();
     const secret = row ? ctx.secrets.decrypt(row.webhook_secret_enc) : null;
     cache.set(sourceId, { secret, until: Date.now() + SECRET_CACHE_MS });
     return secret;
@@ -62,15 +66,18 @@ export async function registerAmplitudeHooks(app: FastifyInstance, deps: ServerD
       onRequest: async (req: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
         const secret = await secretFor(req.params.sourceId);
         if (secret === null) {
-          return reply.code(404).send({ error: 'not_found', message: `no Amplitude source ${req.params.sourceId}: check the webhook URL` });
+          return reply
+            .code(404)
+            .send({ error: 'not_found', message: `no Amplitude source ${req.params.sourceId}: check the webhook URL` });
         }
         const header = req.headers.authorization ?? '';
         const m = /^Bearer\s+(.+)$/i.exec(header.trim());
         if (!m || !secretsEqual(m[1]!.trim(), secret)) {
-          return reply
-            .code(401)
-            .header('www-authenticate', 'Bearer')
-            .send({ error: 'unauthorized', message: 'missing or wrong webhook secret: send "Authorization: Bearer <webhook_secret>" as a custom header' });
+          return reply.code(401).header('www-authenticate', 'Bearer').send({
+            error: 'unauthorized',
+            message:
+              'missing or wrong webhook secret: send "Authorization: Bearer <webhook_secret>" as a custom header',
+          });
         }
       },
       errorHandler: (err: FastifyError, _req, reply) => {
@@ -78,15 +85,21 @@ export async function registerAmplitudeHooks(app: FastifyInstance, deps: ServerD
           return reply.code(413).send({ error: 'payload_too_large', message: `the body is over ${bodyLimit} bytes` });
         }
         if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-          return reply.code(415).send({ error: 'invalid_input', message: 'send the payload as Content-Type: application/json' });
+          return reply
+            .code(415)
+            .send({ error: 'invalid_input', message: 'send the payload as Content-Type: application/json' });
         }
         if (err.statusCode === 400 || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err instanceof SyntaxError) {
-          return reply.code(400).send({ error: 'invalid_input', message: `the body is not valid JSON: ${err.message}` });
+          return reply
+            .code(400)
+            .send({ error: 'invalid_input', message: `the body is not valid JSON: ${err.message}` });
         }
         if (isAmpError(err)) return reply.code(err.httpStatus).send(err.toJSON());
         log.error({ err: err.message }, 'amplitude webhook failed');
         // 5xx makes Amplitude retry, which is what we want when the store is unavailable.
-        return reply.code(503).send({ error: 'unavailable', message: 'the message could not be stored; it will be retried by Amplitude' });
+        return reply
+          .code(503)
+          .send({ error: 'unavailable', message: 'the message could not be stored; it will be retried by Amplitude' });
       },
       handler: async (req: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
         const sourceId = req.params.sourceId;

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AmpError, toAmpError } from '../../errors';
 import { receiveEvents } from '../../events/receive';
-import { cachedStream, cachedStreamNow, type CachedStream } from '../../events/streams';
+import { type CachedStream, cachedStream, cachedStreamNow } from '../../events/streams';
 import { createWaker } from '../../events/wake';
 import { secretsEqual } from '../../store/secrets';
 import { log } from '../../telemetry/logger';
@@ -26,7 +26,9 @@ function fail(reply: FastifyReply, err: AmpError): FastifyReply {
 }
 
 export async function registerOneSignalHooks(app: FastifyInstance, deps: ServerDeps): Promise<void> {
-  const waker = createWaker(deps.jobs, (e) => log.warn({ err: toAmpError(e).message }, 'could not enqueue stream.forward'));
+  const waker = createWaker(deps.jobs, (e) =>
+    log.warn({ err: toAmpError(e).message }, 'could not enqueue stream.forward'),
+  );
   app.addHook('onClose', async () => waker.close());
 
   await app.register(async (scope) => {
@@ -37,7 +39,13 @@ export async function registerOneSignalHooks(app: FastifyInstance, deps: ServerD
 
     scope.setErrorHandler((error: Error & { code?: string; statusCode?: number }, _req, reply) => {
       if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || error.statusCode === 413) {
-        return fail(reply, new AmpError('payload_too_large', `the body is larger than the ${deps.bodyLimit ?? 5 * 1024 * 1024}-byte limit; send fewer events per request`));
+        return fail(
+          reply,
+          new AmpError(
+            'payload_too_large',
+            `the body is larger than the ${deps.bodyLimit ?? 5 * 1024 * 1024}-byte limit; send fewer events per request`,
+          ),
+        );
       }
       if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
         return fail(reply, new AmpError('invalid_input', error.message));
@@ -49,22 +57,40 @@ export async function registerOneSignalHooks(app: FastifyInstance, deps: ServerD
 
     // A callback hook, not an async one: the stream is cached, so the usual request authenticates
     // without a promise (bench ingest: an async hook per request cost a tenth of the throughput).
-    const authenticate = (req: FastifyRequest<{ Params: { streamId: string } }>, reply: FastifyReply, done: () => void): void => {
+    const authenticate = (
+      req: FastifyRequest<{ Params: { streamId: string } }>,
+      reply: FastifyReply,
+      done: () => void,
+    ): void => {
       const { streamId } = req.params;
       const deny = (e: AmpError): void => void fail(reply, e);
-      if (!streamIdPattern.test(streamId)) return deny(new AmpError('not_found', `no event stream ${streamId}`));
+      if (!streamIdPattern.test(streamId)) {
+        deny(new AmpError('not_found', `no event stream ${streamId}`));
+        return;
+      }
       const header = req.headers.authorization;
       const m = typeof header === 'string' ? /^Bearer\s+(.+)$/i.exec(header.trim()) : null;
-      if (!m) return deny(new AmpError('unauthorized', 'missing "Authorization: Bearer <webhook_secret>" header (set it in the OneSignal Event Stream headers)'));
+      if (!m) {
+        deny(
+          new AmpError(
+            'unauthorized',
+            'missing "Authorization: Bearer <webhook_secret>" header (set it in the OneSignal Event Stream headers)',
+          ),
+        );
+        return;
+      }
       const check = (stream: CachedStream | undefined): void => {
-        if (!stream) return deny(new AmpError('not_found', `no event stream ${streamId}`));
-        if (!secretsEqual(m[1]!, stream.webhookSecret)) return deny(new AmpError('unauthorized', 'wrong webhook secret for this stream'));
-        req.ampStream = stream;
-        done();
+        if (!stream) deny(new AmpError('not_found', `no event stream ${streamId}`));
+        else if (!secretsEqual(m[1]!, stream.webhookSecret))
+          deny(new AmpError('unauthorized', 'wrong webhook secret for this stream'));
+        else {
+          req.ampStream = stream;
+          done();
+        }
       };
       const hit = cachedStreamNow(deps.ctx, streamId);
-      if (hit) return check(hit);
-      cachedStream(deps.ctx, streamId).then(check, (e: unknown) => deny(toAmpError(e)));
+      if (hit) check(hit);
+      else cachedStream(deps.ctx, streamId).then(check, (e: unknown) => deny(toAmpError(e)));
     };
 
     scope.post<{ Params: { streamId: string } }>(
@@ -72,15 +98,28 @@ export async function registerOneSignalHooks(app: FastifyInstance, deps: ServerD
       { onRequest: authenticate, ...(deps.bodyLimit ? { bodyLimit: deps.bodyLimit } : {}) },
       async (req, reply) => {
         const raw = req.body as string | undefined;
-        if (!raw || raw.length === 0) return fail(reply, new AmpError('invalid_input', 'the body is empty: send one OneSignal event as JSON, or an array of them'));
+        if (!raw || raw.length === 0)
+          return fail(
+            reply,
+            new AmpError('invalid_input', 'the body is empty: send one OneSignal event as JSON, or an array of them'),
+          );
         let body: unknown;
         try {
           body = JSON.parse(raw);
         } catch (e) {
-          return fail(reply, new AmpError('invalid_input', `the body is not JSON (${(e as Error).message}); check the Liquid template quotes strings but not {{ user.tags }}`));
+          return fail(
+            reply,
+            new AmpError(
+              'invalid_input',
+              `the body is not JSON (${(e as Error).message}); check the Liquid template quotes strings but not {{ user.tags }}`,
+            ),
+          );
         }
         if (typeof body !== 'object' || body === null) {
-          return fail(reply, new AmpError('invalid_input', 'the body must be a JSON object (one event) or an array of events'));
+          return fail(
+            reply,
+            new AmpError('invalid_input', 'the body must be a JSON object (one event) or an array of events'),
+          );
         }
         const stream = req.ampStream!;
         try {
@@ -89,7 +128,8 @@ export async function registerOneSignalHooks(app: FastifyInstance, deps: ServerD
           return reply.code(200).send(result);
         } catch (e) {
           const err = toAmpError(e);
-          if (err.kind !== 'usage') log.error({ err: err.message, stream: stream.row.id }, 'storing OneSignal events failed');
+          if (err.kind !== 'usage')
+            log.error({ err: err.message, stream: stream.row.id }, 'storing OneSignal events failed');
           return fail(reply, err);
         }
       },

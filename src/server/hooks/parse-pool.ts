@@ -26,7 +26,9 @@ export interface CheckedWebhook {
   body: StoredBody;
 }
 
-type Reply = { id: number; ok: WebhookSummary; deflated: Uint8Array } | { id: number; error: { code: ErrorCode; message: string } };
+type Reply =
+  | { id: number; ok: WebhookSummary; deflated: Uint8Array }
+  | { id: number; error: { code: ErrorCode; message: string } };
 
 interface Slot {
   worker: Worker;
@@ -97,14 +99,19 @@ export class WebhookParsePool {
       const p = slot.pending.get(r.id);
       if (!p) return;
       slot.pending.delete(r.id);
-      if ('ok' in r) p.resolve({ message: r.ok, body: { deflated: Buffer.from(r.deflated.buffer, r.deflated.byteOffset, r.deflated.byteLength) } });
+      if ('ok' in r)
+        p.resolve({
+          message: r.ok,
+          body: { deflated: Buffer.from(r.deflated.buffer, r.deflated.byteOffset, r.deflated.byteLength) },
+        });
       else p.reject(new AmpError(r.error.code, r.error.message));
     });
     const lost = (why: string) => {
       const i = this.slots.indexOf(slot);
       if (i >= 0) this.slots.splice(i, 1);
       // Nothing was stored for these requests: a 5xx makes Amplitude send them again.
-      for (const p of slot.pending.values()) p.reject(new AmpError('internal', `the webhook parse worker stopped (${why})`));
+      for (const p of slot.pending.values())
+        p.reject(new AmpError('internal', `the webhook parse worker stopped (${why})`));
       slot.pending.clear();
       if (!this.closed) log.error({ why }, 'webhook parse worker stopped; the next message starts another');
     };

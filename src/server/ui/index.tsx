@@ -1,21 +1,21 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { getConnector } from '../../connectors/catalog';
 import { createDestination, destinationInputSchema } from '../../connectors/onesignal/destinations';
 import { AmpError, isAmpError, toAmpError } from '../../errors';
 import { log } from '../../telemetry/logger';
 import { createSyncAction, decideRunAction, runSyncAction, testSettingsAction } from '../api/actions';
 import {
+  type AdminDeps,
   adminCookie,
   clearAdminCookie,
   configuredToken,
   cookieToken,
   sameOrigin,
-  tokenMatches,
   TOKEN_HELP,
-  type AdminDeps,
+  tokenMatches,
 } from '../api/auth';
 import { describeIssues } from '../api/errors';
 import {
@@ -36,6 +36,7 @@ import {
   CatalogPage,
   CohortsPage,
   DeadLettersPage,
+  type DestinationFormValues,
   ErrorPage,
   LoginPage,
   NewDestinationPage,
@@ -45,7 +46,6 @@ import {
   StreamsPage,
   SyncPage,
   TestResult,
-  type DestinationFormValues,
 } from './pages';
 import { STYLESHEET } from './style';
 
@@ -74,16 +74,20 @@ const CSP = [
 
 type Form = Record<string, string>;
 
-const formOf = (req: FastifyRequest): Form =>
-  req.body && typeof req.body === 'object' ? (req.body as Form) : {};
+const formOf = (req: FastifyRequest): Form => (req.body && typeof req.body === 'object' ? (req.body as Form) : {});
 
 function html(reply: FastifyReply, page: JSX.Element, status = 200): FastifyReply {
-  return reply.code(status).type(HTML).send(page as string);
+  return reply
+    .code(status)
+    .type(HTML)
+    .send(page as string);
 }
 
 /** Only same-site paths: `//evil.example` or `/\evil` would leave the site. */
 function safeNext(next: unknown): string {
-  return typeof next === 'string' && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\') ? next : '/';
+  return typeof next === 'string' && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\')
+    ? next
+    : '/';
 }
 
 const isHtmx = (req: FastifyRequest): boolean => req.headers['hx-request'] === 'true';
@@ -98,9 +102,13 @@ export async function registerUi(app: FastifyInstance, deps: AdminDeps): Promise
   );
 
   await app.register(async (ui) => {
-    ui.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => {
-      done(null, Object.fromEntries(new URLSearchParams(body as string)));
-    });
+    ui.addContentTypeParser(
+      'application/x-www-form-urlencoded',
+      { parseAs: 'string', bodyLimit: 64 * 1024 },
+      (_req, body, done) => {
+        done(null, Object.fromEntries(new URLSearchParams(body as string)));
+      },
+    );
 
     ui.addHook('onRequest', async (req, reply) => {
       reply
@@ -114,7 +122,14 @@ export async function registerUi(app: FastifyInstance, deps: AdminDeps): Promise
       if (!token) return html(reply, <NoTokenPage help={TOKEN_HELP} />, 503);
 
       if (req.method !== 'GET' && req.method !== 'HEAD' && !sameOrigin(req)) {
-        return html(reply, <ErrorPage title="Request refused" message="This form was not sent from this site (Origin check failed). Reload the page and try again." />, 403);
+        return html(
+          reply,
+          <ErrorPage
+            title="Request refused"
+            message="This form was not sent from this site (Origin check failed). Reload the page and try again."
+          />,
+          403,
+        );
       }
 
       // `?token=` once: trade it for the cookie, then drop it from the URL (and the history).
@@ -123,7 +138,11 @@ export async function registerUi(app: FastifyInstance, deps: AdminDeps): Promise
         const url = new URL(req.url, 'http://ui.invalid');
         url.searchParams.delete('token');
         if (!tokenMatches(q.token, token)) {
-          return html(reply, <LoginPage next={safeNext(url.pathname + url.search)} error="That token is not the admin token." />, 401);
+          return html(
+            reply,
+            <LoginPage next={safeNext(url.pathname + url.search)} error="That token is not the admin token." />,
+            401,
+          );
         }
         return reply.header('set-cookie', adminCookie(req, token)).redirect(url.pathname + url.search, 303);
       }
@@ -137,11 +156,20 @@ export async function registerUi(app: FastifyInstance, deps: AdminDeps): Promise
 
     ui.setErrorHandler((err, req, reply) => {
       const e = toAmpError(err);
-      const status = isAmpError(err) ? e.httpStatus : typeof (err as { statusCode?: unknown }).statusCode === 'number' ? Number((err as { statusCode: number }).statusCode) : 500;
+      const status = isAmpError(err)
+        ? e.httpStatus
+        : typeof (err as { statusCode?: unknown }).statusCode === 'number'
+          ? Number((err as { statusCode: number }).statusCode)
+          : 500;
       if (status >= 500) log.error({ err, url: req.url }, 'UI request failed');
-      const message = status >= 500 && e.kind === 'internal' ? 'Something went wrong on the server; see its log.' : e.message;
+      const message =
+        status >= 500 && e.kind === 'internal' ? 'Something went wrong on the server; see its log.' : e.message;
       const title = status === 404 ? 'Not found' : status >= 500 ? 'Server error' : 'Request refused';
-      if (isHtmx(req)) return reply.code(status).type(HTML).send(<TestResult ok={false} message={message} />);
+      if (isHtmx(req))
+        return reply
+          .code(status)
+          .type(HTML)
+          .send(<TestResult ok={false} message={message} />);
       return html(reply, <ErrorPage title={title} message={message} />, status);
     });
 
@@ -161,7 +189,11 @@ export async function registerUi(app: FastifyInstance, deps: AdminDeps): Promise
 
     // --- pages ---
     ui.get('/', async (_req, reply) => {
-      const [destinations, syncs, streams] = await Promise.all([readDestinations(ctx), readSyncs(ctx), readStreams(ctx)]);
+      const [destinations, syncs, streams] = await Promise.all([
+        readDestinations(ctx),
+        readSyncs(ctx),
+        readStreams(ctx),
+      ]);
       return html(reply, <OverviewPage destinations={destinations} syncs={syncs} streams={streams} />);
     });
 
@@ -199,17 +231,26 @@ export async function registerUi(app: FastifyInstance, deps: AdminDeps): Promise
       } catch (e) {
         const err = toAmpError(e);
         if (err.kind === 'internal') throw err;
-        const errors: Record<string, string> = err.code === 'conflict' ? { name: err.message.replace(/; pick another --name$/, '; pick another name') } : {};
+        const errors: Record<string, string> =
+          err.code === 'conflict' ? { name: err.message.replace(/; pick another --name$/, '; pick another name') } : {};
         return html(
           reply,
-          <NewDestinationPage values={values} errors={errors} formError={err.code === 'conflict' ? undefined : err.message} />,
+          <NewDestinationPage
+            values={values}
+            errors={errors}
+            formError={err.code === 'conflict' ? undefined : err.message}
+          />,
           err.httpStatus,
         );
       }
     });
 
     const cohortsPage = async (extra: Partial<Parameters<typeof CohortsPage>[0]> = {}) => {
-      const [cohorts, destinations, syncs] = await Promise.all([readCohorts(ctx), readDestinations(ctx), readSyncs(ctx)]);
+      const [cohorts, destinations, syncs] = await Promise.all([
+        readCohorts(ctx),
+        readDestinations(ctx),
+        readSyncs(ctx),
+      ]);
       return <CohortsPage cohorts={cohorts} destinations={destinations} syncs={syncs} {...extra} />;
     };
 
@@ -226,7 +267,11 @@ export async function registerUi(app: FastifyInstance, deps: AdminDeps): Promise
     ui.post('/syncs', async (req, reply) => {
       const form = formOf(req);
       try {
-        const sync = await createSyncAction(ctx, { cohort_id: form.cohort_id, destination_id: form.destination_id, cadence: form.cadence });
+        const sync = await createSyncAction(ctx, {
+          cohort_id: form.cohort_id,
+          destination_id: form.destination_id,
+          cadence: form.cadence,
+        });
         return reply.redirect(`/syncs/${encodeURIComponent(sync.id)}?created=1`, 303);
       } catch (e) {
         const err = toAmpError(e);
@@ -247,7 +292,11 @@ export async function registerUi(app: FastifyInstance, deps: AdminDeps): Promise
 
     ui.get('/syncs/:id', async (req, reply) => {
       const q = req.query as Form;
-      const notice = q.created ? 'Sync created. Run it now, or let its cadence run it.' : q.queued ? 'Run queued; refresh to see it here.' : undefined;
+      const notice = q.created
+        ? 'Sync created. Run it now, or let its cadence run it.'
+        : q.queued
+          ? 'Run queued; refresh to see it here.'
+          : undefined;
       return html(reply, await syncPage(parseId(req), { notice }));
     });
 
@@ -276,7 +325,12 @@ export async function registerUi(app: FastifyInstance, deps: AdminDeps): Promise
 
     ui.get('/runs/:id', async (req, reply) => {
       const decided = (req.query as Form).decided;
-      const notice = decided === 'approve' ? 'Run approved.' : decided === 'reject' ? 'Run rejected; nothing was changed.' : undefined;
+      const notice =
+        decided === 'approve'
+          ? 'Run approved.'
+          : decided === 'reject'
+            ? 'Run rejected; nothing was changed.'
+            : undefined;
       return html(reply, await runPage(parseId(req), { notice }));
     });
 

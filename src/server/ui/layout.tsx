@@ -65,7 +65,7 @@ export function Layout(p: { title: string; nav: NavKey; children?: Children; sig
 
 export function fmtTime(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) return '—';
-  return new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + ' UTC';
+  return `${new Date(ms).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
 }
 
 export function Badge(p: { status: string }): JSX.Element {

@@ -1,4 +1,12 @@
-import type { CohortRead, DeadLetterRead, DestinationRead, RunRead, RunRecordRead, StreamRead, SyncRead } from '../api/queries';
+import type {
+  CohortRead,
+  DeadLetterRead,
+  DestinationRead,
+  RunRead,
+  RunRecordRead,
+  StreamRead,
+  SyncRead,
+} from '../api/queries';
 import { CADENCES } from '../api/schemas';
 import { Badge, Field, fmtTime, Layout, Notice, Num } from './layout';
 
@@ -78,12 +86,19 @@ function RunLink(p: { sync: SyncRead }): JSX.Element {
   if (!r) return <span class="muted">never run</span>;
   return (
     <a href={`/runs/${encodeURIComponent(r.id)}`}>
-      <Badge status={r.status} /> <span class="muted" safe>{fmtTime(r.started_at)}</span>
+      <Badge status={r.status} />{' '}
+      <span class="muted" safe>
+        {fmtTime(r.started_at)}
+      </span>
     </a>
   );
 }
 
-export function OverviewPage(p: { destinations: DestinationRead[]; syncs: SyncRead[]; streams: StreamRead[] }): JSX.Element {
+export function OverviewPage(p: {
+  destinations: DestinationRead[];
+  syncs: SyncRead[];
+  streams: StreamRead[];
+}): JSX.Element {
   return (
     <Layout title="Overview" nav="overview">
       <h1>Overview</h1>
@@ -294,8 +309,8 @@ export function CohortsPage(p: {
       )}
       {p.cohorts.length === 0 ? (
         <p class="card">
-          No cohorts yet. Discover them from an Amplitude source (<code>ampsignal cohort list --source …</code>) or import
-          one from a file (<code>ampsignal cohort import</code>).
+          No cohorts yet. Discover them from an Amplitude source (<code>ampsignal cohort list --source …</code>) or
+          import one from a file (<code>ampsignal cohort import</code>).
         </p>
       ) : (
         <table>
@@ -438,7 +453,9 @@ export function SyncPage(p: { sync: SyncRead; runs: RunRead[]; notice?: string; 
         <p class="card">No runs yet.</p>
       ) : (
         <table>
-          <TableHead cols={['Started', 'Status', 'Trigger', ...RUN_COUNTERS.map(([, label]): Column => ({ label, num: true }))]} />
+          <TableHead
+            cols={['Started', 'Status', 'Trigger', ...RUN_COUNTERS.map(([, label]): Column => ({ label, num: true }))]}
+          />
           <tbody>
             {p.runs.map((r) => (
               <tr>
@@ -480,7 +497,13 @@ function SampleList(p: { title: string; items: unknown }): JSX.Element {
   );
 }
 
-export function RunPage(p: { run: RunRead; sync: SyncRead | null; records: RunRecordRead[]; notice?: string; error?: string }): JSX.Element {
+export function RunPage(p: {
+  run: RunRead;
+  sync: SyncRead | null;
+  records: RunRecordRead[];
+  notice?: string;
+  error?: string;
+}): JSX.Element {
   const r = p.run;
   const base = `/runs/${encodeURIComponent(r.id)}`;
   const sample = (r.sample && typeof r.sample === 'object' ? r.sample : {}) as Record<string, unknown>;
@@ -497,7 +520,10 @@ export function RunPage(p: { run: RunRead; sync: SyncRead | null; records: RunRe
         ) : (
           ''
         )}{' '}
-        <span class="muted" safe>{`${r.trigger}${r.dry_run ? ', dry run' : ''}; started ${fmtTime(r.started_at)}, finished ${fmtTime(r.finished_at)}`}</span>
+        <span
+          class="muted"
+          safe
+        >{`${r.trigger}${r.dry_run ? ', dry run' : ''}; started ${fmtTime(r.started_at)}, finished ${fmtTime(r.finished_at)}`}</span>
       </p>
       <Notice text={p.notice} />
       <Notice kind="alert" text={p.error} />
@@ -534,7 +560,9 @@ export function RunPage(p: { run: RunRead; sync: SyncRead | null; records: RunRe
       <SampleList title="Sample of removals" items={sample.removes} />
       <h2>Failed and skipped records</h2>
       {r.skipped_anonymous > 0 ? (
-        <p safe>{`${r.skipped_anonymous} member(s) were skipped because they have no value for the mapped id property (anonymous users).`}</p>
+        <p
+          safe
+        >{`${r.skipped_anonymous} member(s) were skipped because they have no value for the mapped id property (anonymous users).`}</p>
       ) : (
         ''
       )}
@@ -553,7 +581,10 @@ export function RunPage(p: { run: RunRead; sync: SyncRead | null; records: RunRe
                 <td>
                   <Badge status={x.outcome} />
                 </td>
-                <td safe>{x.error ?? (x.outcome === 'not_found' ? 'user not in OneSignal (retried at the next reconcile)' : '—')}</td>
+                <td safe>
+                  {x.error ??
+                    (x.outcome === 'not_found' ? 'user not in OneSignal (retried at the next reconcile)' : '—')}
+                </td>
                 <Num n={x.attempts} />
               </tr>
             ))}
@@ -578,7 +609,9 @@ function StreamsTable(p: { streams: StreamRead[] }): JSX.Element {
         cols={[
           'Stream',
           'Status',
-          ...['Received', 'Duplicates', 'Forwarded', 'Forwarded / min', 'Dead letters', 'Pending'].map((label): Column => ({ label, num: true })),
+          ...['Received', 'Duplicates', 'Forwarded', 'Forwarded / min', 'Dead letters', 'Pending'].map(
+            (label): Column => ({ label, num: true }),
+          ),
         ]}
       />
       <tbody>

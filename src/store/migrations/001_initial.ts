@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Dialect } from '../database';
 
 // One schema for both dialects: integers for booleans, bigint epoch-ms for times, text for JSON.

@@ -8,6 +8,9 @@ import type { Dialect } from '../database';
 //   may be finalized by a delivery pass, so a run still loading its snapshot is never
 //   "completed" with zero rows by a concurrent worker.
 export async function up(db: Kysely<any>, _dialect: Dialect): Promise<void> {
-  await db.schema.alterTable('cohorts').addColumn('blank_ids', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema
+    .alterTable('cohorts')
+    .addColumn('blank_ids', 'integer', (c) => c.notNull().defaultTo(0))
+    .execute();
   await db.schema.alterTable('runs').addColumn('applied_at', 'bigint').execute();
 }

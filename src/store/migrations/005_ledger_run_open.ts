@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Dialect } from '../database';
 
 // ledger_run indexed every ledger row by the run that last changed it, so a steady million-row

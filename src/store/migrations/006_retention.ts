@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Dialect } from '../database';
 
 // Housekeeping for outboxes that hold a retention period of traffic (src/jobs/retention.ts):
@@ -12,8 +12,13 @@ import type { Dialect } from '../database';
 // - Ledger rows of users who left a cohort and whose tag is gone (desired = confirmed = 0) are
 //   indexed by age, so retention can delete the old ones without walking the members.
 export async function up(db: Kysely<any>, _dialect: Dialect): Promise<void> {
-  await db.schema.alterTable('streams').addColumn('forwarded_total', 'bigint', (c) => c.notNull().defaultTo(0)).execute();
-  await sql`UPDATE streams SET forwarded_total = (SELECT COUNT(*) FROM stream_events e WHERE e.stream_id = streams.id AND e.status = 'forwarded')`.execute(db);
+  await db.schema
+    .alterTable('streams')
+    .addColumn('forwarded_total', 'bigint', (c) => c.notNull().defaultTo(0))
+    .execute();
+  await sql`UPDATE streams SET forwarded_total = (SELECT COUNT(*) FROM stream_events e WHERE e.stream_id = streams.id AND e.status = 'forwarded')`.execute(
+    db,
+  );
   await db.schema
     .createIndex('stream_events_dead')
     .on('stream_events')
@@ -33,5 +38,10 @@ export async function up(db: Kysely<any>, _dialect: Dialect): Promise<void> {
     .columns(['sync_id', 'updated_at'])
     .where(sql<boolean>`desired = 0 AND confirmed = 0`)
     .execute();
-  await db.schema.createIndex('webhook_inbox_unapplied').on('webhook_inbox').column('id').where(sql.ref('applied_at'), 'is', null).execute();
+  await db.schema
+    .createIndex('webhook_inbox_unapplied')
+    .on('webhook_inbox')
+    .column('id')
+    .where(sql.ref('applied_at'), 'is', null)
+    .execute();
 }
