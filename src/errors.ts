@@ -3,7 +3,7 @@
  * with a code from here; retry and pause decisions read `kind`, never raw status codes.
  *
  * kinds:
- *  - retryable          try again later (network, timeout, 408, 429, 5xx)
+ *  - retryable          try again later (network, timeout, 408, 429, 5xx, a stopped worker's cancelled work)
  *  - terminal           this record will not succeed as sent (other 4xx); recorded per record
  *  - destination_fatal  the destination itself is unusable (401/403): pause it, say so
  *  - skip               the record's target does not exist (OneSignal 404): counted, retried at the next reconcile
@@ -26,6 +26,8 @@ export const ERROR_CATALOGUE = {
   // vendor transport and answers
   network: { kind: 'retryable', http: 502 },
   timeout: { kind: 'retryable', http: 504 },
+  // stopped by its caller (a worker shutting down): not a failure of the work, so another try runs it
+  aborted: { kind: 'retryable', http: 503 },
   rate_limited: { kind: 'retryable', http: 429 },
   vendor_unavailable: { kind: 'retryable', http: 502 },
   vendor_rejected: { kind: 'terminal', http: 502 },
@@ -84,4 +86,81 @@ export function toAmpError(e: unknown): AmpError {
   if (e instanceof AmpError) return e;
   const message = e instanceof Error ? e.message : String(e);
   return new AmpError('internal', message, { cause: e });
+}
+
+/** The error a wait or a queued request rejects with when its caller's signal aborts. */
+export function abortError(signal: AbortSignal): AmpError {
+  const reason = signal.reason instanceof Error ? signal.reason.message : 'aborted';
+  return new AmpError('aborted', `cancelled: ${reason}`);
+}
+
+// ---- The retry policy. Whether to retry is the error's kind (above); when is decided here. ----
+
+export interface Backoff {
+  /** The first retry waits at most this long. */
+  baseMs: number;
+  /** No retry waits longer than this, unless the vendor's Retry-After asks for more. */
+  capMs: number;
+}
+
+/**
+ * Full-jitter exponential backoff: the wait before retry number `attempt` (1 = the first retry)
+ * is drawn uniformly from [0, min(cap, base × 2^(attempt−1))]. Spreading over the whole range,
+ * not around its middle, is what keeps clients that failed together from retrying together
+ * (AWS Architecture Blog, "Exponential Backoff And Jitter": the least contention and the fewest
+ * calls of the schemes compared). A Retry-After is a floor: the vendor said when, so never sooner.
+ */
+export function retryDelayMs(backoff: Backoff, attempt: number, retryAfterMs?: number, random = Math.random): number {
+  const ceiling = Math.min(backoff.capMs, backoff.baseMs * 2 ** Math.min(Math.max(attempt, 1) - 1, 30));
+  return Math.max(Math.floor(random() * ceiling), retryAfterMs ?? 0);
+}
+
+/**
+ * Waits `ms`; rejects with abortError as soon as `signal` aborts (at once if it already has), so
+ * nothing runs after a cancelled wait unless its caller catches the rejection on purpose.
+ */
+export function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(abortError(signal));
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortError(signal!));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Calls `fn` until it succeeds, retrying retryable catalogue errors (and whatever `retry` adds)
+ * after retryDelayMs, at most `tries` calls in all. An abort stops the retries: the last error,
+ * or abortError during a wait, is what the caller sees.
+ */
+export async function withRetries<T>(
+  fn: (attempt: number) => Promise<T>,
+  opts: {
+    backoff: Backoff;
+    tries: number;
+    signal?: AbortSignal;
+    retry?: (e: AmpError) => boolean;
+    /** Called before each wait, with the error that caused it (for logs and tests). */
+    onRetry?: (e: AmpError, attempt: number, waitMs: number) => void;
+    random?: () => number;
+  },
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn(attempt);
+    } catch (e) {
+      const err = toAmpError(e);
+      const retryable = opts.retry ? opts.retry(err) : err.retryable;
+      if (!retryable || attempt >= opts.tries || opts.signal?.aborted) throw e;
+      const wait = retryDelayMs(opts.backoff, attempt, err.retryAfterMs, opts.random);
+      opts.onRetry?.(err, attempt, wait);
+      await delay(wait, opts.signal);
+    }
+  }
 }

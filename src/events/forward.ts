@@ -7,6 +7,7 @@ import {
   HTTP_V2_THROTTLE_PAUSE_MS,
 } from '../connectors/amplitude/constants';
 import { bodyOverhead, type HttpV2Event, sendHttpV2 } from '../connectors/amplitude/httpapi';
+import { type Backoff, retryDelayMs } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
 import { log } from '../telemetry/logger';
@@ -53,7 +54,8 @@ export interface ForwardResult {
 }
 
 export const DEFAULT_LEASE_MS = 120_000;
-export const MAX_BACKOFF_MS = 5 * 60_000;
+/** Capped at minutes, not seconds: an Amplitude outage is waited out without hammering it. */
+const FORWARD_BACKOFF: Backoff = { baseMs: HTTP_V2_RETRY_BASE_MS, capMs: 5 * 60_000 };
 // Every body stays strictly under 1 MB; a little margin for the JSON separators we add.
 const MAX_BODY_BYTES = HTTP_V2_MAX_BYTES - 1_024;
 
@@ -63,11 +65,6 @@ interface Claimed {
   attempts: number;
   bytes: number;
   ids: HttpV2Event;
-}
-
-export function backoffMs(attempts: number, random = Math.random): number {
-  const exp = Math.min(MAX_BACKOFF_MS, HTTP_V2_RETRY_BASE_MS * 2 ** Math.min(attempts, 20));
-  return Math.round(exp * (0.5 + random() / 2));
 }
 
 export async function forwardStream(ctx: Context, streamId: string, opts: ForwardOptions = {}): Promise<ForwardResult> {
@@ -163,7 +160,7 @@ export async function forwardStream(ctx: Context, streamId: string, opts: Forwar
       )
         .set((eb) => ({
           attempts: eb('attempts', '+', 1),
-          next_attempt_at: Date.now() + backoffMs(attempts),
+          next_attempt_at: Date.now() + retryDelayMs(FORWARD_BACKOFF, attempts + 1),
           lease_owner: null,
           lease_until: null,
           reason: reason.slice(0, 1_000),

@@ -1,6 +1,6 @@
 import { Cron } from 'croner';
 import { sql } from 'kysely';
-import { AmpError, toAmpError } from '../errors';
+import { AmpError, retryDelayMs, toAmpError } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
 import { log } from '../telemetry/logger';
@@ -11,7 +11,7 @@ export interface SqliteQueueOptions {
   pollMs?: number;
   /** A claimed job is another process's to take over once this lease lapses (crash recovery). */
   leaseMs?: number;
-  /** First retry delay; doubles per attempt up to retryCapMs. */
+  /** The first retry waits up to this long; the ceiling doubles per attempt up to retryCapMs. */
   retryBaseMs?: number;
   retryCapMs?: number;
   defaultMaxAttempts?: number;
@@ -316,8 +316,12 @@ export class SqliteJobQueue implements JobQueue {
         .execute();
       return;
     }
-    const backoff = Math.min(this.opts.retryCapMs, this.opts.retryBaseMs * 2 ** (job.attempts - 1));
-    const runAt = Date.now() + Math.max(backoff, err.retryAfterMs ?? 0);
+    const wait = retryDelayMs(
+      { baseMs: this.opts.retryBaseMs, capMs: this.opts.retryCapMs },
+      job.attempts,
+      err.retryAfterMs,
+    );
+    const runAt = Date.now() + wait;
     log.info({ task: job.task, job: job.id, attempts: job.attempts, err: message }, 'job will retry');
     await this.db.transaction().execute(async (trx) => {
       const restoreKey = job.jobKey;

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { clientForDestination, getDestination, pauseDestination } from '../connectors/onesignal/destinations';
-import { AmpError, toAmpError } from '../errors';
+import { AmpError, type Backoff, delay, retryDelayMs, toAmpError } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
 import { recordPacingHandoff, takeOverPacing } from './handoff';
@@ -26,11 +26,11 @@ const FLUSH_ROWS = 250;
 const LEASE_MS = 5 * 60_000;
 /**
  * 10 attempts: at a 25% transient fault rate (errors + dropped connections) a record still
- * fails only with probability 0.25^10 ≈ 1e-6; the capped backoff keeps the worst case ~25 s.
+ * fails only with probability 0.25^10 ≈ 1e-6; the capped backoff keeps the worst case ~26 s.
  */
 export const MAX_ATTEMPTS = 10;
-const BACKOFF_CAP_MS = 5_000;
-const BACKOFF_BASE_MS = 200;
+/** Short and capped: a run with a 10% fault rate still ends in seconds. */
+const DELIVERY_BACKOFF: Backoff = { baseMs: 200, capMs: 5_000 };
 /** OneSignal: "Please limit your tag updates to 100 per request" (onesignal-api.md §3). */
 const MAX_TAGS_PER_REQUEST = 100;
 /** A pass waits for retries due within this horizon instead of returning with rows pending. */
@@ -199,8 +199,9 @@ export async function deliverDestination(
       if (next === null) break;
       const wait = next - Date.now();
       if (wait > MAX_RETRY_WAIT_MS) break;
-      // Backoff wait for rows whose retry is due shortly (not a test synchronisation).
-      if (wait > 0) await delay(wait, opts.signal);
+      // Backoff wait for rows whose retry is due shortly (not a test synchronisation); a stop
+      // ends the wait, and the loop's condition then ends the pass.
+      if (wait > 0) await delay(wait, opts.signal).catch(() => undefined);
     }
   } finally {
     await claiming;
@@ -212,16 +213,6 @@ export async function deliverDestination(
   await finalizeRunsOfDestination(ctx, destinationId);
   const pending = await countPending(ctx, destinationId);
   return { requests: client.requests - requestsBefore, delivered, pending };
-}
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
 }
 
 /** Rows waiting to be sent: desired != confirmed, never tried or due for retry, lease free. */
@@ -361,14 +352,15 @@ function outcomeFor(r: Claimed, e: AmpError): Outcome {
     return { ...base, outcome: 'not_found', error: e.message, attempts: r.attempts, nextAttemptAt: null };
   if (e.kind === 'terminal')
     return { ...base, outcome: 'failed', error: e.message, attempts: r.attempts + 1, nextAttemptAt: null };
-  if (e.code === 'rate_limited') {
-    // A 429 is the vendor pacing us, not a fault of this record: it never spends the retry budget.
+  if (e.code === 'rate_limited' || e.code === 'aborted') {
+    // A 429 is the vendor pacing us, and a cancelled request was never answered: neither is a
+    // fault of this record, so neither spends its retry budget.
     return {
       ...base,
       outcome: 'retry',
       error: e.message,
       attempts: r.attempts,
-      nextAttemptAt: Date.now() + (e.retryAfterMs ?? 1000),
+      nextAttemptAt: Date.now() + (e.retryAfterMs ?? (e.code === 'aborted' ? 0 : 1000)),
     };
   }
   const attempts = r.attempts + 1;
@@ -381,10 +373,8 @@ function outcomeFor(r: Claimed, e: AmpError): Outcome {
       nextAttemptAt: null,
     };
   }
-  // Short exponential backoff with full jitter: a run with a 10% fault rate still ends in seconds.
-  const backoff = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempts - 1));
-  const wait = Math.max(e.retryAfterMs ?? 0, backoff / 2 + Math.random() * backoff);
-  return { ...base, outcome: 'retry', error: e.message, attempts, nextAttemptAt: Date.now() + Math.round(wait) };
+  const wait = retryDelayMs(DELIVERY_BACKOFF, attempts, e.retryAfterMs);
+  return { ...base, outcome: 'retry', error: e.message, attempts, nextAttemptAt: Date.now() + wait };
 }
 
 /**

@@ -1,7 +1,6 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import { request } from 'undici';
 import { z } from 'zod';
-import { AmpError } from '../../errors';
+import { AmpError, type Backoff, delay, retryDelayMs } from '../../errors';
 import { type HttpResponse, httpAgent, httpRequest, parseRetryAfter } from '../http';
 import {
   COHORT_DOWNLOAD_MAX_WAIT_MS,
@@ -147,7 +146,7 @@ export class AmplitudeCohortsClient {
       } catch (e) {
         lastErr = e as AmpError;
         if (attempt >= COHORT_REQUEST_MAX_TRIES) break;
-        await this.wait(backoff(attempt));
+        await this.wait(retryDelayMs(COHORT_BACKOFF, attempt));
         await opts.beforeUncertainRetry?.();
         continue;
       }
@@ -162,7 +161,7 @@ export class AmplitudeCohortsClient {
       }
       lastErr = classify(res, `requesting the download of cohort ${cohortId}`);
       if (!lastErr.retryable || attempt >= COHORT_REQUEST_MAX_TRIES) break;
-      await this.wait(lastErr.retryAfterMs ?? backoff(attempt));
+      await this.wait(retryDelayMs(COHORT_BACKOFF, attempt, lastErr.retryAfterMs));
       if (res.status !== 429) await opts.beforeUncertainRetry?.();
     }
     throw lastErr ?? new AmpError('vendor_unavailable', `requesting the download of cohort ${cohortId} failed`);
@@ -279,13 +278,12 @@ export class AmplitudeCohortsClient {
   }
 
   private async wait(ms: number): Promise<void> {
-    await delay(ms, undefined, this.signal ? { signal: this.signal } : undefined);
+    await delay(ms, this.signal);
   }
 }
 
-function backoff(attempt: number): number {
-  return Math.min(30_000, 500 * 2 ** (attempt - 1));
-}
+/** Amplitude's cohort API allows 5 concurrent requests a project: retries spread out, up to 30 s apart. */
+const COHORT_BACKOFF: Backoff = { baseMs: 500, capMs: 30_000 };
 
 function safeJson(text: string): unknown {
   try {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { AmpError } from '../../errors';
+import { abortError, delay } from '../../errors';
 import { USER_UPDATES_PER_SECOND_PER_APP } from './constants';
 
 /**
@@ -370,25 +370,6 @@ export class AppLimiter {
       if (s.pending === 0 && now - s.lastSentAt >= PER_USER_SPACING_MS) this.users.delete(k);
     }
   }
-}
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(abortError(signal!));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-function abortError(signal: AbortSignal): AmpError {
-  const reason = signal.reason instanceof Error ? signal.reason.message : 'aborted';
-  return new AmpError('timeout', `OneSignal request cancelled before it was sent: ${reason}`);
 }
 
 function once(fn: () => void): () => void {
