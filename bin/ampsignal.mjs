@@ -9,4 +9,11 @@ try {
   console.error('ampsignal: dist/ is missing; run `npm run build` in the project folder first');
   process.exit(1);
 }
-await main(process.argv);
+// The demo sits above every other layer (src/demo): the command line is composed here.
+await main(process.argv, {
+  demo: {
+    describe:
+      'Run an end-to-end demo against in-process OneSignal and Amplitude emulators (throwaway database unless --db is given)',
+    load: () => import('../dist/demo.mjs'),
+  },
+});

@@ -17,6 +17,7 @@ await build({
   // output sits flat in dist/ so that holds from any chunk, as it does beside the sources.
   entryPoints: {
     cli: 'src/cli/main.ts',
+    demo: 'src/demo/command.ts',
     'parse-worker': 'src/server/hooks/parse-worker-thread.ts',
     'checkpoint-worker': 'src/store/checkpoint-worker.mjs',
   },

@@ -3,7 +3,7 @@ import { VERSION } from '../telemetry/version';
 
 type Register = (program: Command) => void;
 
-interface Group {
+export interface Group {
   describe: string;
   load: () => Promise<{ register: Register }>;
 }
@@ -41,11 +41,6 @@ const GROUPS: Record<string, Group> = {
     describe: 'run a faithful fake of a vendor API, for development and tests',
     load: () => import('./emulator'),
   },
-  demo: {
-    describe:
-      'Run an end-to-end demo against in-process OneSignal and Amplitude emulators (throwaway database unless --db is given)',
-    load: () => import('./demo'),
-  },
 };
 
 /** The first argument that is not a global option (or its value): the command group. */
@@ -62,7 +57,9 @@ function groupOf(args: string[]): string | undefined {
   return undefined;
 }
 
-export async function buildProgram(argv: string[] = []): Promise<Command> {
+/** `extra` adds groups that live above the CLI's floor (the demo, src/demo), composed by the bin. */
+export async function buildProgram(argv: string[] = [], extra: Record<string, Group> = {}): Promise<Command> {
+  const groups = { ...GROUPS, ...extra };
   const program = new Command('ampsignal')
     .description('Sync Amplitude cohorts to OneSignal tags, and OneSignal message events to Amplitude.')
     .version(VERSION, '-V, --version', 'print the version')
@@ -72,13 +69,13 @@ export async function buildProgram(argv: string[] = []): Promise<Command> {
     )
     .showHelpAfterError('(run with --help for usage)');
   const name = groupOf(argv.slice(2));
-  const group = name && Object.hasOwn(GROUPS, name) ? GROUPS[name] : undefined;
+  const group = name && Object.hasOwn(groups, name) ? groups[name] : undefined;
   if (group) {
     (await group.load()).register(program);
     program.commands.find((c) => c.name() === name)?.description(group.describe);
   } else {
     // No known group: the usage is all commander will print, so list the groups unloaded.
-    for (const [n, g] of Object.entries(GROUPS)) program.command(n).description(g.describe);
+    for (const [n, g] of Object.entries(groups)) program.command(n).description(g.describe);
   }
   // Every command throws instead of exiting, so a wrong flag exits 2 instead of commander's 1.
   const override = (cmd: Command): void => {
@@ -89,9 +86,9 @@ export async function buildProgram(argv: string[] = []): Promise<Command> {
   return program;
 }
 
-export async function main(argv: string[]): Promise<void> {
+export async function main(argv: string[], extra: Record<string, Group> = {}): Promise<void> {
   try {
-    const program = await buildProgram(argv);
+    const program = await buildProgram(argv, extra);
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {

@@ -6,8 +6,8 @@ import { receiveEvents } from '../../src/events/receive';
 import { cachedStream, createStream, streamCounters } from '../../src/events/streams';
 import { releaseLeasesOf } from '../../src/jobs/leases';
 import { pruneExpired } from '../../src/jobs/retention';
+import { scrapeMetrics } from '../../src/server/api/metrics-scrape';
 import { readStreams } from '../../src/server/api/queries';
-import { scrapeMetrics } from '../../src/telemetry/metrics';
 import { fullScansDuring, sqliteScope } from '../helpers/plans';
 import { nestedEvent } from './helpers';
 

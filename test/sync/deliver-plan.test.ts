@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { releaseLeasesOf } from '../../src/jobs/leases';
 import { pruneExpired } from '../../src/jobs/retention';
+import { scrapeMetrics } from '../../src/server/api/metrics-scrape';
 import { runSync } from '../../src/sync/run';
-import { scrapeMetrics } from '../../src/telemetry/metrics';
 import { fullScansDuring, sqliteScope } from '../helpers/plans';
 import { cohortSync, range, reimport, setupApp } from './setup';
 

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
-import { metrics, scrapeMetrics } from '../../telemetry/metrics';
+import { metrics } from '../../telemetry/metrics';
 import type { AdminDeps } from './auth';
+import { scrapeMetrics } from './metrics-scrape';
 
 /**
  * GET /metrics (Prometheus text format) and the webhook request counters. Like /healthz it

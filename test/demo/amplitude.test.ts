@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { runAmplitudeDemo } from '../../src/connectors/amplitude/demo';
+import { runAmplitudeDemo } from '../../src/demo/amplitude';
 import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
+import { OS_APP } from '../amplitude/fixtures';
 import { describeEachDialect } from '../helpers/db';
-import { OS_APP } from './fixtures';
 
 describeEachDialect('Amplitude demo section', (db) => {
   let onesignal: OneSignalEmulator;

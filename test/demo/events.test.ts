@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import { demoBurst, runEventsDemo } from '../../src/events/demo';
+import { demoBurst, runEventsDemo } from '../../src/demo/events';
 import { describeEachDialect } from '../helpers/db';
 
 describeEachDialect('events demo', (db) => {

@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { type AmplitudeEmulator, startAmplitudeEmulator } from '../../emulators/amplitude';
-import { buildServer } from '../../server/app';
-import type { Context } from '../../store';
-import { deliverDestination } from '../../sync/deliver';
-import { type RunView, runSync } from '../../sync/run';
-import { createSync } from '../../sync/syncs';
-import { createDestination } from '../onesignal/destinations';
-import { assertCadenceFitsBudget, downloadsThisMonth, plannedMonthlyDownloads } from './budget';
-import { refreshSourceCohorts } from './cohorts';
-import { createSource, updateSource } from './sources';
-import { applyPendingWebhooks } from './webhooks';
+import { assertCadenceFitsBudget, downloadsThisMonth, plannedMonthlyDownloads } from '../connectors/amplitude/budget';
+import { refreshSourceCohorts } from '../connectors/amplitude/cohorts';
+import { createSource, updateSource } from '../connectors/amplitude/sources';
+import { applyPendingWebhooks } from '../connectors/amplitude/webhooks';
+import { createDestination } from '../connectors/onesignal/destinations';
+import { type AmplitudeEmulator, startAmplitudeEmulator } from '../emulators/amplitude';
+import { buildServer } from '../server/app';
+import type { Context } from '../store';
+import { deliverDestination } from '../sync/deliver';
+import { type RunView, runSync } from '../sync/run';
+import { createSync } from '../sync/syncs';
 
 export interface AmplitudeDemoOptions {
   ctx: Context;

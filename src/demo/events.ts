@@ -1,8 +1,8 @@
 import { startAmplitudeEmulator } from '../emulators/amplitude';
+import { forwardStream } from '../events/forward';
+import { createStream, streamCounters } from '../events/streams';
 import { buildServer } from '../server/app';
 import type { Context } from '../store';
-import { forwardStream } from './forward';
-import { createStream, streamCounters } from './streams';
 
 /**
  * The events half of `ampsignal demo`: an Amplitude emulator and our server on ephemeral

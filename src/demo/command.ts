@@ -1,19 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, sep } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { runAmplitudeDemo } from '../connectors/amplitude/demo';
+import { globals, parseInput } from '../cli/output';
+import { runSummary, withProgressBar } from '../cli/runs';
 import { createDestination, type DestinationRow } from '../connectors/onesignal/destinations';
 import { type OneSignalEmulator, startOneSignalEmulator } from '../emulators/onesignal/index';
-import { runEventsDemo } from '../events/demo';
 import { type Context, openContext } from '../store';
 import { importCohortFile } from '../sync/cohorts';
 import { type RunView, runSync } from '../sync/run';
 import { createSync } from '../sync/syncs';
-import { globals, parseInput } from './output';
-import { runSummary, withProgressBar } from './runs';
+import { runAmplitudeDemo } from './amplitude';
+import { runEventsDemo } from './events';
 
 export interface DemoOptions {
   /** Database URL; default a throwaway SQLite file in a temp dir (kept, so the printed commands work). */
@@ -186,15 +186,23 @@ function indent(s: string): string {
     .join('\n');
 }
 
+/** The command as this user can type it again: the clone's bin, or the installed command. */
+function invokedAs(): string {
+  const script = process.argv[1] ?? '';
+  const rel = relative(process.cwd(), script);
+  if (script && !rel.startsWith('..') && !isAbsolute(rel) && !rel.includes('node_modules')) return `node ${rel}`;
+  return script.includes(`node_modules${sep}.bin`) ? 'npx ampsignal' : 'ampsignal';
+}
+
 function printNextSteps(env: DemoEnv, r: CohortFileDemoResult): void {
-  const db = `--db ${env.dbUrl}`;
+  const me = `${invokedAs()} --db ${env.dbUrl}`;
   env.out('== Look further (the database is kept; the emulator has stopped) ==');
-  env.out(`  node bin/ampsignal.mjs ${db} runs show ${r.second.id} --json`);
-  env.out(`  node bin/ampsignal.mjs ${db} runs show ${r.first.id} --records not_found`);
-  env.out(`  node bin/ampsignal.mjs ${db} runs list --sync ${r.syncId}`);
-  env.out(`  node bin/ampsignal.mjs ${db} sync show ${r.syncId}`);
-  env.out(`  node bin/ampsignal.mjs ${db} cohort list`);
-  env.out(`  node bin/ampsignal.mjs emulator onesignal    # run the emulator yourself`);
+  env.out(`  ${me} runs show ${r.second.id} --json`);
+  env.out(`  ${me} runs show ${r.first.id} --records not_found`);
+  env.out(`  ${me} runs list --sync ${r.syncId}`);
+  env.out(`  ${me} sync show ${r.syncId}`);
+  env.out(`  ${me} cohort list`);
+  env.out(`  ${invokedAs()} emulator onesignal    # run the emulator yourself`);
 }
 
 export function register(program: Command): void {
