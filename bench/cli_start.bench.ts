@@ -10,11 +10,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { BenchDialect } from './db';
 import { median } from './load';
 
 const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../bin/ampsignal.mjs');
 const RUNS = 15;
 const TARGETS = { version: 4, help: 4, runs_list: 8 } as const;
+
+export const databases: readonly BenchDialect[] = ['sqlite'];
+export const why =
+  'start-up of a command on the default install (SQLite, no --db); PostgreSQL adds a connection, not start-up';
 
 /** Wall milliseconds of one run. */
 function timed(args: string[], cwd: string): number {

@@ -2,13 +2,20 @@
  * `coalesce`: users entering 3 cohorts synced to one destination cost one request each
  * (one PATCH carrying the three tag changes). Prints requests per changed user; target 1.00.
  */
+import type { BenchDialect } from './db';
 import { benchSetup, timedDelivery } from './deliver.bench';
 
 const USERS = 2000;
 
-export async function run(): Promise<Record<string, unknown>> {
+export async function run(dialect: BenchDialect): Promise<Record<string, unknown>> {
   const users = Array.from({ length: USERS }, (_, i) => `user_${i}`);
-  const b = await benchSetup({ users, emulator: { rateLimit: 0, perUserLimit: 1 }, rate: 100_000 });
+  const b = await benchSetup({
+    dialect,
+    label: 'coalesce',
+    users,
+    emulator: { rateLimit: 0, perUserLimit: 1 },
+    rate: 100_000,
+  });
   try {
     const syncs = [await b.addCohort(users), await b.addCohort(users), await b.addCohort(users)];
     const before = (await b.emu.stats()).requests;

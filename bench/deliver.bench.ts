@@ -18,11 +18,12 @@ import { fileURLToPath } from 'node:url';
 import { AUTH_SCHEME } from '../src/connectors/onesignal/constants';
 import { createDestination } from '../src/connectors/onesignal/destinations';
 import type { EmulatorStats, Tags } from '../src/emulators/onesignal/index';
-import { type Context, openContext } from '../src/store';
+import type { Context } from '../src/store';
 import { importCohortFile } from '../src/sync/cohorts';
 import { deliverDestination } from '../src/sync/deliver';
 import { runSync } from '../src/sync/run';
 import { createSync, type SyncRow } from '../src/sync/syncs';
+import { type BenchDialect, openBenchContext } from './db';
 import { median } from './load';
 
 const USERS = 20_000;
@@ -138,24 +139,31 @@ function readStartupUrl(child: ChildProcess): Promise<string> {
   });
 }
 
-/** A throwaway SQLite database, an emulator app (own process) seeded with `users`, and a destination on it. */
-export async function benchSetup(opts: { users: string[]; emulator: BenchEmulatorLimits; rate: number }) {
+/** A throwaway database, an emulator app (own process) seeded with `users`, and a destination on it. */
+export async function benchSetup(opts: {
+  dialect: BenchDialect;
+  label: string;
+  users: string[];
+  emulator: BenchEmulatorLimits;
+  rate: number;
+}) {
   const dir = mkdtempSync(join(tmpdir(), 'ampsignal-bench-'));
   const usersFile = join(dir, 'users.txt');
   writeFileSync(usersFile, `${opts.users.join('\n')}\n`);
   const appId = randomUUID();
   const apiKey = 'bench-key';
   let emu: ChildEmulator | undefined;
-  let ctx: Context | undefined;
+  let bench: Awaited<ReturnType<typeof openBenchContext>> | undefined;
   try {
     emu = await startChildEmulator(appId, apiKey, usersFile, opts.emulator);
-    ctx = await openContext({ db: `sqlite:${join(dir, 'bench.db')}`, migrate: 'auto' });
+    bench = await openBenchContext(opts.dialect, opts.label);
   } catch (e) {
     await emu?.close();
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
-  const c = ctx;
+  const b = bench;
+  const c = bench.ctx;
   const dest = await createDestination(c, {
     name: 'bench',
     app_id: appId,
@@ -173,7 +181,7 @@ export async function benchSetup(opts: { users: string[]; emulator: BenchEmulato
   const e = emu;
   const close = async () => {
     await e.close();
-    await c.close();
+    await b.close();
     rmSync(dir, { recursive: true, force: true });
   };
   return { ctx: c, emu: e, dest, appId, apiKey, usersFile, addCohort, close };
@@ -249,10 +257,16 @@ async function ceiling(
   return r;
 }
 
-export async function run(): Promise<Record<string, unknown>> {
+export async function run(dialect: BenchDialect): Promise<Record<string, unknown>> {
   const loadStart = Math.round(loadavg()[0]! * 10) / 10;
   const users = Array.from({ length: USERS }, (_, i) => `user_${i}`);
-  const b = await benchSetup({ users, emulator: { rateLimit: 0, perUserLimit: 0 }, rate: 100_000 });
+  const b = await benchSetup({
+    dialect,
+    label: 'deliver',
+    users,
+    emulator: { rateLimit: 0, perUserLimit: 0 },
+    rate: 100_000,
+  });
   try {
     const sync = await b.addCohort(users);
     await runSync(b.ctx, sync.id, { deliver: 'enqueue' });

@@ -1,15 +1,17 @@
 /**
  * `diff`: the ledger diff of a 1,000,000-member snapshot against the previous one (1% of
- * members leave, 1% join), durable in SQLite, side by side with `LC_ALL=C sort` + `comm`
+ * members leave, 1% join), durable in the database, side by side with `LC_ALL=C sort` + `comm`
  * producing the same add and remove lists from the same two files.
  *
  * Ours (timed): stream the new snapshot file through the engine's staging writer (the path an
- * Amplitude download takes; on SQLite a TEMP table, see src/sync/staging.ts), apply the diff to
- * the ledger in one committed transaction (WAL autocheckpoint left on) and drop the snapshot. The previous snapshot
- * is already the ledger (that is the point of keeping one), loaded untimed beforehand.
+ * Amplitude download takes; a TEMP table on SQLite, `staging` rows on PostgreSQL, see
+ * src/sync/staging.ts), apply the diff to the ledger in one committed transaction (WAL
+ * autocheckpoint left on) and drop the snapshot. The previous snapshot is already the ledger
+ * (that is the point of keeping one), loaded untimed beforehand and settled (db.ts).
  * Baseline (timed): sort both files, then comm -13 / comm -23 into two files.
  * Three rounds alternate the sides; the median ratio is the figure.
- * Peak RSS is measured in a child process diffing a 2,000,000-member snapshot.
+ * Peak RSS is measured in a child process diffing a 2,000,000-member snapshot: our process's,
+ * PostgreSQL's server processes apart.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,12 +19,20 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type RawBuilder, sql } from 'kysely';
-import { openContext } from '../src/store';
+import { type Context, openContext } from '../src/store';
 import { importCohortFile } from '../src/sync/cohorts';
 import { applyDiff } from '../src/sync/diff';
-import { BufferedStagingWriter, deleteStaging, stagedIds } from '../src/sync/staging';
+import {
+  BufferedStagingWriter,
+  deleteStaging,
+  fileSnapshotSource,
+  type SnapshotRef,
+  type StagedAt,
+  stagedIds,
+} from '../src/sync/staging';
+import { type BenchDialect, freshDatabase, settle } from './db';
 
-const N = 1_000_000;
+const N = Number(process.env.BENCH_DIFF_MEMBERS ?? 1_000_000);
 const CHURN = 0.01;
 
 function writeSnapshots(dir: string, n: number): { prev: string; next: string; adds: number; removes: number } {
@@ -52,7 +62,7 @@ function writeSnapshots(dir: string, n: number): { prev: string; next: string; a
  * Streams a file of ids into the writer: 1 MB chunks split on newlines, awaiting only when the
  * writer writes a batch (readline's `for await` per line cost ~0.5 s per million lines).
  */
-async function loadFile(ctx: Awaited<ReturnType<typeof openContext>>, runId: string, file: string): Promise<number> {
+async function loadFile(ctx: Context, runId: string, file: string): Promise<StagedAt> {
   const w = new BufferedStagingWriter(ctx, runId);
   let rest = '';
   for await (const chunk of createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 })) {
@@ -67,99 +77,97 @@ async function loadFile(ctx: Awaited<ReturnType<typeof openContext>>, runId: str
     }
   }
   if (rest) await w.add(rest);
-  return w.finish();
+  await w.finish();
+  return w.stagedAt;
 }
 
 /** The previous snapshot as the ledger in its steady state: every member delivered (untimed). */
-async function seedDelivered(
-  ctx: Awaited<ReturnType<typeof openContext>>,
-  syncId: string,
-  ids: RawBuilder<unknown>,
-): Promise<void> {
+async function seedDelivered(ctx: Context, syncId: string, ids: RawBuilder<unknown>): Promise<void> {
   await sql`INSERT INTO ledger (sync_id, destination_id, external_id, desired, confirmed, source_ts, run_id, outcome, error,
     attempts, next_attempt_at, lease_owner, lease_until, updated_at)
     SELECT ${syncId}, 'dst_bench', external_id, 1, 1, 1, 'run_prev', 'delivered', NULL, 0, NULL, NULL, NULL, 0
     FROM (${ids}) AS s`.execute(ctx.store.db);
 }
 
-/** One engine diff: previous snapshot into the ledger (untimed), then the timed diff. */
-async function oursCase(files: {
-  dir: string;
-  prev: string;
-  next: string;
-}): Promise<{ ms: number; loadMs: number; applyMs: number; commitMs: number; adds: number; removes: number }> {
-  const dir = files.dir;
-  {
-    const ctx = await openContext({ db: `sqlite:${join(dir, 'bench.db')}`, migrate: 'auto' });
+/** A fresh database for one case, dropped after `fn`. */
+async function withDatabase<T>(dialect: BenchDialect, fn: (ctx: Context) => Promise<T>): Promise<T> {
+  const database = await freshDatabase(dialect, 'diff');
+  try {
+    const ctx = await openContext({ db: database.url, migrate: 'auto' });
     try {
-      const syncId = 'syn_bench';
-      const destinationId = 'dst_bench';
-      await loadFile(ctx, 'run_prev', files.prev);
-      await seedDelivered(ctx, syncId, stagedIds({ runId: 'run_prev', stagedAt: 'temp' }));
-      await deleteStaging(ctx, 'run_prev');
-      ctx.store.sqlite!.pragma('wal_checkpoint(TRUNCATE)');
-
-      const t0 = performance.now();
-      await loadFile(ctx, 'run_next', files.next);
-      const loadMs = performance.now() - t0;
-      let appliedAt = 0;
-      const counts = await ctx.store.db.transaction().execute(async (trx) => {
-        const c = await applyDiff(trx, { syncId, destinationId, runId: 'run_next', sourceTs: 2, stagedAt: 'temp' });
-        appliedAt = performance.now();
-        return c;
-      });
-      const committedAt = performance.now();
-      await deleteStaging(ctx, 'run_next');
-      const ms = performance.now() - t0;
-      // The commit writes every ledger page the 1% churn touched (removes are spread over the whole
-      // key range) into the WAL: the price of "durable", reported apart from the diff itself.
-      return { ms, loadMs, applyMs: appliedAt - t0 - loadMs, commitMs: committedAt - appliedAt, ...counts };
+      return await fn(ctx);
     } finally {
       await ctx.close();
-      rmSync(join(dir, 'bench.db'), { force: true });
-      rmSync(join(dir, 'bench.db-wal'), { force: true });
-      rmSync(join(dir, 'bench.db-shm'), { force: true });
     }
+  } finally {
+    await database.drop();
   }
 }
 
-/**
- * The same diff for a file-imported cohort, which a sync run reads in place (see StagedAt):
- * `cohort import` of each file (timed apart: it is its own command), then the run's diff and
- * commit, with the previous import already in the ledger.
- */
-async function importedCase(files: {
-  dir: string;
-  prev: string;
-  next: string;
-}): Promise<{ importMs: number; diffMs: number; adds: number; removes: number }> {
-  const db = join(files.dir, 'imported.db');
-  const ctx = await openContext({ db: `sqlite:${db}`, migrate: 'auto' });
-  try {
+/** One engine diff: previous snapshot into the ledger (untimed), then the timed diff. */
+function oursCase(
+  dialect: BenchDialect,
+  files: { prev: string; next: string },
+): Promise<{ ms: number; loadMs: number; applyMs: number; commitMs: number; adds: number; removes: number }> {
+  return withDatabase(dialect, async (ctx) => {
     const syncId = 'syn_bench';
-    await importCohortFile(ctx, { file: files.prev, name: 'bench', id: 'coh_bench' });
-    await seedDelivered(ctx, syncId, stagedIds({ runId: 'run_prev', stagedAt: 'cohort', cohortId: 'coh_bench' }));
-    ctx.store.sqlite!.pragma('wal_checkpoint(TRUNCATE)');
+    const destinationId = 'dst_bench';
+    const prevAt = await loadFile(ctx, 'run_prev', files.prev);
+    await seedDelivered(ctx, syncId, stagedIds({ runId: 'run_prev', stagedAt: prevAt }));
+    await deleteStaging(ctx, 'run_prev');
+    await settle(ctx, ['ledger', 'staging']);
+
+    const t0 = performance.now();
+    const stagedAt = await loadFile(ctx, 'run_next', files.next);
+    const loadMs = performance.now() - t0;
+    let appliedAt = 0;
+    const counts = await ctx.store.db.transaction().execute(async (trx) => {
+      const c = await applyDiff(trx, { syncId, destinationId, runId: 'run_next', sourceTs: 2, stagedAt });
+      appliedAt = performance.now();
+      return c;
+    });
+    const committedAt = performance.now();
+    await deleteStaging(ctx, 'run_next');
+    const ms = performance.now() - t0;
+    // The commit writes every ledger page the 1% churn touched (removes are spread over the whole
+    // key range) into the WAL: the price of "durable", reported apart from the diff itself.
+    return { ms, loadMs, applyMs: appliedAt - t0 - loadMs, commitMs: committedAt - appliedAt, ...counts };
+  });
+}
+
+/**
+ * The same diff for a file-imported cohort: `cohort import` of each file (timed apart: it is its
+ * own command), then the run's diff and commit, with the previous import already in the ledger.
+ * The run reads the members where the engine's run does (src/sync/run.ts stageSnapshot): in place
+ * on SQLite, copied into `staging` on PostgreSQL (timed: the run pays for it).
+ */
+function importedCase(
+  dialect: BenchDialect,
+  files: { prev: string; next: string },
+): Promise<{ importMs: number; diffMs: number; adds: number; removes: number }> {
+  return withDatabase(dialect, async (ctx) => {
+    const syncId = 'syn_bench';
+    const cohortId = 'coh_bench';
+    await importCohortFile(ctx, { file: files.prev, name: 'bench', id: cohortId });
+    await seedDelivered(ctx, syncId, stagedIds({ runId: 'run_prev', stagedAt: 'cohort', cohortId }));
+    await settle(ctx, ['ledger', 'cohort_members']);
     let t0 = performance.now();
-    await importCohortFile(ctx, { file: files.next, name: 'bench', id: 'coh_bench' });
+    await importCohortFile(ctx, { file: files.next, name: 'bench', id: cohortId });
     const importMs = performance.now() - t0;
-    ctx.store.sqlite!.pragma('wal_checkpoint(TRUNCATE)');
+    await settle(ctx, ['ledger', 'cohort_members']);
     t0 = performance.now();
-    const counts = await ctx.store.db.transaction().execute((trx) =>
-      applyDiff(trx, {
-        syncId,
-        destinationId: 'dst_bench',
-        runId: 'run_next',
-        sourceTs: 2,
-        stagedAt: 'cohort',
-        cohortId: 'coh_bench',
-      }),
-    );
+    let ref: SnapshotRef = { runId: 'run_next', stagedAt: 'cohort', cohortId };
+    if (!ctx.store.sqlite) {
+      const writer = new BufferedStagingWriter(ctx, 'run_next');
+      await fileSnapshotSource(cohortId).load(ctx, 'run_next', writer);
+      await writer.finish();
+      ref = { runId: 'run_next', stagedAt: writer.stagedAt };
+    }
+    const counts = await ctx.store.db
+      .transaction()
+      .execute((trx) => applyDiff(trx, { syncId, destinationId: 'dst_bench', sourceTs: 2, ...ref }));
     return { importMs, diffMs: performance.now() - t0, ...counts };
-  } finally {
-    await ctx.close();
-    for (const suffix of ['', '-wal', '-shm']) rmSync(db + suffix, { force: true });
-  }
+  });
 }
 
 function baselineCase(files: { dir: string; prev: string; next: string }): {
@@ -190,7 +198,7 @@ const ROUNDS = 3;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const r2 = (x: number) => Math.round(x * 100) / 100;
 
-export async function run(): Promise<Record<string, unknown>> {
+export async function run(dialect: BenchDialect): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'ampsignal-bench-diff-'));
   const files = { dir, ...writeSnapshots(dir, N) };
   // One run on a shared 2-core machine swung 2.8-3.4 for the same code; rounds alternate the
@@ -203,8 +211,8 @@ export async function run(): Promise<Record<string, unknown>> {
   try {
     for (let i = 0; i < ROUNDS; i++) {
       const base = baselineCase(files);
-      const ours = await oursCase(files);
-      const imported = await importedCase(files);
+      const ours = await oursCase(dialect, files);
+      const imported = await importedCase(dialect, files);
       for (const [name, r] of [
         ['streamed', ours],
         ['imported', imported],
@@ -230,7 +238,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const files2 = writeSnapshots(dir2, 2 * N);
   const child = spawnSync(
     process.execPath,
-    [resolve(self, '../../bin/run-ts.mjs'), self, '--diff-child', dir2, files2.prev, files2.next],
+    [resolve(self, '../../bin/run-ts.mjs'), self, '--diff-child', dialect, files2.prev, files2.next],
     {
       encoding: 'utf8',
     },
@@ -272,8 +280,8 @@ export async function run(): Promise<Record<string, unknown>> {
 
 if (process.argv.includes('--diff-child')) {
   const i = process.argv.indexOf('--diff-child');
-  const [dir, prev, next] = process.argv.slice(i + 1, i + 4) as [string, string, string];
-  const r = await oursCase({ dir, prev, next });
+  const [dialect, prev, next] = process.argv.slice(i + 1, i + 4) as [BenchDialect, string, string];
+  const r = await oursCase(dialect, { prev, next });
   process.stdout.write(
     `${JSON.stringify({
       ms: r.ms,

@@ -5,16 +5,13 @@
  * ratio = events per request / 1,000 (the target). Baseline beside it in the same run: Amplitude's
  * own SDK default batch (flushQueueSize 200) posting the same events straight to the emulator.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { buildBody } from '../src/connectors/amplitude/httpapi';
 import { httpRequest } from '../src/connectors/http';
 import { startAmplitudeEmulator } from '../src/emulators/amplitude';
 import { forwardStream } from '../src/events/forward';
 import { createStream } from '../src/events/streams';
 import { buildServer } from '../src/server/app';
-import { openContext } from '../src/store';
+import { type BenchDialect, openBenchContext } from './db';
 
 const EVENTS = Number(process.env.BENCH_FORWARD_EVENTS ?? 20_000);
 const PER_REQUEST = 50;
@@ -34,12 +31,15 @@ function body(n: number) {
   };
 }
 
-export async function run(): Promise<Record<string, unknown>> {
+export async function run(dialect: BenchDialect): Promise<Record<string, unknown>> {
   const apiKey = 'bench-key';
-  const emu = await startAmplitudeEmulator({ projects: [{ apiKey, secretKey: 's' }] });
-  const dir = mkdtempSync(join(tmpdir(), 'ampsignal-bench-'));
   process.env.AMPSIGNAL_SECRET_KEY ??= `${'0'.repeat(63)}1`;
-  const ctx = await openContext({ db: `sqlite:${join(dir, 'bench.db')}`, migrate: 'auto', checkpointThread: true }); // as serve and worker run
+  const emu = await startAmplitudeEmulator({ projects: [{ apiKey, secretKey: 's' }] });
+  const bench = await openBenchContext(dialect, 'forward', { checkpointThread: true }).catch(async (e) => {
+    await emu.close();
+    throw e;
+  });
+  const ctx = bench.ctx;
   try {
     const { row, webhookSecret } = await createStream(ctx, {
       name: 'bench',
@@ -128,11 +128,9 @@ export async function run(): Promise<Record<string, unknown>> {
       sustained_requests: sustainedRequests,
       sdk_default_batch_direct_events_per_s: Math.round(baselineEps),
       events: EVENTS,
-      database: 'sqlite',
     };
   } finally {
-    await ctx.close();
+    await bench.close();
     await emu.close();
-    rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -1,17 +1,15 @@
 /**
  * ingest: OneSignal events per second our receiver accepts durably (validated, mapped, stored in
- * the SQLite outbox, acknowledged), beside a bare node:http server answering 200 to the same
+ * the outbox, acknowledged), beside a bare node:http server answering 200 to the same
  * load in the same run, in alternating rounds; the load comes from a separate process for both.
  * ratio = median over rounds of ours / bare (target ≥ 0.5). Bodies are realistic single events
  * in the README template's shape, each with a fresh event id.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createStream } from '../src/events/streams';
 import { buildServer } from '../src/server/app';
-import { openContext } from '../src/store';
+import { type BenchDialect, openBenchContext } from './db';
 import { againstBareServer, alternate, type LoadResult, loadFromProcess, median } from './load';
 
 const SENDERS = join(dirname(fileURLToPath(import.meta.url)), 'ingest.senders.mjs');
@@ -30,10 +28,10 @@ function load(url: string, headers: Record<string, string>): Promise<LoadResult>
   );
 }
 
-export async function run(): Promise<Record<string, unknown>> {
-  const dir = mkdtempSync(join(tmpdir(), 'ampsignal-bench-'));
+export async function run(dialect: BenchDialect): Promise<Record<string, unknown>> {
   process.env.AMPSIGNAL_SECRET_KEY ??= `${'0'.repeat(63)}1`;
-  const ctx = await openContext({ db: `sqlite:${join(dir, 'bench.db')}`, migrate: 'auto', checkpointThread: true }); // as serve and worker run
+  const bench = await openBenchContext(dialect, 'ingest', { checkpointThread: true });
+  const ctx = bench.ctx;
   try {
     const { row, webhookSecret } = await createStream(ctx, {
       name: 'bench',
@@ -80,10 +78,8 @@ export async function run(): Promise<Record<string, unknown>> {
       connections: CONNECTIONS,
       rounds: ROUNDS,
       duration_s: DURATION_S,
-      database: 'sqlite',
     };
   } finally {
-    await ctx.close();
-    rmSync(dir, { recursive: true, force: true });
+    await bench.close();
   }
 }

@@ -7,16 +7,23 @@
  */
 import { loadavg } from 'node:os';
 import { runSync } from '../src/sync/run';
+import type { BenchDialect } from './db';
 import { benchSetup, timedRound } from './deliver.bench';
 
 const USERS = 20_000;
 const LIMIT = 1000;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
-export async function run(): Promise<Record<string, unknown>> {
+export async function run(dialect: BenchDialect): Promise<Record<string, unknown>> {
   const loadStart = Math.round(loadavg()[0]! * 10) / 10;
   const users = Array.from({ length: USERS }, (_, i) => `user_${i}`);
-  const b = await benchSetup({ users, emulator: { rateLimit: LIMIT, perUserLimit: 1 }, rate: LIMIT });
+  const b = await benchSetup({
+    dialect,
+    label: 'paced',
+    users,
+    emulator: { rateLimit: LIMIT, perUserLimit: 1 },
+    rate: LIMIT,
+  });
   try {
     const sync = await b.addCohort(users);
     await runSync(b.ctx, sync.id, { deliver: 'enqueue' });

@@ -2,7 +2,8 @@
  * scale: delivery throughput (ledger rows confirmed per second) with 1, 2 and 4 `ampsignal
  * worker` processes on PostgreSQL, 8 OneSignal apps (one sync each) on the emulator with its
  * limits out of the way. ratio = 4-process rows/s ÷ 1-process rows/s, measured side by side in
- * this run (the 2-process figure is reported too). Needs the test PostgreSQL (AMPSIGNAL_TEST_PG_URL).
+ * this run (the 2-process figure is reported too). PostgreSQL only: on SQLite one process works
+ * every job (there is no `worker` to add).
  * On a small machine the emulator, PostgreSQL and the workers share the same cores, so the
  * ratio shows how far the queue design lets throughput grow there, not a cluster's ceiling.
  */
@@ -12,19 +13,21 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
-import pg from 'pg';
 import { createDestination } from '../src/connectors/onesignal/destinations';
 import { startOneSignalEmulator } from '../src/emulators/onesignal';
 import { createJobQueue } from '../src/jobs';
 import { openContext } from '../src/store';
 import { importCohortFile } from '../src/sync/cohorts';
 import { createSync } from '../src/sync/syncs';
+import { type BenchDialect, freshDatabase } from './db';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BIN = resolve(here, '../bin/ampsignal.mjs');
-const PG_URL = process.env.AMPSIGNAL_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const APPS = 8;
 const USERS = Number(process.env.BENCH_SCALE_USERS ?? 1500);
+export const databases: readonly BenchDialect[] = ['postgres'];
+export const why = 'scale-out is PostgreSQL only: on SQLite one process works every job';
+
 const appId = (a: number) => `00000000-0000-4000-8000-0000000000${String(a).padStart(2, '0')}`;
 
 function startWorker(url: string): { child: ChildProcess; started: Promise<void> } {
@@ -47,9 +50,12 @@ async function measure(
   emuUrl: string,
   dir: string,
 ): Promise<{ rows: number; seconds: number; rowsPerSecond: number }> {
-  const schema = `bench_scale_${process.pid}_${processes}`;
-  const url = `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}schema=${schema}`;
-  const ctx = await openContext({ db: url, migrate: 'auto' });
+  const database = await freshDatabase('postgres', `scale_p${processes}`);
+  const url = database.url;
+  const ctx = await openContext({ db: url, migrate: 'auto' }).catch(async (e) => {
+    await database.drop();
+    throw e;
+  });
   const workers: Array<ReturnType<typeof startWorker>> = [];
   const jobs = createJobQueue(ctx);
   try {
@@ -100,11 +106,7 @@ async function measure(
     );
     await jobs.stop();
     await ctx.close();
-    const c = new pg.Client({ connectionString: PG_URL });
-    await c.connect();
-    await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await c.query(`DROP SCHEMA IF EXISTS "${schema}_gw" CASCADE`);
-    await c.end();
+    await database.drop();
   }
 }
 

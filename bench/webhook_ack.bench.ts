@@ -1,6 +1,6 @@
 /**
  * webhook_ack: p99 time to acknowledge a 1,000-user Amplitude cohort webhook (authenticated,
- * validated, stored durably in the SQLite inbox, 200 sent) under 50 concurrent senders, beside
+ * validated, stored durably in the inbox, 200 sent) under 50 concurrent senders, beside
  * the same load against a bare node:http server that reads the body and answers 200, in the same
  * run, in alternating rounds. ratio = median over rounds of our p99 / bare p99. Target: p99 < 50 ms. Every request carries a fresh message_id
  * (duplicates would take the cheaper dedupe path).
@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createSource } from '../src/connectors/amplitude/sources';
 import { buildServer } from '../src/server/app';
-import { openContext } from '../src/store';
+import { type BenchDialect, openBenchContext } from './db';
 import { againstBareServer, alternate, type LoadResult, loadFromProcess, median } from './load';
 
 const SENDERS = join(dirname(fileURLToPath(import.meta.url)), 'webhook_ack.senders.mjs');
@@ -45,12 +45,13 @@ function load(url: string, headers: Record<string, string>, bodyFile: string): P
   );
 }
 
-export async function run(): Promise<Record<string, unknown>> {
+export async function run(dialect: BenchDialect): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'ampsignal-bench-'));
   const bodyFile = join(dir, 'body.json');
   writeFileSync(bodyFile, body);
   process.env.AMPSIGNAL_SECRET_KEY ??= `${'0'.repeat(63)}1`;
-  const ctx = await openContext({ db: `sqlite:${join(dir, 'bench.db')}`, migrate: 'auto', checkpointThread: true }); // as serve and worker run
+  const bench = await openBenchContext(dialect, 'webhook_ack', { checkpointThread: true });
+  const ctx = bench.ctx;
   try {
     const source = await createSource(ctx, {
       name: 'bench',
@@ -97,10 +98,9 @@ export async function run(): Promise<Record<string, unknown>> {
       connections: CONNECTIONS,
       rounds: ROUNDS,
       duration_s: DURATION_S,
-      database: 'sqlite',
     };
   } finally {
-    await ctx.close();
+    await bench.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
