@@ -46,6 +46,12 @@ const cliSchema = z.object({
   errorRate: num('--error-rate').pipe(z.number().max(1, 'must be between 0 and 1')).optional(),
   dropRate: num('--drop-rate').pipe(z.number().max(1, 'must be between 0 and 1')).optional(),
   latencyMs: num('--latency-ms').pipe(z.number().int('must be whole milliseconds')).optional(),
+  faultRate: num('--fault-rate').pipe(z.number().max(1, 'must be between 0 and 1')).optional(),
+  timeoutRate: num('--timeout-rate').pipe(z.number().max(1, 'must be between 0 and 1')).optional(),
+  lostRate: num('--lost-rate').pipe(z.number().max(1, 'must be between 0 and 1')).optional(),
+  throttleRate: num('--throttle-rate').pipe(z.number().max(1, 'must be between 0 and 1')).optional(),
+  hangMs: num('--hang-ms').pipe(z.number().int('must be whole milliseconds').max(600_000)).optional(),
+  retryAfter: num('--retry-after').pipe(z.number().int('must be whole seconds').min(1).max(3600)).optional(),
   epsThreshold: num('--eps-threshold').optional(),
   seedCohort: z
     .array(
@@ -73,9 +79,25 @@ export function registerAmplitudeEmulatorCli(emulator: Command): void {
     .option('--error-rate <0..1>', 'share of requests answered with a random 5xx')
     .option('--drop-rate <0..1>', 'share of requests whose connection is dropped')
     .option('--latency-ms <ms>', 'delay added to every API answer')
+    .option(
+      '--fault-rate <0..1>',
+      'share of requests given a fault, split evenly: 5xx, drop, timeout, lost answer, 429',
+    )
+    .option('--timeout-rate <0..1>', "share of requests held unanswered past the client's timeout")
+    .option('--lost-rate <0..1>', 'share of requests applied, then answered by a dropped connection')
+    .option('--throttle-rate <0..1>', 'share of requests answered 429 with Retry-After')
+    .option('--hang-ms <ms>', 'how long a timeout fault holds a request at most (default 120000)')
+    .option('--retry-after <s>', 'Retry-After seconds of an injected 429 (default 2)')
     .option('--eps-threshold <n>', 'events per second per user/device before 429 (0 = off)')
     .option('--seed-cohort <id:name:count>', 'create a cohort with members user-0… (repeatable)', collect, [])
     .option('--json', 'print the start-up summary as one JSON line')
+    .addHelpText(
+      'after',
+      `
+Faults apply to the cohorts API (every download step, the pre-signed file URL included) and to
+HTTP V2 / Batch. Emulator-only routes: GET /_emulator/stats (faults by kind, requests inside an
+announced Retry-After window), POST /_emulator/faults, POST /_emulator/reset, /_emulator/cohorts…`,
+    )
     .action(async (raw: Record<string, unknown>) => {
       const o = parseInput(cliSchema, raw);
       const projects = o.project.length ? o.project : [DEFAULT_PROJECT];
@@ -83,6 +105,12 @@ export function registerAmplitudeEmulatorCli(emulator: Command): void {
         ...(o.errorRate !== undefined ? { errorRate: o.errorRate } : {}),
         ...(o.dropRate !== undefined ? { dropRate: o.dropRate } : {}),
         ...(o.latencyMs !== undefined ? { latencyMs: o.latencyMs } : {}),
+        ...(o.faultRate !== undefined ? { faultRate: o.faultRate } : {}),
+        ...(o.timeoutRate !== undefined ? { timeoutRate: o.timeoutRate } : {}),
+        ...(o.lostRate !== undefined ? { lostRate: o.lostRate } : {}),
+        ...(o.throttleRate !== undefined ? { throttleRate: o.throttleRate } : {}),
+        ...(o.hangMs !== undefined ? { hangMs: o.hangMs } : {}),
+        ...(o.retryAfter !== undefined ? { retryAfterSeconds: o.retryAfter } : {}),
       };
       const emu = await startAmplitudeEmulator({
         projects,

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { dropConnection, type FaultKind, hangConnection, LostAnswers, RetryAfterWindows } from '../faults';
 import {
   type CohortInput,
   cohortInputSchema,
@@ -59,12 +60,21 @@ export interface CohortView {
 export interface CohortStats {
   requests: Record<string, number>;
   downloads: Record<string, number>;
+  /** 429s of the per-project concurrency limit. */
   throttled: number;
   redirects: number;
   inFlight: Record<string, number>;
+  /** Injected faults by kind (the cohorts API and the pre-signed file URL). */
+  faults: Record<FaultKind, number>;
+  /** Requests of a project that arrived inside a Retry-After window announced to it. */
+  retryAfterViolations: number;
 }
 
 const epochS = (ms = Date.now()): number => Math.floor(ms / 1000);
+
+function freshStats(): Omit<CohortStats, 'faults' | 'retryAfterViolations'> {
+  return { requests: {}, downloads: {}, throttled: 0, redirects: 0, inFlight: {} };
+}
 
 /**
  * The computation time of a membership change. Each change here is a new cohort computation, and
@@ -96,8 +106,10 @@ export class CohortsHalf {
   private readonly redirects = new Map<string, { file: Buffer; expiresAt: number; name: string }>();
   private readonly inFlight = new Map<string, number>();
   private readonly ampIds = new Map<string, number>();
+  private readonly lost = new LostAnswers();
+  private readonly retryAfter = new RetryAfterWindows();
   private nextAmpId = 100_000_001;
-  private stats: CohortStats = { requests: {}, downloads: {}, throttled: 0, redirects: 0, inFlight: {} };
+  private stats = freshStats();
 
   constructor(
     private readonly opts: ResolvedOptions,
@@ -191,6 +203,8 @@ export class CohortsHalf {
       requests: { ...this.stats.requests },
       downloads: { ...this.stats.downloads },
       inFlight: Object.fromEntries(this.inFlight),
+      faults: { ...this.faults.counts },
+      retryAfterViolations: this.retryAfter.violations,
     };
   }
 
@@ -199,12 +213,14 @@ export class CohortsHalf {
     this.requests.clear();
     this.redirects.clear();
     this.faults.clear();
-    this.stats = { requests: {}, downloads: {}, throttled: 0, redirects: 0, inFlight: {} };
+    this.retryAfter.clear();
+    this.stats = freshStats();
   }
 
   // ---- HTTP: the Behavioral Cohorts API ----
 
   routes(app: FastifyInstance): void {
+    this.lost.install(app);
     app.addHook('onResponse', async (req, reply) => {
       if (req.url.startsWith('/api/') || req.url.startsWith('/_s3/')) this.count(String(reply.statusCode));
     });
@@ -287,6 +303,23 @@ export class CohortsHalf {
 
     // The "pre-signed S3 URL": no auth, gzip bytes as an opaque object (no Content-Encoding).
     app.get('/_s3/:token', async (req, reply) => {
+      // The file step fails like the API does, but in S3's words (503 SlowDown, no Retry-After).
+      const fault = this.faults.next();
+      if (fault) {
+        if (fault.status === 0) {
+          this.count('dropped');
+          if (fault.hang) await hangConnection(req, reply, this.faults.hangMs);
+          else dropConnection(req, reply);
+          return reply;
+        }
+        const slow = fault.status === 429 || fault.status === 503;
+        return reply
+          .code(slow ? 503 : fault.status)
+          .type('application/xml')
+          .send(
+            `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${slow ? 'SlowDown' : 'InternalError'}</Code><Message>${slow ? 'Please reduce your request rate.' : 'We encountered an internal error. Please try again.'}</Message></Error>`,
+          );
+      }
       const r = this.redirects.get((req.params as { token: string }).token);
       if (!r || r.expiresAt <= Date.now()) {
         return reply
@@ -337,20 +370,41 @@ export class CohortsHalf {
       );
     }
     this.inFlight.set(project.apiKey, n + 1);
+    const scope = `project|${project.apiKey}`;
+    this.retryAfter.arrived([scope]);
     try {
       await delay(this.faults.latencyMs);
       const fault = this.faults.next();
-      if (fault) {
+      if (fault?.status === 0 && fault.lost) {
+        // Applied as usual (a download request is made and counted), then the answer is lost.
+        this.count('dropped');
+        this.lost.mark(reply);
+      } else if (fault) {
         if (fault.status === 0) {
           this.count('dropped');
-          reply.hijack();
-          req.raw.socket.destroy();
+          if (fault.hang) await hangConnection(req, reply, this.faults.hangMs);
+          else dropConnection(req, reply);
           return reply;
+        }
+        if (fault.retryAfterSeconds !== undefined) {
+          this.retryAfter.announce(scope, fault.retryAfterSeconds);
+          reply.header('retry-after', String(fault.retryAfterSeconds));
         }
         return reply
           .code(fault.status)
           .type('application/json')
-          .send(fault.body ?? { error: { http_code: fault.status, type: 'server_error', message: 'Internal error' } });
+          .send(
+            fault.body ??
+              (fault.status === 429
+                ? {
+                    error: {
+                      http_code: 429,
+                      type: 'too_many_requests',
+                      message: `Too many requests: retry after ${fault.retryAfterSeconds ?? 1} s`,
+                    },
+                  }
+                : { error: { http_code: fault.status, type: 'server_error', message: 'Internal error' } }),
+          );
       }
       return await fn(project);
     } finally {

@@ -1,5 +1,6 @@
 import { gunzipSync } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { dropConnection, type FaultKind, hangConnection, RetryAfterWindows } from '../faults';
 import {
   BATCH_PATH,
   BLOCKED_IDS,
@@ -26,6 +27,10 @@ export interface EventStats {
   throttled: number;
   /** Batches ingested although the answer was a 5xx or a dropped connection (the ambiguous case). */
   ingestedOnError: number;
+  /** Injected faults by kind. */
+  faults: Record<FaultKind, number>;
+  /** Requests carrying a user or device still inside a Retry-After window announced for it. */
+  retryAfterViolations: number;
 }
 
 interface Answer {
@@ -64,7 +69,8 @@ export class EventsHalf {
   private readonly seen = new Map<string, number>();
   /** Per (api key, user/device id): recent ingests as [time, count] pairs, for the EPS window. */
   private readonly recent = new Map<string, Array<[number, number]>>();
-  private stats: EventStats = { requests: {}, ingested: 0, duplicates: 0, throttled: 0, ingestedOnError: 0 };
+  private readonly retryAfter = new RetryAfterWindows();
+  private stats = freshStats();
 
   constructor(
     private readonly opts: ResolvedOptions,
@@ -86,7 +92,12 @@ export class EventsHalf {
   }
 
   getStats(): EventStats {
-    return { ...this.stats, requests: { ...this.stats.requests } };
+    return {
+      ...this.stats,
+      requests: { ...this.stats.requests },
+      faults: { ...this.faults.counts },
+      retryAfterViolations: this.retryAfter.violations,
+    };
   }
 
   reset(): void {
@@ -94,7 +105,8 @@ export class EventsHalf {
     this.seen.clear();
     this.recent.clear();
     this.faults.clear();
-    this.stats = { requests: {}, ingested: 0, duplicates: 0, throttled: 0, ingestedOnError: 0 };
+    this.retryAfter.clear();
+    this.stats = freshStats();
   }
 
   routes(app: FastifyInstance): void {
@@ -125,21 +137,34 @@ export class EventsHalf {
 
   private async handle(req: FastifyRequest, reply: FastifyReply, maxBytes: number): Promise<FastifyReply> {
     await delay(this.faults.latencyMs);
+    // The client's conduct first: ids it was told to hold back (parsed only while a window is open).
+    if (this.retryAfter.open()) {
+      const decoded = decode(req, maxBytes);
+      if (!('status' in decoded)) this.retryAfter.arrived(idScopes(decoded.body));
+    }
     const fault = this.faults.next();
     let answer: Answer;
     if (fault) {
+      if (fault.hang) {
+        this.count('timeout');
+        await hangConnection(req, reply, this.faults.hangMs);
+        return reply;
+      }
       const ingest = fault.ingest ?? (AMBIGUOUS.has(fault.status) && this.opts.ingestOnError && this.random() < 0.5);
       if (ingest && this.process(req, maxBytes).status === 200) this.stats.ingestedOnError++;
       if (fault.status === 0) {
         this.count('dropped');
-        reply.hijack();
-        req.raw.socket.destroy();
+        dropConnection(req, reply);
         return reply;
       }
       answer = {
         status: fault.status,
         body: (fault.body as Record<string, unknown>) ?? DEFAULT_BODIES[fault.status] ?? { code: fault.status },
       };
+      if (fault.retryAfterSeconds !== undefined) {
+        answer = this.throttleAll(req, maxBytes, fault.retryAfterSeconds, fault.body);
+        reply.header('retry-after', String(fault.retryAfterSeconds));
+      }
     } else {
       answer = this.process(req, maxBytes);
     }
@@ -147,29 +172,40 @@ export class EventsHalf {
     return reply.code(answer.status).type('application/json').send(answer.body);
   }
 
+  /**
+   * An injected 429: every event of the batch throttled, its users and devices told to wait
+   * `seconds` (Retry-After). Amplitude itself sends no Retry-After; a client that honours the
+   * header, or holds throttled ids longer, stays out of the window.
+   */
+  private throttleAll(req: FastifyRequest, maxBytes: number, seconds: number, body: unknown): Answer {
+    const decoded = decode(req, maxBytes);
+    const events = 'status' in decoded ? [] : eventsOf(decoded.body);
+    const throttled_users: Record<string, number> = {};
+    const throttled_devices: Record<string, number> = {};
+    for (const e of events) {
+      if (typeof e.user_id === 'string') throttled_users[e.user_id] = this.opts.epsThreshold + 1;
+      if (typeof e.device_id === 'string') throttled_devices[e.device_id] = this.opts.epsThreshold + 1;
+    }
+    for (const scope of 'status' in decoded ? [] : idScopes(decoded.body)) this.retryAfter.announce(scope, seconds);
+    this.stats.throttled += events.length;
+    return {
+      status: 429,
+      body: (body as Record<string, unknown>) ?? {
+        code: 429,
+        error: E.throttled,
+        eps_threshold: this.opts.epsThreshold,
+        throttled_devices,
+        throttled_users,
+        throttled_events: events.map((_, i) => i),
+      },
+    };
+  }
+
   /** Validates, throttles, dedupes and stores one request; all or nothing. */
   private process(req: FastifyRequest, maxBytes: number): Answer {
-    const raw = req.body as Buffer | undefined;
-    if (!raw || raw.length === 0) return bad(E.missingBody);
-    let bytes: Buffer = raw;
-    if (/\bgzip\b/i.test(String(req.headers['content-encoding'] ?? ''))) {
-      try {
-        bytes = gunzipSync(raw, { maxOutputLength: maxBytes + 1 });
-      } catch (e) {
-        if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') return tooLarge();
-        return bad(E.invalidJson);
-      }
-    }
-    // "< 1 MB", counted after decompression.
-    if (bytes.length >= maxBytes) return tooLarge();
-    let body: unknown;
-    try {
-      body = JSON.parse(bytes.toString('utf8'));
-    } catch {
-      return bad(E.invalidJson);
-    }
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) return bad(E.invalidJson);
-    const b = body as Record<string, unknown>;
+    const decoded = decode(req, maxBytes);
+    if ('status' in decoded) return decoded;
+    const { bytes, body: b } = decoded;
     if (b.api_key === undefined || b.api_key === null || b.api_key === '')
       return bad(E.missingField, { missing_field: 'api_key' });
     if (typeof b.api_key !== 'string' || !this.apiKeys.has(b.api_key)) return bad(E.invalidApiKey);
@@ -290,6 +326,46 @@ export class EventsHalf {
     });
     return { throttled_devices, throttled_users, throttled_events };
   }
+}
+
+function freshStats(): Omit<EventStats, 'faults' | 'retryAfterViolations'> {
+  return { requests: {}, ingested: 0, duplicates: 0, throttled: 0, ingestedOnError: 0 };
+}
+
+/** The request's JSON object (gunzipped, size-checked), or the 400/413 answer it deserves. */
+function decode(req: FastifyRequest, maxBytes: number): { bytes: Buffer; body: Record<string, unknown> } | Answer {
+  const raw = req.body as Buffer | undefined;
+  if (!raw || raw.length === 0) return bad(E.missingBody);
+  let bytes: Buffer = raw;
+  if (/\bgzip\b/i.test(String(req.headers['content-encoding'] ?? ''))) {
+    try {
+      bytes = gunzipSync(raw, { maxOutputLength: maxBytes + 1 });
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') return tooLarge();
+      return bad(E.invalidJson);
+    }
+  }
+  // "< 1 MB", counted after decompression.
+  if (bytes.length >= maxBytes) return tooLarge();
+  let body: unknown;
+  try {
+    body = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return bad(E.invalidJson);
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return bad(E.invalidJson);
+  return { bytes, body: body as Record<string, unknown> };
+}
+
+function eventsOf(body: Record<string, unknown>): Array<Record<string, unknown>> {
+  if (!Array.isArray(body.events)) return [];
+  return body.events.filter((e): e is Record<string, unknown> => typeof e === 'object' && e !== null);
+}
+
+/** Retry-After scopes of a batch: each user and device, per project. */
+function idScopes(body: Record<string, unknown>): string[] {
+  const apiKey = String(body.api_key);
+  return [...new Set(eventsOf(body).flatMap((e) => idKeys(e).map((k) => `${apiKey}|${k}`)))];
 }
 
 function idKeys(e: Record<string, unknown>): string[] {

@@ -1,5 +1,13 @@
 import { z } from 'zod';
 import {
+  DEFAULT_HANG_MS,
+  DEFAULT_RETRY_AFTER_SECONDS,
+  emptyFaultCounts,
+  type FaultKind,
+  faultMixShape,
+  rollFault,
+} from '../faults';
+import {
   BATCH_MAX_BYTES,
   COHORT_API_CONCURRENCY,
   COHORT_FILE_REDIRECT_TTL_MS,
@@ -26,6 +34,8 @@ export const faultsSchema = z.object({
   dropRate: rate.optional(),
   /** Added before every answer (inside the cohort API's concurrency window). */
   latencyMs: z.number().int().min(0).max(600_000).optional(),
+  /** The fault mix of ../faults.ts: faultRate, timeoutRate, lostRate, throttleRate, hangMs, retryAfterSeconds. */
+  ...faultMixShape,
 });
 export type Faults = z.infer<typeof faultsSchema>;
 
@@ -125,11 +135,19 @@ export interface ForcedAnswer {
   body?: unknown;
   /** Events half, 5xx/drop only: process (ingest) the batch before answering. */
   ingest?: boolean;
+  /** With status 0: hold the request unanswered until the client gives up (a timeout). */
+  hang?: boolean;
+  /** With status 0: apply the request (cohorts: a download request is made and counted), then drop the answer. */
+  lost?: boolean;
+  /** With status 429: the Retry-After sent, and the window announced. */
+  retryAfterSeconds?: number;
 }
 
 /** Fault dice and scripted answers for one half. */
 export class FaultPlan {
   private forced: ForcedAnswer[] = [];
+  /** Faults dealt (scripted ones included), by kind. */
+  counts: Record<FaultKind, number> = emptyFaultCounts();
   constructor(
     private faults: Faults,
     private readonly random: () => number,
@@ -143,25 +161,49 @@ export class FaultPlan {
     return this.faults.latencyMs ?? 0;
   }
 
+  get hangMs(): number {
+    return this.faults.hangMs ?? DEFAULT_HANG_MS;
+  }
+
   forceNext(answer: ForcedAnswer, count = 1): void {
     for (let i = 0; i < count; i++) this.forced.push({ ...answer });
   }
 
   clear(): void {
     this.forced = [];
+    this.counts = emptyFaultCounts();
   }
 
   /** The fault for this request, if any: a scripted answer first, then the dice. */
   next(): ForcedAnswer | undefined {
-    const forced = this.forced.shift();
-    if (forced) return forced;
-    if (this.faults.dropRate && this.random() < this.faults.dropRate) return { status: 0 };
-    if (this.faults.errorRate && this.random() < this.faults.errorRate) {
-      const statuses = [500, 502, 503, 504];
-      return { status: statuses[Math.floor(this.random() * statuses.length)] ?? 500 };
-    }
-    return undefined;
+    const answer = this.forced.shift() ?? this.roll();
+    if (answer) this.counts[kindOf(answer)]++;
+    return answer;
   }
+
+  private roll(): ForcedAnswer | undefined {
+    switch (rollFault(this.faults, this.random)) {
+      case 'drop':
+        return { status: 0 };
+      case 'error': {
+        const statuses = [500, 502, 503, 504];
+        return { status: statuses[Math.floor(this.random() * statuses.length)] ?? 500 };
+      }
+      case 'timeout':
+        return { status: 0, hang: true, ingest: false };
+      case 'lost':
+        return { status: 0, lost: true, ingest: true };
+      case 'throttle':
+        return { status: 429, retryAfterSeconds: this.faults.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS };
+      default:
+        return undefined;
+    }
+  }
+}
+
+function kindOf(a: ForcedAnswer): FaultKind {
+  if (a.status === 0) return a.hang ? 'timeout' : a.lost || a.ingest ? 'lost' : 'drop';
+  return a.status === 429 ? 'throttle' : 'error';
 }
 
 export function splitFaults(f: FaultsInput): { cohorts: Faults; events: Faults } {

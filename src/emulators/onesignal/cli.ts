@@ -18,6 +18,13 @@ const cliSchema = z.object({
   errorRate: rateFlag.optional(),
   dropRate: rateFlag.optional(),
   latencyMs: intFlag(0).optional(),
+  faultRate: rateFlag.optional(),
+  timeoutRate: rateFlag.optional(),
+  lostRate: rateFlag.optional(),
+  throttleRate: rateFlag.optional(),
+  hangMs: intFlag(0).max(600_000).optional(),
+  retryAfter: intFlag(1).max(3600).optional(),
+  acceptUnknownUsers: z.boolean().optional(),
   seedCount: intFlag(0).optional(),
   seedFile: z.string().min(1).optional(),
   json: z.boolean().optional(),
@@ -40,9 +47,34 @@ export function registerOneSignalEmulatorCli(emulatorCmd: Command): void {
     .option('--error-rate <r>', 'fraction of requests answered with a 5xx (0..1)')
     .option('--drop-rate <r>', 'fraction of requests whose connection is dropped unanswered (0..1)')
     .option('--latency-ms <n>', 'delay added before every answer')
+    .option(
+      '--fault-rate <r>',
+      'fraction of requests given a fault, split evenly: 5xx, drop, timeout, lost answer, 429',
+    )
+    .option('--timeout-rate <r>', "fraction of requests held unanswered past the client's timeout")
+    .option('--lost-rate <r>', 'fraction of requests applied, then answered by a dropped connection')
+    .option('--throttle-rate <r>', 'fraction of requests answered 429 with Retry-After')
+    .option('--hang-ms <n>', 'how long a timeout fault holds a request at most (default 120000)')
+    .option('--retry-after <s>', 'Retry-After seconds of an injected 429 (default 2)')
+    .option('--accept-unknown-users', 'answer 202 to updates of unknown users without applying them')
     .option('--seed-count <n>', 'create users user-0 … user-(N-1) in every app')
     .option('--seed-file <file>', 'create the users listed in this file, one external id per line')
     .option('--json', 'print the start-up line as JSON')
+    .addHelpText(
+      'after',
+      `
+Emulator-only routes (no auth, not rate limited, no faults):
+  GET    /_emulator/state[?app_id=&summary=1]        users, segments, limits, faults, stats
+  GET    /_emulator/users/APP_ID/EXTERNAL_ID         one user's tags
+  PATCH  /_emulator/users/APP_ID/EXTERNAL_ID         drift: {"tags":{"k":"v","gone":""}} ("" or null deletes)
+  DELETE /_emulator/users/APP_ID/EXTERNAL_ID         drift: delete the user
+  GET    /_emulator/segments/APP_ID/SEGMENT_ID/users[?now=MS]   users the segment's tag filters select
+  POST   /_emulator/users                            seed {"ids":[…]} or {"count":N,"start":S}
+  POST   /_emulator/faults | /_emulator/limits | /_emulator/behaviour   change settings at runtime
+  POST   /_emulator/reset                            back to the start-up state
+Stats count requests inside an announced Retry-After window (retryAfterViolations) and
+per-user 1/s violations (perUserViolations).`,
+    )
     .action(async (raw: Record<string, unknown>) => {
       try {
         const o = parseInput(cliSchema, raw);
@@ -61,7 +93,18 @@ export function registerOneSignalEmulatorCli(emulatorCmd: Command): void {
           ...(o.perUserLimit !== undefined && { perUserPerSecond: o.perUserLimit }),
           ...(o.viewRateLimit !== undefined && { viewRateLimitPerSecond: o.viewRateLimit }),
           ...(o.maxTags !== undefined && { maxTagsPerUser: o.maxTags }),
-          faults: { errorRate: o.errorRate ?? 0, dropRate: o.dropRate ?? 0, latencyMs: o.latencyMs ?? 0 },
+          faults: {
+            errorRate: o.errorRate ?? 0,
+            dropRate: o.dropRate ?? 0,
+            latencyMs: o.latencyMs ?? 0,
+            ...(o.faultRate !== undefined && { faultRate: o.faultRate }),
+            ...(o.timeoutRate !== undefined && { timeoutRate: o.timeoutRate }),
+            ...(o.lostRate !== undefined && { lostRate: o.lostRate }),
+            ...(o.throttleRate !== undefined && { throttleRate: o.throttleRate }),
+            ...(o.hangMs !== undefined && { hangMs: o.hangMs }),
+            ...(o.retryAfter !== undefined && { retryAfterSeconds: o.retryAfter }),
+          },
+          acceptUnknownUsers: o.acceptUnknownUsers ?? false,
           users: seeded ? { mode: 'seeded', count: o.seedCount, file: o.seedFile } : { mode: 'empty' },
         });
         emit(

@@ -2,25 +2,29 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { AmpError } from '../../errors';
+import { DEFAULT_HANG_MS, DEFAULT_RETRY_AFTER_SECONDS, faultMixShape, RetryAfterWindows } from '../faults';
 import {
   DEFAULT_APP_RATE_LIMIT_PER_SECOND,
   DEFAULT_MAX_TAGS_PER_USER,
   DEFAULT_PER_USER_PER_SECOND,
   DEFAULT_VIEW_RATE_LIMIT_PER_SECOND,
 } from './constants';
+import { segmentUsers } from './segments';
 import { buildEmulatorServer, type EmulatorCore } from './server';
 import {
   AppState,
+  type Behaviour,
   type EmulatorStats,
   type Faults,
   type Limits,
+  type SegmentFilter,
   type SegmentRecord,
   seededIds,
   type Tags,
 } from './state';
 
 export { DEFAULT_APP } from './constants';
-export type { EmulatorStats, Faults, Limits, SegmentRecord, Tags } from './state';
+export type { Behaviour, EmulatorStats, Faults, Limits, SegmentFilter, SegmentRecord, Tags } from './state';
 
 const rate = z.number().min(0).max(1);
 
@@ -38,8 +42,16 @@ export const oneSignalEmulatorOptionsSchema = z.strictObject({
       errorRate: rate.default(0),
       dropRate: rate.default(0),
       latencyMs: z.number().int().min(0).default(0),
+      faultRate: faultMixShape.faultRate.default(0),
+      timeoutRate: faultMixShape.timeoutRate.default(0),
+      lostRate: faultMixShape.lostRate.default(0),
+      throttleRate: faultMixShape.throttleRate.default(0),
+      hangMs: faultMixShape.hangMs.default(DEFAULT_HANG_MS),
+      retryAfterSeconds: faultMixShape.retryAfterSeconds.default(DEFAULT_RETRY_AFTER_SECONDS),
     })
     .prefault({}),
+  /** Answer 202 to updates of unknown users without applying them (see Behaviour). */
+  acceptUnknownUsers: z.boolean().default(false),
   users: z
     .strictObject({
       mode: z.enum(['seeded', 'empty']),
@@ -63,6 +75,21 @@ export interface OneSignalEmulatorState {
   stats(): EmulatorStats;
   /** Adds users (idempotent); returns how many were new. */
   seedUsers(ids: Iterable<string>, appId?: string): number;
+  /**
+   * Drift: changes tags of a user behind the sync's back, as the app's SDK, a dashboard CSV
+   * import or another tool would ("" or null deletes a tag; no limits apply). Returns the
+   * user's tags afterwards, undefined when the user does not exist.
+   */
+  setTags(externalId: string, tags: Record<string, string | null>, appId?: string): Tags | undefined;
+  /** Drift: deletes one tag; false when the user does not exist. */
+  deleteTag(externalId: string, key: string, appId?: string): boolean;
+  /** Drift: deletes the user; false when there was none. */
+  deleteUser(externalId: string, appId?: string): boolean;
+  /**
+   * The external ids a segment selects at `nowMs`: a stored segment by id, or a filter list
+   * (tag filters only; see segments.ts for the readings taken).
+   */
+  segmentUsers(segment: string | SegmentFilter[], opts?: { appId?: string; nowMs?: number }): string[];
 }
 
 export interface OneSignalEmulator {
@@ -72,6 +99,7 @@ export interface OneSignalEmulator {
   close(): Promise<void>;
   setFaults(f: Partial<Faults>): Faults;
   setLimits(l: Partial<Limits>): Limits;
+  setBehaviour(b: Partial<Behaviour>): Behaviour;
   /** Back to the state right after start: seeded users only, no segments, zeroed stats, initial limits and faults. */
   reset(): void;
   state: OneSignalEmulatorState;
@@ -109,6 +137,7 @@ export async function startOneSignalEmulator(input: OneSignalEmulatorOptions): P
     maxTagsPerUser: opts.maxTagsPerUser,
   };
   const initialFaults: Faults = { ...opts.faults };
+  const initialBehaviour: Behaviour = { acceptUnknownUsers: opts.acceptUnknownUsers };
 
   const apps = new Map<string, AppState>();
   for (const a of opts.apps) apps.set(a.appId, new AppState(a.appId, a.apiKey));
@@ -132,11 +161,20 @@ export async function startOneSignalEmulator(input: OneSignalEmulatorOptions): P
     apps,
     limits: { ...initialLimits },
     faults: { ...initialFaults },
+    behaviour: { ...initialBehaviour },
+    retryAfter: new RetryAfterWindows(),
     stats: freshStats(),
     control: {
       setFaults,
       setLimits,
+      setBehaviour,
       reset,
+      drift: (appId, externalId, tags) => drift(appOf(appId), externalId, tags),
+      deleteUser: (appId, externalId) => appOf(appId).users.delete(externalId),
+      segmentUsers(appId, segmentId, nowMs) {
+        const segment = appOf(appId).segments.find((s) => s.id === segmentId);
+        return segment ? segmentUsers(appOf(appId), segment.filters, nowMs) : undefined;
+      },
       seed(ids, count, start, appId) {
         let added = 0;
         for (const app of appId ? [appOf(appId)] : apps.values()) {
@@ -172,6 +210,21 @@ export async function startOneSignalEmulator(input: OneSignalEmulatorOptions): P
     return { ...core.faults };
   }
 
+  function setBehaviour(b: Partial<Behaviour>): Behaviour {
+    core.behaviour = { ...core.behaviour, ...Object.fromEntries(Object.entries(b).filter(([, v]) => v !== undefined)) };
+    return { ...core.behaviour };
+  }
+
+  function drift(app: AppState, externalId: string, tags: Record<string, string | null>): Tags | undefined {
+    const rec = app.record(externalId);
+    if (!rec) return undefined;
+    for (const [k, v] of Object.entries(tags)) {
+      if (v === null || v === '') delete rec.tags[k];
+      else rec.tags[k] = v;
+    }
+    return { ...rec.tags };
+  }
+
   function setLimits(l: Partial<Limits>): Limits {
     core.limits = { ...core.limits, ...Object.fromEntries(Object.entries(l).filter(([, v]) => v !== undefined)) };
     return { ...core.limits };
@@ -184,6 +237,8 @@ export async function startOneSignalEmulator(input: OneSignalEmulatorOptions): P
     }
     core.limits = { ...initialLimits };
     core.faults = { ...initialFaults };
+    core.behaviour = { ...initialBehaviour };
+    core.retryAfter.clear();
     // The server holds this object; refill it rather than replacing it.
     Object.assign(statsRef, freshStats());
   }
@@ -227,6 +282,7 @@ export async function startOneSignalEmulator(input: OneSignalEmulatorOptions): P
     },
     setFaults,
     setLimits,
+    setBehaviour,
     reset,
     state: {
       getUser: (externalId, appId) => {
@@ -237,10 +293,35 @@ export async function startOneSignalEmulator(input: OneSignalEmulatorOptions): P
       segments: (appId) => appOf(appId).segments.map((s) => ({ ...s, filters: s.filters.map((f) => ({ ...f })) })),
       stats,
       seedUsers: (ids, appId) => appOf(appId).seed(ids),
+      setTags: (externalId, tags, appId) => drift(appOf(appId), externalId, tags),
+      deleteTag: (externalId, key, appId) => drift(appOf(appId), externalId, { [key]: null }) !== undefined,
+      deleteUser: (externalId, appId) => appOf(appId).users.delete(externalId),
+      segmentUsers(segment, o = {}) {
+        const app = appOf(o.appId);
+        let filters: SegmentFilter[];
+        if (typeof segment === 'string') {
+          const found = app.segments.find((s) => s.id === segment);
+          if (!found) throw new AmpError('not_found', `the emulator has no segment ${segment} in app ${app.appId}`);
+          filters = found.filters;
+        } else filters = segment;
+        return segmentUsers(app, filters, o.nowMs);
+      },
     },
   };
 }
 
 function freshStats(): Omit<EmulatorStats, 'byApp'> {
-  return { requests: 0, byStatus: {}, perUserViolations: 0, rateLimited: 0, dropped: 0, faulted: 0 };
+  return {
+    requests: 0,
+    byStatus: {},
+    perUserViolations: 0,
+    rateLimited: 0,
+    dropped: 0,
+    faulted: 0,
+    timedOut: 0,
+    lost: 0,
+    throttled: 0,
+    retryAfterViolations: 0,
+    unknownAccepted: 0,
+  };
 }

@@ -3,6 +3,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
+  dropConnection,
+  faultMixShape,
+  hangConnection,
+  LostAnswers,
+  type RetryAfterWindows,
+  rollFault,
+} from '../faults';
+import {
   BODY_ACCESS_DENIED,
   BODY_APP_NOT_FOUND,
   BODY_AUTH_MISSING,
@@ -23,7 +31,7 @@ import {
   TAG_RELATIONS,
   VALUELESS_RELATIONS,
 } from './constants';
-import type { AppState, EmulatorStats, Faults, Limits, SegmentFilter, SegmentRecord, Tags } from './state';
+import type { AppState, Behaviour, EmulatorStats, Faults, Limits, SegmentFilter, SegmentRecord, Tags } from './state';
 import { emptyTags } from './state';
 
 /** The mutable core the HTTP routes and the in-process handle share. */
@@ -31,11 +39,18 @@ export interface EmulatorCore {
   apps: Map<string, AppState>;
   limits: Limits;
   faults: Faults;
+  behaviour: Behaviour;
+  retryAfter: RetryAfterWindows;
   stats: Omit<EmulatorStats, 'byApp'>;
   /** Inspection and control endpoints call back into the handle for these. */
   control: {
     setFaults(f: Partial<Faults>): Faults;
     setLimits(l: Partial<Limits>): Limits;
+    setBehaviour(b: Partial<Behaviour>): Behaviour;
+    /** Changes ("" or null deletes) tags of a user behind the client's back; undefined when the user does not exist. */
+    drift(appId: string, externalId: string, tags: Record<string, string | null>): Tags | undefined;
+    deleteUser(appId: string, externalId: string): boolean;
+    segmentUsers(appId: string, segmentId: string, nowMs?: number): string[] | undefined;
     seed(ids: string[], count: number, start: number, appId?: string): number;
     reset(): void;
     snapshot(appId: string | undefined, summary: boolean): unknown;
@@ -101,7 +116,12 @@ const faultsBody = z.strictObject({
   errorRate: z.number().min(0).max(1).optional(),
   dropRate: z.number().min(0).max(1).optional(),
   latencyMs: z.number().int().min(0).max(600_000).optional(),
+  ...faultMixShape,
 });
+
+const behaviourBody = z.strictObject({ acceptUnknownUsers: z.boolean().optional() });
+
+const driftBody = z.strictObject({ tags: tagsSchema });
 
 const limitsBody = z.strictObject({
   rateLimitPerSecond: z.number().int().min(0).optional(),
@@ -154,8 +174,8 @@ function filterProblem(filters: SegmentFilter[]): string | undefined {
   return undefined;
 }
 
-function retryAfterSeconds(ms: number): string {
-  return String(Math.max(1, Math.ceil(ms / 1000)));
+function retryAfterSeconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
 }
 
 function segmentView(s: SegmentRecord): Omit<SegmentRecord, 'filters'> {
@@ -166,6 +186,8 @@ function segmentView(s: SegmentRecord): Omit<SegmentRecord, 'filters'> {
 export function buildEmulatorServer(core: EmulatorCore, opts: { bodyLimit?: number } = {}): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: opts.bodyLimit ?? 1024 * 1024, keepAliveTimeout: 10_000 });
   const { stats } = core;
+  const lost = new LostAnswers();
+  lost.install(app);
 
   // JSON bodies only (fastify's built-in text/plain parser would let text through); an empty JSON body is "no body" (DELETE clients sometimes send the header).
   app.removeAllContentTypeParsers();
@@ -217,17 +239,44 @@ export function buildEmulatorServer(core: EmulatorCore, opts: { bodyLimit?: numb
     stats.requests++;
     const { faults } = core;
     if (faults.latencyMs > 0) await sleep(faults.latencyMs);
-    if (faults.dropRate > 0 && Math.random() < faults.dropRate) {
-      stats.dropped++;
-      void reply.hijack();
-      req.raw.socket.destroy();
-      return undefined;
+    const endpoint = limited?.kind ?? 'other';
+    const known = core.apps.get(appId);
+    // The client's conduct, counted on arrival, before any fault the emulator itself injects.
+    if (known) {
+      const scopes = [`${appId}|${endpoint}`];
+      if (limited?.kind === 'user' && limited.key !== undefined) scopes.push(`${appId}|user|${limited.key}`);
+      if (core.retryAfter.arrived(scopes)) {
+        known.stats.retryAfterViolations++;
+        stats.retryAfterViolations++;
+      }
     }
-    if (faults.errorRate > 0 && Math.random() < faults.errorRate) {
-      stats.faulted++;
-      const status = [500, 502, 503][Math.floor(Math.random() * 3)]!;
-      answer(reply, status, { errors: [`Emulated upstream failure (${status})`] });
-      return undefined;
+    switch (rollFault(faults, Math.random)) {
+      case 'drop':
+        stats.dropped++;
+        dropConnection(req, reply);
+        return undefined;
+      case 'error': {
+        stats.faulted++;
+        const status = [500, 502, 503][Math.floor(Math.random() * 3)]!;
+        answer(reply, status, { errors: [`Emulated upstream failure (${status})`] });
+        return undefined;
+      }
+      case 'timeout':
+        stats.timedOut++;
+        await hangConnection(req, reply, faults.hangMs);
+        return undefined;
+      case 'throttle':
+        stats.throttled++;
+        if (known) core.retryAfter.announce(`${appId}|${endpoint}`, faults.retryAfterSeconds);
+        count(429);
+        void reply.code(429).header('Retry-After', String(faults.retryAfterSeconds)).send(BODY_RATE_LIMITED);
+        return undefined;
+      case 'lost':
+        // Goes on as usual (the change is applied); the answer never reaches the client.
+        stats.lost++;
+        lost.mark(reply);
+        break;
+      default:
     }
     const auth = req.headers.authorization;
     if (!auth) {
@@ -251,6 +300,7 @@ export function buildEmulatorServer(core: EmulatorCore, opts: { bodyLimit?: numb
       const window = limited.kind === 'view' ? appState.viewWindow : appState.window;
       const limit = limited.kind === 'view' ? core.limits.viewRateLimitPerSecond : core.limits.rateLimitPerSecond;
       let waitMs = window.wait(now, limit);
+      let scope = `${appId}|${endpoint}`;
       if (waitMs === 0 && limited.kind === 'user' && limited.key !== undefined) {
         // Checked before the app window records the request, so a per-user rejection is not
         // counted as accepted by the app either.
@@ -258,13 +308,16 @@ export function buildEmulatorServer(core: EmulatorCore, opts: { bodyLimit?: numb
         if (waitMs > 0) {
           appState.stats.perUserViolations++;
           stats.perUserViolations++;
+          scope = `${appId}|user|${limited.key}`;
         }
       }
       if (waitMs > 0) {
         appState.stats.rateLimited++;
         stats.rateLimited++;
         count(429);
-        void reply.code(429).header('Retry-After', retryAfterSeconds(waitMs)).send(BODY_RATE_LIMITED);
+        const seconds = retryAfterSeconds(waitMs);
+        core.retryAfter.announce(scope, seconds);
+        void reply.code(429).header('Retry-After', String(seconds)).send(BODY_RATE_LIMITED);
         return undefined;
       }
       window.record(now);
@@ -330,7 +383,15 @@ export function buildEmulatorServer(core: EmulatorCore, opts: { bodyLimit?: numb
       const changes = props.tags ?? {};
       const otherProps = Object.keys(props).filter((k) => k !== 'tags').length;
       const rec = appState.users.has(alias_id) ? appState.record(alias_id)! : undefined;
-      if (!rec) return answer(reply, 404, BODY_USER_NOT_FOUND);
+      if (!rec) {
+        if (!core.behaviour.acceptUnknownUsers) return answer(reply, 404, BODY_USER_NOT_FOUND);
+        // Validated like any update, then accepted and dropped: 202 means accepted, not applied.
+        const discarded = emptyTags();
+        const problem = applyTags(discarded, changes, otherProps);
+        if (problem) return answer(reply, 400, userModelError('invalid-tags', [problem]));
+        stats.unknownAccepted++;
+        return answer(reply, 202, { properties: { tags: discarded } });
+      }
       const problem = applyTags(rec.tags, changes, otherProps);
       if (problem) return answer(reply, 400, userModelError('invalid-tags', [problem]));
       return answer(reply, 202, { properties: { tags: rec.tags } });
@@ -495,6 +556,55 @@ export function buildEmulatorServer(core: EmulatorCore, opts: { bodyLimit?: numb
       return { app_id: appState.appId, external_id: req.params.external_id, tags };
     },
   );
+
+  app.patch<{ Params: { app_id: string; external_id: string } }>(
+    '/_emulator/users/:app_id/:external_id',
+    async (req, reply) => {
+      const parsed = driftBody.safeParse(req.body ?? {});
+      if (!parsed.success) return badInput(reply, parsed.error);
+      if (!core.apps.has(req.params.app_id))
+        return reply.code(404).send({ error: 'not_found', message: `no app ${req.params.app_id}` });
+      const tags = control.drift(req.params.app_id, req.params.external_id, parsed.data.tags);
+      if (!tags) return reply.code(404).send({ error: 'not_found', message: `no user ${req.params.external_id}` });
+      return { app_id: req.params.app_id, external_id: req.params.external_id, tags };
+    },
+  );
+
+  app.delete<{ Params: { app_id: string; external_id: string } }>(
+    '/_emulator/users/:app_id/:external_id',
+    async (req, reply) => {
+      if (!core.apps.has(req.params.app_id))
+        return reply.code(404).send({ error: 'not_found', message: `no app ${req.params.app_id}` });
+      if (!control.deleteUser(req.params.app_id, req.params.external_id))
+        return reply.code(404).send({ error: 'not_found', message: `no user ${req.params.external_id}` });
+      return { deleted: true };
+    },
+  );
+
+  app.get<{ Params: { app_id: string; segment_id: string }; Querystring: { now?: string } }>(
+    '/_emulator/segments/:app_id/:segment_id/users',
+    async (req, reply) => {
+      if (!core.apps.has(req.params.app_id))
+        return reply.code(404).send({ error: 'not_found', message: `no app ${req.params.app_id}` });
+      const now = req.query.now === undefined ? undefined : Number(req.query.now);
+      if (now !== undefined && !Number.isFinite(now))
+        return reply.code(400).send({ error: 'invalid_input', message: 'now must be a Unix time in milliseconds' });
+      let users: string[] | undefined;
+      try {
+        users = control.segmentUsers(req.params.app_id, req.params.segment_id, now);
+      } catch (e) {
+        return reply.code(400).send({ error: 'invalid_input', message: (e as Error).message });
+      }
+      if (!users) return reply.code(404).send({ error: 'not_found', message: `no segment ${req.params.segment_id}` });
+      return { users };
+    },
+  );
+
+  app.post('/_emulator/behaviour', async (req, reply) => {
+    const parsed = behaviourBody.safeParse(req.body ?? {});
+    if (!parsed.success) return badInput(reply, parsed.error);
+    return { behaviour: control.setBehaviour(stripUndefined(parsed.data)) };
+  });
 
   app.post('/_emulator/faults', async (req, reply) => {
     const parsed = faultsBody.safeParse(req.body ?? {});

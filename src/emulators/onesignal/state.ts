@@ -45,6 +45,22 @@ export interface Faults {
   errorRate: number;
   dropRate: number;
   latencyMs: number;
+  /** Share of requests given one of the five faults of ../faults.ts, split evenly. */
+  faultRate: number;
+  timeoutRate: number;
+  lostRate: number;
+  throttleRate: number;
+  hangMs: number;
+  retryAfterSeconds: number;
+}
+
+/** Behaviour switches that are not limits or faults. */
+export interface Behaviour {
+  /**
+   * Answer 202 to an update of an unknown user without applying anything. OneSignal's own API
+   * description lists only 202/400/409/429 for the user update: 202 means accepted, not applied.
+   */
+  acceptUnknownUsers: boolean;
 }
 
 export interface AppStats {
@@ -55,6 +71,8 @@ export interface AppStats {
   /** Largest number of accepted user-endpoint requests in any rolling 1000 ms window. */
   maxPerSecond: number;
   perUserViolations: number;
+  /** Requests that arrived inside a Retry-After window this emulator announced (app, view or user scope). */
+  retryAfterViolations: number;
 }
 
 export interface EmulatorStats {
@@ -63,8 +81,19 @@ export interface EmulatorStats {
   byApp: Record<string, AppStats>;
   perUserViolations: number;
   rateLimited: number;
+  /** Connections closed unanswered by the drop fault. */
   dropped: number;
+  /** 5xx answers of the error fault. */
   faulted: number;
+  /** Requests held past the client's timeout. */
+  timedOut: number;
+  /** Requests applied whose answer was then dropped. */
+  lost: number;
+  /** Injected 429s (with Retry-After). */
+  throttled: number;
+  retryAfterViolations: number;
+  /** Updates of unknown users answered 202 and not applied (acceptUnknownUsers). */
+  unknownAccepted: number;
 }
 
 /** Everything the emulator knows about one OneSignal app. */
@@ -122,7 +151,7 @@ export class AppState {
 }
 
 function freshAppStats(): Omit<AppStats, 'maxPerSecond'> {
-  return { requests: 0, accepted: 0, rateLimited: 0, perUserViolations: 0 };
+  return { requests: 0, accepted: 0, rateLimited: 0, perUserViolations: 0, retryAfterViolations: 0 };
 }
 
 /** Generates `user-<start>` … `user-<start+count-1>` lazily. */

@@ -1,0 +1,297 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, request } from 'undici';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { type AmplitudeEmulator, startAmplitudeEmulator } from '../../src/emulators/amplitude';
+import { FAULT_KINDS, rollFault } from '../../src/emulators/faults';
+import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal/index';
+
+const APP = 'aaaaaaaa-0000-4000-8000-000000000001';
+const KEY = 'key-one';
+const AMP = { apiKey: 'faults-project-key', secretKey: 'faults-project-secret' };
+const basic = `Basic ${Buffer.from(`${AMP.apiKey}:${AMP.secretKey}`).toString('base64')}`;
+
+/** A client that gives up after 300 ms, like any client's timeout, only shorter. */
+const impatient = new Agent({ headersTimeout: 300, bodyTimeout: 300, connections: 32 });
+afterAll(() => impatient.close());
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+async function oneSignal(faults: Record<string, number>): Promise<OneSignalEmulator> {
+  const emu = await startOneSignalEmulator({
+    apps: [{ appId: APP, apiKey: KEY }],
+    users: { mode: 'seeded', count: 50 },
+    faults,
+  });
+  cleanups.push(() => emu.close());
+  return emu;
+}
+
+async function amplitude(faults: Record<string, number>): Promise<AmplitudeEmulator> {
+  const emu = await startAmplitudeEmulator({
+    projects: [AMP],
+    pollsBeforeReady: 0,
+    redirectAbove: 1,
+    cohorts: [{ id: 'c1', name: 'C1', members: [{ user_id: 'u1' }, { user_id: 'u2' }] }],
+    faults,
+  });
+  cleanups.push(() => emu.close());
+  return emu;
+}
+
+interface Outcome {
+  status?: number;
+  retryAfter?: string;
+  json?: any;
+  error?: string;
+  ms: number;
+}
+
+async function send(url: string, method: string, headers: Record<string, string>, body?: unknown): Promise<Outcome> {
+  const t0 = performance.now();
+  try {
+    const res = await request(url, {
+      method: method as 'GET',
+      headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      dispatcher: impatient,
+      maxRedirections: 0,
+    } as Parameters<typeof request>[1]);
+    const text = await res.body.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = text;
+    }
+    const retryAfter = res.headers['retry-after'];
+    return {
+      status: res.statusCode,
+      json,
+      ms: performance.now() - t0,
+      ...(typeof retryAfter === 'string' ? { retryAfter } : {}),
+    };
+  } catch (e) {
+    return { error: (e as { code?: string }).code ?? String(e), ms: performance.now() - t0 };
+  }
+}
+
+const patch = (emu: OneSignalEmulator, user: string, tags: Record<string, string>) =>
+  send(
+    `${emu.url}/apps/${APP}/users/by/external_id/${user}`,
+    'PATCH',
+    { authorization: `Key ${KEY}` },
+    {
+      properties: { tags },
+    },
+  );
+
+const track = (emu: AmplitudeEmulator, users: string[], tag = 'x') =>
+  send(
+    `${emu.url}/2/httpapi`,
+    'POST',
+    {},
+    {
+      api_key: AMP.apiKey,
+      events: users.map((u, i) => ({ event_type: 'e', user_id: u, insert_id: `${tag}-${u}-${i}` })),
+    },
+  );
+
+describe('fault dice', () => {
+  it('splits faultRate evenly over the five kinds and adds the kinds’ own rates', () => {
+    let seed = 1;
+    const random = () => {
+      seed = (seed * 16807) % 2147483647;
+      return seed / 2147483647;
+    };
+    const counts = new Map<string, number>();
+    const n = 50_000;
+    for (let i = 0; i < n; i++) {
+      const k = rollFault({ faultRate: 0.2, lostRate: 0.1 }, random) ?? 'none';
+      counts.set(k, (counts.get(k) ?? 0) + 1);
+    }
+    for (const k of FAULT_KINDS) {
+      const expected = k === 'lost' ? 0.14 : 0.04;
+      expect(Math.abs(counts.get(k)! / n - expected)).toBeLessThan(0.01);
+    }
+    expect(Math.abs(counts.get('none')! / n - 0.7)).toBeLessThan(0.01);
+    expect(rollFault({}, random)).toBeUndefined();
+    expect(rollFault({ errorRate: 1 }, random)).toBe('error');
+  });
+});
+
+describe('OneSignal emulator: fault modes', () => {
+  it('timeout: holds the request past the client’s timeout and applies nothing', async () => {
+    const emu = await oneSignal({ timeoutRate: 1 });
+    const r = await patch(emu, 'user-1', { a: '1' });
+    expect(r.error).toBe('UND_ERR_HEADERS_TIMEOUT');
+    expect(r.ms).toBeGreaterThanOrEqual(290);
+    expect(emu.state.getUser('user-1')).toEqual({});
+    expect(emu.state.stats().timedOut).toBe(1);
+  });
+
+  it('lost: applies the change, then drops the answer', async () => {
+    const emu = await oneSignal({ lostRate: 1 });
+    const r = await patch(emu, 'user-1', { a: '1' });
+    expect(r.status).toBeUndefined();
+    expect(r.error).toMatch(/UND_ERR_SOCKET|ECONNRESET/);
+    expect(emu.state.getUser('user-1')).toEqual({ a: '1' });
+    expect(emu.state.stats().lost).toBe(1);
+  });
+
+  it('throttle: 429 with Retry-After; requests inside the announced window are counted, later ones not', async () => {
+    const emu = await oneSignal({ throttleRate: 1, retryAfterSeconds: 1 });
+    const r = await patch(emu, 'user-1', { a: '1' });
+    expect(r.status).toBe(429);
+    expect(r.retryAfter).toBe('1');
+    expect(r.json).toEqual({ errors: ['API rate limit exceeded'], limit: 'App ID' });
+    emu.setFaults({ throttleRate: 0 });
+    // Too early: inside the window (answered normally here, but counted).
+    expect((await patch(emu, 'user-2', { a: '1' })).status).toBe(202);
+    expect(emu.state.stats().retryAfterViolations).toBe(1);
+    await sleep(1050);
+    expect((await patch(emu, 'user-3', { a: '1' })).status).toBe(202);
+    expect(emu.state.stats()).toMatchObject({ throttled: 1, retryAfterViolations: 1 });
+    expect(emu.state.stats().byApp[APP]!.retryAfterViolations).toBe(1);
+  });
+
+  it('a per-user 429 announces a window for that user only', async () => {
+    const emu = await oneSignal({});
+    expect((await patch(emu, 'user-1', { a: '1' })).status).toBe(202);
+    const limited = await patch(emu, 'user-1', { a: '2' });
+    expect(limited.status).toBe(429);
+    expect(limited.retryAfter).toBe('1');
+    expect((await patch(emu, 'user-2', { a: '1' })).status).toBe(202);
+    expect(emu.state.stats()).toMatchObject({ perUserViolations: 1, retryAfterViolations: 0 });
+    // The same user again before Retry-After: a violation of both.
+    expect((await patch(emu, 'user-1', { a: '3' })).status).toBe(429);
+    expect(emu.state.stats()).toMatchObject({ perUserViolations: 2, retryAfterViolations: 1 });
+  });
+
+  it('faultRate deals every kind; settable over HTTP', async () => {
+    const emu = await oneSignal({});
+    const set = await send(`${emu.url}/_emulator/faults`, 'POST', {}, { faultRate: 0.5, retryAfterSeconds: 1 });
+    expect(set.json.faults).toMatchObject({ faultRate: 0.5, retryAfterSeconds: 1 });
+    emu.setLimits({ perUserPerSecond: 0 });
+    const outcomes = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => patch(emu, `user-${i % 50}`, { k: `${i}` })),
+    );
+    const s = emu.state.stats();
+    for (const k of ['dropped', 'faulted', 'timedOut', 'lost', 'throttled'] as const) expect(s[k]).toBeGreaterThan(0);
+    expect(outcomes.filter((o) => o.error === 'UND_ERR_HEADERS_TIMEOUT')).toHaveLength(s.timedOut);
+    expect(outcomes.filter((o) => o.status === 202)).toHaveLength(
+      300 - s.dropped - s.faulted - s.timedOut - s.lost - s.throttled,
+    );
+  });
+});
+
+describe('Amplitude emulator: fault modes', () => {
+  it('cohorts: a lost request step spends a download the client never hears of', async () => {
+    const emu = await amplitude({});
+    emu.setFaults({ cohorts: { lostRate: 1 } });
+    const r = await send(`${emu.url}/api/5/cohorts/request/c1`, 'GET', { authorization: basic });
+    expect(r.error).toMatch(/UND_ERR_SOCKET|ECONNRESET/);
+    expect(emu.cohorts.downloads()).toBe(1);
+    expect(emu.stats().cohorts.faults.lost).toBe(1);
+  });
+
+  it('cohorts: timeouts and 429s with Retry-After on every step, the pre-signed file URL included', async () => {
+    const emu = await amplitude({});
+    const req = await send(`${emu.url}/api/5/cohorts/request/c1`, 'GET', { authorization: basic });
+    expect(req.status).toBe(202);
+    const status = await send(`${emu.url}/api/5/cohorts/request-status/${req.json.request_id}`, 'GET', {
+      authorization: basic,
+    });
+    expect(status.status).toBe(200);
+
+    emu.setFaults({ cohorts: { timeoutRate: 1 } });
+    const hung = await send(`${emu.url}/api/5/cohorts/request/${req.json.request_id}/file`, 'GET', {
+      authorization: basic,
+    });
+    expect(hung.error).toBe('UND_ERR_HEADERS_TIMEOUT');
+
+    emu.setFaults({});
+    const file = await send(`${emu.url}/api/5/cohorts/request/${req.json.request_id}/file`, 'GET', {
+      authorization: basic,
+    });
+    expect(file.status).toBe(302);
+    emu.setFaults({ cohorts: { errorRate: 1 } });
+    const link = await send(`${emu.url}/api/5/cohorts/request/${req.json.request_id}/file`, 'GET', {
+      authorization: basic,
+    });
+    expect(link.status).toBeGreaterThanOrEqual(500);
+
+    emu.setFaults({ cohorts: { throttleRate: 1, retryAfterSeconds: 1 } });
+    const t = await send(`${emu.url}/api/3/cohorts`, 'GET', { authorization: basic });
+    expect(t.status).toBe(429);
+    expect(t.retryAfter).toBe('1');
+    emu.setFaults({});
+    expect((await send(`${emu.url}/api/3/cohorts`, 'GET', { authorization: basic })).status).toBe(200);
+    expect(emu.stats().cohorts.retryAfterViolations).toBe(1);
+    await sleep(1050);
+    expect((await send(`${emu.url}/api/3/cohorts`, 'GET', { authorization: basic })).status).toBe(200);
+    expect(emu.stats().cohorts.retryAfterViolations).toBe(1);
+    expect(emu.stats().cohorts.faults).toMatchObject({ timeout: 1, error: 1, throttle: 1 });
+  });
+
+  it('cohorts: the pre-signed file URL drops, hangs and fails too', async () => {
+    const emu = await amplitude({});
+    const req = await send(`${emu.url}/api/5/cohorts/request/c1`, 'GET', { authorization: basic });
+    await send(`${emu.url}/api/5/cohorts/request-status/${req.json.request_id}`, 'GET', { authorization: basic });
+    const file = await send(`${emu.url}/api/5/cohorts/request/${req.json.request_id}/file`, 'GET', {
+      authorization: basic,
+    });
+    const location = (await request(`${emu.url}/api/5/cohorts/request/${req.json.request_id}/file`, {
+      headers: { authorization: basic },
+    }).then(async (r) => {
+      await r.body.dump();
+      return r.headers.location;
+    })) as string;
+    expect(file.status).toBe(302);
+    emu.setFaults({ cohorts: { dropRate: 1 } });
+    expect((await send(location, 'GET', {})).error).toMatch(/UND_ERR_SOCKET|ECONNRESET/);
+    emu.setFaults({ cohorts: { timeoutRate: 1 } });
+    expect((await send(location, 'GET', {})).error).toBe('UND_ERR_HEADERS_TIMEOUT');
+    emu.setFaults({ cohorts: { throttleRate: 1 } });
+    const slow = await send(location, 'GET', {});
+    expect(slow.status).toBe(503);
+    expect(String(slow.json)).toMatch(/SlowDown/);
+    emu.setFaults({});
+    expect((await send(location, 'GET', {})).status).toBe(200);
+  });
+
+  it('events: lost answers are ingested, timeouts are not; a throttled user inside Retry-After is counted', async () => {
+    const emu = await amplitude({});
+    emu.setFaults({ events: { lostRate: 1 } });
+    expect(await track(emu, ['user-aaaaa'], 'lost')).toMatchObject({
+      error: expect.stringMatching(/UND_ERR_SOCKET|ECONNRESET/),
+    });
+    expect(emu.events.list()).toHaveLength(1);
+
+    emu.setFaults({ events: { timeoutRate: 1 } });
+    expect((await track(emu, ['user-bbbbb'], 'hang')).error).toBe('UND_ERR_HEADERS_TIMEOUT');
+    expect(emu.events.list()).toHaveLength(1);
+
+    emu.setFaults({ events: { throttleRate: 1, retryAfterSeconds: 1 } });
+    const t = await track(emu, ['user-ccccc', 'user-ddddd'], 'thr');
+    expect(t.status).toBe(429);
+    expect(t.retryAfter).toBe('1');
+    expect(t.json).toMatchObject({
+      code: 429,
+      throttled_users: { 'user-ccccc': expect.any(Number), 'user-ddddd': expect.any(Number) },
+      throttled_events: [0, 1],
+    });
+    emu.setFaults({});
+    // Another user is free to go; a throttled one inside the window is counted.
+    expect((await track(emu, ['user-eeeee'], 'free')).status).toBe(200);
+    expect(emu.stats().events.retryAfterViolations).toBe(0);
+    expect((await track(emu, ['user-ccccc'], 'early')).status).toBe(200);
+    expect(emu.stats().events.retryAfterViolations).toBe(1);
+    await sleep(1050);
+    expect((await track(emu, ['user-ddddd'], 'late')).status).toBe(200);
+    expect(emu.stats().events.retryAfterViolations).toBe(1);
+    expect(emu.stats().events.faults).toMatchObject({ lost: 1, timeout: 1, throttle: 1 });
+  });
+});
