@@ -53,22 +53,58 @@ export async function sourceAndDestination(
 }
 
 /**
- * A loopback forwarder in front of a vendor emulator that cuts the body of responses whose path
- * matches `cut` after `afterBytes` bytes and destroys the socket: a download failing midway.
+ * What the proxy does instead of answering a matching request: a status (e.g. 503) of its own,
+ * `drop` (the connection closes, no answer), `stall` (no answer until the client gives up), or
+ * `lose` (the request reaches the emulator, which acts on it, and the answer is dropped). The
+ * first `after` matching requests are let through.
  */
-export async function startCuttingProxy(
-  target: string,
-): Promise<{ url: string; cut: RegExp | null; times: number; close(): Promise<void>; server: Server }> {
+export type ProxyFault = { path: RegExp; with: number | 'drop' | 'stall' | 'lose'; times: number; after?: number };
+
+/**
+ * A loopback forwarder in front of a vendor emulator that cuts the body of responses whose path
+ * matches `cut` after `afterBytes` bytes and destroys the socket: a download failing midway. A
+ * `fault` replaces the answers to the next `times` requests whose path matches.
+ */
+export async function startCuttingProxy(target: string): Promise<{
+  url: string;
+  cut: RegExp | null;
+  times: number;
+  fault: ProxyFault | null;
+  close(): Promise<void>;
+  server: Server;
+}> {
   const t = new URL(target);
-  const state: { cut: RegExp | null; afterBytes: number; times: number } = {
+  const state: { cut: RegExp | null; afterBytes: number; times: number; fault: ProxyFault | null } = {
     cut: null,
     afterBytes: 200,
     times: Infinity,
+    fault: null,
   };
   const server = createServer((req, res) => {
+    const fault = state.fault;
+    let faulted = fault && fault.times > 0 && fault.path.test(req.url ?? '') ? fault : undefined;
+    if (faulted?.after) {
+      // The first `after` matching requests pass untouched.
+      faulted.after--;
+      faulted = undefined;
+    }
+    if (faulted) faulted.times--;
+    if (faulted?.with === 'drop') return void req.socket.destroy();
+    if (faulted?.with === 'stall') return;
+    if (typeof faulted?.with === 'number') {
+      res.writeHead(faulted.with, { 'content-type': 'application/json' });
+      return void res.end(
+        JSON.stringify({ error: { http_code: faulted.with, message: 'injected by the test proxy' } }),
+      );
+    }
     const up = httpReq(
       { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers },
       (upRes) => {
+        if (faulted?.with === 'lose') {
+          upRes.resume();
+          upRes.on('end', () => req.socket.destroy());
+          return;
+        }
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
         if (state.cut?.test(req.url ?? '') && (upRes.statusCode ?? 0) === 200 && state.times-- > 0) {
           res.flushHeaders();
@@ -106,6 +142,12 @@ export async function startCuttingProxy(
     },
     set times(v: number) {
       state.times = v;
+    },
+    get fault() {
+      return state.fault;
+    },
+    set fault(v: ProxyFault | null) {
+      state.fault = v;
     },
     close: () =>
       new Promise<void>((r) => {

@@ -1,19 +1,16 @@
 import { request } from 'undici';
 import { z } from 'zod';
-import { AmpError, type Backoff, delay, retryDelayMs } from '../../errors';
+import { AmpError, type Backoff, delay, withRetries } from '../../errors';
 import { type HttpResponse, httpAgent, httpRequest, parseRetryAfter } from '../http';
 import {
   COHORT_DOWNLOAD_MAX_WAIT_MS,
   COHORT_FILE_PATH,
   COHORT_POLL_INTERVAL_MS,
-  COHORT_POLL_MAX_ERRORS,
   COHORT_REQUEST_MAX_TRIES,
   COHORT_REQUEST_PATH,
   COHORT_STATUS_PATH,
   COHORTS_LIST_PATH,
 } from './constants';
-
-/** The Behavioral Cohorts API client: list cohorts, and the 3-step download (request → poll → file). */
 
 export interface CohortsClientOptions {
   baseUrl: string;
@@ -21,7 +18,8 @@ export interface CohortsClientOptions {
   secretKey: string;
   /** Poll interval for request-status; default COHORT_POLL_INTERVAL_MS or $AMPSIGNAL_AMPLITUDE_POLL_MS. */
   pollIntervalMs?: number;
-  maxPollErrors?: number;
+  /** Calls per request before a retryable failure is final (1 = no retry, e.g. a credential check). */
+  tries?: number;
   /** Give up waiting for a download job after this long. */
   maxWaitMs?: number;
   timeoutMs?: number;
@@ -36,6 +34,9 @@ export interface AmplitudeCohort {
   last_computed: number | null;
   archived: boolean;
 }
+
+/** A cohort file's body as undici streams it: consume it or destroy it. */
+export type FileBody = AsyncIterable<Uint8Array> & { destroy(err?: Error): void };
 
 const cohortListSchema = z.object({
   cohorts: z.array(
@@ -64,11 +65,21 @@ function defaultPollInterval(): number {
   return Number.isFinite(env) && env > 0 ? env : COHORT_POLL_INTERVAL_MS;
 }
 
+/** Amplitude's cohort API allows 5 concurrent requests a project: retries spread out, up to 30 s apart. */
+const COHORT_BACKOFF: Backoff = { baseMs: 500, capMs: 30_000 };
+
+/**
+ * The Behavioral Cohorts API client: list cohorts, and the 3-step download (request → poll →
+ * file). Every request, whichever step, is retried on a retryable failure (5xx, 408, 429 after
+ * its Retry-After, a dropped connection, a timeout) with the project's retry policy, up to
+ * COHORT_REQUEST_MAX_TRIES calls: at a 20% fault rate all of them fail with probability
+ * 0.2^8 ≈ 3e-6. None of these retries is another download: the caller counts the download once.
+ */
 export class AmplitudeCohortsClient {
   private readonly base: string;
   private readonly auth: string;
   private readonly pollIntervalMs: number;
-  private readonly maxPollErrors: number;
+  private readonly tries: number;
   private readonly maxWaitMs: number;
   private readonly timeoutMs: number;
   private readonly signal: AbortSignal | undefined;
@@ -79,26 +90,39 @@ export class AmplitudeCohortsClient {
     this.base = opts.baseUrl.replace(/\/+$/, '');
     this.auth = `Basic ${Buffer.from(`${opts.apiKey}:${opts.secretKey}`).toString('base64')}`;
     this.pollIntervalMs = opts.pollIntervalMs ?? defaultPollInterval();
-    this.maxPollErrors = opts.maxPollErrors ?? COHORT_POLL_MAX_ERRORS;
+    this.tries = Math.max(1, opts.tries ?? COHORT_REQUEST_MAX_TRIES);
     this.maxWaitMs = opts.maxWaitMs ?? COHORT_DOWNLOAD_MAX_WAIT_MS;
     this.timeoutMs = opts.timeoutMs ?? 60_000;
     this.signal = opts.signal;
   }
 
-  private async get(path: string): Promise<HttpResponse> {
-    this.requests++;
-    return httpRequest(this.base + path, {
-      method: 'GET',
-      headers: { authorization: this.auth, accept: 'application/json' },
-      timeoutMs: this.timeoutMs,
+  /** `fn` under the retry policy. */
+  private retrying<T>(fn: () => Promise<T>): Promise<T> {
+    return withRetries(fn, {
+      backoff: COHORT_BACKOFF,
+      tries: this.tries,
       ...(this.signal ? { signal: this.signal } : {}),
+    });
+  }
+
+  /** One GET whose answer must have status `ok` (else a classified error), retried. */
+  private getExpecting(path: string, ok: (status: number) => boolean, what: string): Promise<HttpResponse> {
+    return this.retrying(async () => {
+      this.requests++;
+      const res = await httpRequest(this.base + path, {
+        method: 'GET',
+        headers: { authorization: this.auth, accept: 'application/json' },
+        timeoutMs: this.timeoutMs,
+        ...(this.signal ? { signal: this.signal } : {}),
+      });
+      if (!ok(res.status)) throw classify(res, what);
+      return res;
     });
   }
 
   /** GET /api/3/cohorts. Does not count against the download budget. */
   async listCohorts(): Promise<AmplitudeCohort[]> {
-    const res = await this.get(COHORTS_LIST_PATH);
-    if (res.status !== 200) throw classify(res, 'listing cohorts');
+    const res = await this.getExpecting(COHORTS_LIST_PATH, (s) => s === 200, 'listing cohorts');
     const parsed = cohortListSchema.safeParse(safeJson(res.text));
     if (!parsed.success)
       throw new AmpError(
@@ -116,64 +140,38 @@ export class AmplitudeCohortsClient {
 
   /**
    * Step 1: GET /api/5/cohorts/request/:id → 202 {request_id}. A 429 (5 concurrent requests per
-   * project) or a 5xx is retried here after waiting; the caller counted the download once, before
-   * the first try, and none of these retries counts again.
+   * project), a 5xx or a transport failure is retried. [U] Whether Amplitude counts a request
+   * whose answer was a 5xx or was lost is undocumented; the budget counts one download per pull
+   * all the same, so a flaky network never spends the month's downloads on retries.
    */
-  async requestDownload(
-    cohortId: string,
-    opts: {
-      propKeys?: string[];
-      /**
-       * Called before re-sending after a transport failure or a 5xx: that request may have
-       * reached Amplitude and been counted there, so the caller counts the retry as another
-       * download. [U] Whether Amplitude counts such requests is undocumented; this is the
-       * conservative reading. A 429 is known to be a refusal and never counts again.
-       */
-      beforeUncertainRetry?: () => Promise<void>;
-    } = {},
-  ): Promise<string> {
+  async requestDownload(cohortId: string, opts: { propKeys?: string[] } = {}): Promise<string> {
     const q = new URLSearchParams();
     if (opts.propKeys?.length) {
       q.set('props', '1');
       for (const k of opts.propKeys) q.append('propKeys', k);
     }
     const path = COHORT_REQUEST_PATH(cohortId) + (q.size ? `?${q}` : '');
-    let lastErr: AmpError | undefined;
-    for (let attempt = 1; attempt <= COHORT_REQUEST_MAX_TRIES; attempt++) {
-      let res: HttpResponse;
-      try {
-        res = await this.get(path);
-      } catch (e) {
-        lastErr = e as AmpError;
-        if (attempt >= COHORT_REQUEST_MAX_TRIES) break;
-        await this.wait(retryDelayMs(COHORT_BACKOFF, attempt));
-        await opts.beforeUncertainRetry?.();
-        continue;
-      }
-      if (res.status === 202 || res.status === 200) {
-        const body = requestAcceptedSchema.safeParse(safeJson(res.text));
-        if (!body.success)
-          throw new AmpError(
-            'vendor_rejected',
-            `Amplitude accepted the download of cohort ${cohortId} without a request_id`,
-          );
-        return body.data.request_id;
-      }
-      lastErr = classify(res, `requesting the download of cohort ${cohortId}`);
-      if (!lastErr.retryable || attempt >= COHORT_REQUEST_MAX_TRIES) break;
-      await this.wait(retryDelayMs(COHORT_BACKOFF, attempt, lastErr.retryAfterMs));
-      if (res.status !== 429) await opts.beforeUncertainRetry?.();
-    }
-    throw lastErr ?? new AmpError('vendor_unavailable', `requesting the download of cohort ${cohortId} failed`);
+    const res = await this.getExpecting(
+      path,
+      (s) => s === 202 || s === 200,
+      `requesting the download of cohort ${cohortId}`,
+    );
+    const body = requestAcceptedSchema.safeParse(safeJson(res.text));
+    if (!body.success)
+      throw new AmpError(
+        'vendor_rejected',
+        `Amplitude accepted the download of cohort ${cohortId} without a request_id`,
+      );
+    return body.data.request_id;
   }
 
   /**
-   * Step 2: polls request-status until 200 "JOB COMPLETED". 202 = still running; a 429 is not an
-   * error (it only slows us); up to maxPollErrors other failures are tolerated, as the Experiment SDKs do.
+   * Step 2: polls request-status until 200 "JOB COMPLETED"; 202 = still running. Each poll is a
+   * request like any other, retried on its own: the Experiment SDKs' 3 errors in all would fail a
+   * long job's download at a modest fault rate.
    */
   async waitUntilReady(requestId: string): Promise<void> {
     const deadline = Date.now() + this.maxWaitMs;
-    let errors = 0;
     for (;;) {
       if (Date.now() > deadline) {
         throw new AmpError(
@@ -181,36 +179,34 @@ export class AmplitudeCohortsClient {
           `Amplitude's download job ${requestId} did not finish within ${Math.round(this.maxWaitMs / 1000)} s`,
         );
       }
-      let res: HttpResponse | undefined;
-      try {
-        res = await this.get(COHORT_STATUS_PATH(requestId));
-      } catch (e) {
-        if (++errors > this.maxPollErrors) throw e;
-      }
-      if (res) {
-        if (res.status === 200) return;
-        if (res.status === 429) {
-          await this.wait(parseRetryAfter(res.headers['retry-after']) ?? this.pollIntervalMs);
-          continue;
-        }
-        if (res.status !== 202) {
-          const err = classify(res, `polling download job ${requestId}`);
-          if (err.kind === 'destination_fatal' || ++errors > this.maxPollErrors) throw err;
-        }
-      }
-      await this.wait(this.pollIntervalMs);
+      const res = await this.getExpecting(
+        COHORT_STATUS_PATH(requestId),
+        (s) => s === 200 || s === 202,
+        `polling download job ${requestId}`,
+      );
+      if (res.status === 200) return;
+      await delay(this.pollIntervalMs, this.signal);
     }
   }
 
   /**
-   * Step 3: GET …/file. Small files come inline; large ones as a 302 to a pre-signed S3 URL valid
-   * for one minute, fetched at once and without our Authorization header. The link behind /file
-   * stays valid for 7 days and yields a fresh S3 URL each call, so an expired one is retried once.
-   * Returns the raw body stream (possibly gzip); the caller must consume or destroy it.
+   * Step 3: GET …/file, read by `consume`. Small files come inline; large ones as a 302 to a
+   * pre-signed S3 URL valid for one minute, fetched at once and without our Authorization header.
+   * The link behind /file stays valid for 7 days and yields a fresh S3 URL each call, so any
+   * retryable failure (a 5xx, an expired S3 link, a transfer cut midway) fetches /file again and
+   * `consume` reads the new body from the top: it must be idempotent (staging is a set).
    */
-  async openFile(requestId: string): Promise<AsyncIterable<Uint8Array> & { destroy(err?: Error): void }> {
+  async readFile<T>(requestId: string, consume: (body: FileBody) => Promise<T>): Promise<T> {
     try {
-      return await this.openFileOnce(requestId);
+      return await this.retrying(async () => {
+        const body = await this.openFileOnce(requestId);
+        try {
+          return await consume(body);
+        } catch (e) {
+          body.destroy();
+          throw e;
+        }
+      });
     } catch (e) {
       const err = e as AmpError;
       if (err instanceof AmpError && !err.message.includes('cohort file')) {
@@ -223,36 +219,37 @@ export class AmplitudeCohortsClient {
     }
   }
 
-  private async openFileOnce(requestId: string): Promise<AsyncIterable<Uint8Array> & { destroy(err?: Error): void }> {
-    for (let attempt = 1; ; attempt++) {
-      const first = await this.stream(this.base + COHORT_FILE_PATH(requestId), { authorization: this.auth });
-      if (first.statusCode === 200) return first.body;
-      if (first.statusCode >= 300 && first.statusCode < 400) {
-        const location = first.headers.location;
-        await first.body.dump().catch(() => {});
-        const loc = Array.isArray(location) ? location[0] : location;
-        if (!loc)
-          throw new AmpError(
-            'vendor_rejected',
-            `Amplitude redirected the cohort file of ${requestId} without a Location`,
-          );
-        const target = new URL(loc, this.base + COHORT_FILE_PATH(requestId)).toString();
-        const second = await this.stream(target, {});
-        if (second.statusCode === 200) return second.body;
-        const text = await second.body.text().catch(() => '');
-        // 403 from S3 = the one-minute link expired before we got there.
-        if ((second.statusCode === 403 || second.statusCode >= 500) && attempt < 2) continue;
-        throw classify(
-          { status: second.statusCode, headers: second.headers, text },
-          `downloading the cohort file of ${requestId} from its redirect`,
+  private async openFileOnce(requestId: string): Promise<FileBody> {
+    const first = await this.stream(this.base + COHORT_FILE_PATH(requestId), { authorization: this.auth });
+    if (first.statusCode === 200) return first.body;
+    if (first.statusCode >= 300 && first.statusCode < 400) {
+      const location = first.headers.location;
+      await first.body.dump().catch(() => {});
+      const loc = Array.isArray(location) ? location[0] : location;
+      if (!loc)
+        throw new AmpError(
+          'vendor_rejected',
+          `Amplitude redirected the cohort file of ${requestId} without a Location`,
         );
-      }
-      const text = await first.body.text().catch(() => '');
+      const target = new URL(loc, this.base + COHORT_FILE_PATH(requestId)).toString();
+      const second = await this.stream(target, {});
+      if (second.statusCode === 200) return second.body;
+      const text = await second.body.text().catch(() => '');
+      // 403 from S3 = the one-minute link expired before we got there: /file mints a fresh one.
+      if (second.statusCode === 403)
+        throw new AmpError('vendor_unavailable', `the cohort file's pre-signed link of ${requestId} expired`, {
+          status: 403,
+        });
       throw classify(
-        { status: first.statusCode, headers: first.headers, text },
-        `downloading the cohort file of ${requestId}`,
+        { status: second.statusCode, headers: second.headers, text },
+        `downloading the cohort file of ${requestId} from its redirect`,
       );
     }
+    const text = await first.body.text().catch(() => '');
+    throw classify(
+      { status: first.statusCode, headers: first.headers, text },
+      `downloading the cohort file of ${requestId}`,
+    );
   }
 
   private async stream(url: string, headers: Record<string, string>) {
@@ -276,14 +273,7 @@ export class AmplitudeCohortsClient {
       );
     }
   }
-
-  private async wait(ms: number): Promise<void> {
-    await delay(ms, this.signal);
-  }
 }
-
-/** Amplitude's cohort API allows 5 concurrent requests a project: retries spread out, up to 30 s apart. */
-const COHORT_BACKOFF: Backoff = { baseMs: 500, capMs: 30_000 };
 
 function safeJson(text: string): unknown {
   try {

@@ -25,11 +25,11 @@ export const DEFAULT_MONTHLY_DOWNLOAD_BUDGET = 500;
 // 5 concurrent requests per project across Amplitude's REST APIs; more get 429.
 // Source: https://amplitude.com/docs/apis/analytics/dashboard-rest (concurrency)
 export const COHORT_API_CONCURRENCY = 5;
-// Experiment SDKs poll request-status every 2 s (Python) / 5 s (JVM) and tolerate 3 errors;
-// a 429 while polling does not count as an error.
+// Experiment SDKs poll request-status every 2 s (Python) / 5 s (JVM) and tolerate 3 errors in
+// all; we retry each poll like any other request instead (COHORT_REQUEST_MAX_TRIES), since 3
+// errors in all fail a long job's download at a modest fault rate.
 // Source: amplitude/experiment-python-server src/amplitude_experiment/cohort/cohort_download_api.py
 export const COHORT_POLL_INTERVAL_MS = 2_000;
-export const COHORT_POLL_MAX_ERRORS = 3;
 // The 302 from .../file points at a pre-signed S3 URL valid for one minute: follow it at once.
 // Source: https://amplitude.com/docs/apis/analytics/behavioral-cohorts (download step 3)
 export const COHORT_FILE_REDIRECT_TTL_MS = 60_000;
@@ -79,8 +79,9 @@ export const COHORT_FILE_USER_COLUMN = 'user_id';
 export const COHORT_FILE_VALUE_PREFIX = '\t';
 // Max cohort size Amplitude exports. Source: behavioral-cohorts limits table.
 export const COHORT_MAX_EXPORT_USERS = 2_000_000;
-// A 429 on the request call is retried after waiting; this many tries before giving up.
-// The 429 comes from the 5-concurrent-requests-per-project limit (dashboard-rest), so it clears fast.
+// Calls per cohort-API request (list, download request, status poll, file) before a retryable
+// failure (5xx, dropped connection, timeout, 429) is final. A 429 comes from the
+// 5-concurrent-requests-per-project limit (dashboard-rest), so it clears fast.
 export const COHORT_REQUEST_MAX_TRIES = 8;
 // No failed state is documented for a download job [V: none documented]; give up after this long.
 export const COHORT_DOWNLOAD_MAX_WAIT_MS = 30 * 60_000;

@@ -8,11 +8,13 @@ export type AmplitudeSettings = z.output<typeof amplitudeSettingsSchema>;
 
 function clientFor(
   s: Pick<AmplitudeSettings, 'api_key' | 'secret_key' | 'region' | 'api_url'>,
+  opts: { tries?: number } = {},
 ): AmplitudeCohortsClient {
   return new AmplitudeCohortsClient({
     baseUrl: s.api_url ?? COHORTS_API_URL[s.region],
     apiKey: s.api_key,
     secretKey: s.secret_key,
+    ...opts,
   });
 }
 
@@ -23,9 +25,10 @@ export const amplitudeDefinition = {
   description:
     'Cohorts from one Amplitude project: pulled through the Behavioral Cohorts API on a cadence, or pushed by its cohort webhook.',
   settingsSchema: amplitudeSettingsSchema,
-  // Listing cohorts is free (it is not a download), so it doubles as the credential check.
+  // Listing cohorts is free (it is not a download), so it doubles as the credential check; one
+  // try, so whoever asked hears about an unreachable host at once.
   testConnection: async (settings: AmplitudeSettings): Promise<void> => {
-    await clientFor(settings).listCohorts();
+    await clientFor(settings, { tries: 1 }).listCohorts();
   },
   operations: {
     listCohorts: (settings: AmplitudeSettings) => clientFor(settings).listCohorts(),

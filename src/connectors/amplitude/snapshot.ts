@@ -7,15 +7,11 @@ import { COHORT_FILE_USER_COLUMN } from './constants';
 import { streamExternalIds } from './csv-stream';
 import { getSource, sourceCredentials } from './sources';
 
-const FILE_READ_ATTEMPTS = 2;
-
 export interface AmplitudeSnapshotOptions {
   /** The Amplitude field that becomes the external id; default: the run's sync's external_id_property. */
   externalIdProperty?: string;
   /** Client overrides (poll interval for tests and the emulator, an abort signal). */
-  client?: Partial<
-    Pick<CohortsClientOptions, 'pollIntervalMs' | 'maxPollErrors' | 'maxWaitMs' | 'timeoutMs' | 'signal'>
-  >;
+  client?: Partial<Pick<CohortsClientOptions, 'pollIntervalMs' | 'tries' | 'maxWaitMs' | 'timeoutMs' | 'signal'>>;
   /** Told how many HTTP requests the pull sent to Amplitude. */
   onRequests?: (n: number) => void;
 }
@@ -68,16 +64,15 @@ export function amplitudeSnapshotSource(cohortId: string, opts: AmplitudeSnapsho
           // Metadata is a nicety; the download itself decides whether the pull works.
         }
 
-        let downloadId = await reserveDownload(ctx, { sourceId: source.id, cohortId, runId });
+        // One download, counted before the first request; every retry of every step below
+        // (request, polls, file) happens inside it.
+        const downloadId = await reserveDownload(ctx, { sourceId: source.id, cohortId, runId });
         let requestId: string;
         try {
-          requestId = await client.requestDownload(cohortId, {
-            ...(property === COHORT_FILE_USER_COLUMN ? {} : { propKeys: [property] }),
-            beforeUncertainRetry: async () => {
-              await markDownload(ctx, downloadId, 'failed');
-              downloadId = await reserveDownload(ctx, { sourceId: source.id, cohortId, runId });
-            },
-          });
+          requestId = await client.requestDownload(
+            cohortId,
+            property === COHORT_FILE_USER_COLUMN ? {} : { propKeys: [property] },
+          );
         } catch (e) {
           // A 4xx (auth, unknown cohort, throttled to the end) created no job: not a download.
           // A transport failure or a 5xx may have reached Amplitude: it keeps counting.
@@ -87,21 +82,11 @@ export function amplitudeSnapshotSource(cohortId: string, opts: AmplitudeSnapsho
         }
         try {
           await client.waitUntilReady(requestId);
-          let result: Awaited<ReturnType<typeof streamExternalIds>>;
-          for (let attempt = 1; ; attempt++) {
-            const body = await client.openFile(requestId);
-            try {
-              // Staging is a set, so re-reading the file from the top after a cut adds nothing twice;
-              // the anonymous count comes from the pass that finished.
-              result = await streamExternalIds(body, property, (id) => writer.add(id));
-              break;
-            } catch (e) {
-              body.destroy();
-              // The .../file link stays valid for 7 days: a cut transfer is fetched again without
-              // spending another download.
-              if (attempt >= FILE_READ_ATTEMPTS || !(isAmpError(e) && e.retryable)) throw e;
-            }
-          }
+          // Staging is a set, so a file read again from the top after a cut adds nothing twice;
+          // the anonymous count comes from the pass that finished.
+          const result = await client.readFile(requestId, (body) =>
+            streamExternalIds(body, property, (id) => writer.add(id)),
+          );
           await markDownload(ctx, downloadId, 'completed');
           if (result.rows > 0 || cohort.size === null) {
             await db
