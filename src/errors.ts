@@ -18,6 +18,7 @@ export const ERROR_CATALOGUE = {
   not_found: { kind: 'usage', http: 404 },
   conflict: { kind: 'usage', http: 409 },
   unauthorized: { kind: 'usage', http: 401 },
+  forbidden: { kind: 'usage', http: 403 },
   payload_too_large: { kind: 'usage', http: 413 },
   // storage
   database_unreachable: { kind: 'usage', http: 503 },

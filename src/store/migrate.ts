@@ -8,6 +8,7 @@ import * as m004 from './migrations/004_inbox_body';
 import * as m005 from './migrations/005_ledger_run_open';
 import * as m006 from './migrations/006_retention';
 import * as m007 from './migrations/007_inbox_deflate';
+import * as m008edge from './migrations/008_edge_unfreeze_times';
 
 type DialectMigration = { up: (db: any, dialect: Store['dialect']) => Promise<void> };
 
@@ -20,6 +21,7 @@ const MIGRATIONS: Record<string, DialectMigration> = {
   '005_ledger_run_open': m005,
   '006_retention': m006,
   '007_inbox_deflate': m007,
+  '008_edge_unfreeze_times': m008edge,
 };
 
 function migrator(store: Store): Migrator {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { AmpError } from '../../errors';
+import { hasNul, NUL_PROBLEM } from '../../store/text';
 
 /**
  * Validation of one Amplitude cohort-webhook body, kept apart from storage so it can run on a
@@ -9,14 +10,47 @@ import { AmpError } from '../../errors';
  * Payload source: https://amplitude.com/docs/data/destination-catalog/cohort-webhooks
  */
 
-const epochSeconds = z.union([
-  z.number().finite().positive(),
-  z
-    .string()
-    .trim()
-    .regex(/^\d+(\.\d+)?$/, 'must be epoch seconds, e.g. "1692206763"')
-    .transform(Number),
-]);
+// Amplitude documents computed_time as epoch seconds. From 1e11 on a value cannot be seconds
+// Amplitude computed (that would be the year 5138): it is milliseconds sent in the seconds field,
+// and read as such. Beyond what a Date can hold (8.64e15 ms) it is not a time at all.
+const MILLISECONDS_FROM = 1e11;
+const MAX_TIME_MS = 8.64e15;
+// Amplitude's clock and ours may disagree a little: a compute time up to this far ahead of our
+// receive time is taken as it is, so deltas computed close together keep their order.
+export const COMPUTED_TIME_MAX_SKEW_MS = 5 * 60_000;
+
+/** An epoch value in seconds (or milliseconds, by magnitude) → milliseconds; undefined if it is no time. */
+export function epochToMs(v: number): number | undefined {
+  if (!Number.isFinite(v) || v <= 0) return undefined;
+  const ms = Math.round(v < MILLISECONDS_FROM ? v * 1000 : v);
+  return ms <= MAX_TIME_MS ? ms : undefined;
+}
+
+/**
+ * The time the ledger orders a delta by. A delta never outranks what we will learn later, so a
+ * compute time in the future (a sender's clock or unit mistake) would freeze its users: every
+ * later snapshot and delta looks older and is ignored. Such a time is clamped to our receive time
+ * rather than refused: the membership change itself is Amplitude's word and is kept (a 400 would
+ * lose it, or, if the sender resends refused messages, block it for good); ordered at its receive
+ * time it is the newest thing we know, and the next computation supersedes it.
+ */
+export function membershipTimeMs(computedMs: number, receivedAt: number): number {
+  return computedMs > receivedAt + COMPUTED_TIME_MAX_SKEW_MS ? receivedAt : computedMs;
+}
+
+const epochSeconds = z
+  .union([
+    z.number().finite().positive(),
+    z
+      .string()
+      .trim()
+      .regex(/^\d+(\.\d+)?$/, 'must be epoch seconds, e.g. "1692206763"')
+      .transform(Number),
+  ])
+  .refine((v) => epochToMs(v) !== undefined, 'is out of range: send epoch seconds, e.g. 1692206763');
+
+// Stored as text columns (inbox, cohorts): the NUL rule of store/text.ts applies.
+const storable = (s: string) => !hasNul(s);
 
 /** One webhook user, as stored: `user_id` (string|number) and the selected `user_properties`. */
 export interface WebhookUser {
@@ -43,6 +77,7 @@ function usersProblem(users: unknown[]): { path: PropertyKey[]; message: string 
     const id = u.user_id;
     if (id !== undefined && id !== null && typeof id !== 'string' && typeof id !== 'number')
       return { path: ['users', i, 'user_id'], message: 'must be a string' };
+    if (typeof id === 'string' && hasNul(id)) return { path: ['users', i, 'user_id'], message: NUL_PROBLEM };
     const props = u.user_properties;
     if (props !== undefined && props !== null && (typeof props !== 'object' || Array.isArray(props))) {
       return { path: ['users', i, 'user_properties'], message: 'must be an object' };
@@ -54,11 +89,20 @@ function usersProblem(users: unknown[]): { path: PropertyKey[]; message: string 
 export const webhookPayloadSchema = z.looseObject({
   // Both are keys of the inbox's unique index, whose entries PostgreSQL caps at ~2.7 kB; Amplitude's own are a few dozen characters.
   cohort_id: z
-    .union([z.string().trim().min(1, 'must not be empty').max(256, 'is longer than 256 characters'), z.number()], {
-      error: 'is required (a string)',
-    })
+    .union(
+      [
+        z
+          .string()
+          .trim()
+          .min(1, 'must not be empty')
+          .max(256, 'is longer than 256 characters')
+          .refine(storable, NUL_PROBLEM),
+        z.number(),
+      ],
+      { error: 'is required (a string)' },
+    )
     .transform(String),
-  cohort_name: z.string().nullish(),
+  cohort_name: z.string().max(1000, 'is longer than 1000 characters').refine(storable, NUL_PROBLEM).nullish(),
   // FreeMarker templates may render booleans as strings; accept both spellings.
   in_cohort: z.union([z.boolean(), z.enum(['true', 'false']).transform((s) => s === 'true')], {
     error: 'is required (true = entering, false = leaving)',
@@ -67,7 +111,10 @@ export const webhookPayloadSchema = z.looseObject({
   computed_time: epochSeconds.optional(),
   compute_time: epochSeconds.optional(),
   message_id: z
-    .union([z.string().trim().min(1).max(512, 'is longer than 512 characters'), z.number()])
+    .union([
+      z.string().trim().min(1).max(512, 'is longer than 512 characters').refine(storable, NUL_PROBLEM),
+      z.number(),
+    ])
     .transform(String)
     .optional(),
   users: z.custom<unknown[]>((v) => Array.isArray(v), {
@@ -127,13 +174,16 @@ export interface WebhookSummary {
   users: number;
 }
 
-export function summarizeWebhook(p: WebhookPayload): WebhookSummary {
-  const computedMs = Math.round((p.computed_time ?? p.compute_time ?? 0) * 1000);
+/** `receivedAt`: when the request arrived, the bound of a believable compute time (see membershipTimeMs). */
+export function summarizeWebhook(p: WebhookPayload, receivedAt: number): WebhookSummary {
+  // Validated by the schema: a time, so never undefined here.
+  const computedMs = epochToMs(p.computed_time ?? p.compute_time ?? 0) ?? receivedAt;
   return {
     cohort_id: p.cohort_id,
     cohort_name: p.cohort_name ?? null,
     in_cohort: p.in_cohort,
-    computed_ms: computedMs,
+    computed_ms: membershipTimeMs(computedMs, receivedAt),
+    // From the time as sent, not as clamped: a resend must derive the same id.
     message_id: p.message_id ?? derivedMessageId(p, computedMs),
     users: p.users.length,
   };
@@ -155,7 +205,7 @@ function refusePoisonedKeys(key: string, value: unknown): unknown {
 }
 
 /** A webhook body's text → its summary, or an `invalid_input` AmpError naming the problem. */
-export function checkWebhookBody(text: string): WebhookSummary {
+export function checkWebhookBody(text: string, receivedAt = Date.now()): WebhookSummary {
   let body: unknown;
   try {
     body = MAY_POISON.test(text) ? JSON.parse(text, refusePoisonedKeys) : JSON.parse(text);
@@ -167,5 +217,5 @@ export function checkWebhookBody(text: string): WebhookSummary {
       );
     throw new AmpError('invalid_input', `the body is not valid JSON: ${(e as Error).message}`);
   }
-  return summarizeWebhook(parseWebhookPayload(body));
+  return summarizeWebhook(parseWebhookPayload(body), receivedAt);
 }

@@ -5,9 +5,10 @@ import { AmpError, toAmpError } from '../../errors';
 import type { Context } from '../../store';
 import { committerFor, GroupCommit } from '../../store/group-commit';
 import type { WebhookInboxTable } from '../../store/schema';
+import { hasNul } from '../../store/text';
 import { applyMembershipDelta } from '../../sync/ledger';
 import { COHORT_FILE_USER_COLUMN } from './constants';
-import type { WebhookSummary, WebhookUser } from './webhook-payload';
+import { membershipTimeMs, type WebhookSummary, type WebhookUser } from './webhook-payload';
 
 /**
  * Amplitude cohort-webhook messages: validated, stored in `webhook_inbox` before the 200 goes
@@ -84,13 +85,36 @@ function inboxWriter(h: BetterSqlite3.Database): (values: InboxValues) => number
   };
 }
 
+/**
+ * Whether a source's webhook may change this cohort: one not known yet (it becomes the source's)
+ * or one of its own; never a file-imported cohort (no source) nor another source's.
+ */
+export async function cohortWritableBy(ctx: Context, sourceId: string, cohortId: string): Promise<boolean> {
+  const row = await ctx.store.db
+    .selectFrom('cohorts')
+    .select('source_id')
+    .where('id', '=', cohortId)
+    .executeTakeFirst();
+  return !row || row.source_id === sourceId;
+}
+
+export function notYourCohort(sourceId: string, cohortId: string): AmpError {
+  // Whose cohort it is stays unsaid: the caller holds only this source's secret.
+  return new AmpError(
+    'forbidden',
+    `cohort ${cohortId} is not a cohort of source ${sourceId} (it was imported from a file or belongs to another source); a source's webhook may change only its own cohorts`,
+  );
+}
+
 /** The external id of one webhook user under a mapping (user_id, or a selected user property). */
 export function mapWebhookUser(u: WebhookUser, property: string): string | undefined {
   const v = property === COHORT_FILE_USER_COLUMN ? u.user_id : u.user_properties?.[property];
   if (v === null || v === undefined) return undefined;
   if (typeof v !== 'string' && typeof v !== 'number') return undefined;
   const s = String(v).trim();
-  return s.length ? s : undefined;
+  // A user property is not checked at the edge (any property may be the mapping): one the
+  // database cannot store is no external id, like a blank one.
+  return s.length && !hasNul(s) ? s : undefined;
 }
 
 /**
@@ -107,8 +131,10 @@ export async function applyWebhookMessage(
   const msg = await db.selectFrom('webhook_inbox').selectAll().where('id', '=', Number(inboxId)).executeTakeFirst();
   if (!msg) throw new AmpError('not_found', `no webhook message ${inboxId}`);
   if (msg.applied_at !== null) return { destinationIds: [] };
+  // The receiver clamps already; a message stored before it did is clamped here the same way.
+  const computedMs = membershipTimeMs(Number(msg.computed_time), Number(msg.received_at));
   try {
-    await ensureCohort(ctx, msg.source_id, msg.cohort_id, msg.cohort_name, msg.computed_time);
+    await ensureCohort(ctx, msg.source_id, msg.cohort_id, msg.cohort_name, computedMs);
     const syncs = await db
       .selectFrom('syncs')
       .select(['id', 'external_id_property'])
@@ -139,7 +165,7 @@ export async function applyWebhookMessage(
           cohortId: msg.cohort_id,
           inCohort: msg.in_cohort === 1,
           externalIds,
-          sourceTs: msg.computed_time,
+          sourceTs: computedMs,
           syncIds,
         });
         for (const d of r.destinationIds) destinationIds.add(d);
@@ -163,7 +189,11 @@ export async function applyWebhookMessage(
   }
 }
 
-/** Creates a cohort first seen in a webhook; keeps name and last_computed of a known one fresh. */
+/**
+ * Creates a cohort first seen in a webhook; keeps name and last_computed of a known one fresh.
+ * The receiver refused messages for cohorts that are not the source's; checked again here, after
+ * the insert, for messages stored before such a cohort appeared.
+ */
 async function ensureCohort(
   ctx: Context,
   sourceId: string,
@@ -173,37 +203,34 @@ async function ensureCohort(
 ): Promise<void> {
   const db = ctx.store.db;
   const now = Date.now();
+  const created = await db
+    .insertInto('cohorts')
+    .values({
+      id: cohortId,
+      source_id: sourceId,
+      name: name ?? cohortId,
+      origin: 'webhook',
+      size: null,
+      last_computed: computedMs,
+      created_at: now,
+      updated_at: now,
+    })
+    .onConflict((oc) => oc.column('id').doNothing())
+    .returning('id')
+    .executeTakeFirst();
+  if (created) return;
   const existing = await db
     .selectFrom('cohorts')
     .select(['source_id', 'name', 'last_computed'])
     .where('id', '=', cohortId)
-    .executeTakeFirst();
-  if (!existing) {
-    await db
-      .insertInto('cohorts')
-      .values({
-        id: cohortId,
-        source_id: sourceId,
-        name: name ?? cohortId,
-        origin: 'webhook',
-        size: null,
-        last_computed: computedMs,
-        created_at: now,
-        updated_at: now,
-      })
-      .onConflict((oc) => oc.column('id').doNothing())
-      .execute();
-    return;
-  }
-  if (existing.source_id !== null && existing.source_id !== sourceId) {
-    throw new AmpError('conflict', `cohort ${cohortId} belongs to source ${existing.source_id}, not to ${sourceId}`);
-  }
-  if ((name && name !== existing.name) || (existing.last_computed ?? 0) < computedMs) {
+    .executeTakeFirstOrThrow();
+  if (existing.source_id !== sourceId) throw notYourCohort(sourceId, cohortId);
+  if ((name && name !== existing.name) || Number(existing.last_computed ?? 0) < computedMs) {
     await db
       .updateTable('cohorts')
       .set({
         name: name ?? existing.name,
-        last_computed: Math.max(existing.last_computed ?? 0, computedMs),
+        last_computed: Math.max(Number(existing.last_computed ?? 0), computedMs),
         updated_at: now,
       })
       .where('id', '=', cohortId)

@@ -1,24 +1,33 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WEBHOOK_BODY_LIMIT_BYTES } from '../../connectors/amplitude/constants';
-import { storeWebhook } from '../../connectors/amplitude/webhooks';
+import { cohortWritableBy, notYourCohort, storeWebhook } from '../../connectors/amplitude/webhooks';
 import { isAmpError } from '../../errors';
 import { secretsEqual } from '../../store/secrets';
 import { log } from '../../telemetry/logger';
+import { bearerToken } from '../api/auth';
 import type { ServerDeps } from '../app';
+import { BoundedCache } from '../bounded-cache';
+import { ID_IN_PATH } from './common';
 import { WebhookParsePool } from './parse-pool';
 
 /**
  * POST /hooks/amplitude/cohorts/:sourceId — Amplitude's cohort-webhook destination.
- * Order of checks, so nothing bad is ever stored: secret (401, before the body is read) →
- * size (413) → JSON (400) → payload fields (400, naming the field) → insert-once → 200.
+ * Order of checks, so nothing bad is ever stored: source id (404) → secret (401, before the body
+ * is read) → size (413) → JSON (400) → payload fields (400, naming the field) → the cohort is the
+ * source's (403) → insert-once → 200.
  * JSON and fields are checked on a parse worker for large bodies (parse-pool.ts).
  * Amplitude retries when the answer takes over ~1-2 s, so the 200 goes out as soon as the
  * message is durable; applying it to the ledger is a job ('webhook.apply').
  */
 
 // Secrets are decrypted once per source and re-read after this long, so a rotated secret or a
-// deleted source takes effect without a restart.
+// deleted source takes effect without a restart. Unknown ids are remembered too (a flood of one
+// wrong URL costs no queries), in a bounded cache: any id can be sent without a secret.
 const SECRET_CACHE_MS = 30_000;
+const SECRET_CACHE_ENTRIES = 1_000;
+// (source, cohort) pairs found writable by the source's webhook; the apply step checks again.
+const OWNED_CACHE_MS = 30_000;
+const OWNED_CACHE_ENTRIES = 10_000;
 
 interface Params {
   sourceId: string;
@@ -26,19 +35,28 @@ interface Params {
 
 export async function registerAmplitudeHooks(app: FastifyInstance, deps: ServerDeps): Promise<void> {
   const { ctx } = deps;
-  const cache = new Map<string, { secret: string | null; until: number }>();
+  const secrets = new BoundedCache<string, { secret: string | null }>(SECRET_CACHE_ENTRIES, SECRET_CACHE_MS);
+  const owned = new BoundedCache<string, true>(OWNED_CACHE_ENTRIES, OWNED_CACHE_MS);
 
   async function secretFor(sourceId: string): Promise<string | null> {
-    const hit = cache.get(sourceId);
-    if (hit && hit.until > Date.now()) return hit.secret;
+    const hit = secrets.get(sourceId);
+    if (hit) return hit.secret;
     const row = await ctx.store.db
       .selectFrom('sources')
       .select('webhook_secret_enc')
       .where('id', '=', sourceId)
       .executeTakeFirst();
     const secret = row ? ctx.secrets.decrypt(row.webhook_secret_enc) : null;
-    cache.set(sourceId, { secret, until: Date.now() + SECRET_CACHE_MS });
+    secrets.set(sourceId, { secret });
     return secret;
+  }
+
+  async function mayWrite(sourceId: string, cohortId: string): Promise<boolean> {
+    const key = `${sourceId}\u0000${cohortId}`;
+    if (owned.get(key)) return true;
+    const ok = await cohortWritableBy(ctx, sourceId, cohortId);
+    if (ok) owned.set(key, true);
+    return ok;
   }
 
   const bodyLimit = deps.bodyLimit ?? WEBHOOK_BODY_LIMIT_BYTES;
@@ -53,10 +71,12 @@ export async function registerAmplitudeHooks(app: FastifyInstance, deps: ServerD
 
   // Encapsulated, so the parser below applies to this route only.
   await app.register(async (scope) => {
-    // The body reaches the handler as bytes: it is checked there (on a parse worker when large,
-    // prototype-poisoning keys included: webhook-payload.ts) and stored as received.
-    scope.removeContentTypeParser('application/json');
-    scope.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+    // The body reaches the handler as bytes whatever its content type, so one size limit and one
+    // JSON check apply to every body (a proxy or template that says text/plain changes nothing).
+    // It is checked there (on a parse worker when large, prototype-poisoning keys included:
+    // webhook-payload.ts) and stored as received.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
     registerRoute(scope);
   });
 
@@ -64,15 +84,15 @@ export async function registerAmplitudeHooks(app: FastifyInstance, deps: ServerD
     app.post<{ Params: Params }>('/hooks/amplitude/cohorts/:sourceId', {
       bodyLimit,
       onRequest: async (req: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
-        const secret = await secretFor(req.params.sourceId);
+        const { sourceId } = req.params;
+        const secret = ID_IN_PATH.test(sourceId) ? await secretFor(sourceId) : null;
         if (secret === null) {
           return reply
             .code(404)
-            .send({ error: 'not_found', message: `no Amplitude source ${req.params.sourceId}: check the webhook URL` });
+            .send({ error: 'not_found', message: 'no such Amplitude source: check the webhook URL' });
         }
-        const header = req.headers.authorization ?? '';
-        const m = /^Bearer\s+(.+)$/i.exec(header.trim());
-        if (!m || !secretsEqual(m[1]!.trim(), secret)) {
+        const presented = bearerToken(req);
+        if (presented === undefined || !secretsEqual(presented, secret)) {
           return reply.code(401).header('www-authenticate', 'Bearer').send({
             error: 'unauthorized',
             message:
@@ -103,7 +123,8 @@ export async function registerAmplitudeHooks(app: FastifyInstance, deps: ServerD
       },
       handler: async (req: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
         const sourceId = req.params.sourceId;
-        const { message, body } = await parsePool.check(req.body as Buffer);
+        const { message, body } = await parsePool.check(req.body as Buffer, Date.now());
+        if (!(await mayWrite(sourceId, message.cohort_id))) throw notYourCohort(sourceId, message.cohort_id);
         const stored = await storeWebhook(ctx, sourceId, message, body);
         if (stored.inboxId !== null && deps.jobs) {
           try {

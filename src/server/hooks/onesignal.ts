@@ -5,7 +5,9 @@ import { type CachedStream, cachedStream, cachedStreamNow } from '../../events/s
 import { createWaker } from '../../events/wake';
 import { secretsEqual } from '../../store/secrets';
 import { log } from '../../telemetry/logger';
+import { bearerToken } from '../api/auth';
 import type { ServerDeps } from '../app';
+import { ID_IN_PATH } from './common';
 
 /**
  * POST /hooks/onesignal/events/:streamId — OneSignal Event Streams (DESIGN §5).
@@ -13,8 +15,6 @@ import type { ServerDeps } from '../app';
  * `Authorization: Bearer <webhook_secret>`, set in the stream's headers. Checked before the
  * body is read. OneSignal disables streams that answer slowly: store and answer, nothing else.
  */
-const streamIdPattern = /^[A-Za-z0-9_-]{1,64}$/;
-
 declare module 'fastify' {
   interface FastifyRequest {
     ampStream?: CachedStream;
@@ -64,13 +64,12 @@ export async function registerOneSignalHooks(app: FastifyInstance, deps: ServerD
     ): void => {
       const { streamId } = req.params;
       const deny = (e: AmpError): void => void fail(reply, e);
-      if (!streamIdPattern.test(streamId)) {
-        deny(new AmpError('not_found', `no event stream ${streamId}`));
+      if (!ID_IN_PATH.test(streamId)) {
+        deny(new AmpError('not_found', 'no such event stream: check the webhook URL'));
         return;
       }
-      const header = req.headers.authorization;
-      const m = typeof header === 'string' ? /^Bearer\s+(.+)$/i.exec(header.trim()) : null;
-      if (!m) {
+      const presented = bearerToken(req);
+      if (presented === undefined) {
         deny(
           new AmpError(
             'unauthorized',
@@ -81,7 +80,7 @@ export async function registerOneSignalHooks(app: FastifyInstance, deps: ServerD
       }
       const check = (stream: CachedStream | undefined): void => {
         if (!stream) deny(new AmpError('not_found', `no event stream ${streamId}`));
-        else if (!secretsEqual(m[1]!, stream.webhookSecret))
+        else if (!secretsEqual(presented, stream.webhookSecret))
           deny(new AmpError('unauthorized', 'wrong webhook secret for this stream'));
         else {
           req.ampStream = stream;

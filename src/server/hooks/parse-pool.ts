@@ -49,18 +49,18 @@ export class WebhookParsePool {
    * the worker as bytes, moved rather than copied when it owns its memory: this thread never
    * decodes it.
    */
-  check(raw: Buffer): Promise<CheckedWebhook> | CheckedWebhook {
+  check(raw: Buffer, receivedAt = Date.now()): Promise<CheckedWebhook> | CheckedWebhook {
     const slot = raw.length < OFF_THREAD_MIN_BYTES || this.closed || this.unavailable ? undefined : this.pick();
     if (!slot) {
       const text = raw.toString('utf8');
-      return { message: checkWebhookBody(text), body: { text } };
+      return { message: checkWebhookBody(text, receivedAt), body: { text } };
     }
     const id = this.nextId++;
     const owned = raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength;
     const bytes = owned ? raw : new Uint8Array(raw);
     return new Promise((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
-      slot.worker.postMessage({ id, bytes }, [bytes.buffer as ArrayBuffer]);
+      slot.worker.postMessage({ id, bytes, receivedAt }, [bytes.buffer as ArrayBuffer]);
     });
   }
 

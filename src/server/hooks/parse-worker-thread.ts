@@ -7,10 +7,10 @@ import { checkWebhookBody } from '../../connectors/amplitude/webhook-payload';
 const port = parentPort;
 if (!port) throw new Error('parse-worker-thread runs only as a worker thread');
 
-port.on('message', ({ id, bytes }: { id: number; bytes: Uint8Array }) => {
+port.on('message', ({ id, bytes, receivedAt }: { id: number; bytes: Uint8Array; receivedAt: number }) => {
   try {
     const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
-    const ok = checkWebhookBody(text);
+    const ok = checkWebhookBody(text, receivedAt);
     port.postMessage({ id, ok, deflated: deflateRawSync(text, { level: 1 }) });
   } catch (e) {
     const err = e as { name?: string; code?: string; message?: string };
