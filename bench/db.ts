@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { type Context, openContext } from '../src/store';
+import { type Context, openContext, type ProcessRole } from '../src/store';
 
 export type BenchDialect = 'sqlite' | 'postgres';
 export const DIALECTS: readonly BenchDialect[] = ['sqlite', 'postgres'];
@@ -88,14 +88,19 @@ export function parseBenchArgs(argv: string[]): { names: string[]; dialects: rea
   return { names, dialects: [chosen as BenchDialect] };
 }
 
+/** `serve` and `worker` with their default `--concurrency`, whose pools the benches model. */
+export const AS_SERVE = { role: 'serve+worker', jobConcurrency: 4 } as const;
+export const AS_WORKER = { role: 'worker', jobConcurrency: 4 } as const;
+
 /**
- * A fresh database opened and migrated, as the process a bench stands for opens it
- * (`checkpointThread`: as serve and worker run); `close` closes and drops it.
+ * A fresh database opened and migrated, as the process a bench stands for opens it (its role,
+ * which sizes a PostgreSQL pool; `checkpointThread` as serve and worker run); `close` closes and
+ * drops it.
  */
 export async function openBenchContext(
   dialect: BenchDialect,
   label: string,
-  opts: { checkpointThread?: boolean } = {},
+  opts: { checkpointThread?: boolean; role?: ProcessRole; jobConcurrency?: number } = {},
 ): Promise<{ database: BenchDatabase; ctx: Context; close(): Promise<void> }> {
   const database = await freshDatabase(dialect, label);
   let ctx: Context;

@@ -23,7 +23,7 @@ import { importCohortFile } from '../src/sync/cohorts';
 import { deliverDestination } from '../src/sync/deliver';
 import { runSync } from '../src/sync/run';
 import { createSync, type SyncRow } from '../src/sync/syncs';
-import { type BenchDialect, openBenchContext } from './db';
+import { AS_WORKER, type BenchDialect, openBenchContext } from './db';
 import { median } from './load';
 
 const USERS = 20_000;
@@ -156,7 +156,7 @@ export async function benchSetup(opts: {
   let bench: Awaited<ReturnType<typeof openBenchContext>> | undefined;
   try {
     emu = await startChildEmulator(appId, apiKey, usersFile, opts.emulator);
-    bench = await openBenchContext(opts.dialect, opts.label);
+    bench = await openBenchContext(opts.dialect, opts.label, AS_WORKER);
   } catch (e) {
     await emu?.close();
     rmSync(dir, { recursive: true, force: true });

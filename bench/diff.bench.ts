@@ -30,7 +30,7 @@ import {
   type StagedAt,
   stagedIds,
 } from '../src/sync/staging';
-import { type BenchDialect, freshDatabase, settle } from './db';
+import { AS_WORKER, type BenchDialect, freshDatabase, settle } from './db';
 
 const N = Number(process.env.BENCH_DIFF_MEMBERS ?? 1_000_000);
 const CHURN = 0.01;
@@ -93,7 +93,7 @@ async function seedDelivered(ctx: Context, syncId: string, ids: RawBuilder<unkno
 async function withDatabase<T>(dialect: BenchDialect, fn: (ctx: Context) => Promise<T>): Promise<T> {
   const database = await freshDatabase(dialect, 'diff');
   try {
-    const ctx = await openContext({ db: database.url, migrate: 'auto' });
+    const ctx = await openContext({ db: database.url, migrate: 'auto', ...AS_WORKER });
     try {
       return await fn(ctx);
     } finally {

@@ -11,7 +11,7 @@ import { startAmplitudeEmulator } from '../src/emulators/amplitude';
 import { forwardStream } from '../src/events/forward';
 import { createStream } from '../src/events/streams';
 import { buildServer } from '../src/server/app';
-import { type BenchDialect, openBenchContext } from './db';
+import { AS_SERVE, type BenchDialect, openBenchContext } from './db';
 
 const EVENTS = Number(process.env.BENCH_FORWARD_EVENTS ?? 20_000);
 const PER_REQUEST = 50;
@@ -35,7 +35,7 @@ export async function run(dialect: BenchDialect): Promise<Record<string, unknown
   const apiKey = 'bench-key';
   process.env.AMPSIGNAL_SECRET_KEY ??= `${'0'.repeat(63)}1`;
   const emu = await startAmplitudeEmulator({ projects: [{ apiKey, secretKey: 's' }] });
-  const bench = await openBenchContext(dialect, 'forward', { checkpointThread: true }).catch(async (e) => {
+  const bench = await openBenchContext(dialect, 'forward', { ...AS_SERVE, checkpointThread: true }).catch(async (e) => {
     await emu.close();
     throw e;
   });

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createStream } from '../src/events/streams';
 import { buildServer } from '../src/server/app';
-import { type BenchDialect, openBenchContext } from './db';
+import { AS_SERVE, type BenchDialect, openBenchContext } from './db';
 import { againstBareServer, alternate, type LoadResult, loadFromProcess, median } from './load';
 
 const SENDERS = join(dirname(fileURLToPath(import.meta.url)), 'ingest.senders.mjs');
@@ -30,7 +30,7 @@ function load(url: string, headers: Record<string, string>): Promise<LoadResult>
 
 export async function run(dialect: BenchDialect): Promise<Record<string, unknown>> {
   process.env.AMPSIGNAL_SECRET_KEY ??= `${'0'.repeat(63)}1`;
-  const bench = await openBenchContext(dialect, 'ingest', { checkpointThread: true });
+  const bench = await openBenchContext(dialect, 'ingest', { ...AS_SERVE, checkpointThread: true });
   const ctx = bench.ctx;
   try {
     const { row, webhookSecret } = await createStream(ctx, {

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createSource } from '../src/connectors/amplitude/sources';
 import { buildServer } from '../src/server/app';
-import { type BenchDialect, openBenchContext } from './db';
+import { AS_SERVE, type BenchDialect, openBenchContext } from './db';
 import { againstBareServer, alternate, type LoadResult, loadFromProcess, median } from './load';
 
 const SENDERS = join(dirname(fileURLToPath(import.meta.url)), 'webhook_ack.senders.mjs');
@@ -50,7 +50,7 @@ export async function run(dialect: BenchDialect): Promise<Record<string, unknown
   const bodyFile = join(dir, 'body.json');
   writeFileSync(bodyFile, body);
   process.env.AMPSIGNAL_SECRET_KEY ??= `${'0'.repeat(63)}1`;
-  const bench = await openBenchContext(dialect, 'webhook_ack', { checkpointThread: true });
+  const bench = await openBenchContext(dialect, 'webhook_ack', { ...AS_SERVE, checkpointThread: true });
   const ctx = bench.ctx;
   try {
     const source = await createSource(ctx, {

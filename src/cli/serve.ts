@@ -39,6 +39,9 @@ export function register(program: Command): void {
           db: globals(cmd).db,
           migrate: raw.migrate ? 'auto' : 'require',
           checkpointThread: true,
+          // On SQLite serve always works jobs; the role only sizes a PostgreSQL pool.
+          role: raw.worker ? 'serve+worker' : 'serve',
+          jobConcurrency: opts.concurrency,
         });
         let jobs: JobQueue | undefined;
         let failure: Error | undefined;

@@ -45,6 +45,8 @@ export function register(program: Command): void {
         db: globals(cmd).db,
         migrate: raw.migrate ? 'auto' : 'require',
         checkpointThread: true,
+        role: 'worker',
+        jobConcurrency: opts.concurrency,
       });
       let failure: Error | undefined;
       try {

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { AmpError } from '../errors';
 import { type Checkpointer, startCheckpointer } from './checkpointer';
 import { ScopedPostgresDialect } from './pg-introspector';
+import { type ProcessRole, poolSettings } from './pool';
 import type { DB } from './schema';
 import { type DatabaseTarget, parseDatabaseUrl, redactUrl } from './url';
 
@@ -35,7 +36,10 @@ const pgTypes = {
   },
 };
 
-export async function openStore(url: string, opts: { checkpointThread?: boolean } = {}): Promise<Store> {
+export async function openStore(
+  url: string,
+  opts: { checkpointThread?: boolean; role?: ProcessRole; jobConcurrency?: number } = {},
+): Promise<Store> {
   const target = parseDatabaseUrl(url);
   const displayUrl = redactUrl(url);
   if (target.dialect === 'sqlite') {
@@ -69,15 +73,27 @@ export async function openStore(url: string, opts: { checkpointThread?: boolean 
     };
   }
 
+  const role = opts.role ?? 'cli';
+  const sized = poolSettings(role, opts.jobConcurrency);
   const pool = new pg.Pool({
     connectionString: target.connectionString,
-    max: Number(process.env.AMPSIGNAL_PG_POOL_SIZE ?? 10),
+    max: sized.max,
+    idleTimeoutMillis: sized.idleTimeoutMs,
     connectionTimeoutMillis: 10_000,
+    // pg_stat_activity tells the roles apart; an application_name in the URL or PGAPPNAME wins.
+    fallback_application_name: `ampsignal ${role}`,
     types: pgTypes,
     ...(target.schema ? { options: `-c search_path=${target.schema}` } : {}),
   });
   // An idle client that loses its connection must not crash the process.
   pool.on('error', () => {});
+  if (sized.statementTimeoutMs > 0) {
+    // A SET queued ahead of a new connection's first query, not a startup parameter: PgBouncer
+    // refuses startup parameters it does not track. Should it fail, the connection is broken and
+    // the query behind it says so.
+    const setTimeout = `SET statement_timeout = ${sized.statementTimeoutMs}`;
+    pool.on('connect', (client) => void client.query(setTimeout).catch(() => {}));
+  }
   try {
     const client = await pool.connect();
     try {

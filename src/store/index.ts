@@ -1,5 +1,6 @@
 import { openStore, type Store } from './database';
 import { assertMigrated, migrateToLatest } from './migrate';
+import type { ProcessRole } from './pool';
 import { loadSecretBox, type SecretBox } from './secrets';
 import { resolveDatabaseUrl } from './url';
 
@@ -15,13 +16,20 @@ export interface Context {
  * `migrate: 'require'` (serve, worker) refuses to run on a database with pending migrations.
  * `checkpointThread` (serve, worker): on a SQLite file, WAL checkpoints run on a thread of their
  * own (checkpointer.ts); a one-shot command would only pay the thread's start.
+ * `role` (default 'cli') and `jobConcurrency` size the PostgreSQL pool (pool.ts).
  */
 export async function openContext(opts: {
   db?: string;
   migrate: 'auto' | 'require';
   checkpointThread?: boolean;
+  role?: ProcessRole;
+  jobConcurrency?: number;
 }): Promise<Context> {
-  const store = await openStore(resolveDatabaseUrl(opts.db), { checkpointThread: opts.checkpointThread ?? false });
+  const store = await openStore(resolveDatabaseUrl(opts.db), {
+    checkpointThread: opts.checkpointThread ?? false,
+    ...(opts.role ? { role: opts.role } : {}),
+    ...(opts.jobConcurrency ? { jobConcurrency: opts.jobConcurrency } : {}),
+  });
   try {
     if (opts.migrate === 'auto') await migrateToLatest(store);
     else await assertMigrated(store);
@@ -34,4 +42,5 @@ export async function openContext(opts: {
 }
 
 export type { Store } from './database';
+export type { ProcessRole } from './pool';
 export type { SecretBox } from './secrets';
