@@ -49,7 +49,9 @@ async function load(ctx: Context): Promise<Matcher> {
 export function matchCohortIds(m: Pick<Matcher, 'exact' | 'patterns'>, tags: Record<string, unknown>): string[] {
   const ids = new Set<string>();
   for (const [k, v] of Object.entries(tags)) {
-    if (String(v) !== '1') continue;
+    // Only a string or number can be "1": String() of any object a webhook sends may throw
+    // ({"toString": 1}) or run code we did not write.
+    if (v !== '1' && v !== 1) continue;
     const exact = m.exact.get(k);
     if (exact) {
       ids.add(exact);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { HTTP_V2_MAX_STRING } from '../connectors/amplitude/constants';
+import { hasNul, NUL_PROBLEM } from '../store/text';
 import { channelOf, eventTypeFor, MESSAGE_TYPES } from './names';
 
 /**
@@ -122,7 +123,8 @@ const eventSchema = z.object(
                 'event.kind has characters other than letters, digits, "_", ".", ":" or "-"',
               ),
           ),
-          id: required('event.id'),
+          // Stored as a text column: the NUL rule of store/text.ts.
+          id: required('event.id').refine((s) => !hasNul(s), `event.id ${NUL_PROBLEM}`),
           timestamp: z.union([z.number(), z.string(), z.null()], { error: 'must be unix seconds' }).optional(),
           datetime: optText,
           app_id: optText,
@@ -162,24 +164,42 @@ function describeIssues(error: z.ZodError): string {
     .join('; ');
 }
 
-/** Unix seconds (what OneSignal sends) or milliseconds, told apart by magnitude. */
+// An event's time is what Amplitude charts it at, so a time that cannot be the event's is refused
+// (per event) rather than forwarded. OneSignal renders unix seconds; milliseconds are read too,
+// told apart by magnitude: within the range below the two never overlap (seconds are 9.5e8 to
+// 2e9, milliseconds 9.5e11 to 2e12), so a magnitude trick never turns nonsense into a plausible
+// date (253402300800, the year 10000 in seconds, would have been read as 1978 in milliseconds).
+// Before 2000 no OneSignal event can be; up to an hour ahead allows for clocks that disagree.
+const EARLIEST_EVENT_MS = Date.UTC(2000, 0, 1);
+const FUTURE_SLACK_MS = 3_600_000;
+const MILLISECONDS_FROM = 1e11;
+const DECIMAL = /^\d+(\.\d+)?$/;
+
+function timeProblem(field: string, shown: string): string {
+  return `${field} ${shown} is not a time between 2000-01-01 and now: send unix seconds, e.g. 1708559115`;
+}
+
+/** Milliseconds of `event.timestamp` (or `event.datetime`), the receive time if neither, or the problem. */
 function toMillis(
   ts: number | string | null | undefined,
   datetime: string | undefined,
-  fallback: number,
+  receivedAt: number,
 ): number | string {
+  const inRange = (ms: number) => ms >= EARLIEST_EVENT_MS && ms <= receivedAt + FUTURE_SLACK_MS;
   if (ts !== undefined && ts !== null && ts !== '') {
-    const n = typeof ts === 'number' ? ts : Number(ts);
-    if (!Number.isFinite(n) || n <= 0) return 'event.timestamp must be unix seconds';
-    // Below 1e11 a value can only be seconds (1e11 ms is 1973); OneSignal documents seconds.
-    return Math.round(n < 1e11 ? n * 1000 : n);
+    // Decimal digits only: Number() would also read "0x10", "1e3" or " 12 ".
+    const n = typeof ts === 'number' ? ts : DECIMAL.test(ts) ? Number(ts) : Number.NaN;
+    const ms = Math.round(n < MILLISECONDS_FROM ? n * 1000 : n);
+    if (!Number.isFinite(ms) || !inRange(ms)) return timeProblem('event.timestamp', String(ts).slice(0, 40));
+    return ms;
   }
   if (datetime) {
     const d = Date.parse(datetime);
-    if (!Number.isNaN(d)) return d;
-    return 'event.datetime is not an ISO 8601 time';
+    if (Number.isNaN(d)) return 'event.datetime is not an ISO 8601 time';
+    if (!inRange(d)) return timeProblem('event.datetime', datetime.slice(0, 40));
+    return d;
   }
-  return fallback;
+  return receivedAt;
 }
 
 function clip(v: unknown): unknown {
@@ -226,6 +246,17 @@ function tagsOf(v: unknown): Record<string, unknown> | undefined {
   return undefined;
 }
 
+/**
+ * OneSignal tag values are text (a number when Liquid leaves it unquoted); an object or array
+ * cannot come from `{{ user.tags }}`, so the event is refused naming the tag.
+ */
+function tagValueProblem(tags: Record<string, unknown>): string | undefined {
+  for (const [k, v] of Object.entries(tags)) {
+    if (typeof v === 'object' && v !== null) return `user.tags.${k.slice(0, 64)} must be text, not an object or array`;
+  }
+  return undefined;
+}
+
 function cleanId(v: string | undefined): string | undefined {
   if (v === undefined) return undefined;
   const t = v.trim();
@@ -241,6 +272,9 @@ export function mapOneSignalEvent(raw: unknown, opts: MapOptions): MappedEvent {
   const ev = p.event;
   const time = toMillis(ev.timestamp, ev.datetime, opts.receivedAt);
   if (typeof time === 'string') return { ok: false, problem: time };
+  const tags = tagsOf(p.user?.tags);
+  const tagProblem = tags && tagValueProblem(tags);
+  if (tagProblem) return { ok: false, problem: tagProblem };
 
   const msg = p.message ?? {};
   const user = p.user;
@@ -263,7 +297,7 @@ export function mapOneSignalEvent(raw: unknown, opts: MapOptions): MappedEvent {
   put('message_contents', titleOf(msg.contents));
   put('template_id', text(msg.template_id));
   put('channel', channel);
-  put('message_type', channel ? (MESSAGE_TYPES[channel] ?? channel) : undefined);
+  put('message_type', channel ? (MESSAGE_TYPES.get(channel) ?? channel) : undefined);
   put('device_type', ev.subscription_device_type);
   put('subscription_id', deviceId);
   put('onesignal_id', ev.onesignal_id ?? user?.onesignal_id);
@@ -281,7 +315,6 @@ export function mapOneSignalEvent(raw: unknown, opts: MapOptions): MappedEvent {
   ]) {
     put(k, text(data[k]));
   }
-  const tags = tagsOf(user?.tags);
   if (tags && opts.cohortIdsFromTags) props.amplitude_cohort_ids = opts.cohortIdsFromTags(tags);
 
   const amplitude: AmplitudeEvent = {

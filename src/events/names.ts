@@ -47,14 +47,48 @@ export const EXTRA_EVENT_NAMES: Readonly<Record<string, string>> = {
   'message.iam.dismissed': '[Onesignal] IAM Dismissed',
 };
 
-export const DEFAULT_EVENT_NAMES: Readonly<Record<string, string>> = { ...NATIVE_EVENT_NAMES, ...EXTRA_EVENT_NAMES };
+// Maps, not objects: a kind is whatever a webhook sends, and `constructor`, `toString` or
+// `__proto__` would find Object.prototype's members in a plain object.
+export const DEFAULT_EVENT_NAMES: ReadonlyMap<string, string> = new Map(
+  Object.entries({ ...NATIVE_EVENT_NAMES, ...EXTRA_EVENT_NAMES }),
+);
 
 /**
- * The Amplitude event type for a kind: the stream's override, else the default table, else a
- * generic `[Onesignal] <kind>` so an unknown (new) kind is still forwarded, never lost.
+ * Kinds OneSignal's documentation spells two ways in different versions, each → the spelling of
+ * the kind table (reference §7.2), so both become the same Amplitude event.
+ */
+export const KIND_SPELLINGS: ReadonlyMap<string, string> = new Map([
+  ['message.iam.displayed', 'message.iam.impression'],
+  ['message.iam.pagedisplayed', 'message.iam.page_displayed'],
+  ['message.email.hardbounced', 'message.email.bounced'],
+  ['message.email.supressed', 'message.email.suppressed'],
+]);
+
+/** The kind as the kind table spells it. */
+export function canonicalKind(kind: string): string {
+  return KIND_SPELLINGS.get(kind) ?? kind;
+}
+
+/** A stream's override for a kind: its own property only, and only a name. */
+function overrideFor(overrides: Readonly<Record<string, string>> | null | undefined, kind: string): string | undefined {
+  if (!overrides || !Object.hasOwn(overrides, kind)) return undefined;
+  const name = overrides[kind];
+  return typeof name === 'string' && name.length > 0 ? name : undefined;
+}
+
+/**
+ * The Amplitude event type for a kind: the stream's override (for the spelling received, else the
+ * table's spelling), else the default table, else a generic `[Onesignal] <kind>` so an unknown
+ * (new) kind is still forwarded, never lost.
  */
 export function eventTypeFor(kind: string, overrides?: Readonly<Record<string, string>> | null): string {
-  return overrides?.[kind] ?? DEFAULT_EVENT_NAMES[kind] ?? `[Onesignal] ${kind}`;
+  const canonical = canonicalKind(kind);
+  return (
+    overrideFor(overrides, kind) ??
+    overrideFor(overrides, canonical) ??
+    DEFAULT_EVENT_NAMES.get(canonical) ??
+    `[Onesignal] ${kind}`
+  );
 }
 
 /** `message.push.clicked` → `push`; the channel segment, or undefined for an unexpected shape. */
@@ -64,10 +98,10 @@ export function channelOf(kind: string): string | undefined {
 }
 
 // The native export's `message_type` values (push / in-app / email / SMS), reference §9.5.
-export const MESSAGE_TYPES: Readonly<Record<string, string>> = {
-  push: 'push',
-  iam: 'in-app',
-  email: 'email',
-  sms: 'SMS',
-  live_activity: 'live activity',
-};
+export const MESSAGE_TYPES: ReadonlyMap<string, string> = new Map([
+  ['push', 'push'],
+  ['iam', 'in-app'],
+  ['email', 'email'],
+  ['sms', 'SMS'],
+  ['live_activity', 'live activity'],
+]);

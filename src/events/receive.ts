@@ -1,8 +1,9 @@
 import { AmpError } from '../errors';
 import type { Context } from '../store';
 import { committerFor, GroupCommit } from '../store/group-commit';
+import { log } from '../telemetry/logger';
 import { cohortTagMatcher } from './cohort-tags';
-import { mapOneSignalEvent } from './map';
+import { type MapOptions, type MappedEvent, mapOneSignalEvent } from './map';
 import type { CachedStream } from './streams';
 
 /**
@@ -58,7 +59,7 @@ export async function receiveEvents(
   const seen = new Set<string>();
   let inBodyDuplicates = 0;
   for (let i = 0; i < items.length; i++) {
-    const m = mapOneSignalEvent(items[i], { eventNames: stream.eventNames, cohortIdsFromTags: cohortIds, receivedAt });
+    const m = mapOneElement(items[i], { eventNames: stream.eventNames, cohortIdsFromTags: cohortIds, receivedAt });
     if (!m.ok) {
       rejected.push({ index: i, problem: m.problem });
       continue;
@@ -99,6 +100,19 @@ export async function receiveEvents(
     dead_lettered: dead,
     rejected,
   };
+}
+
+/**
+ * mapOneSignalEvent never throws by design; should a bug make it throw on some element, that
+ * element alone is refused (its siblings are still stored) and the log gets the details.
+ */
+function mapOneElement(raw: unknown, opts: MapOptions): MappedEvent {
+  try {
+    return mapOneSignalEvent(raw, opts);
+  } catch (e) {
+    log.error({ err: e }, 'mapping a OneSignal event threw');
+    return { ok: false, problem: 'the event could not be read (the server log has the details)' };
+  }
 }
 
 function storeRows(ctx: Context, streamId: string, rows: Row[], extra: number): Promise<Set<string>> {

@@ -114,7 +114,7 @@ export async function registerAmplitudeHooks(app: FastifyInstance, deps: ServerD
             .code(400)
             .send({ error: 'invalid_input', message: `the body is not valid JSON: ${err.message}` });
         }
-        if (isAmpError(err)) return reply.code(err.httpStatus).send(err.toJSON());
+        if (isAmpError(err) && err.kind !== 'internal') return reply.code(err.httpStatus).send(err.toJSON());
         log.error({ err: err.message }, 'amplitude webhook failed');
         // 5xx makes Amplitude retry, which is what we want when the store is unavailable.
         return reply

@@ -25,6 +25,18 @@ function fail(reply: FastifyReply, err: AmpError): FastifyReply {
   return reply.code(err.httpStatus).send(err.toJSON());
 }
 
+/**
+ * Anything but a sender's mistake: a 503, so OneSignal sends the events again, with a body that
+ * says so and nothing else (a database's own message names tables and values; the log has it).
+ */
+function unavailable(reply: FastifyReply, e: unknown, streamId?: string): FastifyReply {
+  log.error({ err: toAmpError(e).message, stream: streamId }, 'storing OneSignal events failed');
+  return reply.code(503).send({
+    error: 'unavailable',
+    message: 'the events could not be stored now; OneSignal sends them again',
+  });
+}
+
 export async function registerOneSignalHooks(app: FastifyInstance, deps: ServerDeps): Promise<void> {
   const waker = createWaker(deps.jobs, (e) =>
     log.warn({ err: toAmpError(e).message }, 'could not enqueue stream.forward'),
@@ -50,9 +62,7 @@ export async function registerOneSignalHooks(app: FastifyInstance, deps: ServerD
       if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
         return fail(reply, new AmpError('invalid_input', error.message));
       }
-      const err = toAmpError(error);
-      log.error({ err: err.message }, 'onesignal event hook failed');
-      return reply.code(err.httpStatus).send(err.toJSON());
+      return unavailable(reply, error);
     });
 
     // A callback hook, not an async one: the stream is cached, so the usual request authenticates
@@ -89,7 +99,7 @@ export async function registerOneSignalHooks(app: FastifyInstance, deps: ServerD
       };
       const hit = cachedStreamNow(deps.ctx, streamId);
       if (hit) check(hit);
-      else cachedStream(deps.ctx, streamId).then(check, (e: unknown) => deny(toAmpError(e)));
+      else cachedStream(deps.ctx, streamId).then(check, (e: unknown) => void unavailable(reply, e, streamId));
     };
 
     scope.post<{ Params: { streamId: string } }>(
@@ -127,9 +137,8 @@ export async function registerOneSignalHooks(app: FastifyInstance, deps: ServerD
           return reply.code(200).send(result);
         } catch (e) {
           const err = toAmpError(e);
-          if (err.kind !== 'usage')
-            log.error({ err: err.message, stream: stream.row.id }, 'storing OneSignal events failed');
-          return fail(reply, err);
+          if (err.kind === 'usage') return fail(reply, err);
+          return unavailable(reply, e, stream.row.id);
         }
       },
     );
