@@ -15,10 +15,44 @@ export interface ServerDeps {
   bodyLimit?: number;
   /** Admin token for /api/v1 and the UI; default AMPSIGNAL_ADMIN_TOKEN (none: both answer 503). */
   adminToken?: string;
+  /** Overrides of SERVER_TIMEOUTS (tests use short ones). */
+  timeouts?: Partial<ServerTimeouts>;
 }
 
+export interface ServerTimeouts {
+  /** Until a request's headers are all in. */
+  headersMs: number;
+  /** Until the whole request, body included, is in. */
+  requestMs: number;
+  /** A connection that sends and receives nothing for this long is closed. */
+  idleMs: number;
+}
+
+/**
+ * Every connection is bounded in time, so trickling clients cannot hold sockets (and memory) for
+ * ever: webhook senders and browsers send a request in well under a second; 30 s leaves a 10 MB
+ * cohort webhook room on a slow link. The idle limit is above fastify's 72 s keep-alive, which
+ * ends idle keep-alive connections itself.
+ */
+export const SERVER_TIMEOUTS: ServerTimeouts = { headersMs: 10_000, requestMs: 30_000, idleMs: 75_000 };
+
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimit ?? 5 * 1024 * 1024 });
+  const t = { ...SERVER_TIMEOUTS, ...deps.timeouts };
+  const app = Fastify({
+    logger: false,
+    bodyLimit: deps.bodyLimit ?? 5 * 1024 * 1024,
+    requestTimeout: t.requestMs,
+    connectionTimeout: t.idleMs,
+    // Node checks the two limits above on this interval (30 s by default, which would add up to
+    // half a minute to each).
+    http: { headersTimeout: t.headersMs, connectionsCheckingInterval: Math.min(1_000, t.headersMs) },
+  });
+  // An answer sent before the request body was read (401, 404, 413 from a hook) ends the
+  // connection: otherwise node keeps reading whatever the client trickles in, to reuse it.
+  app.addHook('onSend', (req, reply, payload, done) => {
+    if (!req.raw.complete) void reply.header('connection', 'close');
+    done(null, payload);
+  });
   // Graceful close: fastify ends idle keep-alive connections when close() starts, but a request
   // already in flight then answers on a connection that stays open, and the server would wait for
   // it until the keep-alive timeout (72 s). Until the server has closed, connections are ended as
