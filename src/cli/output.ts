@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { AmpError, toAmpError } from '../errors';
 import { type Context, openContext } from '../store';
+import { closeAbandonedRuns } from '../sync/runs';
+import { log } from '../telemetry/logger';
 
 /** Global options every command sees (defined on the root program). */
 export interface GlobalOptions {
@@ -25,10 +27,17 @@ export function reportError(e: unknown): void {
   process.exitCode = err.kind === 'usage' ? 2 : 1;
 }
 
-/** Runs a command body with an open database, always closing it. */
+/**
+ * Runs a command body with an open database, always closing it. Runs left `running` by a
+ * process that died are closed first (one indexed query), so what the command shows and does
+ * never depends on a serve or worker process being up.
+ */
 export async function withContext<T>(cmd: Command, fn: (ctx: Context) => Promise<T>): Promise<T> {
   const ctx = await openContext({ db: globals(cmd).db, migrate: 'auto' });
   try {
+    await closeAbandonedRuns(ctx).catch((e: unknown) =>
+      log.warn({ err: toAmpError(e).message }, 'could not close the runs of stopped processes'),
+    );
     return await fn(ctx);
   } finally {
     await ctx.close();

@@ -10,6 +10,7 @@ import { bodyOverhead, type HttpV2Event, sendHttpV2 } from '../connectors/amplit
 import { type Backoff, retryDelayMs } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
+import { keepRenewing, LEASE_MS } from '../store/leases';
 import { log } from '../telemetry/logger';
 import { amplitudeBaseUrl, getStream, invalidateStreamCache } from './streams';
 
@@ -17,8 +18,8 @@ import { amplitudeBaseUrl, getStream, invalidateStreamCache } from './streams';
  * The forwarder: drains one stream's outbox to Amplitude HTTP V2, exactly once.
  *
  * - Rows are claimed with a lease (a guarded UPDATE; `FOR UPDATE SKIP LOCKED` on PostgreSQL), so
- *   concurrent workers never send the same rows at the same time, and a crashed worker's rows
- *   come back when its lease expires.
+ *   concurrent workers never send the same rows at the same time; the lease is renewed while the
+ *   forwarder lives, and a crashed worker's rows come back within a lease.
  * - A row becomes `forwarded` only after Amplitude's 200. Everything else resends with the same
  *   insert_id and device_id, which Amplitude dedupes for 7 days: at-least-once sending plus
  *   insert_id dedupe gives exactly-once in Amplitude.
@@ -31,7 +32,10 @@ import { amplitudeBaseUrl, getStream, invalidateStreamCache } from './streams';
 export interface ForwardOptions {
   workerId?: string;
   signal?: AbortSignal;
-  /** How long claimed rows stay ours before another worker may take them. */
+  /**
+   * How long claimed rows stay ours unless renewed (they are, every quarter of it, while this
+   * forwarder lives); default LEASE_MS.
+   */
   leaseMs?: number;
   /** Stop after this many claim rounds (default: until nothing is due). */
   maxRounds?: number;
@@ -53,7 +57,6 @@ export interface ForwardResult {
   nextAttemptAt: number | null;
 }
 
-export const DEFAULT_LEASE_MS = 120_000;
 /** Capped at minutes, not seconds: an Amplitude outage is waited out without hammering it. */
 const FORWARD_BACKOFF: Backoff = { baseMs: HTTP_V2_RETRY_BASE_MS, capMs: 5 * 60_000 };
 // Every body stays strictly under 1 MB; a little margin for the JSON separators we add.
@@ -70,7 +73,7 @@ interface Claimed {
 export async function forwardStream(ctx: Context, streamId: string, opts: ForwardOptions = {}): Promise<ForwardResult> {
   const db = ctx.store.db;
   const workerId = opts.workerId ?? newId('fwd');
-  const leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
+  const leaseMs = opts.leaseMs ?? LEASE_MS;
   const signal = opts.signal;
   const result = { forwarded: 0, deadLettered: 0, requests: 0 };
   let lingerNext: number | undefined;
@@ -247,17 +250,8 @@ export async function forwardStream(ctx: Context, streamId: string, opts: Forwar
       }
     };
 
-    for (let round = 0; !signal?.aborted && (opts.maxRounds === undefined || round < opts.maxRounds); round++) {
-      if (opts.lingerMs) {
-        const wait = await lingerUntil(ctx, streamId, opts.lingerMs);
-        if (wait !== undefined) {
-          lingerNext = wait;
-          break;
-        }
-      }
-      const token = `${workerId}:${newId('lease')}`;
-      const claimed = await claim(ctx, streamId, token, leaseMs);
-      if (claimed.length === 0) break;
+    /** Sends one claim's rows; false when the stream must stop. */
+    const sendRound = async (token: string, claimed: Claimed[]): Promise<boolean> => {
       // Payloads Amplitude would refuse for lack of ids (e.g. a replayed id-less event) never go
       // out: one such event would make Amplitude fail the whole request.
       const sendable = claimed.filter((r) => r.ids.user_id || r.ids.device_id);
@@ -274,7 +268,33 @@ export async function forwardStream(ctx: Context, streamId: string, opts: Forwar
         }
         ok = await send(token, batch);
       }
-      if (!ok) break;
+      return ok;
+    };
+
+    for (let round = 0; !signal?.aborted && (opts.maxRounds === undefined || round < opts.maxRounds); round++) {
+      if (opts.lingerMs) {
+        const wait = await lingerUntil(ctx, streamId, opts.lingerMs);
+        if (wait !== undefined) {
+          lingerNext = wait;
+          break;
+        }
+      }
+      const token = `${workerId}:${newId('lease')}`;
+      const claimed = await claim(ctx, streamId, token, leaseMs);
+      if (claimed.length === 0) break;
+      const heartbeat = keepRenewing(`forwarding ${streamId}`, leaseMs, () =>
+        db
+          .updateTable('stream_events')
+          .set({ lease_until: Date.now() + leaseMs })
+          .where('lease_owner', '=', token)
+          .where('status', '=', 'pending')
+          .execute(),
+      );
+      try {
+        if (!(await sendRound(token, claimed))) break;
+      } finally {
+        await heartbeat.stop();
+      }
     }
 
     if (paused) {

@@ -17,7 +17,8 @@ import type { Context } from '../store';
 import type { DatabaseTarget } from '../store/url';
 import { log } from '../telemetry/logger';
 import { graphileLeaseOwner, releaseLeasesOf } from './leases';
-import type { CronItem, JobInfo, JobQueue, JobSpec, TaskHandler, TaskList } from './port';
+import type { CronItem, JobInfo, JobQueue, JobSpec, Sweep, TaskHandler, TaskList } from './port';
+import { startSweeps } from './sweeps';
 
 type PgTarget = Extract<DatabaseTarget, { dialect: 'postgres' }>;
 
@@ -26,7 +27,11 @@ export interface GraphileQueueOptions {
   pollMs?: number;
   /** How often to look for jobs held by dead worker processes. */
   sweepMs?: number;
-  /** A lock must be at least this old before its worker can be declared dead (startup race). */
+  /**
+   * A lock must be at least this old before its worker can be declared dead: a pool locks jobs
+   * a few milliseconds before its liveness lock is held. With the sweep's period, the longest a
+   * dead process's job waits is about staleLockMs + sweepMs + pollMs (≈ 7 s; the target is 10 s).
+   */
   staleLockMs?: number;
   defaultMaxAttempts?: number;
 }
@@ -100,6 +105,7 @@ export class GraphileJobQueue implements JobQueue {
   private readonly liveness = new Map<string, Promise<pg.Client | undefined>>();
   private readonly poolIds = new Set<string>();
   private sweeper: NodeJS.Timeout | undefined;
+  private stopSweeps: (() => Promise<void>) | undefined;
   private launchSpec:
     | { concurrency: number; taskList: GraphileTaskList; cron: ReturnType<typeof parseCronItems> }
     | undefined;
@@ -119,8 +125,8 @@ export class GraphileJobQueue implements JobQueue {
     this.schema = graphileSchema(this.target);
     this.opts = {
       pollMs: opts.pollMs ?? 1000,
-      sweepMs: opts.sweepMs ?? 5_000,
-      staleLockMs: opts.staleLockMs ?? 10_000,
+      sweepMs: opts.sweepMs ?? 2_000,
+      staleLockMs: opts.staleLockMs ?? 4_000,
       defaultMaxAttempts: opts.defaultMaxAttempts ?? 25,
     };
   }
@@ -188,7 +194,7 @@ export class GraphileJobQueue implements JobQueue {
     }));
   }
 
-  async start(tasks: TaskList, opts: { concurrency: number; crontab?: CronItem[] }): Promise<void> {
+  async start(tasks: TaskList, opts: { concurrency: number; crontab?: CronItem[]; sweeps?: Sweep[] }): Promise<void> {
     if (this.launchSpec) throw new AmpError('internal', 'job runner already started');
     const concurrency = Math.max(1, opts.concurrency);
     this.poolSize = Math.max(4, concurrency + 3);
@@ -219,6 +225,7 @@ export class GraphileJobQueue implements JobQueue {
       this.opts.sweepMs,
     );
     this.sweeper.unref();
+    this.stopSweeps = startSweeps(opts.sweeps ?? []);
   }
 
   private async launch(): Promise<void> {
@@ -377,6 +384,7 @@ export class GraphileJobQueue implements JobQueue {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.sweeper) clearInterval(this.sweeper);
+    await this.stopSweeps?.();
     await this.relaunching;
     const runner = this.runner;
     this.runner = undefined;

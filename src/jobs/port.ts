@@ -38,6 +38,17 @@ export interface CronItem {
   payload?: unknown;
 }
 
+/**
+ * Work every running process does on a timer of its own, whether or not it holds a job: crash
+ * recovery (closing the runs of dead processes) cannot wait for a job, since the job that would
+ * run it may be what a dead process holds.
+ */
+export interface Sweep {
+  name: string;
+  everyMs: number;
+  run(): Promise<void>;
+}
+
 /** A job as the queue holds it (for the CLI, tests and operators); completed jobs are gone. */
 export interface JobInfo {
   id: string;
@@ -59,8 +70,8 @@ export interface JobQueue {
   add(task: string, payload: unknown, spec?: JobSpec): Promise<void>;
   /** Every job not yet completed, oldest first. */
   list(): Promise<JobInfo[]>;
-  /** Starts working jobs until stop(); `concurrency` jobs at once across queues. */
-  start(tasks: TaskList, opts: { concurrency: number; crontab?: CronItem[] }): Promise<void>;
+  /** Starts working jobs until stop(); `concurrency` jobs at once across queues; sweeps on their timers. */
+  start(tasks: TaskList, opts: { concurrency: number; crontab?: CronItem[]; sweeps?: Sweep[] }): Promise<void>;
   /** Stops taking new jobs and waits for running ones to finish. */
   stop(): Promise<void>;
   /** Settles only if the runner stopped by itself and cannot go on; the process should then exit. */

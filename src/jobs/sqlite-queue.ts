@@ -3,13 +3,18 @@ import { sql } from 'kysely';
 import { AmpError, retryDelayMs, toAmpError } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
+import { LEASE_MS, renewEveryMs } from '../store/leases';
 import { log } from '../telemetry/logger';
-import type { CronItem, JobInfo, JobQueue, JobSpec, TaskList } from './port';
+import type { CronItem, JobInfo, JobQueue, JobSpec, Sweep, TaskList } from './port';
+import { startSweeps } from './sweeps';
 
 export interface SqliteQueueOptions {
   /** How often to look for jobs added by other processes (the CLI); in-process adds wake at once. */
   pollMs?: number;
-  /** A claimed job is another process's to take over once this lease lapses (crash recovery). */
+  /**
+   * A claimed job is another process's to take over once this lease lapses (crash recovery); the
+   * runner renews it while the job runs.
+   */
   leaseMs?: number;
   /** The first retry waits up to this long; the ceiling doubles per attempt up to retryCapMs. */
   retryBaseMs?: number;
@@ -44,6 +49,9 @@ export class SqliteJobQueue implements JobQueue {
   private tasks: TaskList = {};
   private concurrency = 1;
   private running = new Map<number, Promise<void>>();
+  /** Per running job: aborted when its lease was lost to another runner (this one stalled past it). */
+  private lost = new Map<number, AbortController>();
+  private stopSweeps: (() => Promise<void>) | undefined;
   private started = false;
   private stopping = false;
   private wake: (() => void) | undefined;
@@ -60,7 +68,7 @@ export class SqliteJobQueue implements JobQueue {
   ) {
     this.opts = {
       pollMs: opts.pollMs ?? 250,
-      leaseMs: opts.leaseMs ?? 60_000,
+      leaseMs: opts.leaseMs ?? LEASE_MS,
       retryBaseMs: opts.retryBaseMs ?? 2_000,
       retryCapMs: opts.retryCapMs ?? 10 * 60_000,
       defaultMaxAttempts: opts.defaultMaxAttempts ?? 25,
@@ -133,7 +141,7 @@ export class SqliteJobQueue implements JobQueue {
     }));
   }
 
-  async start(tasks: TaskList, opts: { concurrency: number; crontab?: CronItem[] }): Promise<void> {
+  async start(tasks: TaskList, opts: { concurrency: number; crontab?: CronItem[]; sweeps?: Sweep[] }): Promise<void> {
     if (this.started) throw new AmpError('internal', 'job runner already started');
     this.started = true;
     this.tasks = tasks;
@@ -149,8 +157,9 @@ export class SqliteJobQueue implements JobQueue {
         }),
       );
     }
-    this.heartbeat = setInterval(() => void this.renewLeases(), Math.max(1000, this.opts.leaseMs / 3));
+    this.heartbeat = setInterval(() => void this.renewLeases(), renewEveryMs(this.opts.leaseMs));
     this.heartbeat.unref();
+    this.stopSweeps = startSweeps(opts.sweeps ?? []);
     this.loopDone = this.loop();
   }
 
@@ -163,6 +172,7 @@ export class SqliteJobQueue implements JobQueue {
     this.abort.abort();
     for (const c of this.crons) c.stop();
     this.wake?.();
+    await this.stopSweeps?.();
     await this.loopDone;
     await Promise.allSettled([...this.running.values()]);
     if (this.heartbeat) clearInterval(this.heartbeat);
@@ -286,10 +296,12 @@ export class SqliteJobQueue implements JobQueue {
 
   private async execute(job: ClaimedJob): Promise<void> {
     const handler = this.tasks[job.task];
+    const lost = new AbortController();
+    this.lost.set(job.id, lost);
     try {
       if (!handler) throw new AmpError('internal', `no handler for task "${job.task}"`);
       await handler(JSON.parse(job.payload), {
-        signal: this.abort.signal,
+        signal: AbortSignal.any([this.abort.signal, lost.signal]),
         workerId: `${this.runnerId}:${job.id}`,
         jobId: String(job.id),
       });
@@ -298,6 +310,8 @@ export class SqliteJobQueue implements JobQueue {
       await this.fail(job, e).catch((err) =>
         log.error({ err: toAmpError(err).message, job: job.id }, 'could not record job failure'),
       );
+    } finally {
+      this.lost.delete(job.id);
     }
   }
 
@@ -342,16 +356,29 @@ export class SqliteJobQueue implements JobQueue {
     });
   }
 
-  /** Long jobs keep their lease; a crashed process's leases lapse and others take its jobs. */
+  /**
+   * Running jobs keep their lease; a crashed process's leases lapse within leaseMs and others
+   * take its jobs. A job whose lease another runner took meanwhile (this process stalled past it)
+   * is told to stop through its signal, so two runners never go on working it.
+   */
   private async renewLeases(): Promise<void> {
-    if (this.running.size === 0) return;
+    const ids = [...this.lost.keys()];
+    if (ids.length === 0) return;
     try {
-      await this.db
+      const renewed = await this.db
         .updateTable('jobs')
         .set({ locked_until: Date.now() + this.opts.leaseMs })
         .where('locked_by', '=', this.runnerId)
-        .where('id', 'in', [...this.running.keys()])
+        .where('id', 'in', ids)
+        .returning('id')
         .execute();
+      const kept = new Set(renewed.map((r) => Number(r.id)));
+      for (const id of ids) {
+        const lost = this.lost.get(id);
+        if (kept.has(id) || !lost) continue;
+        log.warn({ job: id }, 'job lease lost to another runner; stopping it here');
+        lost.abort(new AmpError('aborted', `job ${id} was taken over by another runner`));
+      }
     } catch (e) {
       log.error({ err: toAmpError(e).message }, 'job lease renewal failed');
     }

@@ -2,11 +2,12 @@ import { applyPendingWebhooks, applyWebhookMessage } from '../connectors/amplitu
 import { AmpError, isAmpError } from '../errors';
 import { forwardStream } from '../events/forward';
 import type { Context } from '../store';
+import { LEASE_MS, renewEveryMs } from '../store/leases';
 import { deliverDestination, nextRetryAt } from '../sync/deliver';
 import { runSync } from '../sync/run';
-import { failAbandonedRuns } from '../sync/runs';
+import { closeAbandonedRuns } from '../sync/runs';
 import { log } from '../telemetry/logger';
-import type { CronItem, JobQueue, TaskList } from './port';
+import type { CronItem, JobQueue, Sweep, TaskList } from './port';
 import { pruneExpired } from './retention';
 import { enqueueDueSyncs } from './schedule';
 
@@ -128,10 +129,28 @@ export function buildTasks(ctx: Context, jobs: JobQueue): TaskList {
       // failed is applied here; applying twice is harmless (deltas carry their source time).
       const swept = await applyPendingWebhooks(ctx, { limit: 1000 });
       for (const id of swept.destinationIds) await enqueueDelivery(ctx, jobs, id);
-      const abandoned = await failAbandonedRuns(ctx);
-      if (abandoned.length) log.warn({ runs: abandoned }, 'runs abandoned by a stopped process marked failed');
       const pruned = await pruneExpired(ctx);
       if (pruned.events || pruned.webhooks || pruned.ledger) log.info(pruned, 'pruned what is past retention');
     },
   };
+}
+
+/**
+ * What every serve and worker process sweeps every few seconds: runs whose process died (their
+ * lease lapsed) are closed, and the destinations of those that died delivering get a delivery
+ * for their pending rows, which nothing else would start.
+ */
+export function recoverySweeps(ctx: Context, jobs: JobQueue): Sweep[] {
+  return [
+    {
+      name: 'abandoned runs',
+      everyMs: renewEveryMs(LEASE_MS),
+      run: async () => {
+        const closed = await closeAbandonedRuns(ctx);
+        if (closed.failed.length || closed.finalized.length)
+          log.warn(closed, 'runs of a process that stopped were closed');
+        for (const id of closed.destinationIds) await enqueueDelivery(ctx, jobs, id);
+      },
+    },
+  ];
 }

@@ -9,6 +9,7 @@ import * as m005 from './migrations/005_ledger_run_open';
 import * as m006 from './migrations/006_retention';
 import * as m007 from './migrations/007_inbox_deflate';
 import * as m008edge from './migrations/008_edge_unfreeze_times';
+import * as m008r from './migrations/008_recovery_leases';
 
 type DialectMigration = { up: (db: any, dialect: Store['dialect']) => Promise<void> };
 
@@ -22,6 +23,7 @@ const MIGRATIONS: Record<string, DialectMigration> = {
   '006_retention': m006,
   '007_inbox_deflate': m007,
   '008_edge_unfreeze_times': m008edge,
+  '008_recovery_leases': m008r,
 };
 
 function migrator(store: Store): Migrator {

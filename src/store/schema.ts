@@ -120,6 +120,9 @@ export interface RunsTable {
   finished_at: number | null;
   /** Set when the run's diff was written to the ledger (migration 002). */
   applied_at: number | null;
+  /** The process working the run, and until when (renewed while it lives; migration 008). */
+  lease_owner: string | null;
+  lease_until: number | null;
 }
 
 /** Amplitude cohort-webhook messages, stored before they are acknowledged. */

@@ -3,6 +3,7 @@ import { clientForDestination, getDestination, pauseDestination } from '../conne
 import { AmpError, type Backoff, delay, retryDelayMs, toAmpError } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
+import { keepRenewing, LEASE_MS } from '../store/leases';
 import { recordPacingHandoff, takeOverPacing } from './handoff';
 import { finalizeRunsOfDestination } from './runs';
 
@@ -22,8 +23,6 @@ const CLAIM_AHEAD_USERS = 2 * CONCURRENCY;
  * per-transaction cost.
  */
 const FLUSH_ROWS = 250;
-/** A claim older than this is presumed abandoned (its worker died) and may be taken again. */
-const LEASE_MS = 5 * 60_000;
 /**
  * 10 attempts: at a 25% transient fault rate (errors + dropped connections) a record still
  * fails only with probability 0.25^10 ≈ 1e-6; the capped backoff keeps the worst case ~26 s.
@@ -180,6 +179,10 @@ export async function deliverDestination(
     }
   };
 
+  // Claimed rows stay ours while this pass lives; a dead pass's rows are free within LEASE_MS.
+  const heartbeat = keepRenewing(`delivery ${destinationId}`, LEASE_MS, () =>
+    renewLeases(ctx, destinationId, workerId),
+  );
   try {
     await claimMore();
     if (queue.length > head) await takeOverPacing(ctx, client.limiter);
@@ -205,6 +208,7 @@ export async function deliverDestination(
     }
   } finally {
     await claiming;
+    await heartbeat.stop();
     // Outcomes first: their UPDATE matches on our lease, which releaseLeases clears.
     await flush();
     await releaseLeases(ctx, destinationId, [workerId]);
@@ -269,6 +273,16 @@ export async function releaseLeases(ctx: Context, destinationId: string, owners:
     .where('destination_id', '=', destinationId)
     .whereRef('desired', '<>', 'confirmed')
     .where('lease_owner', 'in', owners)
+    .execute();
+}
+
+/** Extends the leases this pass holds on the destination's rows (found by owner: migration 008). */
+async function renewLeases(ctx: Context, destinationId: string, workerId: string): Promise<void> {
+  await ctx.store.db
+    .updateTable('ledger')
+    .set({ lease_until: Date.now() + LEASE_MS })
+    .where('lease_owner', '=', workerId)
+    .where('destination_id', '=', destinationId)
     .execute();
 }
 

@@ -4,11 +4,12 @@ import { getDestination } from '../connectors/onesignal/destinations';
 import { AmpError, toAmpError } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
+import { LEASE_MS } from '../store/leases';
 import type { DB } from '../store/schema';
 import { deliverDestination } from './deliver';
 import { applyDiff, countConfirmed, countDiff, type DiffParams, sampleDiff } from './diff';
 import { guardDecision } from './guard';
-import { countOutcomes, finalizeRun, getRunRow, getRunView, type RunView } from './runs';
+import { countOutcomes, finalizeRun, getRunRow, getRunView, holdRunLease, type RunView, releaseRunLease } from './runs';
 import type { SnapshotSource } from './snapshot';
 import {
   BufferedStagingWriter,
@@ -57,6 +58,7 @@ export async function runSync(ctx: Context, syncId: string, opts: RunOptions = {
   if (!cohort) throw new AmpError('not_found', `cohort ${sync.cohort_id} of sync ${syncId} no longer exists`);
   const dryRun = opts.dryRun === true;
   const runId = newId('run');
+  const lease = newId('lease');
   const startedAt = Date.now();
   await db
     .insertInto('runs')
@@ -82,10 +84,36 @@ export async function runSync(ctx: Context, syncId: string, opts: RunOptions = {
       started_at: startedAt,
       finished_at: null,
       applied_at: null,
+      lease_owner: lease,
+      lease_until: startedAt + LEASE_MS,
     })
     .execute();
   await db.updateTable('syncs').set({ last_run_id: runId }).where('id', '=', syncId).execute();
+  const heartbeat = holdRunLease(ctx, runId, lease);
+  try {
+    return await workRun(ctx, { runId, lease, startedAt, sync, cohort, dryRun }, opts);
+  } finally {
+    await heartbeat.stop();
+    await releaseRunLease(ctx, runId, lease);
+  }
+}
 
+/** The part of a run its lease covers: load, diff, guard, apply, and delivery when inline. */
+async function workRun(
+  ctx: Context,
+  r: {
+    runId: string;
+    lease: string;
+    startedAt: number;
+    sync: Awaited<ReturnType<typeof getSync>>;
+    cohort: Selectable<DB['cohorts']>;
+    dryRun: boolean;
+  },
+  opts: RunOptions,
+): Promise<RunView> {
+  const { runId, lease, startedAt, sync, cohort, dryRun } = r;
+  const syncId = sync.id;
+  const db = ctx.store.db;
   try {
     const dest = await getDestination(ctx, sync.destination_id);
     if (!dryRun && dest.status === 'paused') {
@@ -112,8 +140,7 @@ export async function runSync(ctx: Context, syncId: string, opts: RunOptions = {
         counts: await countDiff(trx, p),
         sample: await sampleDiff(trx, p, SAMPLE_SIZE),
       }));
-      await db
-        .updateTable('runs')
+      await stillOurs(db, runId, lease)
         .set({
           status: 'dry_run',
           members,
@@ -126,7 +153,6 @@ export async function runSync(ctx: Context, syncId: string, opts: RunOptions = {
           sample: JSON.stringify(sample),
           finished_at: Date.now(),
         })
-        .where('id', '=', runId)
         .execute();
       await deleteStaging(ctx, runId);
       return getRunView(ctx, runId);
@@ -137,7 +163,7 @@ export async function runSync(ctx: Context, syncId: string, opts: RunOptions = {
       .set({ members: snapshot.members, skipped_anonymous: snapshot.skippedAnonymous })
       .where('id', '=', runId)
       .execute();
-    const held = await applyWithGuard(ctx, p, snapshot.size, Number(sync.guard_threshold));
+    const held = await applyWithGuard(ctx, p, lease, snapshot.size, Number(sync.guard_threshold));
     if (held) return getRunView(ctx, runId);
     return await deliverRun(ctx, runId, sync.destination_id, opts);
   } catch (e) {
@@ -204,6 +230,7 @@ async function stageSnapshot(ctx: Context, runId: string, cohort: Selectable<DB[
 async function applyWithGuard(
   ctx: Context,
   p: DiffParams,
+  lease: string,
   size: StagedSnapshot['size'],
   threshold: number,
 ): Promise<boolean> {
@@ -230,17 +257,16 @@ async function applyWithGuard(
         threshold,
       });
     if (!g.hold) {
-      await trx
-        .updateTable('runs')
-        .set({
+      await assertOurs(
+        stillOurs(trx, p.runId, lease).set({
           members,
           added: counts.adds,
           removed: counts.removes,
           unchanged: members - counts.adds,
           applied_at: Date.now(),
-        })
-        .where('id', '=', p.runId)
-        .execute();
+        }),
+        p.runId,
+      );
       return false;
     }
     await sql`ROLLBACK TO SAVEPOINT apply_diff`.execute(trx);
@@ -250,9 +276,8 @@ async function applyWithGuard(
       );
     }
     const sample = await sampleDiff(trx, p, SAMPLE_SIZE);
-    await trx
-      .updateTable('runs')
-      .set({
+    await assertOurs(
+      stillOurs(trx, p.runId, lease).set({
         status: 'held',
         hold_reason: g.reason,
         members,
@@ -263,9 +288,9 @@ async function applyWithGuard(
         pending: counts.adds + counts.removes,
         sample: JSON.stringify({ ...sample, source_ts: p.sourceTs }),
         finished_at: Date.now(),
-      })
-      .where('id', '=', p.runId)
-      .execute();
+      }),
+      p.runId,
+    );
     return true;
   });
   // A held run keeps its `staging` rows for approve; TEMP tables go either way.
@@ -299,22 +324,39 @@ async function deliverRun(ctx: Context, runId: string, destinationId: string, op
   return getRunView(ctx, runId);
 }
 
+/**
+ * The run's row while it is still this process's to write: running and leased by `lease`. A run
+ * whose lease lapsed (its process stalled past it) was closed by another process; it must not be
+ * applied or decided after all.
+ */
+function stillOurs(db: Kysely<DB>, runId: string, lease: string) {
+  return db
+    .updateTable('runs')
+    .where('id', '=', runId)
+    .where('status', '=', 'running')
+    .where('lease_owner', '=', lease);
+}
+
+async function assertOurs(update: { executeTakeFirst(): Promise<{ numUpdatedRows: bigint }> }, runId: string) {
+  const r = await update.executeTakeFirst();
+  if (Number(r.numUpdatedRows) !== 1) {
+    throw new AmpError(
+      'run_state',
+      `run ${runId} was closed by another process while this one worked it (its lease lapsed); nothing of it was applied`,
+    );
+  }
+}
+
+/** Ends a running run as failed (a run another process closed meanwhile keeps what it says). */
 async function failRun(ctx: Context, runId: string, message: string): Promise<void> {
   const row = await getRunRow(ctx, runId);
-  if (row.applied_at !== null) {
-    const c = await countOutcomes(ctx, row);
-    await ctx.store.db
-      .updateTable('runs')
-      .set({ ...c, status: 'failed', error: message, finished_at: Date.now() })
-      .where('id', '=', runId)
-      .execute();
-  } else {
-    await ctx.store.db
-      .updateTable('runs')
-      .set({ status: 'failed', error: message, finished_at: Date.now() })
-      .where('id', '=', runId)
-      .execute();
-  }
+  const counts = row.applied_at !== null ? await countOutcomes(ctx, row) : {};
+  await ctx.store.db
+    .updateTable('runs')
+    .set({ ...counts, status: 'failed', error: message, finished_at: Date.now() })
+    .where('id', '=', runId)
+    .where('status', '=', 'running')
+    .execute();
   await deleteStaging(ctx, runId);
 }
 
@@ -326,35 +368,48 @@ export async function approveRun(
 ): Promise<RunView> {
   const run = await getRunRow(ctx, runId);
   const sync = await getSync(ctx, run.sync_id);
+  const lease = newId('lease');
   const claimed = await ctx.store.db
     .updateTable('runs')
-    .set({ status: 'running', hold_reason: null, finished_at: null })
+    .set({
+      status: 'running',
+      hold_reason: null,
+      finished_at: null,
+      lease_owner: lease,
+      lease_until: Date.now() + LEASE_MS,
+    })
     .where('id', '=', runId)
     .where('status', '=', 'held')
     .executeTakeFirst();
   if (Number(claimed.numUpdatedRows) !== 1) {
     throw new AmpError('run_state', `run ${runId} is ${run.status}; only a held run can be approved`);
   }
+  const heartbeat = holdRunLease(ctx, runId, lease);
   try {
     const sourceTs = Number((JSON.parse(run.sample ?? '{}') as { source_ts?: number }).source_ts ?? run.started_at);
     const p: DiffParams = { syncId: sync.id, destinationId: sync.destination_id, runId, sourceTs };
-    const counts = await ctx.store.db.transaction().execute((trx) => applyDiff(trx, p));
-    await ctx.store.db
-      .updateTable('runs')
-      .set({
-        added: counts.adds,
-        removed: counts.removes,
-        unchanged: Number(run.members) - counts.adds,
-        pending: 0,
-        applied_at: Date.now(),
-      })
-      .where('id', '=', runId)
-      .execute();
+    // The diff and the mark that it was applied commit together: a crash leaves either both or neither.
+    await ctx.store.db.transaction().execute(async (trx) => {
+      const counts = await applyDiff(trx, p);
+      await assertOurs(
+        stillOurs(trx, runId, lease).set({
+          added: counts.adds,
+          removed: counts.removes,
+          unchanged: Number(run.members) - counts.adds,
+          pending: 0,
+          applied_at: Date.now(),
+        }),
+        runId,
+      );
+    });
     await deleteStaging(ctx, runId);
     return await deliverRun(ctx, runId, sync.destination_id, opts);
   } catch (e) {
     await failRun(ctx, runId, toAmpError(e).message);
     return getRunView(ctx, runId);
+  } finally {
+    await heartbeat.stop();
+    await releaseRunLease(ctx, runId, lease);
   }
 }
 

@@ -1,6 +1,7 @@
 import { type Selectable, sql } from 'kysely';
 import { AmpError } from '../errors';
 import type { Context } from '../store';
+import { type Heartbeat, keepRenewing, LEASE_MS } from '../store/leases';
 import type { RunsTable } from '../store/schema';
 
 export type RunStatus = 'running' | 'completed' | 'failed' | 'held' | 'rejected' | 'dry_run';
@@ -8,7 +9,10 @@ export type RunStatus = 'running' | 'completed' | 'failed' | 'held' | 'rejected'
 /** The public JSON of a run (`runs show --json`). Counters satisfy
  *  added + removed = delivered + not_found + failed + pending and members = added + unchanged. */
 /** A run as printed (`runs show --json`): the row, with its status typed, booleans and the sample parsed. */
-export type RunView = Omit<RunsTable, 'status' | 'dry_run' | 'sample' | 'applied_at'> & {
+export type RunView = Omit<
+  RunsTable,
+  'status' | 'dry_run' | 'sample' | 'applied_at' | 'lease_owner' | 'lease_until'
+> & {
   status: RunStatus;
   dry_run: boolean;
   sample: unknown;
@@ -198,42 +202,95 @@ export async function finalizeRunsOfDestination(ctx: Context, destinationId: str
   for (const r of runs) await finalizeRun(ctx, r.id);
 }
 
-/** A run that has not applied its diff after this long has lost its process (a crash or kill -9). */
-export const ABANDONED_RUN_MS = 60 * 60 * 1000;
+/**
+ * A run is leased (LEASE_MS) by the process working it: from its start until its diff is applied
+ * or it ends, and through the delivery when that process delivers it too (the CLI). The lease is
+ * renewed while the process lives; a lapsed one means the process died, and any process closes
+ * the run (closeAbandonedRuns).
+ */
+export function holdRunLease(ctx: Context, runId: string, owner: string): Heartbeat {
+  return keepRenewing(`run ${runId}`, LEASE_MS, () =>
+    ctx.store.db
+      .updateTable('runs')
+      .set({ lease_until: Date.now() + LEASE_MS })
+      .where('id', '=', runId)
+      .where('lease_owner', '=', owner)
+      .execute(),
+  );
+}
+
+export async function releaseRunLease(ctx: Context, runId: string, owner: string): Promise<void> {
+  await ctx.store.db
+    .updateTable('runs')
+    .set({ lease_owner: null, lease_until: null })
+    .where('id', '=', runId)
+    .where('lease_owner', '=', owner)
+    .execute();
+}
+
+export interface ClosedRuns {
+  /** Runs that died before applying their diff: failed, their staging dropped. */
+  failed: string[];
+  /** Runs that died delivering their applied diff: finalized with what is still pending. */
+  finalized: string[];
+  /** Destinations of the finalized runs, whose pending rows need a delivery. */
+  destinationIds: string[];
+}
 
 /**
- * Marks runs that died before applying their diff as failed and drops their staging rows, so
- * run history never shows a run as 'running' forever. Nothing reached the ledger for such a
- * run, so failing it loses nothing: the next scheduled or manual run redoes the pull.
+ * Closes runs whose process died (their lease lapsed): one cheap indexed query when nothing is
+ * lapsed, so every process runs it, the CLI when it opens the database and serve/worker every
+ * few seconds. A run that died before applying its diff changed nothing in the ledger: it fails,
+ * and the next scheduled or manual run redoes the pull. A run that died delivering is finalized
+ * like a delivery pass that ended with rows pending (later passes refresh its counters). Each
+ * close is guarded on the lapsed lease, so a run whose process renews it meanwhile is left alone.
  */
-export async function failAbandonedRuns(
-  ctx: Context,
-  now = Date.now(),
-  maxAgeMs = ABANDONED_RUN_MS,
-): Promise<string[]> {
+export async function closeAbandonedRuns(ctx: Context, now = Date.now()): Promise<ClosedRuns> {
   const db = ctx.store.db;
-  return db.transaction().execute(async (trx) => {
-    const stale = await trx
-      .selectFrom('runs')
-      .select('id')
-      .where('status', '=', 'running')
-      .where('applied_at', 'is', null)
-      .where('started_at', '<', now - maxAgeMs)
-      .execute();
-    const ids = stale.map((r) => r.id);
-    if (ids.length === 0) return ids;
-    await trx
+  const lapsed = await db
+    .selectFrom('runs')
+    .innerJoin('syncs', 'syncs.id', 'runs.sync_id')
+    .select(['runs.id', 'runs.status', 'runs.applied_at', 'syncs.destination_id'])
+    .where('runs.lease_until', '<', now)
+    .execute();
+  const closed: ClosedRuns = { failed: [], finalized: [], destinationIds: [] };
+  for (const r of lapsed) {
+    if (r.status === 'running' && r.applied_at === null) {
+      if (await failUnapplied(ctx, r.id, now)) closed.failed.push(r.id);
+      continue;
+    }
+    const freed = await db
+      .updateTable('runs')
+      .set({ lease_owner: null, lease_until: null })
+      .where('id', '=', r.id)
+      .where('lease_until', '<', now)
+      .executeTakeFirst();
+    if (Number(freed.numUpdatedRows) === 0 || r.status !== 'running') continue;
+    await finalizeRun(ctx, r.id, { force: true });
+    closed.finalized.push(r.id);
+    if (!closed.destinationIds.includes(r.destination_id)) closed.destinationIds.push(r.destination_id);
+  }
+  return closed;
+}
+
+async function failUnapplied(ctx: Context, runId: string, now: number): Promise<boolean> {
+  return ctx.store.db.transaction().execute(async (trx) => {
+    const r = await trx
       .updateTable('runs')
       .set({
         status: 'failed',
         error: 'abandoned: the process running it stopped before the diff was applied; the next run redoes it',
         finished_at: now,
+        lease_owner: null,
+        lease_until: null,
       })
-      .where('id', 'in', ids)
+      .where('id', '=', runId)
       .where('status', '=', 'running')
       .where('applied_at', 'is', null)
-      .execute();
-    await trx.deleteFrom('staging').where('run_id', 'in', ids).execute();
-    return ids;
+      .where('lease_until', '<', now)
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 0) return false;
+    await trx.deleteFrom('staging').where('run_id', '=', runId).execute();
+    return true;
   });
 }

@@ -243,7 +243,8 @@ describeEachDialect('event forwarder', (db) => {
             .limit(1)
             .execute()
         ).length > 0,
-      30_000,
+      // The child compiles its TypeScript on start: slow on a loaded machine.
+      90_000,
       'the child to claim events',
     );
     // Killed right after Amplitude stored its first batch: most likely before the child could

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createJobQueue } from '../../src/jobs';
 import { enqueueDueSyncs, nextRunAt } from '../../src/jobs/schedule';
 import { type Context, openContext } from '../../src/store';
-import { ABANDONED_RUN_MS, failAbandonedRuns, getRunView } from '../../src/sync/runs';
+import { closeAbandonedRuns, getRunView } from '../../src/sync/runs';
 import { describeEachDialect } from '../helpers/db';
 import { seedCohort, seedDestination } from '../helpers/seed';
 
@@ -105,41 +105,55 @@ describeEachDialect('enqueueDueSyncs', (db) => {
     }
   });
 
-  it('fails runs whose process died before applying their diff, and only those', async () => {
+  it('closes the runs whose process died (a lapsed lease), and only those', async () => {
     const { ctx } = db();
     const now = Date.now();
     await seedSync(ctx, 'syn_orphan', 'manual', null);
-    const run = (id: string, startedAgo: number, applied: boolean) => ({
+    const run = (id: string, applied: boolean, leaseUntil: number | null) => ({
       id,
       sync_id: 'syn_orphan',
       status: 'running',
       trigger: 'schedule',
       dry_run: 0,
-      started_at: now - startedAgo,
-      applied_at: applied ? now - startedAgo + 1 : null,
+      added: applied ? 2 : 0,
+      started_at: now - 60_000,
+      applied_at: applied ? now - 50_000 : null,
+      lease_owner: leaseUntil === null ? null : `lease_${id}`,
+      lease_until: leaseUntil,
     });
     await ctx.store.db
       .insertInto('runs')
       .values([
-        run('run_dead', ABANDONED_RUN_MS + 1000, false),
-        run('run_young', 1000, false),
-        run('run_delivering', ABANDONED_RUN_MS + 1000, true),
+        run('run_dead', false, now - 1),
+        run('run_alive', false, now + 5_000),
+        run('run_died_delivering', true, now - 1),
+        // Applied and handed to the job queue's deliveries: no process holds it.
+        run('run_delivering', true, null),
       ] as never)
       .execute();
     await ctx.store.db.insertInto('staging').values({ run_id: 'run_dead', external_id: 'u1' }).execute();
 
-    expect(await failAbandonedRuns(ctx, now)).toEqual(['run_dead']);
+    expect(await closeAbandonedRuns(ctx, now)).toEqual({
+      failed: ['run_dead'],
+      finalized: ['run_died_delivering'],
+      destinationIds: ['dst_syn_orphan'],
+    });
     const dead = await getRunView(ctx, 'run_dead');
     expect(dead.status).toBe('failed');
     expect(dead.error).toMatch(/abandoned/);
-    expect((await getRunView(ctx, 'run_young')).status).toBe('running');
-    expect((await getRunView(ctx, 'run_delivering')).status).toBe('running'); // applied: delivery finalizes it
+    expect(dead.finished_at).toBe(now);
+    // Its two changes are counted as delivered (no open ledger rows): the arithmetic of a pass that ended.
+    expect(await getRunView(ctx, 'run_died_delivering')).toMatchObject({ status: 'completed', delivered: 2 });
+    expect((await getRunView(ctx, 'run_alive')).status).toBe('running');
+    expect((await getRunView(ctx, 'run_delivering')).status).toBe('running');
     const staged = await ctx.store.db
       .selectFrom('staging')
       .select('external_id')
       .where('run_id', '=', 'run_dead')
       .execute();
     expect(staged).toEqual([]);
-    expect(await failAbandonedRuns(ctx, now)).toEqual([]);
+    expect(await closeAbandonedRuns(ctx, now)).toEqual({ failed: [], finalized: [], destinationIds: [] });
+    // Once its lease lapses too, the live one's turn comes.
+    expect((await closeAbandonedRuns(ctx, now + 6_000)).failed).toEqual(['run_alive']);
   });
 });

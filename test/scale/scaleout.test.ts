@@ -158,16 +158,24 @@ describe.skipIf(SKIP_POSTGRES)('scale-out on PostgreSQL', () => {
     amplitude.cohorts.removeMembers(RT_COHORT, users.slice(0, 6));
 
     const db = ctx.store.db;
-    // A run whose worker was killed while it loaded its snapshot stays 'running' with nothing
-    // applied: the engine has no orphaned-run sweep yet (reported). Its job ran again on a
+    // A run whose worker was killed while it loaded its snapshot is closed by a surviving process
+    // once its lease lapses: failed as abandoned, with nothing applied. Its job ran again on a
     // surviving worker, so the sync has a later completed run; only such runs are tolerated.
     const orphans = (
-      runs: Array<{ id: string; sync_id: string; status: string; applied_at: number | null; started_at: number }>,
+      runs: Array<{
+        id: string;
+        sync_id: string;
+        status: string;
+        applied_at: number | null;
+        started_at: number;
+        error: string | null;
+      }>,
     ) =>
       runs.filter(
         (r) =>
-          r.status === 'running' &&
+          r.status === 'failed' &&
           r.applied_at === null &&
+          /^abandoned/.test(r.error ?? '') &&
           runs.some((o) => o.sync_id === r.sync_id && o.status === 'completed' && o.started_at > r.started_at),
       );
     const settled = async (minRuns: number) => {
@@ -180,7 +188,7 @@ describe.skipIf(SKIP_POSTGRES)('scale-out on PostgreSQL', () => {
       if (unapplied) return false;
       const runs = await db
         .selectFrom('runs')
-        .select(['id', 'sync_id', 'status', 'applied_at', 'started_at'])
+        .select(['id', 'sync_id', 'status', 'applied_at', 'started_at', 'error'])
         .where('sync_id', '<>', rtSync.id)
         .execute();
       if (
@@ -193,8 +201,8 @@ describe.skipIf(SKIP_POSTGRES)('scale-out on PostgreSQL', () => {
       )
         return false;
       const orphaned = new Set(orphans(runs).map((r) => r.id));
-      if (runs.length - orphaned.size < minRuns || runs.some((r) => r.status === 'running' && !orphaned.has(r.id)))
-        return false;
+      // No run is left running: the dead worker's are closed too.
+      if (runs.length - orphaned.size < minRuns || runs.some((r) => r.status === 'running')) return false;
       const pending = await sql<{
         n: number;
       }>`SELECT COUNT(*) AS n FROM ledger WHERE desired <> confirmed AND (outcome IS NULL OR outcome = 'retry')`.execute(
