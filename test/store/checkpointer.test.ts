@@ -31,8 +31,9 @@ describe('SQLite WAL checkpoints off the event loop [sqlite]', () => {
         })();
         expect((await copied).checkpointed).toBeGreaterThan(0);
       }
-      // 40 MB went through the WAL; reused from its start after each catch-up, it holds about one round.
-      expect(statSync(`${file}-wal`).size).toBeLessThan(3 * ROUND_BYTES);
+      // 40 MB went through the WAL; reused from its start after each catch-up, it holds about one
+      // round, a few when a loaded machine delays the thread's catch-up, never all ten.
+      expect(statSync(`${file}-wal`).size).toBeLessThan(5 * ROUND_BYTES);
       expect(statSync(file).size).toBeGreaterThan(9 * ROUND_BYTES);
       await ctx.close();
 
