@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { createJobQueue } from '../jobs';
 import type { JobQueue } from '../jobs/port';
 import { startWorker } from '../jobs/runtime';
-import { buildServer } from '../server/app';
+import { assertAdminToken } from '../server/api/auth';
+import { buildServer, parseTrustProxy } from '../server/app';
 import { openContext } from '../store';
 import { log } from '../telemetry/logger';
 import { emit, globals, parseInput } from './output';
@@ -34,6 +35,9 @@ export function register(program: Command): void {
         cmd: Command,
       ) => {
         const opts = parseInput(serveSchema, raw);
+        // Settings the server would refuse, refused before anything starts: one line, exit 2.
+        assertAdminToken({});
+        parseTrustProxy(process.env.AMPSIGNAL_TRUST_PROXY);
         const signal = waitForShutdownSignal();
         const ctx = await openContext({
           db: globals(cmd).db,

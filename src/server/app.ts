@@ -1,8 +1,12 @@
+import { isIP } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { AmpError } from '../errors';
 import type { JobQueue } from '../jobs/port';
 import type { Context } from '../store';
 import { registerApi } from './api';
+import { assertAdminToken } from './api/auth';
 import { registerMetrics } from './api/metrics-route';
+import { FailureThrottle } from './api/throttle';
 import { registerAmplitudeHooks } from './hooks/amplitude';
 import { registerOneSignalHooks } from './hooks/onesignal';
 import { registerUi } from './ui';
@@ -17,6 +21,42 @@ export interface ServerDeps {
   adminToken?: string;
   /** Overrides of SERVER_TIMEOUTS (tests use short ones). */
   timeouts?: Partial<ServerTimeouts>;
+  /** Which proxies' X-Forwarded-* headers to believe; default AMPSIGNAL_TRUST_PROXY (none). */
+  trustProxy?: TrustProxy;
+}
+
+/** fastify's trustProxy: every proxy, the first N hops, or the proxies' addresses / CIDR ranges. */
+export type TrustProxy = boolean | string[] | ((address: string, hop: number) => boolean);
+
+// proxy-addr's names for address ranges, accepted beside addresses and CIDR ranges.
+const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/**
+ * AMPSIGNAL_TRUST_PROXY: unset or `false` (the client's own address and protocol count), `true`
+ * (any proxy), a hop count (`1`), or comma-separated proxy addresses or CIDR ranges
+ * (`10.0.0.0/8,127.0.0.1`, or `loopback`). Throws invalid_input naming the bad entry.
+ */
+export function parseTrustProxy(value: string | undefined): TrustProxy {
+  const v = value?.trim() ?? '';
+  if (v === '' || v === 'false') return false;
+  if (v === 'true') return true;
+  if (/^\d+$/.test(v)) {
+    const hops = Number(v);
+    return (_address, hop) => hop < hops;
+  }
+  const entries = v.split(',').map((e) => e.trim());
+  for (const e of entries) {
+    const [addr, bits, extra] = e.split('/');
+    const family = isIP(addr ?? '');
+    const okBits = bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
+    if (!(PROXY_RANGE_NAMES.has(e) || (family !== 0 && okBits && extra === undefined))) {
+      throw new AmpError(
+        'invalid_input',
+        `AMPSIGNAL_TRUST_PROXY: "${e}" is not true, false, a hop count, an IP address, a CIDR range or loopback/linklocal/uniquelocal`,
+      );
+    }
+  }
+  return entries;
 }
 
 export interface ServerTimeouts {
@@ -37,9 +77,11 @@ export interface ServerTimeouts {
 export const SERVER_TIMEOUTS: ServerTimeouts = { headersMs: 10_000, requestMs: 30_000, idleMs: 75_000 };
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
+  assertAdminToken(deps);
   const t = { ...SERVER_TIMEOUTS, ...deps.timeouts };
   const app = Fastify({
     logger: false,
+    trustProxy: deps.trustProxy ?? parseTrustProxy(process.env.AMPSIGNAL_TRUST_PROXY),
     bodyLimit: deps.bodyLimit ?? 5 * 1024 * 1024,
     requestTimeout: t.requestMs,
     connectionTimeout: t.idleMs,
@@ -74,7 +116,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   await registerMetrics(app, deps);
   await registerAmplitudeHooks(app, deps);
   await registerOneSignalHooks(app, deps);
-  await registerApi(app, deps);
-  await registerUi(app, deps);
+  const admin = { ...deps, tokenThrottle: new FailureThrottle() };
+  await registerApi(app, admin);
+  await registerUi(app, admin);
   return app;
 }

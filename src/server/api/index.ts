@@ -7,7 +7,7 @@ import {
   runSyncAction,
   testDestinationAction,
 } from './actions';
-import { type AdminDeps, bearerToken, configuredToken, TOKEN_HELP, tokenMatches } from './auth';
+import { type AdminDeps, bearerToken, checkToken, configuredToken, TOKEN_HELP } from './auth';
 import { errorResponse, parseOr400 } from './errors';
 import { openApiDocument } from './openapi';
 import {
@@ -24,6 +24,7 @@ import {
   readSyncs,
 } from './queries';
 import { deadLettersQuery, idParam, recordsQuery, runsQuery } from './schemas';
+import { retryAfterSeconds } from './throttle';
 
 export const API_PREFIX = '/api/v1';
 
@@ -51,12 +52,22 @@ export async function registerApi(app: FastifyInstance, deps: AdminDeps): Promis
         if (req.routeOptions.url === `${API_PREFIX}/openapi.json`) return;
         const token = configuredToken(deps);
         if (!token) return reply.code(503).send({ error: 'admin_token_not_configured', message: TOKEN_HELP });
-        if (!tokenMatches(bearerToken(req), token)) {
-          return reply.code(401).header('www-authenticate', 'Bearer realm="ampsignal"').send({
-            error: 'unauthorized',
-            message: 'send the admin token as `Authorization: Bearer <token>` (AMPSIGNAL_ADMIN_TOKEN)',
-          });
+        const check = checkToken(deps, req, bearerToken(req), token);
+        if (check.ok) return;
+        if (check.blockedMs > 0) {
+          const seconds = retryAfterSeconds(check.blockedMs);
+          return reply
+            .code(429)
+            .header('retry-after', String(seconds))
+            .send({
+              error: 'too_many_attempts',
+              message: `too many wrong admin tokens from this address; try again in ${seconds} s`,
+            });
         }
+        return reply.code(401).header('www-authenticate', 'Bearer realm="ampsignal"').send({
+          error: 'unauthorized',
+          message: 'send the admin token as `Authorization: Bearer <token>` (AMPSIGNAL_ADMIN_TOKEN)',
+        });
       });
 
       api.get('/openapi.json', async () => openApiDocument());

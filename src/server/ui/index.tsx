@@ -10,12 +10,12 @@ import { createSyncAction, decideRunAction, runSyncAction, testSettingsAction } 
 import {
   type AdminDeps,
   adminCookie,
+  checkToken,
   clearAdminCookie,
   configuredToken,
-  cookieToken,
+  hasSession,
   sameOrigin,
   TOKEN_HELP,
-  tokenMatches,
 } from '../api/auth';
 import { describeIssues } from '../api/errors';
 import {
@@ -32,6 +32,7 @@ import {
   readSyncs,
 } from '../api/queries';
 import { idParam } from '../api/schemas';
+import { retryAfterSeconds } from '../api/throttle';
 import {
   CatalogPage,
   CohortsPage,
@@ -137,18 +138,13 @@ export async function registerUi(app: FastifyInstance, deps: AdminDeps): Promise
       if (req.method === 'GET' && typeof q.token === 'string') {
         const url = new URL(req.url, 'http://ui.invalid');
         url.searchParams.delete('token');
-        if (!tokenMatches(q.token, token)) {
-          return html(
-            reply,
-            <LoginPage next={safeNext(url.pathname + url.search)} error="That token is not the admin token." />,
-            401,
-          );
-        }
+        const check = checkToken(deps, req, q.token, token);
+        if (!check.ok) return refuseSignIn(reply, safeNext(url.pathname + url.search), check.blockedMs);
         return reply.header('set-cookie', adminCookie(req, token)).redirect(url.pathname + url.search, 303);
       }
 
       if (PUBLIC_ROUTES.has(req.routeOptions.url ?? '')) return;
-      if (tokenMatches(cookieToken(req), token)) return;
+      if (hasSession(req, token)) return;
       if (isHtmx(req)) return reply.code(401).header('hx-redirect', '/login').send('');
       if (req.method === 'GET') return reply.redirect(`/login?next=${encodeURIComponent(req.url)}`, 303);
       return html(reply, <LoginPage next="/" error="Your session has ended; sign in again." />, 401);
@@ -180,9 +176,8 @@ export async function registerUi(app: FastifyInstance, deps: AdminDeps): Promise
       const form = formOf(req);
       const token = configuredToken(deps)!;
       const next = safeNext(form.next);
-      if (!tokenMatches(form.token, token)) {
-        return html(reply, <LoginPage next={next} error="That token is not the admin token." />, 401);
-      }
+      const check = checkToken(deps, req, form.token, token);
+      if (!check.ok) return refuseSignIn(reply, next, check.blockedMs);
       return reply.header('set-cookie', adminCookie(req, token)).redirect(next, 303);
     });
     ui.post('/logout', async (_req, reply) => reply.header('set-cookie', clearAdminCookie()).redirect('/login', 303));
@@ -357,6 +352,18 @@ export async function registerUi(app: FastifyInstance, deps: AdminDeps): Promise
       return html(reply, <DeadLettersPage stream={stream} letters={letters} />);
     });
   });
+}
+
+/** A wrong token: 401 and the form again; a client over the throttle: 429 with Retry-After. */
+function refuseSignIn(reply: FastifyReply, next: string, blockedMs: number): FastifyReply {
+  if (blockedMs <= 0) return html(reply, <LoginPage next={next} error="That token is not the admin token." />, 401);
+  const seconds = retryAfterSeconds(blockedMs);
+  void reply.header('retry-after', String(seconds));
+  return html(
+    reply,
+    <LoginPage next={next} error={`Too many wrong tokens from this address; try again in ${seconds} s.`} />,
+    429,
+  );
 }
 
 function parseId(req: FastifyRequest): string {
