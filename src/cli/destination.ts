@@ -12,6 +12,7 @@ import {
   resumeDestination,
 } from '../connectors/onesignal/destinations';
 import { AmpError, toAmpError } from '../errors';
+import { keyOption, resolveKeys } from './key-input';
 import { emit, parseInput, withContext } from './output';
 
 // Settings fields as the flags a person typed, so a complaint names the flag to fix.
@@ -65,13 +66,14 @@ function human(v: DestinationView): string {
 export function register(program: Command): void {
   const dest = program.command('destination');
 
-  dest
+  const add = dest
     .command('add')
     .description('add a destination (connector: onesignal)')
     .argument('<connector>', 'connector id, e.g. onesignal')
     .option('--name <name>', 'a unique name, e.g. "OneSignal - My App"')
-    .option('--app-id <id>', 'OneSignal App ID (Settings > Keys & IDs)')
-    .option('--api-key <key>', 'OneSignal App API key (stored encrypted)')
+    .option('--app-id <id>', 'OneSignal App ID (Settings > Keys & IDs)');
+  keyOption(add, 'api-key', 'OneSignal App API key (stored encrypted)');
+  add
     .option('--api-url <url>', 'API base URL (default https://api.onesignal.com)')
     .option('--tag-key-template <t>', 'tag key per cohort; must contain {cohort_id} (default amp_cohort_{cohort_id})')
     .option('--external-id-property <p>', 'Amplitude field that becomes the OneSignal external_id (default user_id)')
@@ -87,6 +89,7 @@ export function register(program: Command): void {
         maxTags: flags.maxTags,
         rateLimit: flags.rateLimit,
       });
+      await resolveKeys(flags as Record<string, unknown>, ['api-key']);
       const missing = (['name', 'appId', 'apiKey'] as const).filter((k) => !flags[k]);
       if (missing.length) {
         const names = missing.map((k) => FLAG_OF[k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)]);

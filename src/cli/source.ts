@@ -10,6 +10,7 @@ import {
   updateSource,
 } from '../connectors/amplitude/sources';
 import { AmpError } from '../errors';
+import { keyOption, resolveKeys } from './key-input';
 import { emit, parseInput, withContext } from './output';
 
 const addFlags = z.object({
@@ -34,13 +35,14 @@ const idArg = z
 export function register(program: Command): void {
   const source = program.command('source');
 
-  source
+  const add = source
     .command('add')
     .description('add an Amplitude project as a cohort source; prints its webhook path and secret')
     .argument('<kind>', 'the source kind: amplitude')
-    .option('--name <name>', 'a name for this project')
-    .option('--api-key <key>', 'the project API key (Amplitude: Settings > Projects > API key)')
-    .option('--secret-key <key>', 'the project secret key')
+    .option('--name <name>', 'a name for this project');
+  keyOption(add, 'api-key', 'project API key (Amplitude: Settings > Projects > API key)');
+  keyOption(add, 'secret-key', 'project secret key');
+  add
     .option('--region <region>', 'us or eu', 'us')
     .option('--api-url <url>', 'override the Behavioral Cohorts API base URL (an emulator, a proxy)')
     .option('--download-budget <n>', 'cohort downloads allowed per month (Amplitude: 500 on Growth/Enterprise)')
@@ -48,6 +50,7 @@ export function register(program: Command): void {
     .action(async (kind: string, opts: Record<string, unknown>, cmd: Command) => {
       if (kind !== 'amplitude')
         throw new AmpError('invalid_input', `unknown source kind "${kind}" (supported: amplitude)`);
+      await resolveKeys(opts, ['api-key', 'secret-key']);
       const f = parseInput(addFlags, opts);
       await withContext(cmd, async (ctx) => {
         const created = await createSource(ctx, {

@@ -12,6 +12,7 @@ import {
   streamInputSchema,
   streamView,
 } from '../events/streams';
+import { keyOption, resolveKeys } from './key-input';
 import { emit, parseInput, withContext } from './output';
 
 const idArg = z.string().trim().min(1, 'a stream id is required');
@@ -55,11 +56,12 @@ function human(v: Record<string, unknown>): string {
 export function register(program: Command): void {
   const stream = program.command('stream');
 
-  stream
+  const add = stream
     .command('add')
     .description('add a stream; prints its webhook path and secret for the OneSignal Event Stream')
-    .option('--name <name>', 'a unique name')
-    .option('--amplitude-api-key <key>', 'the Amplitude project API key (stored encrypted)')
+    .option('--name <name>', 'a unique name');
+  keyOption(add, 'amplitude-api-key', 'Amplitude project API key (stored encrypted)');
+  add
     .option('--region <region>', 'us or eu', 'us')
     .option('--amplitude-url <url>', 'HTTP V2 base URL override (emulator, proxy)')
     .option('--event-name <kind=name>', 'override an event name, repeatable', collect)
@@ -76,6 +78,7 @@ export function register(program: Command): void {
         },
         cmd: Command,
       ) => {
+        await resolveKeys(flags as Record<string, unknown>, ['amplitude-api-key']);
         const eventNames = parseEventNames(flags.eventName);
         const input = parseInput(streamInputSchema, {
           name: flags.name,

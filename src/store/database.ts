@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql } from 'kysely';
@@ -36,6 +36,20 @@ const pgTypes = {
   },
 };
 
+/**
+ * A new database file is created empty with mode 0600 (its folder 0700) before SQLite opens it:
+ * it holds user ids and encrypted keys, and SQLite gives the -wal and -shm files the mode of the
+ * database file. An existing file keeps the mode its owner gave it.
+ */
+function createPrivately(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  try {
+    closeSync(openSync(path, 'wx', 0o600));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+}
+
 export async function openStore(
   url: string,
   opts: { checkpointThread?: boolean; role?: ProcessRole; jobConcurrency?: number } = {},
@@ -43,9 +57,9 @@ export async function openStore(
   const target = parseDatabaseUrl(url);
   const displayUrl = redactUrl(url);
   if (target.dialect === 'sqlite') {
-    if (target.path !== ':memory:') mkdirSync(dirname(target.path), { recursive: true });
     let handle: BetterSqlite3.Database;
     try {
+      if (target.path !== ':memory:') createPrivately(target.path);
       handle = new BetterSqlite3(target.path);
     } catch (e) {
       throw new AmpError('database_unreachable', `cannot open SQLite database ${target.path}: ${(e as Error).message}`);

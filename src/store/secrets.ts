@@ -64,7 +64,7 @@ export function loadSecretBox(target: DatabaseTarget): SecretBox {
   if (env) return new SecretBox(parseKey(env));
   const file = keyFilePath(target);
   if (existsSync(file)) return new SecretBox(parseKey(readFileSync(file, 'utf8')));
-  mkdirSync(dirname(file), { recursive: true });
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const key = randomBytes(32);
   // 'wx' fails if another process created the file meanwhile; then we read theirs.
   try {

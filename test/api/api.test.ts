@@ -347,7 +347,7 @@ describeEachDialect('admin API', (db) => {
     });
     const refused = await call('POST', `/api/v1/destinations/${wrongKey.json.id}/test`);
     expect(refused.status).toBe(200);
-    expect(refused.json).toMatchObject({ ok: false, error: 'vendor_auth' });
+    expect(refused.json).toMatchObject({ ok: false, error: 'credentials_refused' });
 
     const sync = await call('POST', '/api/v1/syncs', {
       body: { cohort_id: 'coh_file', destination_id: created.json.id, cadence: 'manual' },

@@ -31,15 +31,43 @@ export async function createDestinationAction(ctx: Context, body: unknown): Prom
 
 export interface ConnectionTestResult {
   ok: boolean;
-  /** Catalogue code when the test failed (vendor_auth, network, …). */
-  error?: string;
+  /** When the test failed: credentials_refused, rate_limited or unreachable. */
+  error?: ConnectionTestFailure;
   message: string;
 }
 
-function testFailure(e: unknown): ConnectionTestResult {
+export type ConnectionTestFailure = 'credentials_refused' | 'rate_limited' | 'unreachable';
+
+/**
+ * "Test connection" reports one of a few outcomes and never the answer itself: the URL is the
+ * caller's to choose, so echoing what answered there (or telling a refused connection from a
+ * timeout or from a stranger's HTTP answer) would turn the form into a probe of any host:port.
+ * Only answers OneSignal gives about credentials and its rate limit get their own outcome.
+ */
+function testFailure(e: unknown, apiUrl: string): ConnectionTestResult {
   const err = toAmpError(e);
-  if (err.kind === 'internal') throw err;
-  return { ok: false, error: err.code, message: err.message };
+  if (err.code === 'vendor_auth')
+    return {
+      ok: false,
+      error: 'credentials_refused',
+      message: 'OneSignal refused the App ID or the App API key: check both under Settings > Keys & IDs',
+    };
+  if (err.code === 'rate_limited')
+    return { ok: false, error: 'rate_limited', message: 'OneSignal is rate limiting this app: try again in a minute' };
+  if (err.kind === 'internal') log.error({ err }, 'destination test failed');
+  return {
+    ok: false,
+    error: 'unreachable',
+    message: `no OneSignal answer at ${originOf(apiUrl)}: check the API base URL (OneSignal's is https://api.onesignal.com)`,
+  };
+}
+
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return 'the API base URL';
+  }
 }
 
 /** Tests a saved destination's app id and key against OneSignal. A refusal is a result, not an error. */
@@ -49,7 +77,7 @@ export async function testDestinationAction(ctx: Context, id: string): Promise<C
     await clientForDestination(ctx, row).testConnection();
     return { ok: true, message: `connected to OneSignal app ${row.app_id}` };
   } catch (e) {
-    return testFailure(e);
+    return testFailure(e, row.api_url);
   }
 }
 
@@ -62,7 +90,7 @@ export async function testSettingsAction(input: Record<string, unknown>): Promis
     await connector.testConnection(r.data);
     return { ok: true, message: `connected to OneSignal app ${r.data.app_id}` };
   } catch (e) {
-    return testFailure(e);
+    return testFailure(e, r.data.api_url);
   }
 }
 

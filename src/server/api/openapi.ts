@@ -130,7 +130,9 @@ export function openApiDocument(): Json {
         post: op('Test the destination credentials against OneSignal', {
           parameters: [idPath('destination')],
           responses: {
-            ...ok('`{ok, message, error?}`: a refused key is ok=false, not an HTTP error'),
+            ...ok(
+              '`{ok, message, error?}` with error one of credentials_refused, rate_limited, unreachable: a refused key is ok=false, not an HTTP error',
+            ),
             ...errors(401, 404),
           },
         }),
