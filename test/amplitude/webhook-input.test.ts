@@ -144,9 +144,10 @@ describeEachDialect('Amplitude cohort webhooks: hostile input', (db) => {
       expect(r.body.error, name).toBe('invalid_input');
       expect(String(r.body.message), name).toContain(field);
     }
-    // A NUL in the source id of the URL is an unknown source, not a database error.
+    // A NUL in the source id of the URL is a malformed id, not a database error.
     const badPath = await post(source, good, { path: `/hooks/amplitude/cohorts/${source.id}%00x` });
-    expect(badPath.status).toBe(404);
+    expect(badPath.status).toBe(400);
+    expect(String(badPath.body.message)).toMatch(/source id in the URL is malformed/);
     expect(await inboxCount(ctx)).toBe(before);
     // The same message without the mistakes is taken.
     expect((await post(source, good)).status).toBe(200);

@@ -147,6 +147,11 @@ describeEachDialect('OneSignal events: hostile input', (db) => {
     expect(stored).toEqual(expect.arrayContaining(['sib-1', 'sib-2', 'sib-3']));
     expect(stored).not.toContain('bad-tag');
 
+    // A NUL in the stream id of the URL: a malformed id, not a database error.
+    const badPath = await postEvents(base, `${stream.id}%00x`, stream.secret, nestedEvent());
+    expect(badPath.status).toBe(400);
+    expect(badPath.json.message).toMatch(/stream id in the URL is malformed/);
+
     // Alone, each is a 400 naming the problem, on both databases.
     for (const bad of [batch[1], batch[3]]) {
       const one = await postEvents(base, stream.id, stream.secret, bad);

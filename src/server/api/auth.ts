@@ -55,7 +55,8 @@ export function bearerToken(req: FastifyRequest): string | undefined {
 }
 
 export function parseCookies(header: string | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
+  // No prototype: a cookie named __proto__ or constructor is just a cookie.
+  const out: Record<string, string> = Object.create(null);
   if (!header) return out;
   for (const part of header.split(';')) {
     const i = part.indexOf('=');

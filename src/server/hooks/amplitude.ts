@@ -7,12 +7,12 @@ import { log } from '../../telemetry/logger';
 import { bearerToken } from '../api/auth';
 import type { ServerDeps } from '../app';
 import { BoundedCache } from '../bounded-cache';
-import { ID_IN_PATH } from './common';
+import { ID_IN_PATH, malformedIdMessage } from './common';
 import { WebhookParsePool } from './parse-pool';
 
 /**
  * POST /hooks/amplitude/cohorts/:sourceId — Amplitude's cohort-webhook destination.
- * Order of checks, so nothing bad is ever stored: source id (404) → secret (401, before the body
+ * Order of checks, so nothing bad is ever stored: source id (400 malformed, 404 unknown) → secret (401, before the body
  * is read) → size (413) → JSON (400) → payload fields (400, naming the field) → the cohort is the
  * source's (403) → insert-once → 200.
  * JSON and fields are checked on a parse worker for large bodies (parse-pool.ts).
@@ -85,7 +85,9 @@ export async function registerAmplitudeHooks(app: FastifyInstance, deps: ServerD
       bodyLimit,
       onRequest: async (req: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
         const { sourceId } = req.params;
-        const secret = ID_IN_PATH.test(sourceId) ? await secretFor(sourceId) : null;
+        if (!ID_IN_PATH.test(sourceId))
+          return reply.code(400).send({ error: 'invalid_input', message: malformedIdMessage('source') });
+        const secret = await secretFor(sourceId);
         if (secret === null) {
           return reply
             .code(404)

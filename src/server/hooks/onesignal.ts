@@ -7,7 +7,7 @@ import { secretsEqual } from '../../store/secrets';
 import { log } from '../../telemetry/logger';
 import { bearerToken } from '../api/auth';
 import type { ServerDeps } from '../app';
-import { ID_IN_PATH } from './common';
+import { ID_IN_PATH, malformedIdMessage } from './common';
 
 /**
  * POST /hooks/onesignal/events/:streamId — OneSignal Event Streams (DESIGN §5).
@@ -75,7 +75,7 @@ export async function registerOneSignalHooks(app: FastifyInstance, deps: ServerD
       const { streamId } = req.params;
       const deny = (e: AmpError): void => void fail(reply, e);
       if (!ID_IN_PATH.test(streamId)) {
-        deny(new AmpError('not_found', 'no such event stream: check the webhook URL'));
+        deny(new AmpError('invalid_input', malformedIdMessage('stream')));
         return;
       }
       const presented = bearerToken(req);
