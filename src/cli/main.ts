@@ -25,6 +25,10 @@ const GROUPS: Record<string, Group> = {
     describe: 'events Amplitude refused or that could not be sent, each with its reason',
     load: () => import('./dead-letters'),
   },
+  alert: {
+    describe: 'alerts: channels (JSON webhook, Slack, e-mail), open alerts, a test send',
+    load: () => import('./alert'),
+  },
   serve: {
     describe: 'serve HTTP (webhooks, API, UI, /healthz); on SQLite also the scheduler and workers',
     load: () => import('./serve'),

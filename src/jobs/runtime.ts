@@ -1,20 +1,22 @@
 import type { Context } from '../store';
+import { alertSettings } from './alert-conditions';
 import { createJobQueue, type JobQueueOptions } from './index';
 import type { JobQueue } from './port';
 import { retentionMs } from './retention';
 import { buildTasks, recoverySweeps, SCHEDULE_CRONTAB } from './tasks';
 
 /**
- * Starts working jobs in this process: every task, the minute scheduler tick, the recovery
- * sweeps, and one tick at once so syncs that fell due while nothing was running are not kept
- * waiting a minute.
+ * Starts working jobs in this process: every task, the minute scheduler tick and alert
+ * evaluation, the recovery sweeps, and one tick and one evaluation at once so syncs that fell
+ * due (and problems that arose) while nothing was running are not kept waiting a minute.
  */
 export async function startWorker(
   ctx: Context,
   opts: { concurrency: number; queue?: JobQueueOptions; jobs?: JobQueue },
 ): Promise<JobQueue> {
-  // A bad AMPSIGNAL_RETENTION_DAYS stops the start with one line, not every tick later.
+  // A bad AMPSIGNAL_RETENTION_DAYS or AMPSIGNAL_ALERT_* stops the start with one line, not every tick later.
   retentionMs();
+  alertSettings();
   const jobs = opts.jobs ?? createJobQueue(ctx, opts.queue);
   await jobs.start(buildTasks(ctx, jobs), {
     concurrency: opts.concurrency,
@@ -22,5 +24,6 @@ export async function startWorker(
     sweeps: recoverySweeps(ctx, jobs),
   });
   await jobs.add('schedule.tick', {}, { jobKey: 'schedule.tick:start' });
+  await jobs.add('alerts.evaluate', {}, { jobKey: 'alerts.evaluate:start' });
   return jobs;
 }

@@ -7,13 +7,15 @@ import { deliverDestination, nextRetryAt } from '../sync/deliver';
 import { runSync } from '../sync/run';
 import { closeAbandonedRuns } from '../sync/runs';
 import { log } from '../telemetry/logger';
+import { evaluateAlerts } from './alerts';
 import type { CronItem, JobQueue, Sweep, TaskList } from './port';
 import { pruneExpired } from './retention';
 import { enqueueDueSyncs } from './schedule';
 
-/** The scheduler's heartbeat: due syncs are enqueued once a minute (and once at start). */
+/** The scheduler's heartbeat: due syncs are enqueued once a minute (and once at start); alert conditions are looked at every minute. */
 export const SCHEDULE_CRONTAB: CronItem[] = [
   { task: 'schedule.tick', pattern: '* * * * *', identifier: 'schedule.tick' },
+  { task: 'alerts.evaluate', pattern: '* * * * *', identifier: 'alerts.evaluate' },
 ];
 
 /** One named queue per OneSignal app: its rate limit then lives in exactly one process at a time. */
@@ -120,6 +122,10 @@ export function buildTasks(ctx: Context, jobs: JobQueue): TaskList {
       if (helpers.signal.aborted) return enqueueForward(jobs, payload.streamId);
       if (r.nextAttemptAt !== null)
         await enqueueForward(jobs, payload.streamId, Math.max(r.nextAttemptAt, Date.now() + 250));
+    },
+
+    'alerts.evaluate': async (_payload: unknown, helpers) => {
+      await evaluateAlerts(ctx, { workerId: helpers.workerId, signal: helpers.signal });
     },
 
     'schedule.tick': async () => {

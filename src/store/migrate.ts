@@ -10,6 +10,7 @@ import * as m006 from './migrations/006_retention';
 import * as m007 from './migrations/007_inbox_deflate';
 import * as m008edge from './migrations/008_edge_unfreeze_times';
 import * as m008r from './migrations/008_recovery_leases';
+import * as m009 from './migrations/009_alerts';
 
 type DialectMigration = { up: (db: any, dialect: Store['dialect']) => Promise<void> };
 
@@ -24,6 +25,7 @@ const MIGRATIONS: Record<string, DialectMigration> = {
   '007_inbox_deflate': m007,
   '008_edge_unfreeze_times': m008edge,
   '008_recovery_leases': m008r,
+  '009_alerts': m009,
 };
 
 function migrator(store: Store): Migrator {

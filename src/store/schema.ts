@@ -67,6 +67,9 @@ export interface SyncsTable {
   next_run_at: number | null;
   last_run_id: string | null;
   created_at: number;
+  /** Share (0..1) of sampled users whose OneSignal tags matched the ledger at the last read-back (`sync verify`); null until verified (migration 009). */
+  verify_match_rate: Generated<number | null>;
+  verified_at: Generated<number | null>;
 }
 
 /** One row per (sync, external id): the membership ledger (DESIGN §2). */
@@ -210,6 +213,50 @@ export interface PacingHandoffsTable {
   state: string;
 }
 
+/** Where alerts are sent (migration 009). */
+export interface AlertChannelsTable {
+  id: string;
+  name: string;
+  kind: string; // 'webhook' | 'slack' | 'email'
+  /** JSON of the channel's settings without its secret. */
+  settings: string;
+  /** The encrypted secret: the webhook URL (it carries its token) or the SMTP password. */
+  secret_enc: string | null;
+  created_at: number;
+}
+
+/** One episode of an alert condition: open until the condition clears (migration 009). */
+export interface AlertsTable {
+  id: string;
+  /** e.g. `run_failed:syn_…`; at most one open row per key. */
+  condition_key: string;
+  kind: string;
+  subject_id: string;
+  status: string; // 'open' | 'resolved'
+  title: string;
+  message: string;
+  link: string | null;
+  details: string; // JSON
+  opened_at: number;
+  resolved_at: number | null;
+}
+
+/** The alert outbox: what each channel is to be told, once (migration 009). */
+export interface AlertNotificationsTable {
+  id: string;
+  alert_id: string;
+  event: string; // 'opened' | 'resolved'
+  channel_id: string;
+  status: string; // 'pending' | 'sent' | 'failed'
+  attempts: number;
+  next_attempt_at: number;
+  lease_owner: string | null;
+  lease_until: number | null;
+  last_error: string | null;
+  sent_at: number | null;
+  created_at: number;
+}
+
 export interface DB {
   sources: SourcesTable;
   destinations: DestinationsTable;
@@ -225,4 +272,7 @@ export interface DB {
   stream_events: StreamEventsTable;
   jobs: JobsTable;
   pacing_handoffs: PacingHandoffsTable;
+  alert_channels: AlertChannelsTable;
+  alerts: AlertsTable;
+  alert_notifications: AlertNotificationsTable;
 }
