@@ -31,7 +31,7 @@ async function storedText(url: string): Promise<string> {
     const file = url.slice('sqlite:'.length);
     return [file, `${file}-wal`]
       .filter((f) => existsSync(f))
-      .map((f) => readFileSync(f).toString('latin1'))
+      .map((f) => readFileSync(f).toString('utf8'))
       .join('\n');
   }
   const ctx = await openContext({ db: url, migrate: 'require' });
