@@ -1,9 +1,10 @@
 import type { Selectable } from 'kysely';
 import { sendToChannel } from '../connectors/notify/channels';
 import type { AlertEvent, AlertMessage } from '../connectors/notify/message';
-import { type Backoff, retryDelayMs, toAmpError, withRetries } from '../errors';
+import { type AmpError, type Backoff, retryDelayMs, toAmpError, withRetries } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
+import { keepRenewing, LEASE_MS } from '../store/leases';
 import type { AlertsTable } from '../store/schema';
 import { log } from '../telemetry/logger';
 import {
@@ -42,8 +43,6 @@ export const SEND_POLICY: SendPolicy = {
   maxAttempts: 12,
 };
 
-/** A claimed notification is another evaluator's to take over after this (its sender died). */
-const LEASE_MS = 5 * 60_000;
 /** Notifications looked at per evaluation; the rest wait a minute. */
 const BATCH = 200;
 
@@ -324,6 +323,8 @@ async function sendOne(
   opts: { now: number; workerId: string; policy: SendPolicy; signal?: AbortSignal },
 ): Promise<'sent' | 'retrying' | 'failed' | 'skipped'> {
   const db = ctx.store.db;
+  // Claimed for one short lease, renewed while this process sends: the notice of a process that
+  // died is another evaluator's within seconds (src/store/leases.ts).
   const claimed = await db
     .updateTable('alert_notifications')
     .set((eb) => ({
@@ -334,12 +335,19 @@ async function sendOne(
     .where('id', '=', row.id)
     .where('status', '=', 'pending')
     .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', opts.now)]))
+    .returning('attempts')
     .executeTakeFirst();
-  if (Number(claimed.numUpdatedRows) !== 1) return 'skipped';
-  const attempt = Number(row.attempts) + 1;
+  if (!claimed) return 'skipped';
+  const attempt = Number(claimed.attempts);
   const channel = { kind: row.channel_kind, settings: row.channel_settings, secret_enc: row.channel_secret_enc };
   const mine = () =>
     db.updateTable('alert_notifications').where('id', '=', row.id).where('lease_owner', '=', opts.workerId);
+  const heartbeat = keepRenewing('alert notification', LEASE_MS, () =>
+    mine()
+      .set({ lease_until: Date.now() + LEASE_MS })
+      .execute(),
+  );
+  let failure: AmpError | undefined;
   try {
     await withRetries(() => sendToChannel(channel, ctx.secrets, messageOf(row), opts.signal), {
       tries: opts.policy.tries,
@@ -347,19 +355,23 @@ async function sendOne(
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
   } catch (e) {
-    const err = toAmpError(e);
-    const giveUp = !err.retryable || attempt >= opts.policy.maxAttempts;
-    const wait = retryDelayMs(opts.policy.laterBackoff, attempt, err.retryAfterMs);
+    failure = toAmpError(e);
+  } finally {
+    await heartbeat.stop();
+  }
+  if (failure) {
+    const giveUp = !failure.retryable || attempt >= opts.policy.maxAttempts;
+    const wait = retryDelayMs(opts.policy.laterBackoff, attempt, failure.retryAfterMs);
     await mine()
       .set({
         lease_owner: null,
         lease_until: null,
-        last_error: err.message.slice(0, 1000),
+        last_error: failure.message.slice(0, 1000),
         ...(giveUp ? { status: 'failed' } : { next_attempt_at: opts.now + wait }),
       })
       .execute();
     log.warn(
-      { notification: row.id, channel: row.channel_name, alert: row.condition_key, attempt, err: err.message },
+      { notification: row.id, channel: row.channel_name, alert: row.condition_key, attempt, err: failure.message },
       giveUp ? 'alert notification failed for good' : 'alert notification failed; will retry',
     );
     return giveUp ? 'failed' : 'retrying';
