@@ -44,6 +44,7 @@ describe('memory under unauthenticated requests', () => {
   });
 
   const flood = async (path: (id: string) => string, ids: number) => {
+    let others = 0;
     for (let i = 0; i < ids; i += 100) {
       await Promise.all(
         Array.from({ length: 100 }, async () => {
@@ -54,24 +55,24 @@ describe('memory under unauthenticated requests', () => {
             body: '{}',
           });
           await res.body.dump();
-          expect(res.statusCode).toBe(404);
+          if (res.statusCode !== 404) others++;
         }),
       );
     }
+    expect(others).toBe(0);
   };
 
-  for (const [hook, path] of [
-    ['Amplitude cohort hook', (id: string) => `/hooks/amplitude/cohorts/${id}`],
-    ['OneSignal event hook', (id: string) => `/hooks/onesignal/events/${id}`],
-  ] as const) {
-    it(`10,000 unknown ids sent to the ${hook} leave the heap where it was`, async () => {
-      // A first round warms every lazily built structure and fills any bounded cache; growth is
-      // measured over the second. Cached for ever, 10,000 ids of 44 characters took 2.6 MB.
-      await flood(path, 2_000);
-      const before = heapAfterGc();
-      await flood(path, 10_000);
-      const grown = heapAfterGc() - before;
-      expect(grown / 1e6).toBeLessThan(1);
-    });
-  }
+  // The hook that keeps a per-id cache (the OneSignal hook caches known streams only). Ten
+  // thousand requests take about 25 s on an idle 2-core machine, several times that on a busy one.
+  it('10,000 unknown ids sent to the Amplitude cohort hook leave the heap where it was', async () => {
+    const path = (id: string) => `/hooks/amplitude/cohorts/${id}`;
+    // A first round warms every lazily built structure and fills the bounded cache; growth is
+    // measured over the second. Cached for ever, 10,000 ids of 44 characters took 2.6-3.1 MB;
+    // bounded, about 0.5 MB (what the collector leaves).
+    await flood(path, 2_000);
+    const before = heapAfterGc();
+    await flood(path, 10_000);
+    const grown = heapAfterGc() - before;
+    expect(grown / 1e6).toBeLessThan(1.2);
+  }, 300_000); // Ten thousand requests: about 25 s on an idle 2-core machine, several times that on a busy one.
 });
