@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { CADENCES } from '../sync/cadence';
 import { runSync } from '../sync/run';
-import { CADENCES, createSync, deleteSync, getSync, listSyncs, type SyncView, syncView } from '../sync/syncs';
+import { createSync, deleteSync, getSync, listSyncs, type SyncView, syncView } from '../sync/syncs';
 import { emit, parseInput, withContext } from './output';
 import { printRun, withProgressBar } from './runs';
 

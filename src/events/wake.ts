@@ -1,4 +1,4 @@
-import type { JobQueue } from '../jobs/port';
+import { JOB_KEYS, type JobQueue, QUEUES, TASKS } from '../jobs/port';
 
 /**
  * Wakes a stream's forwarder after events are stored, without adding a job per request under
@@ -18,7 +18,7 @@ export function createWaker(jobs: JobQueue | undefined, onError: (e: unknown) =>
   const add = (streamId: string) => {
     lastAdd.set(streamId, Date.now());
     jobs!
-      .add('stream.forward', { streamId }, { queue: `stream:${streamId}`, jobKey: `stream.forward:${streamId}` })
+      .add(TASKS.forward, { streamId }, { queue: QUEUES.stream(streamId), jobKey: JOB_KEYS.forward(streamId) })
       .catch(onError);
   };
   return {

@@ -17,7 +17,16 @@ import type { Context } from '../store';
 import type { DatabaseTarget } from '../store/url';
 import { log } from '../telemetry/logger';
 import { graphileLeaseOwner, releaseLeasesOf } from './leases';
-import type { CronItem, JobInfo, JobQueue, JobSpec, Sweep, TaskHandler, TaskList } from './port';
+import {
+  type CronItem,
+  JOB_KEYS,
+  type JobInfo,
+  type JobQueue,
+  type JobSpec,
+  type Sweep,
+  type TaskHandler,
+  type TaskList,
+} from './port';
 import { startSweeps } from './sweeps';
 
 type PgTarget = Extract<DatabaseTarget, { dialect: 'postgres' }>;
@@ -212,7 +221,7 @@ export class GraphileJobQueue implements JobQueue {
         match: c.pattern,
         identifier: c.identifier,
         payload: (c.payload ?? {}) as Record<string, unknown>,
-        options: { backfillPeriod: 0, jobKey: `cron:${c.identifier}`, maxAttempts: 3 },
+        options: { backfillPeriod: 0, jobKey: JOB_KEYS.cron(c.identifier), maxAttempts: 3 },
       })),
     );
     this.launchSpec = { concurrency, taskList, cron };

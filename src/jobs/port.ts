@@ -77,3 +77,44 @@ export interface JobQueue {
   /** Settles only if the runner stopped by itself and cannot go on; the process should then exit. */
   readonly failed: Promise<Error>;
 }
+
+/**
+ * Task names, named queues and job keys: every handler, adapter and caller spells them through
+ * these, so a key that folds duplicate work is the same key wherever the work is asked for.
+ */
+export const TASKS = {
+  syncRun: 'sync.run',
+  deliver: 'destination.deliver',
+  applyWebhook: 'webhook.apply',
+  forward: 'stream.forward',
+  scheduleTick: 'schedule.tick',
+  alertsEvaluate: 'alerts.evaluate',
+} as const;
+
+export const QUEUES = {
+  /** One per OneSignal app: its rate limit then lives in exactly one process at a time. */
+  delivery: (appId: string) => `onesignal:${appId}`,
+  /** One per stream: its outbox drains in order, one forwarder at a time. */
+  stream: (streamId: string) => `stream:${streamId}`,
+  /** One per source: its cohort messages apply in arrival order. */
+  webhooks: (sourceId: string) => `webhooks:${sourceId}`,
+} as const;
+
+/**
+ * Immediate wake-ups and delayed retries use different keys: a retry scheduled for later must
+ * never replace (and so postpone) a wake-up that asks for the work now.
+ */
+export const JOB_KEYS = {
+  /** Folds repeated wake-ups of one sync into one pending run. */
+  syncRun: (syncId: string) => `sync.run:${syncId}`,
+  deliver: (destinationId: string) => `deliver:${destinationId}`,
+  deliverRetry: (destinationId: string) => `deliver-retry:${destinationId}`,
+  forward: (streamId: string) => `stream.forward:${streamId}`,
+  forwardRetry: (streamId: string) => `stream.forward-retry:${streamId}`,
+  /** The tick every worker runs once at start, so syncs due while nothing ran are not kept waiting. */
+  scheduleAtStart: 'schedule.tick:start',
+  /** Likewise for alert conditions: a worker looks at them when it starts, not a minute later. */
+  alertsAtStart: 'alerts.evaluate:start',
+  /** One pending job per cron item, however many processes schedule it. */
+  cron: (identifier: string) => `cron:${identifier}`,
+} as const;

@@ -1,7 +1,7 @@
 import type { Context } from '../store';
 import { alertSettings } from './alert-conditions';
 import { createJobQueue, type JobQueueOptions } from './index';
-import type { JobQueue } from './port';
+import { JOB_KEYS, type JobQueue, TASKS } from './port';
 import { retentionMs } from './retention';
 import { buildTasks, recoverySweeps, SCHEDULE_CRONTAB } from './tasks';
 
@@ -23,7 +23,7 @@ export async function startWorker(
     crontab: SCHEDULE_CRONTAB,
     sweeps: recoverySweeps(ctx, jobs),
   });
-  await jobs.add('schedule.tick', {}, { jobKey: 'schedule.tick:start' });
-  await jobs.add('alerts.evaluate', {}, { jobKey: 'alerts.evaluate:start' });
+  await jobs.add(TASKS.scheduleTick, {}, { jobKey: JOB_KEYS.scheduleAtStart });
+  await jobs.add(TASKS.alertsEvaluate, {}, { jobKey: JOB_KEYS.alertsAtStart });
   return jobs;
 }

@@ -1,38 +1,8 @@
-import { AmpError, toAmpError } from '../errors';
+import { toAmpError } from '../errors';
 import type { Context } from '../store';
+import { nextRunAt } from '../sync/cadence';
 import { log } from '../telemetry/logger';
-import type { JobQueue } from './port';
-
-export const CADENCES = ['manual', 'once', 'hourly', 'daily', 'realtime'] as const;
-export type Cadence = (typeof CADENCES)[number];
-
-const HOUR_MS = 60 * 60 * 1000;
-const DAY_MS = 24 * HOUR_MS;
-
-/**
- * When the next scheduled pull is due after one that ran (or was due) at `fromMs`.
- * `realtime` syncs live on webhook deltas and pull once a day to reconcile; `once` and
- * `manual` have no next pull (a `once` sync's single pull is its creation-time due date).
- */
-export function nextRunAt(cadence: string, fromMs: number): number | null {
-  switch (cadence) {
-    case 'hourly':
-      return fromMs + HOUR_MS;
-    case 'daily':
-    case 'realtime':
-      return fromMs + DAY_MS;
-    case 'once':
-    case 'manual':
-      return null;
-    default:
-      throw new AmpError('invalid_input', `unknown cadence "${cadence}"; use one of ${CADENCES.join(', ')}`);
-  }
-}
-
-/** The job key that folds repeated wake-ups of one sync into one pending run. */
-export function syncRunJobKey(syncId: string): string {
-  return `sync.run:${syncId}`;
-}
+import { JOB_KEYS, type JobQueue, TASKS } from './port';
 
 /**
  * Enqueues a `sync.run` for every active sync that is due, exactly once across any number of
@@ -69,7 +39,7 @@ export async function enqueueDueSyncs(ctx: Context, jobs: JobQueue, nowMs: numbe
       .executeTakeFirst();
     if (Number(res.numUpdatedRows) !== 1) continue;
     try {
-      await jobs.add('sync.run', { syncId: s.id, trigger: 'schedule' }, { jobKey: syncRunJobKey(s.id) });
+      await jobs.add(TASKS.syncRun, { syncId: s.id, trigger: 'schedule' }, { jobKey: JOB_KEYS.syncRun(s.id) });
       enqueued.push(s.id);
     } catch (e) {
       // Put the due time back so the next tick tries again instead of silently skipping a pull.

@@ -5,7 +5,7 @@ import { newId } from '../ids';
 import type { Context } from '../store';
 import { LEASE_MS, renewEveryMs } from '../store/leases';
 import { log } from '../telemetry/logger';
-import type { CronItem, JobInfo, JobQueue, JobSpec, Sweep, TaskList } from './port';
+import { type CronItem, JOB_KEYS, type JobInfo, type JobQueue, type JobSpec, type Sweep, type TaskList } from './port';
 import { startSweeps } from './sweeps';
 
 export interface SqliteQueueOptions {
@@ -151,7 +151,7 @@ export class SqliteJobQueue implements JobQueue {
       // them into one pending job.
       this.crons.push(
         new Cron(item.pattern, { protect: true }, () => {
-          this.add(item.task, item.payload ?? {}, { jobKey: `cron:${item.identifier}` }).catch((e) =>
+          this.add(item.task, item.payload ?? {}, { jobKey: JOB_KEYS.cron(item.identifier) }).catch((e) =>
             log.error({ err: toAmpError(e).message, cron: item.identifier }, 'cron enqueue failed'),
           );
         }),

@@ -8,31 +8,15 @@ import { runSync } from '../sync/run';
 import { closeAbandonedRuns } from '../sync/runs';
 import { log } from '../telemetry/logger';
 import { evaluateAlerts } from './alerts';
-import type { CronItem, JobQueue, Sweep, TaskList } from './port';
+import { type CronItem, JOB_KEYS, type JobQueue, QUEUES, type Sweep, TASKS, type TaskList } from './port';
 import { pruneExpired } from './retention';
 import { enqueueDueSyncs } from './schedule';
 
 /** The scheduler's heartbeat: due syncs are enqueued once a minute (and once at start); alert conditions are looked at every minute. */
 export const SCHEDULE_CRONTAB: CronItem[] = [
-  { task: 'schedule.tick', pattern: '* * * * *', identifier: 'schedule.tick' },
-  { task: 'alerts.evaluate', pattern: '* * * * *', identifier: 'alerts.evaluate' },
+  { task: TASKS.scheduleTick, pattern: '* * * * *', identifier: 'schedule.tick' },
+  { task: TASKS.alertsEvaluate, pattern: '* * * * *', identifier: 'alerts.evaluate' },
 ];
-
-/** One named queue per OneSignal app: its rate limit then lives in exactly one process at a time. */
-export function deliveryQueue(appId: string): string {
-  return `onesignal:${appId}`;
-}
-
-export function streamQueue(streamId: string): string {
-  return `stream:${streamId}`;
-}
-
-// Immediate wake-ups and delayed retries use different keys: a retry scheduled for later must
-// never replace (and so postpone) a wake-up that asks for delivery now.
-const deliverKey = (id: string) => `deliver:${id}`;
-const deliverRetryKey = (id: string) => `deliver-retry:${id}`;
-const forwardKey = (id: string) => `stream.forward:${id}`;
-const forwardRetryKey = (id: string) => `stream.forward-retry:${id}`;
 
 /** Asks for delivery of a destination's pending ledger rows, in its app's queue. */
 export async function enqueueDelivery(
@@ -49,11 +33,11 @@ export async function enqueueDelivery(
   if (!dest) throw new AmpError('not_found', `destination ${destinationId} not found`);
   const later = runAt !== undefined && runAt > Date.now();
   await jobs.add(
-    'destination.deliver',
+    TASKS.deliver,
     { destinationId },
     {
-      queue: deliveryQueue(dest.app_id),
-      jobKey: later ? deliverRetryKey(destinationId) : deliverKey(destinationId),
+      queue: QUEUES.delivery(dest.app_id),
+      jobKey: later ? JOB_KEYS.deliverRetry(destinationId) : JOB_KEYS.deliver(destinationId),
       ...(later ? { runAt } : {}),
     },
   );
@@ -63,11 +47,11 @@ export async function enqueueDelivery(
 export async function enqueueForward(jobs: JobQueue, streamId: string, runAt?: number): Promise<void> {
   const later = runAt !== undefined && runAt > Date.now();
   await jobs.add(
-    'stream.forward',
+    TASKS.forward,
     { streamId },
     {
-      queue: streamQueue(streamId),
-      jobKey: later ? forwardRetryKey(streamId) : forwardKey(streamId),
+      queue: QUEUES.stream(streamId),
+      jobKey: later ? JOB_KEYS.forwardRetry(streamId) : JOB_KEYS.forward(streamId),
       ...(later ? { runAt } : {}),
     },
   );
@@ -75,7 +59,7 @@ export async function enqueueForward(jobs: JobQueue, streamId: string, runAt?: n
 
 export function buildTasks(ctx: Context, jobs: JobQueue): TaskList {
   return {
-    'sync.run': async (payload: { syncId: string; trigger?: string }) => {
+    [TASKS.syncRun]: async (payload: { syncId: string; trigger?: string }) => {
       await runSync(ctx, payload.syncId, { trigger: payload.trigger ?? 'schedule', deliver: 'enqueue' });
       // Whatever the run's outcome, rows of the destination may be pending; an idle delivery is cheap.
       const sync = await ctx.store.db
@@ -86,7 +70,7 @@ export function buildTasks(ctx: Context, jobs: JobQueue): TaskList {
       if (sync) await enqueueDelivery(ctx, jobs, sync.destination_id);
     },
 
-    'destination.deliver': async (payload: { destinationId: string }, helpers) => {
+    [TASKS.deliver]: async (payload: { destinationId: string }, helpers) => {
       let result: { pending: number };
       try {
         result = await deliverDestination(ctx, payload.destinationId, {
@@ -111,12 +95,12 @@ export function buildTasks(ctx: Context, jobs: JobQueue): TaskList {
       if (next !== null) await enqueueDelivery(ctx, jobs, payload.destinationId, Math.max(next, Date.now() + 1000));
     },
 
-    'webhook.apply': async (payload: { inboxId: number | string }) => {
+    [TASKS.applyWebhook]: async (payload: { inboxId: number | string }) => {
       const { destinationIds } = await applyWebhookMessage(ctx, payload.inboxId);
       for (const id of new Set(destinationIds)) await enqueueDelivery(ctx, jobs, id);
     },
 
-    'stream.forward': async (payload: { streamId: string }, helpers) => {
+    [TASKS.forward]: async (payload: { streamId: string }, helpers) => {
       const r = await forwardStream(ctx, payload.streamId, { workerId: helpers.workerId, signal: helpers.signal });
       if (r.pending === 0) return;
       if (helpers.signal.aborted) return enqueueForward(jobs, payload.streamId);
@@ -124,11 +108,11 @@ export function buildTasks(ctx: Context, jobs: JobQueue): TaskList {
         await enqueueForward(jobs, payload.streamId, Math.max(r.nextAttemptAt, Date.now() + 250));
     },
 
-    'alerts.evaluate': async (_payload: unknown, helpers) => {
+    [TASKS.alertsEvaluate]: async (_payload: unknown, helpers) => {
       await evaluateAlerts(ctx, { workerId: helpers.workerId, signal: helpers.signal });
     },
 
-    'schedule.tick': async () => {
+    [TASKS.scheduleTick]: async () => {
       const { enqueued } = await enqueueDueSyncs(ctx, jobs, Date.now());
       if (enqueued.length) log.info({ syncs: enqueued }, 'scheduled syncs enqueued');
       // Sweep: a stored webhook whose webhook.apply job was never added (enqueue failed) or

@@ -5,13 +5,13 @@ import { log } from '../telemetry/logger';
 /**
  * WAL checkpoints on a thread of their own. SQLite's automatic checkpoint runs inside whichever
  * commit crosses 1,000 WAL pages, on that connection's thread, fsyncs included: on the event loop
- * that is a pause every few hundred milliseconds under webhook load (bench ingest: about a tenth
- * of the throughput, and the p99 acknowledgement went from 3 ms to 8 ms). Here the main handle
- * never checkpoints and a second connection on a worker thread runs a PASSIVE checkpoint every
- * `intervalMs`, which never waits for or blocks the writer; the WAL is reused from its start once
- * a checkpoint has caught up, so it stays about as large as `intervalMs` of writes.
- * Closing the main handle still checkpoints what is left, as before. Started for serving
- * processes only (openContext's `checkpointThread`): a one-shot command would pay for the thread.
+ * that is a pause every few hundred milliseconds under webhook load, which every acknowledgement
+ * waiting behind it pays for. Here the main handle never checkpoints and a second connection on
+ * a worker thread runs a PASSIVE checkpoint every `intervalMs`, which never waits for or blocks
+ * the writer; the WAL is reused from its start once a checkpoint has caught up, so it stays about
+ * as large as `intervalMs` of writes. Closing the main handle checkpoints what is left. Started
+ * for serving processes only (openContext's `checkpointThread`): a one-shot command would pay
+ * for the thread.
  */
 export interface Checkpointer {
   /** Called after each background checkpoint that copied pages (tests, diagnostics). */

@@ -145,9 +145,4 @@ function describePgConnectError(target: Extract<DatabaseTarget, { dialect: 'post
   return new AmpError('database_unreachable', `cannot connect to ${where}: ${reason}`);
 }
 
-/** `now()` in epoch milliseconds; one helper so both dialects agree on time units. */
-export function nowMs(): number {
-  return Date.now();
-}
-
 export { sql };

@@ -4,9 +4,9 @@ import type BetterSqlite3 from 'better-sqlite3';
  * SQLite group commit for acknowledgement paths (events, cohort messages): the writes of every
  * request that reaches `submit` in one event-loop turn go into ONE transaction, flushed from
  * setImmediate (after the turn's I/O callbacks), and each request's promise settles only after
- * that commit, so nothing is acknowledged before its own rows are durable. A commit per request
- * was the largest cost of both webhook benchmarks: every commit appends its pages to the WAL with
- * one write per page, and requests arriving together touch the same few pages.
+ * that commit, so nothing is acknowledged before its own rows are durable. Why: every commit
+ * appends its pages to the WAL with one write per page, and requests arriving together touch the
+ * same few pages, so one commit for all of them writes each page once instead of once a request.
  *
  * `write` runs inside the transaction, once per job in arrival order, so the outcome equals the
  * jobs run one after another. If the group fails, nothing of it was committed and each job is

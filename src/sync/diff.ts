@@ -28,27 +28,47 @@ export interface DiffCounts {
 
 const RETRY_OUTCOMES = sql`('not_found','failed')`;
 
+/** A ledger column, qualified by `alias` when the statement needs it. */
+function col(alias: string | undefined, name: string) {
+  return sql.ref(alias ? `${alias}.${name}` : name);
+}
+
+/**
+ * The ledger rows a snapshot member changes into a desired one: not newer than the snapshot (a
+ * later webhook delta wins), and not desired already, unless its add last ended not_found or
+ * failed (re-asserting it is the reconcile retry). COALESCE keeps a NULL outcome out of
+ * three-valued logic, where NOT(NULL) would drop the row.
+ */
+function addable(p: DiffParams, alias?: string) {
+  const c = (name: string) => col(alias, name);
+  return sql`${c('source_ts')} <= ${p.sourceTs} AND (${c('desired')} = 0
+    OR (${c('confirmed')} = 0 AND COALESCE(${c('outcome')}, '') IN ${RETRY_OUTCOMES}))`;
+}
+
+/** The ledger rows a snapshot's absence removes: desired (or a removal to retry), not newer than it. */
+function removable(p: DiffParams) {
+  return sql`sync_id = ${p.syncId} AND source_ts <= ${p.sourceTs}
+    AND (desired = 1 OR (confirmed = 1 AND COALESCE(outcome, '') IN ${RETRY_OUTCOMES}))`;
+}
+
+/** Members of the snapshot that are adds: no ledger row yet, or an addable one. */
+function addsFromSnapshot(p: DiffParams) {
+  return sql`FROM (${stagedIds(p)}) s
+    LEFT JOIN ledger l ON l.sync_id = ${p.syncId} AND l.external_id = s.external_id
+    WHERE (l.external_id IS NULL OR (${addable(p, 'l')}))`;
+}
+
+/** Rows the snapshot removes: removable ones whose user is not in it. */
+function removesFromLedger(p: DiffParams) {
+  return sql`FROM ledger l WHERE ${removable(p)}
+    AND NOT EXISTS (SELECT 1 FROM (${stagedIds(p)}) s WHERE s.external_id = l.external_id)`;
+}
+
 /** Counts without writing (dry runs, held runs). */
 export async function countDiff(db: Kysely<DB>, p: DiffParams): Promise<DiffCounts> {
-  const adds = await sql<{ n: number }>`
-    SELECT COUNT(*) AS n FROM (${snap(p)}) s
-    LEFT JOIN ledger l ON l.sync_id = ${p.syncId} AND l.external_id = s.external_id
-    WHERE (l.external_id IS NULL OR (l.source_ts <= ${p.sourceTs}
-        AND (l.desired = 0 OR (l.confirmed = 0 AND l.outcome IN ${RETRY_OUTCOMES}))))`.execute(db);
-  const removes = await sql<{ n: number }>`
-    SELECT COUNT(*) AS n FROM ledger l
-    WHERE ${removePredicate(p, sql.ref('l.external_id'))}`.execute(db);
+  const adds = await sql<{ n: number }>`SELECT COUNT(*) AS n ${addsFromSnapshot(p)}`.execute(db);
+  const removes = await sql<{ n: number }>`SELECT COUNT(*) AS n ${removesFromLedger(p)}`.execute(db);
   return { adds: Number(adds.rows[0]?.n ?? 0), removes: Number(removes.rows[0]?.n ?? 0) };
-}
-
-function removePredicate(p: DiffParams, extRef: ReturnType<typeof sql.ref>) {
-  return sql`sync_id = ${p.syncId} AND source_ts <= ${p.sourceTs}
-      AND (desired = 1 OR (confirmed = 1 AND outcome IN ${RETRY_OUTCOMES}))
-      AND NOT EXISTS (SELECT 1 FROM (${snap(p)}) s WHERE s.external_id = ${extRef})`;
-}
-
-function snap(p: DiffParams) {
-  return stagedIds(p);
 }
 
 /** Samples for dry runs and held runs (first N ids of each kind, in id order). */
@@ -58,14 +78,9 @@ export async function sampleDiff(
   limit = 10,
 ): Promise<{ adds: string[]; removes: string[] }> {
   const adds = await sql<{ external_id: string }>`
-    SELECT s.external_id FROM (${snap(p)}) s
-    LEFT JOIN ledger l ON l.sync_id = ${p.syncId} AND l.external_id = s.external_id
-    WHERE (l.external_id IS NULL OR (l.source_ts <= ${p.sourceTs}
-        AND (l.desired = 0 OR (l.confirmed = 0 AND l.outcome IN ${RETRY_OUTCOMES}))))
-    ORDER BY s.external_id LIMIT ${limit}`.execute(db);
+    SELECT s.external_id ${addsFromSnapshot(p)} ORDER BY s.external_id LIMIT ${limit}`.execute(db);
   const removes = await sql<{ external_id: string }>`
-    SELECT l.external_id FROM ledger l WHERE ${removePredicate(p, sql.ref('l.external_id'))}
-    ORDER BY l.external_id LIMIT ${limit}`.execute(db);
+    SELECT l.external_id ${removesFromLedger(p)} ORDER BY l.external_id LIMIT ${limit}`.execute(db);
   return { adds: adds.rows.map((r) => r.external_id), removes: removes.rows.map((r) => r.external_id) };
 }
 
@@ -77,35 +92,30 @@ export async function sampleDiff(
  */
 export async function applyDiff(trx: Kysely<DB>, p: DiffParams, now = Date.now()): Promise<DiffCounts> {
   // Both sets are computed with EXCEPT over two primary-key ranges that are already sorted by
-  // external_id, which SQLite plans as MERGE (EXCEPT): one sequential walk of each side
-  // (measured about twice as fast as a NOT IN / NOT EXISTS probe per row, and faster than one
-  // combined UNION ALL … GROUP BY pass, whose per-row aggregate costs more than the second
-  // walk); PostgreSQL hashes or sorts them.
-  // COALESCE keeps NULL outcomes out of three-valued logic: NOT(NULL) would drop a row.
+  // external_id, which SQLite plans as MERGE (EXCEPT): one sequential walk of each side, where a
+  // NOT IN / NOT EXISTS probe would cost an index lookup per row, and a combined UNION ALL …
+  // GROUP BY pass an aggregate per row; PostgreSQL hashes or sorts them.
   const removes = await sql`
     UPDATE ledger SET desired = 0, source_ts = ${p.sourceTs}, run_id = ${p.runId}, outcome = ${settledOutcome(0)}, error = NULL,
       attempts = 0, next_attempt_at = NULL, updated_at = ${now}
     WHERE sync_id = ${p.syncId} AND external_id IN (
-      SELECT external_id FROM ledger WHERE sync_id = ${p.syncId} AND source_ts <= ${p.sourceTs}
-        AND (desired = 1 OR (confirmed = 1 AND COALESCE(outcome, '') IN ${RETRY_OUTCOMES}))
-      EXCEPT ${snap(p)})`.execute(trx);
-  // Adds: members except the rows that must not change (newer source_ts, or already desired and
-  // not waiting for a reconcile retry). The WHERE in the outer SELECT also resolves SQLite's
-  // parsing ambiguity of INSERT … SELECT … ON CONFLICT; the conflict clause re-checks the same
-  // condition so a concurrent writer on PostgreSQL cannot make us clobber a newer row.
+      SELECT external_id FROM ledger WHERE ${removable(p)}
+      EXCEPT ${stagedIds(p)})`.execute(trx);
+  // Adds: members except the rows that must not change. The WHERE in the outer SELECT also
+  // resolves SQLite's parsing ambiguity of INSERT … SELECT … ON CONFLICT; the conflict clause
+  // re-checks the same condition so a concurrent writer on PostgreSQL cannot make us clobber a
+  // newer row.
   const adds = await sql`
     INSERT INTO ledger (sync_id, destination_id, external_id, desired, confirmed, source_ts, run_id, outcome, error,
       attempts, next_attempt_at, lease_owner, lease_until, updated_at)
     SELECT ${p.syncId}, ${p.destinationId}, a.external_id, 1, 0, ${p.sourceTs}, ${p.runId}, NULL, NULL, 0, NULL, NULL, NULL, ${now}
     FROM (
-      ${snap(p)}
-      EXCEPT SELECT external_id FROM ledger WHERE sync_id = ${p.syncId}
-        AND NOT (source_ts <= ${p.sourceTs} AND (desired = 0 OR (confirmed = 0 AND COALESCE(outcome, '') IN ${RETRY_OUTCOMES})))
+      ${stagedIds(p)}
+      EXCEPT SELECT external_id FROM ledger WHERE sync_id = ${p.syncId} AND NOT (${addable(p)})
     ) AS a WHERE 1 = 1
     ON CONFLICT (sync_id, external_id) DO UPDATE SET desired = 1, source_ts = excluded.source_ts, run_id = excluded.run_id,
       outcome = ${settledOutcome(1)}, error = NULL, attempts = 0, next_attempt_at = NULL, updated_at = excluded.updated_at
-    WHERE ledger.source_ts <= excluded.source_ts
-      AND (ledger.desired = 0 OR (ledger.confirmed = 0 AND ledger.outcome IN ${RETRY_OUTCOMES}))`.execute(trx);
+    WHERE ${addable(p, 'ledger')}`.execute(trx);
   return { adds: Number(adds.numAffectedRows ?? 0), removes: Number(removes.numAffectedRows ?? 0) };
 }
 

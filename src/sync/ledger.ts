@@ -4,6 +4,12 @@ import type { Context } from '../store';
 const BATCH = 500;
 
 /**
+ * A delta that starts a fresh delivery of its row: a changed wish, or a re-asserted one that last
+ * ended not_found/failed; an unchanged one keeps its outcome and retry state.
+ */
+const RESTARTS = sql`ledger.desired <> excluded.desired OR (ledger.desired <> ledger.confirmed AND ledger.outcome IN ('not_found','failed'))`;
+
+/**
  * Applies a membership delta (an Amplitude cohort webhook) to every active sync of the cohort:
  * sets `desired`, never `confirmed` (only OneSignal's answer does that, DESIGN §2).
  *
@@ -83,13 +89,11 @@ export async function applyMembershipDelta(
               .doUpdateSet({
                 desired: sql`excluded.desired`,
                 source_ts: sql`excluded.source_ts`,
-                // A changed wish (or a re-asserted one that last ended not_found/failed) starts
-                // a fresh delivery; an unchanged one keeps its outcome and retry state.
                 // When the new wish equals what OneSignal already carries there is nothing to send.
-                outcome: sql`CASE WHEN ledger.desired <> excluded.desired OR (ledger.desired <> ledger.confirmed AND ledger.outcome IN ('not_found','failed')) THEN (CASE WHEN excluded.desired = ledger.confirmed THEN 'delivered' ELSE NULL END) ELSE ledger.outcome END`,
-                error: sql`CASE WHEN ledger.desired <> excluded.desired OR (ledger.desired <> ledger.confirmed AND ledger.outcome IN ('not_found','failed')) THEN NULL ELSE ledger.error END`,
-                attempts: sql`CASE WHEN ledger.desired <> excluded.desired OR (ledger.desired <> ledger.confirmed AND ledger.outcome IN ('not_found','failed')) THEN 0 ELSE ledger.attempts END`,
-                next_attempt_at: sql`CASE WHEN ledger.desired <> excluded.desired OR (ledger.desired <> ledger.confirmed AND ledger.outcome IN ('not_found','failed')) THEN NULL ELSE ledger.next_attempt_at END`,
+                outcome: sql`CASE WHEN ${RESTARTS} THEN (CASE WHEN excluded.desired = ledger.confirmed THEN 'delivered' ELSE NULL END) ELSE ledger.outcome END`,
+                error: sql`CASE WHEN ${RESTARTS} THEN NULL ELSE ledger.error END`,
+                attempts: sql`CASE WHEN ${RESTARTS} THEN 0 ELSE ledger.attempts END`,
+                next_attempt_at: sql`CASE WHEN ${RESTARTS} THEN NULL ELSE ledger.next_attempt_at END`,
                 updated_at: sql`excluded.updated_at`,
               })
               .where(sql.ref('ledger.source_ts'), '<=', sql<number>`excluded.source_ts`),

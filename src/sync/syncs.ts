@@ -6,11 +6,10 @@ import { AmpError, toAmpError } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
 import type { SyncsTable } from '../store/schema';
+import { CADENCES } from './cadence';
 import { deliverDestination } from './deliver';
 
-export const CADENCES = ['manual', 'once', 'hourly', 'daily', 'realtime'] as const;
 export const cadenceSchema = z.enum(CADENCES, { message: `cadence must be one of ${CADENCES.join(', ')}` });
-export type Cadence = (typeof CADENCES)[number];
 
 export const DEFAULT_GUARD_THRESHOLD = 0.5;
 

@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createJobQueue } from '../../src/jobs';
-import { enqueueDueSyncs, nextRunAt } from '../../src/jobs/schedule';
+import { enqueueDueSyncs } from '../../src/jobs/schedule';
 import { type Context, openContext } from '../../src/store';
+import { nextRunAt } from '../../src/sync/cadence';
 import { closeAbandonedRuns, getRunView } from '../../src/sync/runs';
 import { describeEachDialect } from '../helpers/db';
 import { seedCohort, seedDestination } from '../helpers/seed';

@@ -60,11 +60,11 @@ export interface WebhookUser {
 
 /**
  * The users array is checked by hand, after zod has checked the other fields: a 1,000-user
- * message must be acknowledged fast (bench webhook_ack). Per-element zod parsing was the largest
- * cost of the acknowledgement, and any zod refinement or transform that receives the array (or
- * the whole payload) kept each parsed message alive long enough to be promoted: young-generation
- * collections then copied megabytes, a quarter of a parse worker's time. These are the rules a
- * zod element schema would state; the first problem is reported like a zod issue.
+ * message must be acknowledged fast (bench webhook_ack). Per-element zod parsing would be the
+ * largest cost of the acknowledgement, and any zod refinement or transform that receives the
+ * array (or the whole payload) keeps each parsed message alive long enough to be promoted, so
+ * young-generation collections copy megabytes. These are the rules a zod element schema would
+ * state; the first problem is reported like a zod issue.
  */
 const MAX_USERS = 100_000;
 

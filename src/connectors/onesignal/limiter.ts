@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { abortError, delay } from '../../errors';
-import { USER_UPDATES_PER_SECOND_PER_APP } from './constants';
+import { USER_UPDATES_PER_SECOND_PER_APP, USER_UPDATES_PER_SECOND_PER_USER } from './constants';
 
 /**
  * Pacing for one OneSignal app, shared by every destination and client on that app id in this
@@ -14,9 +14,9 @@ import { USER_UPDATES_PER_SECOND_PER_APP } from './constants';
  *   every grant fewer than `cap` requests are in flight or answered within the last window, no
  *   vendor second can ever hold more than `cap` arrivals, however queueing (sockets, event-loop
  *   stalls on either side) bunches them: the cap can be the limit itself, with no headroom for
- *   jitter (a window over send times needed 5% headroom and an 80 ms wider window, ~88% of the
- *   limit, and still drew 429s on a loaded host). Capacity lost to a stall of ours is used
- *   afterwards, unlike with a token bucket alone.
+ *   jitter, which a window over send times would need (a send and its arrival can be apart by
+ *   any queueing delay). Capacity lost to a stall of ours is used afterwards, unlike with a
+ *   token bucket alone.
  * - A token bucket at 103% of the rate with a burst of 1% keeps sends smooth: catching up after
  *   a stall never dumps a large burst on the vendor (a burst spreads its own arrival times),
  *   yet the margin above the window's sustained rate makes lost capacity up within a second.
@@ -39,10 +39,10 @@ export const BURST_FRACTION = 0.01;
 export const BUCKET_RATE_FRACTION = 1.03;
 /**
  * Spacing between the answer to one request for a user and the next request for that user: the
- * previous one arrived before its answer left, so 1 s is the vendor limit and the 10 ms only
- * covers clock granularity between us and the vendor.
+ * previous one arrived before its answer left, so the vendor's per-user interval is the limit and
+ * the 10 ms only covers clock granularity between us and the vendor.
  */
-export const PER_USER_SPACING_MS = 1_010;
+export const PER_USER_SPACING_MS = 1_000 / USER_UPDATES_PER_SECOND_PER_USER + 10;
 /** AIMD: multiplicative decrease on 429, floor, and additive increase per quiet second. */
 export const DECREASE_FACTOR = 0.5;
 export const MIN_RATE_PER_SECOND = 10;

@@ -7,7 +7,7 @@ import {
   getDestination,
 } from '../../connectors/onesignal/destinations';
 import { AmpError, isAmpError, toAmpError } from '../../errors';
-import { syncRunJobKey } from '../../jobs/schedule';
+import { JOB_KEYS, TASKS } from '../../jobs/port';
 import { enqueueDelivery } from '../../jobs/tasks';
 import type { Context } from '../../store';
 import { approveRun, rejectRun, runSync } from '../../sync/run';
@@ -124,7 +124,7 @@ export async function runSyncAction(deps: AdminDeps, syncId: string, body: unkno
   const { ctx } = deps;
   await readSync(ctx, syncId);
   if (deps.jobs && !dry_run) {
-    await deps.jobs.add('sync.run', { syncId, trigger: 'manual' }, { jobKey: syncRunJobKey(syncId) });
+    await deps.jobs.add(TASKS.syncRun, { syncId, trigger: 'manual' }, { jobKey: JOB_KEYS.syncRun(syncId) });
     return { status: 202, body: { queued: true, sync_id: syncId, run: null, message: 'run queued' } };
   }
 

@@ -72,12 +72,6 @@ export async function readCohorts(ctx: Context): Promise<CohortRead[]> {
   }));
 }
 
-export async function readCohort(ctx: Context, id: string): Promise<CohortRead> {
-  const found = (await readCohorts(ctx)).find((c) => c.id === id);
-  if (!found) throw new AmpError('not_found', `no cohort with id ${id}`);
-  return found;
-}
-
 /** The engine's sync view, with names for display and the newest run (in progress or not). */
 export interface SyncRead extends Omit<SyncView, 'last_run_id'> {
   cohort_name: string | null;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CADENCES } from '../../sync/cadence';
 
 /** Ids are our own prefixed ids or vendor ids (cohort ids); anything printable and short. */
 export const idParam = z.object({
@@ -36,8 +37,6 @@ export const deadLettersQuery = z.object({
   /** Cursor: dead letters with an id below this one. */
   before: intString(0, Number.MAX_SAFE_INTEGER).optional(),
 });
-
-export const CADENCES = ['manual', 'once', 'hourly', 'daily', 'realtime'] as const;
 
 export const createSyncBody = z.object({
   cohort_id: idParam.shape.id,

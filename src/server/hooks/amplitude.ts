@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { WEBHOOK_BODY_LIMIT_BYTES } from '../../connectors/amplitude/constants';
 import { cohortWritableBy, notYourCohort, storeWebhook } from '../../connectors/amplitude/webhooks';
 import { isAmpError } from '../../errors';
+import { QUEUES, TASKS } from '../../jobs/port';
 import { secretsEqual } from '../../store/secrets';
 import { log } from '../../telemetry/logger';
 import { bearerToken } from '../api/auth';
@@ -131,7 +132,7 @@ export async function registerAmplitudeHooks(app: FastifyInstance, deps: ServerD
         if (stored.inboxId !== null && deps.jobs) {
           try {
             // One queue per source: messages of a source apply in arrival order.
-            await deps.jobs.add('webhook.apply', { inboxId: stored.inboxId }, { queue: `webhooks:${sourceId}` });
+            await deps.jobs.add(TASKS.applyWebhook, { inboxId: stored.inboxId }, { queue: QUEUES.webhooks(sourceId) });
           } catch (e) {
             // The message is durable; applyPendingWebhooks (the sweep) picks it up.
             log.warn({ err: (e as Error).message, inboxId: stored.inboxId }, 'could not enqueue webhook.apply');

@@ -7,9 +7,9 @@ import { log } from '../../telemetry/logger';
 
 /**
  * Cohort-webhook bodies validated on worker threads. For a 1,000-user message (~90 kB) JSON.parse
- * and its garbage were over half of the acknowledgement's cost, and on the request's own thread
- * every other request waited behind it: under 50 concurrent senders the p99 acknowledgement was
- * ~90 ms (bench webhook_ack). Off the event loop, the loop only receives, stores and answers.
+ * and its garbage are most of the acknowledgement's cost, and on the request's own thread every
+ * other request would wait behind it. Off the event loop, the loop only receives, stores and
+ * answers.
  *
  * The worker runs the same checkWebhookBody as the in-thread path and returns the summary the
  * store needs with the text raw-deflated (level 1: ~50 µs there, and a tenth of the bytes for the

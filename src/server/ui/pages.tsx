@@ -1,3 +1,4 @@
+import { CADENCES } from '../../sync/cadence';
 import type {
   CohortRead,
   DeadLetterRead,
@@ -7,7 +8,6 @@ import type {
   StreamRead,
   SyncRead,
 } from '../api/queries';
-import { CADENCES } from '../api/schemas';
 import { Badge, Field, fmtTime, Layout, Notice, Num } from './layout';
 
 export function LoginPage(p: { next: string; error?: string }): JSX.Element {
