@@ -77,17 +77,12 @@ export const COHORT_FILE_PATH = (requestId: string): string =>
 export const COHORT_FILE_USER_COLUMN = 'user_id';
 // "CSV returned from API has all strings prefixed with a tab character" (Experiment SDK comment) [S]
 export const COHORT_FILE_VALUE_PREFIX = '\t';
-// Max cohort size Amplitude exports. Source: behavioral-cohorts limits table.
-export const COHORT_MAX_EXPORT_USERS = 2_000_000;
 // Calls per cohort-API request (list, download request, status poll, file) before a retryable
 // failure (5xx, dropped connection, timeout, 429) is final. A 429 comes from the
 // 5-concurrent-requests-per-project limit (dashboard-rest), so it clears fast.
 export const COHORT_REQUEST_MAX_TRIES = 8;
 // No failed state is documented for a download job [V: none documented]; give up after this long.
 export const COHORT_DOWNLOAD_MAX_WAIT_MS = 30 * 60_000;
-// Amplitude wants the webhook acknowledged within about 1-2 s or it retries (possibly duplicating).
-// Source: https://amplitude.com/docs/data/destination-catalog/cohort-webhooks
-export const WEBHOOK_ACK_DEADLINE_MS = 1_000;
 // [U] The maximum users per webhook batch is undocumented (partner syncs send up to 10,000 ids per
 // call); 10 MB leaves room for 10,000 users with up to 50 selected properties each.
 export const WEBHOOK_BODY_LIMIT_BYTES = 10 * 1024 * 1024;
@@ -95,6 +90,3 @@ export const WEBHOOK_BODY_LIMIT_BYTES = 10 * 1024 * 1024;
 // Events per HTTP V2 request we send: the docs say "< 2000 events" (and the current page "up to
 // 2,000"); we take the strict reading, 1,999. Source: https://amplitude.com/docs/apis/analytics/http-v2 (limits)
 export const HTTP_V2_BATCH_EVENTS = HTTP_V2_MAX_EVENTS - 1;
-// Amplitude's SDK delays only the throttled events by throttleTimeout = 30 s and drops the
-// daily-quota ones. Source: Amplitude-TypeScript packages/analytics-core/src/plugins/destination.ts
-export const HTTP_V2_RETRY_BASE_MS = 1_000;
