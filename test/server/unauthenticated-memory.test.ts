@@ -67,12 +67,12 @@ describe('memory under unauthenticated requests', () => {
   it('10,000 unknown ids sent to the Amplitude cohort hook leave the heap where it was', async () => {
     const path = (id: string) => `/hooks/amplitude/cohorts/${id}`;
     // A first round warms every lazily built structure and fills the bounded cache; growth is
-    // measured over the second. Cached for ever, 10,000 ids of 44 characters took 2.6-3.1 MB;
+    // measured over the second. Cached for ever, 10,000 ids of 44 characters took 2.4-3.1 MB;
     // bounded, about 0.5 MB (what the collector leaves).
     await flood(path, 2_000);
     const before = heapAfterGc();
     await flood(path, 10_000);
     const grown = heapAfterGc() - before;
     expect(grown / 1e6).toBeLessThan(1.2);
-  }, 300_000); // Ten thousand requests: about 25 s on an idle 2-core machine, several times that on a busy one.
+  }, 300_000);
 });
