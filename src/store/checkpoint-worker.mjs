@@ -7,8 +7,9 @@ const db = new Database(workerData.path, { fileMustExist: true });
 const timer = setInterval(() => {
   try {
     // PASSIVE never waits for (nor blocks) the writer or readers: it copies what it can.
+    const startedAt = Date.now();
     const [r] = db.pragma('wal_checkpoint(PASSIVE)');
-    if (r.checkpointed > 0) parentPort.postMessage({ frames: r.log, checkpointed: r.checkpointed });
+    if (r.checkpointed > 0) parentPort.postMessage({ frames: r.log, checkpointed: r.checkpointed, startedAt });
   } catch (e) {
     parentPort.postMessage({ error: String(e?.message ?? e) });
   }

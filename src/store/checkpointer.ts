@@ -13,9 +13,16 @@ import { log } from '../telemetry/logger';
  * for serving processes only (openContext's `checkpointThread`): a one-shot command would pay
  * for the thread.
  */
+/** One background checkpoint that copied pages: WAL frames, frames copied, and when it began (epoch ms). */
+export interface CheckpointReport {
+  frames: number;
+  checkpointed: number;
+  startedAt: number;
+}
+
 export interface Checkpointer {
   /** Called after each background checkpoint that copied pages (tests, diagnostics). */
-  onCheckpoint(fn: (r: { frames: number; checkpointed: number }) => void): () => void;
+  onCheckpoint(fn: (r: CheckpointReport) => void): () => void;
   stop(): Promise<void>;
 }
 
@@ -40,10 +47,10 @@ export function startCheckpointer(handle: BetterSqlite3.Database, path: string, 
     if (handle.open) handle.pragma('wal_autocheckpoint = 1000');
     log.warn({ why }, 'SQLite checkpointer thread stopped; checkpointing on commit');
   };
-  const listeners = new Set<(r: { frames: number; checkpointed: number }) => void>();
-  worker.on('message', (m: { error?: string; frames?: number; checkpointed?: number }) => {
+  const listeners = new Set<(r: CheckpointReport) => void>();
+  worker.on('message', (m: Partial<CheckpointReport> & { error?: string }) => {
     if (m.error) log.warn({ err: m.error }, 'SQLite background checkpoint failed; the next one retries');
-    else for (const fn of listeners) fn({ frames: m.frames!, checkpointed: m.checkpointed! });
+    else for (const fn of listeners) fn({ frames: m.frames!, checkpointed: m.checkpointed!, startedAt: m.startedAt! });
   });
   worker.on('error', (e) => fallBack(e.message));
   worker.on('exit', (code) => fallBack(`exit code ${code}`));

@@ -115,7 +115,7 @@ describeDialects('recovery after kill -9', (dialect) => {
       { what: 'the run to be finalized', timeoutMs: 30_000 },
     );
     expect(finished).toMatchObject({ added: users.length, pending: 0, failed: 0 });
-  });
+  }, 240_000); // two worker processes and up to a minute for each phase on a loaded machine
 
   it('a `sync run` killed while it loads its snapshot: the next plain CLI command closes its run', async () => {
     const { ctx, url } = await freshContext(dialect);
@@ -165,5 +165,5 @@ describeDialects('recovery after kill -9', (dialect) => {
     expect(closed.error).toMatch(/abandoned: the process running it stopped before the diff was applied/);
     const staged = await ctx.store.db.selectFrom('staging').select('run_id').where('run_id', '=', runId).execute();
     expect(staged).toEqual([]);
-  });
+  }, 240_000);
 });
