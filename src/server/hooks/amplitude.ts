@@ -118,7 +118,8 @@ export async function registerAmplitudeHooks(app: FastifyInstance, deps: ServerD
             .send({ error: 'invalid_input', message: `the body is not valid JSON: ${err.message}` });
         }
         if (isAmpError(err) && err.kind !== 'internal') return reply.code(err.httpStatus).send(err.toJSON());
-        log.error({ err: err.message }, 'amplitude webhook failed');
+        // Requests still parsing when the server closes fail with the pool: expected, not an error.
+        if (!parsePool.isClosed) log.error({ err: err.message }, 'amplitude webhook failed');
         // 5xx makes Amplitude retry, which is what we want when the store is unavailable.
         return reply
           .code(503)

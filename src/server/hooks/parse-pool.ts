@@ -64,6 +64,10 @@ export class WebhookParsePool {
     });
   }
 
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   /** Starts every worker now (loading tsx and zod takes a few hundred ms), not on the first large message. */
   warm(): void {
     while (!this.closed && !this.unavailable && this.slots.length < this.size) if (!this.spawn()) break;
