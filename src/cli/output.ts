@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { AmpError, toAmpError } from '../errors';
 import { type Context, openContext } from '../store';
-import { closeAbandonedRuns } from '../sync/runs';
+import { closeAbandonedRuns } from '../sync/run-record';
 import { log } from '../telemetry/logger';
 
 /** Global options every command sees (defined on the root program). */

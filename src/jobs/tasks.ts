@@ -5,7 +5,7 @@ import type { Context } from '../store';
 import { LEASE_MS, renewEveryMs } from '../store/leases';
 import { deliverDestination, nextRetryAt } from '../sync/deliver';
 import { runSync } from '../sync/run';
-import { closeAbandonedRuns } from '../sync/runs';
+import { closeAbandonedRuns } from '../sync/run-record';
 import { log } from '../telemetry/logger';
 import { evaluateAlerts } from './alerts';
 import { type CronItem, JOB_KEYS, type JobQueue, QUEUES, type Sweep, TASKS, type TaskList } from './port';

@@ -5,7 +5,7 @@ import { newId } from '../ids';
 import type { Context } from '../store';
 import { keepRenewing, LEASE_MS } from '../store/leases';
 import { recordPacingHandoff, takeOverPacing } from './handoff';
-import { finalizeRunsOfDestination } from './runs';
+import { finalizeRunsOfDestination } from './run-record';
 
 /** Users claimed per round; all of a user's pending rows (every sync) come in one claim. */
 const CHUNK_USERS = 1000;
@@ -75,13 +75,7 @@ export async function deliverDestination(
   opts: DeliverOptions = {},
 ): Promise<{ requests: number; delivered: number; pending: number }> {
   const workerId = opts.workerId ?? newId('wrk');
-  const dest = await getDestination(ctx, destinationId);
-  if (dest.status === 'paused') {
-    throw new AmpError(
-      'run_state',
-      `destination ${destinationId} is paused: ${dest.status_reason ?? 'no reason given'}; resume it with \`ampsignal destination resume ${destinationId}\``,
-    );
-  }
+  const dest = await deliverableDestination(ctx, destinationId);
   const client = clientForDestination(ctx, dest);
   const requestsBefore = client.requests;
   const tagKeys = new Map<string, string>();
@@ -217,6 +211,18 @@ export async function deliverDestination(
   await finalizeRunsOfDestination(ctx, destinationId);
   const pending = await countPending(ctx, destinationId);
   return { requests: client.requests - requestsBefore, delivered, pending };
+}
+
+/** The destination, refused while paused (a refused key paused it; a person resumes it). */
+export async function deliverableDestination(ctx: Context, destinationId: string) {
+  const dest = await getDestination(ctx, destinationId);
+  if (dest.status === 'paused') {
+    throw new AmpError(
+      'run_state',
+      `destination ${destinationId} is paused: ${dest.status_reason ?? 'no reason given'}; resume it with \`ampsignal destination resume ${destinationId}\``,
+    );
+  }
+  return dest;
 }
 
 /** Rows waiting to be sent: desired != confirmed, never tried or due for retry, lease free. */

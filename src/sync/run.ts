@@ -1,15 +1,27 @@
 import { type Kysely, type Selectable, sql } from 'kysely';
 import { amplitudeSnapshotSource } from '../connectors/amplitude/snapshot';
-import { getDestination } from '../connectors/onesignal/destinations';
 import { AmpError, toAmpError } from '../errors';
-import { newId } from '../ids';
 import type { Context } from '../store';
-import { LEASE_MS } from '../store/leases';
 import type { DB } from '../store/schema';
-import { deliverDestination } from './deliver';
+import { deliverableDestination, deliverDestination } from './deliver';
 import { applyDiff, countConfirmed, countDiff, type DiffParams, sampleDiff } from './diff';
 import { guardDecision } from './guard';
-import { countOutcomes, finalizeRun, getRunRow, getRunView, holdRunLease, type RunView, releaseRunLease } from './runs';
+import {
+  finalizeRun,
+  heldSourceTs,
+  holdRunLease,
+  openRun,
+  type RunHandle,
+  recordApplied,
+  recordDryRun,
+  recordHeld,
+  recordRequests,
+  recordSnapshot,
+  rejectHeldRun,
+  releaseRunLease,
+  reopenHeldRun,
+} from './run-record';
+import { getRunRow, getRunView, type RunView } from './runs';
 import type { SnapshotSource } from './snapshot';
 import {
   BufferedStagingWriter,
@@ -20,7 +32,7 @@ import {
   type SnapshotRef,
   stagedIds,
 } from './staging';
-import { getSync } from './syncs';
+import { getSync, type SyncRow } from './syncs';
 
 export type { RunView } from './runs';
 
@@ -47,130 +59,92 @@ const SAMPLE_SIZE = 10;
  * `failed` with the message (and are returned, not thrown), so every attempt leaves a record.
  */
 export async function runSync(ctx: Context, syncId: string, opts: RunOptions = {}): Promise<RunView> {
-  const db = ctx.store.db;
+  const { sync, cohort } = await runnableSync(ctx, syncId);
+  const dryRun = opts.dryRun === true;
+  const run = await openRun(ctx, { syncId, trigger: opts.trigger ?? 'manual', dryRun });
+  return whileLeased(ctx, run, async () => {
+    try {
+      return await workRun(ctx, run, { sync, cohort, dryRun }, opts);
+    } catch (e) {
+      return failRun(ctx, run.runId, e);
+    }
+  });
+}
+
+async function runnableSync(ctx: Context, syncId: string) {
   const sync = await getSync(ctx, syncId);
   if (sync.status !== 'active')
     throw new AmpError(
       'run_state',
       `sync ${syncId} is ${sync.status}; finish it with \`ampsignal sync delete ${syncId}\``,
     );
-  const cohort = await db.selectFrom('cohorts').selectAll().where('id', '=', sync.cohort_id).executeTakeFirst();
+  const cohort = await ctx.store.db
+    .selectFrom('cohorts')
+    .selectAll()
+    .where('id', '=', sync.cohort_id)
+    .executeTakeFirst();
   if (!cohort) throw new AmpError('not_found', `cohort ${sync.cohort_id} of sync ${syncId} no longer exists`);
-  const dryRun = opts.dryRun === true;
-  const runId = newId('run');
-  const lease = newId('lease');
-  const startedAt = Date.now();
-  await db
-    .insertInto('runs')
-    .values({
-      id: runId,
-      sync_id: syncId,
-      status: 'running',
-      trigger: opts.trigger ?? 'manual',
-      dry_run: dryRun ? 1 : 0,
-      members: 0,
-      added: 0,
-      removed: 0,
-      unchanged: 0,
-      skipped_anonymous: 0,
-      delivered: 0,
-      not_found: 0,
-      failed: 0,
-      pending: 0,
-      requests: 0,
-      error: null,
-      hold_reason: null,
-      sample: null,
-      started_at: startedAt,
-      finished_at: null,
-      applied_at: null,
-      lease_owner: lease,
-      lease_until: startedAt + LEASE_MS,
-    })
-    .execute();
-  await db.updateTable('syncs').set({ last_run_id: runId }).where('id', '=', syncId).execute();
-  const heartbeat = holdRunLease(ctx, runId, lease);
+  return { sync, cohort };
+}
+
+/** Works the run under its lease, renewed while this process lives and released at the end. */
+async function whileLeased<T>(ctx: Context, run: RunHandle, work: () => Promise<T>): Promise<T> {
+  const heartbeat = holdRunLease(ctx, run);
   try {
-    return await workRun(ctx, { runId, lease, startedAt, sync, cohort, dryRun }, opts);
+    return await work();
   } finally {
     await heartbeat.stop();
-    await releaseRunLease(ctx, runId, lease);
+    await releaseRunLease(ctx, run);
   }
+}
+
+/** Ends the run as failed with the error's message (and drops its staging); returns it as printed. */
+async function failRun(ctx: Context, runId: string, e: unknown): Promise<RunView> {
+  await finalizeRun(ctx, runId, { failed: toAmpError(e).message });
+  await deleteStaging(ctx, runId);
+  return getRunView(ctx, runId);
 }
 
 /** The part of a run its lease covers: load, diff, guard, apply, and delivery when inline. */
 async function workRun(
   ctx: Context,
-  r: {
-    runId: string;
-    lease: string;
-    startedAt: number;
-    sync: Awaited<ReturnType<typeof getSync>>;
-    cohort: Selectable<DB['cohorts']>;
-    dryRun: boolean;
-  },
+  run: RunHandle,
+  r: { sync: SyncRow; cohort: Selectable<DB['cohorts']>; dryRun: boolean },
   opts: RunOptions,
 ): Promise<RunView> {
-  const { runId, lease, startedAt, sync, cohort, dryRun } = r;
-  const syncId = sync.id;
-  const db = ctx.store.db;
-  try {
-    const dest = await getDestination(ctx, sync.destination_id);
-    if (!dryRun && dest.status === 'paused') {
-      throw new AmpError(
-        'run_state',
-        `destination ${dest.id} is paused: ${dest.status_reason ?? 'no reason given'}; resume it with \`ampsignal destination resume ${dest.id}\``,
-      );
-    }
-    opts.onProgress?.({ phase: 'load', done: 0, total: 0 });
-    const snapshot = await stageSnapshot(ctx, runId, cohort);
-    const p: DiffParams = {
-      syncId,
-      destinationId: sync.destination_id,
-      sourceTs: snapshot.sourceTs ?? startedAt,
-      ...snapshot.ref,
-    };
-    opts.onProgress?.({ phase: 'diff', done: 0, total: snapshot.members });
+  const { sync } = r;
+  // A paused destination is refused before the pull, which may cost a download of the budget.
+  if (!r.dryRun) await deliverableDestination(ctx, sync.destination_id);
+  opts.onProgress?.({ phase: 'load', done: 0, total: 0 });
+  const snapshot = await stageSnapshot(ctx, run.runId, r.cohort);
+  const p: DiffParams = {
+    syncId: sync.id,
+    destinationId: sync.destination_id,
+    sourceTs: snapshot.sourceTs ?? run.startedAt,
+    ...snapshot.ref,
+  };
+  opts.onProgress?.({ phase: 'diff', done: 0, total: snapshot.members });
+  if (r.dryRun) return dryRunReport(ctx, run, p, snapshot);
+  await recordSnapshot(ctx, run, snapshot);
+  const held = await applyWithGuard(ctx, run, p, snapshot.size, Number(sync.guard_threshold));
+  if (held) return getRunView(ctx, run.runId);
+  return deliverRun(ctx, run.runId, sync.destination_id, opts);
+}
 
-    if (dryRun) {
-      // One transaction: on SQLite its reads share one snapshot, so the counters add up even
-      // while `cohort import` replaces the members of a cohort diffed in place.
-      const { members, counts, sample } = await db.transaction().execute(async (trx) => ({
-        members: await snapshot.size(trx),
-        counts: await countDiff(trx, p),
-        sample: await sampleDiff(trx, p, SAMPLE_SIZE),
-      }));
-      await stillOurs(db, runId, lease)
-        .set({
-          status: 'dry_run',
-          members,
-          added: counts.adds,
-          removed: counts.removes,
-          unchanged: members - counts.adds,
-          skipped_anonymous: snapshot.skippedAnonymous,
-          // Nothing is sent: the would-be changes stay pending in the report's arithmetic.
-          pending: counts.adds + counts.removes,
-          sample: JSON.stringify(sample),
-          finished_at: Date.now(),
-        })
-        .execute();
-      await deleteStaging(ctx, runId);
-      return getRunView(ctx, runId);
-    }
-
-    await db
-      .updateTable('runs')
-      .set({ members: snapshot.members, skipped_anonymous: snapshot.skippedAnonymous })
-      .where('id', '=', runId)
-      .execute();
-    const held = await applyWithGuard(ctx, p, lease, snapshot.size, Number(sync.guard_threshold));
-    if (held) return getRunView(ctx, runId);
-    return await deliverRun(ctx, runId, sync.destination_id, opts);
-  } catch (e) {
-    const err = toAmpError(e);
-    await failRun(ctx, runId, err.message);
-    return getRunView(ctx, runId);
-  }
+/**
+ * A dry run's report: counters and samples, read in one transaction (on SQLite its reads share
+ * one snapshot, so the counters add up even while `cohort import` replaces the members of a
+ * cohort diffed in place); nothing is written to the ledger.
+ */
+async function dryRunReport(ctx: Context, run: RunHandle, p: DiffParams, snapshot: StagedSnapshot): Promise<RunView> {
+  const { members, counts, sample } = await ctx.store.db.transaction().execute(async (trx) => ({
+    members: await snapshot.size(trx),
+    counts: await countDiff(trx, p),
+    sample: await sampleDiff(trx, p, SAMPLE_SIZE),
+  }));
+  await recordDryRun(ctx, run, { members, ...counts, skippedAnonymous: snapshot.skippedAnonymous, sample });
+  await deleteStaging(ctx, run.runId);
+  return getRunView(ctx, run.runId);
 }
 
 interface StagedSnapshot {
@@ -229,8 +203,8 @@ async function stageSnapshot(ctx: Context, runId: string, cohort: Selectable<DB[
  */
 async function applyWithGuard(
   ctx: Context,
+  run: RunHandle,
   p: DiffParams,
-  lease: string,
   size: StagedSnapshot['size'],
   threshold: number,
 ): Promise<boolean> {
@@ -238,35 +212,9 @@ async function applyWithGuard(
     const members = await size(trx);
     await sql`SAVEPOINT apply_diff`.execute(trx);
     const counts = await applyDiff(trx, p);
-    // The diff never changes `confirmed`, so counting after it is the same count. Only enough
-    // confirmed members to decide are counted: the guard holds when removes > threshold ×
-    // confirmed (or the snapshot is empty), so `need` of them settle it; a hold recounts exactly
-    // for its reason.
-    const need = members === 0 ? 1 : Math.floor(counts.removes / threshold) + 1;
-    let g = guardDecision({
-      members,
-      removes: counts.removes,
-      confirmedMembers: await countConfirmed(trx, p.syncId, need),
-      threshold,
-    });
-    if (g.hold)
-      g = guardDecision({
-        members,
-        removes: counts.removes,
-        confirmedMembers: await countConfirmed(trx, p.syncId),
-        threshold,
-      });
+    const g = await guard(trx, p.syncId, { members, removes: counts.removes, threshold });
     if (!g.hold) {
-      await assertOurs(
-        stillOurs(trx, p.runId, lease).set({
-          members,
-          added: counts.adds,
-          removed: counts.removes,
-          unchanged: members - counts.adds,
-          applied_at: Date.now(),
-        }),
-        p.runId,
-      );
+      await recordApplied(trx, run, { members, ...counts });
       return false;
     }
     await sql`ROLLBACK TO SAVEPOINT apply_diff`.execute(trx);
@@ -276,26 +224,24 @@ async function applyWithGuard(
       );
     }
     const sample = await sampleDiff(trx, p, SAMPLE_SIZE);
-    await assertOurs(
-      stillOurs(trx, p.runId, lease).set({
-        status: 'held',
-        hold_reason: g.reason,
-        members,
-        added: counts.adds,
-        removed: counts.removes,
-        unchanged: members - counts.adds,
-        // Nothing reached the ledger: the held changes are all pending until approved.
-        pending: counts.adds + counts.removes,
-        sample: JSON.stringify({ ...sample, source_ts: p.sourceTs }),
-        finished_at: Date.now(),
-      }),
-      p.runId,
-    );
+    await recordHeld(trx, run, { members, ...counts, reason: g.reason, sample, sourceTs: p.sourceTs });
     return true;
   });
   // A held run keeps its `staging` rows for approve; TEMP tables go either way.
   await (held ? dropTempStaging(ctx, p.runId) : deleteStaging(ctx, p.runId));
   return held;
+}
+
+/**
+ * The guard's decision. The diff never changes `confirmed`, so counting after it is the same
+ * count. Only enough confirmed members to decide are counted: the guard holds when removes >
+ * threshold × confirmed (or the snapshot is empty), so `need` of them settle it; a hold recounts
+ * exactly for its reason.
+ */
+async function guard(trx: Kysely<DB>, syncId: string, d: { members: number; removes: number; threshold: number }) {
+  const need = d.members === 0 ? 1 : Math.floor(d.removes / d.threshold) + 1;
+  const g = guardDecision({ ...d, confirmedMembers: await countConfirmed(trx, syncId, need) });
+  return g.hold ? guardDecision({ ...d, confirmedMembers: await countConfirmed(trx, syncId) }) : g;
 }
 
 async function deliverRun(ctx: Context, runId: string, destinationId: string, opts: RunOptions): Promise<RunView> {
@@ -311,11 +257,9 @@ async function deliverRun(ctx: Context, runId: string, destinationId: string, op
       ...(opts.signal ? { signal: opts.signal } : {}),
       onProgress: ({ done }) => opts.onProgress?.({ phase: 'deliver', done: Math.min(done, total), total }),
     });
-    await ctx.store.db.updateTable('runs').set({ requests: r.requests }).where('id', '=', runId).execute();
+    await recordRequests(ctx, runId, r.requests);
   } catch (e) {
-    const err = toAmpError(e);
-    await failRun(ctx, runId, err.message);
-    return getRunView(ctx, runId);
+    return failRun(ctx, runId, e);
   }
   // Rows still pending after the pass (a long Retry-After, or leased by another worker) keep
   // the run counting them; later delivery passes refresh its counters.
@@ -324,106 +268,34 @@ async function deliverRun(ctx: Context, runId: string, destinationId: string, op
   return getRunView(ctx, runId);
 }
 
-/**
- * The run's row while it is still this process's to write: running and leased by `lease`. A run
- * whose lease lapsed (its process stalled past it) was closed by another process; it must not be
- * applied or decided after all.
- */
-function stillOurs(db: Kysely<DB>, runId: string, lease: string) {
-  return db
-    .updateTable('runs')
-    .where('id', '=', runId)
-    .where('status', '=', 'running')
-    .where('lease_owner', '=', lease);
-}
-
-async function assertOurs(update: { executeTakeFirst(): Promise<{ numUpdatedRows: bigint }> }, runId: string) {
-  const r = await update.executeTakeFirst();
-  if (Number(r.numUpdatedRows) !== 1) {
-    throw new AmpError(
-      'run_state',
-      `run ${runId} was closed by another process while this one worked it (its lease lapsed); nothing of it was applied`,
-    );
-  }
-}
-
-/** Ends a running run as failed (a run another process closed meanwhile keeps what it says). */
-async function failRun(ctx: Context, runId: string, message: string): Promise<void> {
-  const row = await getRunRow(ctx, runId);
-  const counts = row.applied_at !== null ? await countOutcomes(ctx, row) : {};
-  await ctx.store.db
-    .updateTable('runs')
-    .set({ ...counts, status: 'failed', error: message, finished_at: Date.now() })
-    .where('id', '=', runId)
-    .where('status', '=', 'running')
-    .execute();
-  await deleteStaging(ctx, runId);
-}
-
 /** `runs approve`: applies a held run's diff (no guard: a person decided) and delivers it. */
 export async function approveRun(
   ctx: Context,
   runId: string,
   opts: Omit<RunOptions, 'dryRun' | 'trigger'> = {},
 ): Promise<RunView> {
-  const run = await getRunRow(ctx, runId);
-  const sync = await getSync(ctx, run.sync_id);
-  const lease = newId('lease');
-  const claimed = await ctx.store.db
-    .updateTable('runs')
-    .set({
-      status: 'running',
-      hold_reason: null,
-      finished_at: null,
-      lease_owner: lease,
-      lease_until: Date.now() + LEASE_MS,
-    })
-    .where('id', '=', runId)
-    .where('status', '=', 'held')
-    .executeTakeFirst();
-  if (Number(claimed.numUpdatedRows) !== 1) {
-    throw new AmpError('run_state', `run ${runId} is ${run.status}; only a held run can be approved`);
-  }
-  const heartbeat = holdRunLease(ctx, runId, lease);
-  try {
-    const sourceTs = Number((JSON.parse(run.sample ?? '{}') as { source_ts?: number }).source_ts ?? run.started_at);
-    const p: DiffParams = { syncId: sync.id, destinationId: sync.destination_id, runId, sourceTs };
-    // The diff and the mark that it was applied commit together: a crash leaves either both or neither.
-    await ctx.store.db.transaction().execute(async (trx) => {
-      const counts = await applyDiff(trx, p);
-      await assertOurs(
-        stillOurs(trx, runId, lease).set({
-          added: counts.adds,
-          removed: counts.removes,
-          unchanged: Number(run.members) - counts.adds,
-          pending: 0,
-          applied_at: Date.now(),
-        }),
-        runId,
-      );
-    });
-    await deleteStaging(ctx, runId);
-    return await deliverRun(ctx, runId, sync.destination_id, opts);
-  } catch (e) {
-    await failRun(ctx, runId, toAmpError(e).message);
-    return getRunView(ctx, runId);
-  } finally {
-    await heartbeat.stop();
-    await releaseRunLease(ctx, runId, lease);
-  }
+  const row = await getRunRow(ctx, runId);
+  const sync = await getSync(ctx, row.sync_id);
+  const run = await reopenHeldRun(ctx, runId);
+  return whileLeased(ctx, run, async () => {
+    try {
+      const p: DiffParams = { syncId: sync.id, destinationId: sync.destination_id, runId, sourceTs: heldSourceTs(row) };
+      // The diff and the mark that it was applied commit together: a crash leaves either both or neither.
+      await ctx.store.db.transaction().execute(async (trx) => {
+        const counts = await applyDiff(trx, p);
+        await recordApplied(trx, run, { members: Number(row.members), ...counts });
+      });
+      await deleteStaging(ctx, runId);
+      return await deliverRun(ctx, runId, sync.destination_id, opts);
+    } catch (e) {
+      return failRun(ctx, runId, e);
+    }
+  });
 }
 
 /** `runs reject`: discards a held run; the ledger was never touched. */
 export async function rejectRun(ctx: Context, runId: string): Promise<RunView> {
-  const run = await getRunRow(ctx, runId);
-  const r = await ctx.store.db
-    .updateTable('runs')
-    .set({ status: 'rejected', finished_at: Date.now() })
-    .where('id', '=', runId)
-    .where('status', '=', 'held')
-    .executeTakeFirst();
-  if (Number(r.numUpdatedRows) !== 1)
-    throw new AmpError('run_state', `run ${runId} is ${run.status}; only a held run can be rejected`);
+  await rejectHeldRun(ctx, runId);
   await deleteStaging(ctx, runId);
   return getRunView(ctx, runId);
 }

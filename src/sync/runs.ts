@@ -1,14 +1,15 @@
 import { type Selectable, sql } from 'kysely';
 import { AmpError } from '../errors';
 import type { Context } from '../store';
-import { type Heartbeat, keepRenewing, LEASE_MS } from '../store/leases';
 import type { RunsTable } from '../store/schema';
 
 export type RunStatus = 'running' | 'completed' | 'failed' | 'held' | 'rejected' | 'dry_run';
 
-/** The public JSON of a run (`runs show --json`). Counters satisfy
- *  added + removed = delivered + not_found + failed + pending and members = added + unchanged. */
-/** A run as printed (`runs show --json`): the row, with its status typed, booleans and the sample parsed. */
+/**
+ * A run as printed (`runs show --json`): the row, with its status typed, booleans and the sample
+ * parsed. Counters satisfy added + removed = delivered + not_found + failed + pending and
+ * members = added + unchanged.
+ */
 export type RunView = Omit<
   RunsTable,
   'status' | 'dry_run' | 'sample' | 'applied_at' | 'lease_owner' | 'lease_until'
@@ -150,147 +151,4 @@ export async function runRecords(
     error: r.error,
     attempts: Number(r.attempts),
   }));
-}
-
-/**
- * Writes a run's counters from its ledger rows. A running run becomes `completed` once nothing
- * is pending; a completed run that still had pending rows gets fresh counters. Guarded on the
- * status read, so a concurrent finalizer can only repeat the same write.
- */
-export async function finalizeRun(
-  ctx: Context,
-  runId: string,
-  opts: { force?: boolean; error?: string } = {},
-): Promise<void> {
-  const row = await getRunRow(ctx, runId);
-  if (row.applied_at === null) return;
-  if (row.status !== 'running' && !(row.status === 'completed' && Number(row.pending) > 0)) return;
-  const c = await countOutcomes(ctx, row);
-  const done = c.pending === 0 || opts.force === true;
-  const status = opts.error ? 'failed' : row.status === 'running' && done ? 'completed' : row.status;
-  await ctx.store.db
-    .updateTable('runs')
-    .set({
-      delivered: c.delivered,
-      not_found: c.not_found,
-      failed: c.failed,
-      pending: c.pending,
-      status,
-      ...(opts.error ? { error: opts.error } : {}),
-      ...(status !== 'running' && row.finished_at === null ? { finished_at: Date.now() } : {}),
-    })
-    .where('id', '=', runId)
-    .where('status', '=', row.status)
-    .execute();
-}
-
-/** Finalizes every applied, unfinished run of the destination's syncs (after a delivery pass). */
-export async function finalizeRunsOfDestination(ctx: Context, destinationId: string): Promise<void> {
-  const runs = await ctx.store.db
-    .selectFrom('runs')
-    .innerJoin('syncs', 'syncs.id', 'runs.sync_id')
-    .select(['runs.id'])
-    .where('syncs.destination_id', '=', destinationId)
-    .where('runs.applied_at', 'is not', null)
-    .where((eb) =>
-      eb.or([
-        eb('runs.status', '=', 'running'),
-        eb.and([eb('runs.status', '=', 'completed'), eb('runs.pending', '>', 0)]),
-      ]),
-    )
-    .execute();
-  for (const r of runs) await finalizeRun(ctx, r.id);
-}
-
-/**
- * A run is leased (LEASE_MS) by the process working it: from its start until its diff is applied
- * or it ends, and through the delivery when that process delivers it too (the CLI). The lease is
- * renewed while the process lives; a lapsed one means the process died, and any process closes
- * the run (closeAbandonedRuns).
- */
-export function holdRunLease(ctx: Context, runId: string, owner: string): Heartbeat {
-  return keepRenewing(`run ${runId}`, LEASE_MS, () =>
-    ctx.store.db
-      .updateTable('runs')
-      .set({ lease_until: Date.now() + LEASE_MS })
-      .where('id', '=', runId)
-      .where('lease_owner', '=', owner)
-      .execute(),
-  );
-}
-
-export async function releaseRunLease(ctx: Context, runId: string, owner: string): Promise<void> {
-  await ctx.store.db
-    .updateTable('runs')
-    .set({ lease_owner: null, lease_until: null })
-    .where('id', '=', runId)
-    .where('lease_owner', '=', owner)
-    .execute();
-}
-
-export interface ClosedRuns {
-  /** Runs that died before applying their diff: failed, their staging dropped. */
-  failed: string[];
-  /** Runs that died delivering their applied diff: finalized with what is still pending. */
-  finalized: string[];
-  /** Destinations of the finalized runs, whose pending rows need a delivery. */
-  destinationIds: string[];
-}
-
-/**
- * Closes runs whose process died (their lease lapsed): one cheap indexed query when nothing is
- * lapsed, so every process runs it, the CLI when it opens the database and serve/worker every
- * few seconds. A run that died before applying its diff changed nothing in the ledger: it fails,
- * and the next scheduled or manual run redoes the pull. A run that died delivering is finalized
- * like a delivery pass that ended with rows pending (later passes refresh its counters). Each
- * close is guarded on the lapsed lease, so a run whose process renews it meanwhile is left alone.
- */
-export async function closeAbandonedRuns(ctx: Context, now = Date.now()): Promise<ClosedRuns> {
-  const db = ctx.store.db;
-  const lapsed = await db
-    .selectFrom('runs')
-    .innerJoin('syncs', 'syncs.id', 'runs.sync_id')
-    .select(['runs.id', 'runs.status', 'runs.applied_at', 'syncs.destination_id'])
-    .where('runs.lease_until', '<', now)
-    .execute();
-  const closed: ClosedRuns = { failed: [], finalized: [], destinationIds: [] };
-  for (const r of lapsed) {
-    if (r.status === 'running' && r.applied_at === null) {
-      if (await failUnapplied(ctx, r.id, now)) closed.failed.push(r.id);
-      continue;
-    }
-    const freed = await db
-      .updateTable('runs')
-      .set({ lease_owner: null, lease_until: null })
-      .where('id', '=', r.id)
-      .where('lease_until', '<', now)
-      .executeTakeFirst();
-    if (Number(freed.numUpdatedRows) === 0 || r.status !== 'running') continue;
-    await finalizeRun(ctx, r.id, { force: true });
-    closed.finalized.push(r.id);
-    if (!closed.destinationIds.includes(r.destination_id)) closed.destinationIds.push(r.destination_id);
-  }
-  return closed;
-}
-
-async function failUnapplied(ctx: Context, runId: string, now: number): Promise<boolean> {
-  return ctx.store.db.transaction().execute(async (trx) => {
-    const r = await trx
-      .updateTable('runs')
-      .set({
-        status: 'failed',
-        error: 'abandoned: the process running it stopped before the diff was applied; the next run redoes it',
-        finished_at: now,
-        lease_owner: null,
-        lease_until: null,
-      })
-      .where('id', '=', runId)
-      .where('status', '=', 'running')
-      .where('applied_at', 'is', null)
-      .where('lease_until', '<', now)
-      .executeTakeFirst();
-    if (Number(r.numUpdatedRows) === 0) return false;
-    await trx.deleteFrom('staging').where('run_id', '=', runId).execute();
-    return true;
-  });
 }

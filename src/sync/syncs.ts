@@ -8,6 +8,7 @@ import type { Context } from '../store';
 import type { SyncsTable } from '../store/schema';
 import { CADENCES } from './cadence';
 import { deliverDestination } from './deliver';
+import { deleteRunsOfSync } from './run-record';
 
 export const cadenceSchema = z.enum(CADENCES, { message: `cadence must be one of ${CADENCES.join(', ')}` });
 
@@ -205,7 +206,7 @@ export async function deleteSync(
     await trx.deleteFrom('ledger').where('sync_id', '=', id).execute();
     const runIds = trx.selectFrom('runs').select('id').where('sync_id', '=', id);
     await trx.deleteFrom('staging').where('run_id', 'in', runIds).execute();
-    await trx.deleteFrom('runs').where('sync_id', '=', id).execute();
+    await deleteRunsOfSync(trx, id);
     await trx.deleteFrom('syncs').where('id', '=', id).execute();
   });
   return { id, removed: marked, deleted: true, pending: 0 };

@@ -3,7 +3,8 @@ import { createJobQueue } from '../../src/jobs';
 import { enqueueDueSyncs } from '../../src/jobs/schedule';
 import { type Context, openContext } from '../../src/store';
 import { nextRunAt } from '../../src/sync/cadence';
-import { closeAbandonedRuns, getRunView } from '../../src/sync/runs';
+import { closeAbandonedRuns } from '../../src/sync/run-record';
+import { getRunView } from '../../src/sync/runs';
 import { describeEachDialect } from '../helpers/db';
 import { seedCohort, seedDestination } from '../helpers/seed';
 

@@ -1,0 +1,364 @@
+import type { Kysely } from 'kysely';
+import { AmpError } from '../errors';
+import { newId } from '../ids';
+import type { Context } from '../store';
+import { type Heartbeat, keepRenewing, LEASE_MS } from '../store/leases';
+import type { DB } from '../store/schema';
+import { countOutcomes, getRunRow } from './runs';
+
+/**
+ * The run record (`runs`): the one module that writes it. A run is opened running and leased by
+ * the process working it; its snapshot's size, then its diff (applied, or held for a person), its
+ * delivery's requests and outcome counters are recorded as they become known; it ends completed,
+ * failed, held, rejected or as a dry run. Reading runs is runs.ts.
+ */
+
+/** The run a process works: its id and the lease that makes its row this process's to write. */
+export interface RunHandle {
+  runId: string;
+  lease: string;
+  startedAt: number;
+}
+
+/** A diff's counters as the run records them. */
+export interface DiffRecord {
+  members: number;
+  adds: number;
+  removes: number;
+}
+
+const ZERO_COUNTERS = {
+  members: 0,
+  added: 0,
+  removed: 0,
+  unchanged: 0,
+  skipped_anonymous: 0,
+  delivered: 0,
+  not_found: 0,
+  failed: 0,
+  pending: 0,
+  requests: 0,
+};
+
+/** Opens a running run of the sync, leased by this process, and makes it the sync's last run. */
+export async function openRun(
+  ctx: Context,
+  r: { syncId: string; trigger: string; dryRun: boolean },
+): Promise<RunHandle> {
+  const run: RunHandle = { runId: newId('run'), lease: newId('lease'), startedAt: Date.now() };
+  await ctx.store.db
+    .insertInto('runs')
+    .values({
+      id: run.runId,
+      sync_id: r.syncId,
+      status: 'running',
+      trigger: r.trigger,
+      dry_run: r.dryRun ? 1 : 0,
+      ...ZERO_COUNTERS,
+      error: null,
+      hold_reason: null,
+      sample: null,
+      started_at: run.startedAt,
+      finished_at: null,
+      applied_at: null,
+      lease_owner: run.lease,
+      lease_until: run.startedAt + LEASE_MS,
+    })
+    .execute();
+  await ctx.store.db.updateTable('syncs').set({ last_run_id: run.runId }).where('id', '=', r.syncId).execute();
+  return run;
+}
+
+/**
+ * A run is leased (LEASE_MS) by the process working it: from its start until its diff is applied
+ * or it ends, and through the delivery when that process delivers it too (the CLI). The lease is
+ * renewed while the process lives; a lapsed one means the process died, and any process closes
+ * the run (closeAbandonedRuns).
+ */
+export function holdRunLease(ctx: Context, run: RunHandle): Heartbeat {
+  return keepRenewing(`run ${run.runId}`, LEASE_MS, () =>
+    ctx.store.db
+      .updateTable('runs')
+      .set({ lease_until: Date.now() + LEASE_MS })
+      .where('id', '=', run.runId)
+      .where('lease_owner', '=', run.lease)
+      .execute(),
+  );
+}
+
+export async function releaseRunLease(ctx: Context, run: RunHandle): Promise<void> {
+  await ctx.store.db
+    .updateTable('runs')
+    .set({ lease_owner: null, lease_until: null })
+    .where('id', '=', run.runId)
+    .where('lease_owner', '=', run.lease)
+    .execute();
+}
+
+/**
+ * The run's row while it is still this process's to write: running and leased by its lease. A run
+ * whose lease lapsed (its process stalled past it) was closed by another process; it must not be
+ * applied or decided after all.
+ */
+function stillOurs(db: Kysely<DB>, run: RunHandle) {
+  return db
+    .updateTable('runs')
+    .where('id', '=', run.runId)
+    .where('status', '=', 'running')
+    .where('lease_owner', '=', run.lease);
+}
+
+async function assertOurs(
+  update: { executeTakeFirst(): Promise<{ numUpdatedRows: bigint }> },
+  run: RunHandle,
+): Promise<void> {
+  const r = await update.executeTakeFirst();
+  if (Number(r.numUpdatedRows) !== 1) {
+    throw new AmpError(
+      'run_state',
+      `run ${run.runId} was closed by another process while this one worked it (its lease lapsed); nothing of it was applied`,
+    );
+  }
+}
+
+/** The snapshot is staged: its size, and the members skipped for want of an id. */
+export async function recordSnapshot(
+  ctx: Context,
+  run: RunHandle,
+  s: { members: number; skippedAnonymous: number },
+): Promise<void> {
+  await stillOurs(ctx.store.db, run).set({ members: s.members, skipped_anonymous: s.skippedAnonymous }).execute();
+}
+
+/** A dry run's report, which ends it: nothing is sent, so the would-be changes count as pending. */
+export async function recordDryRun(
+  ctx: Context,
+  run: RunHandle,
+  r: DiffRecord & { skippedAnonymous: number; sample: unknown },
+): Promise<void> {
+  await stillOurs(ctx.store.db, run)
+    .set({
+      status: 'dry_run',
+      members: r.members,
+      added: r.adds,
+      removed: r.removes,
+      unchanged: r.members - r.adds,
+      skipped_anonymous: r.skippedAnonymous,
+      pending: r.adds + r.removes,
+      sample: JSON.stringify(r.sample),
+      finished_at: Date.now(),
+    })
+    .execute();
+}
+
+/** The diff reached the ledger, in the caller's transaction: the run now delivers what it changed. */
+export async function recordApplied(trx: Kysely<DB>, run: RunHandle, d: DiffRecord): Promise<void> {
+  await assertOurs(
+    stillOurs(trx, run).set({
+      members: d.members,
+      added: d.adds,
+      removed: d.removes,
+      unchanged: d.members - d.adds,
+      pending: 0,
+      applied_at: Date.now(),
+    }),
+    run,
+  );
+}
+
+/**
+ * The guard held the diff, in the caller's transaction: nothing reached the ledger, so the held
+ * changes are all pending until a person approves. The sample keeps the snapshot's source time,
+ * which approve applies the diff at.
+ */
+export async function recordHeld(
+  trx: Kysely<DB>,
+  run: RunHandle,
+  h: DiffRecord & { reason: string; sample: object; sourceTs: number },
+): Promise<void> {
+  await assertOurs(
+    stillOurs(trx, run).set({
+      status: 'held',
+      hold_reason: h.reason,
+      members: h.members,
+      added: h.adds,
+      removed: h.removes,
+      unchanged: h.members - h.adds,
+      pending: h.adds + h.removes,
+      sample: JSON.stringify({ ...h.sample, source_ts: h.sourceTs }),
+      finished_at: Date.now(),
+    }),
+    run,
+  );
+}
+
+/** The source time a held run's snapshot had, to apply it at when approved. */
+export function heldSourceTs(row: { sample: string | null; started_at: number }): number {
+  const sample = JSON.parse(row.sample ?? '{}') as { source_ts?: number };
+  return Number(sample.source_ts ?? row.started_at);
+}
+
+/** `runs approve`: takes a held run back to running, leased by this process; refuses any other. */
+export async function reopenHeldRun(ctx: Context, runId: string): Promise<RunHandle> {
+  const run: RunHandle = { runId, lease: newId('lease'), startedAt: Date.now() };
+  const r = await ctx.store.db
+    .updateTable('runs')
+    .set({
+      status: 'running',
+      hold_reason: null,
+      finished_at: null,
+      lease_owner: run.lease,
+      lease_until: Date.now() + LEASE_MS,
+    })
+    .where('id', '=', runId)
+    .where('status', '=', 'held')
+    .executeTakeFirst();
+  if (Number(r.numUpdatedRows) !== 1) throw notHeld(await getRunRow(ctx, runId), 'approved');
+  return run;
+}
+
+/** `runs reject`: ends a held run; the ledger was never touched. */
+export async function rejectHeldRun(ctx: Context, runId: string): Promise<void> {
+  const r = await ctx.store.db
+    .updateTable('runs')
+    .set({ status: 'rejected', finished_at: Date.now() })
+    .where('id', '=', runId)
+    .where('status', '=', 'held')
+    .executeTakeFirst();
+  if (Number(r.numUpdatedRows) !== 1) throw notHeld(await getRunRow(ctx, runId), 'rejected');
+}
+
+function notHeld(row: { id: string; status: string }, what: string): AmpError {
+  return new AmpError('run_state', `run ${row.id} is ${row.status}; only a held run can be ${what}`);
+}
+
+/** HTTP requests the run's delivery sent. */
+export async function recordRequests(ctx: Context, runId: string, requests: number): Promise<void> {
+  await ctx.store.db.updateTable('runs').set({ requests }).where('id', '=', runId).execute();
+}
+
+/**
+ * Writes a run's counters from its ledger rows, and its end: the one place a run is finalized.
+ * - `failed`: a running run ends failed with this message (with counters if its diff was applied);
+ * - otherwise an applied running run becomes `completed` once nothing is pending (or at once with
+ *   `force`: a pass ended with rows still pending, whose later passes refresh its counters), and
+ *   a completed run that still had pending rows gets fresh counters.
+ * Guarded on the status read, so a concurrent finalizer can only repeat the same write, and a run
+ * another process closed meanwhile keeps what it says.
+ */
+export async function finalizeRun(
+  ctx: Context,
+  runId: string,
+  end: { force?: boolean; failed?: string } = {},
+): Promise<void> {
+  const row = await getRunRow(ctx, runId);
+  const applied = row.applied_at !== null;
+  const refreshable = row.status === 'running' || (row.status === 'completed' && Number(row.pending) > 0);
+  if (end.failed !== undefined ? row.status !== 'running' : !applied || !refreshable) return;
+  const c = applied ? await countOutcomes(ctx, row) : undefined;
+  const done = end.force === true || c?.pending === 0;
+  const status = end.failed !== undefined ? 'failed' : row.status === 'running' && done ? 'completed' : row.status;
+  await ctx.store.db
+    .updateTable('runs')
+    .set({
+      ...(c ?? {}),
+      status,
+      ...(end.failed !== undefined ? { error: end.failed } : {}),
+      ...(status !== 'running' && row.finished_at === null ? { finished_at: Date.now() } : {}),
+    })
+    .where('id', '=', runId)
+    .where('status', '=', row.status)
+    .execute();
+}
+
+/** Finalizes every applied, unfinished run of the destination's syncs (after a delivery pass). */
+export async function finalizeRunsOfDestination(ctx: Context, destinationId: string): Promise<void> {
+  const runs = await ctx.store.db
+    .selectFrom('runs')
+    .innerJoin('syncs', 'syncs.id', 'runs.sync_id')
+    .select(['runs.id'])
+    .where('syncs.destination_id', '=', destinationId)
+    .where('runs.applied_at', 'is not', null)
+    .where((eb) =>
+      eb.or([
+        eb('runs.status', '=', 'running'),
+        eb.and([eb('runs.status', '=', 'completed'), eb('runs.pending', '>', 0)]),
+      ]),
+    )
+    .execute();
+  for (const r of runs) await finalizeRun(ctx, r.id);
+}
+
+/** Drops every run of a sync that is being deleted, in the caller's transaction. */
+export async function deleteRunsOfSync(trx: Kysely<DB>, syncId: string): Promise<void> {
+  await trx.deleteFrom('runs').where('sync_id', '=', syncId).execute();
+}
+
+export interface ClosedRuns {
+  /** Runs that died before applying their diff: failed, their staging dropped. */
+  failed: string[];
+  /** Runs that died delivering their applied diff: finalized with what is still pending. */
+  finalized: string[];
+  /** Destinations of the finalized runs, whose pending rows need a delivery. */
+  destinationIds: string[];
+}
+
+/**
+ * Closes runs whose process died (their lease lapsed): one cheap indexed query when nothing is
+ * lapsed, so every process runs it, the CLI when it opens the database and serve/worker every
+ * few seconds. A run that died before applying its diff changed nothing in the ledger: it fails,
+ * and the next scheduled or manual run redoes the pull. A run that died delivering is finalized
+ * like a delivery pass that ended with rows pending (later passes refresh its counters). Each
+ * close is guarded on the lapsed lease, so a run whose process renews it meanwhile is left alone.
+ */
+export async function closeAbandonedRuns(ctx: Context, now = Date.now()): Promise<ClosedRuns> {
+  const lapsed = await ctx.store.db
+    .selectFrom('runs')
+    .innerJoin('syncs', 'syncs.id', 'runs.sync_id')
+    .select(['runs.id', 'runs.status', 'runs.applied_at', 'syncs.destination_id'])
+    .where('runs.lease_until', '<', now)
+    .execute();
+  const closed: ClosedRuns = { failed: [], finalized: [], destinationIds: [] };
+  for (const r of lapsed) {
+    if (r.status === 'running' && r.applied_at === null) {
+      if (await failUnapplied(ctx, r.id, now)) closed.failed.push(r.id);
+    } else if ((await freeLapsedLease(ctx, r.id, now)) && r.status === 'running') {
+      await finalizeRun(ctx, r.id, { force: true });
+      closed.finalized.push(r.id);
+      if (!closed.destinationIds.includes(r.destination_id)) closed.destinationIds.push(r.destination_id);
+    }
+  }
+  return closed;
+}
+
+async function freeLapsedLease(ctx: Context, runId: string, now: number): Promise<boolean> {
+  const freed = await ctx.store.db
+    .updateTable('runs')
+    .set({ lease_owner: null, lease_until: null })
+    .where('id', '=', runId)
+    .where('lease_until', '<', now)
+    .executeTakeFirst();
+  return Number(freed.numUpdatedRows) > 0;
+}
+
+async function failUnapplied(ctx: Context, runId: string, now: number): Promise<boolean> {
+  return ctx.store.db.transaction().execute(async (trx) => {
+    const r = await trx
+      .updateTable('runs')
+      .set({
+        status: 'failed',
+        error: 'abandoned: the process running it stopped before the diff was applied; the next run redoes it',
+        finished_at: now,
+        lease_owner: null,
+        lease_until: null,
+      })
+      .where('id', '=', runId)
+      .where('status', '=', 'running')
+      .where('applied_at', 'is', null)
+      .where('lease_until', '<', now)
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 0) return false;
+    await trx.deleteFrom('staging').where('run_id', '=', runId).execute();
+    return true;
+  });
+}

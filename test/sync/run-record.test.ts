@@ -1,0 +1,156 @@
+import { expect, it } from 'vitest';
+import type { Context } from '../../src/store';
+import {
+  closeAbandonedRuns,
+  finalizeRun,
+  openRun,
+  recordApplied,
+  recordHeld,
+  rejectHeldRun,
+  reopenHeldRun,
+} from '../../src/sync/run-record';
+import { getRunView } from '../../src/sync/runs';
+import { describeEachDialect } from '../helpers/db';
+import { seedCohort, seedDestination } from '../helpers/seed';
+
+async function seedSync(ctx: Context, id: string): Promise<void> {
+  await seedDestination(ctx, {
+    id: `dst_${id}`,
+    name: `d_${id}`,
+    app_id: `app_${id}`,
+    api_url: 'http://x',
+    api_key: 'k',
+  });
+  await seedCohort(ctx, { id: `coh_${id}`, name: `c_${id}` });
+  await ctx.store.db
+    .insertInto('syncs')
+    .values({
+      id,
+      cohort_id: `coh_${id}`,
+      destination_id: `dst_${id}`,
+      cadence: 'manual',
+      tag_key: `amp_cohort_${id}`,
+      external_id_property: 'user_id',
+      segment_id: null,
+      segment_error: null,
+      guard_threshold: 0.5,
+      status: 'active',
+      next_run_at: null,
+      last_run_id: null,
+      created_at: Date.now(),
+    })
+    .execute();
+}
+
+/** Ledger rows the run changed, with their outcome (null = not sent yet). */
+async function ledgerOf(ctx: Context, syncId: string, runId: string, outcomes: Array<string | null>): Promise<void> {
+  await ctx.store.db
+    .insertInto('ledger')
+    .values(
+      outcomes.map((outcome, i) => ({
+        sync_id: syncId,
+        destination_id: `dst_${syncId}`,
+        external_id: `u${i}`,
+        desired: 1,
+        confirmed: outcome === 'delivered' ? 1 : 0,
+        source_ts: 1,
+        run_id: runId,
+        outcome,
+        error: null,
+        attempts: 0,
+        next_attempt_at: null,
+        lease_owner: null,
+        lease_until: null,
+        updated_at: 1,
+      })),
+    )
+    .execute();
+}
+
+describeEachDialect('the run record (the one writer of runs)', (db) => {
+  it('opens a leased running run that becomes the sync’s last run', async () => {
+    const { ctx } = db();
+    await seedSync(ctx, 'syn_open');
+    const run = await openRun(ctx, { syncId: 'syn_open', trigger: 'manual', dryRun: false });
+    const row = await ctx.store.db.selectFrom('runs').selectAll().where('id', '=', run.runId).executeTakeFirstOrThrow();
+    expect(row).toMatchObject({ status: 'running', lease_owner: run.lease, applied_at: null });
+    expect(Number(row.lease_until)).toBeGreaterThan(Date.now());
+    const sync = await ctx.store.db.selectFrom('syncs').select('last_run_id').where('id', '=', 'syn_open').execute();
+    expect(sync[0]!.last_run_id).toBe(run.runId);
+  });
+
+  it('refuses to record a diff on a run another process closed after its lease lapsed', async () => {
+    const { ctx } = db();
+    await seedSync(ctx, 'syn_lapsed');
+    const run = await openRun(ctx, { syncId: 'syn_lapsed', trigger: 'manual', dryRun: false });
+    expect((await closeAbandonedRuns(ctx, Date.now() + 60_000)).failed).toContain(run.runId);
+    const apply = ctx.store.db
+      .transaction()
+      .execute((trx) => recordApplied(trx, run, { members: 3, adds: 3, removes: 0 }));
+    await expect(apply).rejects.toMatchObject({ code: 'run_state', message: expect.stringMatching(/lease lapsed/) });
+    const hold = ctx.store.db
+      .transaction()
+      .execute((trx) =>
+        recordHeld(trx, run, { members: 0, adds: 0, removes: 3, reason: 'r', sample: {}, sourceTs: 1 }),
+      );
+    await expect(hold).rejects.toMatchObject({ code: 'run_state' });
+    expect(await getRunView(ctx, run.runId)).toMatchObject({ status: 'failed', added: 0, error: /abandoned/ });
+  });
+
+  it('finalize: a failure ends a running run with the ledger’s counters; an ended run keeps what it says', async () => {
+    const { ctx } = db();
+    await seedSync(ctx, 'syn_fail');
+    const run = await openRun(ctx, { syncId: 'syn_fail', trigger: 'manual', dryRun: false });
+    await ctx.store.db.transaction().execute((trx) => recordApplied(trx, run, { members: 4, adds: 4, removes: 0 }));
+    await ledgerOf(ctx, 'syn_fail', run.runId, ['delivered', 'not_found', 'failed', null]);
+    await finalizeRun(ctx, run.runId, { failed: 'destination paused' });
+    const failed = await getRunView(ctx, run.runId);
+    expect(failed).toMatchObject({
+      status: 'failed',
+      error: 'destination paused',
+      delivered: 1,
+      not_found: 1,
+      failed: 1,
+      pending: 1,
+    });
+    expect(failed.finished_at).not.toBeNull();
+    await finalizeRun(ctx, run.runId, { failed: 'a second failure' });
+    await finalizeRun(ctx, run.runId, { force: true });
+    expect(await getRunView(ctx, run.runId)).toEqual(failed);
+  });
+
+  it('finalize: an applied run completes once nothing is pending, or at once when forced', async () => {
+    const { ctx } = db();
+    await seedSync(ctx, 'syn_done');
+    const run = await openRun(ctx, { syncId: 'syn_done', trigger: 'manual', dryRun: false });
+    await ctx.store.db.transaction().execute((trx) => recordApplied(trx, run, { members: 2, adds: 2, removes: 0 }));
+    await ledgerOf(ctx, 'syn_done', run.runId, ['delivered', null]);
+    await finalizeRun(ctx, run.runId);
+    expect(await getRunView(ctx, run.runId)).toMatchObject({ status: 'running', delivered: 1, pending: 1 });
+    await finalizeRun(ctx, run.runId, { force: true });
+    expect(await getRunView(ctx, run.runId)).toMatchObject({ status: 'completed', delivered: 1, pending: 1 });
+    await ctx.store.db.updateTable('ledger').set({ outcome: 'delivered', confirmed: 1 }).execute();
+    await finalizeRun(ctx, run.runId);
+    expect(await getRunView(ctx, run.runId)).toMatchObject({ status: 'completed', delivered: 2, pending: 0 });
+  });
+
+  it('only a held run can be approved or rejected, and the message says what the run is', async () => {
+    const { ctx } = db();
+    await seedSync(ctx, 'syn_held');
+    const run = await openRun(ctx, { syncId: 'syn_held', trigger: 'manual', dryRun: false });
+    await expect(reopenHeldRun(ctx, run.runId)).rejects.toThrow(/is running; only a held run can be approved/);
+    await ctx.store.db
+      .transaction()
+      .execute((trx) =>
+        recordHeld(trx, run, { members: 0, adds: 0, removes: 5, reason: 'empty snapshot', sample: {}, sourceTs: 7 }),
+      );
+    expect(await getRunView(ctx, run.runId)).toMatchObject({
+      status: 'held',
+      pending: 5,
+      hold_reason: 'empty snapshot',
+    });
+    await rejectHeldRun(ctx, run.runId);
+    await expect(rejectHeldRun(ctx, run.runId)).rejects.toThrow(/is rejected; only a held run can be rejected/);
+    await expect(reopenHeldRun(ctx, 'run_nope')).rejects.toMatchObject({ code: 'not_found' });
+  });
+});
