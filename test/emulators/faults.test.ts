@@ -10,9 +10,14 @@ const KEY = 'key-one';
 const AMP = { apiKey: 'faults-project-key', secretKey: 'faults-project-secret' };
 const basic = `Basic ${Buffer.from(`${AMP.apiKey}:${AMP.secretKey}`).toString('base64')}`;
 
-/** A client that gives up after 300 ms, like any client's timeout, only shorter. */
+/** A client that gives up after 300 ms, like any client's timeout, only shorter: only for requests meant to hang. */
 const impatient = new Agent({ headersTimeout: 300, bodyTimeout: 300, connections: 32 });
-afterAll(() => impatient.close());
+/** A client that waits for whatever answer comes, however slow the machine. */
+const patient = new Agent({ headersTimeout: 0, bodyTimeout: 0, connections: 32 });
+afterAll(async () => {
+  await impatient.close();
+  await patient.close();
+});
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -49,14 +54,20 @@ interface Outcome {
   ms: number;
 }
 
-async function send(url: string, method: string, headers: Record<string, string>, body?: unknown): Promise<Outcome> {
+async function send(
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  body?: unknown,
+  dispatcher: Agent = patient,
+): Promise<Outcome> {
   const t0 = performance.now();
   try {
     const res = await request(url, {
       method: method as 'GET',
       headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
-      dispatcher: impatient,
+      dispatcher,
       maxRedirections: 0,
     } as Parameters<typeof request>[1]);
     const text = await res.body.text();
@@ -78,17 +89,16 @@ async function send(url: string, method: string, headers: Record<string, string>
   }
 }
 
-const patch = (emu: OneSignalEmulator, user: string, tags: Record<string, string>) =>
+const patch = (emu: OneSignalEmulator, user: string, tags: Record<string, string>, dispatcher = patient) =>
   send(
     `${emu.url}/apps/${APP}/users/by/external_id/${user}`,
     'PATCH',
     { authorization: `Key ${KEY}` },
-    {
-      properties: { tags },
-    },
+    { properties: { tags } },
+    dispatcher,
   );
 
-const track = (emu: AmplitudeEmulator, users: string[], tag = 'x') =>
+const track = (emu: AmplitudeEmulator, users: string[], tag = 'x', dispatcher = patient) =>
   send(
     `${emu.url}/2/httpapi`,
     'POST',
@@ -97,6 +107,7 @@ const track = (emu: AmplitudeEmulator, users: string[], tag = 'x') =>
       api_key: AMP.apiKey,
       events: users.map((u, i) => ({ event_type: 'e', user_id: u, insert_id: `${tag}-${u}-${i}` })),
     },
+    dispatcher,
   );
 
 describe('fault dice', () => {
@@ -125,7 +136,7 @@ describe('fault dice', () => {
 describe('OneSignal emulator: fault modes', () => {
   it('timeout: holds the request past the client’s timeout and applies nothing', async () => {
     const emu = await oneSignal({ timeoutRate: 1 });
-    const r = await patch(emu, 'user-1', { a: '1' });
+    const r = await patch(emu, 'user-1', { a: '1' }, impatient);
     expect(r.error).toBe('UND_ERR_HEADERS_TIMEOUT');
     expect(r.ms).toBeGreaterThanOrEqual(290);
     expect(emu.state.getUser('user-1')).toEqual({});
@@ -171,19 +182,39 @@ describe('OneSignal emulator: fault modes', () => {
   });
 
   it('faultRate deals every kind; settable over HTTP', async () => {
-    const emu = await oneSignal({});
-    const set = await send(`${emu.url}/_emulator/faults`, 'POST', {}, { faultRate: 0.5, retryAfterSeconds: 1 });
-    expect(set.json.faults).toMatchObject({ faultRate: 0.5, retryAfterSeconds: 1 });
-    emu.setLimits({ perUserPerSecond: 0 });
-    const outcomes = await Promise.all(
-      Array.from({ length: 300 }, (_, i) => patch(emu, `user-${i % 50}`, { k: `${i}` })),
+    // 300 distinct users, so each request's effect (or its absence) can be read back. A hung
+    // request is closed by the emulator after hangMs and the client waits as long as it takes,
+    // so how fast the machine answers decides nothing: every request ends as the fault dealt it.
+    const emu = await startOneSignalEmulator({
+      apps: [{ appId: APP, apiKey: KEY }],
+      users: { mode: 'seeded', count: 300 },
+      perUserPerSecond: 0,
+      rateLimitPerSecond: 1_000_000,
+    });
+    cleanups.push(() => emu.close());
+    const set = await send(
+      `${emu.url}/_emulator/faults`,
+      'POST',
+      {},
+      { faultRate: 0.5, retryAfterSeconds: 1, hangMs: 100 },
     );
+    expect(set.json.faults).toMatchObject({ faultRate: 0.5, retryAfterSeconds: 1, hangMs: 100 });
+    const outcomes = await Promise.all(Array.from({ length: 300 }, (_, i) => patch(emu, `user-${i}`, { k: `${i}` })));
     const s = emu.state.stats();
     for (const k of ['dropped', 'faulted', 'timedOut', 'lost', 'throttled'] as const) expect(s[k]).toBeGreaterThan(0);
-    expect(outcomes.filter((o) => o.error === 'UND_ERR_HEADERS_TIMEOUT')).toHaveLength(s.timedOut);
-    expect(outcomes.filter((o) => o.status === 202)).toHaveLength(
-      300 - s.dropped - s.faulted - s.timedOut - s.lost - s.throttled,
-    );
+    const closed = outcomes.filter((o) => o.error !== undefined);
+    expect(closed.every((o) => /UND_ERR_SOCKET|ECONNRESET/.test(o.error!))).toBe(true);
+    // Drops, hangs and lost answers end without an answer; 5xx and 429 are answered; the rest applied.
+    expect(closed).toHaveLength(s.dropped + s.timedOut + s.lost);
+    expect(outcomes.filter((o) => o.status !== undefined && o.status >= 500)).toHaveLength(s.faulted);
+    expect(outcomes.filter((o) => o.status === 429 && o.retryAfter === '1')).toHaveLength(s.throttled);
+    const ok = outcomes.filter((o) => o.status === 202).length;
+    expect(ok).toBe(300 - s.dropped - s.faulted - s.timedOut - s.lost - s.throttled);
+    // A hung request was held at least hangMs (a lower bound: a slow machine only adds to it).
+    expect(closed.filter((o) => o.ms >= 95).length).toBeGreaterThanOrEqual(s.timedOut);
+    // Only answered successes and lost answers changed a user.
+    const changed = Array.from({ length: 300 }, (_, i) => emu.state.getUser(`user-${i}`)?.k === `${i}`);
+    expect(changed.filter(Boolean)).toHaveLength(ok + s.lost);
   });
 });
 
@@ -207,9 +238,13 @@ describe('Amplitude emulator: fault modes', () => {
     expect(status.status).toBe(200);
 
     emu.setFaults({ cohorts: { timeoutRate: 1 } });
-    const hung = await send(`${emu.url}/api/5/cohorts/request/${req.json.request_id}/file`, 'GET', {
-      authorization: basic,
-    });
+    const hung = await send(
+      `${emu.url}/api/5/cohorts/request/${req.json.request_id}/file`,
+      'GET',
+      { authorization: basic },
+      undefined,
+      impatient,
+    );
     expect(hung.error).toBe('UND_ERR_HEADERS_TIMEOUT');
 
     emu.setFaults({});
@@ -253,7 +288,7 @@ describe('Amplitude emulator: fault modes', () => {
     emu.setFaults({ cohorts: { dropRate: 1 } });
     expect((await send(location, 'GET', {})).error).toMatch(/UND_ERR_SOCKET|ECONNRESET/);
     emu.setFaults({ cohorts: { timeoutRate: 1 } });
-    expect((await send(location, 'GET', {})).error).toBe('UND_ERR_HEADERS_TIMEOUT');
+    expect((await send(location, 'GET', {}, undefined, impatient)).error).toBe('UND_ERR_HEADERS_TIMEOUT');
     emu.setFaults({ cohorts: { throttleRate: 1 } });
     const slow = await send(location, 'GET', {});
     expect(slow.status).toBe(503);
@@ -271,7 +306,7 @@ describe('Amplitude emulator: fault modes', () => {
     expect(emu.events.list()).toHaveLength(1);
 
     emu.setFaults({ events: { timeoutRate: 1 } });
-    expect((await track(emu, ['user-bbbbb'], 'hang')).error).toBe('UND_ERR_HEADERS_TIMEOUT');
+    expect((await track(emu, ['user-bbbbb'], 'hang', impatient)).error).toBe('UND_ERR_HEADERS_TIMEOUT');
     expect(emu.events.list()).toHaveLength(1);
 
     emu.setFaults({ events: { throttleRate: 1, retryAfterSeconds: 1 } });
