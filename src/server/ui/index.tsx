@@ -1,12 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { z } from 'zod';
-import { getConnector } from '../../connectors/catalog';
-import { createDestination, destinationInputSchema } from '../../connectors/onesignal/destinations';
-import { AmpError, isAmpError, toAmpError } from '../../errors';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { isAmpError, toAmpError } from '../../errors';
 import { log } from '../../telemetry/logger';
-import { createSyncAction, decideRunAction, runSyncAction, testSettingsAction } from '../api/actions';
 import {
   type AdminDeps,
   adminCookie,
@@ -17,37 +13,17 @@ import {
   sameOrigin,
   TOKEN_HELP,
 } from '../api/auth';
-import { describeIssues } from '../api/errors';
-import {
-  readCohorts,
-  readDeadLetters,
-  readDestination,
-  readDestinations,
-  readRun,
-  readRunRecords,
-  readRunsOfSync,
-  readStream,
-  readStreams,
-  readSync,
-  readSyncs,
-} from '../api/queries';
-import { idParam } from '../api/schemas';
 import { retryAfterSeconds } from '../api/throttle';
-import {
-  CatalogPage,
-  CohortsPage,
-  DeadLettersPage,
-  type DestinationFormValues,
-  ErrorPage,
-  LoginPage,
-  NewDestinationPage,
-  NoTokenPage,
-  OverviewPage,
-  RunPage,
-  StreamsPage,
-  SyncPage,
-  TestResult,
-} from './pages';
+import { type Form, formOf, HTML, html, isHtmx, type UiRoutes } from './http';
+import { TestResult } from './pages/destinations';
+import { ErrorPage } from './pages/error';
+import { LoginPage, NoTokenPage } from './pages/sign-in';
+import { cohortRoutes } from './routes/cohorts';
+import { destinationRoutes } from './routes/destinations';
+import { overviewRoutes } from './routes/overview';
+import { runRoutes } from './routes/runs';
+import { streamRoutes } from './routes/streams';
+import { syncRoutes } from './routes/syncs';
 import { STYLESHEET } from './style';
 
 /**
@@ -60,8 +36,10 @@ import { STYLESHEET } from './style';
  */
 
 const require = createRequire(import.meta.url);
-const HTML = 'text/html; charset=utf-8';
 const PUBLIC_ROUTES = new Set(['/login']);
+
+/** One file per object under routes/; each registers its own pages and actions. */
+const UI_ROUTES: UiRoutes[] = [overviewRoutes, destinationRoutes, cohortRoutes, syncRoutes, runRoutes, streamRoutes];
 
 const CSP = [
   "default-src 'self'",
@@ -73,25 +51,12 @@ const CSP = [
   "base-uri 'none'",
 ].join('; ');
 
-type Form = Record<string, string>;
-
-const formOf = (req: FastifyRequest): Form => (req.body && typeof req.body === 'object' ? (req.body as Form) : {});
-
-function html(reply: FastifyReply, page: JSX.Element, status = 200): FastifyReply {
-  return reply
-    .code(status)
-    .type(HTML)
-    .send(page as string);
-}
-
 /** Only same-site paths: `//evil.example` or `/\evil` would leave the site. */
 function safeNext(next: unknown): string {
   return typeof next === 'string' && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\')
     ? next
     : '/';
 }
-
-const isHtmx = (req: FastifyRequest): boolean => req.headers['hx-request'] === 'true';
 
 export async function registerUi(app: FastifyInstance, deps: AdminDeps): Promise<void> {
   const htmx = readFileSync(require.resolve('htmx.org/dist/htmx.min.js'));
@@ -169,7 +134,6 @@ export async function registerUi(app: FastifyInstance, deps: AdminDeps): Promise
       return html(reply, <ErrorPage title={title} message={message} />, status);
     });
 
-    const { ctx } = deps;
     // --- sign in / out ---
     ui.get('/login', async (req, reply) => html(reply, <LoginPage next={safeNext((req.query as Form).next)} />));
     ui.post('/login', async (req, reply) => {
@@ -182,175 +146,7 @@ export async function registerUi(app: FastifyInstance, deps: AdminDeps): Promise
     });
     ui.post('/logout', async (_req, reply) => reply.header('set-cookie', clearAdminCookie()).redirect('/login', 303));
 
-    // --- pages ---
-    ui.get('/', async (_req, reply) => {
-      const [destinations, syncs, streams] = await Promise.all([
-        readDestinations(ctx),
-        readSyncs(ctx),
-        readStreams(ctx),
-      ]);
-      return html(reply, <OverviewPage destinations={destinations} syncs={syncs} streams={streams} />);
-    });
-
-    ui.get('/catalog', async (_req, reply) => html(reply, <CatalogPage oneSignal={getConnector('onesignal')} />));
-
-    ui.get('/destinations/new', async (_req, reply) => html(reply, <NewDestinationPage values={{}} errors={{}} />));
-
-    ui.post('/destinations/test', async (req, reply) => {
-      const r = await testSettingsAction(destinationSettings(formOf(req))).catch((e: unknown) => {
-        const err = toAmpError(e);
-        if (err.kind === 'internal') throw err;
-        return { ok: false, message: err.message };
-      });
-      return html(reply, <TestResult ok={r.ok} message={r.message} />);
-    });
-
-    ui.post('/destinations', async (req, reply) => {
-      const form = formOf(req);
-      const values: DestinationFormValues = {
-        name: form.name,
-        app_id: form.app_id,
-        api_url: form.api_url,
-        external_id_property: form.external_id_property,
-        tag_key_template: form.tag_key_template,
-        max_tags_per_user: form.max_tags_per_user,
-      };
-      const input = destinationSettings(form);
-      const parsed = destinationInputSchema.safeParse(input);
-      if (!parsed.success) {
-        return html(reply, <NewDestinationPage values={values} errors={fieldErrors(parsed.error)} />, 400);
-      }
-      try {
-        const row = await createDestination(ctx, input);
-        return reply.redirect(`/cohorts?created=${encodeURIComponent(row.id)}`, 303);
-      } catch (e) {
-        const err = toAmpError(e);
-        if (err.kind === 'internal') throw err;
-        const errors: Record<string, string> =
-          err.code === 'conflict' ? { name: err.message.replace(/; pick another --name$/, '; pick another name') } : {};
-        return html(
-          reply,
-          <NewDestinationPage
-            values={values}
-            errors={errors}
-            formError={err.code === 'conflict' ? undefined : err.message}
-          />,
-          err.httpStatus,
-        );
-      }
-    });
-
-    const cohortsPage = async (extra: Partial<Parameters<typeof CohortsPage>[0]> = {}) => {
-      const [cohorts, destinations, syncs] = await Promise.all([
-        readCohorts(ctx),
-        readDestinations(ctx),
-        readSyncs(ctx),
-      ]);
-      return <CohortsPage cohorts={cohorts} destinations={destinations} syncs={syncs} {...extra} />;
-    };
-
-    ui.get('/cohorts', async (req, reply) => {
-      const created = (req.query as Form).created;
-      let notice: string | undefined;
-      if (typeof created === 'string' && idParam.safeParse({ id: created }).success) {
-        const d = await readDestination(ctx, created).catch(() => undefined);
-        if (d) notice = `Destination "${d.name}" saved. Pick a cohort below to sync to it.`;
-      }
-      return html(reply, await cohortsPage({ notice, selectedDestination: created }));
-    });
-
-    ui.post('/syncs', async (req, reply) => {
-      const form = formOf(req);
-      try {
-        const sync = await createSyncAction(ctx, {
-          cohort_id: form.cohort_id,
-          destination_id: form.destination_id,
-          cadence: form.cadence,
-        });
-        return reply.redirect(`/syncs/${encodeURIComponent(sync.id)}?created=1`, 303);
-      } catch (e) {
-        const err = toAmpError(e);
-        if (err.kind === 'internal') throw err;
-        const field = /cadence/i.test(err.message) ? 'cadence' : 'destination_id';
-        const page = await cohortsPage({
-          error: { cohortId: form.cohort_id ?? '', field, message: err.message },
-          values: { cohort_id: form.cohort_id, destination_id: form.destination_id, cadence: form.cadence },
-        });
-        return html(reply, page, err.httpStatus);
-      }
-    });
-
-    const syncPage = async (id: string, extra: { notice?: string; error?: string } = {}) => {
-      const [sync, runs] = await Promise.all([readSync(ctx, id), readRunsOfSync(ctx, id, { limit: 50 })]);
-      return <SyncPage sync={sync} runs={runs} {...extra} />;
-    };
-
-    ui.get('/syncs/:id', async (req, reply) => {
-      const q = req.query as Form;
-      const notice = q.created
-        ? 'Sync created. Run it now, or let its cadence run it.'
-        : q.queued
-          ? 'Run queued; refresh to see it here.'
-          : undefined;
-      return html(reply, await syncPage(parseId(req), { notice }));
-    });
-
-    ui.post('/syncs/:id/run', async (req, reply) => {
-      const id = parseId(req);
-      const dryRun = formOf(req).dry_run === 'true';
-      try {
-        const r = await runSyncAction(deps, id, { dry_run: dryRun });
-        if (r.body.run) return reply.redirect(`/runs/${encodeURIComponent(r.body.run.id)}`, 303);
-        return reply.redirect(`/syncs/${encodeURIComponent(id)}?queued=1`, 303);
-      } catch (e) {
-        const err = toAmpError(e);
-        if (err.kind === 'internal' || err.code === 'not_found') throw err;
-        return html(reply, await syncPage(id, { error: err.message }), err.httpStatus);
-      }
-    });
-
-    const runPage = async (id: string, extra: { notice?: string; error?: string } = {}) => {
-      const run = await readRun(ctx, id);
-      const [sync, records] = await Promise.all([
-        readSync(ctx, run.sync_id).catch(() => null),
-        readRunRecords(ctx, id, { limit: 500 }),
-      ]);
-      return <RunPage run={run} sync={sync} records={records} {...extra} />;
-    };
-
-    ui.get('/runs/:id', async (req, reply) => {
-      const decided = (req.query as Form).decided;
-      const notice =
-        decided === 'approve'
-          ? 'Run approved.'
-          : decided === 'reject'
-            ? 'Run rejected; nothing was changed.'
-            : undefined;
-      return html(reply, await runPage(parseId(req), { notice }));
-    });
-
-    for (const decision of ['approve', 'reject'] as const) {
-      ui.post(`/runs/:id/${decision}`, async (req, reply) => {
-        const id = parseId(req);
-        try {
-          await decideRunAction(deps, id, decision);
-          return reply.redirect(`/runs/${encodeURIComponent(id)}?decided=${decision}`, 303);
-        } catch (e) {
-          const err = toAmpError(e);
-          if (err.kind === 'internal' || err.code === 'not_found') throw err;
-          return html(reply, await runPage(id, { error: err.message }), err.httpStatus);
-        }
-      });
-    }
-
-    ui.get('/streams', async (_req, reply) => html(reply, <StreamsPage streams={await readStreams(ctx)} />));
-
-    ui.get('/streams/:id/dead-letters', async (req, reply) => {
-      const id = parseId(req);
-      const stream = await readStream(ctx, id);
-      const letters = await readDeadLetters(ctx, { streamId: id, limit: 500 });
-      return html(reply, <DeadLettersPage stream={stream} letters={letters} />);
-    });
+    for (const routes of UI_ROUTES) routes(ui, deps);
   });
 }
 
@@ -364,34 +160,4 @@ function refuseSignIn(reply: FastifyReply, next: string, blockedMs: number): Fas
     <LoginPage next={next} error={`Too many wrong tokens from this address; try again in ${seconds} s.`} />,
     429,
   );
-}
-
-function parseId(req: FastifyRequest): string {
-  const r = idParam.safeParse(req.params);
-  if (!r.success) throw new AmpError('invalid_input', `invalid id in the address: ${describeIssues(r.error)}`);
-  return r.data.id;
-}
-
-/** Form strings → connector settings: empty optional fields fall back to the defaults. */
-function destinationSettings(form: Form): Record<string, unknown> {
-  const opt = (v: string | undefined) => (v === undefined || v.trim() === '' ? undefined : v);
-  const max = opt(form.max_tags_per_user);
-  return {
-    name: form.name ?? '',
-    app_id: form.app_id ?? '',
-    api_key: form.api_key ?? '',
-    api_url: opt(form.api_url),
-    external_id_property: opt(form.external_id_property),
-    tag_key_template: opt(form.tag_key_template),
-    max_tags_per_user: max === undefined ? undefined : Number(max),
-  };
-}
-
-function fieldErrors(error: z.ZodError): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const i of error.issues) {
-    const k = String(i.path[0] ?? '_');
-    out[k] ??= i.message;
-  }
-  return out;
 }

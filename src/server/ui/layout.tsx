@@ -138,3 +138,25 @@ export function Notice(p: { text?: string | undefined; kind?: 'notice' | 'alert'
     </p>
   );
 }
+export type Column = string | { label: string; num: true };
+
+/** A table's header row; numeric columns are right-aligned like their cells. */
+export function TableHead(p: { cols: Column[] }): JSX.Element {
+  return (
+    <thead>
+      <tr>
+        {p.cols.map((c) =>
+          typeof c === 'string' ? (
+            <th scope="col" safe>
+              {c}
+            </th>
+          ) : (
+            <th scope="col" class="num" safe>
+              {c.label}
+            </th>
+          ),
+        )}
+      </tr>
+    </thead>
+  );
+}

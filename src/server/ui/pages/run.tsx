@@ -1,0 +1,129 @@
+import type { RunRead, RunRecordRead, SyncRead } from '../../api/queries';
+import { Badge, fmtTime, Layout, Notice, Num, TableHead } from '../layout';
+
+export const RUN_COUNTERS = [
+  ['members', 'Members'],
+  ['added', 'Added'],
+  ['removed', 'Removed'],
+  ['unchanged', 'Unchanged'],
+  ['delivered', 'Delivered'],
+  ['not_found', 'Not found'],
+  ['failed', 'Failed'],
+  ['pending', 'Pending'],
+  ['skipped_anonymous', 'Skipped (no id)'],
+  ['requests', 'Requests'],
+] as const;
+
+function SampleList(p: { title: string; items: unknown }): JSX.Element {
+  if (!Array.isArray(p.items) || p.items.length === 0) return '';
+  return (
+    <div>
+      <h3 safe>{p.title}</h3>
+      <ul>
+        {p.items.slice(0, 50).map((x) => (
+          <li>
+            <code safe>{String(x)}</code>
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}
+
+export function RunPage(p: {
+  run: RunRead;
+  sync: SyncRead | null;
+  records: RunRecordRead[];
+  notice?: string;
+  error?: string;
+}): JSX.Element {
+  const r = p.run;
+  const base = `/runs/${encodeURIComponent(r.id)}`;
+  const sample = (r.sample && typeof r.sample === 'object' ? r.sample : {}) as Record<string, unknown>;
+  return (
+    <Layout title={`Run ${r.id}`} nav="overview">
+      <h1>
+        Run <code safe>{r.id}</code> <Badge status={r.status} />
+      </h1>
+      <p>
+        {p.sync ? (
+          <a href={`/syncs/${encodeURIComponent(p.sync.id)}`} safe>
+            {`← ${p.sync.cohort_name ?? p.sync.cohort_id} → ${p.sync.destination_name ?? p.sync.destination_id}`}
+          </a>
+        ) : (
+          ''
+        )}{' '}
+        <span
+          class="muted"
+          safe
+        >{`${r.trigger}${r.dry_run ? ', dry run' : ''}; started ${fmtTime(r.started_at)}, finished ${fmtTime(r.finished_at)}`}</span>
+      </p>
+      <Notice text={p.notice} />
+      <Notice kind="alert" text={p.error} />
+      {r.error ? <Notice kind="alert" text={`Run error: ${r.error}`} /> : ''}
+      {r.status === 'held' ? (
+        <section class="card" aria-labelledby="held-title">
+          <h2 id="held-title">Held for approval</h2>
+          <p safe>{r.hold_reason ?? 'This run would remove many members; it waits for a decision.'}</p>
+          <div class="actions">
+            <form method="post" action={`${base}/approve`}>
+              <button type="submit">Approve and deliver</button>
+            </form>
+            <form method="post" action={`${base}/reject`}>
+              <button type="submit" class="danger">
+                Reject
+              </button>
+            </form>
+          </div>
+        </section>
+      ) : (
+        ''
+      )}
+      <h2>Counters</h2>
+      <dl class="counters">
+        {RUN_COUNTERS.map(([k, label]) => (
+          <div>
+            <dt safe>{label}</dt>
+            <dd>{String(r[k])}</dd>
+          </div>
+        ))}
+      </dl>
+      <p class="muted">added + removed = delivered + not found + failed + pending</p>
+      <SampleList title="Sample of additions" items={sample.adds} />
+      <SampleList title="Sample of removals" items={sample.removes} />
+      <h2>Failed and skipped records</h2>
+      {r.skipped_anonymous > 0 ? (
+        <p
+          safe
+        >{`${r.skipped_anonymous} member(s) were skipped because they have no value for the mapped id property (anonymous users).`}</p>
+      ) : (
+        ''
+      )}
+      {p.records.length === 0 ? (
+        <p class="muted">No failed or not-found records.</p>
+      ) : (
+        <table>
+          <TableHead cols={['External id', 'Change', 'Outcome', 'Reason', { label: 'Attempts', num: true }]} />
+          <tbody>
+            {p.records.map((x) => (
+              <tr>
+                <td>
+                  <code safe>{x.external_id}</code>
+                </td>
+                <td safe>{x.change}</td>
+                <td>
+                  <Badge status={x.outcome} />
+                </td>
+                <td safe>
+                  {x.error ??
+                    (x.outcome === 'not_found' ? 'user not in OneSignal (retried at the next reconcile)' : '—')}
+                </td>
+                <Num n={x.attempts} />
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </Layout>
+  );
+}

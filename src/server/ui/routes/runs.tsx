@@ -1,0 +1,39 @@
+import { toAmpError } from '../../../errors';
+import type { Context } from '../../../store';
+import { decideRunAction } from '../../api/actions';
+import { readRun, readRunRecords, readSync } from '../../api/queries';
+import { html, parseId, queryOf, type UiRoutes } from '../http';
+import { RunPage } from '../pages/run';
+
+async function runPage(ctx: Context, id: string, extra: { notice?: string; error?: string } = {}) {
+  const run = await readRun(ctx, id);
+  const [sync, records] = await Promise.all([
+    readSync(ctx, run.sync_id).catch(() => null),
+    readRunRecords(ctx, id, { limit: 500 }),
+  ]);
+  return <RunPage run={run} sync={sync} records={records} {...extra} />;
+}
+
+export const runRoutes: UiRoutes = (ui, deps) => {
+  const { ctx } = deps;
+  ui.get('/runs/:id', async (req, reply) => {
+    const decided = queryOf(req).decided;
+    const notice =
+      decided === 'approve' ? 'Run approved.' : decided === 'reject' ? 'Run rejected; nothing was changed.' : undefined;
+    return html(reply, await runPage(ctx, parseId(req), { notice }));
+  });
+
+  for (const decision of ['approve', 'reject'] as const) {
+    ui.post(`/runs/:id/${decision}`, async (req, reply) => {
+      const id = parseId(req);
+      try {
+        await decideRunAction(deps, id, decision);
+        return reply.redirect(`/runs/${encodeURIComponent(id)}?decided=${decision}`, 303);
+      } catch (e) {
+        const err = toAmpError(e);
+        if (err.kind === 'internal' || err.code === 'not_found') throw err;
+        return html(reply, await runPage(ctx, id, { error: err.message }), err.httpStatus);
+      }
+    });
+  }
+};

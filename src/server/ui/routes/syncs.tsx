@@ -1,0 +1,60 @@
+import { toAmpError } from '../../../errors';
+import type { Context } from '../../../store';
+import { createSyncAction, runSyncAction } from '../../api/actions';
+import { readRunsOfSync, readSync } from '../../api/queries';
+import { formOf, html, parseId, queryOf, type UiRoutes } from '../http';
+import { SyncPage } from '../pages/sync';
+import { cohortsPage } from './cohorts';
+
+async function syncPage(ctx: Context, id: string, extra: { notice?: string; error?: string } = {}) {
+  const [sync, runs] = await Promise.all([readSync(ctx, id), readRunsOfSync(ctx, id, { limit: 50 })]);
+  return <SyncPage sync={sync} runs={runs} {...extra} />;
+}
+
+export const syncRoutes: UiRoutes = (ui, deps) => {
+  const { ctx } = deps;
+  ui.post('/syncs', async (req, reply) => {
+    const form = formOf(req);
+    try {
+      const sync = await createSyncAction(ctx, {
+        cohort_id: form.cohort_id,
+        destination_id: form.destination_id,
+        cadence: form.cadence,
+      });
+      return reply.redirect(`/syncs/${encodeURIComponent(sync.id)}?created=1`, 303);
+    } catch (e) {
+      const err = toAmpError(e);
+      if (err.kind === 'internal') throw err;
+      const field = /cadence/i.test(err.message) ? 'cadence' : 'destination_id';
+      const page = await cohortsPage(ctx, {
+        error: { cohortId: form.cohort_id ?? '', field, message: err.message },
+        values: { cohort_id: form.cohort_id, destination_id: form.destination_id, cadence: form.cadence },
+      });
+      return html(reply, page, err.httpStatus);
+    }
+  });
+
+  ui.get('/syncs/:id', async (req, reply) => {
+    const q = queryOf(req);
+    const notice = q.created
+      ? 'Sync created. Run it now, or let its cadence run it.'
+      : q.queued
+        ? 'Run queued; refresh to see it here.'
+        : undefined;
+    return html(reply, await syncPage(ctx, parseId(req), { notice }));
+  });
+
+  ui.post('/syncs/:id/run', async (req, reply) => {
+    const id = parseId(req);
+    const dryRun = formOf(req).dry_run === 'true';
+    try {
+      const r = await runSyncAction(deps, id, { dry_run: dryRun });
+      if (r.body.run) return reply.redirect(`/runs/${encodeURIComponent(r.body.run.id)}`, 303);
+      return reply.redirect(`/syncs/${encodeURIComponent(id)}?queued=1`, 303);
+    } catch (e) {
+      const err = toAmpError(e);
+      if (err.kind === 'internal' || err.code === 'not_found') throw err;
+      return html(reply, await syncPage(ctx, id, { error: err.message }), err.httpStatus);
+    }
+  });
+};
