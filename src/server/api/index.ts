@@ -7,6 +7,7 @@ import {
   runSyncAction,
   testDestinationAction,
 } from './actions';
+import { registerAlertRoutes } from './alerts';
 import { type AdminDeps, bearerToken, checkToken, configuredToken, TOKEN_HELP } from './auth';
 import { errorResponse, parseOr400 } from './errors';
 import { openApiDocument } from './openapi';
@@ -114,6 +115,7 @@ export async function registerApi(app: FastifyInstance, deps: AdminDeps): Promis
       api.post('/runs/:id/reject', async (req) =>
         decideRunAction(deps, parseOr400(idParam, req.params, 'path').id, 'reject'),
       );
+      registerAlertRoutes(api, ctx);
     },
     { prefix: API_PREFIX },
   );

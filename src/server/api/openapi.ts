@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { destinationInputSchema } from '../../connectors/onesignal/destinations';
+import { alertPaths } from './alerts';
 import { createSyncBody, deadLettersQuery, recordsQuery, runSyncBody, runsQuery } from './schemas';
 
 /**
@@ -202,6 +203,7 @@ export function openApiDocument(): Json {
           responses: { ...ok('`{dead_letters}`'), ...errors(400, 401, 404) },
         }),
       },
+      ...alertPaths(),
       '/openapi.json': { get: { summary: 'This document (no auth)', responses: ok('OpenAPI 3.1 document') } },
     },
   };
