@@ -5,6 +5,9 @@ import { Kysely, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { AmpError } from '../errors';
 import { type Checkpointer, startCheckpointer } from './checkpointer';
+import type { Engine } from './dialect/engine';
+import { postgresEngine } from './dialect/postgres';
+import { sqliteEngine } from './dialect/sqlite';
 import { ScopedPostgresDialect } from './pg-introspector';
 import { type ProcessRole, poolSettings } from './pool';
 import type { DB } from './schema';
@@ -15,6 +18,8 @@ export type Dialect = 'sqlite' | 'postgres';
 export interface Store {
   db: Kysely<DB>;
   dialect: Dialect;
+  /** What this database can do and its bulk writes (dialect/engine.ts). */
+  engine: Engine;
   target: DatabaseTarget;
   /** Redacted URL, safe to print. */
   displayUrl: string;
@@ -76,6 +81,7 @@ export async function openStore(
     return {
       db,
       dialect: 'sqlite',
+      engine: sqliteEngine(handle, db),
       target,
       displayUrl,
       sqlite: handle,
@@ -123,6 +129,7 @@ export async function openStore(
   return {
     db,
     dialect: 'postgres',
+    engine: postgresEngine(db, pool),
     target,
     displayUrl,
     pgPool: pool,

@@ -42,5 +42,6 @@ export async function openContext(opts: {
 }
 
 export type { Store } from './database';
+export type { Capabilities, Engine, InboxValues, LedgerOutcome } from './dialect/engine';
 export type { ProcessRole } from './pool';
 export type { SecretBox } from './secrets';

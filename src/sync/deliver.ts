@@ -407,44 +407,5 @@ function outcomeFor(r: Claimed, e: AmpError): Outcome {
  */
 async function writeOutcomes(ctx: Context, workerId: string, outcomes: Outcome[]): Promise<void> {
   if (outcomes.length === 0) return;
-  const now = Date.now();
-  const store = ctx.store;
-  if (store.sqlite) {
-    const h = store.sqlite;
-    const stmt = h.prepare(`UPDATE ledger SET
-        confirmed = CASE WHEN @outcome = 'delivered' THEN @sent ELSE confirmed END,
-        outcome = CASE WHEN desired = @sent THEN @outcome WHEN @outcome = 'delivered' THEN NULL ELSE outcome END,
-        error = CASE WHEN desired = @sent THEN @error WHEN @outcome = 'delivered' THEN NULL ELSE error END,
-        attempts = CASE WHEN desired = @sent THEN @attempts WHEN @outcome = 'delivered' THEN 0 ELSE attempts END,
-        next_attempt_at = CASE WHEN desired = @sent THEN @next WHEN @outcome = 'delivered' THEN NULL ELSE next_attempt_at END,
-        lease_owner = NULL, lease_until = NULL, updated_at = @now
-      WHERE sync_id = @sync AND external_id = @ext AND lease_owner = @worker`);
-    h.transaction((list: Outcome[]) => {
-      for (const o of list) {
-        stmt.run({
-          outcome: o.outcome,
-          sent: o.sent,
-          error: o.error,
-          attempts: o.attempts,
-          next: o.nextAttemptAt,
-          now,
-          sync: o.syncId,
-          ext: o.externalId,
-          worker: workerId,
-        });
-      }
-    })(outcomes);
-    return;
-  }
-  await sql`UPDATE ledger AS l SET
-      confirmed = CASE WHEN v.outcome = 'delivered' THEN v.sent ELSE l.confirmed END,
-      outcome = CASE WHEN l.desired = v.sent THEN v.outcome WHEN v.outcome = 'delivered' THEN NULL ELSE l.outcome END,
-      error = CASE WHEN l.desired = v.sent THEN v.error WHEN v.outcome = 'delivered' THEN NULL ELSE l.error END,
-      attempts = CASE WHEN l.desired = v.sent THEN v.attempts WHEN v.outcome = 'delivered' THEN 0 ELSE l.attempts END,
-      next_attempt_at = CASE WHEN l.desired = v.sent THEN v.next_at WHEN v.outcome = 'delivered' THEN NULL ELSE l.next_attempt_at END,
-      lease_owner = NULL, lease_until = NULL, updated_at = ${now}
-    FROM unnest(${outcomes.map((o) => o.syncId)}::text[], ${outcomes.map((o) => o.externalId)}::text[], ${outcomes.map((o) => o.sent)}::int[],
-      ${outcomes.map((o) => o.outcome)}::text[], ${outcomes.map((o) => o.error)}::text[], ${outcomes.map((o) => o.attempts)}::int[],
-      ${outcomes.map((o) => o.nextAttemptAt)}::bigint[]) AS v(sync_id, external_id, sent, outcome, error, attempts, next_at)
-    WHERE l.sync_id = v.sync_id AND l.external_id = v.external_id AND l.lease_owner = ${workerId}`.execute(store.db);
+  await ctx.store.engine.writeLedgerOutcomes(ctx.store.db, workerId, outcomes, Date.now());
 }

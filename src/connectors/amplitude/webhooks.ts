@@ -1,10 +1,7 @@
 import { inflateRawSync } from 'node:zlib';
-import type BetterSqlite3 from 'better-sqlite3';
-import { type Insertable, sql } from 'kysely';
+import { sql } from 'kysely';
 import { AmpError, toAmpError } from '../../errors';
-import type { Context } from '../../store';
-import { committerFor, GroupCommit } from '../../store/group-commit';
-import type { WebhookInboxTable } from '../../store/schema';
+import type { Context, InboxValues } from '../../store';
 import { hasNul } from '../../store/text';
 import { applyMembershipDelta } from '../../sync/ledger';
 import { COHORT_FILE_USER_COLUMN } from './constants';
@@ -47,42 +44,8 @@ export async function storeWebhook(
     body_deflated: 'deflated' in body ? body.deflated : null,
     received_at: nowMs,
   };
-  const h = ctx.store.sqlite;
-  const inboxId = await (h
-    ? committerFor(
-        inboxCommitters,
-        h,
-        () => new GroupCommit(h, inboxWriter(h), (v) => insertViaQueryBuilder(ctx, v)),
-      ).submit(values)
-    : insertViaQueryBuilder(ctx, values));
+  const inboxId = await ctx.store.engine.insertInboxMessage(values);
   return inboxId === null ? { inboxId: null, duplicate: true, messageId } : { inboxId, duplicate: false, messageId };
-}
-
-type InboxValues = Omit<Insertable<WebhookInboxTable>, 'id' | 'applied_at' | 'error'>;
-const inboxCommitters = new WeakMap<BetterSqlite3.Database, GroupCommit<InboxValues, number | null>>();
-
-/** The new row's id, or null for a message already stored. */
-async function insertViaQueryBuilder(ctx: Context, values: InboxValues): Promise<number | null> {
-  const row = await ctx.store.db
-    .insertInto('webhook_inbox')
-    .values({ ...values, applied_at: null, error: null })
-    .onConflict((oc) => oc.columns(['source_id', 'message_id']).doNothing())
-    .returning('id')
-    .executeTakeFirst();
-  return row ? Number(row.id) : null;
-}
-
-/** The same insert as a prepared statement: through the query builder it cost several times more (bench webhook_ack). */
-function inboxWriter(h: BetterSqlite3.Database): (values: InboxValues) => number | null {
-  const stmt = h.prepare(
-    `INSERT INTO webhook_inbox (source_id, message_id, cohort_id, cohort_name, in_cohort, computed_time, body, body_deflated, received_at)
-     VALUES (@source_id, @message_id, @cohort_id, @cohort_name, @in_cohort, @computed_time, @body, @body_deflated, @received_at)
-     ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id`,
-  );
-  return (values) => {
-    const r = stmt.get(values) as { id: number } | undefined;
-    return r ? Number(r.id) : null;
-  };
 }
 
 /**

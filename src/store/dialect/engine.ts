@@ -1,0 +1,45 @@
+import type { Insertable, Kysely } from 'kysely';
+import type { DB, WebhookInboxTable } from '../schema';
+
+/**
+ * The one seam between the two databases (Kysely's and pg-boss's pattern): what each can do, as
+ * capability flags, and the bulk writes whose fastest form differs between them, one file per
+ * operation per database side by side in this folder (`<operation>.sqlite.ts`,
+ * `<operation>.postgres.ts`). Code outside src/store asks a capability or calls an operation,
+ * never which database it runs on.
+ */
+export interface Engine {
+  /** For display only (health, `migrate`): never branch on it. */
+  readonly name: 'sqlite' | 'postgres';
+  readonly can: Capabilities;
+  /** Stores a validated cohort-webhook message once per (source, message_id): its id, or null for a repeat. */
+  insertInboxMessage(values: InboxValues): Promise<number | null>;
+  /**
+   * Records delivery answers on leased ledger rows and releases their leases (see
+   * ledger-outcomes.*.ts for the rule when the wish changed in flight). `db` is the caller's
+   * transaction when other writes must commit with these, else the store's handle.
+   */
+  writeLedgerOutcomes(db: Kysely<DB>, workerId: string, outcomes: LedgerOutcome[], nowMs: number): Promise<void>;
+}
+
+export interface Capabilities {
+  /** One transaction reads one snapshot of the whole database, so a file cohort's members are diffed where they are. */
+  inPlaceSnapshot: boolean;
+  /** Claims take `FOR UPDATE SKIP LOCKED`: concurrent claimers skip each other's rows instead of queueing. */
+  skipLockedClaims: boolean;
+  /** Jobs run inside the process that opened the store (there is no separate worker to start). */
+  embeddedJobRunner: boolean;
+}
+
+export type InboxValues = Omit<Insertable<WebhookInboxTable>, 'id' | 'applied_at' | 'error'>;
+
+export interface LedgerOutcome {
+  syncId: string;
+  externalId: string;
+  /** The `desired` value the request carried. */
+  sent: number;
+  outcome: 'delivered' | 'not_found' | 'failed' | 'retry';
+  error: string | null;
+  attempts: number;
+  nextAttemptAt: number | null;
+}

@@ -1,0 +1,16 @@
+import type BetterSqlite3 from 'better-sqlite3';
+import type { Kysely } from 'kysely';
+import type { DB } from '../schema';
+import type { Engine } from './engine';
+import { inboxMessageInserter } from './inbox-message.sqlite';
+import { ledgerOutcomesWriter } from './ledger-outcomes.sqlite';
+
+/** The embedded database: one connection, one writer, snapshots per transaction, jobs in-process. */
+export function sqliteEngine(h: BetterSqlite3.Database, db: Kysely<DB>): Engine {
+  return {
+    name: 'sqlite',
+    can: { inPlaceSnapshot: true, skipLockedClaims: false, embeddedJobRunner: true },
+    insertInboxMessage: inboxMessageInserter(h, db),
+    writeLedgerOutcomes: ledgerOutcomesWriter(h),
+  };
+}

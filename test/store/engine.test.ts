@@ -1,0 +1,208 @@
+import { expect, it } from 'vitest';
+import type { Context, InboxValues, LedgerOutcome } from '../../src/store';
+import { describeEachDialect } from '../helpers/db';
+import { seedCohort, seedDestination } from '../helpers/seed';
+
+/** The database seam's operations (src/store/dialect), each on both databases. */
+
+async function seedSync(ctx: Context, id: string): Promise<void> {
+  await seedDestination(ctx, {
+    id: `dst_${id}`,
+    name: `d_${id}`,
+    app_id: `app_${id}`,
+    api_url: 'http://x',
+    api_key: 'k',
+  });
+  await seedCohort(ctx, { id: `coh_${id}`, name: `c_${id}` });
+  await ctx.store.db
+    .insertInto('syncs')
+    .values({
+      id,
+      cohort_id: `coh_${id}`,
+      destination_id: `dst_${id}`,
+      cadence: 'manual',
+      tag_key: `amp_cohort_${id}`,
+      external_id_property: 'user_id',
+      segment_id: null,
+      segment_error: null,
+      guard_threshold: 0.5,
+      status: 'active',
+      next_run_at: null,
+      last_run_id: null,
+      created_at: Date.now(),
+    })
+    .execute();
+}
+
+/** Ledger rows leased by `owner`, each with its `desired`. */
+async function leased(ctx: Context, syncId: string, rows: Array<{ ext: string; desired: number; owner: string }>) {
+  await ctx.store.db
+    .insertInto('ledger')
+    .values(
+      rows.map((r) => ({
+        sync_id: syncId,
+        destination_id: `dst_${syncId}`,
+        external_id: r.ext,
+        desired: r.desired,
+        confirmed: 0,
+        source_ts: 1,
+        run_id: null,
+        outcome: null,
+        error: null,
+        attempts: 2,
+        next_attempt_at: 5,
+        lease_owner: r.owner,
+        lease_until: Date.now() + 60_000,
+        updated_at: 1,
+      })),
+    )
+    .execute();
+}
+
+function ledgerRows(ctx: Context, syncId: string) {
+  return ctx.store.db
+    .selectFrom('ledger')
+    .select(['external_id', 'confirmed', 'outcome', 'error', 'attempts', 'next_attempt_at', 'lease_owner'])
+    .where('sync_id', '=', syncId)
+    .orderBy('external_id')
+    .execute();
+}
+
+function inboxValues(messageId: string): InboxValues {
+  return {
+    source_id: 'src_e',
+    message_id: messageId,
+    cohort_id: 'coh_e',
+    cohort_name: 'E',
+    in_cohort: 1,
+    computed_time: 1,
+    body: '{"users":[]}',
+    body_deflated: null,
+    received_at: 2,
+  };
+}
+
+describeEachDialect('the database seam', (db) => {
+  it('names capabilities, not the database, to the code above it', () => {
+    const { can, name } = db().ctx.store.engine;
+    expect(name).toBe(db().dialect);
+    // SQLite: one snapshot per transaction, a single writer, jobs in-process; PostgreSQL the opposite.
+    const embedded = db().dialect === 'sqlite';
+    expect(can).toEqual({ inPlaceSnapshot: embedded, skipLockedClaims: !embedded, embeddedJobRunner: embedded });
+  });
+
+  it('inserts inbox messages once per (source, message_id), concurrent requests each with their own answer', async () => {
+    const { ctx } = db();
+    const engine = ctx.store.engine;
+    const ids = await Promise.all(['m1', 'm2', 'm3', 'm1', 'm4'].map((m) => engine.insertInboxMessage(inboxValues(m))));
+    const stored = ids.filter((x) => x !== null);
+    expect(stored).toHaveLength(4);
+    expect(new Set(stored).size).toBe(4);
+    // One of the two m1 requests stored it; the other is told it is a repeat.
+    expect(ids[0] === null || ids[3] === null).toBe(true);
+    expect(await engine.insertInboxMessage(inboxValues('m2'))).toBeNull();
+    const rows = await ctx.store.db.selectFrom('webhook_inbox').select(['id', 'message_id']).orderBy('id').execute();
+    expect(rows.map((r) => r.message_id).sort()).toEqual(['m1', 'm2', 'm3', 'm4']);
+    expect(rows.map((r) => Number(r.id)).sort()).toEqual([...stored].sort());
+  });
+
+  it('writes ledger outcomes on its own leases only, re-opening rows whose wish changed in flight', async () => {
+    const { ctx } = db();
+    await seedSync(ctx, 'syn_o');
+    await leased(ctx, 'syn_o', [
+      { ext: 'a', desired: 1, owner: 'w1' },
+      { ext: 'b', desired: 0, owner: 'w1' },
+      { ext: 'c', desired: 1, owner: 'w1' },
+      { ext: 'd', desired: 1, owner: 'w2' },
+    ]);
+    const sent = (ext: string, o: Partial<LedgerOutcome>): LedgerOutcome => ({
+      syncId: 'syn_o',
+      externalId: ext,
+      sent: 1,
+      outcome: 'delivered',
+      error: null,
+      attempts: 3,
+      nextAttemptAt: null,
+      ...o,
+    });
+    await ctx.store.engine.writeLedgerOutcomes(
+      ctx.store.db,
+      'w1',
+      [
+        sent('a', {}),
+        sent('b', {}),
+        sent('c', { outcome: 'retry', error: 'HTTP 503', nextAttemptAt: 99 }),
+        sent('d', {}),
+      ],
+      1000,
+    );
+    expect(await ledgerRows(ctx, 'syn_o')).toEqual([
+      {
+        external_id: 'a',
+        confirmed: 1,
+        outcome: 'delivered',
+        error: null,
+        attempts: 3,
+        next_attempt_at: null,
+        lease_owner: null,
+      },
+      // Delivered an older wish (1) while the row now wants 0: OneSignal differs again, so pending.
+      {
+        external_id: 'b',
+        confirmed: 1,
+        outcome: null,
+        error: null,
+        attempts: 0,
+        next_attempt_at: null,
+        lease_owner: null,
+      },
+      {
+        external_id: 'c',
+        confirmed: 0,
+        outcome: 'retry',
+        error: 'HTTP 503',
+        attempts: 3,
+        next_attempt_at: 99,
+        lease_owner: null,
+      },
+      // Another worker's lease: untouched.
+      {
+        external_id: 'd',
+        confirmed: 0,
+        outcome: null,
+        error: null,
+        attempts: 2,
+        next_attempt_at: 5,
+        lease_owner: 'w2',
+      },
+    ]);
+  });
+
+  it("writes ledger outcomes inside the caller's transaction, rolled back with it", async () => {
+    const { ctx } = db();
+    await seedSync(ctx, 'syn_t');
+    await leased(ctx, 'syn_t', [{ ext: 'a', desired: 1, owner: 'w1' }]);
+    const outcome: LedgerOutcome = {
+      syncId: 'syn_t',
+      externalId: 'a',
+      sent: 1,
+      outcome: 'delivered',
+      error: null,
+      attempts: 1,
+      nextAttemptAt: null,
+    };
+    await expect(
+      ctx.store.db.transaction().execute(async (trx) => {
+        await ctx.store.engine.writeLedgerOutcomes(trx, 'w1', [outcome], 1000);
+        throw new Error('a later write of the same transaction failed');
+      }),
+    ).rejects.toThrow('a later write');
+    expect((await ledgerRows(ctx, 'syn_t'))[0]).toMatchObject({ confirmed: 0, outcome: null, lease_owner: 'w1' });
+    await ctx.store.db.transaction().execute((trx) => ctx.store.engine.writeLedgerOutcomes(trx, 'w1', [outcome], 1000));
+    expect((await ledgerRows(ctx, 'syn_t'))[0]).toMatchObject({
+      confirmed: 1,
+      outcome: 'delivered',
+      lease_owner: null,
+    });
+  });
+});
