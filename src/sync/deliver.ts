@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { clientForDestination, getDestination, pauseDestination } from '../connectors/onesignal/destinations';
-import { AmpError, type Backoff, delay, retryDelayMs, toAmpError } from '../errors';
+import { syncTags, type TagChange, type TagSettlement } from '../connectors/onesignal/sync-tags';
+import { AmpError, type Backoff, delay, retryDelayMs } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
 import { keepRenewing, LEASE_MS } from '../store/leases';
@@ -30,8 +31,6 @@ const FLUSH_ROWS = 250;
 export const MAX_ATTEMPTS = 10;
 /** Short and capped: a run with a 10% fault rate still ends in seconds. */
 const DELIVERY_BACKOFF: Backoff = { baseMs: 200, capMs: 5_000 };
-/** OneSignal: "Please limit your tag updates to 100 per request" (onesignal-api.md §3). */
-const MAX_TAGS_PER_REQUEST = 100;
 /** A pass waits for retries due within this horizon instead of returning with rows pending. */
 const MAX_RETRY_WAIT_MS = 60_000;
 
@@ -311,10 +310,8 @@ async function confirmedTagCounts(ctx: Context, destinationId: string, users: st
 }
 
 /**
- * One user's pending changes on this destination, coalesced: normally one PATCH with every tag
- * change (≤ 100 keys per request). When the adds would push the user past the plan's tag
- * budget, the deletes go first in an earlier request (OneSignal refuses new tags at the limit
- * but accepts deletes, onesignal-api.md §3.2); the client's per-user pacing spaces the two.
+ * One user's pending changes on this destination, coalesced into the syncTags action's requests
+ * (normally one PATCH carrying every tag change), sent, and settled as ledger outcomes.
  */
 async function deliverUser(
   client: Client,
@@ -324,77 +321,47 @@ async function deliverUser(
   confirmedTags: number,
   maxTagsPerUser: number,
 ): Promise<{ results: Outcome[]; fatal?: AmpError }> {
-  const adds = rows.filter((r) => r.desired === 1);
-  const deletes = rows.filter((r) => r.desired === 0);
-  const phases: Claimed[][] =
-    adds.length > 0 && deletes.length > 0 && confirmedTags + adds.length > maxTagsPerUser ? [deletes, adds] : [rows];
-  const requests: Claimed[][] = [];
-  for (const phase of phases)
-    for (let i = 0; i < phase.length; i += MAX_TAGS_PER_REQUEST)
-      requests.push(phase.slice(i, i + MAX_TAGS_PER_REQUEST));
-
-  const results: Outcome[] = [];
-  let failure: AmpError | undefined;
-  for (const batch of requests) {
-    if (failure) {
-      // An earlier request for this user failed; the later one would meet the same fate (or
-      // break the deletes-first order), so it shares the outcome without being sent.
-      results.push(...batch.map((r) => outcomeFor(r, failure!)));
-      continue;
-    }
-    const tags: Record<string, string> = {};
-    for (const r of batch) tags[tagKeys.get(r.sync_id)!] = r.desired === 1 ? '1' : '';
-    try {
-      await client.updateTags(user, tags);
-      results.push(
-        ...batch.map((r) => ({
-          syncId: r.sync_id,
-          externalId: r.external_id,
-          sent: r.desired,
-          outcome: 'delivered' as const,
-          error: null,
-          attempts: r.attempts,
-          nextAttemptAt: null,
-        })),
-      );
-    } catch (e) {
-      failure = toAmpError(e);
-      if (failure.kind === 'destination_fatal') return { results, fatal: failure };
-      results.push(...batch.map((r) => outcomeFor(r, failure!)));
-    }
-  }
-  return { results };
+  const changes: TagChange[] = rows.map((r, index) => ({
+    index,
+    tagKey: tagKeys.get(r.sync_id)!,
+    member: r.desired === 1,
+    valueKind: 'presence',
+    enteredAtMs: null,
+  }));
+  const requests = syncTags.plan({ maxTagsPerUser }, { externalId: user, confirmedTags, changes });
+  const r = await syncTags.performBatch(client, user, requests);
+  const results = r.settled.map(({ index, settlement }) => outcomeFor(rows[index]!, settlement));
+  return r.fatal ? { results, fatal: r.fatal } : { results };
 }
 
-function outcomeFor(r: Claimed, e: AmpError): Outcome {
+/** The ledger outcome of a settled change: our retry policy (attempts, backoff) applied to the action's verdict. */
+function outcomeFor(r: Claimed, s: TagSettlement): Outcome {
   const base = { syncId: r.sync_id, externalId: r.external_id, sent: r.desired };
-  if (e.kind === 'skip')
-    return { ...base, outcome: 'not_found', error: e.message, attempts: r.attempts, nextAttemptAt: null };
-  if (e.kind === 'terminal')
-    return { ...base, outcome: 'failed', error: e.message, attempts: r.attempts + 1, nextAttemptAt: null };
-  if (e.code === 'rate_limited' || e.code === 'aborted') {
-    // A 429 is the vendor pacing us, and a cancelled request was never answered: neither is a
-    // fault of this record, so neither spends its retry budget.
-    return {
-      ...base,
-      outcome: 'retry',
-      error: e.message,
-      attempts: r.attempts,
-      nextAttemptAt: Date.now() + (e.retryAfterMs ?? (e.code === 'aborted' ? 0 : 1000)),
-    };
+  switch (s.status) {
+    case 'delivered':
+      return { ...base, outcome: 'delivered', error: null, attempts: r.attempts, nextAttemptAt: null };
+    case 'not_found':
+      return { ...base, outcome: 'not_found', error: s.reason, attempts: r.attempts, nextAttemptAt: null };
+    case 'failed':
+      return { ...base, outcome: 'failed', error: s.reason, attempts: r.attempts + 1, nextAttemptAt: null };
+    case 'held':
+      return {
+        ...base,
+        outcome: 'retry',
+        error: s.reason,
+        attempts: r.attempts,
+        nextAttemptAt: Date.now() + s.retryAfterMs,
+      };
+    case 'retry': {
+      const attempts = r.attempts + 1;
+      if (attempts >= MAX_ATTEMPTS) {
+        const error = `${s.reason} (gave up after ${attempts} attempts)`;
+        return { ...base, outcome: 'failed', error, attempts, nextAttemptAt: null };
+      }
+      const wait = retryDelayMs(DELIVERY_BACKOFF, attempts, s.retryAfterMs);
+      return { ...base, outcome: 'retry', error: s.reason, attempts, nextAttemptAt: Date.now() + wait };
+    }
   }
-  const attempts = r.attempts + 1;
-  if (attempts >= MAX_ATTEMPTS) {
-    return {
-      ...base,
-      outcome: 'failed',
-      error: `${e.message} (gave up after ${attempts} attempts)`,
-      attempts,
-      nextAttemptAt: null,
-    };
-  }
-  const wait = retryDelayMs(DELIVERY_BACKOFF, attempts, e.retryAfterMs);
-  return { ...base, outcome: 'retry', error: e.message, attempts, nextAttemptAt: Date.now() + wait };
 }
 
 /**

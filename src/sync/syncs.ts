@@ -2,6 +2,7 @@ import type { Selectable } from 'kysely';
 import { z } from 'zod';
 import { assertCadenceFitsBudget } from '../connectors/amplitude/budget';
 import { clientForDestination, getDestination } from '../connectors/onesignal/destinations';
+import { syncTags } from '../connectors/onesignal/sync-tags';
 import { AmpError, toAmpError } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
@@ -48,25 +49,6 @@ export function syncView(r: SyncRow): SyncView {
     last_run_id: r.last_run_id,
     created_at: Number(r.created_at),
   };
-}
-
-export function slugify(name: string): string {
-  return (
-    name
-      .toLowerCase()
-      .normalize('NFKD')
-      .replace(/[^a-z0-9]+/g, '_')
-      .replace(/^_+|_+$/g, '')
-      .slice(0, 48) || 'cohort'
-  );
-}
-
-/** Tag key from the destination's template; OneSignal import rejects spaces in tag keys, so none are produced. */
-export function tagKeyFor(template: string, cohort: { id: string; name: string }): string {
-  return template
-    .replaceAll('{cohort_id}', cohort.id)
-    .replaceAll('{cohort_name_slug}', slugify(cohort.name))
-    .replace(/\s+/g, '_');
 }
 
 export async function getSync(ctx: Context, id: string): Promise<SyncRow> {
@@ -116,7 +98,7 @@ export async function createSync(
 
   const now = Date.now();
   const id = newId('syn');
-  const tagKey = tagKeyFor(dest.tag_key_template, cohort);
+  const tagKey = syncTags.tagKey(dest.tag_key_template, cohort);
   try {
     await db
       .insertInto('syncs')

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { catalog, getConnector } from '../../src/connectors/catalog';
-import { renderTagKey } from '../../src/connectors/onesignal/definition';
 import {
   clientForDestination,
   createDestination,
@@ -11,6 +10,7 @@ import {
   pauseDestination,
   resumeDestination,
 } from '../../src/connectors/onesignal/destinations';
+import { renderTagKey } from '../../src/connectors/onesignal/tag-keys';
 import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
 import { describeEachDialect } from '../helpers/db';
 import { caught } from '../helpers/errors';
@@ -158,7 +158,7 @@ it('the catalog lists the OneSignal connector and its settings schema', async ()
   expect(() => getConnector('nope')).toThrow(/unknown connector/);
   const parsed = catalog.onesignal.settingsSchema.parse({ name: 'n', app_id: app.appId, api_key: 'k' });
   expect(parsed.api_url).toBe('https://api.onesignal.com');
-  expect(renderTagKey('amp_cohort_{cohort_id}', '123')).toBe('amp_cohort_123');
-  expect(() => renderTagKey('{cohort_id}', 'user')).toThrow(/restricted/);
-  await catalog.onesignal.testConnection({ ...parsed, api_url: emu.url, api_key: app.apiKey });
+  expect(renderTagKey('amp_cohort_{cohort_id}', { id: '123' })).toBe('amp_cohort_123');
+  expect(() => renderTagKey('{cohort_id}', { id: 'user' })).toThrow(/restricted/);
+  await catalog.onesignal.testAuthentication({ ...parsed, api_url: emu.url, api_key: app.apiKey });
 });

@@ -18,7 +18,7 @@ function clientFor(
   });
 }
 
-/** The Amplitude cohort source as a catalog connector: settings, a credential check, its operations. */
+/** The Amplitude cohort source as a catalog connector: settings, a credential check, its actions. */
 export const amplitudeDefinition = {
   id: 'amplitude',
   name: 'Amplitude',
@@ -27,10 +27,10 @@ export const amplitudeDefinition = {
   settingsSchema: amplitudeSettingsSchema,
   // Listing cohorts is free (it is not a download), so it doubles as the credential check; one
   // try, so whoever asked hears about an unreachable host at once.
-  testConnection: async (settings: AmplitudeSettings): Promise<void> => {
+  testAuthentication: async (settings: AmplitudeSettings): Promise<void> => {
     await clientFor(settings, { tries: 1 }).listCohorts();
   },
-  operations: {
+  actions: {
     listCohorts: (settings: AmplitudeSettings) => clientFor(settings).listCohorts(),
   },
 };

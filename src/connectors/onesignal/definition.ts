@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { AmpError } from '../../errors';
 import { OneSignalClient } from './client';
 import {
   DEFAULT_EXTERNAL_ID_PROPERTY,
@@ -7,29 +6,11 @@ import {
   DEFAULT_TAG_KEY_TEMPLATE,
   MAX_PROPERTY_UPDATES_PER_REQUEST,
   ONESIGNAL_API_URL,
-  RESTRICTED_TAG_KEYS,
   TAG_KEY_PLACEHOLDER,
   USER_UPDATES_PER_SECOND_PER_APP,
 } from './constants';
-
-/**
- * Renders the tag key of one cohort from a destination's template and checks it against
- * OneSignal's tag rules (no restricted keys; no spaces, as the CSV import requires).
- */
-export function renderTagKey(template: string, cohortId: string): string {
-  const key = template.split(TAG_KEY_PLACEHOLDER).join(cohortId);
-  const problem = tagKeyProblem(key);
-  if (problem) throw new AmpError('invalid_input', `tag key "${key}" ${problem}`);
-  return key;
-}
-
-function tagKeyProblem(key: string): string | undefined {
-  if (!key) return 'is empty';
-  if (/\s/.test(key)) return 'contains whitespace, which OneSignal tag keys must not';
-  if (RESTRICTED_TAG_KEYS.includes(key.toLowerCase()))
-    return `is a restricted OneSignal tag key (${RESTRICTED_TAG_KEYS.join(', ')})`;
-  return undefined;
-}
+import { syncTags } from './sync-tags';
+import { tagKeyProblem } from './tag-keys';
 
 // A OneSignal App ID is a UUID (Settings > Keys & IDs); dashes are optional so a pasted id works.
 const APP_ID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
@@ -86,14 +67,14 @@ export const oneSignalSettingsSchema = z.object({
 export type OneSignalSettings = z.output<typeof oneSignalSettingsSchema>;
 export type OneSignalSettingsInput = z.input<typeof oneSignalSettingsSchema>;
 
-/** A connector: its settings schema, a credential check and its operations (à la Segment action-destinations). */
-export interface ConnectorDefinition<S, Ops> {
+/** A connector: its settings schema, a credential check and its actions (à la Segment action-destinations). */
+export interface ConnectorDefinition<S, Actions> {
   id: string;
   name: string;
   description: string;
   settingsSchema: z.ZodType<S>;
-  testConnection(settings: S): Promise<void>;
-  operations: Ops;
+  testAuthentication(settings: S): Promise<void>;
+  actions: Actions;
 }
 
 function clientFor(
@@ -113,11 +94,6 @@ export const oneSignalDefinition = {
   description:
     'Mirror cohort membership onto OneSignal users as data tags (by external_id), with one segment per cohort.',
   settingsSchema: oneSignalSettingsSchema,
-  testConnection: (settings: OneSignalSettings) => clientFor(settings).testConnection(),
-  operations: {
-    updateTags: (settings: OneSignalSettings, externalId: string, tags: Record<string, string>) =>
-      clientFor(settings).updateTags(externalId, tags),
-    createSegment: (settings: OneSignalSettings, name: string, tagKey: string) =>
-      clientFor(settings).createSegment(name, tagKey),
-  },
-} satisfies ConnectorDefinition<OneSignalSettings, Record<string, (...args: never[]) => Promise<unknown>>>;
+  testAuthentication: (settings: OneSignalSettings) => clientFor(settings).testConnection(),
+  actions: { syncTags },
+} satisfies ConnectorDefinition<OneSignalSettings, Record<string, { title: string; description: string }>>;

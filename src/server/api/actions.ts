@@ -87,7 +87,7 @@ export async function testSettingsAction(input: Record<string, unknown>): Promis
   const r = connector.settingsSchema.safeParse(input);
   if (!r.success) throw new AmpError('invalid_input', describeIssues(r.error));
   try {
-    await connector.testConnection(r.data);
+    await connector.testAuthentication(r.data);
     return { ok: true, message: `connected to OneSignal app ${r.data.app_id}` };
   } catch (e) {
     return testFailure(e, r.data.api_url);
