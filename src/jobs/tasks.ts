@@ -1,8 +1,8 @@
-import { applyPendingWebhooks, applyWebhookMessage } from '../connectors/amplitude/webhooks';
 import { AmpError, isAmpError } from '../errors';
 import { forwardStream } from '../events/forward';
 import type { Context } from '../store';
 import { LEASE_MS, renewEveryMs } from '../store/leases';
+import { applyPendingWebhooks, applyWebhookMessage } from '../sync/cohort-webhooks';
 import { deliverDestination, nextRetryAt } from '../sync/deliver';
 import { runSync } from '../sync/run';
 import { closeAbandonedRuns } from '../sync/run-record';

@@ -1,8 +1,8 @@
 import { type Kysely, type Selectable, sql } from 'kysely';
-import { amplitudeSnapshotSource } from '../connectors/amplitude/snapshot';
 import { AmpError, toAmpError } from '../errors';
 import type { Context } from '../store';
 import type { DB } from '../store/schema';
+import { amplitudeSnapshotSource } from './amplitude-snapshot';
 import { deliverableDestination, deliverDestination } from './deliver';
 import { applyDiff, countConfirmed, countDiff, type DiffParams, sampleDiff } from './diff';
 import { guardDecision } from './guard';
@@ -116,7 +116,7 @@ async function workRun(
   // A paused destination is refused before the pull, which may cost a download of the budget.
   if (!r.dryRun) await deliverableDestination(ctx, sync.destination_id);
   opts.onProgress?.({ phase: 'load', done: 0, total: 0 });
-  const snapshot = await stageSnapshot(ctx, run.runId, r.cohort);
+  const snapshot = await stageSnapshot(ctx, run.runId, r.cohort, sync.external_id_property);
   const p: DiffParams = {
     syncId: sync.id,
     destinationId: sync.destination_id,
@@ -162,7 +162,12 @@ interface StagedSnapshot {
  * read in place; anything else goes through the staging writer (TEMP tables on SQLite,
  * `staging` rows on PostgreSQL).
  */
-async function stageSnapshot(ctx: Context, runId: string, cohort: Selectable<DB['cohorts']>): Promise<StagedSnapshot> {
+async function stageSnapshot(
+  ctx: Context,
+  runId: string,
+  cohort: Selectable<DB['cohorts']>,
+  externalIdProperty: string,
+): Promise<StagedSnapshot> {
   if (cohort.origin === 'file' && ctx.store.sqlite) {
     const size = async (db: Kysely<DB>) => {
       const c = await db.selectFrom('cohorts').select('size').where('id', '=', cohort.id).executeTakeFirst();
@@ -177,7 +182,9 @@ async function stageSnapshot(ctx: Context, runId: string, cohort: Selectable<DB[
     };
   }
   const source: SnapshotSource =
-    cohort.origin === 'file' ? fileSnapshotSource(cohort.id) : amplitudeSnapshotSource(cohort.id);
+    cohort.origin === 'file'
+      ? fileSnapshotSource(cohort.id)
+      : amplitudeSnapshotSource(cohort.id, { externalIdProperty });
   const writer = new BufferedStagingWriter(ctx, runId);
   const loaded = await source.load(ctx, runId, writer);
   const staged = await writer.finish();

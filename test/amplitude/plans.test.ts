@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { createSource } from '../../src/connectors/amplitude/sources';
 import { checkWebhookBody } from '../../src/connectors/amplitude/webhook-payload';
-import { applyPendingWebhooks, storeWebhook } from '../../src/connectors/amplitude/webhooks';
 import { createDestination } from '../../src/connectors/onesignal/destinations';
 import { pruneExpired } from '../../src/jobs/retention';
+import { applyPendingWebhooks, storeWebhook } from '../../src/sync/cohort-webhooks';
 import { createSync } from '../../src/sync/syncs';
 import { fullScansDuring, sqliteScope } from '../helpers/plans';
 

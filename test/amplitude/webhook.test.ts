@@ -1,13 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createSource, updateSource } from '../../src/connectors/amplitude/sources';
-import { applyPendingWebhooks, applyWebhookMessage } from '../../src/connectors/amplitude/webhooks';
 import { createDestination } from '../../src/connectors/onesignal/destinations';
 import { type AmplitudeEmulator, startAmplitudeEmulator } from '../../src/emulators/amplitude';
 import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
 import { createJobQueue } from '../../src/jobs';
 import { buildServer } from '../../src/server/app';
 import type { Context } from '../../src/store';
+import { applyPendingWebhooks, applyWebhookMessage } from '../../src/sync/cohort-webhooks';
 import { deliverDestination } from '../../src/sync/deliver';
 import { runSync } from '../../src/sync/run';
 import { createSync } from '../../src/sync/syncs';

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { AmpError } from '../../errors';
 import { hasNul, NUL_PROBLEM } from '../../store/text';
+import { COHORT_FILE_USER_COLUMN } from './constants';
 
 /**
  * Validation of one Amplitude cohort-webhook body, kept apart from storage so it can run on a
@@ -218,4 +219,15 @@ export function checkWebhookBody(text: string, receivedAt = Date.now()): Webhook
     throw new AmpError('invalid_input', `the body is not valid JSON: ${(e as Error).message}`);
   }
   return summarizeWebhook(parseWebhookPayload(body), receivedAt);
+}
+
+/** The external id of one webhook user under a mapping (user_id, or a selected user property). */
+export function mapWebhookUser(u: WebhookUser, property: string): string | undefined {
+  const v = property === COHORT_FILE_USER_COLUMN ? u.user_id : u.user_properties?.[property];
+  if (v === null || v === undefined) return undefined;
+  if (typeof v !== 'string' && typeof v !== 'number') return undefined;
+  const s = String(v).trim();
+  // A user property is not checked at the edge (any property may be the mapping): one the
+  // database cannot store is no external id, like a blank one.
+  return s.length && !hasNul(s) ? s : undefined;
 }

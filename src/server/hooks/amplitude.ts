@@ -1,9 +1,9 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WEBHOOK_BODY_LIMIT_BYTES } from '../../connectors/amplitude/constants';
-import { cohortWritableBy, notYourCohort, storeWebhook } from '../../connectors/amplitude/webhooks';
 import { isAmpError } from '../../errors';
 import { QUEUES, TASKS } from '../../jobs/port';
 import { secretsEqual } from '../../store/secrets';
+import { cohortWritableBy, notYourCohort, storeWebhook } from '../../sync/cohort-webhooks';
 import { log } from '../../telemetry/logger';
 import { bearerToken } from '../api/auth';
 import type { ServerDeps } from '../app';

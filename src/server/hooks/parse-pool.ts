@@ -1,8 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { checkWebhookBody, type WebhookSummary } from '../../connectors/amplitude/webhook-payload';
-import type { StoredBody } from '../../connectors/amplitude/webhooks';
 import { AmpError, type ErrorCode } from '../../errors';
+import type { StoredBody } from '../../sync/cohort-webhooks';
 import { log } from '../../telemetry/logger';
 
 /**

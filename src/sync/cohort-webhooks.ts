@@ -1,17 +1,20 @@
 import { inflateRawSync } from 'node:zlib';
 import { sql } from 'kysely';
-import { AmpError, toAmpError } from '../../errors';
-import type { Context, InboxValues } from '../../store';
-import { hasNul } from '../../store/text';
-import { applyMembershipDelta } from '../../sync/ledger';
-import { COHORT_FILE_USER_COLUMN } from './constants';
-import { membershipTimeMs, type WebhookSummary, type WebhookUser } from './webhook-payload';
+import {
+  mapWebhookUser,
+  membershipTimeMs,
+  type WebhookSummary,
+  type WebhookUser,
+} from '../connectors/amplitude/webhook-payload';
+import { AmpError, toAmpError } from '../errors';
+import type { Context, InboxValues } from '../store';
+import { applyMembershipDelta } from './ledger';
 
 /**
  * Amplitude cohort-webhook messages: validated, stored in `webhook_inbox` before the 200 goes
  * out (Amplitude retries after ~1-2 s, so applying happens later), deduplicated on
  * (source, message_id), then applied to the ledger of every sync of the cohort.
- * Validation of the payload: webhook-payload.ts.
+ * Validation of the payload and the user mapping: connectors/amplitude/webhook-payload.ts.
  */
 
 export interface StoredWebhook {
@@ -67,17 +70,6 @@ export function notYourCohort(sourceId: string, cohortId: string): AmpError {
     'forbidden',
     `cohort ${cohortId} is not a cohort of source ${sourceId} (it was imported from a file or belongs to another source); a source's webhook may change only its own cohorts`,
   );
-}
-
-/** The external id of one webhook user under a mapping (user_id, or a selected user property). */
-export function mapWebhookUser(u: WebhookUser, property: string): string | undefined {
-  const v = property === COHORT_FILE_USER_COLUMN ? u.user_id : u.user_properties?.[property];
-  if (v === null || v === undefined) return undefined;
-  if (typeof v !== 'string' && typeof v !== 'number') return undefined;
-  const s = String(v).trim();
-  // A user property is not checked at the edge (any property may be the mapping): one the
-  // database cannot store is no external id, like a blank one.
-  return s.length && !hasNul(s) ? s : undefined;
 }
 
 /**

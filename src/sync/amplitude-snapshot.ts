@@ -1,30 +1,18 @@
-import { AmpError, isAmpError } from '../../errors';
-import type { Context } from '../../store';
-import type { SnapshotSource } from '../../sync/snapshot';
-import { markDownload, reserveDownload } from './budget';
-import { AmplitudeCohortsClient, type CohortsClientOptions } from './cohorts-api';
-import { COHORT_FILE_USER_COLUMN } from './constants';
-import { streamExternalIds } from './csv-stream';
-import { getSource, sourceCredentials } from './sources';
+import { markDownload, reserveDownload } from '../connectors/amplitude/budget';
+import { AmplitudeCohortsClient, type CohortsClientOptions } from '../connectors/amplitude/cohorts-api';
+import { COHORT_FILE_USER_COLUMN } from '../connectors/amplitude/constants';
+import { streamExternalIds } from '../connectors/amplitude/csv-stream';
+import { getSource, sourceCredentials } from '../connectors/amplitude/sources';
+import { AmpError, isAmpError } from '../errors';
+import type { SnapshotSource } from './snapshot';
 
 export interface AmplitudeSnapshotOptions {
-  /** The Amplitude field that becomes the external id; default: the run's sync's external_id_property. */
+  /** The Amplitude field that becomes the external id (the sync's external_id_property); default user_id. */
   externalIdProperty?: string;
   /** Client overrides (poll interval for tests and the emulator, an abort signal). */
   client?: Partial<Pick<CohortsClientOptions, 'pollIntervalMs' | 'tries' | 'maxWaitMs' | 'timeoutMs' | 'signal'>>;
   /** Told how many HTTP requests the pull sent to Amplitude. */
   onRequests?: (n: number) => void;
-}
-
-/** The mapping of the sync that owns a run (the engine creates the run row before loading). */
-async function propertyForRun(ctx: Context, runId: string): Promise<string | undefined> {
-  const r = await ctx.store.db
-    .selectFrom('runs')
-    .innerJoin('syncs', 'syncs.id', 'runs.sync_id')
-    .select('syncs.external_id_property')
-    .where('runs.id', '=', runId)
-    .executeTakeFirst();
-  return r?.external_id_property;
 }
 
 /**
@@ -42,7 +30,7 @@ export function amplitudeSnapshotSource(cohortId: string, opts: AmplitudeSnapsho
       if (!cohort.source_id)
         throw new AmpError('invalid_input', `cohort ${cohortId} has no Amplitude source to pull from`);
       const source = await getSource(ctx, cohort.source_id);
-      const property = opts.externalIdProperty ?? (await propertyForRun(ctx, runId)) ?? COHORT_FILE_USER_COLUMN;
+      const property = opts.externalIdProperty ?? COHORT_FILE_USER_COLUMN;
       const client = new AmplitudeCohortsClient({ ...sourceCredentials(ctx, source), ...(opts.client ?? {}) });
 
       try {
