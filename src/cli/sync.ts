@@ -5,6 +5,7 @@ import { runSync } from '../sync/run';
 import { createSync, deleteSync, getSync, listSyncs, type SyncView, syncView } from '../sync/syncs';
 import { emit, parseInput, withContext } from './output';
 import { printRun, withProgressBar } from './runs';
+import { registerVerify } from './verify';
 
 const idArg = z.string().trim().min(1, 'a sync id is required');
 
@@ -116,4 +117,6 @@ export function register(program: Command): void {
         if (!r.deleted) process.exitCode = 1;
       });
     });
+
+  registerVerify(sync);
 }

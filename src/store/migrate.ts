@@ -11,6 +11,7 @@ import * as m007 from './migrations/007_inbox_deflate';
 import * as m008edge from './migrations/008_edge_unfreeze_times';
 import * as m008r from './migrations/008_recovery_leases';
 import * as m009 from './migrations/009_alerts';
+import * as m011verify from './migrations/011_verifications';
 
 type DialectMigration = { up: (db: any, dialect: Store['dialect']) => Promise<void> };
 
@@ -26,6 +27,7 @@ const MIGRATIONS: Record<string, DialectMigration> = {
   '008_edge_unfreeze_times': m008edge,
   '008_recovery_leases': m008r,
   '009_alerts': m009,
+  '011_verifications': m011verify,
 };
 
 function migrator(store: Store): Migrator {

@@ -257,6 +257,31 @@ export interface AlertNotificationsTable {
   created_at: number;
 }
 
+/** One read-back verification of a sync (migration 011, src/sync/verify.ts). */
+export interface VerificationsTable {
+  id: string;
+  sync_id: string;
+  status: string; // 'running' | 'completed' | 'failed'
+  trigger: string; // 'manual' | 'schedule'
+  /** Users asked for; `checked` of them were read back (fewer when the ledger holds fewer). */
+  sample_size: number;
+  checked: number;
+  matched: number;
+  drifted: number;
+  /** Read back, but their ledger row changed meanwhile (a delivery): neither matched nor drifted. */
+  skipped: number;
+  /** Drifted users marked pending again (--repair). */
+  repaired: number;
+  /** matched / (matched + drifted); null when nothing was compared. */
+  match_rate: number | null;
+  /** JSON: the drifted users, [{external_id, kind, expected, actual}], at most VERIFY_DRIFT_KEPT. */
+  drift: string | null;
+  error: string | null;
+  started_at: number;
+  finished_at: number | null;
+  lease_until: number | null;
+}
+
 export interface DB {
   sources: SourcesTable;
   destinations: DestinationsTable;
@@ -275,4 +300,5 @@ export interface DB {
   alert_channels: AlertChannelsTable;
   alerts: AlertsTable;
   alert_notifications: AlertNotificationsTable;
+  verifications: VerificationsTable;
 }

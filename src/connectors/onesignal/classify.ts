@@ -5,6 +5,7 @@ import { DEFAULT_RETRY_AFTER_MS } from './constants';
 /** Which call produced the answer: a 404 means "user not found" only on user updates. */
 export type OneSignalOperation =
   | 'update_user'
+  | 'view_user'
   | 'test_connection'
   | 'create_segment'
   | 'list_segments'

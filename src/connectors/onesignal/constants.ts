@@ -75,3 +75,9 @@ export const RESTRICTED_TAG_KEYS: readonly string[] = [
 // undocumented). Source: https://documentation.onesignal.com/reference/edit-tags-with-external-user-id
 export const TAG_PRESENT = '1';
 export const TAG_DELETE = '';
+
+// "View endpoints (messages, templates, users): 1 req/s per app". Reading users back is paced by
+// its own limiter, apart from the 1,000 req/s of updates.
+// Source: https://documentation.onesignal.com/reference/rate-limits; View user (200/400/401/404/429):
+// https://documentation.onesignal.com/reference/view-user
+export const USER_VIEWS_PER_SECOND_PER_APP = 1;
