@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { registerAmplitudeEmulatorCli } from '../emulators/amplitude/cli';
-import { registerOneSignalEmulatorCli } from '../emulators/onesignal/cli';
+import { registerAmplitudeEmulatorCli } from './emulator-amplitude';
+import { registerOneSignalEmulatorCli } from './emulator-onesignal';
 
 export function register(program: Command): void {
   const emulator = program.command('emulator');

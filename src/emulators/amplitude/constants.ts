@@ -1,20 +1,32 @@
 /**
- * Vendor facts the Amplitude emulator encodes on top of src/connectors/amplitude/constants.ts
- * (which holds the limits both sides share). Each with its source; [U] marks the readings the
- * docs leave open, where the emulator takes the most conservative one.
+ * Vendor facts the Amplitude emulator encodes, each with its source; [U] marks the readings the
+ * docs leave open, where the emulator takes the most conservative one. The emulator keeps its own
+ * copy of the limits the client also knows (src/connectors/amplitude/constants.ts): a fake that
+ * read the client's constants would agree with a client whose figure is wrong.
  */
-export {
-  BATCH_PATH,
-  COHORT_API_CONCURRENCY,
-  COHORT_FILE_REDIRECT_TTL_MS,
-  HTTP_V2_EPS_PER_ID,
-  HTTP_V2_MAX_BYTES,
-  HTTP_V2_MAX_EVENTS,
-  HTTP_V2_MAX_STRING,
-  HTTP_V2_MIN_ID_LENGTH,
-  HTTP_V2_PATH,
-  INSERT_ID_DEDUPE_WINDOW_MS,
-} from '../../connectors/amplitude/constants';
+
+// Source: https://amplitude.com/docs/apis/analytics/http-v2 and /batch-event-upload (endpoints)
+export const HTTP_V2_PATH = '/2/httpapi';
+export const BATCH_PATH = '/batch';
+// 5 concurrent requests per project across Amplitude's REST APIs; more get 429.
+// Source: https://amplitude.com/docs/apis/analytics/dashboard-rest (concurrency)
+export const COHORT_API_CONCURRENCY = 5;
+// The 302 from .../file points at a pre-signed S3 URL valid for one minute.
+// Source: https://amplitude.com/docs/apis/analytics/behavioral-cohorts (download step 3)
+export const COHORT_FILE_REDIRECT_TTL_MS = 60_000;
+// HTTP V2 request limits: < 2000 events and < 1 MB per request, else 413.
+// Source: https://amplitude.com/docs/apis/analytics/http-v2 (limits)
+export const HTTP_V2_MAX_EVENTS = 2000;
+export const HTTP_V2_MAX_BYTES = 1_000_000;
+// A user or device over 30 events/s is throttled (429). Source: https://amplitude.com/docs/apis/analytics/http-v2 (429)
+export const HTTP_V2_EPS_PER_ID = 30;
+// user_id/device_id shorter than 5 chars are dropped unless options.min_id_length says otherwise.
+// Source: https://amplitude.com/docs/apis/analytics/http-v2 (ID length)
+export const HTTP_V2_MIN_ID_LENGTH = 5;
+// insert_id dedupe window. Source: https://amplitude.com/docs/apis/analytics/http-v2#event-deduplication
+export const INSERT_ID_DEDUPE_WINDOW_MS = 7 * 24 * 3600 * 1000;
+// Strings longer than 1024 characters are rejected/truncated. Source: https://amplitude.com/docs/apis/analytics/http-v2
+export const HTTP_V2_MAX_STRING = 1024;
 
 // Batch Event Upload accepts up to 20 MB per request (HTTP V2: < 1 MB).
 // Source: https://amplitude.com/docs/apis/analytics/batch-event-upload (limits)

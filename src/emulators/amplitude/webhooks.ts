@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { httpRequest } from '../../connectors/http';
+import { request } from 'undici';
 import { WEBHOOK_USER_AGENT } from './constants';
 import type { ResolvedOptions } from './options';
 
@@ -154,7 +154,8 @@ export class WebhookPusher {
     let status = 0;
     let error: string | undefined;
     try {
-      const res = await httpRequest(this.opts.webhookUrl!, {
+      // The emulator is Amplitude's side: its own HTTP call, not the client code under test.
+      const res = await request(this.opts.webhookUrl!, {
         method: 'POST',
         headers: {
           ...this.opts.webhookHeaders,
@@ -162,10 +163,12 @@ export class WebhookPusher {
           'user-agent': WEBHOOK_USER_AGENT,
         },
         body: JSON.stringify(msg.payload),
-        timeoutMs: this.opts.webhookTimeoutMs,
+        headersTimeout: this.opts.webhookTimeoutMs,
+        bodyTimeout: this.opts.webhookTimeoutMs,
       });
-      status = res.status;
-      if (status < 200 || status > 299) error = res.text.slice(0, 200);
+      const text = await res.body.text();
+      status = res.statusCode;
+      if (status < 200 || status > 299) error = text.slice(0, 200);
     } catch (e) {
       error = e instanceof Error ? e.message : String(e);
     }

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { emit, parseInput, reportError } from '../../cli/output';
-import { DEFAULT_APP } from './constants';
-import { startOneSignalEmulator } from './index';
+import { DEFAULT_APP } from '../emulators/onesignal/constants';
+import { startOneSignalEmulator } from '../emulators/onesignal/index';
+import { emit, parseInput, reportError } from './output';
 
 const intFlag = (min: number) => z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(min);
 const rateFlag = z.coerce.number({ error: 'must be a number' }).min(0).max(1, 'must be between 0 and 1');

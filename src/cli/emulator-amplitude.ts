@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { parseInput } from '../../cli/output';
-import { startAmplitudeEmulator } from './index';
+import { startAmplitudeEmulator } from '../emulators/amplitude/index';
+import { parseInput } from './output';
 
 const DEFAULT_PROJECT = { apiKey: 'amp-emulator-api-key', secretKey: 'amp-emulator-secret-key' };
 
