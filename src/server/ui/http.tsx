@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
-import { AmpError } from '../../errors';
+import { AmpError, toAmpError } from '../../errors';
 import type { AdminDeps } from '../api/auth';
 import { describeIssues } from '../api/errors';
 import { idParam } from '../api/schemas';
@@ -45,3 +45,24 @@ export function fieldErrors(error: z.ZodError): Record<string, string> {
 
 /** `/syncs/syn_…`: ids are checked on the way in, and encoded on the way out all the same. */
 export const pathOf = (kind: string, id: string, tail = ''): string => `/${kind}/${encodeURIComponent(id)}${tail}`;
+
+/**
+ * This server's address as the person reading the page reaches it, for URLs to paste into a
+ * vendor's dashboard: AMPSIGNAL_PUBLIC_URL when set (behind a proxy the Host can be internal),
+ * else the scheme and host of this request.
+ */
+export function publicBase(req: FastifyRequest): string {
+  const configured = process.env.AMPSIGNAL_PUBLIC_URL?.trim().replace(/\/+$/, '');
+  return configured || `${req.protocol}://${req.host}`;
+}
+
+/** Empty form fields mean "not given". */
+export const optional = (v: string | undefined): string | undefined =>
+  v === undefined || v.trim() === '' ? undefined : v.trim();
+
+/** A refusal a person can act on (bad input, conflict, refused state); anything else goes to the error page. */
+export function userFacing(e: unknown): AmpError {
+  const err = toAmpError(e);
+  if (err.kind === 'internal' || err.code === 'not_found') throw err;
+  return err;
+}

@@ -22,8 +22,10 @@ import { cohortRoutes } from './routes/cohorts';
 import { destinationRoutes } from './routes/destinations';
 import { overviewRoutes } from './routes/overview';
 import { runRoutes } from './routes/runs';
+import { sourceRoutes } from './routes/sources';
 import { streamRoutes } from './routes/streams';
 import { syncRoutes } from './routes/syncs';
+import { UI_SCRIPT } from './script';
 import { STYLESHEET } from './style';
 
 /**
@@ -39,7 +41,15 @@ const require = createRequire(import.meta.url);
 const PUBLIC_ROUTES = new Set(['/login']);
 
 /** One file per object under routes/; each registers its own pages and actions. */
-const UI_ROUTES: UiRoutes[] = [overviewRoutes, destinationRoutes, cohortRoutes, syncRoutes, runRoutes, streamRoutes];
+const UI_ROUTES: UiRoutes[] = [
+  overviewRoutes,
+  sourceRoutes,
+  destinationRoutes,
+  cohortRoutes,
+  syncRoutes,
+  runRoutes,
+  streamRoutes,
+];
 
 const CSP = [
   "default-src 'self'",
@@ -62,6 +72,9 @@ export async function registerUi(app: FastifyInstance, deps: AdminDeps): Promise
   const htmx = readFileSync(require.resolve('htmx.org/dist/htmx.min.js'));
   app.get('/assets/htmx.min.js', async (_req, reply) =>
     reply.type('application/javascript; charset=utf-8').header('cache-control', 'public, max-age=86400').send(htmx),
+  );
+  app.get('/assets/ui.js', async (_req, reply) =>
+    reply.type('application/javascript; charset=utf-8').header('cache-control', 'public, max-age=3600').send(UI_SCRIPT),
   );
   app.get('/assets/style.css', async (_req, reply) =>
     reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(STYLESHEET),

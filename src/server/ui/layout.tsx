@@ -5,13 +5,15 @@ import type { Children } from '@kitajs/html';
  * every dynamic text goes through an element with the `safe` attribute (attributes are escaped).
  */
 
-export type NavKey = 'overview' | 'catalog' | 'cohorts' | 'streams' | 'none';
+export type NavKey = 'overview' | 'sources' | 'destinations' | 'cohorts' | 'streams' | 'catalog' | 'none';
 
 const NAV: Array<{ key: NavKey; href: string; label: string }> = [
   { key: 'overview', href: '/', label: 'Overview' },
-  { key: 'catalog', href: '/catalog', label: 'Catalog' },
+  { key: 'sources', href: '/sources', label: 'Sources' },
+  { key: 'destinations', href: '/destinations', label: 'Destinations' },
   { key: 'cohorts', href: '/cohorts', label: 'Cohorts' },
   { key: 'streams', href: '/streams', label: 'Streams' },
+  { key: 'catalog', href: '/catalog', label: 'Catalog' },
 ];
 
 export function Layout(p: { title: string; nav: NavKey; children?: Children; signedIn?: boolean }): JSX.Element {
@@ -27,6 +29,7 @@ export function Layout(p: { title: string; nav: NavKey; children?: Children; sig
           <title safe>{`${p.title} · ampsignal`}</title>
           <link rel="stylesheet" href="/assets/style.css" />
           <script src="/assets/htmx.min.js" defer></script>
+          <script src="/assets/ui.js" defer></script>
         </head>
         <body>
           <header class="top">

@@ -49,6 +49,16 @@ dl.counters div{background:var(--card);border:1px solid var(--line);border-radiu
 dl.counters dt{font-size:.8rem;color:var(--muted)}
 dl.counters dd{margin:0;font-size:1.35rem;font-weight:650;font-variant-numeric:tabular-nums}
 code{background:#eef1f5;padding:.05rem .3rem;border-radius:4px;font-size:.88em}
+.table-wrap{overflow-x:auto;max-width:100%}
+.card table{margin:.25rem 0}
+table.facts{width:auto;min-width:50%}
+table.facts th{background:none;width:14rem;color:var(--muted);font-weight:600}
+.copy-field,#webhook-secret{display:grid;gap:.25rem;margin:.75rem 0}
+.copy-label{font-weight:600}
+.copy-row{display:flex;gap:.5rem;align-items:center;flex-wrap:wrap}
+.copy-row code{font-size:.9rem;padding:.35rem .5rem;overflow-wrap:anywhere;max-width:100%}
+button.small,.button.small{padding:.2rem .6rem;font-size:.85rem}
+.confirm ul{margin:.25rem 0 1rem}
 .htmx-request.htmx-indicator,.htmx-request .htmx-indicator{display:inline}
 .htmx-indicator{display:none}
 `;

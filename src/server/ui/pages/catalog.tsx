@@ -17,14 +17,15 @@ export function CatalogPage(p: { oneSignal: { name: string; description: string 
         <section class="card" aria-labelledby="cat-amplitude">
           <h2 id="cat-amplitude">Amplitude (source)</h2>
           <p>
-            Discover Amplitude cohorts (Behavioral Cohorts API) or receive them in real time through Amplitude's cohort
-            webhook. Sources hold a project's API and secret keys, so they are added from the command line:
+            One source per Amplitude project: list its cohorts (Behavioral Cohorts API), sync them on a cadence, or
+            receive them in real time through Amplitude's cohort webhook.
           </p>
-          <p>
-            <code>ampsignal source add --name … --region us --api-key … --secret-key …</code>
-          </p>
-          <p>
-            Cohorts imported from a file need no source: <code>ampsignal cohort import</code>.
+          <a class="button" href="/sources/new">
+            Add Amplitude source
+          </a>
+          <p class="muted">
+            From a terminal: <code>ampsignal source add amplitude --name … --api-key … --secret-key … --region us</code>
+            . Cohorts imported from a file need no source: <code>ampsignal cohort import --file … --name …</code>.
           </p>
         </section>
       </div>

@@ -1,4 +1,6 @@
-import { Field, Layout, Notice } from '../layout';
+import type { DestinationRead, SyncRead } from '../../api/queries';
+import { Badge, Field, Layout, Notice, Num, TableHead } from '../layout';
+import { Fact, Facts, SelectField } from '../parts';
 
 export interface DestinationFormValues {
   name?: string;
@@ -7,17 +9,20 @@ export interface DestinationFormValues {
   external_id_property?: string;
   tag_key_template?: string;
   max_tags_per_user?: string;
+  rate_limit_per_second?: string;
+  source_id?: string;
 }
 
 export function NewDestinationPage(p: {
   values: DestinationFormValues;
   errors: Record<string, string>;
   formError?: string;
+  sources: Array<{ id: string; name: string }>;
 }): JSX.Element {
   const v = p.values;
   const e = p.errors;
   return (
-    <Layout title="Add OneSignal destination" nav="catalog">
+    <Layout title="Add OneSignal destination" nav="destinations">
       <h1>Add a OneSignal destination</h1>
       <Notice kind="alert" text={p.formError} />
       <section class="card">
@@ -61,6 +66,28 @@ export function NewDestinationPage(p: {
             error={e.max_tags_per_user}
           />
           <Field
+            name="rate_limit_per_second"
+            label="Requests per second for this app"
+            type="number"
+            value={v.rate_limit_per_second ?? '1000'}
+            error={e.rate_limit_per_second}
+            hint="OneSignal allows 1,000 a second per app by default; lower it to leave room for other senders."
+          />
+          {p.sources.length === 0 ? (
+            ''
+          ) : (
+            <SelectField
+              name="source_id"
+              label="Amplitude source whose cohorts this app receives"
+              options={[
+                { value: '', label: 'none (cohorts imported from files)' },
+                ...p.sources.map((x) => ({ value: x.id, label: x.name })),
+              ]}
+              value={v.source_id ?? ''}
+              error={e.source_id}
+            />
+          )}
+          <Field
             name="api_url"
             label="API base URL"
             type="url"
@@ -94,5 +121,161 @@ export function TestResult(p: { ok: boolean; message: string }): JSX.Element {
     <p class={p.ok ? 'result ok' : 'result bad'} role="status" safe>
       {p.ok ? `Connection OK: ${p.message}` : `Connection failed: ${p.message}`}
     </p>
+  );
+}
+
+const destinationPath = (id: string, tail = '') => `/destinations/${encodeURIComponent(id)}${tail}`;
+
+function Status(p: { d: DestinationRead }): JSX.Element {
+  return (
+    <>
+      <Badge status={p.d.status} />
+      {p.d.status_reason ? <span class="muted" safe>{` ${p.d.status_reason}`}</span> : ''}
+    </>
+  );
+}
+
+export function DestinationsPage(p: { destinations: DestinationRead[]; syncs: SyncRead[] }): JSX.Element {
+  return (
+    <Layout title="Destinations" nav="destinations">
+      <h1>Destinations (OneSignal apps)</h1>
+      <p>
+        <a class="button" href="/destinations/new">
+          Add OneSignal destination
+        </a>
+      </p>
+      {p.destinations.length === 0 ? (
+        <p class="card">No destination yet: a destination is one OneSignal app that cohorts are synced to as tags.</p>
+      ) : (
+        <div class="table-wrap">
+          <table>
+            <TableHead
+              cols={[
+                'Destination',
+                'OneSignal app id',
+                'Status',
+                { label: 'Syncs', num: true },
+                { label: 'Pending rows', num: true },
+              ]}
+            />
+            <tbody>
+              {p.destinations.map((d) => (
+                <tr>
+                  <td>
+                    <a href={destinationPath(d.id)} safe>
+                      {d.name}
+                    </a>
+                  </td>
+                  <td>
+                    <code safe>{d.app_id}</code>
+                  </td>
+                  <td>
+                    <Status d={d} />
+                  </td>
+                  <Num n={p.syncs.filter((s) => s.destination_id === d.id).length} />
+                  <Num n={d.pending_rows} />
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </Layout>
+  );
+}
+
+export function DestinationPage(p: {
+  destination: DestinationRead;
+  syncs: SyncRead[];
+  notice?: string | undefined;
+  error?: string | undefined;
+}): JSX.Element {
+  const d = p.destination;
+  return (
+    <Layout title={`Destination ${d.name}`} nav="destinations">
+      <h1 safe>{`Destination: ${d.name}`}</h1>
+      <p>
+        <a href="/destinations">← All destinations</a>
+      </p>
+      <Notice text={p.notice} />
+      <Notice kind="alert" text={p.error} />
+      <section class="card">
+        <Facts>
+          <Fact label="Id">
+            <code safe>{d.id}</code>
+          </Fact>
+          <Fact label="Status">
+            <Status d={d} />
+          </Fact>
+          <Fact label="OneSignal app id">
+            <code safe>{d.app_id}</code>
+          </Fact>
+          <Fact label="API base URL" text={d.api_url} />
+          <Fact label="Amplitude source" text={d.source_id} />
+          <Fact label="Tag key template">
+            <code safe>{d.tag_key_template}</code>
+          </Fact>
+          <Fact label="external_id from" text={d.external_id_property} />
+          <Fact label="Cohort tags per user" text={d.max_tags_per_user} />
+          <Fact label="Rate limit" text={`${d.rate_limit_per_second} requests/s`} />
+          <Fact label="Rows waiting for OneSignal" text={d.pending_rows} />
+        </Facts>
+        <div class="actions">
+          <button
+            type="button"
+            class="secondary"
+            hx-post={destinationPath(d.id, '/test')}
+            hx-target="#test-result"
+            hx-swap="innerHTML"
+          >
+            Test connection
+          </button>
+          {d.status === 'paused' ? (
+            <form method="post" action={destinationPath(d.id, '/resume')}>
+              <button type="submit">Resume delivery</button>
+            </form>
+          ) : (
+            <form method="post" action={destinationPath(d.id, '/pause')} class="inline-form">
+              <input type="hidden" name="reason" value="paused from the web UI" />
+              <button type="submit" class="secondary">
+                Pause delivery
+              </button>
+            </form>
+          )}
+          <span class="htmx-indicator muted">testing…</span>
+        </div>
+        <div id="test-result" aria-live="polite"></div>
+      </section>
+      <h2>Syncs to this app</h2>
+      {p.syncs.length === 0 ? (
+        <p class="card">
+          None yet. <a href={`/cohorts?created=${encodeURIComponent(d.id)}`}>Pick a cohort to sync here</a>.
+        </p>
+      ) : (
+        <div class="table-wrap">
+          <table>
+            <TableHead cols={['Cohort', 'Tag key', 'Cadence', 'Status']} />
+            <tbody>
+              {p.syncs.map((s) => (
+                <tr>
+                  <td>
+                    <a href={`/syncs/${encodeURIComponent(s.id)}`} safe>
+                      {s.cohort_name ?? s.cohort_id}
+                    </a>
+                  </td>
+                  <td>
+                    <code safe>{s.tag_key}</code>
+                  </td>
+                  <td safe>{s.cadence}</td>
+                  <td>
+                    <Badge status={s.status} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </Layout>
   );
 }

@@ -1,11 +1,68 @@
-import { createDestination, destinationInputSchema } from '../../../connectors/onesignal/destinations';
+import { listSources } from '../../../connectors/amplitude/sources';
+import {
+  createDestination,
+  destinationInputSchema,
+  pauseDestination,
+  resumeDestination,
+} from '../../../connectors/onesignal/destinations';
 import { toAmpError } from '../../../errors';
-import { testSettingsAction } from '../../api/actions';
-import { type Form, fieldErrors, formOf, html, type UiRoutes } from '../http';
-import { type DestinationFormValues, NewDestinationPage, TestResult } from '../pages/destinations';
+import type { Context } from '../../../store';
+import { testDestinationAction, testSettingsAction } from '../../api/actions';
+import { readDestination, readDestinations, readSyncs } from '../../api/queries';
+import { type Form, fieldErrors, formOf, html, optional, parseId, pathOf, queryOf, type UiRoutes } from '../http';
+import {
+  type DestinationFormValues,
+  DestinationPage,
+  DestinationsPage,
+  NewDestinationPage,
+  TestResult,
+} from '../pages/destinations';
+
+async function sourceChoices(ctx: Context) {
+  return (await listSources(ctx)).map((s) => ({ id: s.id, name: s.name }));
+}
+
+async function destinationPage(ctx: Context, id: string, extra: { notice?: string; error?: string } = {}) {
+  const [destination, syncs] = await Promise.all([readDestination(ctx, id), readSyncs(ctx)]);
+  return <DestinationPage destination={destination} syncs={syncs.filter((s) => s.destination_id === id)} {...extra} />;
+}
+
+const NOTICES: Record<string, string> = {
+  paused: 'Delivery paused: changes wait in the ledger until you resume.',
+  resumed: 'Delivery resumed.',
+};
 
 export const destinationRoutes: UiRoutes = (ui, { ctx }) => {
-  ui.get('/destinations/new', async (_req, reply) => html(reply, <NewDestinationPage values={{}} errors={{}} />));
+  ui.get('/destinations', async (_req, reply) => {
+    const [destinations, syncs] = await Promise.all([readDestinations(ctx), readSyncs(ctx)]);
+    return html(reply, <DestinationsPage destinations={destinations} syncs={syncs} />);
+  });
+
+  ui.get('/destinations/:id', async (req, reply) => {
+    const done = queryOf(req).done;
+    return html(reply, await destinationPage(ctx, parseId(req), { notice: done ? NOTICES[done] : undefined }));
+  });
+
+  ui.post('/destinations/:id/test', async (req, reply) => {
+    const r = await testDestinationAction(ctx, parseId(req));
+    return html(reply, <TestResult ok={r.ok} message={r.message} />);
+  });
+
+  ui.post('/destinations/:id/pause', async (req, reply) => {
+    const id = parseId(req);
+    await pauseDestination(ctx, id, optional(formOf(req).reason) ?? 'paused from the web UI');
+    return reply.redirect(pathOf('destinations', id, '?done=paused'), 303);
+  });
+
+  ui.post('/destinations/:id/resume', async (req, reply) => {
+    const id = parseId(req);
+    await resumeDestination(ctx, id);
+    return reply.redirect(pathOf('destinations', id, '?done=resumed'), 303);
+  });
+
+  ui.get('/destinations/new', async (_req, reply) =>
+    html(reply, <NewDestinationPage values={{}} errors={{}} sources={await sourceChoices(ctx)} />),
+  );
 
   ui.post('/destinations/test', async (req, reply) => {
     const r = await testSettingsAction(destinationSettings(formOf(req))).catch((e: unknown) => {
@@ -25,11 +82,17 @@ export const destinationRoutes: UiRoutes = (ui, { ctx }) => {
       external_id_property: form.external_id_property,
       tag_key_template: form.tag_key_template,
       max_tags_per_user: form.max_tags_per_user,
+      rate_limit_per_second: form.rate_limit_per_second,
+      source_id: form.source_id,
     };
     const input = destinationSettings(form);
     const parsed = destinationInputSchema.safeParse(input);
     if (!parsed.success) {
-      return html(reply, <NewDestinationPage values={values} errors={fieldErrors(parsed.error)} />, 400);
+      return html(
+        reply,
+        <NewDestinationPage values={values} errors={fieldErrors(parsed.error)} sources={await sourceChoices(ctx)} />,
+        400,
+      );
     }
     try {
       const row = await createDestination(ctx, input);
@@ -42,6 +105,7 @@ export const destinationRoutes: UiRoutes = (ui, { ctx }) => {
       return html(
         reply,
         <NewDestinationPage
+          sources={await sourceChoices(ctx)}
           values={values}
           errors={errors}
           formError={err.code === 'conflict' ? undefined : err.message}
@@ -56,6 +120,7 @@ export const destinationRoutes: UiRoutes = (ui, { ctx }) => {
 function destinationSettings(form: Form): Record<string, unknown> {
   const opt = (v: string | undefined) => (v === undefined || v.trim() === '' ? undefined : v);
   const max = opt(form.max_tags_per_user);
+  const rate = opt(form.rate_limit_per_second);
   return {
     name: form.name ?? '',
     app_id: form.app_id ?? '',
@@ -64,5 +129,7 @@ function destinationSettings(form: Form): Record<string, unknown> {
     external_id_property: opt(form.external_id_property),
     tag_key_template: opt(form.tag_key_template),
     max_tags_per_user: max === undefined ? undefined : Number(max),
+    rate_limit_per_second: rate === undefined ? undefined : Number(rate),
+    source_id: opt(form.source_id),
   };
 }

@@ -1,0 +1,287 @@
+import type { SourceView } from '../../../connectors/amplitude/sources';
+import type { CohortRead } from '../../api/queries';
+import { Field, fmtTime, Layout, Notice, TableHead } from '../layout';
+import { CopyField, Fact, Facts, SelectField } from '../parts';
+
+/** A source with what its page and the list show besides the stored settings. */
+export interface SourceRead extends SourceView {
+  downloads_this_month: number;
+  planned_downloads_per_month: number;
+}
+
+export interface SourceFormValues {
+  name?: string | undefined;
+  region?: string | undefined;
+  api_url?: string | undefined;
+  download_budget?: string | undefined;
+}
+
+const sourcePath = (id: string, tail = '') => `/sources/${encodeURIComponent(id)}${tail}`;
+
+function Budget(p: { s: SourceRead }): JSX.Element {
+  const over = p.s.planned_downloads_per_month > p.s.download_budget;
+  return (
+    <span
+      class={over ? 'error' : undefined}
+      safe
+    >{`${p.s.downloads_this_month} used this month; ${p.s.planned_downloads_per_month} planned a month of ${p.s.download_budget}`}</span>
+  );
+}
+
+export function SourcesPage(p: { sources: SourceRead[] }): JSX.Element {
+  return (
+    <Layout title="Sources" nav="sources">
+      <h1>Sources (Amplitude projects)</h1>
+      <p>
+        <a class="button" href="/sources/new">
+          Add Amplitude source
+        </a>
+      </p>
+      {p.sources.length === 0 ? (
+        <p class="card">
+          No source yet. A source is one Amplitude project: its cohorts can then be listed, synced on a cadence, or
+          pushed in real time by Amplitude's cohort webhook.
+        </p>
+      ) : (
+        <div class="table-wrap">
+          <table>
+            <TableHead cols={['Source', 'Region', 'Cohort downloads', 'Added']} />
+            <tbody>
+              {p.sources.map((s) => (
+                <tr>
+                  <td>
+                    <a href={sourcePath(s.id)} safe>
+                      {s.name}
+                    </a>
+                    <br />
+                    <code class="muted" safe>
+                      {s.id}
+                    </code>
+                  </td>
+                  <td safe>{s.region}</td>
+                  <td>
+                    <Budget s={s} />
+                  </td>
+                  <td safe>{fmtTime(s.created_at)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </Layout>
+  );
+}
+
+export function NewSourcePage(p: {
+  values: SourceFormValues;
+  errors: Record<string, string>;
+  formError?: string | undefined;
+}): JSX.Element {
+  const v = p.values;
+  const e = p.errors;
+  return (
+    <Layout title="Add Amplitude source" nav="sources">
+      <h1>Add an Amplitude source</h1>
+      <Notice kind="alert" text={p.formError} />
+      <section class="card">
+        <p class="muted">
+          One source per Amplitude project. The keys are under Settings › Projects › (your project) › General in
+          Amplitude; they are stored encrypted and never shown again.
+        </p>
+        <form class="stack" method="post" action="/sources" novalidate>
+          <Field name="name" label="Name" value={v.name} error={e.name} required placeholder="Production project" />
+          <Field name="api_key" label="Project API key" type="password" autocomplete="off" required error={e.api_key} />
+          <Field
+            name="secret_key"
+            label="Project secret key"
+            type="password"
+            autocomplete="off"
+            required
+            error={e.secret_key}
+          />
+          <SelectField
+            name="region"
+            label="Data region"
+            options={[
+              { value: 'us', label: 'US (amplitude.com)' },
+              { value: 'eu', label: 'EU (eu.amplitude.com)' },
+            ]}
+            value={v.region ?? 'us'}
+            error={e.region}
+          />
+          <Field
+            name="download_budget"
+            label="Cohort downloads allowed per month"
+            type="number"
+            value={v.download_budget ?? '500'}
+            error={e.download_budget}
+            hint="Amplitude allows 500 a month on Growth and Enterprise plans; a sync whose cadence would exceed it is refused."
+          />
+          <Field
+            name="api_url"
+            label="Behavioral Cohorts API URL (optional)"
+            type="url"
+            value={v.api_url}
+            error={e.api_url}
+            hint="Leave empty to use the region's address; set only for a proxy or the Amplitude emulator."
+          />
+          <div class="actions">
+            <button type="submit">Save source</button>
+          </div>
+        </form>
+      </section>
+    </Layout>
+  );
+}
+
+/** The webhook secret, hidden until asked for (it is a credential). */
+export function WebhookSecret(p: { sourceId: string; secret?: string | undefined }): JSX.Element {
+  if (p.secret !== undefined) {
+    return (
+      <CopyField
+        id="webhook-header"
+        label="Header"
+        value={`Authorization: Bearer ${p.secret}`}
+        hint="Add it as a custom header of the webhook. Anyone with it can change this project's cohort memberships here."
+      />
+    );
+  }
+  return (
+    <div id="webhook-secret">
+      <span class="copy-label">Header</span>
+      <div class="copy-row">
+        <code>Authorization: Bearer ••••••••</code>
+        <button
+          type="button"
+          class="secondary small"
+          hx-post={sourcePath(p.sourceId, '/secret')}
+          hx-target="#webhook-secret"
+          hx-swap="outerHTML"
+        >
+          Reveal secret
+        </button>
+      </div>
+    </div>
+  );
+}
+
+export function SourcePage(p: {
+  source: SourceRead;
+  cohorts: CohortRead[];
+  webhookUrl: string;
+  secret?: string | undefined;
+  notice?: string | undefined;
+  error?: string | undefined;
+  values?: SourceFormValues;
+  errors?: Record<string, string>;
+}): JSX.Element {
+  const s = p.source;
+  const v = p.values ?? { name: s.name, download_budget: String(s.download_budget), api_url: s.api_url };
+  const e = p.errors ?? {};
+  return (
+    <Layout title={`Source ${s.name}`} nav="sources">
+      <h1 safe>{`Source: ${s.name}`}</h1>
+      <p>
+        <a href="/sources">← All sources</a>
+      </p>
+      <Notice text={p.notice} />
+      <Notice kind="alert" text={p.error} />
+      <section class="card">
+        <Facts>
+          <Fact label="Id">
+            <code safe>{s.id}</code>
+          </Fact>
+          <Fact label="Region" text={s.region} />
+          <Fact label="Cohorts API" text={s.api_url} />
+          <Fact label="Cohort downloads">
+            <Budget s={s} />
+          </Fact>
+        </Facts>
+      </section>
+
+      <section class="card" aria-labelledby="webhook-title">
+        <h2 id="webhook-title">Real-time cohorts: Amplitude's cohort webhook</h2>
+        <p>
+          In Amplitude, open Data › Destinations, add a <strong>Cohort Webhook</strong>, and paste these two values.
+          Then, on a cohort, choose Sync to this webhook with the real-time cadence; and here, create a sync of that
+          cohort with the <code>realtime</code> cadence.
+        </p>
+        <CopyField id="webhook-url" label="Webhook URL" value={p.webhookUrl} />
+        <WebhookSecret sourceId={s.id} secret={p.secret} />
+      </section>
+
+      <section class="card" aria-labelledby="cohorts-title">
+        <h2 id="cohorts-title">Cohorts of this project</h2>
+        <form method="post" action={sourcePath(s.id, '/refresh')} class="actions">
+          <button type="submit" class="secondary">
+            Refresh cohorts from Amplitude
+          </button>
+          <span class="muted">Listing cohorts is free: it does not count as a download.</span>
+        </form>
+        {p.cohorts.length === 0 ? (
+          <p class="muted">No cohorts known yet: refresh to list the project's cohorts.</p>
+        ) : (
+          <div class="table-wrap">
+            <table>
+              <TableHead cols={['Cohort', { label: 'Size', num: true }, 'Computed', 'Syncs']} />
+              <tbody>
+                {p.cohorts.map((c) => (
+                  <tr>
+                    <td>
+                      <span safe>{c.name}</span>
+                      <br />
+                      <code class="muted" safe>
+                        {c.id}
+                      </code>
+                    </td>
+                    <td class="num">{c.size === null ? '—' : String(c.size)}</td>
+                    <td safe>{fmtTime(c.last_computed)}</td>
+                    <td>
+                      {c.sync_ids.length === 0 ? (
+                        <a href="/cohorts">Sync it…</a>
+                      ) : (
+                        c.sync_ids.map((id) => (
+                          <div>
+                            <a href={`/syncs/${encodeURIComponent(id)}`} safe>
+                              {id}
+                            </a>
+                          </div>
+                        ))
+                      )}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </section>
+
+      <section class="card" aria-labelledby="edit-title">
+        <h2 id="edit-title">Settings</h2>
+        <form class="stack" method="post" action={sourcePath(s.id, '/edit')} novalidate>
+          <Field name="name" label="Name" value={v.name} error={e.name} required />
+          <Field
+            name="download_budget"
+            label="Cohort downloads allowed per month"
+            type="number"
+            value={v.download_budget}
+            error={e.download_budget}
+          />
+          <Field
+            name="api_url"
+            label="Behavioral Cohorts API URL"
+            type="url"
+            value={v.api_url}
+            error={e.api_url}
+            hint="Empty: the region's address."
+          />
+          <div class="actions">
+            <button type="submit">Save changes</button>
+          </div>
+        </form>
+      </section>
+    </Layout>
+  );
+}

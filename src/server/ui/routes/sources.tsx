@@ -1,0 +1,175 @@
+import type { FastifyRequest } from 'fastify';
+import { downloadsThisMonth, plannedMonthlyDownloads } from '../../../connectors/amplitude/budget';
+import { refreshSourceCohorts } from '../../../connectors/amplitude/cohorts';
+import { COHORTS_API_URL } from '../../../connectors/amplitude/constants';
+import {
+  createSource,
+  createSourceSchema,
+  getSource,
+  listSources,
+  revealWebhookSecret,
+  type SourceRow,
+  sourceView,
+  updateSource,
+  updateSourceSchema,
+} from '../../../connectors/amplitude/sources';
+import type { Context } from '../../../store';
+import { readCohorts } from '../../api/queries';
+import {
+  type Form,
+  fieldErrors,
+  formOf,
+  html,
+  optional,
+  parseId,
+  publicBase,
+  queryOf,
+  type UiRoutes,
+  userFacing,
+} from '../http';
+import {
+  NewSourcePage,
+  type SourceFormValues,
+  SourcePage,
+  type SourceRead,
+  SourcesPage,
+  WebhookSecret,
+} from '../pages/sources';
+
+async function sourceRead(ctx: Context, row: SourceRow): Promise<SourceRead> {
+  const [used, planned] = await Promise.all([downloadsThisMonth(ctx, row.id), plannedMonthlyDownloads(ctx, row.id)]);
+  return { ...sourceView(row), downloads_this_month: used, planned_downloads_per_month: planned.total };
+}
+
+/** The form shows the URL override only: empty means "the region's address". */
+function editValues(row: SourceRow): SourceFormValues {
+  const regional = COHORTS_API_URL[row.region as keyof typeof COHORTS_API_URL];
+  return {
+    name: row.name,
+    download_budget: String(row.download_budget),
+    api_url: row.api_url && row.api_url !== regional ? row.api_url : '',
+  };
+}
+
+const NOTICES: Record<string, string> = {
+  created:
+    'Source saved. Paste the webhook URL and header into Amplitude for real-time cohorts, or refresh its cohorts below.',
+  saved: 'Changes saved.',
+};
+
+export const sourceRoutes: UiRoutes = (ui, { ctx }) => {
+  const sourcePage = async (req: FastifyRequest, id: string, extra: Partial<Parameters<typeof SourcePage>[0]> = {}) => {
+    const row = await getSource(ctx, id);
+    const [source, cohorts] = await Promise.all([sourceRead(ctx, row), readCohorts(ctx)]);
+    return (
+      <SourcePage
+        source={source}
+        cohorts={cohorts.filter((c) => c.source_id === id)}
+        webhookUrl={`${publicBase(req)}${source.webhook_path}`}
+        values={editValues(row)}
+        {...extra}
+      />
+    );
+  };
+
+  ui.get('/sources', async (_req, reply) => {
+    const rows = await listSources(ctx);
+    return html(reply, <SourcesPage sources={await Promise.all(rows.map((r) => sourceRead(ctx, r)))} />);
+  });
+
+  ui.get('/sources/new', async (_req, reply) => html(reply, <NewSourcePage values={{}} errors={{}} />));
+
+  ui.post('/sources', async (req, reply) => {
+    const form = formOf(req);
+    const values: SourceFormValues = {
+      name: form.name,
+      region: form.region,
+      api_url: form.api_url,
+      download_budget: form.download_budget,
+    };
+    const input = sourceSettings(form);
+    const parsed = createSourceSchema.safeParse(input);
+    if (!parsed.success) return html(reply, <NewSourcePage values={values} errors={fieldErrors(parsed.error)} />, 400);
+    try {
+      const created = await createSource(ctx, parsed.data);
+      // The secret is on the page right after creation, as `source add` prints it.
+      return reply.redirect(`/sources/${encodeURIComponent(created.id)}?created=1`, 303);
+    } catch (e) {
+      const err = userFacing(e);
+      const conflict = err.code === 'conflict';
+      return html(
+        reply,
+        <NewSourcePage
+          values={values}
+          errors={conflict ? { name: err.message } : {}}
+          formError={conflict ? undefined : err.message}
+        />,
+        err.httpStatus,
+      );
+    }
+  });
+
+  ui.get('/sources/:id', async (req, reply) => {
+    const id = parseId(req);
+    const q = queryOf(req);
+    const created = q.created === '1';
+    const secret = created ? revealWebhookSecret(ctx, await getSource(ctx, id)) : undefined;
+    const notice = created
+      ? NOTICES.created
+      : q.saved
+        ? NOTICES.saved
+        : q.refreshed
+          ? `${q.refreshed} cohort(s) listed from Amplitude.`
+          : undefined;
+    return html(reply, await sourcePage(req, id, { secret, notice }));
+  });
+
+  ui.post('/sources/:id/secret', async (req, reply) => {
+    const id = parseId(req);
+    return html(reply, <WebhookSecret sourceId={id} secret={revealWebhookSecret(ctx, await getSource(ctx, id))} />);
+  });
+
+  ui.post('/sources/:id/refresh', async (req, reply) => {
+    const id = parseId(req);
+    try {
+      const cohorts = await refreshSourceCohorts(ctx, id);
+      return reply.redirect(`/sources/${encodeURIComponent(id)}?refreshed=${cohorts.length}`, 303);
+    } catch (e) {
+      const err = userFacing(e);
+      return html(reply, await sourcePage(req, id, { error: `Refresh failed: ${err.message}` }), err.httpStatus);
+    }
+  });
+
+  ui.post('/sources/:id/edit', async (req, reply) => {
+    const id = parseId(req);
+    const form = formOf(req);
+    const values: SourceFormValues = { name: form.name, download_budget: form.download_budget, api_url: form.api_url };
+    const patch = {
+      name: form.name ?? '',
+      download_budget: optional(form.download_budget),
+      api_url: optional(form.api_url) ?? null,
+    };
+    const parsed = updateSourceSchema.safeParse(patch);
+    if (!parsed.success)
+      return html(reply, await sourcePage(req, id, { values, errors: fieldErrors(parsed.error) }), 400);
+    try {
+      await updateSource(ctx, id, patch);
+      return reply.redirect(`/sources/${encodeURIComponent(id)}?saved=1`, 303);
+    } catch (e) {
+      const err = userFacing(e);
+      return html(reply, await sourcePage(req, id, { values, error: err.message }), err.httpStatus);
+    }
+  });
+};
+
+/** Form strings → source settings: empty optional fields fall back to the defaults. */
+function sourceSettings(form: Form) {
+  return {
+    name: form.name ?? '',
+    api_key: form.api_key ?? '',
+    secret_key: form.secret_key ?? '',
+    region: form.region ?? 'us',
+    api_url: optional(form.api_url),
+    download_budget: optional(form.download_budget),
+  };
+}
