@@ -89,6 +89,7 @@ export const TASKS = {
   forward: 'stream.forward',
   scheduleTick: 'schedule.tick',
   alertsEvaluate: 'alerts.evaluate',
+  syncVerify: 'sync.verify',
 } as const;
 
 export const QUEUES = {
@@ -98,6 +99,8 @@ export const QUEUES = {
   stream: (streamId: string) => `stream:${streamId}`,
   /** One per source: its cohort messages apply in arrival order. */
   webhooks: (sourceId: string) => `webhooks:${sourceId}`,
+  /** One per OneSignal app for reads (View user: 1 request per second per app). */
+  reads: (appId: string) => `onesignal-reads:${appId}`,
 } as const;
 
 /**
@@ -117,4 +120,6 @@ export const JOB_KEYS = {
   alertsAtStart: 'alerts.evaluate:start',
   /** One pending job per cron item, however many processes schedule it. */
   cron: (identifier: string) => `cron:${identifier}`,
+  /** One pending daily read-back per sync. */
+  syncVerify: (syncId: string) => `sync.verify:${syncId}`,
 } as const;

@@ -4,6 +4,7 @@ import { createJobQueue, type JobQueueOptions } from './index';
 import { JOB_KEYS, type JobQueue, TASKS } from './port';
 import { retentionMs } from './retention';
 import { buildTasks, recoverySweeps, SCHEDULE_CRONTAB } from './tasks';
+import { dailyVerifySample } from './verify';
 
 /**
  * Starts working jobs in this process: every task, the minute scheduler tick and alert
@@ -17,6 +18,7 @@ export async function startWorker(
   // A bad AMPSIGNAL_RETENTION_DAYS or AMPSIGNAL_ALERT_* stops the start with one line, not every tick later.
   retentionMs();
   alertSettings();
+  dailyVerifySample();
   const jobs = opts.jobs ?? createJobQueue(ctx, opts.queue);
   await jobs.start(buildTasks(ctx, jobs), {
     concurrency: opts.concurrency,

@@ -11,6 +11,7 @@ import { evaluateAlerts } from './alerts';
 import { type CronItem, JOB_KEYS, type JobQueue, QUEUES, type Sweep, TASKS, type TaskList } from './port';
 import { pruneExpired } from './retention';
 import { enqueueDueSyncs } from './schedule';
+import { enqueueDueVerifications, verifyTask } from './verify';
 
 /** The scheduler's heartbeat: due syncs are enqueued once a minute (and once at start); alert conditions are looked at every minute. */
 export const SCHEDULE_CRONTAB: CronItem[] = [
@@ -112,9 +113,13 @@ export function buildTasks(ctx: Context, jobs: JobQueue): TaskList {
       await evaluateAlerts(ctx, { workerId: helpers.workerId, signal: helpers.signal });
     },
 
+    [TASKS.syncVerify]: verifyTask(ctx),
+
     [TASKS.scheduleTick]: async () => {
       const { enqueued } = await enqueueDueSyncs(ctx, jobs, Date.now());
       if (enqueued.length) log.info({ syncs: enqueued }, 'scheduled syncs enqueued');
+      const verifying = await enqueueDueVerifications(ctx, jobs, Date.now());
+      if (verifying.length) log.info({ syncs: verifying }, 'daily read-back verifications enqueued');
       // Sweep: a stored webhook whose webhook.apply job was never added (enqueue failed) or
       // failed is applied here; applying twice is harmless (deltas carry their source time).
       const swept = await applyPendingWebhooks(ctx, { limit: 1000 });

@@ -26,6 +26,7 @@ import {
 } from './queries';
 import { deadLettersQuery, idParam, recordsQuery, runsQuery } from './schemas';
 import { retryAfterSeconds } from './throttle';
+import { registerVerifyRoutes } from './verify';
 
 export const API_PREFIX = '/api/v1';
 
@@ -116,6 +117,7 @@ export async function registerApi(app: FastifyInstance, deps: AdminDeps): Promis
         decideRunAction(deps, parseOr400(idParam, req.params, 'path').id, 'reject'),
       );
       registerAlertRoutes(api, ctx);
+      registerVerifyRoutes(api, deps);
     },
     { prefix: API_PREFIX },
   );

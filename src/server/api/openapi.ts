@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { destinationInputSchema } from '../../connectors/onesignal/destinations';
 import { alertPaths } from './alerts';
 import { createSyncBody, deadLettersQuery, recordsQuery, runSyncBody, runsQuery } from './schemas';
+import { verifyPaths } from './verify';
 
 /**
  * The OpenAPI 3.1 document of /api/v1. Request shapes come from the same zod schemas the
@@ -204,6 +205,7 @@ export function openApiDocument(): Json {
         }),
       },
       ...alertPaths(),
+      ...verifyPaths(),
       '/openapi.json': { get: { summary: 'This document (no auth)', responses: ok('OpenAPI 3.1 document') } },
     },
   };

@@ -4,7 +4,7 @@ import { runSync } from '../../src/sync/run';
 import { verifySync } from '../../src/sync/verify';
 import { runCli } from '../cli/proc';
 import { describeEachDialect } from '../helpers/db';
-import { cohortSync, range, reimport, setupApp } from './setup';
+import { cohortSync, range, reimport, setupApp } from '../sync/setup';
 
 const emulators: OneSignalEmulator[] = [];
 afterAll(async () => {
