@@ -1,0 +1,148 @@
+import { sql } from 'kysely';
+import type { Context, LedgerOutcome } from '../store';
+import { LEASE_MS } from '../store/leases';
+
+/**
+ * The ledger as delivery's work queue: the claim and settle stages of delivery (DESIGN §2),
+ * and the only writer of delivery outcomes. A pass claims a chunk of users' pending rows with a
+ * lease, renews the lease while it lives, settles each answer (which releases the row) and
+ * releases what it did not settle.
+ */
+
+/** One pending ledger row a pass holds a lease on. */
+export interface ClaimedRow {
+  sync_id: string;
+  external_id: string;
+  desired: number;
+  attempts: number;
+}
+
+/** One user's claimed rows (every sync of the destination) and how many of its cohort tags OneSignal carries. */
+export interface ClaimedUser {
+  externalId: string;
+  rows: ClaimedRow[];
+  confirmedTags: number;
+}
+
+/** Who holds the claimed rows: one delivery pass on one destination. */
+export interface DeliveryLease {
+  destinationId: string;
+  workerId: string;
+}
+
+/** Rows waiting to be sent: desired != confirmed, never tried or due for retry, lease free. */
+function dueSql(now: number) {
+  return sql`desired <> confirmed AND (outcome IS NULL OR (outcome = 'retry' AND next_attempt_at <= ${now}))
+    AND (lease_until IS NULL OR lease_until < ${now})`;
+}
+
+/**
+ * Claims the due rows of up to `users` users, every row of a user in the same claim (so one
+ * request carries all of a user's changes), grouped per user in external-id order.
+ */
+export async function claimUsers(ctx: Context, lease: DeliveryLease, users: number): Promise<ClaimedUser[]> {
+  const rows = await claimRows(ctx, lease, users);
+  if (rows.length === 0) return [];
+  const byUser = new Map<string, ClaimedRow[]>();
+  for (const r of rows) {
+    const list = byUser.get(r.external_id);
+    if (list) list.push(r);
+    else byUser.set(r.external_id, [r]);
+  }
+  const counts = await confirmedTagCounts(ctx, lease.destinationId, [...byUser.keys()]);
+  return [...byUser].map(([externalId, list]) => ({
+    externalId,
+    rows: list,
+    confirmedTags: counts.get(externalId) ?? 0,
+  }));
+}
+
+async function claimRows(ctx: Context, lease: DeliveryLease, users: number): Promise<ClaimedRow[]> {
+  const db = ctx.store.db;
+  const now = Date.now();
+  const due = await sql<{ external_id: string }>`
+    SELECT DISTINCT external_id FROM ledger WHERE destination_id = ${lease.destinationId} AND ${dueSql(now)}
+    ORDER BY external_id LIMIT ${users}`.execute(db);
+  if (due.rows.length === 0) return [];
+  const ids = due.rows.map((r) => r.external_id);
+  // The same due-condition guards the UPDATE: under PostgreSQL's row locks a row another worker
+  // claimed between our SELECT and this UPDATE no longer matches, so it is never taken twice.
+  const claimed = await sql<ClaimedRow>`
+    UPDATE ledger SET lease_owner = ${lease.workerId}, lease_until = ${now + LEASE_MS}
+    WHERE destination_id = ${lease.destinationId} AND external_id IN (${sql.join(ids)}) AND ${dueSql(now)}
+    RETURNING sync_id, external_id, desired, attempts`.execute(db);
+  return claimed.rows
+    .map((r) => ({ ...r, desired: Number(r.desired), attempts: Number(r.attempts) }))
+    .sort((a, b) => (a.external_id < b.external_id ? -1 : a.external_id > b.external_id ? 1 : 0));
+}
+
+async function confirmedTagCounts(ctx: Context, destinationId: string, users: string[]): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  // By primary key (sync, user) over the destination's syncs: the ledger has no index that
+  // starts with the destination, and a full scan per claimed chunk stalls big ledgers.
+  const rows = await ctx.store.db
+    .selectFrom('ledger')
+    .select(['external_id', (eb) => eb.fn.countAll<number>().as('n')])
+    .where('sync_id', 'in', (eb) => eb.selectFrom('syncs').select('id').where('destination_id', '=', destinationId))
+    .where('external_id', 'in', users)
+    .where('confirmed', '=', 1)
+    .groupBy('external_id')
+    .execute();
+  for (const r of rows) out.set(r.external_id, Number(r.n));
+  return out;
+}
+
+/** Extends the leases this pass holds on the destination's rows (found by owner: migration 008). */
+export async function renewLeases(ctx: Context, lease: DeliveryLease): Promise<void> {
+  await ctx.store.db
+    .updateTable('ledger')
+    .set({ lease_until: Date.now() + LEASE_MS })
+    .where('lease_owner', '=', lease.workerId)
+    .where('destination_id', '=', lease.destinationId)
+    .execute();
+}
+
+/**
+ * Frees the rows of a destination leased by these owners (a pass's own at its end, or a dead
+ * worker's). Leases sit on claimed rows, which are pending, so the pending-rows index finds them.
+ * A row another writer settled meanwhile keeps an inert lease (it is not claimable work);
+ * spelling `desired <> confirmed` is what lets SQLite use the partial index instead of scanning
+ * the whole ledger.
+ */
+export async function releaseLeases(ctx: Context, destinationId: string, owners: string[]): Promise<void> {
+  await ctx.store.db
+    .updateTable('ledger')
+    .set({ lease_owner: null, lease_until: null })
+    .where('destination_id', '=', destinationId)
+    .whereRef('desired', '<>', 'confirmed')
+    .where('lease_owner', 'in', owners)
+    .execute();
+}
+
+/**
+ * The settle stage: records answers on the rows this pass leased and releases them. `confirmed`
+ * takes what OneSignal now carries; an answer to a wish that changed in flight leaves the row
+ * pending (the engine's writeLedgerOutcomes). Whatever must commit with the outcomes joins them
+ * here, in one transaction.
+ */
+export async function settleOutcomes(ctx: Context, lease: DeliveryLease, outcomes: LedgerOutcome[]): Promise<void> {
+  if (outcomes.length === 0) return;
+  await ctx.store.engine.writeLedgerOutcomes(ctx.store.db, lease.workerId, outcomes, Date.now());
+}
+
+/** When the earliest retryable pending row of a destination is due or its lease lapses (null: none). */
+export async function nextRetryAt(ctx: Context, destinationId: string): Promise<number | null> {
+  const r = await sql<{ t: number | null }>`
+    SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > COALESCE(next_attempt_at, 0) THEN lease_until ELSE COALESCE(next_attempt_at, 0) END) AS t
+    FROM ledger WHERE destination_id = ${destinationId} AND desired <> confirmed
+      AND (outcome IS NULL OR outcome = 'retry')`.execute(ctx.store.db);
+  const t = r.rows[0]?.t;
+  return t === null || t === undefined ? null : Number(t);
+}
+
+export async function countPending(ctx: Context, destinationId: string): Promise<number> {
+  const r = await sql<{ n: number }>`
+    SELECT COUNT(*) AS n FROM ledger WHERE destination_id = ${destinationId} AND desired <> confirmed
+      AND (outcome IS NULL OR outcome = 'retry')`.execute(ctx.store.db);
+  return Number(r.rows[0]?.n ?? 0);
+}
