@@ -15,8 +15,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { addDestination } from '../src/app/destinations';
 import { AUTH_SCHEME } from '../src/connectors/onesignal/constants';
-import { createDestination } from '../src/connectors/onesignal/destinations';
 import type { EmulatorStats, Tags } from '../src/emulators/onesignal/index';
 import type { Context } from '../src/store';
 import { importCohortFile } from '../src/sync/cohorts';
@@ -164,7 +164,7 @@ export async function benchSetup(opts: {
   }
   const b = bench;
   const c = bench.ctx;
-  const dest = await createDestination(c, {
+  const dest = await addDestination(c, {
     name: 'bench',
     app_id: appId,
     api_key: apiKey,

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
-import { createDestination } from '../src/connectors/onesignal/destinations';
+import { addDestination } from '../src/app/destinations';
 import { startOneSignalEmulator } from '../src/emulators/onesignal';
 import { createJobQueue } from '../src/jobs';
 import { openContext } from '../src/store';
@@ -61,7 +61,7 @@ async function measure(
   try {
     const syncIds: string[] = [];
     for (let a = 0; a < APPS; a++) {
-      const dest = await createDestination(ctx, {
+      const dest = await addDestination(ctx, {
         name: `bench app ${a}`,
         app_id: appId(a),
         api_key: `key-${a}`,

@@ -165,3 +165,64 @@ export async function withRetries<T>(
     }
   }
 }
+
+// ---- Validation issues (zod's, or any with a path and a message) as one readable line. ----
+
+/** One complaint about one field of an input; `path` is where in the input, as zod reports it. */
+export interface InputIssue {
+  path: readonly PropertyKey[];
+  message: string;
+}
+
+/** Renders a field path the way a shell names it: `app_id` for the API, `--app-id` for the CLI. */
+export type FieldLabel = (path: readonly PropertyKey[]) => string;
+
+export const jsonPath: FieldLabel = (path) => path.map(String).join('.');
+
+/**
+ * The one writer of validation messages: `field: problem; field: problem`. The operations
+ * validate once (src/app); each shell passes its own `label` to name fields its way.
+ */
+export function describeIssues(issues: readonly InputIssue[], label: FieldLabel = jsonPath): string {
+  return issues.map((i) => (i.path.length ? `${label(i.path)}: ${i.message}` : i.message)).join('; ');
+}
+
+/**
+ * An invalid_input error that carries its issues (as `fields` and `issues` in the API's JSON),
+ * so a shell can name the fields again its own way with relabel().
+ */
+export function invalidInput(
+  issues: readonly InputIssue[],
+  opts: { label?: FieldLabel; prefix?: string } = {},
+): AmpError {
+  const text = describeIssues(issues, opts.label);
+  const plain = issues.map((i) => ({ path: i.path.map(String), message: i.message }));
+  return new AmpError('invalid_input', opts.prefix ? `${opts.prefix}: ${text}` : text, {
+    details: {
+      fields: plain.map((i) => i.path.join('.')).filter(Boolean),
+      issues: plain.map((i) => ({ field: i.path.join('.'), message: i.message })),
+    },
+  });
+}
+
+/** The same error with its fields named by `label` (a CLI flag, a form field); anything else unchanged. */
+export function relabel(e: unknown, label: FieldLabel): unknown {
+  if (!(e instanceof AmpError) || e.code !== 'invalid_input') return e;
+  const issues = e.details?.issues as Array<{ field: string; message: string }> | undefined;
+  if (!Array.isArray(issues) || issues.length === 0) return e;
+  const parsed = issues.map((i) => ({ path: i.field ? i.field.split('.') : [], message: i.message }));
+  return new AmpError('invalid_input', describeIssues(parsed, label), { details: e.details, cause: e });
+}
+
+/** zod-like parse that throws invalidInput; the operations' one way to check what they are given. */
+export function parseWith<T>(
+  schema: {
+    safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: readonly InputIssue[] } };
+  },
+  value: unknown,
+  prefix?: string,
+): T {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  throw invalidInput(r.error.issues, prefix === undefined ? {} : { prefix });
+}

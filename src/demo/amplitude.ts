@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { addDestination } from '../app/destinations';
 import { assertCadenceFitsBudget, downloadsThisMonth, plannedMonthlyDownloads } from '../connectors/amplitude/budget';
 import { refreshSourceCohorts } from '../connectors/amplitude/cohorts';
 import { createSource, updateSource } from '../connectors/amplitude/sources';
-import { createDestination } from '../connectors/onesignal/destinations';
 import { type AmplitudeEmulator, startAmplitudeEmulator } from '../emulators/amplitude';
 import { buildServer } from '../server/app';
 import type { Context } from '../store';
@@ -81,7 +81,7 @@ export async function runAmplitudeDemo(opts: AmplitudeDemoOptions): Promise<void
         `  ${c.id}  "${c.name}"  ${c.size} users  computed ${c.last_computed ? new Date(c.last_computed).toISOString() : '?'}`,
       );
 
-    const dest = await createDestination(ctx, {
+    const dest = await addDestination(ctx, {
       name: `Demo OneSignal app for ${source.id}`,
       app_id: opts.oneSignal.appId,
       api_key: opts.oneSignal.apiKey,

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, sep } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { addDestination, type DestinationView } from '../app/destinations';
 import { globals, parseInput } from '../cli/output';
 import { runSummary, withProgressBar } from '../cli/runs';
-import { createDestination, type DestinationRow } from '../connectors/onesignal/destinations';
 import { type OneSignalEmulator, startOneSignalEmulator } from '../emulators/onesignal/index';
 import { type Context, openContext } from '../store';
 import { importCohortFile } from '../sync/cohorts';
@@ -32,9 +32,9 @@ export interface DemoEnv {
   dbUrl: string;
   workDir: string;
   emulator: OneSignalEmulator;
-  destination: DestinationRow;
-  /** The app's key, so later sections can add destinations on the same emulated app. */
-  apiKey: string;
+  destination: DestinationView;
+  /** A second emulated app for the Amplitude section's destination (one destination per OneSignal app). */
+  projectApp: { appId: string; apiKey: string };
   out: (line: string) => void;
   progress: boolean;
 }
@@ -66,7 +66,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ cohortFile: Coh
     await runAmplitudeDemo({
       ctx,
       log: out,
-      oneSignal: { url: env.emulator.url, appId: env.destination.app_id, apiKey: env.apiKey },
+      oneSignal: { url: env.emulator.url, ...env.projectApp },
     });
     out('');
     await runEventsDemo({ ctx, log: out });
@@ -90,13 +90,14 @@ async function setUpDestination(
 ): Promise<DemoEnv> {
   const appId = randomUUID();
   const apiKey = `demo-key-${randomUUID()}`;
+  const projectApp = { appId: randomUUID(), apiKey: `demo-key-${randomUUID()}` };
   const emulator = await startOneSignalEmulator({
-    apps: [{ appId, apiKey }],
+    apps: [{ appId, apiKey }, projectApp],
     users: { mode: 'seeded', ids: knownUserIds(o.users) },
     rateLimitPerSecond: 1000,
     perUserPerSecond: 1,
   });
-  const destination = await createDestination(ctx, {
+  const destination = await addDestination(ctx, {
     name: `Demo OneSignal app ${appId.slice(0, 8)}`,
     app_id: appId,
     api_key: apiKey,
@@ -106,7 +107,16 @@ async function setUpDestination(
   o.out(`OneSignal emulator listening at ${emulator.url} (app ${appId}, 1,000 req/s, 1 req/s per user)`);
   o.out(`Database: ${o.dbUrl}`);
   o.out(`Destination ${destination.id} "${destination.name}" created\n`);
-  return { ctx, dbUrl: o.dbUrl, workDir: o.workDir, emulator, destination, apiKey, out: o.out, progress: o.progress };
+  return {
+    ctx,
+    dbUrl: o.dbUrl,
+    workDir: o.workDir,
+    emulator,
+    destination,
+    projectApp,
+    out: o.out,
+    progress: o.progress,
+  };
 }
 
 /** A file cohort: import, sync, change the membership, sync again. */

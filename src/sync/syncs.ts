@@ -149,6 +149,8 @@ export async function createSync(
  * Deletes a sync: every row becomes desired=0 (tags removed at OneSignal), those are delivered,
  * then the rows, runs and the sync go. If some removals cannot be delivered the sync stays in
  * status 'deleting' with its rows, so nothing is forgotten; run the delete again to finish.
+ * `removed` counts only users whose tag OneSignal had confirmed: a user never found there
+ * (not_found) or never delivered to had no tag to remove.
  */
 export async function deleteSync(
   ctx: Context,
@@ -157,9 +159,15 @@ export async function deleteSync(
   const db = ctx.store.db;
   const sync = await getSync(ctx, id);
   const now = Date.now();
-  const marked = await db.transaction().execute(async (trx) => {
+  const tagged = await db.transaction().execute(async (trx) => {
     await trx.updateTable('syncs').set({ status: 'deleting', next_run_at: null }).where('id', '=', id).execute();
-    const r = await trx
+    const confirmed = await trx
+      .selectFrom('ledger')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('sync_id', '=', id)
+      .where('confirmed', '=', 1)
+      .executeTakeFirstOrThrow();
+    await trx
       .updateTable('ledger')
       .set({
         desired: 0,
@@ -172,8 +180,8 @@ export async function deleteSync(
       })
       .where('sync_id', '=', id)
       .where((eb) => eb.or([eb('desired', '=', 1), eb('confirmed', '=', 1)]))
-      .executeTakeFirst();
-    return Number(r.numUpdatedRows);
+      .execute();
+    return Number(confirmed.n);
   });
   await deliverDestination(ctx, sync.destination_id);
   const left = await db
@@ -183,13 +191,21 @@ export async function deleteSync(
     .where('confirmed', '=', 1)
     .executeTakeFirstOrThrow();
   const pending = Number(left.n);
-  if (pending > 0) return { id, removed: marked - pending, deleted: false, pending };
-  await db.transaction().execute(async (trx) => {
-    await trx.deleteFrom('ledger').where('sync_id', '=', id).execute();
-    const runIds = trx.selectFrom('runs').select('id').where('sync_id', '=', id);
-    await trx.deleteFrom('staging').where('run_id', 'in', runIds).execute();
-    await deleteRunsOfSync(trx, id);
-    await trx.deleteFrom('syncs').where('id', '=', id).execute();
+  if (pending > 0) return { id, removed: tagged - pending, deleted: false, pending };
+  await forgetSyncs(ctx, [id]);
+  return { id, removed: tagged, deleted: true, pending: 0 };
+}
+
+/** Drops syncs with their ledger rows, staging and runs, leaving OneSignal as it is. */
+export async function forgetSyncs(ctx: Context, ids: string[]): Promise<void> {
+  if (!ids.length) return;
+  await ctx.store.db.transaction().execute(async (trx) => {
+    for (const id of ids) {
+      await trx.deleteFrom('ledger').where('sync_id', '=', id).execute();
+      const runIds = trx.selectFrom('runs').select('id').where('sync_id', '=', id);
+      await trx.deleteFrom('staging').where('run_id', 'in', runIds).execute();
+      await deleteRunsOfSync(trx, id);
+      await trx.deleteFrom('syncs').where('id', '=', id).execute();
+    }
   });
-  return { id, removed: marked, deleted: true, pending: 0 };
 }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { addChannel, listAlerts } from '../../src/app/alerts';
-import { getDestination, resumeDestination } from '../../src/connectors/onesignal/destinations';
+import { resumeDestination } from '../../src/app/destinations';
+import { getDestination } from '../../src/connectors/onesignal/destinations';
 import { evaluateAlerts, type SendPolicy } from '../../src/jobs/alerts';
 import { approveRun, runSync } from '../../src/sync/run';
 import { runCli } from '../cli/proc';

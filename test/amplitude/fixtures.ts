@@ -1,7 +1,7 @@
 import { createServer, request as httpReq, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { addDestination } from '../../src/app/destinations';
 import { createSource } from '../../src/connectors/amplitude/sources';
-import { createDestination } from '../../src/connectors/onesignal/destinations';
 import {
   type AmplitudeEmulator,
   type AmplitudeEmulatorOptions,
@@ -41,7 +41,7 @@ export async function sourceAndDestination(
     api_url: apiUrl,
     ...(opts.budget !== undefined ? { download_budget: opts.budget } : {}),
   });
-  const dest = await createDestination(ctx, {
+  const dest = await addDestination(ctx, {
     name: `app-${n}-${Math.random().toString(36).slice(2, 6)}`,
     app_id: OS_APP.appId,
     api_key: OS_APP.apiKey,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { addDestination } from '../../src/app/destinations';
 import { createSource } from '../../src/connectors/amplitude/sources';
 import { checkWebhookBody } from '../../src/connectors/amplitude/webhook-payload';
-import { createDestination } from '../../src/connectors/onesignal/destinations';
 import { pruneExpired } from '../../src/jobs/retention';
 import { applyPendingWebhooks, storeWebhook } from '../../src/sync/cohort-webhooks';
 import { createSync } from '../../src/sync/syncs';
@@ -21,7 +21,7 @@ describe('cohort webhook query plans [sqlite]', () => {
       secret_key: 's',
       api_url: 'http://127.0.0.1:9',
     });
-    const dest = await createDestination(ctx, {
+    const dest = await addDestination(ctx, {
       name: 'plans',
       app_id: '00000000-0000-4000-8000-0000000000aa',
       api_key: 'k',

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { addDestination } from '../../src/app/destinations';
 import { createSource, updateSource } from '../../src/connectors/amplitude/sources';
-import { createDestination } from '../../src/connectors/onesignal/destinations';
 import { type AmplitudeEmulator, startAmplitudeEmulator } from '../../src/emulators/amplitude';
 import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
 import { createJobQueue } from '../../src/jobs';
@@ -13,6 +13,10 @@ import { runSync } from '../../src/sync/run';
 import { createSync } from '../../src/sync/syncs';
 import { describeEachDialect } from '../helpers/db';
 import { AMP, ledgerRows, OS_APP } from './fixtures';
+
+// One destination per OneSignal app: the tests that add a destination of their own use apps of their own.
+const BY_EMAIL_APP = { appId: '7a1c2b7e-0a4d-4c8e-9b1f-2d6e5a7c9b11', apiKey: 'os_test_key_email' };
+const E2E_APP = { appId: '8b1c2b7e-0a4d-4c8e-9b1f-2d6e5a7c9b12', apiKey: 'os_test_key_e2e' };
 
 describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
   let app: FastifyInstance;
@@ -60,12 +64,12 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
     for (const d of r.destinationIds) await deliverDestination(ctx, d);
     return r;
   };
-  const tag = (syncTag: string, user: string) => onesignal.state.getUser(user)?.[syncTag];
+  const tag = (syncTag: string, user: string, appId = OS_APP.appId) => onesignal.state.getUser(user, appId)?.[syncTag];
 
   beforeAll(async () => {
     const { ctx } = db();
     onesignal = await startOneSignalEmulator({
-      apps: [OS_APP],
+      apps: [OS_APP, BY_EMAIL_APP, E2E_APP],
       perUserPerSecond: 1000,
       users: { mode: 'seeded', ids: ['u1', 'u2', 'u3', 'u4', 'a', 'b', 'c', 'd'] },
     });
@@ -78,7 +82,7 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
       api_url: 'http://127.0.0.1:9',
     });
     destId = (
-      await createDestination(ctx, {
+      await addDestination(ctx, {
         name: 'push-app',
         app_id: OS_APP.appId,
         api_key: OS_APP.apiKey,
@@ -272,10 +276,10 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
 
   it('a cohort synced by destinations with different id mappings: each gets the ids of its own mapping', async () => {
     const { ctx } = db();
-    const byEmail = await createDestination(ctx, {
+    const byEmail = await addDestination(ctx, {
       name: 'push-app by email',
-      app_id: OS_APP.appId,
-      api_key: OS_APP.apiKey,
+      app_id: BY_EMAIL_APP.appId,
+      api_key: BY_EMAIL_APP.apiKey,
       api_url: onesignal.url,
       source_id: source.id,
       external_id_property: 'email',
@@ -303,11 +307,11 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
       'c',
       'd',
     ]);
-    expect([tag(byUserId.tag_key, 'a'), tag(byMail.tag_key, 'c'), tag(byMail.tag_key, 'a')]).toEqual([
-      '1',
-      '1',
-      undefined,
-    ]);
+    expect([
+      tag(byUserId.tag_key, 'a'),
+      tag(byMail.tag_key, 'c', BY_EMAIL_APP.appId),
+      tag(byMail.tag_key, 'a', BY_EMAIL_APP.appId),
+    ]).toEqual(['1', '1', undefined]);
 
     // A leave carries the same users: each mapping removes its own ids.
     await post({ ...msg('coh_map', false, 3000, []), users: users.slice(0, 1) });
@@ -317,7 +321,7 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
       'u1',
     ]);
     expect((await ledgerRows(ctx, byMail.id)).filter((x) => x.desired === 1).map((x) => x.external_id)).toEqual(['d']);
-    expect([tag(byUserId.tag_key, 'a'), tag(byMail.tag_key, 'c')]).toEqual([undefined, undefined]);
+    expect([tag(byUserId.tag_key, 'a'), tag(byMail.tag_key, 'c', BY_EMAIL_APP.appId)]).toEqual([undefined, undefined]);
   });
 
   it('accepts compute_time and numeric fields, and hands the message to the job queue per source', async () => {
@@ -367,10 +371,10 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
     });
     try {
       await updateSource(ctx, e2eSource.id, { api_url: amplitude.url });
-      const dest = await createDestination(ctx, {
+      const dest = await addDestination(ctx, {
         name: 'e2e-app',
-        app_id: OS_APP.appId,
-        api_key: OS_APP.apiKey,
+        app_id: E2E_APP.appId,
+        api_key: E2E_APP.apiKey,
         api_url: onesignal.url,
         source_id: e2eSource.id,
       });
@@ -392,10 +396,10 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
       expect(attempts.length).toBeGreaterThanOrEqual(3);
       expect(attempts.every((x) => x.status === 200)).toBe(true);
       await applyAndDeliver(ctx);
-      expect(tag(sync.tag_key, 'a')).toBeUndefined();
-      expect(tag(sync.tag_key, 'b')).toBe('1');
-      expect(tag(sync.tag_key, 'c')).toBe('1');
-      expect(tag(sync.tag_key, 'd')).toBe('1');
+      expect(tag(sync.tag_key, 'a', E2E_APP.appId)).toBeUndefined();
+      expect(tag(sync.tag_key, 'b', E2E_APP.appId)).toBe('1');
+      expect(tag(sync.tag_key, 'c', E2E_APP.appId)).toBe('1');
+      expect(tag(sync.tag_key, 'd', E2E_APP.appId)).toBe('1');
     } finally {
       await amplitude.close();
     }

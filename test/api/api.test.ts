@@ -153,6 +153,8 @@ describeEachDialect('admin API', (db) => {
   let base: string;
   let emu: OneSignalEmulator;
   const appId = crypto.randomUUID();
+  const viaApiApp = crypto.randomUUID();
+  const wrongKeyApp = crypto.randomUUID();
   const bodies: string[] = [];
 
   async function call(method: string, path: string, opts: { body?: unknown; token?: string | null } = {}) {
@@ -172,7 +174,11 @@ describeEachDialect('admin API', (db) => {
   beforeAll(async () => {
     const { ctx } = db();
     emu = await startOneSignalEmulator({
-      apps: [{ appId, apiKey: OS_KEY }],
+      apps: [
+        { appId, apiKey: OS_KEY },
+        { appId: viaApiApp, apiKey: OS_KEY },
+        { appId: wrongKeyApp, apiKey: OS_KEY },
+      ],
       users: { mode: 'seeded', ids: ['u1', 'u2', 'u3'] },
     });
     await seed(ctx, emu.url, appId);
@@ -331,19 +337,24 @@ describeEachDialect('admin API', (db) => {
 
   it('creates and tests a destination, creates a sync and runs it against the emulator', async () => {
     const created = await call('POST', '/api/v1/destinations', {
-      body: { name: 'Via API', app_id: appId, api_key: OS_KEY, api_url: emu.url },
+      body: { name: 'Via API', app_id: viaApiApp, api_key: OS_KEY, api_url: emu.url },
     });
     expect(created.status).toBe(201);
-    expect(created.json).toMatchObject({ name: 'Via API', app_id: appId, status: 'active' });
+    expect(created.json).toMatchObject({ name: 'Via API', app_id: viaApiApp, status: 'active' });
     const dup = await call('POST', '/api/v1/destinations', {
-      body: { name: 'Via API', app_id: appId, api_key: OS_KEY, api_url: emu.url },
+      body: { name: 'Via API', app_id: wrongKeyApp, api_key: OS_KEY, api_url: emu.url },
     });
     expect(dup.status).toBe(409);
+    const sameApp = await call('POST', '/api/v1/destinations', {
+      body: { name: 'Seeded again', app_id: appId, api_key: OS_KEY, api_url: emu.url },
+    });
+    expect(sameApp.status).toBe(409);
+    expect(sameApp.json).toMatchObject({ error: 'conflict', existing_id: 'dst_seed' });
 
     const ok = await call('POST', `/api/v1/destinations/${created.json.id}/test`);
     expect(ok.json).toMatchObject({ ok: true });
     const wrongKey = await call('POST', '/api/v1/destinations', {
-      body: { name: 'Wrong key', app_id: appId, api_key: 'wrong', api_url: emu.url },
+      body: { name: 'Wrong key', app_id: wrongKeyApp, api_key: 'wrong', api_url: emu.url },
     });
     const refused = await call('POST', `/api/v1/destinations/${wrongKey.json.id}/test`);
     expect(refused.status).toBe(200);
@@ -365,7 +376,7 @@ describeEachDialect('admin API', (db) => {
       failed: 0,
       pending: 0,
     });
-    expect(emu.state.getUser('u1', appId)).toMatchObject({ [sync.json.tag_key]: '1' });
+    expect(emu.state.getUser('u1', viaApiApp)).toMatchObject({ [sync.json.tag_key]: '1' });
 
     const records = await call('GET', `/api/v1/runs/${run.json.run.id}/records?outcome=not_found`);
     expect(records.json.records.map((r: any) => r.external_id)).toEqual(['u4', 'u5']);

@@ -29,8 +29,9 @@ function run(dbUrl: string, args: string[]): Promise<Ran> {
 
 let emu: OneSignalEmulator;
 const app = { appId: randomUUID(), apiKey: `key-${randomUUID()}` };
+const second = { appId: randomUUID(), apiKey: `key-${randomUUID()}` };
 beforeAll(async () => {
-  emu = await startOneSignalEmulator({ apps: [app] });
+  emu = await startOneSignalEmulator({ apps: [app, second] });
 });
 afterAll(async () => {
   await emu?.close();
@@ -67,7 +68,7 @@ describeEachDialect('ampsignal destination', (db) => {
           '--name',
           'Wrong',
           '--app-id',
-          app.appId,
+          second.appId,
           '--api-key',
           'not-the-key',
           '--api-url',
@@ -107,18 +108,52 @@ describeEachDialect('ampsignal destination', (db) => {
       ]);
       expect(show.code).toBe(0);
       expect(JSON.parse(show.stdout)).toEqual(view);
-      expect(test.code).toBe(0);
+      expect(test.code, test.stderr).toBe(0);
       expect(JSON.parse(test.stdout)).toMatchObject({ ok: true, destination_id: id, app_id: app.appId });
       expect(testWrong.code).toBe(1);
-      expect(testWrong.stderr.trim().split('\n')).toHaveLength(1);
-      expect(testWrong.stderr).toMatch(/access denied/i);
       const failed = JSON.parse(testWrong.stdout) as { ok: boolean; error: string; message: string };
-      expect(failed).toMatchObject({ ok: false, error: 'vendor_auth' });
-      expect(failed.message).toMatch(/access denied/i);
+      expect(failed).toMatchObject({ ok: false, error: 'credentials_refused', destination_id: wrongId });
+      expect(failed.message).toMatch(/refused the App ID or the App API key/);
 
       const pause = await run(url, ['pause', id, '--reason', 'maintenance', '--json']);
       expect(pause.code).toBe(0);
       expect(JSON.parse(pause.stdout)).toMatchObject({ id, status: 'paused', status_reason: 'maintenance' });
+    },
+    SLOW,
+  );
+
+  it(
+    'a second destination for one app is refused naming the first; update rotates the key; delete asks, or takes --yes',
+    async () => {
+      const { url } = db();
+      const list = JSON.parse((await run(url, ['list', '--json'])).stdout) as Array<{ id: string; app_id: string }>;
+      const main = list.find((d) => d.app_id === app.appId)!;
+      const wrong = list.find((d) => d.app_id === second.appId)!;
+      const [again, rotate, badUpdate, noChoice, noTty] = await Promise.all([
+        run(url, ['add', 'onesignal', '--name', 'Again', '--app-id', app.appId, '--api-key', 'k']),
+        run(url, ['update', wrong.id, '--api-key', second.apiKey, '--max-tags', '12', '--json']),
+        run(url, ['update', wrong.id, '--max-tags', '0']),
+        run(url, ['delete', main.id]),
+        run(url, ['delete', main.id, '--keep-tags']),
+      ]);
+      expect(again.code, again.stderr).toBe(2);
+      expect(again.stderr).toContain(`is already the destination "Main" (${main.id})`);
+      expect(rotate.code, rotate.stderr).toBe(0);
+      expect(JSON.parse(rotate.stdout)).toMatchObject({ id: wrong.id, max_tags_per_user: 12 });
+      expect(badUpdate.code, badUpdate.stderr).toBe(2);
+      expect(badUpdate.stderr.trim()).toBe('ampsignal: --max-tags: must be at least 1');
+      expect(noChoice.code, noChoice.stderr).toBe(2);
+      expect(noChoice.stderr).toContain('--remove-tags or --keep-tags');
+      expect(noTty.code, noTty.stderr).toBe(2);
+      expect(noTty.stderr).toContain('add --yes');
+
+      const test = await run(url, ['test', wrong.id, '--json']);
+      expect(test.code, test.stderr).toBe(0);
+      expect(JSON.parse(test.stdout)).toMatchObject({ ok: true });
+      const del = await run(url, ['delete', wrong.id, '--keep-tags', '--yes', '--json']);
+      expect(del.code, del.stderr).toBe(0);
+      expect(JSON.parse(del.stdout)).toMatchObject({ id: wrong.id, deleted: true, removed_tags: false });
+      expect((await run(url, ['show', wrong.id])).code).toBe(2);
     },
     SLOW,
   );

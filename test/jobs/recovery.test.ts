@@ -3,8 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { sql } from 'kysely';
 import { afterEach, expect, it } from 'vitest';
+import { addDestination } from '../../src/app/destinations';
 import { refreshSourceCohorts } from '../../src/connectors/amplitude/cohorts';
-import { createDestination } from '../../src/connectors/onesignal/destinations';
 import { startAmplitudeEmulator } from '../../src/emulators/amplitude';
 import { startOneSignalEmulator } from '../../src/emulators/onesignal/index';
 import { createJobQueue } from '../../src/jobs';
@@ -51,7 +51,7 @@ describeDialects('recovery after kill -9', (dialect) => {
     });
     cleanups.push(() => emu.close());
     // 150 requests a second: the delivery takes ~10 s, so the kill lands in the middle of it.
-    const dest = await createDestination(ctx, {
+    const dest = await addDestination(ctx, {
       name: 'recovery',
       app_id: appId,
       api_key: 'key-recovery',

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createDestination } from '../../src/connectors/onesignal/destinations';
+import { addDestination } from '../../src/app/destinations';
 import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
 import { createJobQueue } from '../../src/jobs';
 import type { JobQueue } from '../../src/jobs/port';
@@ -34,7 +34,7 @@ describeEachDialect('job tasks end to end', (db) => {
 
   it('a due "once" sync is pulled by the start tick, delivered in its app queue, and not scheduled again', async () => {
     const { ctx } = db();
-    const dest = await createDestination(ctx, { name: 'tasks app', app_id: APP, api_key: 'k', api_url: emu.url });
+    const dest = await addDestination(ctx, { name: 'tasks app', app_id: APP, api_key: 'k', api_url: emu.url });
     const file = join(dir, 'members.csv');
     writeFileSync(file, 'u1\nu2\nu3\n');
     const cohort = await importCohortFile(ctx, { file, name: 'Tasks cohort' });

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
+import { addDestination } from '../../src/app/destinations';
 import { refreshSourceCohorts } from '../../src/connectors/amplitude/cohorts';
 import { createSource, updateSource } from '../../src/connectors/amplitude/sources';
-import { createDestination } from '../../src/connectors/onesignal/destinations';
 import { type AmplitudeEmulator, startAmplitudeEmulator } from '../../src/emulators/amplitude';
 import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
 import { createJobQueue } from '../../src/jobs';
@@ -75,14 +75,16 @@ describe.skipIf(SKIP_POSTGRES)('scale-out on PostgreSQL', () => {
 
     // 20 syncs: 5 file cohorts on each of 4 apps.
     const syncs: Array<{ id: string; k: number; app: number; tagKey: string; cohortId: string; name: string }> = [];
+    const destIds: string[] = [];
     for (let a = 0; a < APPS; a++) {
-      const dest = await createDestination(ctx, {
+      const dest = await addDestination(ctx, {
         name: `app ${a}`,
         app_id: appId(a),
         api_key: `key-${a}`,
         api_url: emu.url,
         rate_limit_per_second: DEST_LIMIT,
       });
+      destIds.push(dest.id);
       for (let s = 0; s < SYNCS_PER_APP; s++) {
         const k = a * SYNCS_PER_APP + s;
         const file = join(dir, `c${k}.csv`);
@@ -120,14 +122,8 @@ describe.skipIf(SKIP_POSTGRES)('scale-out on PostgreSQL', () => {
       members: users.slice(0, 30).map((user_id) => ({ user_id })),
     });
     await refreshSourceCohorts(ctx, source.id);
-    const rtDest = await createDestination(ctx, {
-      name: 'app 0 realtime',
-      app_id: appId(0),
-      api_key: 'key-0',
-      api_url: emu.url,
-      rate_limit_per_second: DEST_LIMIT,
-      source_id: source.id,
-    });
+    // One destination per OneSignal app: the realtime cohort syncs to app 0's.
+    const rtDest = { id: destIds[0]! };
     const rtSync = await createSync(ctx, {
       cohortId: RT_COHORT,
       destinationId: rtDest.id,

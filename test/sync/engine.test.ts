@@ -1,5 +1,6 @@
 import { afterAll, expect, it } from 'vitest';
-import { getDestination, resumeDestination } from '../../src/connectors/onesignal/destinations';
+import { resumeDestination } from '../../src/app/destinations';
+import { getDestination } from '../../src/connectors/onesignal/destinations';
 import { importCohortFile } from '../../src/sync/cohorts';
 import { deliverDestination } from '../../src/sync/deliver';
 import { applyMembershipDelta } from '../../src/sync/ledger';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDestination } from '../../src/connectors/onesignal/destinations';
+import { addDestination } from '../../src/app/destinations';
 import { type OneSignalEmulatorOptions, startOneSignalEmulator } from '../../src/emulators/onesignal/index';
 import type { Context } from '../../src/store';
 import { importCohortFile } from '../../src/sync/cohorts';
@@ -40,7 +40,7 @@ export async function setupApp(
     perUserPerSecond: 0,
     ...(opts.emulator ?? {}),
   } as OneSignalEmulatorOptions);
-  const dest = await createDestination(ctx, {
+  const dest = await addDestination(ctx, {
     name: `dest-${appId}`,
     app_id: appId,
     api_key: opts.apiKey ?? apiKey,

@@ -1,12 +1,4 @@
-import { getConnector } from '../../connectors/catalog';
-import {
-  clientForDestination,
-  createDestination,
-  type DestinationView,
-  destinationView,
-  getDestination,
-} from '../../connectors/onesignal/destinations';
-import { AmpError, isAmpError, toAmpError } from '../../errors';
+import { isAmpError } from '../../errors';
 import { JOB_KEYS, TASKS } from '../../jobs/port';
 import { enqueueDelivery } from '../../jobs/tasks';
 import type { Context } from '../../store';
@@ -15,7 +7,7 @@ import type { RunView } from '../../sync/runs';
 import { createSync } from '../../sync/syncs';
 import { log } from '../../telemetry/logger';
 import type { AdminDeps } from './auth';
-import { describeIssues, parseOr400 } from './errors';
+import { parseOr400 } from './errors';
 import { type RunRead, readRun, readSync, type SyncRead } from './queries';
 import { createSyncBody, runSyncBody } from './schemas';
 
@@ -24,75 +16,6 @@ import { createSyncBody, runSyncBody } from './schemas';
  * then hands the work to the module that owns it (connector, sync engine, job queue); nothing
  * here writes tables directly, so the owners' invariants and transactions stay in one place.
  */
-
-export async function createDestinationAction(ctx: Context, body: unknown): Promise<DestinationView> {
-  return destinationView(await createDestination(ctx, (body ?? {}) as Record<string, unknown>));
-}
-
-export interface ConnectionTestResult {
-  ok: boolean;
-  /** When the test failed: credentials_refused, rate_limited or unreachable. */
-  error?: ConnectionTestFailure;
-  message: string;
-}
-
-export type ConnectionTestFailure = 'credentials_refused' | 'rate_limited' | 'unreachable';
-
-/**
- * "Test connection" reports one of a few outcomes and never the answer itself: the URL is the
- * caller's to choose, so echoing what answered there (or telling a refused connection from a
- * timeout or from a stranger's HTTP answer) would turn the form into a probe of any host:port.
- * Only answers OneSignal gives about credentials and its rate limit get their own outcome.
- */
-function testFailure(e: unknown, apiUrl: string): ConnectionTestResult {
-  const err = toAmpError(e);
-  if (err.code === 'vendor_auth')
-    return {
-      ok: false,
-      error: 'credentials_refused',
-      message: 'OneSignal refused the App ID or the App API key: check both under Settings > Keys & IDs',
-    };
-  if (err.code === 'rate_limited')
-    return { ok: false, error: 'rate_limited', message: 'OneSignal is rate limiting this app: try again in a minute' };
-  if (err.kind === 'internal') log.error({ err }, 'destination test failed');
-  return {
-    ok: false,
-    error: 'unreachable',
-    message: `no OneSignal answer at ${originOf(apiUrl)}: check the API base URL (OneSignal's is https://api.onesignal.com)`,
-  };
-}
-
-function originOf(url: string): string {
-  try {
-    return new URL(url).origin;
-  } catch {
-    return 'the API base URL';
-  }
-}
-
-/** Tests a saved destination's app id and key against OneSignal. A refusal is a result, not an error. */
-export async function testDestinationAction(ctx: Context, id: string): Promise<ConnectionTestResult> {
-  const row = await getDestination(ctx, id);
-  try {
-    await clientForDestination(ctx, row).testConnection();
-    return { ok: true, message: `connected to OneSignal app ${row.app_id}` };
-  } catch (e) {
-    return testFailure(e, row.api_url);
-  }
-}
-
-/** Tests unsaved settings (the "Test connection" button on the new-destination form). */
-export async function testSettingsAction(input: Record<string, unknown>): Promise<ConnectionTestResult> {
-  const connector = getConnector('onesignal');
-  const r = connector.settingsSchema.safeParse(input);
-  if (!r.success) throw new AmpError('invalid_input', describeIssues(r.error));
-  try {
-    await connector.testAuthentication(r.data);
-    return { ok: true, message: `connected to OneSignal app ${r.data.app_id}` };
-  } catch (e) {
-    return testFailure(e, r.data.api_url);
-  }
-}
 
 export async function createSyncAction(ctx: Context, body: unknown): Promise<SyncRead> {
   const input = parseOr400(createSyncBody, body ?? {}, 'sync');

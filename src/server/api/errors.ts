@@ -1,20 +1,11 @@
 import type { z } from 'zod';
-import { AmpError, isAmpError } from '../../errors';
+import { invalidInput, isAmpError } from '../../errors';
 
-/** Turns zod's complaint into one line a person can act on: `field: problem; field: problem`. */
-export function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .map((i) => (i.path.length ? `${i.path.map(String).join('.')}: ${i.message}` : i.message))
-    .join('; ');
-}
-
-/** Parses external input, throwing AmpError invalid_input (HTTP 400) with the readable message. */
+/** Parses external input, throwing AmpError invalid_input (HTTP 400) that names each bad field by its JSON path. */
 export function parseOr400<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
-  throw new AmpError('invalid_input', `invalid ${what}: ${describeIssues(r.error)}`, {
-    details: { fields: r.error.issues.map((i) => i.path.map(String).join('.')).filter(Boolean) },
-  });
+  throw invalidInput(r.error.issues, { prefix: `invalid ${what}` });
 }
 
 /**

@@ -1,21 +1,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { metrics } from '../../telemetry/metrics';
-import {
-  createDestinationAction,
-  createSyncAction,
-  decideRunAction,
-  runSyncAction,
-  testDestinationAction,
-} from './actions';
+import { createSyncAction, decideRunAction, runSyncAction } from './actions';
 import { registerAlertRoutes } from './alerts';
 import { type AdminDeps, bearerToken, checkToken, configuredToken, TOKEN_HELP } from './auth';
+import { destinationRoutes } from './destinations';
 import { errorResponse, parseOr400 } from './errors';
 import { openApiDocument } from './openapi';
 import {
   readCohorts,
   readDeadLetters,
-  readDestination,
-  readDestinations,
   readRun,
   readRunRecords,
   readRunsOfSync,
@@ -24,11 +17,17 @@ import {
   readSync,
   readSyncs,
 } from './queries';
+import { type ApiRoute, registerRoutes } from './routes';
 import { deadLettersQuery, idParam, recordsQuery, runsQuery } from './schemas';
 import { retryAfterSeconds } from './throttle';
 import { registerVerifyRoutes } from './verify';
 
 export const API_PREFIX = '/api/v1';
+
+/** Every route declared with its schemas (routes.ts): registered and documented from one list. */
+export function apiRoutes(deps: AdminDeps): ApiRoute[] {
+  return [...destinationRoutes(deps.ctx)];
+}
 
 /**
  * The admin API under /api/v1: bearer-token auth on every route but the OpenAPI document,
@@ -72,11 +71,10 @@ export async function registerApi(app: FastifyInstance, deps: AdminDeps): Promis
         });
       });
 
-      api.get('/openapi.json', async () => openApiDocument());
+      api.get('/openapi.json', async () => openApiDocument(apiRoutes(deps)));
 
       const { ctx } = deps;
-      api.get('/destinations', async () => ({ destinations: await readDestinations(ctx) }));
-      api.get('/destinations/:id', async (req) => readDestination(ctx, parseOr400(idParam, req.params, 'path').id));
+      registerRoutes(api, apiRoutes(deps));
       api.get('/cohorts', async () => ({ cohorts: await readCohorts(ctx) }));
       api.get('/syncs', async () => ({ syncs: await readSyncs(ctx) }));
       api.get('/syncs/:id', async (req) => readSync(ctx, parseOr400(idParam, req.params, 'path').id));
@@ -98,12 +96,6 @@ export async function registerApi(app: FastifyInstance, deps: AdminDeps): Promis
         return { dead_letters: await readDeadLetters(ctx, { streamId: q.stream, limit: q.limit, before: q.before }) };
       });
 
-      api.post('/destinations', async (req, reply) =>
-        reply.code(201).send(await createDestinationAction(ctx, req.body)),
-      );
-      api.post('/destinations/:id/test', async (req) =>
-        testDestinationAction(ctx, parseOr400(idParam, req.params, 'path').id),
-      );
       api.post('/syncs', async (req, reply) => reply.code(201).send(await createSyncAction(ctx, req.body)));
       api.post('/syncs/:id/run', async (req, reply) => {
         const { id } = parseOr400(idParam, req.params, 'path');

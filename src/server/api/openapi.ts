@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { destinationInputSchema } from '../../connectors/onesignal/destinations';
 import { alertPaths } from './alerts';
+import { type ApiRoute, routePaths } from './routes';
 import { createSyncBody, deadLettersQuery, recordsQuery, runSyncBody, runsQuery } from './schemas';
 import { verifyPaths } from './verify';
 
@@ -79,7 +79,7 @@ const counters = [
 
 let cached: Json | undefined;
 
-export function openApiDocument(): Json {
+export function openApiDocument(routes: readonly ApiRoute[]): Json {
   cached ??= {
     openapi: '3.1.0',
     info: {
@@ -113,32 +113,7 @@ export function openApiDocument(): Json {
       },
     },
     paths: {
-      '/destinations': {
-        get: op('List OneSignal destinations (never their keys)', {
-          responses: { ...ok('destinations'), ...errors(401, 503) },
-        }),
-        post: op('Create a OneSignal destination', {
-          requestBody: jsonBody(destinationInputSchema),
-          responses: { ...ok('the destination', undefined, '201'), ...errors(400, 401, 409, 503) },
-        }),
-      },
-      '/destinations/{id}': {
-        get: op('One destination', {
-          parameters: [idPath('destination')],
-          responses: { ...ok('destination'), ...errors(401, 404) },
-        }),
-      },
-      '/destinations/{id}/test': {
-        post: op('Test the destination credentials against OneSignal', {
-          parameters: [idPath('destination')],
-          responses: {
-            ...ok(
-              '`{ok, message, error?}` with error one of credentials_refused, rate_limited, unreachable: a refused key is ok=false, not an HTTP error',
-            ),
-            ...errors(401, 404),
-          },
-        }),
-      },
+      ...routePaths(routes),
       '/cohorts': { get: op('List cohorts', { responses: { ...ok('cohorts'), ...errors(401) } }) },
       '/syncs': {
         get: op('List syncs with their last run', { responses: { ...ok('syncs'), ...errors(401) } }),

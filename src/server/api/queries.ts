@@ -1,4 +1,4 @@
-import { type DestinationView, destinationView } from '../../connectors/onesignal/destinations';
+import { type DestinationView, listDestinations, showDestination } from '../../app/destinations';
 import { AmpError } from '../../errors';
 import type { DeadLetterView } from '../../events/dead-letters';
 import { countOutbox } from '../../events/streams';
@@ -13,32 +13,12 @@ import type { SyncView } from '../../sync/syncs';
 
 const num = (v: unknown): number => Number(v ?? 0);
 
-/** The connector's public view (never the key) plus the ledger rows still waiting for OneSignal. */
-export type DestinationRead = DestinationView & { pending_rows: number };
+/** A destination as the app layer shows it (never the key; with its pending ledger rows). */
+export type DestinationRead = DestinationView;
 
-async function pendingByDestination(ctx: Context, ids?: string[]): Promise<Map<string, number>> {
-  let q = ctx.store.db
-    .selectFrom('ledger')
-    .select(['destination_id', (eb) => eb.fn.countAll().as('n')])
-    .whereRef('desired', '<>', 'confirmed')
-    .groupBy('destination_id');
-  if (ids) q = q.where('destination_id', 'in', ids.length ? ids : ['']);
-  const rows = await q.execute();
-  return new Map(rows.map((r) => [r.destination_id, num(r.n)]));
-}
+export const readDestinations = (ctx: Context): Promise<DestinationRead[]> => listDestinations(ctx);
 
-export async function readDestinations(ctx: Context): Promise<DestinationRead[]> {
-  const rows = await ctx.store.db.selectFrom('destinations').selectAll().orderBy('name').execute();
-  const pending = await pendingByDestination(ctx);
-  return rows.map((r) => ({ ...destinationView(r), pending_rows: pending.get(r.id) ?? 0 }));
-}
-
-export async function readDestination(ctx: Context, id: string): Promise<DestinationRead> {
-  const r = await ctx.store.db.selectFrom('destinations').selectAll().where('id', '=', id).executeTakeFirst();
-  if (!r) throw new AmpError('not_found', `no destination with id ${id}`);
-  const pending = await pendingByDestination(ctx, [id]);
-  return { ...destinationView(r), pending_rows: pending.get(id) ?? 0 };
-}
+export const readDestination = (ctx: Context, id: string): Promise<DestinationRead> => showDestination(ctx, id);
 
 export interface CohortRead {
   id: string;

@@ -1,8 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
-import { AmpError, toAmpError } from '../../errors';
+import { AmpError, describeIssues, toAmpError } from '../../errors';
 import type { AdminDeps } from '../api/auth';
-import { describeIssues } from '../api/errors';
 import { idParam } from '../api/schemas';
 
 /** Small request/response helpers shared by every UI route file. */
@@ -30,7 +29,7 @@ export const isHtmx = (req: FastifyRequest): boolean => req.headers['hx-request'
 
 export function parseId(req: FastifyRequest): string {
   const r = idParam.safeParse(req.params);
-  if (!r.success) throw new AmpError('invalid_input', `invalid id in the address: ${describeIssues(r.error)}`);
+  if (!r.success) throw new AmpError('invalid_input', `invalid id in the address: ${describeIssues(r.error.issues)}`);
   return r.data.id;
 }
 

@@ -1,13 +1,14 @@
-import { listSources } from '../../../connectors/amplitude/sources';
 import {
-  createDestination,
+  addDestination,
   destinationInputSchema,
   pauseDestination,
   resumeDestination,
-} from '../../../connectors/onesignal/destinations';
+  testDestination,
+  testDestinationSettings,
+} from '../../../app/destinations';
+import { listSources } from '../../../connectors/amplitude/sources';
 import { toAmpError } from '../../../errors';
 import type { Context } from '../../../store';
-import { testDestinationAction, testSettingsAction } from '../../api/actions';
 import { readDestination, readDestinations, readSyncs } from '../../api/queries';
 import { type Form, fieldErrors, formOf, html, optional, parseId, pathOf, queryOf, type UiRoutes } from '../http';
 import {
@@ -44,7 +45,7 @@ export const destinationRoutes: UiRoutes = (ui, { ctx }) => {
   });
 
   ui.post('/destinations/:id/test', async (req, reply) => {
-    const r = await testDestinationAction(ctx, parseId(req));
+    const r = await testDestination(ctx, parseId(req));
     return html(reply, <TestResult ok={r.ok} message={r.message} />);
   });
 
@@ -65,7 +66,7 @@ export const destinationRoutes: UiRoutes = (ui, { ctx }) => {
   );
 
   ui.post('/destinations/test', async (req, reply) => {
-    const r = await testSettingsAction(destinationSettings(formOf(req))).catch((e: unknown) => {
+    const r = await testDestinationSettings(destinationSettings(formOf(req))).catch((e: unknown) => {
       const err = toAmpError(e);
       if (err.kind === 'internal') throw err;
       return { ok: false, message: err.message };
@@ -95,13 +96,13 @@ export const destinationRoutes: UiRoutes = (ui, { ctx }) => {
       );
     }
     try {
-      const row = await createDestination(ctx, input);
+      const row = await addDestination(ctx, input);
       return reply.redirect(`/cohorts?created=${encodeURIComponent(row.id)}`, 303);
     } catch (e) {
       const err = toAmpError(e);
       if (err.kind === 'internal') throw err;
       const errors: Record<string, string> =
-        err.code === 'conflict' ? { name: err.message.replace(/; pick another --name$/, '; pick another name') } : {};
+        err.code === 'conflict' ? { [String(err.details?.field ?? 'name')]: err.message } : {};
       return html(
         reply,
         <NewDestinationPage
