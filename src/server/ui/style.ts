@@ -44,7 +44,8 @@ button.danger{background:var(--bad);border-color:var(--bad)}
 .result.bad{background:#fde4e1;color:var(--bad)}
 .notice{background:#e8eefc;border:1px solid #c5d3f6;padding:.6rem .9rem;border-radius:6px;margin-bottom:1rem}
 .alert{background:#fde4e1;border:1px solid #f4b9b2;padding:.6rem .9rem;border-radius:6px;margin-bottom:1rem;color:var(--bad)}
-dl.counters{display:grid;grid-template-columns:repeat(auto-fit,minmax(120px,1fr));gap:.6rem;margin:0}
+dl.counters{display:grid;grid-template-columns:repeat(auto-fit,minmax(120px,1fr));gap:.6rem;margin:0 0 1rem}
+.card .actions{margin-top:.75rem}
 dl.counters div{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:.5rem .7rem}
 dl.counters dt{font-size:.8rem;color:var(--muted)}
 dl.counters dd{margin:0;font-size:1.35rem;font-weight:650;font-variant-numeric:tabular-nums}
@@ -59,6 +60,9 @@ table.facts th{background:none;width:14rem;color:var(--muted);font-weight:600}
 .copy-row code{font-size:.9rem;padding:.35rem .5rem;overflow-wrap:anywhere;max-width:100%}
 button.small,.button.small{padding:.2rem .6rem;font-size:.85rem}
 .confirm ul{margin:.25rem 0 1rem}
+textarea{font:inherit;padding:.45rem .55rem;border:1px solid #b8c0cc;border-radius:6px}
+pre{background:#eef1f5;padding:.6rem .8rem;border-radius:6px;overflow:auto;max-height:28rem;font-size:.82rem}
+details summary{cursor:pointer;font-weight:600;margin:.5rem 0}
 .htmx-request.htmx-indicator,.htmx-request .htmx-indicator{display:inline}
 .htmx-indicator{display:none}
 `;

@@ -1,50 +1,57 @@
 import type { StreamRead } from '../../api/queries';
-import { Badge, type Column, Layout, Num, TableHead } from '../layout';
+import { Badge, type Column, Field, fmtTime, Layout, Notice, Num, TableHead } from '../layout';
+import { CopyField, Fact, Facts, SelectField } from '../parts';
+
+const streamPath = (id: string, tail = '') => `/streams/${encodeURIComponent(id)}${tail}`;
 
 export function StreamsTable(p: { streams: StreamRead[] }): JSX.Element {
   if (p.streams.length === 0) {
     return (
       <p class="card">
-        No event stream yet. Create one with <code>ampsignal stream add</code>.
+        No event stream yet. <a href="/streams/new">Add one</a> to forward OneSignal message events to Amplitude.
       </p>
     );
   }
   return (
-    <table>
-      <TableHead
-        cols={[
-          'Stream',
-          'Status',
-          ...['Received', 'Duplicates', 'Forwarded', 'Forwarded / min', 'Dead letters', 'Pending'].map(
-            (label): Column => ({ label, num: true }),
-          ),
-        ]}
-      />
-      <tbody>
-        {p.streams.map((s) => (
-          <tr>
-            <td>
-              <span safe>{s.name}</span>
-              <br />
-              <code class="muted" safe>
-                {s.webhook_path}
-              </code>
-            </td>
-            <td>
-              <Badge status={s.status} />
-            </td>
-            <Num n={s.received} />
-            <Num n={s.duplicates} />
-            <Num n={s.forwarded} />
-            <Num n={s.forwarded_last_minute} />
-            <td class="num">
-              <a href={`/streams/${encodeURIComponent(s.id)}/dead-letters`}>{String(s.dead_lettered)}</a>
-            </td>
-            <Num n={s.pending} />
-          </tr>
-        ))}
-      </tbody>
-    </table>
+    <div class="table-wrap">
+      <table>
+        <TableHead
+          cols={[
+            'Stream',
+            'Status',
+            ...['Received', 'Duplicates', 'Forwarded', 'Forwarded / min', 'Dead letters', 'Pending'].map(
+              (label): Column => ({ label, num: true }),
+            ),
+          ]}
+        />
+        <tbody>
+          {p.streams.map((s) => (
+            <tr>
+              <td>
+                <a href={streamPath(s.id)} safe>
+                  {s.name}
+                </a>
+                <br />
+                <code class="muted" safe>
+                  {s.id}
+                </code>
+              </td>
+              <td>
+                <Badge status={s.status} />
+              </td>
+              <Num n={s.received} />
+              <Num n={s.duplicates} />
+              <Num n={s.forwarded} />
+              <Num n={s.forwarded_last_minute} />
+              <td class="num">
+                <a href={streamPath(s.id, '/dead-letters')}>{String(s.dead_lettered)}</a>
+              </td>
+              <Num n={s.pending} />
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }
 
@@ -52,7 +59,207 @@ export function StreamsPage(p: { streams: StreamRead[] }): JSX.Element {
   return (
     <Layout title="Streams" nav="streams">
       <h1>Event streams (OneSignal → Amplitude)</h1>
+      <p>
+        <a class="button" href="/streams/new">
+          Add event stream
+        </a>
+      </p>
       <StreamsTable streams={p.streams} />
+    </Layout>
+  );
+}
+
+export interface StreamFormValues {
+  name?: string | undefined;
+  region?: string | undefined;
+  amplitude_url?: string | undefined;
+  event_names?: string | undefined;
+}
+
+export function NewStreamPage(p: {
+  values: StreamFormValues;
+  errors: Record<string, string>;
+  formError?: string | undefined;
+}): JSX.Element {
+  const v = p.values;
+  const e = p.errors;
+  return (
+    <Layout title="Add event stream" nav="streams">
+      <h1>Add an event stream</h1>
+      <Notice kind="alert" text={p.formError} />
+      <section class="card">
+        <p class="muted">
+          A stream receives OneSignal's Event Stream webhooks (sent, delivered, clicked…) and forwards each event once
+          to one Amplitude project. The next page gives what to paste into OneSignal.
+        </p>
+        <form class="stack" method="post" action="/streams" novalidate>
+          <Field name="name" label="Name" value={v.name} error={e.name} required placeholder="Production pushes" />
+          <Field
+            name="amplitude_api_key"
+            label="Amplitude project API key"
+            type="password"
+            autocomplete="off"
+            required
+            error={e.amplitude_api_key}
+            hint="Stored encrypted; never shown again."
+          />
+          <SelectField
+            name="region"
+            label="Amplitude data region"
+            options={[
+              { value: 'us', label: 'US (api2.amplitude.com)' },
+              { value: 'eu', label: 'EU (api.eu.amplitude.com)' },
+            ]}
+            value={v.region ?? 'us'}
+            error={e.region}
+          />
+          <div class={e.event_names ? 'field invalid' : 'field'}>
+            <label for="f-event_names">Event name overrides (optional)</label>
+            <textarea id="f-event_names" name="event_names" rows="3" aria-describedby="f-event_names-hint" safe>
+              {v.event_names ?? ''}
+            </textarea>
+            <small id="f-event_names-hint">
+              One KIND=NAME a line, e.g. <code>message.push.clicked=Push Opened</code>. Default names follow OneSignal's
+              own Amplitude export ([Onesignal] Push Clicked, …).
+            </small>
+            {e.event_names ? (
+              <p class="error" safe>
+                {e.event_names}
+              </p>
+            ) : (
+              ''
+            )}
+          </div>
+          <Field
+            name="amplitude_url"
+            label="HTTP V2 API URL (optional)"
+            type="url"
+            value={v.amplitude_url}
+            error={e.amplitude_url}
+            hint="Leave empty to use the region's address; set only for a proxy or the Amplitude emulator."
+          />
+          <div class="actions">
+            <button type="submit">Save stream</button>
+          </div>
+        </form>
+      </section>
+    </Layout>
+  );
+}
+
+export function StreamPage(p: {
+  stream: StreamRead;
+  webhookUrl: string;
+  bodyTemplate: string;
+  eventNames: Record<string, string>;
+  /** Only in the answer to the creation: the secret is shown once. */
+  secret?: string | undefined;
+  chart?: JSX.Element | undefined;
+  notice?: string | undefined;
+  error?: string | undefined;
+}): JSX.Element {
+  const s = p.stream;
+  const overrides = Object.entries(p.eventNames);
+  return (
+    <Layout title={`Stream ${s.name}`} nav="streams">
+      <h1 safe>{`Stream: ${s.name}`}</h1>
+      <p>
+        <a href="/streams">← All streams</a>
+      </p>
+      <Notice text={p.notice} />
+      <Notice kind="alert" text={p.error} />
+      <section class="card">
+        <Facts>
+          <Fact label="Id">
+            <code safe>{s.id}</code>
+          </Fact>
+          <Fact label="Status">
+            <Badge status={s.status} />
+            {s.status_reason ? <span class="muted" safe>{` ${s.status_reason}`}</span> : ''}
+          </Fact>
+          <Fact label="Amplitude" text={`${s.amplitude_url ?? 'by region'} (${s.region})`} />
+          <Fact
+            label="Event names"
+            text={overrides.length ? overrides.map(([k, n]) => `${k} → ${n}`).join('; ') : 'OneSignal export names'}
+          />
+          <Fact label="Created" text={fmtTime(s.created_at)} />
+        </Facts>
+        <div class="actions">
+          {s.status === 'paused' ? (
+            <form method="post" action={streamPath(s.id, '/resume')}>
+              <button type="submit">Resume forwarding</button>
+            </form>
+          ) : (
+            <form method="post" action={streamPath(s.id, '/pause')}>
+              <button type="submit" class="secondary">
+                Pause forwarding
+              </button>
+            </form>
+          )}
+          <form method="post" action={streamPath(s.id, '/forward')}>
+            <button type="submit" class="secondary">
+              Forward pending now
+            </button>
+          </form>
+        </div>
+      </section>
+
+      <h2>Events</h2>
+      <dl class="counters">
+        {(
+          [
+            ['Received', s.received],
+            ['Duplicates', s.duplicates],
+            ['Forwarded', s.forwarded],
+            ['Forwarded last minute', s.forwarded_last_minute],
+            ['Dead letters', s.dead_lettered],
+            ['Pending', s.pending],
+          ] as const
+        ).map(([label, n]) => (
+          <div>
+            <dt safe>{label}</dt>
+            <dd>
+              {label === 'Dead letters' ? <a href={streamPath(s.id, '/dead-letters')}>{String(n)}</a> : String(n)}
+            </dd>
+          </div>
+        ))}
+      </dl>
+      {p.chart ?? ''}
+
+      <section class="card" aria-labelledby="setup-title">
+        <h2 id="setup-title">Set-up in OneSignal</h2>
+        <p>
+          In OneSignal, open Data › Event Streams › New Event Stream, choose the message events to forward, set the
+          method to <code>POST</code>, and paste:
+        </p>
+        <CopyField id="stream-url" label="URL" value={p.webhookUrl} />
+        {p.secret ? (
+          <CopyField
+            id="stream-header"
+            label="Header"
+            value={`Authorization: Bearer ${p.secret}`}
+            hint="Shown once, now: copy it before leaving this page."
+          />
+        ) : (
+          <p>
+            <span class="copy-label">Header</span>
+            <br />
+            <code>Authorization: Bearer &lt;the secret shown when the stream was added&gt;</code>
+          </p>
+        )}
+        <CopyField id="stream-content-type" label="Second header" value="Content-Type: application/json" />
+        <details>
+          <summary>Body (paste exactly)</summary>
+          <div class="copy-row">
+            <button type="button" class="secondary small" data-copy="stream-body" aria-label="Copy Body">
+              Copy
+            </button>
+          </div>
+          <pre id="stream-body" safe>
+            {p.bodyTemplate}
+          </pre>
+        </details>
+      </section>
     </Layout>
   );
 }
