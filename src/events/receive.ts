@@ -1,6 +1,5 @@
 import { AmpError } from '../errors';
-import type { Context } from '../store';
-import { committerFor, GroupCommit } from '../store/group-commit';
+import type { Context, StreamEventRow } from '../store';
 import { log } from '../telemetry/logger';
 import { cohortTagMatcher } from './cohort-tags';
 import { type MapOptions, type MappedEvent, mapOneSignalEvent } from './map';
@@ -24,24 +23,6 @@ export interface ReceiveResult {
   rejected: Array<{ index: number; problem: string }>;
 }
 
-interface Row {
-  stream_id: string;
-  event_id: string;
-  kind: string;
-  payload: string;
-  status: 'pending' | 'dead';
-  attempts: number;
-  next_attempt_at: number;
-  reason: string | null;
-  lease_owner: null;
-  lease_until: null;
-  received_at: number;
-  forwarded_at: null;
-}
-
-// PostgreSQL allows 65,535 bind parameters per statement; 12 columns × 1,000 rows stays well under.
-const INSERT_CHUNK = 1_000;
-
 export async function receiveEvents(
   ctx: Context,
   stream: CachedStream,
@@ -55,7 +36,7 @@ export async function receiveEvents(
   const matcher = cohortTagMatcher(ctx);
   const cohortIds = typeof matcher === 'function' ? matcher : await matcher;
   const rejected: ReceiveResult['rejected'] = [];
-  const rows: Row[] = [];
+  const rows: StreamEventRow[] = [];
   const seen = new Set<string>();
   let inBodyDuplicates = 0;
   for (let i = 0; i < items.length; i++) {
@@ -75,13 +56,9 @@ export async function receiveEvents(
       kind: m.kind.slice(0, 256),
       payload: JSON.stringify(m.amplitude),
       status: m.deadReason ? 'dead' : 'pending',
-      attempts: 0,
       next_attempt_at: receivedAt,
       reason: m.deadReason ?? null,
-      lease_owner: null,
-      lease_until: null,
       received_at: receivedAt,
-      forwarded_at: null,
     });
   }
   if (rows.length === 0) {
@@ -115,75 +92,6 @@ function mapOneElement(raw: unknown, opts: MapOptions): MappedEvent {
   }
 }
 
-function storeRows(ctx: Context, streamId: string, rows: Row[], extra: number): Promise<Set<string>> {
-  const h = ctx.store.sqlite;
-  if (!h) return storeRowsKysely(ctx, streamId, rows, extra);
-  const committer = committerFor(
-    committers,
-    h,
-    () => new GroupCommit(h, eventWriter(h), (j) => storeRowsKysely(ctx, j.streamId, j.rows, j.extra)),
-  );
-  return committer.submit({ streamId, rows, extra });
-}
-
-function storeRowsKysely(ctx: Context, streamId: string, rows: Row[], extraDuplicates: number): Promise<Set<string>> {
-  const { store } = ctx;
-  return store.db.transaction().execute(async (trx) => {
-    const inserted = new Set<string>();
-    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-      const got = await trx
-        .insertInto('stream_events')
-        .values(rows.slice(i, i + INSERT_CHUNK))
-        .onConflict((oc) => oc.columns(['stream_id', 'event_id']).doNothing())
-        .returning('event_id')
-        .execute();
-      for (const g of got) inserted.add(g.event_id);
-    }
-    const dups = rows.length - inserted.size + extraDuplicates;
-    if (dups > 0) {
-      await trx
-        .updateTable('streams')
-        .set((eb) => ({ duplicates: eb('duplicates', '+', dups) }))
-        .where('id', '=', streamId)
-        .execute();
-    }
-    return inserted;
-  });
-}
-
-type Sqlite = NonNullable<Context['store']['sqlite']>;
-interface Job {
-  streamId: string;
-  rows: Row[];
-  /** Duplicates already dropped within the request's own body. */
-  extra: number;
-}
-const committers = new WeakMap<Sqlite, GroupCommit<Job, Set<string>>>();
-
-/** Same statement semantics as the Kysely path above, as prepared statements (much cheaper). */
-function eventWriter(db: Sqlite): (job: Job) => Set<string> {
-  const insert = db.prepare(
-    `INSERT INTO stream_events (stream_id, event_id, kind, payload, status, attempts, next_attempt_at, reason, received_at)
-     VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?) ON CONFLICT (stream_id, event_id) DO NOTHING`,
-  );
-  const bump = db.prepare('UPDATE streams SET duplicates = duplicates + ? WHERE id = ?');
-  return (job) => {
-    const inserted = new Set<string>();
-    for (const r of job.rows) {
-      const info = insert.run(
-        r.stream_id,
-        r.event_id,
-        r.kind,
-        r.payload,
-        r.status,
-        r.next_attempt_at,
-        r.reason,
-        r.received_at,
-      );
-      if (info.changes > 0) inserted.add(r.event_id);
-    }
-    const dups = job.rows.length - inserted.size + job.extra;
-    if (dups > 0) bump.run(dups, job.streamId);
-    return inserted;
-  };
+function storeRows(ctx: Context, streamId: string, rows: StreamEventRow[], extra: number): Promise<Set<string>> {
+  return ctx.store.engine.insertStreamEvents({ streamId, rows, extra });
 }

@@ -129,7 +129,7 @@ export async function openStore(
   return {
     db,
     dialect: 'postgres',
-    engine: postgresEngine(db, pool),
+    engine: postgresEngine(pool),
     target,
     displayUrl,
     pgPool: pool,

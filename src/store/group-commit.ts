@@ -59,17 +59,3 @@ export class GroupCommit<J, R> {
     }
   }
 }
-
-/** One committer per database handle, made on first use. */
-export function committerFor<J, R>(
-  cache: WeakMap<BetterSqlite3.Database, GroupCommit<J, R>>,
-  db: BetterSqlite3.Database,
-  make: () => GroupCommit<J, R>,
-): GroupCommit<J, R> {
-  let c = cache.get(db);
-  if (!c) {
-    c = make();
-    cache.set(db, c);
-  }
-  return c;
-}

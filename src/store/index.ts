@@ -42,6 +42,13 @@ export async function openContext(opts: {
 }
 
 export type { Store } from './database';
-export type { Capabilities, Engine, InboxValues, LedgerOutcome } from './dialect/engine';
+export type {
+  Capabilities,
+  Engine,
+  InboxValues,
+  LedgerOutcome,
+  StreamEventRow,
+  StreamEventsJob,
+} from './dialect/engine';
 export type { ProcessRole } from './pool';
 export type { SecretBox } from './secrets';

@@ -1,7 +1,8 @@
-import { expect, it } from 'vitest';
-import type { Context, InboxValues, LedgerOutcome } from '../../src/store';
-import { describeEachDialect } from '../helpers/db';
-import { seedCohort, seedDestination } from '../helpers/seed';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Context, type InboxValues, type LedgerOutcome, openContext, type StreamEventsJob } from '../../src/store';
+import { describeEachDialect, freshDatabaseUrl, SKIP_POSTGRES } from '../helpers/db';
+import { seedCohort, seedDestination, seedStream } from '../helpers/seed';
 
 /** The database seam's operations (src/store/dialect), each on both databases. */
 
@@ -204,5 +205,105 @@ describeEachDialect('the database seam', (db) => {
       outcome: 'delivered',
       lease_owner: null,
     });
+  });
+});
+
+function eventsJob(streamId: string, ids: string[], kind = 'notification.clicked'): StreamEventsJob {
+  return {
+    streamId,
+    extra: 0,
+    rows: ids.map((id) => ({
+      stream_id: streamId,
+      event_id: id,
+      kind,
+      payload: '{}',
+      status: 'pending',
+      next_attempt_at: 1,
+      reason: null,
+      received_at: 1,
+    })),
+  };
+}
+
+describeEachDialect('stream event inserts (group commit)', (db) => {
+  it('stores each event once, credits it to the first request that offered it, and counts duplicates', async () => {
+    const { ctx } = db();
+    await seedStream(ctx, { id: 'str_g', name: 'g', amplitude_api_key: 'k', webhook_secret: 's' });
+    const engine = ctx.store.engine;
+    const [a, b, c] = await Promise.all([
+      engine.insertStreamEvents(eventsJob('str_g', ['e1', 'e2'])),
+      engine.insertStreamEvents({ ...eventsJob('str_g', ['e2', 'e3']), extra: 1 }),
+      engine.insertStreamEvents(eventsJob('str_g', ['e4'])),
+    ]);
+    expect([[...a], [...b], [...c]]).toEqual([['e1', 'e2'], ['e3'], ['e4']]);
+    expect([...(await engine.insertStreamEvents(eventsJob('str_g', ['e1', 'e5'])))]).toEqual(['e5']);
+    const stream = await ctx.store.db
+      .selectFrom('streams')
+      .select('duplicates')
+      .where('id', '=', 'str_g')
+      .executeTakeFirstOrThrow();
+    // e2 offered twice, one in-body duplicate, e1 offered again.
+    expect(Number(stream.duplicates)).toBe(3);
+  });
+});
+
+describe.skipIf(SKIP_POSTGRES)('group commit [postgres]', () => {
+  let ctx: Context;
+  let cleanup: () => Promise<void>;
+  beforeAll(async () => {
+    const fresh = await freshDatabaseUrl('postgres');
+    cleanup = fresh.cleanup;
+    ctx = await openContext({ db: fresh.url, migrate: 'auto' });
+    await seedStream(ctx, { id: 'str_pg', name: 'pg', amplitude_api_key: 'k', webhook_secret: 's' });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await cleanup?.();
+  });
+
+  /** The transaction that wrote each event (xmin): events of one commit share it. */
+  async function commitsOf(eventIds: string[]): Promise<Map<string, string>> {
+    const r = await sql<{ event_id: string; tx: string }>`SELECT event_id, xmin::text AS tx FROM stream_events
+      WHERE event_id = ANY(${eventIds}::text[])`.execute(ctx.store.db);
+    return new Map(r.rows.map((x) => [x.event_id, x.tx]));
+  }
+
+  it('writes the events of concurrent requests in one commit', async () => {
+    const ids = Array.from({ length: 20 }, (_, i) => `c${i}`);
+    const got = await Promise.all(ids.map((id) => ctx.store.engine.insertStreamEvents(eventsJob('str_pg', [id]))));
+    expect(got.map((s) => [...s])).toEqual(ids.map((id) => [id]));
+    const txs = new Set((await commitsOf(ids)).values());
+    expect(txs.size).toBe(1);
+  });
+
+  it('a bad row refuses only its own request; its batch siblings commit', async () => {
+    const engine = ctx.store.engine;
+    // PostgreSQL refuses a NUL in text: the whole multi-row statement fails with it.
+    const results = await Promise.allSettled([
+      engine.insertStreamEvents(eventsJob('str_pg', ['ok1', 'ok2'])),
+      engine.insertStreamEvents(eventsJob('str_pg', ['bad1'], 'bad\u0000kind')),
+      engine.insertStreamEvents(eventsJob('str_pg', ['ok3'])),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect([...(results[0] as PromiseFulfilledResult<Set<string>>).value]).toEqual(['ok1', 'ok2']);
+    const stored = await commitsOf(['ok1', 'ok2', 'ok3', 'bad1']);
+    expect([...stored.keys()].sort()).toEqual(['ok1', 'ok2', 'ok3']);
+  });
+
+  it('a bad cohort message refuses only its own request; its batch siblings commit', async () => {
+    const engine = ctx.store.engine;
+    const results = await Promise.allSettled([
+      engine.insertInboxMessage(inboxValues('pg_ok1')),
+      engine.insertInboxMessage({ ...inboxValues('pg_bad'), cohort_name: 'bad\u0000name' }),
+      engine.insertInboxMessage(inboxValues('pg_ok2')),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    const rows = await ctx.store.db
+      .selectFrom('webhook_inbox')
+      .select('message_id')
+      .where('message_id', 'like', 'pg_%')
+      .orderBy('message_id')
+      .execute();
+    expect(rows.map((r) => r.message_id)).toEqual(['pg_ok1', 'pg_ok2']);
   });
 });

@@ -12,6 +12,12 @@ export interface Engine {
   /** For display only (health, `migrate`): never branch on it. */
   readonly name: 'sqlite' | 'postgres';
   readonly can: Capabilities;
+  /**
+   * Stores a request's mapped events in the stream's outbox, deduplicated on (stream, event id),
+   * and counts the duplicates on the stream; the event ids stored. Concurrent requests share one
+   * commit, and each is answered only after the commit that holds its rows.
+   */
+  insertStreamEvents(job: StreamEventsJob): Promise<Set<string>>;
   /** Stores a validated cohort-webhook message once per (source, message_id): its id, or null for a repeat. */
   insertInboxMessage(values: InboxValues): Promise<number | null>;
   /**
@@ -42,4 +48,22 @@ export interface LedgerOutcome {
   error: string | null;
   attempts: number;
   nextAttemptAt: number | null;
+}
+
+export interface StreamEventRow {
+  stream_id: string;
+  event_id: string;
+  kind: string;
+  payload: string;
+  status: 'pending' | 'dead';
+  next_attempt_at: number;
+  reason: string | null;
+  received_at: number;
+}
+
+export interface StreamEventsJob {
+  streamId: string;
+  rows: StreamEventRow[];
+  /** Duplicates already dropped within the request's own body (counted on the stream too). */
+  extra: number;
 }

@@ -3,7 +3,6 @@ import type { Kysely } from 'kysely';
 import { GroupCommit } from '../group-commit';
 import type { DB } from '../schema';
 import type { InboxValues } from './engine';
-import { insertInboxMessageQb } from './inbox-message.postgres';
 
 /**
  * Inbox inserts of concurrent webhook requests share one commit (group-commit.ts), each as a
@@ -26,4 +25,15 @@ export function inboxMessageInserter(h: BetterSqlite3.Database, db: Kysely<DB>) 
   };
   const committer = new GroupCommit(h, write, (values: InboxValues) => insertInboxMessageQb(db, values));
   return (values: InboxValues) => committer.submit(values);
+}
+
+/** The same insert through the query builder, while a Kysely transaction holds the handle: the new row's id, or null for a message already stored under (source, message_id). */
+export async function insertInboxMessageQb(db: Kysely<DB>, values: InboxValues): Promise<number | null> {
+  const row = await db
+    .insertInto('webhook_inbox')
+    .values({ ...values, applied_at: null, error: null })
+    .onConflict((oc) => oc.columns(['source_id', 'message_id']).doNothing())
+    .returning('id')
+    .executeTakeFirst();
+  return row ? Number(row.id) : null;
 }

@@ -4,12 +4,14 @@ import type { DB } from '../schema';
 import type { Engine } from './engine';
 import { inboxMessageInserter } from './inbox-message.sqlite';
 import { ledgerOutcomesWriter } from './ledger-outcomes.sqlite';
+import { streamEventsInserter } from './stream-events.sqlite';
 
 /** The embedded database: one connection, one writer, snapshots per transaction, jobs in-process. */
 export function sqliteEngine(h: BetterSqlite3.Database, db: Kysely<DB>): Engine {
   return {
     name: 'sqlite',
     can: { inPlaceSnapshot: true, skipLockedClaims: false, embeddedJobRunner: true },
+    insertStreamEvents: streamEventsInserter(h, db),
     insertInboxMessage: inboxMessageInserter(h, db),
     writeLedgerOutcomes: ledgerOutcomesWriter(h),
   };
