@@ -65,3 +65,24 @@ export function userFacing(e: unknown): AmpError {
   if (err.kind === 'internal' || err.code === 'not_found') throw err;
   return err;
 }
+
+/**
+ * An operation's refusal as a form shows it: invalid input by field (the operation's issues),
+ * a conflict by the field it names; anything the form has no field for as one message above it.
+ */
+export function formErrors(
+  e: unknown,
+  formFields: readonly string[],
+): { fields: Record<string, string>; message?: string; status: number } {
+  const err = userFacing(e);
+  const issues = (err.details?.issues as Array<{ field: string; message: string }> | undefined) ?? [];
+  const named = typeof err.details?.field === 'string' ? [{ field: err.details.field, message: err.message }] : [];
+  const fields: Record<string, string> = {};
+  let unplaced = issues.length + named.length === 0;
+  for (const i of [...issues, ...named]) {
+    const f = i.field.split('.')[0] ?? '';
+    if (formFields.includes(f)) fields[f] ??= i.message;
+    else unplaced = true;
+  }
+  return unplaced ? { fields, message: err.message, status: err.httpStatus } : { fields, status: err.httpStatus };
+}

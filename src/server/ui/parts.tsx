@@ -84,15 +84,17 @@ export function ConfirmPage(p: {
       <h1 safe>{p.title}</h1>
       <Notice kind="alert" text={p.error} />
       <section class="card confirm">
-        {p.children}
-        <form method="post" action={p.action} class="actions">
+        <form method="post" action={p.action}>
+          {p.children}
           <input type="hidden" name="confirm" value="yes" />
-          <button type="submit" class={p.danger ? 'danger' : undefined} safe>
-            {p.confirmLabel}
-          </button>
-          <a class="button secondary" href={p.cancelHref}>
-            Cancel
-          </a>
+          <div class="actions">
+            <button type="submit" class={p.danger ? 'danger' : undefined} safe>
+              {p.confirmLabel}
+            </button>
+            <a class="button secondary" href={p.cancelHref}>
+              Cancel
+            </a>
+          </div>
         </form>
       </section>
     </Layout>

@@ -60,6 +60,11 @@ table.facts th{background:none;width:14rem;color:var(--muted);font-weight:600}
 .copy-row code{font-size:.9rem;padding:.35rem .5rem;overflow-wrap:anywhere;max-width:100%}
 button.small,.button.small{padding:.2rem .6rem;font-size:.85rem}
 .confirm ul{margin:.25rem 0 1rem}
+fieldset{border:1px solid var(--line);border-radius:6px;padding:.5rem .9rem;margin:0 0 1rem}
+legend{font-weight:600;padding:0 .3rem}
+label.choice{display:flex;gap:.5rem;align-items:baseline;margin:.3rem 0}
+.danger-zone{border-color:#f4b9b2}
+.button.danger{background:var(--bad);border-color:var(--bad);color:#fff}
 textarea{font:inherit;padding:.45rem .55rem;border:1px solid #b8c0cc;border-radius:6px}
 pre{background:#eef1f5;padding:.6rem .8rem;border-radius:6px;overflow:auto;max-height:28rem;font-size:.82rem}
 details summary{cursor:pointer;font-weight:600;margin:.5rem 0}

@@ -1,6 +1,6 @@
 import type { DestinationRead, SyncRead } from '../../api/queries';
 import { Badge, Field, Layout, Notice, Num, TableHead } from '../layout';
-import { Fact, Facts, SelectField } from '../parts';
+import { ConfirmPage, Fact, Facts, SelectField } from '../parts';
 
 export interface DestinationFormValues {
   name?: string;
@@ -135,10 +135,15 @@ function Status(p: { d: DestinationRead }): JSX.Element {
   );
 }
 
-export function DestinationsPage(p: { destinations: DestinationRead[]; syncs: SyncRead[] }): JSX.Element {
+export function DestinationsPage(p: {
+  destinations: DestinationRead[];
+  syncs: SyncRead[];
+  notice?: string | undefined;
+}): JSX.Element {
   return (
     <Layout title="Destinations" nav="destinations">
       <h1>Destinations (OneSignal apps)</h1>
+      <Notice text={p.notice} />
       <p>
         <a class="button" href="/destinations/new">
           Add OneSignal destination
@@ -184,13 +189,35 @@ export function DestinationsPage(p: { destinations: DestinationRead[]; syncs: Sy
   );
 }
 
+export const DESTINATION_EDIT_FIELDS = [
+  'name',
+  'api_key',
+  'api_url',
+  'rate_limit_per_second',
+  'max_tags_per_user',
+  'tag_key_template',
+  'external_id_property',
+] as const;
+
 export function DestinationPage(p: {
   destination: DestinationRead;
   syncs: SyncRead[];
   notice?: string | undefined;
   error?: string | undefined;
+  values?: Record<string, string | undefined>;
+  errors?: Record<string, string>;
 }): JSX.Element {
   const d = p.destination;
+  const v = p.values ?? {
+    name: d.name,
+    api_url: d.api_url,
+    rate_limit_per_second: String(d.rate_limit_per_second),
+    max_tags_per_user: String(d.max_tags_per_user),
+    tag_key_template: d.tag_key_template,
+    external_id_property: d.external_id_property,
+  };
+  const e = p.errors ?? {};
+  const synced = p.syncs.length > 0;
   return (
     <Layout title={`Destination ${d.name}`} nav="destinations">
       <h1 safe>{`Destination: ${d.name}`}</h1>
@@ -276,6 +303,112 @@ export function DestinationPage(p: {
           </table>
         </div>
       )}
+      <section class="card" aria-labelledby="settings-title">
+        <h2 id="settings-title">Settings</h2>
+        <form class="stack" method="post" action={destinationPath(d.id, '/edit')} novalidate>
+          <Field name="name" label="Name" value={v.name} error={e.name} required />
+          <Field
+            name="api_key"
+            label="New App API key"
+            type="password"
+            autocomplete="off"
+            error={e.api_key}
+            hint="Leave empty to keep the current key. A destination paused for a refused key stays paused until you resume it."
+          />
+          <Field name="api_url" label="API base URL" type="url" value={v.api_url} error={e.api_url} />
+          <Field
+            name="rate_limit_per_second"
+            label="Requests per second for this app"
+            type="number"
+            value={v.rate_limit_per_second}
+            error={e.rate_limit_per_second}
+          />
+          <Field
+            name="max_tags_per_user"
+            label="Max cohort tags per user (plan budget)"
+            type="number"
+            value={v.max_tags_per_user}
+            error={e.max_tags_per_user}
+          />
+          <Field
+            name="tag_key_template"
+            label="Tag key template"
+            value={v.tag_key_template}
+            error={e.tag_key_template}
+            hint={
+              synced
+                ? 'Fixed while syncs use this destination: their tags were set under it.'
+                : 'Must contain {cohort_id}.'
+            }
+          />
+          <Field
+            name="external_id_property"
+            label="Amplitude property used as OneSignal external_id"
+            value={v.external_id_property}
+            error={e.external_id_property}
+            hint={synced ? 'Fixed while syncs use this destination.' : undefined}
+          />
+          <div class="actions">
+            <button type="submit">Save changes</button>
+          </div>
+        </form>
+      </section>
+      <section class="card danger-zone" aria-labelledby="delete-title">
+        <h2 id="delete-title">Delete</h2>
+        <p safe>
+          {synced
+            ? `Deleting this destination deletes its ${p.syncs.length} sync(s); you choose whether their tags and segments are removed from OneSignal.`
+            : 'Nothing syncs to this destination: deleting it forgets its settings and key.'}
+        </p>
+        <a class="button danger" href={destinationPath(d.id, '/delete')}>
+          Delete destination…
+        </a>
+      </section>
     </Layout>
+  );
+}
+
+export function DeleteDestinationPage(p: {
+  destination: DestinationRead;
+  syncs: SyncRead[];
+  error?: string | undefined;
+}): JSX.Element {
+  const d = p.destination;
+  return (
+    <ConfirmPage
+      title={`Delete destination ${d.name}?`}
+      nav="destinations"
+      action={destinationPath(d.id, '/delete')}
+      confirmLabel="Delete destination"
+      cancelHref={destinationPath(d.id)}
+      danger
+      error={p.error}
+    >
+      {p.syncs.length === 0 ? (
+        <p>No sync uses it: only its settings and key are forgotten. OneSignal is not touched.</p>
+      ) : (
+        <>
+          <p safe>{`These ${p.syncs.length} sync(s) are deleted with it:`}</p>
+          <ul>
+            {p.syncs.map((s) => (
+              <li>
+                <span safe>{s.cohort_name ?? s.cohort_id}</span> (tag <code safe>{s.tag_key}</code>)
+              </li>
+            ))}
+          </ul>
+          <fieldset>
+            <legend>At OneSignal</legend>
+            <label class="choice">
+              <input type="radio" name="remove_tags" value="yes" checked />
+              Remove their tags from users and delete their segments
+            </label>
+            <label class="choice">
+              <input type="radio" name="remove_tags" value="no" />
+              Keep the tags and segments (only ampsignal forgets them)
+            </label>
+          </fieldset>
+        </>
+      )}
+    </ConfirmPage>
   );
 }

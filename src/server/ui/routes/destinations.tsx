@@ -1,17 +1,32 @@
 import {
   addDestination,
+  deleteDestination,
   destinationInputSchema,
   pauseDestination,
   resumeDestination,
   testDestination,
   testDestinationSettings,
+  updateDestination,
 } from '../../../app/destinations';
 import { listSources } from '../../../connectors/amplitude/sources';
 import { toAmpError } from '../../../errors';
 import type { Context } from '../../../store';
 import { readDestination, readDestinations, readSyncs } from '../../api/queries';
-import { type Form, fieldErrors, formOf, html, optional, parseId, pathOf, queryOf, type UiRoutes } from '../http';
 import {
+  type Form,
+  fieldErrors,
+  formErrors,
+  formOf,
+  html,
+  optional,
+  parseId,
+  pathOf,
+  queryOf,
+  type UiRoutes,
+} from '../http';
+import {
+  DESTINATION_EDIT_FIELDS,
+  DeleteDestinationPage,
   type DestinationFormValues,
   DestinationPage,
   DestinationsPage,
@@ -23,7 +38,9 @@ async function sourceChoices(ctx: Context) {
   return (await listSources(ctx)).map((s) => ({ id: s.id, name: s.name }));
 }
 
-async function destinationPage(ctx: Context, id: string, extra: { notice?: string; error?: string } = {}) {
+type PageExtra = Omit<Parameters<typeof DestinationPage>[0], 'destination' | 'syncs'>;
+
+async function destinationPage(ctx: Context, id: string, extra: PageExtra = {}) {
   const [destination, syncs] = await Promise.all([readDestination(ctx, id), readSyncs(ctx)]);
   return <DestinationPage destination={destination} syncs={syncs.filter((s) => s.destination_id === id)} {...extra} />;
 }
@@ -31,12 +48,56 @@ async function destinationPage(ctx: Context, id: string, extra: { notice?: strin
 const NOTICES: Record<string, string> = {
   paused: 'Delivery paused: changes wait in the ledger until you resume.',
   resumed: 'Delivery resumed.',
+  saved: 'Changes saved.',
 };
 
 export const destinationRoutes: UiRoutes = (ui, { ctx }) => {
-  ui.get('/destinations', async (_req, reply) => {
+  ui.get('/destinations', async (req, reply) => {
     const [destinations, syncs] = await Promise.all([readDestinations(ctx), readSyncs(ctx)]);
-    return html(reply, <DestinationsPage destinations={destinations} syncs={syncs} />);
+    const deleted = queryOf(req).deleted;
+    const notice = deleted ? `Destination "${deleted}" deleted.` : undefined;
+    return html(reply, <DestinationsPage destinations={destinations} syncs={syncs} notice={notice} />);
+  });
+
+  ui.post('/destinations/:id/edit', async (req, reply) => {
+    const id = parseId(req);
+    const form = formOf(req);
+    const values = Object.fromEntries(DESTINATION_EDIT_FIELDS.map((f) => [f, form[f]]));
+    try {
+      await updateDestination(ctx, id, destinationPatch(form));
+      return reply.redirect(pathOf('destinations', id, '?done=saved'), 303);
+    } catch (e) {
+      const r = formErrors(e, DESTINATION_EDIT_FIELDS);
+      return html(reply, await destinationPage(ctx, id, { values, errors: r.fields, error: r.message }), r.status);
+    }
+  });
+
+  const deletePage = async (id: string, error?: string) => {
+    const [destination, syncs] = await Promise.all([readDestination(ctx, id), readSyncs(ctx)]);
+    return (
+      <DeleteDestinationPage
+        destination={destination}
+        syncs={syncs.filter((s) => s.destination_id === id)}
+        error={error}
+      />
+    );
+  };
+
+  ui.get('/destinations/:id/delete', async (req, reply) => html(reply, await deletePage(parseId(req))));
+
+  ui.post('/destinations/:id/delete', async (req, reply) => {
+    const id = parseId(req);
+    const form = formOf(req);
+    if (form.confirm !== 'yes') return html(reply, await deletePage(id), 400);
+    const name = (await readDestination(ctx, id)).name;
+    try {
+      const r = await deleteDestination(ctx, id, { removeTags: form.remove_tags !== 'no' });
+      if (!r.deleted) return html(reply, await deletePage(id, r.message), 409);
+      return reply.redirect(`/destinations?deleted=${encodeURIComponent(name)}`, 303);
+    } catch (e) {
+      const r = formErrors(e, []);
+      return html(reply, await deletePage(id, r.message), r.status);
+    }
   });
 
   ui.get('/destinations/:id', async (req, reply) => {
@@ -133,4 +194,22 @@ function destinationSettings(form: Form): Record<string, unknown> {
     rate_limit_per_second: rate === undefined ? undefined : Number(rate),
     source_id: opt(form.source_id),
   };
+}
+
+/** The edit form → a patch: an empty key keeps the current one; numbers are sent as typed for the operation to check. */
+function destinationPatch(form: Form): Record<string, unknown> {
+  const num = (v: string | undefined) => {
+    const t = optional(v);
+    return t === undefined ? undefined : /^-?\d+$/.test(t) ? Number(t) : t;
+  };
+  const patch: Record<string, unknown> = {
+    name: form.name ?? '',
+    api_key: optional(form.api_key),
+    api_url: optional(form.api_url),
+    rate_limit_per_second: num(form.rate_limit_per_second),
+    max_tags_per_user: num(form.max_tags_per_user),
+    tag_key_template: optional(form.tag_key_template),
+    external_id_property: optional(form.external_id_property),
+  };
+  return Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
 }
