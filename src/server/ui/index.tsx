@@ -18,6 +18,7 @@ import { type Form, formOf, HTML, html, isHtmx, type UiRoutes } from './http';
 import { TestResult } from './pages/destinations';
 import { ErrorPage } from './pages/error';
 import { LoginPage, NoTokenPage } from './pages/sign-in';
+import { alertRoutes } from './routes/alerts';
 import { cohortRoutes } from './routes/cohorts';
 import { destinationRoutes } from './routes/destinations';
 import { overviewRoutes } from './routes/overview';
@@ -25,6 +26,7 @@ import { runRoutes } from './routes/runs';
 import { sourceRoutes } from './routes/sources';
 import { streamRoutes } from './routes/streams';
 import { syncRoutes } from './routes/syncs';
+import { verifyRoutes } from './routes/verify';
 import { UI_SCRIPT } from './script';
 import { STYLESHEET } from './style';
 
@@ -49,6 +51,8 @@ const UI_ROUTES: UiRoutes[] = [
   syncRoutes,
   runRoutes,
   streamRoutes,
+  alertRoutes,
+  verifyRoutes,
 ];
 
 const CSP = [

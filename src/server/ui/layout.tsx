@@ -5,7 +5,7 @@ import type { Children } from '@kitajs/html';
  * every dynamic text goes through an element with the `safe` attribute (attributes are escaped).
  */
 
-export type NavKey = 'overview' | 'sources' | 'destinations' | 'cohorts' | 'streams' | 'catalog' | 'none';
+export type NavKey = 'overview' | 'sources' | 'destinations' | 'cohorts' | 'streams' | 'alerts' | 'catalog' | 'none';
 
 const NAV: Array<{ key: NavKey; href: string; label: string }> = [
   { key: 'overview', href: '/', label: 'Overview' },
@@ -13,6 +13,7 @@ const NAV: Array<{ key: NavKey; href: string; label: string }> = [
   { key: 'destinations', href: '/destinations', label: 'Destinations' },
   { key: 'cohorts', href: '/cohorts', label: 'Cohorts' },
   { key: 'streams', href: '/streams', label: 'Streams' },
+  { key: 'alerts', href: '/alerts', label: 'Alerts' },
   { key: 'catalog', href: '/catalog', label: 'Catalog' },
 ];
 

@@ -70,4 +70,7 @@ pre{background:#eef1f5;padding:.6rem .8rem;border-radius:6px;overflow:auto;max-h
 details summary{cursor:pointer;font-weight:600;margin:.5rem 0}
 .htmx-request.htmx-indicator,.htmx-request .htmx-indicator{display:inline}
 .htmx-indicator{display:none}
+form.stack fieldset{border:1px solid var(--line);border-radius:6px;padding:.6rem .9rem;display:grid;gap:.7rem}
+form.stack legend{font-weight:600;padding:0 .3rem}
+.big{font-size:1.2rem;font-weight:650}
 `;

@@ -1,8 +1,16 @@
+import type { VerificationView } from '../../../sync/verify';
 import type { RunRead, SyncRead } from '../../api/queries';
 import { Badge, type Column, fmtTime, Layout, Notice, Num, TableHead } from '../layout';
 import { RUN_COUNTERS } from './run';
+import { VerificationPanel } from './verify';
 
-export function SyncPage(p: { sync: SyncRead; runs: RunRead[]; notice?: string; error?: string }): JSX.Element {
+export function SyncPage(p: {
+  sync: SyncRead;
+  runs: RunRead[];
+  verification?: VerificationView | null;
+  notice?: string;
+  error?: string;
+}): JSX.Element {
   const s = p.sync;
   const base = `/syncs/${encodeURIComponent(s.id)}`;
   return (
@@ -45,6 +53,7 @@ export function SyncPage(p: { sync: SyncRead; runs: RunRead[]; notice?: string; 
           </form>
         </div>
       </section>
+      <VerificationPanel syncId={s.id} last={p.verification ?? null} />
       <h2>Run history</h2>
       {p.runs.length === 0 ? (
         <p class="card">No runs yet.</p>

@@ -1,5 +1,6 @@
 import { toAmpError } from '../../../errors';
 import type { Context } from '../../../store';
+import { listVerifications } from '../../../sync/verify';
 import { createSyncAction, runSyncAction } from '../../api/actions';
 import { readRunsOfSync, readSync } from '../../api/queries';
 import { formOf, html, parseId, queryOf, type UiRoutes } from '../http';
@@ -7,8 +8,12 @@ import { SyncPage } from '../pages/sync';
 import { cohortsPage } from './cohorts';
 
 async function syncPage(ctx: Context, id: string, extra: { notice?: string; error?: string } = {}) {
-  const [sync, runs] = await Promise.all([readSync(ctx, id), readRunsOfSync(ctx, id, { limit: 50 })]);
-  return <SyncPage sync={sync} runs={runs} {...extra} />;
+  const [sync, runs, verifications] = await Promise.all([
+    readSync(ctx, id),
+    readRunsOfSync(ctx, id, { limit: 50 }),
+    listVerifications(ctx, id, 1),
+  ]);
+  return <SyncPage sync={sync} runs={runs} verification={verifications[0] ?? null} {...extra} />;
 }
 
 export const syncRoutes: UiRoutes = (ui, deps) => {
