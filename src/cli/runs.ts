@@ -1,15 +1,28 @@
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import type { Writable } from 'node:stream';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { z } from 'zod';
+import {
+  EXPORT_FORMATS,
+  exportRunRecords,
+  MAX_PAGE,
+  pageRunRecords,
+  RECORD_OUTCOMES,
+  type RecordOutcome,
+  type RecordPage,
+  type RunRecord,
+} from '../sync/record-reads';
 import { approveRun, type RunProgress, type RunView, rejectRun } from '../sync/run';
-import { getRunView, listRuns, runRecords } from '../sync/runs';
+import { getRunView, listRuns } from '../sync/runs';
 import { emit, parseInput, withContext } from './output';
 
 /** A human summary of a run (the --json form is the RunView itself). */
 export function runSummary(r: RunView): string {
   const lines = [
     `run ${r.id} (sync ${r.sync_id}): ${r.status}${r.error ? ` — ${r.error}` : ''}`,
-    `  members ${r.members} (skipped anonymous ${r.skipped_anonymous}); added ${r.added}, removed ${r.removed}, unchanged ${r.unchanged}`,
+    `  members ${r.members} (skipped anonymous ${r.skipped_anonymous}); added ${r.added}, removed ${r.removed}, retried ${r.retried}, unchanged ${r.unchanged}`,
     `  delivered ${r.delivered}, not found ${r.not_found}, failed ${r.failed}, pending ${r.pending}; ${r.requests} request(s)`,
   ];
   if (r.status === 'held') {
@@ -21,7 +34,10 @@ export function runSummary(r: RunView): string {
     if (s.adds?.length) lines.push(`  sample adds: ${s.adds.join(', ')}`);
     if (s.removes?.length) lines.push(`  sample removes: ${s.removes.join(', ')}`);
   }
-  if (r.not_found + r.failed > 0) lines.push(`  records: ampsignal runs show ${r.id} --records failed|not_found|all`);
+  if (r.delivered + r.not_found + r.failed + r.pending > 0 && r.status !== 'dry_run' && r.status !== 'held')
+    lines.push(
+      `  records: ampsignal runs records ${r.id} [--outcome delivered|not_found|failed|pending]; export: ampsignal runs export ${r.id} --format csv`,
+    );
   return lines.join('\n');
 }
 
@@ -67,35 +83,121 @@ const idArg = z.string().trim().min(1, 'a run id is required');
 const recordsSchema = z.enum(['failed', 'not_found', 'skipped', 'pending', 'delivered', 'all'], {
   error: 'must be one of failed, not_found, skipped, pending, delivered, all',
 });
+const outcomeSchema = z.enum(RECORD_OUTCOMES, { error: `must be one of ${RECORD_OUTCOMES.join(', ')}` });
+const pageFlags = z.object({
+  outcome: outcomeSchema.optional(),
+  limit: z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().min(1, 'must be at least 1').max(MAX_PAGE, `must be at most ${MAX_PAGE}`))
+    .default(100),
+  cursor: z.string().trim().min(1).max(2000).optional(),
+});
+const exportFlags = z.object({
+  format: z.enum(EXPORT_FORMATS, { error: 'must be csv or ndjson' }),
+  outcome: outcomeSchema.optional(),
+  output: z.string().trim().min(1).optional(),
+});
+
+/** `skipped` (records skipped at OneSignal) is an older name for not_found; `all` is no filter. */
+function outcomeOf(which: z.infer<typeof recordsSchema>): RecordOutcome | undefined {
+  if (which === 'all') return undefined;
+  return which === 'skipped' ? 'not_found' : which;
+}
+
+function recordLine(r: RunRecord): string {
+  const status = r.status === null ? '' : `  ${r.status}`;
+  return `  ${r.external_id}  ${r.operation}  ${r.outcome}${status}${r.message ? `  ${r.message}` : ''}${r.at ? `  ${r.at}` : ''}`;
+}
+
+/** A page's lines and, when more remain, the command that shows the next one. */
+function pageLines(runId: string, page: RecordPage, flags: { outcome?: string; limit: number }): string[] {
+  const lines = page.records.length ? page.records.map(recordLine) : ['  (no records)'];
+  if (page.next_cursor) {
+    const outcome = flags.outcome ? ` --outcome ${flags.outcome}` : '';
+    lines.push(
+      `  more remain: ampsignal runs records ${runId}${outcome} --limit ${flags.limit} --cursor ${page.next_cursor}`,
+    );
+  }
+  return lines;
+}
+
+/** Writes the export to a file or stdout, waiting whenever the stream is full (1M records in one page's memory). */
+async function writeExport(out: Writable, chunks: AsyncIterable<string>): Promise<void> {
+  for await (const chunk of chunks) {
+    if (!out.write(chunk)) await once(out, 'drain');
+  }
+}
 
 export function register(program: Command): void {
   const runs = program.command('runs');
 
   runs
     .command('show')
-    .description('Show a run; --records lists its records with outcome and vendor error')
+    .description('Show a run; --records lists its first records (all of them: `runs records`, `runs export`)')
     .argument('<run_id>')
-    .option('--records <which>', 'failed | not_found | skipped | pending | delivered | all')
+    .option('--records <which>', 'failed | not_found | skipped (= not_found) | pending | delivered | all')
+    .option('--limit <n>', 'records on the page (default 1000)', '1000')
     .option('--json', 'print JSON only')
-    .action(async (id: string, flags: { records?: string; json?: boolean }, cmd: Command) => {
+    .action(async (id: string, flags: { records?: string; limit: string; json?: boolean }, cmd: Command) => {
       const runId = parseInput(idArg, id);
       const which =
         flags.records === undefined
           ? undefined
           : parseInput(z.object({ records: recordsSchema }), { records: flags.records }).records;
+      const { limit } = parseInput(pageFlags, { limit: flags.limit });
       await withContext(cmd, async (ctx) => {
         const run = await getRunView(ctx, runId);
         if (!which) {
           emit(flags.json, run, () => runSummary(run));
           return;
         }
-        const records = await runRecords(ctx, runId, which);
-        emit(flags.json, { ...run, records }, () =>
-          [
-            runSummary(run),
-            ...records.map((r) => `  ${r.external_id}  ${r.change}  ${r.outcome}${r.error ? `  ${r.error}` : ''}`),
-          ].join('\n'),
+        const outcome = outcomeOf(which);
+        const page = await pageRunRecords(ctx, runId, { ...(outcome ? { outcome } : {}), limit });
+        emit(flags.json, { ...run, records: page.records, next_cursor: page.next_cursor }, () =>
+          [runSummary(run), ...pageLines(runId, page, { ...(outcome ? { outcome } : {}), limit })].join('\n'),
         );
+      });
+    });
+
+  runs
+    .command('records')
+    .description("A page of a run's records (user order): outcome, vendor status and message, attempts, time")
+    .argument('<run_id>')
+    .option('--outcome <outcome>', RECORD_OUTCOMES.join(' | '))
+    .option('--limit <n>', `records on the page (default 100, at most ${MAX_PAGE})`, '100')
+    .option('--cursor <cursor>', 'where the previous page said more remain')
+    .option('--json', 'print JSON only: {records, next_cursor}')
+    .action(
+      async (id: string, flags: { outcome?: string; limit: string; cursor?: string; json?: boolean }, cmd: Command) => {
+        const runId = parseInput(idArg, id);
+        const f = parseInput(pageFlags, flags);
+        await withContext(cmd, async (ctx) => {
+          const page = await pageRunRecords(ctx, runId, f);
+          emit(flags.json, page, () => pageLines(runId, page, f).join('\n'));
+        });
+      },
+    );
+
+  runs
+    .command('export')
+    .description('Every record of a run as CSV or NDJSON, streamed (to stdout, or --output FILE)')
+    .argument('<run_id>')
+    .requiredOption('--format <format>', 'csv | ndjson')
+    .option('--outcome <outcome>', RECORD_OUTCOMES.join(' | '))
+    .option('--output <file>', 'write to this file instead of stdout')
+    .action(async (id: string, flags: { format: string; outcome?: string; output?: string }, cmd: Command) => {
+      const runId = parseInput(idArg, id);
+      const f = parseInput(exportFlags, flags);
+      await withContext(cmd, async (ctx) => {
+        await getRunView(ctx, runId); // an unknown run is refused before any file is created
+        const out = f.output ? createWriteStream(f.output, { mode: 0o600 }) : process.stdout;
+        await writeExport(out, exportRunRecords(ctx, runId, f.format, f.outcome ? { outcome: f.outcome } : {}));
+        if (f.output) {
+          out.end();
+          await once(out, 'finish');
+        }
       });
     });
 

@@ -11,6 +11,7 @@ import * as m007 from './migrations/007_inbox_deflate';
 import * as m008edge from './migrations/008_edge_unfreeze_times';
 import * as m008r from './migrations/008_recovery_leases';
 import * as m009 from './migrations/009_alerts';
+import * as m010 from './migrations/010_run_records';
 import * as m011verify from './migrations/011_verifications';
 
 type DialectMigration = { up: (db: any, dialect: Store['dialect']) => Promise<void> };
@@ -27,6 +28,7 @@ const MIGRATIONS: Record<string, DialectMigration> = {
   '008_edge_unfreeze_times': m008edge,
   '008_recovery_leases': m008r,
   '009_alerts': m009,
+  '010_run_records': m010,
   '011_verifications': m011verify,
 };
 
@@ -41,6 +43,9 @@ function migrator(store: Store): Migrator {
   return new Migrator({
     db: store.db,
     provider,
+    // 010_run_records landed after 011_verifications: a database already at 011 applies 010 too.
+    // Migrations are independent of each other's order past 009.
+    allowUnorderedMigrations: true,
     ...(store.target.dialect === 'postgres' && store.target.schema
       ? { migrationTableSchema: store.target.schema }
       : {}),

@@ -126,6 +126,35 @@ export interface RunsTable {
   /** The process working the run, and until when (renewed while it lives; migration 008). */
   lease_owner: string | null;
   lease_until: number | null;
+  /** Earlier not_found/failed users tried again; apart from added and removed (migration 010). */
+  retried: Generated<number>;
+}
+
+/** The integer standing for a run in run_records (migration 010). */
+export interface RunKeysTable {
+  key: Generated<number>;
+  run_id: string;
+}
+
+/** Each distinct vendor message of a record, once (migration 010). */
+export interface RecordMessagesTable {
+  id: Generated<number>;
+  text: string;
+}
+
+/**
+ * One immutable row per settled record of a run (migration 010, src/sync/records.ts).
+ * `code` = outcome × 2 + operation (0 add, 1 remove); `at` in epoch seconds.
+ */
+export interface RunRecordsTable {
+  run_key: number;
+  external_id: string;
+  seq: number;
+  code: number;
+  status: number | null;
+  attempts: number;
+  at: number;
+  message_id: number | null;
 }
 
 /** Amplitude cohort-webhook messages, stored before they are acknowledged. */
@@ -301,4 +330,7 @@ export interface DB {
   alerts: AlertsTable;
   alert_notifications: AlertNotificationsTable;
   verifications: VerificationsTable;
+  run_keys: RunKeysTable;
+  record_messages: RecordMessagesTable;
+  run_records: RunRecordsTable;
 }

@@ -2,8 +2,8 @@ import type { OneSignalClient } from '../connectors/onesignal/client';
 import { syncTags, type TagChange, type TagSettlement, type TagValueKind } from '../connectors/onesignal/sync-tags';
 import type { AmpError, Backoff } from '../errors';
 import { retryDelayMs } from '../errors';
-import type { Context, LedgerOutcome } from '../store';
-import type { ClaimedRow, ClaimedUser } from './delivery-queue';
+import type { Context } from '../store';
+import type { ClaimedRow, ClaimedUser, DeliveryOutcome } from './delivery-queue';
 
 /**
  * The build-requests and send stages of delivery for one claimed user: the user's rows become
@@ -71,20 +71,33 @@ export function buildRequests(user: ClaimedUser, tags: SyncTagBook, maxTagsPerUs
   return { user, requests };
 }
 
-/** Send: the user's requests through the action, each settlement turned into the row's outcome. */
+/**
+ * Send: the user's requests through the action, each settlement turned into the row's outcome.
+ * `charge` hears of every request sent, with the runs whose changes it carries.
+ */
 export async function sendUser(
   client: Pick<OneSignalClient, 'updateTags'>,
   planned: UserRequests,
-): Promise<{ outcomes: LedgerOutcome[]; fatal?: AmpError }> {
+  charge: (runIds: string[]) => void = () => {},
+): Promise<{ outcomes: DeliveryOutcome[]; fatal?: AmpError }> {
   const { user, requests } = planned;
-  const r = await syncTags.performBatch(client, user.externalId, requests);
-  const outcomes = r.settled.map(({ index, settlement }) => outcomeFor(user.rows[index]!, settlement));
+  const onRequest = (request: TagChange[]) =>
+    charge([...new Set(request.flatMap((c) => user.rows[c.index]!.run_id ?? []))]);
+  const r = await syncTags.performBatch(client, user.externalId, requests, { onRequest });
+  const outcomes = r.settled.map(({ index, settlement, vendorStatus }) =>
+    outcomeFor(user.rows[index]!, settlement, Date.now(), vendorStatus ?? null),
+  );
   return r.fatal ? { outcomes, fatal: r.fatal } : { outcomes };
 }
 
 /** The ledger outcome of a settled change: our retry policy (attempts, backoff) applied to the action's verdict. */
-export function outcomeFor(r: ClaimedRow, s: TagSettlement, now = Date.now()): LedgerOutcome {
-  const base = { syncId: r.sync_id, externalId: r.external_id, sent: r.desired };
+export function outcomeFor(
+  r: ClaimedRow,
+  s: TagSettlement,
+  now = Date.now(),
+  status: number | null = null,
+): DeliveryOutcome {
+  const base = { syncId: r.sync_id, externalId: r.external_id, sent: r.desired, runId: r.run_id ?? null, status };
   switch (s.status) {
     case 'delivered':
       return { ...base, outcome: 'delivered', error: null, attempts: r.attempts, nextAttemptAt: null };

@@ -1,7 +1,7 @@
 import { clientForDestination, getDestination, pauseDestination } from '../connectors/onesignal/destinations';
 import { AmpError, delay } from '../errors';
 import { newId } from '../ids';
-import type { Context, LedgerOutcome } from '../store';
+import type { Context } from '../store';
 import { keepRenewing, LEASE_MS } from '../store/leases';
 import { buildRequests, SyncTagBook, sendUser } from './deliver-user';
 import {
@@ -9,6 +9,7 @@ import {
   claimUsers,
   countPending,
   type DeliveryLease,
+  type DeliveryOutcome,
   nextRetryAt,
   releaseLeases,
   renewLeases,
@@ -70,7 +71,12 @@ class DeliveryPipeline {
   private head = 0;
   private claiming: Promise<void> | undefined;
   private exhausted = false;
-  private buffer: LedgerOutcome[] = [];
+  private buffer: DeliveryOutcome[] = [];
+  /** Requests sent since the last settle, per run whose changes they carried. */
+  private requests = new Map<string, number>();
+  private readonly charge = (runIds: string[]) => {
+    for (const id of runIds) this.requests.set(id, (this.requests.get(id) ?? 0) + 1);
+  };
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(
@@ -139,7 +145,7 @@ class DeliveryPipeline {
       }
       const user = this.queue[this.head++]!;
       if (!this.exhausted && this.queued < CLAIM_AHEAD_USERS) void this.claimMore();
-      const r = await sendUser(this.client, buildRequests(user, this.tags, this.maxTagsPerUser));
+      const r = await sendUser(this.client, buildRequests(user, this.tags, this.maxTagsPerUser), this.charge);
       if (r.fatal) this.fatal ??= r.fatal;
       this.buffer.push(...r.outcomes);
       if (this.buffer.length >= FLUSH_ROWS) void this.flush();
@@ -148,16 +154,18 @@ class DeliveryPipeline {
 
   /** Serialised settles, in the order the answers came. */
   private flush(): Promise<void> {
-    if (this.buffer.length === 0) return this.flushing;
+    if (this.buffer.length === 0 && this.requests.size === 0) return this.flushing;
     const batch = this.buffer;
+    const requests = this.requests;
     this.buffer = [];
-    this.flushing = this.flushing.then(() => this.settle(batch));
+    this.requests = new Map();
+    this.flushing = this.flushing.then(() => this.settle(batch, requests));
     return this.flushing;
   }
 
-  private async settle(batch: LedgerOutcome[]): Promise<void> {
+  private async settle(batch: DeliveryOutcome[], requests: Map<string, number>): Promise<void> {
     try {
-      await settleOutcomes(this.ctx, this.lease, batch);
+      await settleOutcomes(this.ctx, this.lease, batch, requests);
     } catch (e) {
       this.failure ??= e;
       return;

@@ -1,6 +1,8 @@
 import { sql } from 'kysely';
 import type { Context, LedgerOutcome } from '../store';
 import { LEASE_MS } from '../store/leases';
+import { appendRecords, type RecordRow } from './records';
+import { addDeliveryCounts, type DeliveryCounts } from './run-record';
 
 /**
  * The ledger as delivery's work queue: the claim and settle stages of delivery (DESIGN §2),
@@ -15,6 +17,15 @@ export interface ClaimedRow {
   external_id: string;
   desired: number;
   attempts: number;
+  /** The run whose change this is (null: a change no run recorded). */
+  run_id?: string | null;
+}
+
+/** A settled answer as delivery knows it: the ledger outcome, the run it is for, the vendor's status. */
+export interface DeliveryOutcome extends LedgerOutcome {
+  runId: string | null;
+  /** The vendor's HTTP status, when an answer came. */
+  status: number | null;
 }
 
 /** One user's claimed rows (every sync of the destination) and how many of its cohort tags OneSignal carries. */
@@ -70,7 +81,7 @@ async function claimRows(ctx: Context, lease: DeliveryLease, users: number): Pro
   const claimed = await sql<ClaimedRow>`
     UPDATE ledger SET lease_owner = ${lease.workerId}, lease_until = ${now + LEASE_MS}
     WHERE destination_id = ${lease.destinationId} AND external_id IN (${sql.join(ids)}) AND ${dueSql(now)}
-    RETURNING sync_id, external_id, desired, attempts`.execute(db);
+    RETURNING sync_id, external_id, desired, attempts, run_id`.execute(db);
   return claimed.rows
     .map((r) => ({ ...r, desired: Number(r.desired), attempts: Number(r.attempts) }))
     .sort((a, b) => (a.external_id < b.external_id ? -1 : a.external_id > b.external_id ? 1 : 0));
@@ -123,11 +134,59 @@ export async function releaseLeases(ctx: Context, destinationId: string, owners:
  * The settle stage: records answers on the rows this pass leased and releases them. `confirmed`
  * takes what OneSignal now carries; an answer to a wish that changed in flight leaves the row
  * pending (the engine's writeLedgerOutcomes). Whatever must commit with the outcomes joins them
- * here, in one transaction.
+ * here, in one transaction: the run record of every answer that settled its row (records.ts;
+ * an answer to an older wish settles nothing and leaves none), and per run the requests sent
+ * for it and its not_found/failed counts (run-record.ts), so the history never disagrees with
+ * the ledger, even after a crash, whichever process delivered.
  */
-export async function settleOutcomes(ctx: Context, lease: DeliveryLease, outcomes: LedgerOutcome[]): Promise<void> {
-  if (outcomes.length === 0) return;
-  await ctx.store.engine.writeLedgerOutcomes(ctx.store.db, lease.workerId, outcomes, Date.now());
+export async function settleOutcomes(
+  ctx: Context,
+  lease: DeliveryLease,
+  outcomes: DeliveryOutcome[],
+  requests: Map<string, number> = new Map(),
+): Promise<void> {
+  if (outcomes.length === 0 && requests.size === 0) return;
+  const now = Date.now();
+  await ctx.store.db.transaction().execute(async (trx) => {
+    const settled = await ctx.store.engine.writeLedgerOutcomes(trx, lease.workerId, outcomes, now);
+    const recorded = settled.flatMap(({ outcome, runId }) =>
+      outcome.outcome === 'retry' || runId === null ? [] : [{ o: outcome, runId }],
+    );
+    await appendRecords(trx, ctx.store, recorded.map(recordOf(now)));
+    await addDeliveryCounts(trx, deliveryCounts(recorded, requests));
+  });
+}
+
+function recordOf(now: number) {
+  return ({ o, runId }: { o: DeliveryOutcome; runId: string }): RecordRow => ({
+    runId,
+    externalId: o.externalId,
+    operation: o.sent === 1 ? 'add' : 'remove',
+    outcome: o.outcome as RecordRow['outcome'],
+    status: o.status,
+    attempts: o.attempts,
+    message: o.error,
+    atMs: now,
+  });
+}
+
+/** Per run: the requests charged to it and its records that settled not_found or failed. */
+function deliveryCounts(
+  settled: Array<{ o: DeliveryOutcome; runId: string }>,
+  requests: Map<string, number>,
+): DeliveryCounts {
+  const out: DeliveryCounts = new Map();
+  const of = (id: string) => {
+    const c = out.get(id) ?? { requests: 0, notFound: 0, failed: 0 };
+    out.set(id, c);
+    return c;
+  };
+  for (const [id, n] of requests) of(id).requests += n;
+  for (const { o, runId } of settled) {
+    if (o.outcome === 'not_found') of(runId).notFound++;
+    else if (o.outcome === 'failed') of(runId).failed++;
+  }
+  return out;
 }
 
 /** When the earliest retryable pending row of a destination is due or its lease lapses (null: none). */

@@ -142,3 +142,21 @@ export async function countConfirmed(db: Kysely<DB>, syncId: string, atMost?: nu
   );
   return Number(r.rows[0]?.n ?? 0);
 }
+
+/**
+ * Of the changes the diff makes, those that re-assert an earlier not_found/failed change (the
+ * reconcile retry): adds of members whose add ended so, removes of non-members whose removal did.
+ * The run counts them as `retried`, apart from users who joined or left. Read before the diff is
+ * applied (applying resets the outcomes), in the same transaction.
+ */
+export async function countRetries(db: Kysely<DB>, p: DiffParams): Promise<{ adds: number; removes: number }> {
+  const r = await sql<{ adds: number | null; removes: number | null }>`
+    SELECT SUM(CASE WHEN l.desired = 1 THEN 1 ELSE 0 END) AS adds, SUM(CASE WHEN l.desired = 0 THEN 1 ELSE 0 END) AS removes
+    FROM ledger l
+    WHERE l.sync_id = ${p.syncId} AND l.source_ts <= ${p.sourceTs} AND COALESCE(l.outcome, '') IN ${RETRY_OUTCOMES}
+      AND ((l.desired = 1 AND l.confirmed = 0 AND EXISTS (SELECT 1 FROM (${stagedIds(p)}) s WHERE s.external_id = l.external_id))
+        OR (l.desired = 0 AND l.confirmed = 1 AND NOT EXISTS (SELECT 1 FROM (${stagedIds(p)}) s WHERE s.external_id = l.external_id)))`.execute(
+    db,
+  );
+  return { adds: Number(r.rows[0]?.adds ?? 0), removes: Number(r.rows[0]?.removes ?? 0) };
+}

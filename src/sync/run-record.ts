@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { AmpError } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
@@ -20,17 +20,30 @@ export interface RunHandle {
   startedAt: number;
 }
 
-/** A diff's counters as the run records them. */
+/**
+ * A diff's counters as the run records them: `adds` and `removes` are every row it changes,
+ * `retried` those of them that re-assert an earlier not_found/failed change, recorded apart, so
+ * added + removed + retried = the changes to deliver.
+ */
 export interface DiffRecord {
   members: number;
   adds: number;
   removes: number;
+  retried?: { adds: number; removes: number };
+}
+
+/** The run's change counters from a diff: joins, leaves and retries apart. */
+function changeCounters(d: DiffRecord) {
+  const ra = d.retried?.adds ?? 0;
+  const rr = d.retried?.removes ?? 0;
+  return { added: d.adds - ra, removed: d.removes - rr, retried: ra + rr };
 }
 
 const ZERO_COUNTERS = {
   members: 0,
   added: 0,
   removed: 0,
+  retried: 0,
   unchanged: 0,
   skipped_anonymous: 0,
   delivered: 0,
@@ -140,8 +153,7 @@ export async function recordDryRun(
     .set({
       status: 'dry_run',
       members: r.members,
-      added: r.adds,
-      removed: r.removes,
+      ...changeCounters(r),
       unchanged: r.members - r.adds,
       skipped_anonymous: r.skippedAnonymous,
       pending: r.adds + r.removes,
@@ -151,13 +163,20 @@ export async function recordDryRun(
     .execute();
 }
 
-/** The diff reached the ledger, in the caller's transaction: the run now delivers what it changed. */
-export async function recordApplied(trx: Kysely<DB>, run: RunHandle, d: DiffRecord): Promise<void> {
+/**
+ * The diff reached the ledger, in the caller's transaction: the run now delivers what it changed.
+ * `settledNotFound`: changes the diff settled itself (records.ts recordSettledByDiff).
+ */
+export async function recordApplied(
+  trx: Kysely<DB>,
+  run: RunHandle,
+  d: DiffRecord & { settledNotFound?: number },
+): Promise<void> {
   await assertOurs(
     stillOurs(trx, run).set({
       members: d.members,
-      added: d.adds,
-      removed: d.removes,
+      ...changeCounters(d),
+      not_found: d.settledNotFound ?? 0,
       unchanged: d.members - d.adds,
       pending: 0,
       applied_at: Date.now(),
@@ -181,8 +200,7 @@ export async function recordHeld(
       status: 'held',
       hold_reason: h.reason,
       members: h.members,
-      added: h.adds,
-      removed: h.removes,
+      ...changeCounters(h),
       unchanged: h.members - h.adds,
       pending: h.adds + h.removes,
       sample: JSON.stringify({ ...h.sample, source_ts: h.sourceTs }),
@@ -232,9 +250,26 @@ function notHeld(row: { id: string; status: string }, what: string): AmpError {
   return new AmpError('run_state', `run ${row.id} is ${row.status}; only a held run can be ${what}`);
 }
 
-/** HTTP requests the run's delivery sent. */
-export async function recordRequests(ctx: Context, runId: string, requests: number): Promise<void> {
-  await ctx.store.db.updateTable('runs').set({ requests }).where('id', '=', runId).execute();
+/**
+ * Per run: vendor requests that carried its changes, and its records that settled not_found or
+ * failed (delivered is what is left: see finalizeRun). Added by whichever process delivered, in
+ * the transaction that writes the outcomes, so they count each answer once.
+ */
+export type DeliveryCounts = Map<string, { requests: number; notFound: number; failed: number }>;
+
+/** DeliveryCounts inside the caller's transaction. */
+export async function addDeliveryCounts(trx: Kysely<DB>, counts: DeliveryCounts): Promise<void> {
+  for (const [id, c] of counts) {
+    await trx
+      .updateTable('runs')
+      .set({
+        requests: sql`requests + ${c.requests}`,
+        not_found: sql`not_found + ${c.notFound}`,
+        failed: sql`failed + ${c.failed}`,
+      })
+      .where('id', '=', id)
+      .execute();
+  }
 }
 
 /**
@@ -261,7 +296,8 @@ export async function finalizeRun(
   await ctx.store.db
     .updateTable('runs')
     .set({
-      ...(c ?? {}),
+      // not_found and failed are added as records settle (addDeliveryCounts), never written here.
+      ...(c ? { delivered: c.delivered, pending: c.pending } : {}),
       status,
       ...(end.failed !== undefined ? { error: end.failed } : {}),
       ...(status !== 'running' && row.finished_at === null ? { finished_at: Date.now() } : {}),

@@ -4,8 +4,9 @@ import type { Context } from '../store';
 import type { DB } from '../store/schema';
 import { amplitudeSnapshotSource } from './amplitude-snapshot';
 import { deliverableDestination, deliverDestination } from './deliver';
-import { applyDiff, countConfirmed, countDiff, type DiffParams, sampleDiff } from './diff';
+import { applyDiff, countConfirmed, countDiff, countRetries, type DiffParams, sampleDiff } from './diff';
 import { guardDecision } from './guard';
+import { recordSettledByDiff } from './records';
 import {
   finalizeRun,
   heldSourceTs,
@@ -15,7 +16,6 @@ import {
   recordApplied,
   recordDryRun,
   recordHeld,
-  recordRequests,
   recordSnapshot,
   rejectHeldRun,
   releaseRunLease,
@@ -139,7 +139,7 @@ async function workRun(
 async function dryRunReport(ctx: Context, run: RunHandle, p: DiffParams, snapshot: StagedSnapshot): Promise<RunView> {
   const { members, counts, sample } = await ctx.store.db.transaction().execute(async (trx) => ({
     members: await snapshot.size(trx),
-    counts: await countDiff(trx, p),
+    counts: { ...(await countDiff(trx, p)), retried: await countRetries(trx, p) },
     sample: await sampleDiff(trx, p, SAMPLE_SIZE),
   }));
   await recordDryRun(ctx, run, { members, ...counts, skippedAnonymous: snapshot.skippedAnonymous, sample });
@@ -217,11 +217,13 @@ async function applyWithGuard(
 ): Promise<boolean> {
   const held = await ctx.store.db.transaction().execute(async (trx) => {
     const members = await size(trx);
+    const retried = await countRetries(trx, p);
     await sql`SAVEPOINT apply_diff`.execute(trx);
-    const counts = await applyDiff(trx, p);
+    const counts = { ...(await applyDiff(trx, p)), retried };
     const g = await guard(trx, p.syncId, { members, removes: counts.removes, threshold });
     if (!g.hold) {
-      await recordApplied(trx, run, { members, ...counts });
+      const settledNotFound = await recordSettledByDiff(trx, ctx.store, run.runId);
+      await recordApplied(trx, run, { members, ...counts, settledNotFound });
       return false;
     }
     await sql`ROLLBACK TO SAVEPOINT apply_diff`.execute(trx);
@@ -257,14 +259,14 @@ async function deliverRun(ctx: Context, runId: string, destinationId: string, op
     return getRunView(ctx, runId);
   }
   const run = await getRunRow(ctx, runId);
-  const total = Number(run.added) + Number(run.removed);
+  const total = Number(run.added) + Number(run.removed) + Number(run.retried);
   opts.onProgress?.({ phase: 'deliver', done: 0, total });
   try {
-    const r = await deliverDestination(ctx, destinationId, {
+    // The pass charges its requests to the runs whose changes they carry, this one among them.
+    await deliverDestination(ctx, destinationId, {
       ...(opts.signal ? { signal: opts.signal } : {}),
       onProgress: ({ done }) => opts.onProgress?.({ phase: 'deliver', done: Math.min(done, total), total }),
     });
-    await recordRequests(ctx, runId, r.requests);
   } catch (e) {
     return failRun(ctx, runId, e);
   }
@@ -289,8 +291,10 @@ export async function approveRun(
       const p: DiffParams = { syncId: sync.id, destinationId: sync.destination_id, runId, sourceTs: heldSourceTs(row) };
       // The diff and the mark that it was applied commit together: a crash leaves either both or neither.
       await ctx.store.db.transaction().execute(async (trx) => {
-        const counts = await applyDiff(trx, p);
-        await recordApplied(trx, run, { members: Number(row.members), ...counts });
+        const retried = await countRetries(trx, p);
+        const counts = { ...(await applyDiff(trx, p)), retried };
+        const settledNotFound = await recordSettledByDiff(trx, ctx.store, runId);
+        await recordApplied(trx, run, { members: Number(row.members), ...counts, settledNotFound });
       });
       await deleteStaging(ctx, runId);
       return await deliverRun(ctx, runId, sync.destination_id, opts);

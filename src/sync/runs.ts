@@ -7,13 +7,14 @@ export type RunStatus = 'running' | 'completed' | 'failed' | 'held' | 'rejected'
 
 /**
  * A run as printed (`runs show --json`): the row, with its status typed, booleans and the sample
- * parsed. Counters satisfy added + removed = delivered + not_found + failed + pending and
+ * parsed. Counters satisfy added + removed + retried = delivered + not_found + failed + pending and
  * members = added + unchanged.
  */
 export type RunView = Omit<
   RunsTable,
-  'status' | 'dry_run' | 'sample' | 'applied_at' | 'lease_owner' | 'lease_until'
+  'status' | 'dry_run' | 'sample' | 'applied_at' | 'lease_owner' | 'lease_until' | 'retried'
 > & {
+  retried: number;
   status: RunStatus;
   dry_run: boolean;
   sample: unknown;
@@ -40,29 +41,26 @@ export async function getRunRow(ctx: Context, runId: string): Promise<Selectable
 export const OPEN_OUTCOME = sql<boolean>`(outcome IS NULL OR outcome <> 'delivered')`;
 
 /**
- * Outcome counters of a run. The ledger rows it last changed that are still open (not sent yet,
- * retrying, not found, failed) are counted through the partial index ledger_run_open; every
- * other change of the run was delivered, or taken over by a later run before it was sent (then
- * the later run's outcome is the user's), so `delivered` is what is left and the counters add
- * up by construction: added + removed = delivered + not_found + failed + pending.
+ * Outcome counters of a run. not_found and failed are its settled records, added as they were
+ * written (run-record.ts addDeliveryCounts), so a later run retrying those users never changes
+ * them. Pending are the ledger rows it last changed that are not sent yet or retrying, counted
+ * through the partial index ledger_run_open. Every other change of the run was delivered, or
+ * taken over by a later run before it was sent (then the later run's outcome is the user's), so
+ * `delivered` is what is left and the counters add up by construction:
+ * added + removed + retried = delivered + not_found + failed + pending.
  */
 export async function countOutcomes(
   ctx: Context,
-  run: { id: string; added: number; removed: number },
+  run: { id: string; added: number; removed: number; retried: number; not_found: number; failed: number },
 ): Promise<OutcomeCounts> {
-  const rows = await sql<{ outcome: string | null; n: number }>`
-    SELECT outcome, COUNT(*) AS n FROM ledger WHERE run_id = ${run.id} AND ${OPEN_OUTCOME} GROUP BY outcome`.execute(
-    ctx.store.db,
-  );
-  const c: OutcomeCounts = { delivered: 0, not_found: 0, failed: 0, pending: 0 };
-  for (const r of rows.rows) {
-    const n = Number(r.n);
-    if (r.outcome === 'not_found') c.not_found += n;
-    else if (r.outcome === 'failed') c.failed += n;
-    else c.pending += n; // null (not tried yet) or 'retry'
-  }
-  c.delivered = Math.max(0, Number(run.added) + Number(run.removed) - c.not_found - c.failed - c.pending);
-  return c;
+  const r = await sql<{ n: number }>`
+    SELECT COUNT(*) AS n FROM ledger WHERE run_id = ${run.id} AND ${OPEN_OUTCOME}
+      AND (outcome IS NULL OR outcome = 'retry')`.execute(ctx.store.db);
+  const pending = Number(r.rows[0]?.n ?? 0);
+  const notFound = Number(run.not_found);
+  const failed = Number(run.failed);
+  const total = Number(run.added) + Number(run.removed) + Number(run.retried);
+  return { delivered: Math.max(0, total - notFound - failed - pending), not_found: notFound, failed, pending };
 }
 
 export function runView(row: Selectable<RunsTable>, live?: OutcomeCounts): RunView {
@@ -85,6 +83,7 @@ export function runView(row: Selectable<RunsTable>, live?: OutcomeCounts): RunVi
     members: Number(row.members),
     added: Number(row.added),
     removed: Number(row.removed),
+    retried: Number(row.retried),
     unchanged: Number(row.unchanged),
     skipped_anonymous: Number(row.skipped_anonymous),
     delivered: live?.delivered ?? Number(row.delivered),
@@ -116,39 +115,4 @@ export async function listRuns(ctx: Context, opts: { syncId?: string; limit?: nu
     .limit(opts.limit ?? 50);
   if (opts.syncId) q = q.where('sync_id', '=', opts.syncId);
   return (await q.execute()).map((r) => runView(r));
-}
-
-export type RecordFilter = 'failed' | 'not_found' | 'skipped' | 'pending' | 'delivered' | 'all';
-
-/** Per-record visibility: the ledger rows this run last changed, with outcome and vendor error. */
-export async function runRecords(
-  ctx: Context,
-  runId: string,
-  filter: RecordFilter,
-  limit = 1000,
-): Promise<
-  Array<{ external_id: string; change: 'add' | 'remove'; outcome: string; error: string | null; attempts: number }>
-> {
-  await getRunRow(ctx, runId);
-  let q = ctx.store.db
-    .selectFrom('ledger')
-    .select(['external_id', 'desired', 'outcome', 'error', 'attempts'])
-    .where('run_id', '=', runId)
-    .orderBy('external_id')
-    .limit(limit);
-  if (filter === 'failed' || filter === 'not_found' || filter === 'delivered') q = q.where('outcome', '=', filter);
-  // Only delivered rows are outside the index: every other filter reads it.
-  if (filter !== 'delivered' && filter !== 'all') q = q.where(OPEN_OUTCOME);
-  // Anonymous rows never get a ledger row (they have no id to store); "skipped" lists not_found
-  // rows, the records that were skipped at OneSignal.
-  if (filter === 'skipped') q = q.where('outcome', '=', 'not_found');
-  if (filter === 'pending') q = q.where((eb) => eb.or([eb('outcome', 'is', null), eb('outcome', '=', 'retry')]));
-  const rows = await q.execute();
-  return rows.map((r) => ({
-    external_id: r.external_id,
-    change: r.desired === 1 ? 'add' : 'remove',
-    outcome: r.outcome === null || r.outcome === 'retry' ? 'pending' : r.outcome,
-    error: r.error,
-    attempts: Number(r.attempts),
-  }));
 }

@@ -4,8 +4,9 @@ import { getDestination } from '../../src/connectors/onesignal/destinations';
 import { importCohortFile } from '../../src/sync/cohorts';
 import { deliverDestination } from '../../src/sync/deliver';
 import { applyMembershipDelta } from '../../src/sync/ledger';
+import { pageRunRecords } from '../../src/sync/record-reads';
 import { approveRun, rejectRun, runSync } from '../../src/sync/run';
-import { getRunView, runRecords } from '../../src/sync/runs';
+import { getRunView } from '../../src/sync/runs';
 import { createSync, deleteSync } from '../../src/sync/syncs';
 import { describeEachDialect } from '../helpers/db';
 import { waitFor } from '../jobs/helpers';
@@ -43,7 +44,7 @@ describeEachDialect('sync engine', (db) => {
     expect(addsUp(r1)).toBe(true);
     expect(emu.state.getUser('u5')).toMatchObject({ [sync.tag_key]: '1' });
     expect(emu.state.getUser('ghost1')).toBeUndefined();
-    const notFound = await runRecords(ctx, r1.id, 'not_found');
+    const notFound = (await pageRunRecords(ctx, r1.id, { outcome: 'not_found' })).records;
     expect(notFound.map((r) => r.external_id)).toContain('ghost0');
     expect(notFound).toHaveLength(10);
 
@@ -178,8 +179,8 @@ describeEachDialect('sync engine', (db) => {
     await runSync(ctx, a.sync.id);
     const r = await runSync(ctx, b.sync.id);
     expect(r).toMatchObject({ status: 'completed', failed: 1, delivered: 0, pending: 0 });
-    const recs = await runRecords(ctx, r.id, 'failed');
-    expect(recs[0]!.error).toMatch(/tag|limit/i);
+    const recs = (await pageRunRecords(ctx, r.id, { outcome: 'failed' })).records;
+    expect(recs[0]!.message).toMatch(/tag|limit/i);
   });
 
   it('guard: a large removal is held; approve applies it, reject discards it; empty snapshot always held', async () => {

@@ -1,6 +1,7 @@
 import { expect, it } from 'vitest';
 import type { Context } from '../../src/store';
 import {
+  addDeliveryCounts,
   closeAbandonedRuns,
   finalizeRun,
   openRun,
@@ -97,12 +98,16 @@ describeEachDialect('the run record (the one writer of runs)', (db) => {
     expect(await getRunView(ctx, run.runId)).toMatchObject({ status: 'failed', added: 0, error: /abandoned/ });
   });
 
-  it('finalize: a failure ends a running run with the ledger’s counters; an ended run keeps what it says', async () => {
+  it('finalize: a failure ends a running run with its settled counts and the ledger’s pending; an ended run keeps what it says', async () => {
     const { ctx } = db();
     await seedSync(ctx, 'syn_fail');
     const run = await openRun(ctx, { syncId: 'syn_fail', trigger: 'manual', dryRun: false });
     await ctx.store.db.transaction().execute((trx) => recordApplied(trx, run, { members: 4, adds: 4, removes: 0 }));
     await ledgerOf(ctx, 'syn_fail', run.runId, ['delivered', 'not_found', 'failed', null]);
+    // What the delivery adds with the outcomes it writes.
+    await ctx.store.db
+      .transaction()
+      .execute((trx) => addDeliveryCounts(trx, new Map([[run.runId, { requests: 3, notFound: 1, failed: 1 }]])));
     await finalizeRun(ctx, run.runId, { failed: 'destination paused' });
     const failed = await getRunView(ctx, run.runId);
     expect(failed).toMatchObject({
@@ -112,6 +117,7 @@ describeEachDialect('the run record (the one writer of runs)', (db) => {
       not_found: 1,
       failed: 1,
       pending: 1,
+      requests: 3,
     });
     expect(failed.finished_at).not.toBeNull();
     await finalizeRun(ctx, run.runId, { failed: 'a second failure' });

@@ -75,13 +75,17 @@ export class OneSignalClient {
    * Sets ("1") and deletes ("") tags on the user with this external id. At most 100 keys per
    * call (the vendor limit); the caller splits larger changes.
    */
+  /**
+   * `onRequest` hears of every request sent for this update (429s and their repeats included),
+   * so a caller can charge them to the runs whose changes they carry.
+   */
   async updateTags(
     externalId: string,
     tags: Record<string, string>,
-    opts: { signal?: AbortSignal } = {},
-  ): Promise<void> {
+    opts: { signal?: AbortSignal; onRequest?: () => void } = {},
+  ): Promise<number> {
     const n = Object.keys(tags).length;
-    if (n === 0) return;
+    if (n === 0) return 200;
     if (n > MAX_PROPERTY_UPDATES_PER_REQUEST) {
       throw new AmpError(
         'invalid_input',
@@ -89,14 +93,16 @@ export class OneSignalClient {
       );
     }
     if (!externalId) throw new AmpError('invalid_input', 'external id must not be empty');
-    await this.call(
+    const res = await this.call(
       'update_user',
       'PATCH',
       userByExternalIdPath(this.appId, externalId),
       { properties: { tags } },
       externalId,
       opts.signal,
+      opts.onRequest,
     );
+    return res.status;
   }
 
   /** Creates a segment of users carrying tagKey = "1"; the name is cut to OneSignal's 128 characters. */
@@ -155,6 +161,7 @@ export class OneSignalClient {
     body: unknown,
     userKey: string | undefined,
     signal: AbortSignal | undefined,
+    onRequest?: () => void,
   ): Promise<HttpResponse> {
     const deadline = Date.now() + this.rateLimitDeadlineMs;
     const headers: Record<string, string> = {
@@ -166,6 +173,7 @@ export class OneSignalClient {
     for (;;) {
       const settle = await this.limiter.acquire(userKey, signal);
       this.sent++;
+      onRequest?.();
       let res: HttpResponse;
       try {
         res = await httpRequest(this.apiUrl + path, {

@@ -53,7 +53,8 @@ export type TagSettlement =
   | { status: 'retry'; reason: string; retryAfterMs?: number };
 
 export interface TagsBatchResult {
-  settled: Array<{ index: number; settlement: TagSettlement }>;
+  /** `vendorStatus`: the HTTP status of the answer that settled the change, when one came. */
+  settled: Array<{ index: number; settlement: TagSettlement; vendorStatus?: number }>;
   /** The app refuses the key itself (401/403, unknown app id): send nothing more to it. */
   fatal?: AmpError;
 }
@@ -122,23 +123,35 @@ export async function performBatch(
   client: Pick<OneSignalClient, 'updateTags'>,
   externalId: string,
   requests: TagChange[][],
-  opts: { signal?: AbortSignal } = {},
+  /** `onRequest` hears of every request sent for `request` (a 429's repeats included). */
+  opts: { signal?: AbortSignal; onRequest?: (request: TagChange[]) => void } = {},
 ): Promise<TagsBatchResult> {
   const settled: TagsBatchResult['settled'] = [];
   let failure: TagSettlement | undefined;
+  let failureStatus: number | undefined;
   for (const request of requests) {
     if (!failure) {
       try {
-        await client.updateTags(externalId, tagsOf(request), opts);
-        for (const c of request) settled.push({ index: c.index, settlement: { status: 'delivered' } });
+        const status = await client.updateTags(externalId, tagsOf(request), {
+          ...(opts.signal ? { signal: opts.signal } : {}),
+          onRequest: () => opts.onRequest?.(request),
+        });
+        for (const c of request)
+          settled.push({ index: c.index, settlement: { status: 'delivered' }, vendorStatus: status });
         continue;
       } catch (e) {
         const err = toAmpError(e);
         if (err.kind === 'destination_fatal') return { settled, fatal: err };
         failure = settlementFor(err);
+        failureStatus = err.status;
       }
     }
-    for (const c of request) settled.push({ index: c.index, settlement: failure });
+    for (const c of request)
+      settled.push({
+        index: c.index,
+        settlement: failure,
+        ...(failureStatus !== undefined ? { vendorStatus: failureStatus } : {}),
+      });
   }
   return { settled };
 }

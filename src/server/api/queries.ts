@@ -3,6 +3,7 @@ import { AmpError } from '../../errors';
 import type { DeadLetterView } from '../../events/dead-letters';
 import { countOutbox } from '../../events/streams';
 import type { Context } from '../../store';
+import { eachRunRecord } from '../../sync/record-reads';
 import { getRunView, OPEN_OUTCOME, type RunView, runView } from '../../sync/runs';
 import type { SyncView } from '../../sync/syncs';
 
@@ -177,33 +178,33 @@ export interface RunRecordRead {
 }
 
 /**
- * Per-record outcomes of a run, from the ledger rows it last changed. A later run that changes a
- * user's membership again takes the row over, so an old run only keeps rows nobody touched since.
+ * Failed and not-found records of a run, from its immutable run records (src/sync/record-reads.ts),
+ * in user order; `after`: records of users sorting after this one.
  */
 export async function readRunRecords(
   ctx: Context,
   runId: string,
   opts: { outcome?: RecordOutcome; limit: number; after?: string },
 ): Promise<RunRecordRead[]> {
-  await readRun(ctx, runId);
-  let q = ctx.store.db
-    .selectFrom('ledger')
-    .select(['external_id', 'outcome', 'desired', 'error', 'attempts', 'updated_at'])
-    .where('run_id', '=', runId)
-    .where('outcome', 'in', opts.outcome ? [opts.outcome] : ['failed', 'not_found'])
-    .where(OPEN_OUTCOME)
-    .orderBy('external_id')
-    .limit(opts.limit);
-  if (opts.after !== undefined) q = q.where('external_id', '>', opts.after);
-  const rows = await q.execute();
-  return rows.map((r) => ({
-    external_id: r.external_id,
-    outcome: String(r.outcome),
-    change: num(r.desired) === 1 ? 'add' : 'remove',
-    error: r.error,
-    attempts: num(r.attempts),
-    updated_at: num(r.updated_at),
-  }));
+  const outcomes: RecordOutcome[] = opts.outcome ? [opts.outcome] : ['failed', 'not_found'];
+  const out: RunRecordRead[] = [];
+  for (const outcome of outcomes) {
+    for await (const r of eachRunRecord(ctx, runId, { outcome, pageSize: opts.limit })) {
+      if (opts.after !== undefined && r.external_id <= opts.after) continue;
+      out.push({
+        external_id: r.external_id,
+        outcome: r.outcome,
+        change: r.operation,
+        error: r.message,
+        attempts: r.attempts,
+        updated_at: r.at === null ? 0 : Date.parse(r.at),
+      });
+      if (out.length >= opts.limit * outcomes.length) break;
+    }
+  }
+  return out
+    .sort((a, b) => (a.external_id < b.external_id ? -1 : a.external_id > b.external_id ? 1 : 0))
+    .slice(0, opts.limit);
 }
 
 export interface StreamRead {

@@ -23,9 +23,16 @@ export interface Engine {
   /**
    * Records delivery answers on leased ledger rows and releases their leases (see
    * ledger-outcomes.*.ts for the rule when the wish changed in flight). `db` is the caller's
-   * transaction when other writes must commit with these, else the store's handle.
+   * transaction when other writes must commit with these, else the store's handle. Returns the
+   * outcomes that settled their row (written, and the wish unchanged since it was sent), each
+   * with the run the row belongs to, for the run history written in the same transaction.
    */
-  writeLedgerOutcomes(db: Kysely<DB>, workerId: string, outcomes: LedgerOutcome[], nowMs: number): Promise<void>;
+  writeLedgerOutcomes<T extends LedgerOutcome>(
+    db: Kysely<DB>,
+    workerId: string,
+    outcomes: T[],
+    nowMs: number,
+  ): Promise<Array<SettledLedgerOutcome<T>>>;
 }
 
 export interface Capabilities {
@@ -66,4 +73,10 @@ export interface StreamEventsJob {
   rows: StreamEventRow[];
   /** Duplicates already dropped within the request's own body (counted on the stream too). */
   extra: number;
+}
+
+/** An outcome that settled its ledger row, and the run that row belongs to (null: none). */
+export interface SettledLedgerOutcome<T extends LedgerOutcome = LedgerOutcome> {
+  outcome: T;
+  runId: string | null;
 }

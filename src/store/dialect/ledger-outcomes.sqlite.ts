@@ -1,7 +1,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Kysely } from 'kysely';
 import type { DB } from '../schema';
-import type { LedgerOutcome } from './engine';
+import type { LedgerOutcome, SettledLedgerOutcome } from './engine';
 import { onHandle } from './sqlite-handle';
 
 /**
@@ -14,6 +14,7 @@ import { onHandle } from './sqlite-handle';
 export function ledgerOutcomesWriter(h: BetterSqlite3.Database) {
   let stmt: BetterSqlite3.Statement | undefined;
   const write = (workerId: string, outcomes: LedgerOutcome[], now: number) => {
+    const settled: SettledLedgerOutcome[] = [];
     stmt ??= h.prepare(`UPDATE ledger SET
         confirmed = CASE WHEN @outcome = 'delivered' THEN @sent ELSE confirmed END,
         outcome = CASE WHEN desired = @sent THEN @outcome WHEN @outcome = 'delivered' THEN NULL ELSE outcome END,
@@ -21,9 +22,10 @@ export function ledgerOutcomesWriter(h: BetterSqlite3.Database) {
         attempts = CASE WHEN desired = @sent THEN @attempts WHEN @outcome = 'delivered' THEN 0 ELSE attempts END,
         next_attempt_at = CASE WHEN desired = @sent THEN @next WHEN @outcome = 'delivered' THEN NULL ELSE next_attempt_at END,
         lease_owner = NULL, lease_until = NULL, updated_at = @now
-      WHERE sync_id = @sync AND external_id = @ext AND lease_owner = @worker`);
+      WHERE sync_id = @sync AND external_id = @ext AND lease_owner = @worker
+      RETURNING desired, run_id`);
     for (const o of outcomes) {
-      stmt.run({
+      const row = stmt.get({
         outcome: o.outcome,
         sent: o.sent,
         error: o.error,
@@ -33,10 +35,17 @@ export function ledgerOutcomesWriter(h: BetterSqlite3.Database) {
         sync: o.syncId,
         ext: o.externalId,
         worker: workerId,
-      });
+      }) as { desired: number; run_id: string | null } | undefined;
+      if (row && Number(row.desired) === o.sent) settled.push({ outcome: o, runId: row.run_id });
     }
+    return settled;
   };
   const inTransaction = h.transaction(write);
-  return (db: Kysely<DB>, workerId: string, outcomes: LedgerOutcome[], now: number): Promise<void> =>
-    onHandle(db, h, () => inTransaction(workerId, outcomes, now));
+  return <T extends LedgerOutcome>(
+    db: Kysely<DB>,
+    workerId: string,
+    outcomes: T[],
+    now: number,
+  ): Promise<Array<SettledLedgerOutcome<T>>> =>
+    onHandle(db, h, () => inTransaction(workerId, outcomes, now) as Array<SettledLedgerOutcome<T>>);
 }
