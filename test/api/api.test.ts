@@ -5,6 +5,7 @@ import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulat
 import { createJobQueue } from '../../src/jobs';
 import { buildServer } from '../../src/server/app';
 import type { Context } from '../../src/store';
+import { appendRecords } from '../../src/sync/records';
 import { describeEachDialect } from '../helpers/db';
 import { seedCohort, seedDestination, seedStream, seedStreamEvents } from '../helpers/seed';
 
@@ -123,6 +124,26 @@ async function seed(ctx: Context, osUrl: string, appId: string) {
       ledger('d-pending', null, 1, 0, null),
     ])
     .execute();
+  // The run's history: what the delivery appended as the outcomes settled.
+  const record = (externalId: string, outcome: 'delivered' | 'not_found' | 'failed', message: string | null) => ({
+    runId: 'run_new',
+    externalId,
+    operation: 'add' as const,
+    outcome,
+    status: outcome === 'delivered' ? 200 : outcome === 'not_found' ? 404 : 400,
+    attempts: 1,
+    message,
+    atMs: now,
+  });
+  await db
+    .transaction()
+    .execute((trx) =>
+      appendRecords(trx, ctx.store, [
+        record('a-delivered', 'delivered', null),
+        record('b-notfound', 'not_found', 'user not found in OneSignal'),
+        record('c-failed', 'failed', 'tag key rejected by OneSignal'),
+      ]),
+    );
   await seedStream(ctx, {
     id: 'str_seed',
     name: 'Push events',
