@@ -1,5 +1,6 @@
 import { type Kysely, sql } from 'kysely';
 import type { DB } from '../store/schema';
+import { OPEN_OUTCOME } from './runs';
 
 /**
  * Run records: one immutable row per settled record of a run (migration 010), appended in the
@@ -173,6 +174,7 @@ export async function recordSettledByDiff(
     .select(['external_id', 'desired', 'attempts'])
     .where('run_id', '=', runId)
     .where('outcome', '=', 'not_found')
+    .where(OPEN_OUTCOME)
     .execute();
   await appendRecords(
     trx,
