@@ -123,40 +123,71 @@ export class LostAnswers {
  * Retry-After windows the emulator has announced, by scope (an app, a user, a project), and the
  * requests that arrived inside one anyway: a well-behaved client sends nothing to a scope until
  * its announced Retry-After has passed.
+ *
+ * Only requests sent after the client could have read the 429 count. A concurrent client has
+ * requests in flight when a 429 is answered, and those arrive inside the window through no fault
+ * of its own (more of them the busier the machine). A request counts when it arrives on a
+ * connection that has carried an answer written since the window opened (one request at a time
+ * per connection: it was sent after that answer was read), or when it arrives more than
+ * RACE_ALLOWANCE_MS into the window (on a connection idle since before it: a client's pool uses
+ * any idle connection, so a request right after the 429 may come on one).
+ * `install` adds the hook that records answers.
  */
+/** How long after a 429 a request on a connection idle since then may still have been in flight. */
+export const RACE_ALLOWANCE_MS = 500;
+
 export class RetryAfterWindows {
-  private readonly until = new Map<string, number>();
+  private readonly until = new Map<string, { end: number; opened: number; openedAt: number }>();
+  /** Per connection: the order number of the last answer written on it. */
+  private readonly answered = new WeakMap<object, number>();
+  private order = 0;
   private announced = 0;
   violations = 0;
+
+  /** Records the answers connections carry; once per fastify scope whose routes call `arrived`. */
+  install(app: FastifyInstance): void {
+    // onSend runs before the answer is written, so before the client can have read it ('finish'
+    // may come after the client's next request has arrived).
+    app.addHook('onSend', (req, _reply, payload, done) => {
+      this.answered.set(req.raw.socket, ++this.order);
+      done(null, payload);
+    });
+  }
 
   /** Records a 429 with `Retry-After: seconds` for `scope`, answered at `now`. */
   announce(scope: string, seconds: number, now = Date.now()): void {
     const end = now + seconds * 1000;
-    if ((this.until.get(scope) ?? 0) < end) this.until.set(scope, end);
+    const open = this.until.get(scope);
+    if (!open || open.end <= now) this.until.set(scope, { end, opened: ++this.order, openedAt: now });
+    else if (open.end < end) open.end = end;
     // Per-user scopes of a large sync would pile up: forget closed windows now and then.
     if (this.until.size > 10_000 && ++this.announced % 1000 === 0) {
-      for (const [s, e] of this.until) if (e <= now) this.until.delete(s);
+      for (const [s, w] of this.until) if (w.end <= now) this.until.delete(s);
     }
   }
 
   /** Whether any window may still be open (cheap; lets callers skip work when none was announced). */
   open(now = Date.now()): boolean {
     if (this.until.size === 0) return false;
-    for (const [s, e] of this.until) {
-      if (e > now) return true;
+    for (const [s, w] of this.until) {
+      if (w.end > now) return true;
       this.until.delete(s);
     }
     return false;
   }
 
-  /** Counts (once) a request arriving for any of `scopes` while one of their windows is open. */
-  arrived(scopes: string[], now = Date.now()): boolean {
+  /**
+   * Counts (once) a request arriving for any of `scopes` while one of their windows is open and
+   * after its connection carried an answer written since the window opened (see the class).
+   */
+  arrived(scopes: string[], connection: object, now = Date.now()): boolean {
+    const heard = this.answered.get(connection) ?? 0;
     let inside = false;
     for (const s of scopes) {
-      const end = this.until.get(s);
-      if (end === undefined) continue;
-      if (end > now) inside = true;
-      else this.until.delete(s);
+      const w = this.until.get(s);
+      if (w === undefined) continue;
+      if (w.end <= now) this.until.delete(s);
+      else if (heard > w.opened || now - w.openedAt >= RACE_ALLOWANCE_MS) inside = true;
     }
     if (inside) this.violations++;
     return inside;

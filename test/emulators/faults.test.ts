@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { type AmplitudeEmulator, startAmplitudeEmulator } from '../../src/emulators/amplitude';
-import { FAULT_KINDS, rollFault } from '../../src/emulators/faults';
+import { FAULT_KINDS, RACE_ALLOWANCE_MS, rollFault } from '../../src/emulators/faults';
 import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal/index';
 
 const APP = 'aaaaaaaa-0000-4000-8000-000000000001';
@@ -153,19 +153,42 @@ describe('OneSignal emulator: fault modes', () => {
   });
 
   it('throttle: 429 with Retry-After; requests inside the announced window are counted, later ones not', async () => {
-    const emu = await oneSignal({ throttleRate: 1, retryAfterSeconds: 1 });
+    const emu = await oneSignal({ throttleRate: 1, retryAfterSeconds: 3 });
     const r = await patch(emu, 'user-1', { a: '1' });
     expect(r.status).toBe(429);
-    expect(r.retryAfter).toBe('1');
+    expect(r.retryAfter).toBe('3');
     expect(r.json).toEqual({ errors: ['API rate limit exceeded'], limit: 'App ID' });
     emu.setFaults({ throttleRate: 0 });
-    // Too early: inside the window (answered normally here, but counted).
+    // Too early: inside the window, past what could have been in flight (answered normally here, but counted).
+    await sleep(RACE_ALLOWANCE_MS + 50);
     expect((await patch(emu, 'user-2', { a: '1' })).status).toBe(202);
     expect(emu.state.stats().retryAfterViolations).toBe(1);
-    await sleep(1050);
+    await sleep(2500);
     expect((await patch(emu, 'user-3', { a: '1' })).status).toBe(202);
     expect(emu.state.stats()).toMatchObject({ throttled: 1, retryAfterViolations: 1 });
     expect(emu.state.stats().byApp[APP]!.retryAfterViolations).toBe(1);
+  });
+
+  it('requests already in flight when a 429 is answered are not counted; one sent after it was read is', async () => {
+    const emu = await oneSignal({ retryAfterSeconds: 5 });
+    // Ten open connections, each sending at once: the first answered 429 opens the window while
+    // the others are already on their way (none of them could have read it).
+    const racers = new Agent({ connections: 10 });
+    try {
+      await Promise.all(Array.from({ length: 10 }, (_, i) => patch(emu, `user-${20 + i}`, { a: '1' }, racers)));
+      emu.setFaults({ throttleRate: 1 });
+      const answers = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => patch(emu, `user-${i}`, { a: '1' }, racers)),
+      );
+      expect(answers.every((a) => a.status === 429)).toBe(true);
+      expect(emu.state.stats()).toMatchObject({ throttled: 10, retryAfterViolations: 0 });
+      emu.setFaults({ throttleRate: 0 });
+      // Sent after the 429s were read: inside the announced window.
+      await patch(emu, 'user-11', { a: '1' }, racers);
+      expect(emu.state.stats().retryAfterViolations).toBe(1);
+    } finally {
+      await racers.close();
+    }
   });
 
   it('a per-user 429 announces a window for that user only', async () => {
@@ -258,14 +281,15 @@ describe('Amplitude emulator: fault modes', () => {
     });
     expect(link.status).toBeGreaterThanOrEqual(500);
 
-    emu.setFaults({ cohorts: { throttleRate: 1, retryAfterSeconds: 1 } });
+    emu.setFaults({ cohorts: { throttleRate: 1, retryAfterSeconds: 3 } });
     const t = await send(`${emu.url}/api/3/cohorts`, 'GET', { authorization: basic });
     expect(t.status).toBe(429);
-    expect(t.retryAfter).toBe('1');
+    expect(t.retryAfter).toBe('3');
     emu.setFaults({});
+    await sleep(RACE_ALLOWANCE_MS + 50);
     expect((await send(`${emu.url}/api/3/cohorts`, 'GET', { authorization: basic })).status).toBe(200);
     expect(emu.stats().cohorts.retryAfterViolations).toBe(1);
-    await sleep(1050);
+    await sleep(2500);
     expect((await send(`${emu.url}/api/3/cohorts`, 'GET', { authorization: basic })).status).toBe(200);
     expect(emu.stats().cohorts.retryAfterViolations).toBe(1);
     expect(emu.stats().cohorts.faults).toMatchObject({ timeout: 1, error: 1, throttle: 1 });
@@ -309,10 +333,10 @@ describe('Amplitude emulator: fault modes', () => {
     expect((await track(emu, ['user-bbbbb'], 'hang', impatient)).error).toBe('UND_ERR_HEADERS_TIMEOUT');
     expect(emu.events.list()).toHaveLength(1);
 
-    emu.setFaults({ events: { throttleRate: 1, retryAfterSeconds: 1 } });
+    emu.setFaults({ events: { throttleRate: 1, retryAfterSeconds: 3 } });
     const t = await track(emu, ['user-ccccc', 'user-ddddd'], 'thr');
     expect(t.status).toBe(429);
-    expect(t.retryAfter).toBe('1');
+    expect(t.retryAfter).toBe('3');
     expect(t.json).toMatchObject({
       code: 429,
       throttled_users: { 'user-ccccc': expect.any(Number), 'user-ddddd': expect.any(Number) },
@@ -322,9 +346,10 @@ describe('Amplitude emulator: fault modes', () => {
     // Another user is free to go; a throttled one inside the window is counted.
     expect((await track(emu, ['user-eeeee'], 'free')).status).toBe(200);
     expect(emu.stats().events.retryAfterViolations).toBe(0);
+    await sleep(RACE_ALLOWANCE_MS + 50);
     expect((await track(emu, ['user-ccccc'], 'early')).status).toBe(200);
     expect(emu.stats().events.retryAfterViolations).toBe(1);
-    await sleep(1050);
+    await sleep(2500);
     expect((await track(emu, ['user-ddddd'], 'late')).status).toBe(200);
     expect(emu.stats().events.retryAfterViolations).toBe(1);
     expect(emu.stats().events.faults).toMatchObject({ lost: 1, timeout: 1, throttle: 1 });

@@ -221,6 +221,7 @@ export class CohortsHalf {
 
   routes(app: FastifyInstance): void {
     this.lost.install(app);
+    this.retryAfter.install(app);
     app.addHook('onResponse', async (req, reply) => {
       if (req.url.startsWith('/api/') || req.url.startsWith('/_s3/')) this.count(String(reply.statusCode));
     });
@@ -371,7 +372,7 @@ export class CohortsHalf {
     }
     this.inFlight.set(project.apiKey, n + 1);
     const scope = `project|${project.apiKey}`;
-    this.retryAfter.arrived([scope]);
+    this.retryAfter.arrived([scope], req.raw.socket);
     try {
       await delay(this.faults.latencyMs);
       const fault = this.faults.next();

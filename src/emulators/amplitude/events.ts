@@ -110,6 +110,7 @@ export class EventsHalf {
   }
 
   routes(app: FastifyInstance): void {
+    this.retryAfter.install(app);
     // Raw bytes for every content type (or none): size limits count decompressed bytes, and
     // malformed JSON must get Amplitude's 400 body, not fastify's.
     app.removeAllContentTypeParsers();
@@ -140,7 +141,7 @@ export class EventsHalf {
     // The client's conduct first: ids it was told to hold back (parsed only while a window is open).
     if (this.retryAfter.open()) {
       const decoded = decode(req, maxBytes);
-      if (!('status' in decoded)) this.retryAfter.arrived(idScopes(decoded.body));
+      if (!('status' in decoded)) this.retryAfter.arrived(idScopes(decoded.body), req.raw.socket);
     }
     const fault = this.faults.next();
     let answer: Answer;

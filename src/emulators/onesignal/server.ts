@@ -188,6 +188,7 @@ export function buildEmulatorServer(core: EmulatorCore, opts: { bodyLimit?: numb
   const { stats } = core;
   const lost = new LostAnswers();
   lost.install(app);
+  core.retryAfter.install(app);
 
   // JSON bodies only (fastify's built-in text/plain parser would let text through); an empty JSON body is "no body" (DELETE clients sometimes send the header).
   app.removeAllContentTypeParsers();
@@ -245,7 +246,7 @@ export function buildEmulatorServer(core: EmulatorCore, opts: { bodyLimit?: numb
     if (known) {
       const scopes = [`${appId}|${endpoint}`];
       if (limited?.kind === 'user' && limited.key !== undefined) scopes.push(`${appId}|user|${limited.key}`);
-      if (core.retryAfter.arrived(scopes)) {
+      if (core.retryAfter.arrived(scopes, req.raw.socket)) {
         known.stats.retryAfterViolations++;
         stats.retryAfterViolations++;
       }
