@@ -5,9 +5,9 @@ import type { Context } from '../store';
  * One delivery job per OneSignal app runs at a time (its named queue), but consecutive jobs may
  * run in different processes, and a limiter's memory of what it sent in the last second stays
  * in its process. So a pass that sent records its limiter's windows when it ends, and a pass in
- * another process takes them over before its first send: the app's second and each user's
- * spacing continue across the handover instead of starting empty (which could double the rate),
- * without pausing at the handover. The same limiter goes on with its own state.
+ * another process takes them over before its first send: the app's second, each user's spacing
+ * and a Retry-After pause continue across the handover instead of starting empty (which could
+ * double the rate, or send inside the vendor's Retry-After), without pausing at the handover. The same limiter goes on with its own state.
  */
 
 /** Before a pass's first send: takes over the windows another limiter recorded for this app. */

@@ -36,4 +36,21 @@ describeEachDialect('pacing handoff between processes', (db) => {
     await send(next, 'u1');
     expect(performance.now() - answered).toBeGreaterThanOrEqual(PER_USER_SPACING_MS - 5);
   });
+
+  it('a Retry-After pause goes with the app to the next process', async () => {
+    const { ctx } = db();
+    const app = 'handoff-pause-app';
+    const previous = new AppLimiter(app, 100);
+    const next = new AppLimiter(app, 100);
+    await send(previous, 'u1');
+    // OneSignal answered 429 with Retry-After: 2 as the previous pass ended.
+    const told = Date.now();
+    previous.onRateLimited(2_000);
+    await recordPacingHandoff(ctx, previous);
+
+    await takeOverPacing(ctx, next);
+    await send(next, 'u2');
+    // Nothing leaves before the Retry-After has passed, whichever process sends.
+    expect(Date.now() - told).toBeGreaterThanOrEqual(1_995);
+  });
 });

@@ -69,6 +69,8 @@ interface UserSlot {
 export interface PacingSnapshot {
   answers: number[];
   users: Array<[string, number]>;
+  /** Wall-clock end of a Retry-After pause still running (absent in snapshots without one). */
+  pausedUntil?: number;
 }
 
 export interface LimiterStats {
@@ -334,12 +336,13 @@ export class AppLimiter {
     const users: Array<[string, number]> = [];
     for (const [k, slot] of this.users)
       if (wall - slot.lastSentAt < PER_USER_SPACING_MS) users.push([k, slot.lastSentAt]);
-    return { answers, users };
+    // OneSignal told the app to wait: the next process to send for it must wait too.
+    return this.pausedUntil > wall ? { answers, users, pausedUntil: this.pausedUntil } : { answers, users };
   }
 
   /**
    * Takes over another limiter's windows for this app: its recent answers count against our
-   * window, its recent users keep their spacing. Our own recent answers stay; the ring is
+   * window, its recent users keep their spacing, its Retry-After pause holds us too. Our own recent answers stay; the ring is
    * rebuilt in time order, which windowWait relies on.
    */
   restore(s: PacingSnapshot): void {
@@ -360,6 +363,10 @@ export class AppLimiter {
       const slot = this.users.get(user);
       if (slot) slot.lastSentAt = Math.max(slot.lastSentAt, at);
       else this.users.set(user, { lastSentAt: at, tail: Promise.resolve(), pending: 0 });
+    }
+    if (s.pausedUntil !== undefined && s.pausedUntil > this.pausedUntil) {
+      this.pausedUntil = s.pausedUntil;
+      this.tokens = 0;
     }
   }
 
