@@ -68,6 +68,20 @@ label.choice{display:flex;gap:.5rem;align-items:baseline;margin:.3rem 0}
 textarea{font:inherit;padding:.45rem .55rem;border:1px solid #b8c0cc;border-radius:6px}
 pre{background:#eef1f5;padding:.6rem .8rem;border-radius:6px;overflow:auto;max-height:28rem;font-size:.82rem}
 details summary{cursor:pointer;font-weight:600;margin:.5rem 0}
+figure{margin:.5rem 0 1rem}
+.outcome-bar{display:block;border-radius:6px;overflow:hidden}
+.chart svg{display:block;background:var(--card);border:1px solid var(--line);border-radius:8px;height:auto}
+ul.legend{list-style:none;display:flex;flex-wrap:wrap;gap:.4rem 1.2rem;margin:.4rem 0 0;padding:0;font-size:.88rem}
+.swatch{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin-right:.35rem;vertical-align:-1px;background:currentColor}
+.o-empty{fill:#e7eaf0}
+.o-delivered,.s-added,.s-forwarded{fill:#2f9e55;color:#2f9e55;stroke:#2f9e55}
+.o-not_found{fill:#e0a100;color:#e0a100}
+.o-failed,.s-removed{fill:#d64532;color:#d64532;stroke:#d64532}
+.o-pending{fill:#9aa5b4;color:#9aa5b4}
+.s-members,.s-received{fill:#3b5bdb;color:#3b5bdb;stroke:#3b5bdb}
+polyline.line{fill:none;stroke-width:2.5}
+line.grid{stroke:var(--line);stroke-width:1}
+text.axis{fill:var(--muted);font-size:13px;font-family:inherit}
 .htmx-request.htmx-indicator,.htmx-request .htmx-indicator{display:inline}
 .htmx-indicator{display:none}
 form.stack fieldset{border:1px solid var(--line);border-radius:6px;padding:.6rem .9rem;display:grid;gap:.7rem}

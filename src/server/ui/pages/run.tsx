@@ -1,5 +1,7 @@
 import type { RunRead, RunRecordRead, SyncRead } from '../../api/queries';
+import { OutcomeBar } from '../charts';
 import { Badge, fmtTime, Layout, Notice, Num, TableHead } from '../layout';
+import { ConfirmPage } from '../parts';
 
 export const RUN_COUNTERS = [
   ['members', 'Members'],
@@ -30,18 +32,18 @@ function SampleList(p: { title: string; items: unknown }): JSX.Element {
   );
 }
 
-export function RunPage(p: {
-  run: RunRead;
-  sync: SyncRead | null;
-  records: RunRecordRead[];
-  notice?: string;
-  error?: string;
-}): JSX.Element {
+/**
+ * The part of the run page that changes while the run works: status, counters, outcome bar and
+ * the held-run decision. While the run is `running` it asks for itself again every second
+ * (htmx); the answer for an ended run tells htmx to reload the whole page instead.
+ */
+export function RunLive(p: { run: RunRead; sync: SyncRead | null }): JSX.Element {
   const r = p.run;
   const base = `/runs/${encodeURIComponent(r.id)}`;
-  const sample = (r.sample && typeof r.sample === 'object' ? r.sample : {}) as Record<string, unknown>;
+  const polling =
+    r.status === 'running' ? { 'hx-get': `${base}/live`, 'hx-trigger': 'every 1s', 'hx-swap': 'outerHTML' } : {};
   return (
-    <Layout title={`Run ${r.id}`} nav="overview">
+    <div id="run-live" {...polling}>
       <h1>
         Run <code safe>{r.id}</code> <Badge status={r.status} />
       </h1>
@@ -56,29 +58,27 @@ export function RunPage(p: {
         <span
           class="muted"
           safe
-        >{`${r.trigger}${r.dry_run ? ', dry run' : ''}; started ${fmtTime(r.started_at)}, finished ${fmtTime(r.finished_at)}`}</span>
+        >{`${r.trigger}${r.dry_run ? ', dry run' : ''}; started ${fmtTime(r.started_at)}, ${r.finished_at ? `finished ${fmtTime(r.finished_at)}` : 'still working (this page updates by itself)'}`}</span>
       </p>
-      <Notice text={p.notice} />
-      <Notice kind="alert" text={p.error} />
       {r.error ? <Notice kind="alert" text={`Run error: ${r.error}`} /> : ''}
       {r.status === 'held' ? (
         <section class="card" aria-labelledby="held-title">
           <h2 id="held-title">Held for approval</h2>
           <p safe>{r.hold_reason ?? 'This run would remove many members; it waits for a decision.'}</p>
           <div class="actions">
-            <form method="post" action={`${base}/approve`}>
-              <button type="submit">Approve and deliver</button>
-            </form>
-            <form method="post" action={`${base}/reject`}>
-              <button type="submit" class="danger">
-                Reject
-              </button>
-            </form>
+            <a class="button" href={`${base}/approve`}>
+              Approve and deliver…
+            </a>
+            <a class="button danger" href={`${base}/reject`}>
+              Reject…
+            </a>
           </div>
         </section>
       ) : (
         ''
       )}
+      <h2>Outcome</h2>
+      <OutcomeBar counts={r} />
       <h2>Counters</h2>
       <dl class="counters">
         {RUN_COUNTERS.map(([k, label]) => (
@@ -89,6 +89,24 @@ export function RunPage(p: {
         ))}
       </dl>
       <p class="muted">added + removed = delivered + not found + failed + pending</p>
+    </div>
+  );
+}
+
+export function RunPage(p: {
+  run: RunRead;
+  sync: SyncRead | null;
+  records: RunRecordRead[];
+  notice?: string;
+  error?: string;
+}): JSX.Element {
+  const r = p.run;
+  const sample = (r.sample && typeof r.sample === 'object' ? r.sample : {}) as Record<string, unknown>;
+  return (
+    <Layout title={`Run ${r.id}`} nav="overview">
+      <Notice text={p.notice} />
+      <Notice kind="alert" text={p.error} />
+      <RunLive run={r} sync={p.sync} />
       <SampleList title="Sample of additions" items={sample.adds} />
       <SampleList title="Sample of removals" items={sample.removes} />
       <h2>Failed and skipped records</h2>
@@ -125,5 +143,37 @@ export function RunPage(p: {
         </table>
       )}
     </Layout>
+  );
+}
+
+export function DecideRunPage(p: {
+  run: RunRead;
+  sync: SyncRead | null;
+  decision: 'approve' | 'reject';
+  error?: string | undefined;
+}): JSX.Element {
+  const r = p.run;
+  const base = `/runs/${encodeURIComponent(r.id)}`;
+  const app = p.sync?.destination_name ?? p.sync?.destination_id ?? 'the destination';
+  const approve = p.decision === 'approve';
+  return (
+    <ConfirmPage
+      title={approve ? 'Approve and deliver this run?' : 'Reject this run?'}
+      nav="overview"
+      action={`${base}/${p.decision}`}
+      confirmLabel={approve ? 'Approve and deliver' : 'Reject run'}
+      cancelHref={base}
+      danger={approve}
+      error={p.error}
+    >
+      <p safe>{r.hold_reason ?? 'This run was held for approval.'}</p>
+      {approve ? (
+        <p
+          safe
+        >{`Approving delivers the run to ${app} now: ${r.added} user(s) get the cohort tag and ${r.removed} lose it. Tags removed at OneSignal come back only when users re-enter the cohort.`}</p>
+      ) : (
+        <p safe>{`Rejecting changes nothing at ${app}; the next run computes the cohort again.`}</p>
+      )}
+    </ConfirmPage>
   );
 }

@@ -2,8 +2,8 @@ import { toAmpError } from '../../../errors';
 import type { Context } from '../../../store';
 import { decideRunAction } from '../../api/actions';
 import { readRun, readRunRecords, readSync } from '../../api/queries';
-import { html, parseId, queryOf, type UiRoutes } from '../http';
-import { RunPage } from '../pages/run';
+import { formOf, html, parseId, queryOf, type UiRoutes } from '../http';
+import { DecideRunPage, RunLive, RunPage } from '../pages/run';
 
 async function runPage(ctx: Context, id: string, extra: { notice?: string; error?: string } = {}) {
   const run = await readRun(ctx, id);
@@ -23,9 +23,27 @@ export const runRoutes: UiRoutes = (ui, deps) => {
     return html(reply, await runPage(ctx, parseId(req), { notice }));
   });
 
+  ui.get('/runs/:id/live', async (req, reply) => {
+    const run = await readRun(ctx, parseId(req));
+    const sync = await readSync(ctx, run.sync_id).catch(() => null);
+    // An ended run changes more than this part (its records): have htmx reload the page.
+    if (run.status !== 'running') void reply.header('hx-refresh', 'true');
+    return html(reply, <RunLive run={run} sync={sync} />);
+  });
+
+  const decidePage = async (id: string, decision: 'approve' | 'reject', error?: string) => {
+    const run = await readRun(ctx, id);
+    const sync = await readSync(ctx, run.sync_id).catch(() => null);
+    return <DecideRunPage run={run} sync={sync} decision={decision} error={error} />;
+  };
+
   for (const decision of ['approve', 'reject'] as const) {
+    ui.get(`/runs/:id/${decision}`, async (req, reply) => html(reply, await decidePage(parseId(req), decision)));
+
     ui.post(`/runs/:id/${decision}`, async (req, reply) => {
       const id = parseId(req);
+      // Only the confirmation page's own button decides.
+      if (formOf(req).confirm !== 'yes') return html(reply, await decidePage(id, decision), 400);
       try {
         await decideRunAction(deps, id, decision);
         return reply.redirect(`/runs/${encodeURIComponent(id)}?decided=${decision}`, 303);
