@@ -276,13 +276,42 @@ export function mapOneSignalEvent(raw: unknown, opts: MapOptions): MappedEvent {
   const tagProblem = tags && tagValueProblem(tags);
   if (tagProblem) return { ok: false, problem: tagProblem };
 
-  const msg = p.message ?? {};
-  const user = p.user;
-  const channel = channelOf(ev.kind);
-  const userId = cleanId(ev.external_id ?? user?.external_id);
-  const deviceId = cleanId(ev.subscription_id ?? text(user?.subscription?.id));
-  const data = ev.data ?? {};
+  const userId = cleanId(ev.external_id ?? p.user?.external_id);
+  const deviceId = cleanId(ev.subscription_id ?? text(p.user?.subscription?.id));
+  const props = eventProperties(p, deviceId);
+  if (tags && opts.cohortIdsFromTags) props.amplitude_cohort_ids = opts.cohortIdsFromTags(tags);
+  const amplitude: AmplitudeEvent = {
+    event_type: eventTypeFor(ev.kind, opts.eventNames),
+    ...(userId ? { user_id: userId } : {}),
+    ...(deviceId ? { device_id: deviceId } : {}),
+    time,
+    // Deterministic from OneSignal's per-event UUID: any resend (crash, retry, replay) carries the
+    // same insert_id and device_id, which is what Amplitude dedupes on for 7 days.
+    insert_id: insertIdFor(ev.id),
+    event_properties: props,
+  };
+  const deadReason =
+    userId || deviceId ? undefined : 'no external_id or subscription_id: Amplitude needs a user_id or device_id';
+  return { ok: true, eventId: ev.id, kind: ev.kind, amplitude, ...(deadReason ? { deadReason } : {}) };
+}
 
+/** Fields of `event.data` copied as event properties when present. */
+const DATA_PROPERTIES = [
+  'failure_reason',
+  'page_name',
+  'page_id',
+  'target_name',
+  'target_id',
+  'live_activity_id',
+  'live_activity_type',
+] as const;
+
+/** The Amplitude event properties of one OneSignal event; empty values are left out. */
+function eventProperties(p: ParsedEvent, deviceId: string | undefined): Record<string, unknown> {
+  const { event: ev, user } = p;
+  const msg = p.message ?? {};
+  const channel = channelOf(ev.kind);
+  const data = ev.data ?? {};
   const props: Record<string, unknown> = {
     source: 'onesignal',
     onesignal_event_kind: ev.kind,
@@ -304,32 +333,8 @@ export function mapOneSignalEvent(raw: unknown, opts: MapOptions): MappedEvent {
   put('language', user?.language ?? text(user?.subscription?.language));
   put('app_id', ev.app_id);
   put('url', text(msg.url) ?? text(msg.web_url) ?? text(msg.app_url));
-  for (const k of [
-    'failure_reason',
-    'page_name',
-    'page_id',
-    'target_name',
-    'target_id',
-    'live_activity_id',
-    'live_activity_type',
-  ]) {
-    put(k, text(data[k]));
-  }
-  if (tags && opts.cohortIdsFromTags) props.amplitude_cohort_ids = opts.cohortIdsFromTags(tags);
-
-  const amplitude: AmplitudeEvent = {
-    event_type: eventTypeFor(ev.kind, opts.eventNames),
-    ...(userId ? { user_id: userId } : {}),
-    ...(deviceId ? { device_id: deviceId } : {}),
-    time,
-    // Deterministic from OneSignal's per-event UUID: any resend (crash, retry, replay) carries the
-    // same insert_id and device_id, which is what Amplitude dedupes on for 7 days.
-    insert_id: insertIdFor(ev.id),
-    event_properties: props,
-  };
-  const deadReason =
-    userId || deviceId ? undefined : 'no external_id or subscription_id: Amplitude needs a user_id or device_id';
-  return { ok: true, eventId: ev.id, kind: ev.kind, amplitude, ...(deadReason ? { deadReason } : {}) };
+  for (const k of DATA_PROPERTIES) put(k, text(data[k]));
+  return props;
 }
 
 export function insertIdFor(oneSignalEventId: string): string {

@@ -1,11 +1,11 @@
-import type { Selectable } from 'kysely';
+import type { Selectable, UpdateQueryBuilder, UpdateResult } from 'kysely';
 import { sendToChannel } from '../connectors/notify/channels';
 import type { AlertEvent, AlertMessage } from '../connectors/notify/message';
 import { type AmpError, type Backoff, retryDelayMs, toAmpError, withRetries } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
 import { keepRenewing, LEASE_MS } from '../store/leases';
-import type { AlertsTable } from '../store/schema';
+import type { AlertsTable, DB } from '../store/schema';
 import { log } from '../telemetry/logger';
 import {
   type AlertCondition,
@@ -317,15 +317,49 @@ export async function sendDueNotifications(
   return totals;
 }
 
+type SendOptions = { now: number; workerId: string; policy: SendPolicy; signal?: AbortSignal };
+
 async function sendOne(
   ctx: Context,
   row: DueRow,
-  opts: { now: number; workerId: string; policy: SendPolicy; signal?: AbortSignal },
+  opts: SendOptions,
 ): Promise<'sent' | 'retrying' | 'failed' | 'skipped'> {
-  const db = ctx.store.db;
-  // Claimed for one short lease, renewed while this process sends: the notice of a process that
-  // died is another evaluator's within seconds (src/store/leases.ts).
-  const claimed = await db
+  const attempt = await claimNotification(ctx, row, opts);
+  if (attempt === undefined) return 'skipped';
+  const mine = () =>
+    ctx.store.db.updateTable('alert_notifications').where('id', '=', row.id).where('lease_owner', '=', opts.workerId);
+  const heartbeat = keepRenewing('alert notification', LEASE_MS, () =>
+    mine()
+      .set({ lease_until: Date.now() + LEASE_MS })
+      .execute(),
+  );
+  let failure: AmpError | undefined;
+  try {
+    const channel = { kind: row.channel_kind, settings: row.channel_settings, secret_enc: row.channel_secret_enc };
+    await withRetries(() => sendToChannel(channel, ctx.secrets, messageOf(row), opts.signal), {
+      tries: opts.policy.tries,
+      backoff: opts.policy.backoff,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+  } catch (e) {
+    failure = toAmpError(e);
+  } finally {
+    await heartbeat.stop();
+  }
+  if (failure) return recordSendFailure(row, attempt, failure, opts, mine);
+  await mine()
+    .set({ status: 'sent', sent_at: Date.now(), lease_owner: null, lease_until: null, last_error: null })
+    .execute();
+  return 'sent';
+}
+
+/**
+ * Claims a notice for one short lease, renewed while this process sends: the notice of a process
+ * that died is another evaluator's within seconds (src/store/leases.ts). The attempt number, or
+ * undefined when another process holds it.
+ */
+async function claimNotification(ctx: Context, row: DueRow, opts: SendOptions): Promise<number | undefined> {
+  const claimed = await ctx.store.db
     .updateTable('alert_notifications')
     .set((eb) => ({
       lease_owner: opts.workerId,
@@ -337,47 +371,29 @@ async function sendOne(
     .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', opts.now)]))
     .returning('attempts')
     .executeTakeFirst();
-  if (!claimed) return 'skipped';
-  const attempt = Number(claimed.attempts);
-  const channel = { kind: row.channel_kind, settings: row.channel_settings, secret_enc: row.channel_secret_enc };
-  const mine = () =>
-    db.updateTable('alert_notifications').where('id', '=', row.id).where('lease_owner', '=', opts.workerId);
-  const heartbeat = keepRenewing('alert notification', LEASE_MS, () =>
-    mine()
-      .set({ lease_until: Date.now() + LEASE_MS })
-      .execute(),
-  );
-  let failure: AmpError | undefined;
-  try {
-    await withRetries(() => sendToChannel(channel, ctx.secrets, messageOf(row), opts.signal), {
-      tries: opts.policy.tries,
-      backoff: opts.policy.backoff,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
-  } catch (e) {
-    failure = toAmpError(e);
-  } finally {
-    await heartbeat.stop();
-  }
-  if (failure) {
-    const giveUp = !failure.retryable || attempt >= opts.policy.maxAttempts;
-    const wait = retryDelayMs(opts.policy.laterBackoff, attempt, failure.retryAfterMs);
-    await mine()
-      .set({
-        lease_owner: null,
-        lease_until: null,
-        last_error: failure.message.slice(0, 1000),
-        ...(giveUp ? { status: 'failed' } : { next_attempt_at: opts.now + wait }),
-      })
-      .execute();
-    log.warn(
-      { notification: row.id, channel: row.channel_name, alert: row.condition_key, attempt, err: failure.message },
-      giveUp ? 'alert notification failed for good' : 'alert notification failed; will retry',
-    );
-    return giveUp ? 'failed' : 'retrying';
-  }
+  return claimed ? Number(claimed.attempts) : undefined;
+}
+
+async function recordSendFailure(
+  row: DueRow,
+  attempt: number,
+  failure: AmpError,
+  opts: SendOptions,
+  mine: () => UpdateQueryBuilder<DB, 'alert_notifications', 'alert_notifications', UpdateResult>,
+): Promise<'retrying' | 'failed'> {
+  const giveUp = !failure.retryable || attempt >= opts.policy.maxAttempts;
+  const wait = retryDelayMs(opts.policy.laterBackoff, attempt, failure.retryAfterMs);
   await mine()
-    .set({ status: 'sent', sent_at: Date.now(), lease_owner: null, lease_until: null, last_error: null })
+    .set({
+      lease_owner: null,
+      lease_until: null,
+      last_error: failure.message.slice(0, 1000),
+      ...(giveUp ? { status: 'failed' } : { next_attempt_at: opts.now + wait }),
+    })
     .execute();
-  return 'sent';
+  log.warn(
+    { notification: row.id, channel: row.channel_name, alert: row.condition_key, attempt, err: failure.message },
+    giveUp ? 'alert notification failed for good' : 'alert notification failed; will retry',
+  );
+  return giveUp ? 'failed' : 'retrying';
 }

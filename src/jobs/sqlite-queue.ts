@@ -213,85 +213,95 @@ export class SqliteJobQueue implements JobQueue {
   private async claim(): Promise<ClaimedJob | undefined> {
     if (Object.keys(this.tasks).length === 0) return undefined;
     const now = Date.now();
-    const candidates = await this.db
-      .selectFrom('jobs as j')
-      .select(['j.id', 'j.task', 'j.payload', 'j.queue', 'j.job_key', 'j.attempts', 'j.max_attempts'])
-      .where('j.run_at', '<=', now)
-      // Like graphile-worker, a runner only takes tasks it knows (an older process leaves newer tasks).
-      .where('j.task', 'in', Object.keys(this.tasks))
-      .where((eb) =>
-        eb.or([
-          eb('j.locked_by', 'is', null),
-          eb.and([eb('j.locked_by', '<>', FAILED), eb('j.locked_until', '<', now)]),
-        ]),
-      )
-      // Skip queues that are busy now, so one long queue cannot starve the others.
-      .where((eb) =>
-        eb.or([
-          eb('j.queue', 'is', null),
-          eb.not(
-            eb.exists(
-              eb
-                .selectFrom('jobs as q')
-                .select('q.id')
-                .whereRef('q.queue', '=', 'j.queue')
-                .where('q.locked_by', 'is not', null)
-                .where('q.locked_by', '<>', FAILED)
-                .where('q.locked_until', '>=', now),
-            ),
-          ),
-        ]),
-      )
-      .orderBy('j.run_at')
-      .orderBy('j.id')
-      .limit(20)
-      .execute();
-    for (const c of candidates) {
+    for (const c of await this.dueCandidates(now)) {
       if (this.running.has(c.id)) continue;
-      let claim = this.db
-        .updateTable('jobs')
-        .set({
-          locked_by: this.runnerId,
-          locked_until: now + this.opts.leaseMs,
-          attempts: sql`attempts + 1`,
-          job_key: null,
-        })
-        .where('id', '=', c.id)
-        .where((eb) =>
-          eb.or([eb('locked_by', 'is', null), eb.and([eb('locked_by', '<>', FAILED), eb('locked_until', '<', now)])]),
-        );
-      if (c.queue !== null) {
-        const queue = c.queue;
-        // One statement, so the queue check and the claim are atomic even across processes.
-        claim = claim.where((eb) =>
-          eb.not(
-            eb.exists(
-              eb
-                .selectFrom('jobs as q')
-                .select('q.id')
-                .where('q.queue', '=', queue)
-                .where('q.id', '<>', c.id)
-                .where('q.locked_by', 'is not', null)
-                .where('q.locked_by', '<>', FAILED)
-                .where('q.locked_until', '>=', now),
-            ),
-          ),
-        );
-      }
-      const res = await claim.executeTakeFirst();
-      if (Number(res.numUpdatedRows) === 1) {
-        return {
-          id: c.id,
-          task: c.task,
-          payload: c.payload,
-          queue: c.queue,
-          jobKey: c.job_key,
-          attempts: c.attempts + 1,
-          maxAttempts: c.max_attempts,
-        };
-      }
+      if (!(await this.take(c, now))) continue;
+      return {
+        id: c.id,
+        task: c.task,
+        payload: c.payload,
+        queue: c.queue,
+        jobKey: c.job_key,
+        attempts: c.attempts + 1,
+        maxAttempts: c.max_attempts,
+      };
     }
     return undefined;
+  }
+
+  /** Up to 20 due, unlocked jobs of known tasks whose queue is idle, oldest first. */
+  private dueCandidates(now: number) {
+    return (
+      this.db
+        .selectFrom('jobs as j')
+        .select(['j.id', 'j.task', 'j.payload', 'j.queue', 'j.job_key', 'j.attempts', 'j.max_attempts'])
+        .where('j.run_at', '<=', now)
+        // Like graphile-worker, a runner only takes tasks it knows (an older process leaves newer tasks).
+        .where('j.task', 'in', Object.keys(this.tasks))
+        .where((eb) =>
+          eb.or([
+            eb('j.locked_by', 'is', null),
+            eb.and([eb('j.locked_by', '<>', FAILED), eb('j.locked_until', '<', now)]),
+          ]),
+        )
+        // Skip queues that are busy now, so one long queue cannot starve the others.
+        .where((eb) =>
+          eb.or([
+            eb('j.queue', 'is', null),
+            eb.not(
+              eb.exists(
+                eb
+                  .selectFrom('jobs as q')
+                  .select('q.id')
+                  .whereRef('q.queue', '=', 'j.queue')
+                  .where('q.locked_by', 'is not', null)
+                  .where('q.locked_by', '<>', FAILED)
+                  .where('q.locked_until', '>=', now),
+              ),
+            ),
+          ]),
+        )
+        .orderBy('j.run_at')
+        .orderBy('j.id')
+        .limit(20)
+        .execute()
+    );
+  }
+
+  /** Locks one candidate unless another runner (or its queue) got there first. */
+  private async take(c: { id: number; queue: string | null }, now: number): Promise<boolean> {
+    let claim = this.db
+      .updateTable('jobs')
+      .set({
+        locked_by: this.runnerId,
+        locked_until: now + this.opts.leaseMs,
+        attempts: sql`attempts + 1`,
+        job_key: null,
+      })
+      .where('id', '=', c.id)
+      .where((eb) =>
+        eb.or([eb('locked_by', 'is', null), eb.and([eb('locked_by', '<>', FAILED), eb('locked_until', '<', now)])]),
+      );
+    if (c.queue !== null) {
+      const queue = c.queue;
+      // One statement, so the queue check and the claim are atomic even across processes.
+      claim = claim.where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('jobs as q')
+              .select('q.id')
+              .where('q.queue', '=', queue)
+              .where('q.id', '<>', c.id)
+              .where('q.locked_by', 'is not', null)
+              .where('q.locked_by', '<>', FAILED)
+              .where('q.locked_until', '>=', now),
+          ),
+        ),
+      );
+    }
+    const res = await claim.executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
   }
 
   private async execute(job: ClaimedJob): Promise<void> {

@@ -8,7 +8,16 @@ import { runSync } from '../sync/run';
 import { closeAbandonedRuns } from '../sync/run-record';
 import { log } from '../telemetry/logger';
 import { evaluateAlerts } from './alerts';
-import { type CronItem, JOB_KEYS, type JobQueue, QUEUES, type Sweep, TASKS, type TaskList } from './port';
+import {
+  type CronItem,
+  JOB_KEYS,
+  type JobQueue,
+  QUEUES,
+  type Sweep,
+  TASKS,
+  type TaskHandler,
+  type TaskList,
+} from './port';
 import { pruneExpired } from './retention';
 import { enqueueDueSyncs } from './schedule';
 import { enqueueDueVerifications, verifyTask } from './verify';
@@ -71,30 +80,7 @@ export function buildTasks(ctx: Context, jobs: JobQueue): TaskList {
       if (sync) await enqueueDelivery(ctx, jobs, sync.destination_id);
     },
 
-    [TASKS.deliver]: async (payload: { destinationId: string }, helpers) => {
-      let result: { pending: number };
-      try {
-        result = await deliverDestination(ctx, payload.destinationId, {
-          workerId: helpers.workerId,
-          signal: helpers.signal,
-        });
-      } catch (e) {
-        // A paused destination is resumed by a person; its rows wait, there is nothing to retry.
-        if (isAmpError(e) && e.code === 'run_state') {
-          log.info({ destination: payload.destinationId, reason: e.message }, 'delivery skipped');
-          return;
-        }
-        throw e;
-      }
-      if (result.pending === 0) return;
-      if (helpers.signal.aborted) {
-        // Stopped mid-way: hand the rest to whichever worker runs next.
-        await enqueueDelivery(ctx, jobs, payload.destinationId);
-        return;
-      }
-      const next = await nextRetryAt(ctx, payload.destinationId);
-      if (next !== null) await enqueueDelivery(ctx, jobs, payload.destinationId, Math.max(next, Date.now() + 1000));
-    },
+    [TASKS.deliver]: deliverTask(ctx, jobs),
 
     [TASKS.applyWebhook]: async (payload: { inboxId: number | string }) => {
       const { destinationIds } = await applyWebhookMessage(ctx, payload.inboxId);
@@ -115,18 +101,51 @@ export function buildTasks(ctx: Context, jobs: JobQueue): TaskList {
 
     [TASKS.syncVerify]: verifyTask(ctx),
 
-    [TASKS.scheduleTick]: async () => {
-      const { enqueued } = await enqueueDueSyncs(ctx, jobs, Date.now());
-      if (enqueued.length) log.info({ syncs: enqueued }, 'scheduled syncs enqueued');
-      const verifying = await enqueueDueVerifications(ctx, jobs, Date.now());
-      if (verifying.length) log.info({ syncs: verifying }, 'daily read-back verifications enqueued');
-      // Sweep: a stored webhook whose webhook.apply job was never added (enqueue failed) or
-      // failed is applied here; applying twice is harmless (deltas carry their source time).
-      const swept = await applyPendingWebhooks(ctx, { limit: 1000 });
-      for (const id of swept.destinationIds) await enqueueDelivery(ctx, jobs, id);
-      const pruned = await pruneExpired(ctx);
-      if (pruned.events || pruned.webhooks || pruned.ledger) log.info(pruned, 'pruned what is past retention');
-    },
+    [TASKS.scheduleTick]: scheduleTickTask(ctx, jobs),
+  };
+}
+
+/** Delivers a destination's due rows; comes back when retries are due, or at once when stopped mid-way. */
+function deliverTask(ctx: Context, jobs: JobQueue): TaskHandler {
+  return async (payload: { destinationId: string }, helpers) => {
+    let result: { pending: number };
+    try {
+      result = await deliverDestination(ctx, payload.destinationId, {
+        workerId: helpers.workerId,
+        signal: helpers.signal,
+      });
+    } catch (e) {
+      // A paused destination is resumed by a person; its rows wait, there is nothing to retry.
+      if (isAmpError(e) && e.code === 'run_state') {
+        log.info({ destination: payload.destinationId, reason: e.message }, 'delivery skipped');
+        return;
+      }
+      throw e;
+    }
+    if (result.pending === 0) return;
+    if (helpers.signal.aborted) {
+      // Stopped mid-way: hand the rest to whichever worker runs next.
+      await enqueueDelivery(ctx, jobs, payload.destinationId);
+      return;
+    }
+    const next = await nextRetryAt(ctx, payload.destinationId);
+    if (next !== null) await enqueueDelivery(ctx, jobs, payload.destinationId, Math.max(next, Date.now() + 1000));
+  };
+}
+
+/** The minute tick: due syncs and verifications, the webhook sweep, retention. */
+function scheduleTickTask(ctx: Context, jobs: JobQueue): TaskHandler {
+  return async () => {
+    const { enqueued } = await enqueueDueSyncs(ctx, jobs, Date.now());
+    if (enqueued.length) log.info({ syncs: enqueued }, 'scheduled syncs enqueued');
+    const verifying = await enqueueDueVerifications(ctx, jobs, Date.now());
+    if (verifying.length) log.info({ syncs: verifying }, 'daily read-back verifications enqueued');
+    // Sweep: a stored webhook whose webhook.apply job was never added (enqueue failed) or
+    // failed is applied here; applying twice is harmless (deltas carry their source time).
+    const swept = await applyPendingWebhooks(ctx, { limit: 1000 });
+    for (const id of swept.destinationIds) await enqueueDelivery(ctx, jobs, id);
+    const pruned = await pruneExpired(ctx);
+    if (pruned.events || pruned.webhooks || pruned.ledger) log.info(pruned, 'pruned what is past retention');
   };
 }
 

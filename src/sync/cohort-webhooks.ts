@@ -1,5 +1,5 @@
 import { inflateRawSync } from 'node:zlib';
-import { sql } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import {
   mapWebhookUser,
   membershipTimeMs,
@@ -8,6 +8,7 @@ import {
 } from '../connectors/amplitude/webhook-payload';
 import { AmpError, toAmpError } from '../errors';
 import type { Context, InboxValues } from '../store';
+import type { WebhookInboxTable } from '../store/schema';
 import { applyMembershipDelta } from './ledger';
 
 /**
@@ -86,53 +87,15 @@ export async function applyWebhookMessage(
   const msg = await db.selectFrom('webhook_inbox').selectAll().where('id', '=', Number(inboxId)).executeTakeFirst();
   if (!msg) throw new AmpError('not_found', `no webhook message ${inboxId}`);
   if (msg.applied_at !== null) return { destinationIds: [] };
-  // The receiver clamps already; a message stored before it did is clamped here the same way.
-  const computedMs = membershipTimeMs(Number(msg.computed_time), Number(msg.received_at));
   try {
-    await ensureCohort(ctx, msg.source_id, msg.cohort_id, msg.cohort_name, computedMs);
-    const syncs = await db
-      .selectFrom('syncs')
-      .select(['id', 'external_id_property'])
-      .where('cohort_id', '=', msg.cohort_id)
-      .where('status', '=', 'active')
-      .execute();
-    const destinationIds = new Set<string>();
-    // Each destination names the user property that is its external id, so one message is
-    // mapped once per property and applied to the syncs that use it. Each application is
-    // idempotent, so a failure part-way is repaired by applying the whole message again.
-    const byProperty = new Map<string, string[]>();
-    for (const s of syncs) {
-      const ids = byProperty.get(s.external_id_property);
-      if (ids) ids.push(s.id);
-      else byProperty.set(s.external_id_property, [s.id]);
-    }
-    if (byProperty.size > 0) {
-      const text = msg.body_deflated ? inflateRawSync(msg.body_deflated).toString('utf8') : msg.body;
-      const stored = JSON.parse(text) as { users: WebhookUser[] } | WebhookUser[];
-      const users = Array.isArray(stored) ? stored : stored.users;
-      for (const [property, syncIds] of byProperty) {
-        const externalIds: string[] = [];
-        for (const u of users) {
-          const id = mapWebhookUser(u, property);
-          if (id !== undefined) externalIds.push(id);
-        }
-        const r = await applyMembershipDelta(ctx, {
-          cohortId: msg.cohort_id,
-          inCohort: msg.in_cohort === 1,
-          externalIds,
-          sourceTs: computedMs,
-          syncIds,
-        });
-        for (const d of r.destinationIds) destinationIds.add(d);
-      }
-    }
+    const destinationIds = await applyToLedger(ctx, msg);
     await db
       .updateTable('webhook_inbox')
       .set({ applied_at: Date.now(), error: null })
       .where('id', '=', msg.id)
       .where('applied_at', 'is', null)
       .execute();
-    return { destinationIds: [...destinationIds] };
+    return { destinationIds };
   } catch (e) {
     const err = toAmpError(e);
     await db
@@ -142,6 +105,58 @@ export async function applyWebhookMessage(
       .execute();
     throw err;
   }
+}
+
+/**
+ * The message's delta on the ledger of every active sync of its cohort; the destinations with
+ * changes. Each destination names the user property that is its external id, so one message is
+ * mapped once per property and applied to the syncs that use it. Each application is
+ * idempotent, so a failure part-way is repaired by applying the whole message again.
+ */
+async function applyToLedger(ctx: Context, msg: Selectable<WebhookInboxTable>): Promise<string[]> {
+  // The receiver clamps already; a message stored before it did is clamped here the same way.
+  const computedMs = membershipTimeMs(Number(msg.computed_time), Number(msg.received_at));
+  await ensureCohort(ctx, msg.source_id, msg.cohort_id, msg.cohort_name, computedMs);
+  const byProperty = await syncsByProperty(ctx, msg.cohort_id);
+  if (byProperty.size === 0) return [];
+  const users = storedUsers(msg);
+  const destinationIds = new Set<string>();
+  for (const [property, syncIds] of byProperty) {
+    const externalIds = users.flatMap((u) => mapWebhookUser(u, property) ?? []);
+    const r = await applyMembershipDelta(ctx, {
+      cohortId: msg.cohort_id,
+      inCohort: msg.in_cohort === 1,
+      externalIds,
+      sourceTs: computedMs,
+      syncIds,
+    });
+    for (const d of r.destinationIds) destinationIds.add(d);
+  }
+  return [...destinationIds];
+}
+
+/** The cohort's active syncs, grouped by the external id property of their destination. */
+async function syncsByProperty(ctx: Context, cohortId: string): Promise<Map<string, string[]>> {
+  const syncs = await ctx.store.db
+    .selectFrom('syncs')
+    .select(['id', 'external_id_property'])
+    .where('cohort_id', '=', cohortId)
+    .where('status', '=', 'active')
+    .execute();
+  const byProperty = new Map<string, string[]>();
+  for (const s of syncs) {
+    const ids = byProperty.get(s.external_id_property);
+    if (ids) ids.push(s.id);
+    else byProperty.set(s.external_id_property, [s.id]);
+  }
+  return byProperty;
+}
+
+/** The users of a stored message (inflated when kept deflated; a bare array before migration 004). */
+function storedUsers(msg: Selectable<WebhookInboxTable>): WebhookUser[] {
+  const text = msg.body_deflated ? inflateRawSync(msg.body_deflated).toString('utf8') : msg.body;
+  const stored = JSON.parse(text) as { users: WebhookUser[] } | WebhookUser[];
+  return Array.isArray(stored) ? stored : stored.users;
 }
 
 /**

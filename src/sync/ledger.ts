@@ -1,5 +1,6 @@
-import { sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Context } from '../store';
+import type { DB } from '../store/schema';
 
 const BATCH = 500;
 
@@ -22,11 +23,10 @@ const RESTARTS = sql`ledger.desired <> excluded.desired OR (ledger.desired <> le
 export async function applyMembershipDelta(
   ctx: Context,
   /** `syncIds`: only these syncs of the cohort (those that map users the way `externalIds` were mapped). */
-  delta: { cohortId: string; inCohort: boolean; externalIds: string[]; sourceTs: number; syncIds?: string[] },
+  delta: MembershipDelta,
 ): Promise<{ changed: number; destinationIds: string[] }> {
   const db = ctx.store.db;
   const ids = [...new Set(delta.externalIds.map((s) => String(s).trim()).filter((s) => s.length > 0))];
-  const desired = delta.inCohort ? 1 : 0;
   if (delta.syncIds?.length === 0) return { changed: 0, destinationIds: [] };
   const syncs = await db
     .selectFrom('syncs')
@@ -38,73 +38,100 @@ export async function applyMembershipDelta(
   let changed = 0;
   const touched = new Set<string>();
   if (ids.length === 0 || syncs.length === 0) return { changed: 0, destinationIds: [] };
-
   await db.transaction().execute(async (trx) => {
     for (const s of syncs) {
       for (let i = 0; i < ids.length; i += BATCH) {
-        const batch = ids.slice(i, i + BATCH);
-        const now = Date.now();
-        // Counted from the rows as they are before the guarded upsert below; the upsert's
-        // own WHERE is what keeps concurrent appliers correct on PostgreSQL.
-        const existing = await trx
-          .selectFrom('ledger')
-          .select(['external_id', 'desired', 'confirmed', 'source_ts', 'outcome'])
-          .where('sync_id', '=', s.id)
-          .where('external_id', 'in', batch)
-          .execute();
-        const byId = new Map(existing.map((r) => [r.external_id, r]));
-        let n = 0;
-        for (const id of batch) {
-          const r = byId.get(id);
-          if (!r) {
-            if (desired === 1) n++;
-          } else if (Number(r.source_ts) <= delta.sourceTs) {
-            if (r.desired !== desired) n++;
-            else if (r.desired !== r.confirmed && (r.outcome === 'not_found' || r.outcome === 'failed')) n++;
-          }
-        }
-        await trx
-          .insertInto('ledger')
-          .values(
-            batch.map((external_id) => ({
-              sync_id: s.id,
-              destination_id: s.destination_id,
-              external_id,
-              desired,
-              confirmed: 0,
-              source_ts: delta.sourceTs,
-              run_id: null,
-              outcome: null,
-              error: null,
-              attempts: 0,
-              next_attempt_at: null,
-              lease_owner: null,
-              lease_until: null,
-              updated_at: now,
-            })),
-          )
-          .onConflict((oc) =>
-            oc
-              .columns(['sync_id', 'external_id'])
-              .doUpdateSet({
-                desired: sql`excluded.desired`,
-                source_ts: sql`excluded.source_ts`,
-                // When the new wish equals what OneSignal already carries there is nothing to send.
-                outcome: sql`CASE WHEN ${RESTARTS} THEN (CASE WHEN excluded.desired = ledger.confirmed THEN 'delivered' ELSE NULL END) ELSE ledger.outcome END`,
-                error: sql`CASE WHEN ${RESTARTS} THEN NULL ELSE ledger.error END`,
-                attempts: sql`CASE WHEN ${RESTARTS} THEN 0 ELSE ledger.attempts END`,
-                next_attempt_at: sql`CASE WHEN ${RESTARTS} THEN NULL ELSE ledger.next_attempt_at END`,
-                updated_at: sql`excluded.updated_at`,
-              })
-              .where(sql.ref('ledger.source_ts'), '<=', sql<number>`excluded.source_ts`),
-          )
-          .execute();
-        if (n > 0) {
-          changed += n;
-          touched.add(s.destination_id);
-        }
+        const n = await applyBatch(trx, s, ids.slice(i, i + BATCH), delta);
+        changed += n;
+        if (n > 0) touched.add(s.destination_id);
       }
     }
   });
   return { changed, destinationIds: [...touched] };
+}
+
+export interface MembershipDelta {
+  cohortId: string;
+  inCohort: boolean;
+  externalIds: string[];
+  sourceTs: number;
+  syncIds?: string[];
+}
+
+type SyncRef = { id: string; destination_id: string };
+
+/** One batch of a delta on one sync's rows: how many rows it gives something to deliver. */
+async function applyBatch(trx: Kysely<DB>, s: SyncRef, batch: string[], delta: MembershipDelta): Promise<number> {
+  // Counted from the rows as they are before the guarded upsert; the upsert's own WHERE is what
+  // keeps concurrent appliers correct on PostgreSQL.
+  const n = await countRestarts(trx, s.id, batch, delta);
+  await upsertWishes(trx, s, batch, delta);
+  return n;
+}
+
+async function countRestarts(
+  trx: Kysely<DB>,
+  syncId: string,
+  batch: string[],
+  delta: MembershipDelta,
+): Promise<number> {
+  const desired = delta.inCohort ? 1 : 0;
+  const existing = await trx
+    .selectFrom('ledger')
+    .select(['external_id', 'desired', 'confirmed', 'source_ts', 'outcome'])
+    .where('sync_id', '=', syncId)
+    .where('external_id', 'in', batch)
+    .execute();
+  const byId = new Map(existing.map((r) => [r.external_id, r]));
+  let n = 0;
+  for (const id of batch) {
+    const r = byId.get(id);
+    if (!r) {
+      if (desired === 1) n++;
+    } else if (Number(r.source_ts) <= delta.sourceTs) {
+      if (r.desired !== desired) n++;
+      else if (r.desired !== r.confirmed && (r.outcome === 'not_found' || r.outcome === 'failed')) n++;
+    }
+  }
+  return n;
+}
+
+async function upsertWishes(trx: Kysely<DB>, s: SyncRef, batch: string[], delta: MembershipDelta): Promise<void> {
+  const now = Date.now();
+  await trx
+    .insertInto('ledger')
+    .values(
+      batch.map((external_id) => ({
+        sync_id: s.id,
+        destination_id: s.destination_id,
+        external_id,
+        desired: delta.inCohort ? 1 : 0,
+        confirmed: 0,
+        source_ts: delta.sourceTs,
+        run_id: null,
+        outcome: null,
+        error: null,
+        attempts: 0,
+        next_attempt_at: null,
+        lease_owner: null,
+        lease_until: null,
+        updated_at: now,
+      })),
+    )
+    .onConflict((oc) =>
+      oc
+        .columns(['sync_id', 'external_id'])
+        .doUpdateSet({
+          desired: sql`excluded.desired`,
+          source_ts: sql`excluded.source_ts`,
+          // When the new wish equals what OneSignal already carries there is nothing to send.
+          outcome: sql`CASE WHEN ${RESTARTS} THEN (CASE WHEN excluded.desired = ledger.confirmed THEN 'delivered' ELSE NULL END) ELSE ledger.outcome END`,
+          error: sql`CASE WHEN ${RESTARTS} THEN NULL ELSE ledger.error END`,
+          attempts: sql`CASE WHEN ${RESTARTS} THEN 0 ELSE ledger.attempts END`,
+          next_attempt_at: sql`CASE WHEN ${RESTARTS} THEN NULL ELSE ledger.next_attempt_at END`,
+          updated_at: sql`excluded.updated_at`,
+        })
+        .where(sql.ref('ledger.source_ts'), '<=', sql<number>`excluded.source_ts`),
+    )
+    .execute();
 }
