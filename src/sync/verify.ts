@@ -178,6 +178,9 @@ export async function finishVerification(
       if (d) drift.push(d);
       else matched++;
     }
+    drift.sort(
+      (a, b) => DRIFT_KINDS.indexOf(a.kind) - DRIFT_KINDS.indexOf(b.kind) || a.external_id.localeCompare(b.external_id),
+    );
     const repaired = opts.repair ? await markPending(ctx, v.syncId, drift, unchanged) : 0;
     const compared = matched + drift.length;
     const matchRate = compared === 0 ? null : matched / compared;
