@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createSource } from '../src/connectors/amplitude/sources';
+import { addSource } from '../src/app/sources';
 import { buildServer } from '../src/server/app';
 import { AS_SERVE, type BenchDialect, openBenchContext } from './db';
 import { againstBareServer, alternate, type LoadResult, loadFromProcess, median } from './load';
@@ -53,7 +53,7 @@ export async function run(dialect: BenchDialect): Promise<Record<string, unknown
   const bench = await openBenchContext(dialect, 'webhook_ack', { ...AS_SERVE, checkpointThread: true });
   const ctx = bench.ctx;
   try {
-    const source = await createSource(ctx, {
+    const source = await addSource(ctx, {
       name: 'bench',
       api_key: 'k',
       secret_key: 's',

@@ -1,66 +1,77 @@
 import type { Command } from 'commander';
-import { z } from 'zod';
-import { downloadsThisMonth, plannedMonthlyDownloads } from '../connectors/amplitude/budget';
 import {
-  createSource,
-  getSource,
+  addSource,
+  deleteSource,
   listSources,
-  revealWebhookSecret,
-  sourceView,
+  type SourceView,
+  showSource,
+  sourceInputSchema,
+  testSource,
   updateSource,
-} from '../connectors/amplitude/sources';
+} from '../app/sources';
 import { AmpError } from '../errors';
 import { keyOption, resolveKeys } from './key-input';
-import { emit, parseInput, withContext } from './output';
+import { confirm, emit, parseInput, wholeNumberFlag, withContext } from './output';
 
-const addFlags = z.object({
-  name: z.string({ error: 'is required' }).trim().min(1, 'is required'),
-  apiKey: z.string({ error: 'is required (the Amplitude project API key)' }).trim().min(1, 'is required'),
-  secretKey: z.string({ error: 'is required (the Amplitude project secret key)' }).trim().min(1, 'is required'),
-  region: z.enum(['us', 'eu'], { error: 'must be us or eu' }).default('us'),
-  apiUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
-  downloadBudget: z.coerce
-    .number({ error: 'must be a number' })
-    .int('must be a whole number')
-    .min(0, 'must be 0 or more')
-    .optional(),
-  json: z.boolean().optional(),
-});
+interface SourceFlags {
+  name?: string;
+  apiKey?: string;
+  secretKey?: string;
+  region?: string;
+  apiUrl?: string;
+  downloadBudget?: string;
+  json?: boolean;
+}
 
-const idArg = z
-  .string()
-  .trim()
-  .regex(/^src_[A-Za-z0-9_-]+$/, 'a source id looks like src_…');
+/** The flags a person gave, as the operation's input (fields not given stay absent). */
+function inputOf(f: SourceFlags, apiUrlReset: boolean): Record<string, unknown> {
+  const input: Record<string, unknown> = {
+    name: f.name,
+    api_key: f.apiKey,
+    secret_key: f.secretKey,
+    region: f.region,
+    api_url: apiUrlReset && f.apiUrl === '' ? null : f.apiUrl,
+    download_budget: wholeNumberFlag(f.downloadBudget, '--download-budget'),
+  };
+  return Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
+}
+
+function human(v: SourceView & { webhook_secret?: string }): string {
+  return [
+    `${v.id}  ${v.name}  (${v.kind}, ${v.region}, ${v.api_url})`,
+    `downloads: ${v.downloads_this_month} used this month, ${v.planned_downloads_per_month} planned a month, budget ${v.download_budget}`,
+    `webhook: POST ${v.webhook_path}` + (v.webhook_secret ? `  Authorization: Bearer ${v.webhook_secret}` : ''),
+  ].join('\n');
+}
+
+function keyOptions(cmd: Command): Command {
+  keyOption(cmd, 'api-key', 'project API key (Amplitude: Settings > Projects > API key)');
+  keyOption(cmd, 'secret-key', 'project secret key');
+  return cmd;
+}
 
 export function register(program: Command): void {
   const source = program.command('source');
 
-  const add = source
-    .command('add')
-    .description('add an Amplitude project as a cohort source; prints its webhook path and secret')
-    .argument('<kind>', 'the source kind: amplitude')
-    .option('--name <name>', 'a name for this project');
-  keyOption(add, 'api-key', 'project API key (Amplitude: Settings > Projects > API key)');
-  keyOption(add, 'secret-key', 'project secret key');
-  add
+  keyOptions(
+    source
+      .command('add')
+      .description('add an Amplitude project as a cohort source (one per project); prints its webhook path and secret')
+      .argument('<kind>', 'the source kind: amplitude')
+      .option('--name <name>', 'a name for this project'),
+  )
     .option('--region <region>', 'us or eu', 'us')
     .option('--api-url <url>', 'override the Behavioral Cohorts API base URL (an emulator, a proxy)')
     .option('--download-budget <n>', 'cohort downloads allowed per month (Amplitude: 500 on Growth/Enterprise)')
     .option('--json', 'print JSON')
-    .action(async (kind: string, opts: Record<string, unknown>, cmd: Command) => {
+    .action(async (kind: string, f: SourceFlags, cmd: Command) => {
       if (kind !== 'amplitude')
         throw new AmpError('invalid_input', `unknown source kind "${kind}" (supported: amplitude)`);
-      await resolveKeys(opts, ['api-key', 'secret-key']);
-      const f = parseInput(addFlags, opts);
+      await resolveKeys(f as Record<string, unknown>, ['api-key', 'secret-key']);
+      // Checked before the database opens, with the operation's own schema.
+      const input = parseInput(sourceInputSchema, inputOf(f, false));
       await withContext(cmd, async (ctx) => {
-        const created = await createSource(ctx, {
-          name: f.name,
-          api_key: f.apiKey,
-          secret_key: f.secretKey,
-          region: f.region,
-          ...(f.apiUrl ? { api_url: f.apiUrl } : {}),
-          ...(f.downloadBudget !== undefined ? { download_budget: f.downloadBudget } : {}),
-        });
+        const created = await addSource(ctx, input);
         emit(f.json, created, () =>
           [
             `source ${created.id} (${created.name}, ${created.region}) added; budget ${created.download_budget} downloads a month`,
@@ -79,7 +90,7 @@ export function register(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       await withContext(cmd, async (ctx) => {
-        const views = (await listSources(ctx)).map(sourceView);
+        const views = await listSources(ctx);
         emit(opts.json, views, () =>
           views.length
             ? views.map((s) => `${s.id}  ${s.name}  ${s.region}  budget ${s.download_budget}/month`).join('\n')
@@ -95,54 +106,73 @@ export function register(program: Command): void {
     .option('--reveal-secret', 'also print the webhook secret')
     .option('--json', 'print JSON')
     .action(async (id: string, opts: { json?: boolean; revealSecret?: boolean }, cmd: Command) => {
-      const sourceId = parseInput(idArg, id);
       await withContext(cmd, async (ctx) => {
-        const row = await getSource(ctx, sourceId);
-        const planned = await plannedMonthlyDownloads(ctx, row.id);
-        const view = {
-          ...sourceView(row),
-          downloads_this_month: await downloadsThisMonth(ctx, row.id),
-          planned_downloads_per_month: planned.total,
-          ...(opts.revealSecret ? { webhook_secret: revealWebhookSecret(ctx, row) } : {}),
-        };
-        emit(opts.json, view, () =>
-          [
-            `${view.id}  ${view.name}  (${view.kind}, ${view.region}, ${view.api_url})`,
-            `downloads: ${view.downloads_this_month} used this month, ${view.planned_downloads_per_month} planned a month, budget ${view.download_budget}`,
-            `webhook: POST ${view.webhook_path}` +
-              (view.webhook_secret ? `  Authorization: Bearer ${view.webhook_secret}` : ''),
-          ].join('\n'),
-        );
+        const view = await showSource(ctx, id, { revealSecret: opts.revealSecret === true });
+        emit(opts.json, view, () => human(view));
+      });
+    });
+
+  keyOptions(
+    source
+      .command('update')
+      .description("change a source's name, keys (a rotated key), region, API URL or monthly download budget")
+      .argument('<id>', 'source id')
+      .option('--name <name>', 'a new name'),
+  )
+    .option('--region <region>', 'us or eu')
+    .option('--api-url <url>', 'a new Behavioral Cohorts API base URL ("" = by region)')
+    .option('--download-budget <n>', 'cohort downloads allowed per month')
+    .option('--json', 'print JSON')
+    .action(async (id: string, f: SourceFlags, cmd: Command) => {
+      await resolveKeys(f as Record<string, unknown>, ['api-key', 'secret-key']);
+      const patch = inputOf(f, true);
+      if (!Object.keys(patch).length)
+        throw new AmpError('invalid_input', 'nothing to change: give at least one option');
+      await withContext(cmd, async (ctx) => {
+        const view = await updateSource(ctx, id, patch);
+        emit(f.json, view, () => `updated ${view.id}\n${human(view)}`);
       });
     });
 
   source
-    .command('update')
-    .description("change a source's name, API URL or monthly download budget")
+    .command('test')
+    .description(
+      "check the source's keys against Amplitude (lists its cohorts, which costs no download; exit 1 when refused)",
+    )
     .argument('<id>', 'source id')
-    .option('--name <name>', 'a new name')
-    .option('--api-url <url>', 'a new Behavioral Cohorts API base URL ("" = by region)')
-    .option('--download-budget <n>', 'cohort downloads allowed per month')
     .option('--json', 'print JSON')
-    .action(
-      async (
-        id: string,
-        opts: { name?: string; apiUrl?: string; downloadBudget?: string; json?: boolean },
-        cmd: Command,
-      ) => {
-        const sourceId = parseInput(idArg, id);
-        await withContext(cmd, async (ctx) => {
-          const view = await updateSource(ctx, sourceId, {
-            ...(opts.name !== undefined ? { name: opts.name } : {}),
-            ...(opts.apiUrl !== undefined ? { api_url: opts.apiUrl === '' ? null : opts.apiUrl } : {}),
-            ...(opts.downloadBudget !== undefined ? { download_budget: opts.downloadBudget } : {}),
-          });
-          emit(
-            opts.json,
-            view,
-            () => `source ${view.id} (${view.name}): ${view.api_url}, budget ${view.download_budget} downloads a month`,
-          );
-        });
-      },
-    );
+    .action(async (id: string, opts: { json?: boolean }, cmd: Command) => {
+      await withContext(cmd, async (ctx) => {
+        const r = await testSource(ctx, id);
+        emit(opts.json, r, () => (r.ok ? `ok: ${r.message} (${r.latency_ms} ms)` : `failed: ${r.message}`));
+        if (!r.ok) process.exitCode = 1;
+      });
+    });
+
+  source
+    .command('delete')
+    .description('delete a source and its cohorts; refused while syncs use them, unless --force deletes those too')
+    .argument('<id>', 'source id')
+    .option('--force', 'also delete the syncs of its cohorts (their tags and segments are removed from OneSignal)')
+    .option('--yes', 'do not ask for confirmation (scripts)')
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts: { force?: boolean; yes?: boolean; json?: boolean }, cmd: Command) => {
+      await withContext(cmd, async (ctx) => {
+        const v = await showSource(ctx, id);
+        await confirm(
+          `delete source ${v.name} (${v.id}) and its cohorts${opts.force ? ' and their syncs' : ''}?`,
+          opts.yes,
+        );
+        const r = await deleteSource(ctx, id, { force: opts.force === true });
+        emit(opts.json, r, () =>
+          [
+            r.message,
+            ...r.syncs.map(
+              (x) => `  ${x.id}: ${x.deleted ? 'deleted' : 'still deleting'}, ${x.removed} tag(s) removed`,
+            ),
+          ].join('\n'),
+        );
+        if (!r.deleted) process.exitCode = 1;
+      });
+    });
 }

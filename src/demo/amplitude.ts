@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { addDestination } from '../app/destinations';
+import { addSource, updateSource } from '../app/sources';
 import { assertCadenceFitsBudget, downloadsThisMonth, plannedMonthlyDownloads } from '../connectors/amplitude/budget';
 import { refreshSourceCohorts } from '../connectors/amplitude/cohorts';
-import { createSource, updateSource } from '../connectors/amplitude/sources';
 import { type AmplitudeEmulator, startAmplitudeEmulator } from '../emulators/amplitude';
 import { buildServer } from '../server/app';
 import type { Context } from '../store';
@@ -41,7 +41,7 @@ export async function runAmplitudeDemo(opts: AmplitudeDemoOptions): Promise<void
     const base = await server.listen({ host: '127.0.0.1', port: 0 });
     const project = { apiKey: `amp-demo-${randomUUID().slice(0, 8)}`, secretKey: `amp-secret-${randomUUID()}` };
     log('== Cohorts from Amplitude: pull and push ==');
-    const source = await createSource(ctx, {
+    const source = await addSource(ctx, {
       name: `Demo Amplitude project ${project.apiKey.slice(-8)}`,
       api_key: project.apiKey,
       secret_key: project.secretKey,

@@ -1,7 +1,7 @@
 import { createServer, request as httpReq, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { addDestination } from '../../src/app/destinations';
-import { createSource } from '../../src/connectors/amplitude/sources';
+import { addDestination, deleteDestination, listDestinations } from '../../src/app/destinations';
+import { addSource, deleteSource } from '../../src/app/sources';
 import {
   type AmplitudeEmulator,
   type AmplitudeEmulatorOptions,
@@ -27,29 +27,51 @@ export async function startEmulators(amp: Partial<AmplitudeEmulatorOptions> = {}
 }
 
 let n = 0;
+
+/**
+ * A source for the AMP project and a destination on OS_APP. One source per project and one
+ * destination per OneSignal app: the previous test's pair is deleted first (its tags stay in
+ * the emulator), so each test starts with a pair of its own. `project` and `app` give other
+ * keys for a test that needs two pairs at once.
+ */
 export async function sourceAndDestination(
   ctx: Context,
   apiUrl: string,
   oneSignalUrl: string,
-  opts: { budget?: number; externalIdProperty?: string } = {},
+  opts: {
+    budget?: number;
+    externalIdProperty?: string;
+    project?: { apiKey: string; secretKey: string };
+    app?: { appId: string; apiKey: string };
+  } = {},
 ) {
   n++;
-  const source = await createSource(ctx, {
+  const project = opts.project ?? AMP;
+  const app = opts.app ?? OS_APP;
+  await retirePairs(ctx, project.apiKey, app.appId);
+  const source = await addSource(ctx, {
     name: `project-${n}-${Math.random().toString(36).slice(2, 6)}`,
-    api_key: AMP.apiKey,
-    secret_key: AMP.secretKey,
+    api_key: project.apiKey,
+    secret_key: project.secretKey,
     api_url: apiUrl,
     ...(opts.budget !== undefined ? { download_budget: opts.budget } : {}),
   });
   const dest = await addDestination(ctx, {
     name: `app-${n}-${Math.random().toString(36).slice(2, 6)}`,
-    app_id: OS_APP.appId,
-    api_key: OS_APP.apiKey,
+    app_id: app.appId,
+    api_key: app.apiKey,
     api_url: oneSignalUrl,
     source_id: source.id,
     ...(opts.externalIdProperty ? { external_id_property: opts.externalIdProperty } : {}),
   });
   return { source, dest };
+}
+
+async function retirePairs(ctx: Context, apiKey: string, appId: string): Promise<void> {
+  for (const d of await listDestinations(ctx))
+    if (d.app_id === appId) await deleteDestination(ctx, d.id, { removeTags: false });
+  for (const s of await ctx.store.db.selectFrom('sources').select(['id', 'api_key_enc']).execute())
+    if (ctx.secrets.decrypt(s.api_key_enc) === apiKey) await deleteSource(ctx, s.id, { force: true });
 }
 
 /**

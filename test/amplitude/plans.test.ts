@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { addDestination } from '../../src/app/destinations';
-import { createSource } from '../../src/connectors/amplitude/sources';
+import { addSource } from '../../src/app/sources';
 import { checkWebhookBody } from '../../src/connectors/amplitude/webhook-payload';
 import { pruneExpired } from '../../src/jobs/retention';
 import { applyPendingWebhooks, storeWebhook } from '../../src/sync/cohort-webhooks';
@@ -15,7 +15,7 @@ describe('cohort webhook query plans [sqlite]', () => {
 
   it('storing, applying, sweeping and pruning messages never scans the inbox or the ledger', async () => {
     const ctx = await scope.open();
-    const source = await createSource(ctx, {
+    const source = await addSource(ctx, {
       name: 'plans',
       api_key: 'k',
       secret_key: 's',

@@ -156,7 +156,11 @@ describeEachDialect('Amplitude cohort webhooks: hostile input', (db) => {
   it('a source’s webhook may change only its own cohorts: never a file-imported one nor another source’s', async () => {
     const { ctx } = db();
     const one = await sourceAndDestination(ctx, emu.amplitude.url, emu.onesignal.url);
-    const two = await sourceAndDestination(ctx, emu.amplitude.url, emu.onesignal.url);
+    // Another project (it only pushes, so the emulator need not know its keys) on another app.
+    const two = await sourceAndDestination(ctx, emu.amplitude.url, emu.onesignal.url, {
+      project: { apiKey: 'amp_other_project', secretKey: 'amp_other_secret' },
+      app: { appId: '9c1c2b7e-0a4d-4c8e-9b1f-2d6e5a7c9b13', apiKey: 'os_other_key' },
+    });
     const dir = mkdtempSync(join(tmpdir(), 'ampsignal-filecoh-'));
     writeFileSync(join(dir, 'members.csv'), 'user_id\nuser-5001\n');
     await importCohortFile(ctx, { file: join(dir, 'members.csv'), name: 'From a file', id: 'filecoh' });

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { addDestination } from '../../src/app/destinations';
-import { createSource, updateSource } from '../../src/connectors/amplitude/sources';
+import { addSource, updateSource } from '../../src/app/sources';
 import { type AmplitudeEmulator, startAmplitudeEmulator } from '../../src/emulators/amplitude';
 import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
 import { createJobQueue } from '../../src/jobs';
@@ -16,6 +16,8 @@ import { AMP, ledgerRows, OS_APP } from './fixtures';
 
 // One destination per OneSignal app: the tests that add a destination of their own use apps of their own.
 const BY_EMAIL_APP = { appId: '7a1c2b7e-0a4d-4c8e-9b1f-2d6e5a7c9b11', apiKey: 'os_test_key_email' };
+// One source per Amplitude project: the end-to-end test's source is a project of its own.
+const E2E_PROJECT = { apiKey: 'amp_e2e_key', secretKey: 'amp_e2e_secret' };
 const E2E_APP = { appId: '8b1c2b7e-0a4d-4c8e-9b1f-2d6e5a7c9b12', apiKey: 'os_test_key_e2e' };
 
 describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
@@ -75,7 +77,7 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
     });
     app = await buildServer({ ctx });
     base = await app.listen({ host: '127.0.0.1', port: 0 });
-    source = await createSource(ctx, {
+    source = await addSource(ctx, {
       name: 'push-project',
       api_key: AMP.apiKey,
       secret_key: AMP.secretKey,
@@ -357,14 +359,14 @@ describeEachDialect('Amplitude cohort webhooks (push)', (db) => {
 
   it('end to end: the Amplitude emulator pushes membership changes, we ack, apply and deliver', async () => {
     const { ctx } = db();
-    const e2eSource = await createSource(ctx, {
+    const e2eSource = await addSource(ctx, {
       name: 'emulated-project',
-      api_key: AMP.apiKey,
-      secret_key: AMP.secretKey,
+      api_key: E2E_PROJECT.apiKey,
+      secret_key: E2E_PROJECT.secretKey,
       api_url: 'http://127.0.0.1:9',
     });
     const amplitude: AmplitudeEmulator = await startAmplitudeEmulator({
-      projects: [AMP],
+      projects: [E2E_PROJECT],
       pollsBeforeReady: 1,
       webhookUrl: base + e2eSource.webhook_path,
       webhookHeaders: { authorization: `Bearer ${e2eSource.webhook_secret}` },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createSource } from '../../src/connectors/amplitude/sources';
+import { addSource } from '../../src/app/sources';
 import { openContext } from '../../src/store';
 import { describeDialects } from '../helpers/db';
 import { cliScope, runCli } from './proc';
@@ -39,7 +39,7 @@ describe('ampsignal serve: SIGTERM during a webhook burst [sqlite]', () => {
   it('every webhook answered 200 is stored, and the process exits 0', async () => {
     const url = await scope.freshDb('sqlite');
     const ctx = await openContext({ db: url, migrate: 'auto' });
-    const source = await createSource(ctx, {
+    const source = await addSource(ctx, {
       name: 'burst',
       api_key: 'a',
       secret_key: 's',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createSource } from '../../src/connectors/amplitude/sources';
+import { addSource } from '../../src/app/sources';
 import { createStream, streamCounters } from '../../src/events/streams';
 import { pruneExpired, retentionMs } from '../../src/jobs/retention';
 import type { Context } from '../../src/store';
@@ -65,7 +65,7 @@ describeEachDialect('retention', (db) => {
       ],
       now - DAY,
     );
-    const source = await createSource(ctx, {
+    const source = await addSource(ctx, {
       name: 'retention-src',
       api_key: 'k',
       secret_key: 's',

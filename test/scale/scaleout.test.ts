@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { addDestination } from '../../src/app/destinations';
+import { addSource, updateSource } from '../../src/app/sources';
 import { refreshSourceCohorts } from '../../src/connectors/amplitude/cohorts';
-import { createSource, updateSource } from '../../src/connectors/amplitude/sources';
 import { type AmplitudeEmulator, startAmplitudeEmulator } from '../../src/emulators/amplitude';
 import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
 import { createJobQueue } from '../../src/jobs';
@@ -103,7 +103,7 @@ describe.skipIf(SKIP_POSTGRES)('scale-out on PostgreSQL', () => {
     // A realtime sync on app 0: an Amplitude cohort pulled once, then changed by webhook pushes
     // to the web process while the file syncs run (its own destination, the same app limit).
     const webPort = await closedPort();
-    const source = await createSource(ctx, {
+    const source = await addSource(ctx, {
       name: 'scale project',
       api_key: AMP.apiKey,
       secret_key: AMP.secretKey,

@@ -1,7 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createSource } from '../../src/connectors/amplitude/sources';
+import { addSource } from '../../src/app/sources';
 import { createStream } from '../../src/events/streams';
 import { buildServer } from '../../src/server/app';
 import { describeEachDialect } from '../helpers/db';
@@ -21,7 +21,7 @@ describeEachDialect('connection and request time limits', (db) => {
     app = await buildServer({ ctx, timeouts: { headersMs: 1_000, requestMs: 2_000 } });
     await app.listen({ host: '127.0.0.1', port: 0 });
     port = (app.server.address() as { port: number }).port;
-    source = await createSource(ctx, { name: 'trickle', api_key: 'k', secret_key: 's', api_url: 'http://127.0.0.1:9' });
+    source = await addSource(ctx, { name: 'trickle', api_key: 'k', secret_key: 's', api_url: 'http://127.0.0.1:9' });
     streamId = (await createStream(ctx, { name: 'trickle', amplitudeApiKey: 'k', amplitudeUrl: 'http://127.0.0.1:9' }))
       .row.id;
   });

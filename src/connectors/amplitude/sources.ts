@@ -1,25 +1,35 @@
 import { z } from 'zod';
 import { AmpError } from '../../errors';
-import { newId, newSecret } from '../../ids';
 import type { Context } from '../../store';
 import type { SourcesTable } from '../../store/schema';
 import { type AmplitudeRegion, COHORTS_API_URL, DEFAULT_MONTHLY_DOWNLOAD_BUDGET } from './constants';
 
-/** One source = one Amplitude project ("enable the integration per project"). */
+/**
+ * One source = one Amplitude project ("enable the integration per project"). Its settings and
+ * the engine's reads live here; adding, changing and deleting sources is src/app/sources.ts.
+ */
 export const createSourceSchema = z.object({
-  name: z.string().trim().min(1, 'a name is required').max(100),
-  api_key: z.string().trim().min(1, 'the project API key is required'),
-  secret_key: z.string().trim().min(1, 'the project secret key is required'),
-  region: z.enum(['us', 'eu'], { message: 'region must be us or eu' }).default('us'),
+  name: z.string({ error: 'is required' }).trim().min(1, 'is required').max(100, 'at most 100 characters'),
+  api_key: z
+    .string({ error: 'is required (the project API key)' })
+    .trim()
+    .min(1, 'is required (the project API key)')
+    .max(500, 'too long for an API key'),
+  secret_key: z
+    .string({ error: 'is required (the project secret key)' })
+    .trim()
+    .min(1, 'is required (the project secret key)')
+    .max(500, 'too long for a secret key'),
+  region: z.enum(['us', 'eu'], { error: 'must be us or eu' }).default('us'),
   api_url: z
-    .url({ protocol: /^https?$/, message: 'api_url must be an http(s) URL' })
+    .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
     .transform((u) => u.replace(/\/+$/, ''))
     .optional(),
   download_budget: z.coerce
-    .number({ message: 'download budget must be a number' })
-    .int('download budget must be a whole number')
-    .min(0)
-    .max(1_000_000)
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(0, 'must be 0 or more')
+    .max(1_000_000, 'must be at most 1000000')
     .default(DEFAULT_MONTHLY_DOWNLOAD_BUDGET),
 });
 export type CreateSourceInput = z.input<typeof createSourceSchema>;
@@ -64,52 +74,10 @@ export function revealWebhookSecret(ctx: Context, row: SourceRow): string {
   return ctx.secrets.decrypt(row.webhook_secret_enc);
 }
 
-export async function createSource(
-  ctx: Context,
-  input: CreateSourceInput,
-): Promise<SourceView & { webhook_secret: string }> {
-  const parsed = createSourceSchema.safeParse(input);
-  if (!parsed.success) {
-    const msg = parsed.error.issues
-      .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
-      .join('; ');
-    throw new AmpError('invalid_input', msg);
-  }
-  const v = parsed.data;
-  const webhookSecret = newSecret();
-  const row: SourceRow = {
-    id: newId('src'),
-    name: v.name,
-    kind: 'amplitude',
-    region: v.region,
-    api_url: v.api_url ?? null,
-    api_key_enc: ctx.secrets.encrypt(v.api_key),
-    secret_key_enc: ctx.secrets.encrypt(v.secret_key),
-    webhook_secret_enc: ctx.secrets.encrypt(webhookSecret),
-    download_budget: v.download_budget,
-    created_at: Date.now(),
-  };
-  const taken = await ctx.store.db.selectFrom('sources').select('id').where('name', '=', v.name).executeTakeFirst();
-  if (taken) throw new AmpError('conflict', `a source named "${v.name}" already exists (${taken.id})`);
-  try {
-    await ctx.store.db.insertInto('sources').values(row).execute();
-  } catch (e) {
-    // Two creators racing on one name: the unique index decides.
-    if (/unique|duplicate/i.test((e as Error).message))
-      throw new AmpError('conflict', `a source named "${v.name}" already exists`);
-    throw e;
-  }
-  return { ...sourceView(row), webhook_secret: webhookSecret };
-}
-
 export async function getSource(ctx: Context, id: string): Promise<SourceRow> {
   const row = await ctx.store.db.selectFrom('sources').selectAll().where('id', '=', id).executeTakeFirst();
   if (!row) throw new AmpError('not_found', `no source with id ${id} (see \`ampsignal source list\`)`);
   return row;
-}
-
-export async function listSources(ctx: Context): Promise<SourceRow[]> {
-  return ctx.store.db.selectFrom('sources').selectAll().orderBy('created_at').orderBy('id').execute();
 }
 
 export interface SourceCredentials {
@@ -124,46 +92,4 @@ export function sourceCredentials(ctx: Context, row: SourceRow): SourceCredentia
     apiKey: ctx.secrets.decrypt(row.api_key_enc),
     secretKey: ctx.secrets.decrypt(row.secret_key_enc),
   };
-}
-
-export const updateSourceSchema = z.object({
-  name: createSourceSchema.shape.name.optional(),
-  api_url: z
-    .url({ protocol: /^https?$/, message: 'api_url must be an http(s) URL' })
-    .transform((u) => u.replace(/\/+$/, ''))
-    .nullable()
-    .optional(),
-  download_budget: z.coerce
-    .number({ message: 'download budget must be a number' })
-    .int('download budget must be a whole number')
-    .min(0)
-    .max(1_000_000)
-    .optional(),
-});
-
-/** Changes a source's name, API URL override (null = by region) or monthly download budget. */
-export async function updateSource(
-  ctx: Context,
-  id: string,
-  patch: z.input<typeof updateSourceSchema>,
-): Promise<SourceView> {
-  const parsed = updateSourceSchema.safeParse(patch);
-  if (!parsed.success) {
-    throw new AmpError('invalid_input', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-  }
-  await getSource(ctx, id);
-  const set: Partial<SourceRow> = {};
-  if (parsed.data.name !== undefined) set.name = parsed.data.name;
-  if (parsed.data.api_url !== undefined) set.api_url = parsed.data.api_url;
-  if (parsed.data.download_budget !== undefined) set.download_budget = parsed.data.download_budget;
-  if (Object.keys(set).length > 0) {
-    try {
-      await ctx.store.db.updateTable('sources').set(set).where('id', '=', id).execute();
-    } catch (e) {
-      if (/unique|duplicate/i.test((e as Error).message))
-        throw new AmpError('conflict', `a source named "${set.name}" already exists`);
-      throw e;
-    }
-  }
-  return sourceView(await getSource(ctx, id));
 }

@@ -19,6 +19,7 @@ import {
 } from './queries';
 import { type ApiRoute, registerRoutes } from './routes';
 import { deadLettersQuery, idParam, recordsQuery, runsQuery } from './schemas';
+import { sourceRoutes } from './sources';
 import { retryAfterSeconds } from './throttle';
 import { registerVerifyRoutes } from './verify';
 
@@ -26,7 +27,7 @@ export const API_PREFIX = '/api/v1';
 
 /** Every route declared with its schemas (routes.ts): registered and documented from one list. */
 export function apiRoutes(deps: AdminDeps): ApiRoute[] {
-  return [...destinationRoutes(deps.ctx)];
+  return [...sourceRoutes(deps.ctx), ...destinationRoutes(deps.ctx)];
 }
 
 /**

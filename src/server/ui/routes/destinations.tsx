@@ -8,7 +8,7 @@ import {
   testDestinationSettings,
   updateDestination,
 } from '../../../app/destinations';
-import { listSources } from '../../../connectors/amplitude/sources';
+import { listSources } from '../../../app/sources';
 import { toAmpError } from '../../../errors';
 import type { Context } from '../../../store';
 import { readDestination, readDestinations, readSyncs } from '../../api/queries';

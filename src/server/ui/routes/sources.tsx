@@ -1,17 +1,14 @@
 import type { FastifyRequest } from 'fastify';
+import { addSource, listSources, updateSource, sourceUpdateSchema as updateSourceSchema } from '../../../app/sources';
 import { downloadsThisMonth, plannedMonthlyDownloads } from '../../../connectors/amplitude/budget';
 import { refreshSourceCohorts } from '../../../connectors/amplitude/cohorts';
 import { COHORTS_API_URL } from '../../../connectors/amplitude/constants';
 import {
-  createSource,
   createSourceSchema,
   getSource,
-  listSources,
   revealWebhookSecret,
   type SourceRow,
   sourceView,
-  updateSource,
-  updateSourceSchema,
 } from '../../../connectors/amplitude/sources';
 import type { Context } from '../../../store';
 import { readCohorts } from '../../api/queries';
@@ -73,8 +70,7 @@ export const sourceRoutes: UiRoutes = (ui, { ctx }) => {
   };
 
   ui.get('/sources', async (_req, reply) => {
-    const rows = await listSources(ctx);
-    return html(reply, <SourcesPage sources={await Promise.all(rows.map((r) => sourceRead(ctx, r)))} />);
+    return html(reply, <SourcesPage sources={await listSources(ctx)} />);
   });
 
   ui.get('/sources/new', async (_req, reply) => html(reply, <NewSourcePage values={{}} errors={{}} />));
@@ -91,7 +87,7 @@ export const sourceRoutes: UiRoutes = (ui, { ctx }) => {
     const parsed = createSourceSchema.safeParse(input);
     if (!parsed.success) return html(reply, <NewSourcePage values={values} errors={fieldErrors(parsed.error)} />, 400);
     try {
-      const created = await createSource(ctx, parsed.data);
+      const created = await addSource(ctx, parsed.data);
       // The secret is on the page right after creation, as `source add` prints it.
       return reply.redirect(`/sources/${encodeURIComponent(created.id)}?created=1`, 303);
     } catch (e) {
@@ -101,7 +97,7 @@ export const sourceRoutes: UiRoutes = (ui, { ctx }) => {
         reply,
         <NewSourcePage
           values={values}
-          errors={conflict ? { name: err.message } : {}}
+          errors={conflict ? { [String(err.details?.field ?? 'name')]: err.message } : {}}
           formError={conflict ? undefined : err.message}
         />,
         err.httpStatus,
