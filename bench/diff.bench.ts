@@ -8,7 +8,12 @@
  * src/sync/staging.ts), apply the diff to the ledger in one committed transaction (WAL
  * autocheckpoint left on) and drop the snapshot. The previous snapshot is already the ledger
  * (that is the point of keeping one), loaded untimed beforehand and settled (db.ts).
- * Baseline (timed): sort both files, then comm -13 / comm -23 into two files.
+ * Baseline (timed): sort both files, then comm -13 / comm -23 into two files: the floor, keeping no
+ * state and making nothing durable.
+ * Peer (timed): the `sqlite3` command-line shell doing the same job durably: into a WAL-mode
+ * database file (synchronous=NORMAL, as ours) it loads the new snapshot and the previous ledger
+ * (both as files) and writes both EXCEPTs into a persisted table in one committed transaction. A
+ * second figure gives the peer the previous ledger already loaded, as ours has it.
  * Three rounds alternate the sides; the median ratio is the figure.
  * Peak RSS is measured in a child process diffing a 2,000,000-member snapshot: our process's,
  * PostgreSQL's server processes apart.
@@ -192,6 +197,60 @@ function baselineCase(files: { dir: string; prev: string; next: string }): {
   }
 }
 
+/** The sqlite3 shell, installed from Debian's package when missing (as .ci/run does). */
+function ensureSqlite3(): void {
+  if (spawnSync('sqlite3', ['-version']).status === 0) return;
+  const install = spawnSync(
+    'sh',
+    ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sqlite3'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  if (install.status !== 0 || spawnSync('sqlite3', ['-version']).status !== 0)
+    throw new Error('the sqlite3 command-line shell is missing and could not be installed (apt-get install sqlite3)');
+}
+
+function sqlite3(db: string, script: string): string {
+  const r = spawnSync('sqlite3', ['-batch', '-bail', db], { input: script, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`sqlite3 failed: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+const LOAD_LEDGER = `CREATE TABLE ledger(external_id TEXT);\n.import --csv __PREV__ ledger\n`;
+
+/**
+ * The durable peer: the sqlite3 shell diffing the same two files in a WAL-mode database file.
+ * `ledgerLoaded`: the previous ledger is loaded (untimed) before the clock starts, as ours is.
+ */
+function peerCase(files: { dir: string; prev: string; next: string }, ledgerLoaded: boolean) {
+  const db = join(files.dir, 'peer.db');
+  rmSync(db, { force: true });
+  rmSync(`${db}-wal`, { force: true });
+  rmSync(`${db}-shm`, { force: true });
+  const setup = 'PRAGMA journal_mode=WAL;\n';
+  sqlite3(db, setup + (ledgerLoaded ? LOAD_LEDGER.replace('__PREV__', files.prev) : ''));
+  const script = `PRAGMA synchronous=NORMAL;
+${ledgerLoaded ? '' : LOAD_LEDGER.replace('__PREV__', files.prev)}CREATE TABLE snapshot(external_id TEXT);
+.import --csv ${files.next} snapshot
+BEGIN;
+CREATE TABLE diff(op TEXT, external_id TEXT);
+INSERT INTO diff SELECT 'add', external_id FROM (SELECT external_id FROM snapshot EXCEPT SELECT external_id FROM ledger);
+INSERT INTO diff SELECT 'remove', external_id FROM (SELECT external_id FROM ledger EXCEPT SELECT external_id FROM snapshot);
+COMMIT;
+`;
+  const t0 = performance.now();
+  sqlite3(db, script);
+  const ms = performance.now() - t0;
+  const counts = new Map(
+    sqlite3(db, "SELECT op || ' ' || COUNT(*) FROM diff GROUP BY op;")
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' ') as [string, string]),
+  );
+  return { ms, adds: Number(counts.get('add') ?? 0), removes: Number(counts.get('remove') ?? 0) };
+}
+
 /** Rounds of (baseline, ours, imported), side by side; the median of each ratio is reported. */
 const ROUNDS = 3;
 
@@ -203,32 +262,41 @@ export async function run(dialect: BenchDialect): Promise<Record<string, unknown
   const files = { dir, ...writeSnapshots(dir, N) };
   // One run on a shared 2-core machine swung 2.8-3.4 for the same code; rounds alternate the
   // sides so a noisy minute hits both.
+  ensureSqlite3();
   const rounds: Array<{
     base: ReturnType<typeof baselineCase>;
+    peer: ReturnType<typeof peerCase>;
+    peerLoaded: ReturnType<typeof peerCase>;
     ours: Awaited<ReturnType<typeof oursCase>>;
     imported: Awaited<ReturnType<typeof importedCase>>;
   }> = [];
   try {
     for (let i = 0; i < ROUNDS; i++) {
       const base = baselineCase(files);
+      const peer = peerCase(files, false);
+      const peerLoaded = peerCase(files, true);
       const ours = await oursCase(dialect, files);
       const imported = await importedCase(dialect, files);
       for (const [name, r] of [
         ['streamed', ours],
         ['imported', imported],
+        ['sqlite3 peer', peer],
+        ['sqlite3 peer, ledger loaded', peerLoaded],
       ] as const) {
         if (r.adds !== base.adds || r.removes !== base.removes) {
           throw new Error(
-            `diff mismatch (${name}): ours +${r.adds}/-${r.removes}, sort+comm +${base.adds}/-${base.removes}`,
+            `diff mismatch (${name}): +${r.adds}/-${r.removes}, sort+comm +${base.adds}/-${base.removes}`,
           );
         }
       }
-      rounds.push({ base, ours, imported });
+      rounds.push({ base, peer, peerLoaded, ours, imported });
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
   const ratios = rounds.map((r) => r2(r.ours.ms / r.base.ms));
+  const peerRatios = rounds.map((r) => r2(r.ours.ms / r.peer.ms));
+  const peerLoadedRatios = rounds.map((r) => r2(r.ours.ms / r.peerLoaded.ms));
   const importedRatios = rounds.map((r) => r2(r.imported.diffMs / r.base.ms));
   // The round whose ratio is the median, for its phase timings.
   const mid = rounds[ratios.indexOf(median(ratios))]!;
@@ -264,6 +332,15 @@ export async function run(dialect: BenchDialect): Promise<Record<string, unknown
     ours_commit_ms: Math.round(mid.ours.commitMs),
     baseline_ms: Math.round(mid.base.ms),
     baseline: 'LC_ALL=C sort + comm',
+    // The durable peer: the sqlite3 shell loading both files and persisting both EXCEPTs (WAL).
+    sqlite3_ratio: median(peerRatios),
+    sqlite3_round_ratios: peerRatios,
+    sqlite3_ms: Math.round(median(rounds.map((r) => r.peer.ms))),
+    sqlite3_target_ratio: '<= 1.0',
+    // The same peer with the previous ledger already in its database, as ours has it.
+    sqlite3_ledger_loaded_ratio: median(peerLoadedRatios),
+    sqlite3_ledger_loaded_ms: Math.round(median(rounds.map((r) => r.peerLoaded.ms))),
+    // The floor: sort + comm keeps no state and makes nothing durable.
     ratio: median(ratios),
     round_ratios: ratios,
     target_ratio: '<= 1.5',
