@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { z } from 'zod';
 import { AmpError } from '../errors';
 import type { Context } from '../store';
+import { pruneRunRecords } from '../sync/records';
 
 /**
  * What the scheduler tick lets go of, so the database does not grow for ever: forwarded events
@@ -14,6 +15,12 @@ import type { Context } from '../store';
  * keeps `streams.forwarded_total` as it forwards.
  */
 export const DEFAULT_RETENTION_DAYS = 7;
+/**
+ * Run records (one row per user a run changed) are kept longer than the traffic above: Amplitude
+ * keeps 14 days of a cohort sync's users, Hightouch and Census 14 days of row results. Run
+ * counters are kept for ever.
+ */
+export const DEFAULT_RECORD_RETENTION_DAYS = 30;
 const DAY_MS = 86_400_000;
 /** Rows deleted per statement, and at most per tick: a backlog drains over a few minutes. */
 const CHUNK = 5_000;
@@ -24,30 +31,42 @@ const retentionDays = z.coerce
   .positive('must be more than 0 days')
   .max(3650, 'must be at most 3650 days');
 
-/** The retention period in ms, from AMPSIGNAL_RETENTION_DAYS (default 7). */
-export function retentionMs(raw: string | undefined = process.env.AMPSIGNAL_RETENTION_DAYS): number {
-  if (raw === undefined || raw.trim() === '') return DEFAULT_RETENTION_DAYS * DAY_MS;
+function daysSetting(name: string, raw: string | undefined, defaultDays: number): number {
+  if (raw === undefined || raw.trim() === '') return defaultDays * DAY_MS;
   const r = retentionDays.safeParse(raw);
   if (!r.success)
-    throw new AmpError(
-      'invalid_input',
-      `AMPSIGNAL_RETENTION_DAYS ${r.error.issues[0]?.message ?? 'is invalid'} (got "${raw}")`,
-    );
+    throw new AmpError('invalid_input', `${name} ${r.error.issues[0]?.message ?? 'is invalid'} (got "${raw}")`);
   return r.data * DAY_MS;
+}
+
+/** The retention period in ms, from AMPSIGNAL_RETENTION_DAYS (default 7). */
+export function retentionMs(raw: string | undefined = process.env.AMPSIGNAL_RETENTION_DAYS): number {
+  return daysSetting('AMPSIGNAL_RETENTION_DAYS', raw, DEFAULT_RETENTION_DAYS);
+}
+
+/** How long run records are kept, in ms, from AMPSIGNAL_RECORD_RETENTION_DAYS (default 30). */
+export function recordRetentionMs(raw: string | undefined = process.env.AMPSIGNAL_RECORD_RETENTION_DAYS): number {
+  return daysSetting('AMPSIGNAL_RECORD_RETENTION_DAYS', raw, DEFAULT_RECORD_RETENTION_DAYS);
 }
 
 export interface PruneResult {
   events: number;
   webhooks: number;
   ledger: number;
+  records: number;
 }
 
-export async function pruneExpired(ctx: Context, opts: { now?: number; keepMs?: number } = {}): Promise<PruneResult> {
-  const cutoff = (opts.now ?? Date.now()) - (opts.keepMs ?? retentionMs());
+export async function pruneExpired(
+  ctx: Context,
+  opts: { now?: number; keepMs?: number; keepRecordsMs?: number } = {},
+): Promise<PruneResult> {
+  const now = opts.now ?? Date.now();
+  const cutoff = now - (opts.keepMs ?? retentionMs());
   return {
     events: await pruneForwardedEvents(ctx, cutoff),
     webhooks: await pruneAppliedWebhooks(ctx, cutoff),
     ledger: await pruneLeftMembers(ctx, cutoff),
+    records: await pruneRunRecords(ctx.store.db, now - (opts.keepRecordsMs ?? recordRetentionMs()), MAX_PER_TICK),
   };
 }
 

@@ -192,3 +192,50 @@ export async function recordSettledByDiff(
   );
   return rows.length;
 }
+
+/** Records deleted per statement: a run's records go in key ranges of this many. */
+const PRUNE_CHUNK = 5_000;
+
+/**
+ * Deletes the records of runs that ended before `cutoff` (at most about `room` rows per call; the
+ * retention tick calls again every minute). Each run's records go by ranges of its primary key,
+ * then its key, so a run whose records are all gone is not looked at again.
+ */
+export async function pruneRunRecords(db: Kysely<DB>, cutoff: number, room: number): Promise<number> {
+  const expired = await db
+    .selectFrom('run_keys')
+    .innerJoin('runs', 'runs.id', 'run_keys.run_id')
+    .select(['run_keys.key', 'run_keys.run_id'])
+    .where('runs.status', '<>', 'running')
+    .where((eb) => eb(eb.fn.coalesce('runs.finished_at', 'runs.started_at'), '<', cutoff))
+    .execute();
+  // Keys of runs deleted with their sync: nothing reads their records any more.
+  const orphans = await db
+    .selectFrom('run_keys')
+    .select(['key', 'run_id'])
+    .where((eb) => eb.not(eb.exists(eb.selectFrom('runs').select('id').whereRef('runs.id', '=', 'run_keys.run_id'))))
+    .execute();
+  let total = 0;
+  for (const { key, run_id } of [...expired, ...orphans]) {
+    for (;;) {
+      if (total >= room) return total;
+      const last = await db
+        .selectFrom('run_records')
+        .select('external_id')
+        .where('run_key', '=', key)
+        .orderBy('external_id')
+        .offset(PRUNE_CHUNK - 1)
+        .limit(1)
+        .executeTakeFirst();
+      const r = await db
+        .deleteFrom('run_records')
+        .where('run_key', '=', key)
+        .$if(last !== undefined, (q) => q.where('external_id', '<=', last!.external_id))
+        .executeTakeFirst();
+      total += Number(r.numDeletedRows);
+      if (last === undefined) break;
+    }
+    await db.deleteFrom('run_keys').where('key', '=', key).where('run_id', '=', run_id).execute();
+  }
+  return total;
+}

@@ -36,7 +36,9 @@ export interface DiffRecord {
 function changeCounters(d: DiffRecord) {
   const ra = d.retried?.adds ?? 0;
   const rr = d.retried?.removes ?? 0;
-  return { added: d.adds - ra, removed: d.removes - rr, retried: ra + rr };
+  // A retried add was a member before and still is: it counts as unchanged membership, so
+  // members = added + unchanged still holds.
+  return { added: d.adds - ra, removed: d.removes - rr, retried: ra + rr, unchanged: d.members - (d.adds - ra) };
 }
 
 const ZERO_COUNTERS = {
@@ -154,7 +156,6 @@ export async function recordDryRun(
       status: 'dry_run',
       members: r.members,
       ...changeCounters(r),
-      unchanged: r.members - r.adds,
       skipped_anonymous: r.skippedAnonymous,
       pending: r.adds + r.removes,
       sample: JSON.stringify(r.sample),
@@ -177,7 +178,6 @@ export async function recordApplied(
       members: d.members,
       ...changeCounters(d),
       not_found: d.settledNotFound ?? 0,
-      unchanged: d.members - d.adds,
       pending: 0,
       applied_at: Date.now(),
     }),
@@ -201,7 +201,6 @@ export async function recordHeld(
       hold_reason: h.reason,
       members: h.members,
       ...changeCounters(h),
-      unchanged: h.members - h.adds,
       pending: h.adds + h.removes,
       sample: JSON.stringify({ ...h.sample, source_ts: h.sourceTs }),
       finished_at: Date.now(),

@@ -64,6 +64,7 @@ export function reimport(ctx: Context, cohortId: string, ids: string[], name = '
 export function addsUp(r: {
   added: number;
   removed: number;
+  retried?: number;
   delivered: number;
   not_found: number;
   failed: number;
@@ -72,7 +73,8 @@ export function addsUp(r: {
   unchanged: number;
 }) {
   return (
-    r.added + r.removed === r.delivered + r.not_found + r.failed + r.pending && r.members === r.added + r.unchanged
+    r.added + r.removed + (r.retried ?? 0) === r.delivered + r.not_found + r.failed + r.pending &&
+    r.members === r.added + r.unchanged
   );
 }
 
