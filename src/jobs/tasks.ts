@@ -145,7 +145,8 @@ function scheduleTickTask(ctx: Context, jobs: JobQueue): TaskHandler {
     const swept = await applyPendingWebhooks(ctx, { limit: 1000 });
     for (const id of swept.destinationIds) await enqueueDelivery(ctx, jobs, id);
     const pruned = await pruneExpired(ctx);
-    if (pruned.events || pruned.webhooks || pruned.ledger || pruned.records) log.info(pruned, 'pruned what is past retention');
+    if (pruned.events || pruned.webhooks || pruned.ledger || pruned.records)
+      log.info(pruned, 'pruned what is past retention');
   };
 }
 
