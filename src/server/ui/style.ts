@@ -14,6 +14,7 @@ header.top form{margin-left:auto}
 main{max-width:1100px;margin:0 auto;padding:1.25rem 1.5rem 3rem}
 h1{font-size:1.5rem;margin:.5rem 0 1rem}
 h2{font-size:1.15rem;margin:1.5rem 0 .6rem}
+.card > h2:first-child{margin-top:.2rem}
 section.card,.card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:1rem 1.25rem;margin-bottom:1rem}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(260px,1fr));gap:1rem}
 table{border-collapse:collapse;width:100%;background:var(--card);font-size:.92rem}

@@ -13,8 +13,13 @@ export async function cohortsPage(ctx: Context, extra: CohortsExtra = {}): Promi
 
 export const cohortRoutes: UiRoutes = (ui, { ctx }) => {
   ui.get('/cohorts', async (req, reply) => {
-    const created = queryOf(req).created;
+    const q = queryOf(req);
+    const created = q.created;
     let notice: string | undefined;
+    if (q.deleted) {
+      const segment = q.segment_error ? ` Its segment could not be deleted: ${q.segment_error}` : '';
+      notice = `Sync of "${q.deleted}" deleted; its tag was removed from ${q.removed ?? 0} user(s).${segment}`;
+    }
     if (typeof created === 'string' && idParam.safeParse({ id: created }).success) {
       const d = await readDestination(ctx, created).catch(() => undefined);
       if (d) notice = `Destination "${d.name}" saved. Pick a cohort below to sync to it.`;

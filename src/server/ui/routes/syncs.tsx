@@ -1,10 +1,11 @@
+import { removeSync } from '../../../app/syncs';
 import { toAmpError } from '../../../errors';
 import type { Context } from '../../../store';
 import { listVerifications } from '../../../sync/verify';
 import { createSyncAction, runSyncAction } from '../../api/actions';
 import { readRunsOfSync, readSync } from '../../api/queries';
-import { formOf, html, parseId, queryOf, type UiRoutes } from '../http';
-import { SyncPage } from '../pages/sync';
+import { formErrors, formOf, html, parseId, queryOf, type UiRoutes } from '../http';
+import { DeleteSyncPage, SyncPage } from '../pages/sync';
 import { cohortsPage } from './cohorts';
 
 async function syncPage(ctx: Context, id: string, extra: { notice?: string; error?: string } = {}) {
@@ -60,6 +61,29 @@ export const syncRoutes: UiRoutes = (ui, deps) => {
       const err = toAmpError(e);
       if (err.kind === 'internal' || err.code === 'not_found') throw err;
       return html(reply, await syncPage(ctx, id, { error: err.message }), err.httpStatus);
+    }
+  });
+
+  ui.get('/syncs/:id/delete', async (req, reply) =>
+    html(reply, <DeleteSyncPage sync={await readSync(ctx, parseId(req))} />),
+  );
+
+  ui.post('/syncs/:id/delete', async (req, reply) => {
+    const id = parseId(req);
+    const sync = await readSync(ctx, id);
+    if (formOf(req).confirm !== 'yes') return html(reply, <DeleteSyncPage sync={sync} />, 400);
+    try {
+      const r = await removeSync(ctx, id);
+      if (!r.deleted) {
+        const message = `${r.pending} tag removal(s) are still pending at OneSignal; the sync stays until they are delivered: delete it again later.`;
+        return html(reply, <DeleteSyncPage sync={sync} error={message} />, 409);
+      }
+      const q = new URLSearchParams({ deleted: sync.cohort_name ?? sync.cohort_id, removed: String(r.removed) });
+      if (r.segment_error) q.set('segment_error', r.segment_error);
+      return reply.redirect(`/cohorts?${q}`, 303);
+    } catch (e) {
+      const r = formErrors(e, []);
+      return html(reply, <DeleteSyncPage sync={sync} error={r.message} />, r.status);
     }
   });
 };
