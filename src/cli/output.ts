@@ -29,13 +29,20 @@ export function reportError(e: unknown): void {
 }
 
 /** A field named as the flag a person typed: `max_tags_per_user` → `--max-tags` when mapped, else `--max-tags-per-user`. */
+/** Where inside a flag's value: a repeated flag is counted from 1 as typed (`--project #2`), a key named. */
+function inside(rest: readonly PropertyKey[]): string {
+  if (rest.length === 0) return '';
+  const [first, ...more] = rest;
+  const head =
+    typeof first === 'number' || /^\d+$/.test(String(first)) ? ` #${Number(first) + 1}` : ` (${String(first)})`;
+  return more.length ? `${head} (${more.map(String).join('.')})` : head;
+}
+
 export function flagLabel(flags: Record<string, string> = {}): FieldLabel {
   return (path) => {
     const field = String(path[0] ?? '');
-    return (
-      flags[field] ??
-      `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`).replace(/_/g, '-')}${path.length > 1 ? ` (${path.slice(1).map(String).join('.')})` : ''}`
-    );
+    const flag = flags[field] ?? `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`).replace(/_/g, '-')}`;
+    return `${flag}${inside(path.slice(1))}`;
   };
 }
 

@@ -64,6 +64,6 @@ describe('ampsignal emulator amplitude (CLI)', () => {
     const [code] = await once(child, 'exit');
     expect(code).toBe(2);
     expect(err.trim().split('\n')).toHaveLength(1);
-    expect(err).toMatch(/--project: must look like API_KEY:SECRET_KEY/);
+    expect(err).toMatch(/--project #1: must look like API_KEY:SECRET_KEY/);
   });
 });
