@@ -10,7 +10,6 @@ import {
   churn,
   deadEvents,
   eventFigures,
-  pendingEvents,
   planEvents,
   retryAfterViolations,
   round2,
@@ -18,6 +17,7 @@ import {
   startWorld,
   syncRound,
   tagMismatches,
+  waitUntilForwarded,
 } from './world';
 
 export interface FaultsSize {
@@ -92,7 +92,7 @@ export async function run(dialect: Dialect, size: FaultsSize): Promise<Record<st
       runs += r.runs;
     }
     const sent = await sending;
-    await waitForForwarding(w, 120_000 + size.events * 5);
+    await waitUntilForwarded(w, 120_000 + size.events * 5);
     const events = eventFigures(w, plan);
     const os = w.os.state.stats();
     const amp = w.amp.stats();
@@ -139,13 +139,5 @@ export async function run(dialect: Dialect, size: FaultsSize): Promise<Record<st
     return { ...figures, seconds: round2((Date.now() - t0) / 1000), targets_met: met };
   } finally {
     await w.close();
-  }
-}
-
-async function waitForForwarding(w: Parameters<typeof pendingEvents>[0], timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while ((await pendingEvents(w)) > 0) {
-    if (Date.now() > deadline) throw new Error(`events still pending after ${Math.round(timeoutMs / 1000)} s`);
-    await new Promise((r) => setTimeout(r, 250));
   }
 }

@@ -272,7 +272,11 @@ export async function pendingEvents(w: World): Promise<number> {
  * and every ledger row is settled. A run that fails (its download exhausted its retries) is
  * asked for again, as the next scheduled pull would; returns how many runs failed.
  */
-export async function syncRound(w: World, timeoutMs: number): Promise<{ failed: number; runs: number }> {
+export async function syncRound(
+  w: World,
+  timeoutMs: number,
+  maxFailures = 5,
+): Promise<{ failed: number; runs: number }> {
   const progress = verbose(async () => ({
     runs: (await runs(w)).map((r) => r.status).join(','),
     pending_rows: await pendingRows(w),
@@ -280,7 +284,7 @@ export async function syncRound(w: World, timeoutMs: number): Promise<{ failed: 
     onesignal_requests: w.os.state.stats().requests,
   }));
   try {
-    return await roundOf(w, timeoutMs);
+    return await roundOf(w, timeoutMs, maxFailures);
   } finally {
     progress();
   }
@@ -296,7 +300,7 @@ export function verbose(what: () => Promise<Record<string, unknown>>): () => voi
   return () => clearInterval(timer);
 }
 
-async function roundOf(w: World, timeoutMs: number): Promise<{ failed: number; runs: number }> {
+async function roundOf(w: World, timeoutMs: number, maxFailures: number): Promise<{ failed: number; runs: number }> {
   let failed = 0;
   let asked = 0;
   for (;;) {
@@ -318,7 +322,7 @@ async function roundOf(w: World, timeoutMs: number): Promise<{ failed: number; r
       return { failed, runs: asked };
     }
     failed++;
-    if (failed > 5) throw new Error(`the run failed ${failed} times in a row: ${run.error}`);
+    if (failed > maxFailures) throw new Error(`the run failed ${failed} times in a row: ${run.error}`);
   }
 }
 
@@ -448,6 +452,21 @@ export async function deadEvents(w: World): Promise<number> {
     .where('status', '=', 'dead')
     .executeTakeFirstOrThrow();
   return Number(r.n);
+}
+
+/** Waits until every ledger row is settled and no run is running. */
+export async function waitForSettled(w: World, timeoutMs: number): Promise<void> {
+  await waitFor(
+    async () => (await pendingRows(w)) === 0 && (await runs(w)).every((r) => r.status !== 'running'),
+    'every row delivered and every run ended',
+    timeoutMs,
+    250,
+  );
+}
+
+/** Waits until no event of the stream is pending (forwarded or dead-lettered). */
+export async function waitUntilForwarded(w: World, timeoutMs: number): Promise<void> {
+  await waitFor(async () => (await pendingEvents(w)) === 0, 'every event to be forwarded', timeoutMs, 250);
 }
 
 export const round2 = (x: number) => Math.round(x * 100) / 100;
