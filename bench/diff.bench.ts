@@ -28,11 +28,11 @@ import { type Context, openContext } from '../src/store';
 import { importCohortFile } from '../src/sync/cohorts';
 import { applyDiff } from '../src/sync/diff';
 import {
-  BufferedStagingWriter,
   deleteStaging,
   fileSnapshotSource,
   type SnapshotRef,
   type StagedAt,
+  snapshotWriter,
   stagedIds,
 } from '../src/sync/staging';
 import { AS_WORKER, type BenchDialect, freshDatabase, settle } from './db';
@@ -68,7 +68,7 @@ function writeSnapshots(dir: string, n: number): { prev: string; next: string; a
  * writer writes a batch (readline's `for await` per line cost ~0.5 s per million lines).
  */
 async function loadFile(ctx: Context, runId: string, file: string): Promise<StagedAt> {
-  const w = new BufferedStagingWriter(ctx, runId);
+  const w = snapshotWriter(ctx, runId);
   let rest = '';
   for await (const chunk of createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 })) {
     const lines = (rest + (chunk as string)).split('\n');
@@ -162,8 +162,8 @@ function importedCase(
     await settle(ctx, ['ledger', 'cohort_members']);
     t0 = performance.now();
     let ref: SnapshotRef = { runId: 'run_next', stagedAt: 'cohort', cohortId };
-    if (!ctx.store.sqlite) {
-      const writer = new BufferedStagingWriter(ctx, 'run_next');
+    if (!ctx.store.engine.can.inPlaceSnapshot) {
+      const writer = snapshotWriter(ctx, 'run_next');
       await fileSnapshotSource(cohortId).load(ctx, 'run_next', writer);
       await writer.finish();
       ref = { runId: 'run_next', stagedAt: writer.stagedAt };

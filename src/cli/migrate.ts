@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { migrateGraphile } from '../jobs/graphile-queue';
-import { openStore } from '../store/database';
+import { describeStore, openStore, postgresTargetOf } from '../store/database';
 import { migrateToLatest } from '../store/migrate';
 import { resolveDatabaseUrl } from '../store/url';
 import { emit, globals } from './output';
@@ -15,8 +15,8 @@ export function register(program: Command): void {
         const applied = await migrateToLatest(store);
         // graphile-worker's schema is versioned by graphile itself; installing it here means a
         // `serve --no-worker` can enqueue before any worker has ever started.
-        if (store.target.dialect === 'postgres') await migrateGraphile(store.target);
-        emit(opts.json, { database: store.displayUrl, dialect: store.dialect, applied }, () =>
+        if (!store.engine.can.embeddedJobRunner) await migrateGraphile(postgresTargetOf(store, 'graphile-worker'));
+        emit(opts.json, { ...describeStore(store), applied }, () =>
           applied.length
             ? `applied ${applied.length} migration(s) to ${store.displayUrl}: ${applied.join(', ')}`
             : `${store.displayUrl} is up to date`,

@@ -51,7 +51,7 @@ export function register(program: Command): void {
         let failure: Error | undefined;
         try {
           // Embedded mode has no other process to work jobs, so --no-worker is ignored there.
-          const working = ctx.store.dialect === 'sqlite' || raw.worker;
+          const working = ctx.store.engine.can.embeddedJobRunner || raw.worker;
           jobs = createJobQueue(ctx);
           if (working) await startWorker(ctx, { concurrency: opts.concurrency, jobs });
           const app = await buildServer({ ctx, jobs });
@@ -64,7 +64,7 @@ export function register(program: Command): void {
               raw.json,
               { status: 'listening', url, pid: process.pid, database: ctx.store.displayUrl, worker: working },
               () =>
-                `ampsignal listening on ${url} (${ctx.store.dialect}${working ? ', working jobs' : ', no worker'}); SIGTERM stops it`,
+                `ampsignal listening on ${url} (${ctx.store.engine.name}${working ? ', working jobs' : ', no worker'}); SIGTERM stops it`,
             );
             // A job runner that cannot go on ends the process (exit 1) so its supervisor starts a fresh one.
             const stop = await Promise.race([signal, jobs.failed]);

@@ -42,7 +42,7 @@ const MAX_REASON = 1_000;
  * next ones, so the LIMIT stops limiting.
  */
 export async function claimEvents(ctx: Context, lease: OutboxLease, limit: number): Promise<ClaimedEvent[]> {
-  const { db, dialect } = ctx.store;
+  const { db, engine } = ctx.store;
   const now = Date.now();
   const free = (eb: ExpressionBuilder<DB, 'stream_events'>) =>
     eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]);
@@ -56,7 +56,7 @@ export async function claimEvents(ctx: Context, lease: OutboxLease, limit: numbe
     .orderBy('id')
     .limit(limit);
   // Two workers on PostgreSQL skip each other's rows instead of queueing on their locks.
-  if (dialect === 'postgres') due = due.forUpdate().skipLocked();
+  if (engine.can.skipLockedClaims) due = due.forUpdate().skipLocked();
   const rows = await db
     .with(
       (cte) => cte('due').materialized(),

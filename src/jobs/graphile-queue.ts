@@ -14,7 +14,7 @@ import {
 import pg from 'pg';
 import { AmpError, toAmpError } from '../errors';
 import type { Context } from '../store';
-import type { DatabaseTarget } from '../store/url';
+import { type PostgresTarget, postgresTargetOf } from '../store/database';
 import { log } from '../telemetry/logger';
 import { graphileLeaseOwner, releaseLeasesOf } from './leases';
 import {
@@ -28,8 +28,6 @@ import {
   type TaskList,
 } from './port';
 import { startSweeps } from './sweeps';
-
-type PgTarget = Extract<DatabaseTarget, { dialect: 'postgres' }>;
 
 export interface GraphileQueueOptions {
   /** How often graphile polls for future/retried jobs; new jobs arrive by LISTEN/NOTIFY at once. */
@@ -46,7 +44,7 @@ export interface GraphileQueueOptions {
 }
 
 /** graphile-worker's schema: beside the store's isolated schema in tests, else its default. */
-export function graphileSchema(target: PgTarget): string {
+export function graphileSchema(target: PostgresTarget): string {
   return target.schema ? `${target.schema}_gw` : 'graphile_worker';
 }
 
@@ -83,7 +81,7 @@ async function withMigrationLock<T>(pool: pg.Pool, schema: string, fn: () => Pro
 }
 
 /** A pool whose idle or checked-out clients losing their connection never crash the process. */
-function makePool(target: PgTarget, max: number): pg.Pool {
+function makePool(target: PostgresTarget, max: number): pg.Pool {
   const pool = new pg.Pool({ connectionString: target.connectionString, max });
   pool.on('error', (e) => log.warn({ err: e.message }, 'job queue database connection lost'));
   pool.on('connect', (client) =>
@@ -104,7 +102,7 @@ function graphileLogger(): Logger {
 
 export class GraphileJobQueue implements JobQueue {
   readonly kind = 'graphile' as const;
-  private readonly target: PgTarget;
+  private readonly target: PostgresTarget;
   private readonly schema: string;
   private readonly opts: Required<GraphileQueueOptions>;
   private pool: pg.Pool | undefined;
@@ -129,8 +127,7 @@ export class GraphileJobQueue implements JobQueue {
 
   constructor(ctx: Context, opts: GraphileQueueOptions = {}) {
     this.ctx = ctx;
-    if (ctx.store.target.dialect !== 'postgres') throw new AmpError('internal', 'graphile-worker needs PostgreSQL');
-    this.target = ctx.store.target;
+    this.target = postgresTargetOf(ctx.store, 'graphile-worker');
     this.schema = graphileSchema(this.target);
     this.opts = {
       pollMs: opts.pollMs ?? 1000,
@@ -431,7 +428,7 @@ async function wrapHandler(schema: string, handler: TaskHandler, payload: unknow
 }
 
 /** Installs or upgrades graphile-worker's schema (`ampsignal migrate` on PostgreSQL). */
-export async function migrateGraphile(target: PgTarget): Promise<void> {
+export async function migrateGraphile(target: PostgresTarget): Promise<void> {
   const pool = makePool(target, 2);
   try {
     const schema = graphileSchema(target);

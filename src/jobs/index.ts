@@ -10,9 +10,9 @@ export interface JobQueueOptions {
 
 /** Embedded runner on SQLite, graphile-worker on PostgreSQL (DESIGN §6). */
 export function createJobQueue(ctx: Context, opts: JobQueueOptions = {}): JobQueue {
-  return ctx.store.dialect === 'postgres'
-    ? new GraphileJobQueue(ctx, opts.graphile)
-    : new SqliteJobQueue(ctx, opts.sqlite);
+  return ctx.store.engine.can.embeddedJobRunner
+    ? new SqliteJobQueue(ctx, opts.sqlite)
+    : new GraphileJobQueue(ctx, opts.graphile);
 }
 
 export type { CronItem, JobInfo, JobQueue, JobSpec, TaskHandler, TaskList } from './port';

@@ -16,7 +16,7 @@ export async function releaseLeasesOf(ctx: Context, owners: string[]): Promise<v
     .set({ lease_owner: null, lease_until: null })
     .where('lease_owner', 'in', owners)
     .execute();
-  // A forwarder's owner has a suffix, which no index on the owner finds in both dialects; stream
+  // A forwarder's owner has a suffix, which no index on the owner finds in both databases; stream
   // by stream, the pending-events index does.
   const owned = (eb: ExpressionBuilder<DB, 'stream_events'>) =>
     eb.or(

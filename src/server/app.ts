@@ -110,7 +110,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   });
   app.get('/healthz', async () => {
     await deps.ctx.store.db.selectFrom('sources').select('id').limit(1).execute();
-    return { status: 'ok', database: deps.ctx.store.dialect };
+    return { status: 'ok', database: deps.ctx.store.engine.name };
   });
   // Before the hooks, so its onResponse hook counts their requests.
   await registerMetrics(app, deps);

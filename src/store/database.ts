@@ -129,7 +129,7 @@ export async function openStore(
   return {
     db,
     dialect: 'postgres',
-    engine: postgresEngine(pool),
+    engine: postgresEngine(db, pool),
     target,
     displayUrl,
     pgPool: pool,
@@ -150,6 +150,19 @@ function describePgConnectError(target: Extract<DatabaseTarget, { dialect: 'post
   const err = e as { code?: string; message?: string };
   const reason = err.code ? `${err.code}: ${redactUrl(err.message ?? '')}` : redactUrl(err.message ?? String(e));
   return new AmpError('database_unreachable', `cannot connect to ${where}: ${reason}`);
+}
+
+export type PostgresTarget = Extract<DatabaseTarget, { dialect: 'postgres' }>;
+
+/** The PostgreSQL connection settings of a store, for what only PostgreSQL has (graphile-worker); `what` names it in the refusal. */
+export function postgresTargetOf(store: Pick<Store, 'target'>, what: string): PostgresTarget {
+  if (store.target.dialect !== 'postgres') throw new AmpError('internal', `${what} needs PostgreSQL`);
+  return store.target;
+}
+
+/** How a command reports the database it used: the redacted URL and which database it is. */
+export function describeStore(store: Store): { database: string; dialect: Dialect } {
+  return { database: store.displayUrl, dialect: store.dialect };
 }
 
 export { sql };

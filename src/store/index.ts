@@ -44,11 +44,16 @@ export async function openContext(opts: {
 export type { Store } from './database';
 export type {
   Capabilities,
+  CohortMembersImport,
   Engine,
+  ExecInTransaction,
   InboxValues,
   LedgerOutcome,
+  SnapshotStage,
+  StagedAt,
   StreamEventRow,
   StreamEventsJob,
 } from './dialect/engine';
+export { tempSnapshotNames } from './dialect/stage-snapshot.sqlite';
 export type { ProcessRole } from './pool';
 export type { SecretBox } from './secrets';

@@ -5,7 +5,6 @@ import { sql } from 'kysely';
 import { AmpError, toAmpError } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
-import { TempHeap } from './staging';
 
 export interface ImportReport {
   cohort_id: string;
@@ -98,9 +97,8 @@ export async function importCohortFile(
   let nonBlank = 0;
   let blank = 0;
   let trimmed = 0;
-  let inserted = 0;
 
-  const consume = async (insert: (ids: string[]) => Promise<number> | number) => {
+  async function* batches(): AsyncGenerator<string[]> {
     let buf: string[] = [];
     for await (const raw of readIds(input.file)) {
       const v = raw.trim();
@@ -112,69 +110,32 @@ export async function importCohortFile(
       nonBlank++;
       buf.push(v);
       if (buf.length >= BATCH) {
-        inserted += await insert(buf);
+        yield buf;
         buf = [];
       }
     }
-    if (buf.length) inserted += await insert(buf);
-  };
+    if (buf.length) yield buf;
+  }
 
-  const upsertCohort = async (exec: (q: ReturnType<typeof sql>) => Promise<unknown>) => {
-    await exec(sql`INSERT INTO cohorts (id, source_id, name, origin, size, last_computed, created_at, updated_at, blank_ids)
-      VALUES (${id}, NULL, ${name}, 'file', 0, ${now}, ${now}, ${now}, 0)
-      ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at`);
-    await exec(sql`DELETE FROM cohort_members WHERE cohort_id = ${id}`);
-  };
-  const finish = async (exec: (q: ReturnType<typeof sql>) => Promise<unknown>) => {
-    await exec(
-      sql`UPDATE cohorts SET size = ${inserted}, blank_ids = ${blank}, last_computed = ${now}, updated_at = ${now} WHERE id = ${id}`,
-    );
-  };
-
-  const store = ctx.store;
-  if (store.sqlite) {
-    // One explicit transaction on the raw handle around the streamed file. Nothing else runs on
-    // this handle meanwhile (CLI command). Ids go through a TempHeap into cohort_members:
-    // inserting them in file order took ~4 s for a million ids, the heap and its sorted copy
-    // ~1.5 s, and the later in-place diffs walk fewer, fuller pages.
-    const h = store.sqlite;
-    const exec = async (q: ReturnType<typeof sql>) => {
-      const c = q.compile(db);
-      h.prepare(c.sql).run(...(c.parameters as unknown[]));
-    };
-    const heap = new TempHeap(h, 'import_heap');
-    h.exec('BEGIN IMMEDIATE');
-    try {
-      await upsertCohort(exec);
-      await consume((ids) => {
-        heap.append(ids);
-        return 0;
-      });
-      inserted = heap.drainInto('cohort_members (cohort_id, external_id)', '?, external_id', id);
-      await finish(exec);
-      h.exec('COMMIT');
-    } catch (e) {
-      if (h.inTransaction) h.exec('ROLLBACK');
-      heap.drop();
-      throw toAmpError(e);
-    }
-  } else {
-    try {
-      await db.transaction().execute(async (trx) => {
-        const exec = (q: ReturnType<typeof sql>) => q.execute(trx);
-        await upsertCohort(exec);
-        await consume(async (ids) => {
-          const r =
-            await sql`INSERT INTO cohort_members (cohort_id, external_id) SELECT ${id}, x FROM unnest(${ids}::text[]) AS t(x) ON CONFLICT DO NOTHING`.execute(
-              trx,
-            );
-          return Number(r.numAffectedRows ?? 0);
-        });
-        await finish(exec);
-      });
-    } catch (e) {
-      throw toAmpError(e);
-    }
+  let inserted: number;
+  try {
+    inserted = await ctx.store.engine.importCohortMembers({
+      cohortId: id,
+      batches: batches(),
+      before: async (exec) => {
+        await exec(sql`INSERT INTO cohorts (id, source_id, name, origin, size, last_computed, created_at, updated_at, blank_ids)
+          VALUES (${id}, NULL, ${name}, 'file', 0, ${now}, ${now}, ${now}, 0)
+          ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at`);
+        await exec(sql`DELETE FROM cohort_members WHERE cohort_id = ${id}`);
+      },
+      after: async (exec, added) => {
+        await exec(
+          sql`UPDATE cohorts SET size = ${added}, blank_ids = ${blank}, last_computed = ${now}, updated_at = ${now} WHERE id = ${id}`,
+        );
+      },
+    });
+  } catch (e) {
+    throw toAmpError(e);
   }
   return {
     cohort_id: id,

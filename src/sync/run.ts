@@ -24,12 +24,11 @@ import {
 import { getRunRow, getRunView, type RunView } from './runs';
 import type { SnapshotSource } from './snapshot';
 import {
-  BufferedStagingWriter,
-  countStaging,
   deleteStaging,
   dropTempStaging,
   fileSnapshotSource,
   type SnapshotRef,
+  snapshotWriter,
   stagedIds,
 } from './staging';
 import { getSync, type SyncRow } from './syncs';
@@ -168,7 +167,7 @@ async function stageSnapshot(
   cohort: Selectable<DB['cohorts']>,
   externalIdProperty: string,
 ): Promise<StagedSnapshot> {
-  if (cohort.origin === 'file' && ctx.store.sqlite) {
+  if (cohort.origin === 'file' && ctx.store.engine.can.inPlaceSnapshot) {
     const size = async (db: Kysely<DB>) => {
       const c = await db.selectFrom('cohorts').select('size').where('id', '=', cohort.id).executeTakeFirst();
       return Number(c?.size ?? 0);
@@ -185,12 +184,9 @@ async function stageSnapshot(
     cohort.origin === 'file'
       ? fileSnapshotSource(cohort.id)
       : amplitudeSnapshotSource(cohort.id, { externalIdProperty });
-  const writer = new BufferedStagingWriter(ctx, runId);
+  const writer = snapshotWriter(ctx, runId);
   const loaded = await source.load(ctx, runId, writer);
-  const staged = await writer.finish();
-  // A TEMP snapshot is only reachable through the writer, which counted it; `staging` rows are
-  // counted in SQL, whoever wrote them.
-  const members = writer.stagedAt === 'temp' ? staged : await countStaging(ctx.store.db, runId);
+  const members = await writer.finish();
   return {
     ref: { runId, stagedAt: writer.stagedAt },
     members,

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Context, type InboxValues, type LedgerOutcome, openContext, type StreamEventsJob } from '../../src/store';
+import { deleteStaging, stagedIds } from '../../src/sync/staging';
 import { describeEachDialect, freshDatabaseUrl, SKIP_POSTGRES } from '../helpers/db';
 import { seedCohort, seedDestination, seedStream } from '../helpers/seed';
 
@@ -89,7 +90,12 @@ describeEachDialect('the database seam', (db) => {
     expect(name).toBe(db().dialect);
     // SQLite: one snapshot per transaction, a single writer, jobs in-process; PostgreSQL the opposite.
     const embedded = db().dialect === 'sqlite';
-    expect(can).toEqual({ inPlaceSnapshot: embedded, skipLockedClaims: !embedded, embeddedJobRunner: embedded });
+    expect(can).toEqual({
+      inPlaceSnapshot: embedded,
+      skipLockedClaims: !embedded,
+      rowLocks: !embedded,
+      embeddedJobRunner: embedded,
+    });
   });
 
   it('inserts inbox messages once per (source, message_id), concurrent requests each with their own answer', async () => {
@@ -305,5 +311,66 @@ describe.skipIf(SKIP_POSTGRES)('group commit [postgres]', () => {
       .orderBy('message_id')
       .execute();
     expect(rows.map((r) => r.message_id)).toEqual(['pg_ok1', 'pg_ok2']);
+  });
+});
+
+describeEachDialect('snapshots and cohort members', (db) => {
+  it('stages a run snapshot where the diff reads it, duplicates absorbed, sorted by id', async () => {
+    const { ctx } = db();
+    const stage = ctx.store.engine.stageSnapshot('run_s');
+    for (const id of ['u3', 'u1', 'u2', 'u1']) await stage.add(id);
+    expect(await stage.finish()).toBe(3);
+    const ref = { runId: 'run_s', stagedAt: stage.stagedAt };
+    const read = () => sql<{ external_id: string }>`${stagedIds(ref)} ORDER BY external_id`.execute(ctx.store.db);
+    expect((await read()).rows.map((r) => r.external_id)).toEqual(['u1', 'u2', 'u3']);
+    await deleteStaging(ctx, 'run_s');
+    // Discarded in every form: a TEMP table is gone, `staging` rows are deleted.
+    if (stage.stagedAt === 'staging') expect((await read()).rows).toEqual([]);
+    else await expect(read()).rejects.toThrow(/no such table/);
+  });
+
+  it('replaces cohort members in one transaction, and keeps the old ones when the import fails', async () => {
+    const { ctx } = db();
+    await seedCohort(ctx, { id: 'coh_m', name: 'm' });
+    const importIds = (lists: string[][], fail = false) =>
+      ctx.store.engine.importCohortMembers({
+        cohortId: 'coh_m',
+        batches: (async function* () {
+          yield* lists;
+        })(),
+        before: async (exec) => {
+          await exec(sql`DELETE FROM cohort_members WHERE cohort_id = ${'coh_m'}`);
+        },
+        after: async (exec, added) => {
+          await exec(sql`UPDATE cohorts SET size = ${added} WHERE id = ${'coh_m'}`);
+          if (fail) throw new Error('the file was cut');
+        },
+      });
+    const members = async () =>
+      (
+        await ctx.store.db
+          .selectFrom('cohort_members')
+          .select('external_id')
+          .where('cohort_id', '=', 'coh_m')
+          .orderBy('external_id')
+          .execute()
+      ).map((r) => r.external_id);
+    const size = async () =>
+      Number(
+        (await ctx.store.db.selectFrom('cohorts').select('size').where('id', '=', 'coh_m').executeTakeFirst())?.size,
+      );
+    expect(
+      await importIds([
+        ['b', 'a'],
+        ['c', 'a'],
+      ]),
+    ).toBe(3);
+    expect(await members()).toEqual(['a', 'b', 'c']);
+    expect(await size()).toBe(3);
+    await expect(importIds([['x']], true)).rejects.toThrow('the file was cut');
+    expect(await members()).toEqual(['a', 'b', 'c']);
+    expect(await size()).toBe(3);
+    expect(await importIds([['x']])).toBe(1);
+    expect(await members()).toEqual(['x']);
   });
 });

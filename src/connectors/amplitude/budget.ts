@@ -96,7 +96,7 @@ export async function reserveDownload(
 ): Promise<number> {
   return ctx.store.db.transaction().execute(async (trx) => {
     let q = trx.selectFrom('sources').select(['id', 'name', 'download_budget']).where('id', '=', args.sourceId);
-    if (ctx.store.dialect === 'postgres') q = q.forUpdate();
+    if (ctx.store.engine.can.rowLocks) q = q.forUpdate();
     const source = await q.executeTakeFirst();
     if (!source) throw new AmpError('not_found', `no source with id ${args.sourceId}`);
     const month = monthKey(nowMs);

@@ -1,4 +1,4 @@
-import type { Insertable, Kysely } from 'kysely';
+import type { Insertable, Kysely, RawBuilder } from 'kysely';
 import type { DB, WebhookInboxTable } from '../schema';
 
 /**
@@ -33,6 +33,45 @@ export interface Engine {
     outcomes: T[],
     nowMs: number,
   ): Promise<Array<SettledLedgerOutcome<T>>>;
+  /** A writer of one run's snapshot, where the diff reads it (`stagedAt`). */
+  stageSnapshot(runId: string): SnapshotStage;
+  /** Discards the per-connection form of a run's snapshot, if the database has one (its `staging` rows stay). */
+  dropStagedSnapshot(runId: string): Promise<void>;
+  /**
+   * Replaces a cohort's members in ONE transaction: `before` runs first in it, then every batch
+   * of ids is added (duplicates absorbed by the key), then `after` with the rows added, which
+   * it returns. A failure anywhere leaves the previous members.
+   */
+  importCohortMembers(job: CohortMembersImport): Promise<number>;
+}
+
+/**
+ * Where a run's snapshot lives while it is diffed.
+ * - 'temp' (SQLite): a per-connection TEMP table, never WAL-logged.
+ * - 'cohort' (with `inPlaceSnapshot`): a file-imported cohort's own `cohort_members` rows, diffed
+ *   where they are, as every read of a run is made inside one transaction.
+ * - 'staging': rows of `staging` keyed by run_id. Always on PostgreSQL; on SQLite for held runs,
+ *   whose snapshot must survive a restart (and a re-import) until `runs approve`.
+ */
+export type StagedAt = 'temp' | 'cohort' | 'staging';
+
+export interface SnapshotStage {
+  readonly stagedAt: StagedAt;
+  /** Adds one external id; returns a promise only when a batch is written, so a tight reader loop awaits once per batch. */
+  add(externalId: string): Promise<void> | void;
+  flush(): Promise<void>;
+  /** Flushes and makes the snapshot readable; the number of distinct ids staged. */
+  finish(): Promise<number>;
+}
+
+/** Runs one statement inside the import's transaction. */
+export type ExecInTransaction = (q: RawBuilder<unknown>) => Promise<unknown>;
+
+export interface CohortMembersImport {
+  cohortId: string;
+  batches: AsyncIterable<string[]>;
+  before: (exec: ExecInTransaction) => Promise<void>;
+  after: (exec: ExecInTransaction, inserted: number) => Promise<void>;
 }
 
 export interface Capabilities {
@@ -40,6 +79,8 @@ export interface Capabilities {
   inPlaceSnapshot: boolean;
   /** Claims take `FOR UPDATE SKIP LOCKED`: concurrent claimers skip each other's rows instead of queueing. */
   skipLockedClaims: boolean;
+  /** `SELECT … FOR UPDATE` locks rows; without it a write transaction already excludes every other writer. */
+  rowLocks: boolean;
   /** Jobs run inside the process that opened the store (there is no separate worker to start). */
   embeddedJobRunner: boolean;
 }

@@ -1,18 +1,23 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Kysely } from 'kysely';
 import type { DB } from '../schema';
+import { importCohortMembersSqlite } from './cohort-members.sqlite';
 import type { Engine } from './engine';
 import { inboxMessageInserter } from './inbox-message.sqlite';
 import { ledgerOutcomesWriter } from './ledger-outcomes.sqlite';
+import { dropSqliteSnapshot, sqliteSnapshotStage } from './stage-snapshot.sqlite';
 import { streamEventsInserter } from './stream-events.sqlite';
 
 /** The embedded database: one connection, one writer, snapshots per transaction, jobs in-process. */
 export function sqliteEngine(h: BetterSqlite3.Database, db: Kysely<DB>): Engine {
   return {
     name: 'sqlite',
-    can: { inPlaceSnapshot: true, skipLockedClaims: false, embeddedJobRunner: true },
+    can: { inPlaceSnapshot: true, skipLockedClaims: false, rowLocks: false, embeddedJobRunner: true },
     insertStreamEvents: streamEventsInserter(h, db),
     insertInboxMessage: inboxMessageInserter(h, db),
     writeLedgerOutcomes: ledgerOutcomesWriter(h),
+    stageSnapshot: (runId) => sqliteSnapshotStage(h, db, runId),
+    dropStagedSnapshot: (runId) => dropSqliteSnapshot(h, db, runId),
+    importCohortMembers: (job) => importCohortMembersSqlite(h, db, job),
   };
 }
