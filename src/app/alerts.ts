@@ -148,6 +148,7 @@ export async function deleteChannel(ctx: Context, ref: string): Promise<ChannelV
   const row = await channelRowOf(ctx, ref);
   await ctx.store.db.transaction().execute(async (trx) => {
     await trx.deleteFrom('alert_notifications').where('channel_id', '=', row.id).execute();
+    await trx.deleteFrom('alert_rules').where('channel_id', '=', row.id).execute();
     await trx.deleteFrom('alert_channels').where('id', '=', row.id).execute();
   });
   return channelView(row);

@@ -12,6 +12,7 @@ import {
   testChannel,
 } from '../app/alerts';
 import { AmpError } from '../errors';
+import { registerRules } from './alert-rules';
 import { emit, parseInput, withContext } from './output';
 
 // Input fields as the flags a person typed, so a complaint names the flag to fix.
@@ -90,6 +91,7 @@ function alertHuman(a: AlertView): string {
 export function register(program: Command): void {
   const alert = program.command('alert');
   const channel = alert.command('channel').description('where alerts go: a JSON webhook, a Slack webhook, e-mail');
+  registerRules(alert);
 
   channel
     .command('add')

@@ -98,7 +98,7 @@ export async function evaluateAlerts(ctx: Context, opts: EvaluateOptions = {}): 
   return { conditions: conditions.length, opened, resolved, ...sent };
 }
 
-/** Inserts the open alert unless one is open for its key; the winner queues one notice per channel. */
+/** Inserts the open alert unless one is open for its key; the winner queues one notice per channel its rules let hear it. */
 async function openAlert(ctx: Context, c: AlertCondition, s: AlertSettings, now: number): Promise<boolean> {
   const id = newId('alr');
   return ctx.store.db.transaction().execute(async (trx) => {
@@ -123,7 +123,15 @@ async function openAlert(ctx: Context, c: AlertCondition, s: AlertSettings, now:
       .returning('id')
       .executeTakeFirst();
     if (!inserted) return false;
-    const channels = await trx.selectFrom('alert_channels').select('id').execute();
+    // Channels with no rules hear every kind; a channel with rules only the kinds they name.
+    const channels = await trx
+      .selectFrom('alert_channels as ch')
+      .select('ch.id')
+      .where((eb) => {
+        const rules = () => eb.selectFrom('alert_rules as r').select('r.id').whereRef('r.channel_id', '=', 'ch.id');
+        return eb.or([eb.not(eb.exists(rules())), eb.exists(rules().where('r.kind', '=', c.kind))]);
+      })
+      .execute();
     await queueNotifications(
       trx,
       id,

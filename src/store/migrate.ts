@@ -12,6 +12,7 @@ import * as m008edge from './migrations/008_edge_unfreeze_times';
 import * as m008r from './migrations/008_recovery_leases';
 import * as m009 from './migrations/009_alerts';
 import * as m010 from './migrations/010_run_records';
+import * as m011rules from './migrations/011_alert_rules';
 import * as m011verify from './migrations/011_verifications';
 
 type DialectMigration = { up: (db: any, dialect: Store['dialect']) => Promise<void> };
@@ -29,6 +30,7 @@ const MIGRATIONS: Record<string, DialectMigration> = {
   '008_recovery_leases': m008r,
   '009_alerts': m009,
   '010_run_records': m010,
+  '011_alert_rules': m011rules,
   '011_verifications': m011verify,
 };
 

@@ -286,6 +286,14 @@ export interface AlertNotificationsTable {
   created_at: number;
 }
 
+/** Which kinds of alert a channel hears (migration 011); a channel without rules hears every kind. */
+export interface AlertRulesTable {
+  id: string;
+  channel_id: string;
+  kind: string;
+  created_at: number;
+}
+
 /** One read-back verification of a sync (migration 011, src/sync/verify.ts). */
 export interface VerificationsTable {
   id: string;
@@ -330,6 +338,7 @@ export interface DB {
   alerts: AlertsTable;
   alert_notifications: AlertNotificationsTable;
   verifications: VerificationsTable;
+  alert_rules: AlertRulesTable;
   run_keys: RunKeysTable;
   record_messages: RecordMessagesTable;
   run_records: RunRecordsTable;

@@ -202,6 +202,7 @@ export async function forgetSyncs(ctx: Context, ids: string[]): Promise<void> {
   await ctx.store.db.transaction().execute(async (trx) => {
     for (const id of ids) {
       await trx.deleteFrom('ledger').where('sync_id', '=', id).execute();
+      await trx.deleteFrom('verifications').where('sync_id', '=', id).execute();
       const runIds = trx.selectFrom('runs').select('id').where('sync_id', '=', id);
       await trx.deleteFrom('staging').where('run_id', 'in', runIds).execute();
       await deleteRunsOfSync(trx, id);
