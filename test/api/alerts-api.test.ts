@@ -141,6 +141,35 @@ describeEachDialect('alerts API', (db) => {
     expect(bad.json.message).toMatch(/limit: must be at least 1/);
   });
 
+  it('adds, lists, tests and deletes alert rules', async () => {
+    const ch = await call('POST', '/api/v1/alert-channels', {
+      kind: 'webhook',
+      name: 'rules hook',
+      url: `${hook.url}/rules`,
+    });
+    const added = await call('POST', '/api/v1/alert-rules', { channel: ch.json.id, kind: 'run_failed' });
+    expect(added.status).toBe(201);
+    expect(added.json).toMatchObject({ channel_id: ch.json.id, channel_name: 'rules hook', kind: 'run_failed' });
+    expect((await call('POST', '/api/v1/alert-rules', { channel: 'rules hook', kind: 'run_failed' })).status).toBe(409);
+    const bad = await call('POST', '/api/v1/alert-rules', { channel: '', kind: 'lunch', extra: 1 });
+    expect(bad.status).toBe(400);
+    expect(bad.json.message).toMatch(/channel: a channel id or name is required/);
+    expect(bad.json.message).toMatch(/kind: must be one of/);
+    expect((await call('POST', '/api/v1/alert-rules', { channel: 'nobody', kind: 'drift' })).status).toBe(404);
+    expect((await call('GET', '/api/v1/alert-rules')).json.rules.map((r: { id: string }) => r.id)).toEqual([
+      added.json.id,
+    ]);
+    const tested = await call('POST', `/api/v1/alert-rules/${added.json.id}/test`);
+    expect(tested.json.ok).toBe(true);
+    expect(hook.accepted().at(-1)!.body.alert.kind).toBe('run_failed');
+    expect((await call('DELETE', `/api/v1/alert-rules/${added.json.id}`)).status).toBe(200);
+    expect((await call('DELETE', `/api/v1/alert-rules/${added.json.id}`)).status).toBe(404);
+    const doc = (await call('GET', '/api/v1/openapi.json')).json;
+    const body = doc.paths['/alert-rules'].post.requestBody.content['application/json'].schema;
+    expect(body.required).toEqual(['channel', 'kind']);
+    expect(body.properties.kind.enum).toContain('drift');
+  });
+
   it('describes the routes in the OpenAPI document with the schemas the handlers validate with', async () => {
     const doc = (await call('GET', '/api/v1/openapi.json')).json;
     const post = doc.paths['/alert-channels'].post;

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { addRule, deleteRule, listRules, ruleInputSchema, testRule } from '../../app/alert-rules';
 import {
   addChannel,
   alertsQuery,
@@ -65,6 +66,14 @@ export const channelTestSchema = z.object({
   message: z.string(),
 });
 
+export const ruleViewSchema = z.object({
+  id: z.string(),
+  channel_id: z.string(),
+  channel_name: z.string(),
+  kind: z.enum(ALERT_KINDS).describe('the channel hears alerts of this kind'),
+  created_at: z.number().int(),
+});
+
 export const evaluationSchema = z.object({
   opened: z.array(z.string()).describe('conditions that opened an alert'),
   resolved: z.array(z.string()).describe('conditions that cleared'),
@@ -77,6 +86,10 @@ export function registerAlertRoutes(api: FastifyInstance, ctx: Context): void {
   api.get('/alert-channels/:id', async (req) => getChannel(ctx, parseOr400(idParam, req.params, 'path').id));
   api.delete('/alert-channels/:id', async (req) => deleteChannel(ctx, parseOr400(idParam, req.params, 'path').id));
   api.post('/alert-channels/:id/test', async (req) => testChannel(ctx, parseOr400(idParam, req.params, 'path').id));
+  api.get('/alert-rules', async () => ({ rules: await listRules(ctx) }));
+  api.post('/alert-rules', async (req, reply) => reply.code(201).send(await addRule(ctx, req.body ?? {})));
+  api.delete('/alert-rules/:id', async (req) => deleteRule(ctx, parseOr400(idParam, req.params, 'path').id));
+  api.post('/alert-rules/:id/test', async (req) => testRule(ctx, parseOr400(idParam, req.params, 'path').id));
   api.get('/alerts', async (req) => ({ alerts: await listAlerts(ctx, parseOr400(alertsQuery, req.query, 'query')) }));
   api.post('/alerts/evaluate', async () => {
     const r = await evaluateNow(ctx);
@@ -141,6 +154,27 @@ export function alertPaths(): Json {
     '/alert-channels/{id}/test': {
       post: op('Send a sample alert to the channel now; a refusal is ok=false, not an HTTP error', {
         parameters: [idPath],
+        responses: { ...ok('the outcome', json(channelTestSchema)), ...errors(401, 404) },
+      }),
+    },
+    '/alert-rules': {
+      get: op('List alert rules: a channel without rules hears every kind of alert, one with rules only their kinds', {
+        responses: { ...ok('`{rules}`', json(z.object({ rules: z.array(ruleViewSchema) }))), ...errors(401) },
+      }),
+      post: op('Send alerts of one kind to a channel (from then on it hears only the kinds its rules name)', {
+        requestBody: { required: true, content: content(json(ruleInputSchema, 'input')) },
+        responses: { ...ok('the rule', json(ruleViewSchema), '201'), ...errors(400, 401, 404, 409) },
+      }),
+    },
+    '/alert-rules/{id}': {
+      delete: op('Delete an alert rule', {
+        parameters: [{ ...idPath, description: 'rule id' }],
+        responses: { ...ok('the deleted rule', json(ruleViewSchema)), ...errors(401, 404) },
+      }),
+    },
+    '/alert-rules/{id}/test': {
+      post: op("Send a sample alert of the rule's kind to its channel now; a refusal is ok=false", {
+        parameters: [{ ...idPath, description: 'rule id' }],
         responses: { ...ok('the outcome', json(channelTestSchema)), ...errors(401, 404) },
       }),
     },
