@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { z } from 'zod';
 import { type AmplitudeRegion, HTTP_API_URL } from '../connectors/amplitude/constants';
 import { AmpError } from '../errors';
@@ -225,4 +226,68 @@ export async function cachedStream(ctx: Context, id: string): Promise<CachedStre
 
 export function invalidateStreamCache(id: string): void {
   for (const k of streamCache.keys()) if (k.endsWith(`\u0000${id}`)) streamCache.delete(k);
+}
+
+export interface StreamActivity {
+  /** Start of each minute (epoch ms), oldest first; the last one is the current minute. */
+  minutes: number[];
+  received: number[];
+  forwarded: number[];
+}
+
+const MINUTE_MS = 60_000;
+
+/**
+ * Events received and forwarded per minute over the last `minutes` minutes. Each count reads
+ * one status through its partial index (pending, dead, and forwarded by forwarded_at), so no
+ * index on received_at is needed on the ingest path: an event received in the window is
+ * pending, dead, or forwarded since then.
+ */
+export async function streamActivity(
+  ctx: Context,
+  id: string,
+  opts: { minutes?: number; now?: number } = {},
+): Promise<StreamActivity> {
+  const span = opts.minutes ?? 60;
+  const first = Math.floor((opts.now ?? Date.now()) / MINUTE_MS) - span + 1;
+  const since = first * MINUTE_MS;
+  const db = ctx.store.db;
+  const perMinute = (column: 'received_at' | 'forwarded_at') => sql<number>`${sql.ref(column)} / ${sql.lit(MINUTE_MS)}`;
+  const received = (status: 'pending' | 'dead' | 'forwarded') => {
+    let q = db
+      .selectFrom('stream_events')
+      .select([perMinute('received_at').as('minute'), (eb) => eb.fn.countAll().as('n')])
+      .where('stream_id', '=', id)
+      .where('status', '=', status)
+      .where('received_at', '>=', since);
+    if (status === 'forwarded') q = q.where('forwarded_at', '>=', since);
+    return q.groupBy(perMinute('received_at')).execute();
+  };
+  const forwarded = db
+    .selectFrom('stream_events')
+    .select([perMinute('forwarded_at').as('minute'), (eb) => eb.fn.countAll().as('n')])
+    .where('stream_id', '=', id)
+    .where('status', '=', 'forwarded')
+    .where('forwarded_at', '>=', since)
+    .groupBy(perMinute('forwarded_at'))
+    .execute();
+  const [pending, dead, fwdReceived, fwd] = await Promise.all([
+    received('pending'),
+    received('dead'),
+    received('forwarded'),
+    forwarded,
+  ]);
+  const bucket = (rows: Array<{ minute: unknown; n: unknown }>[]) => {
+    const out = new Array<number>(span).fill(0);
+    for (const r of rows.flat()) {
+      const i = Number(r.minute) - first;
+      if (i >= 0 && i < span) out[i]! += Number(r.n);
+    }
+    return out;
+  };
+  return {
+    minutes: Array.from({ length: span }, (_, i) => (first + i) * MINUTE_MS),
+    received: bucket([pending, dead, fwdReceived]),
+    forwarded: bucket([fwd]),
+  };
 }

@@ -136,6 +136,12 @@ describeEachDialect('web UI: event streams and dead letters', (db) => {
       expect(await counter('Forwarded')).toBe('2');
       expect(await counter('Dead letters')).toBe('0');
       expect(amp.events.list(AMP_KEY).map((e) => e.event_type)).toEqual(['Push Opened', '[Onesignal] Push Delivered']);
+      // The per-minute chart counts both events received and both forwarded within the hour.
+      const chart = page.getByRole('img', { name: /^Events received and forwarded per minute/ });
+      const summary = (await chart.getAttribute('aria-label')) ?? '';
+      expect(summary).toContain('Received: 2 in all');
+      expect(summary).toContain('Forwarded: 2 in all');
+      expect(await chart.locator('polyline').count()).toBe(2);
 
       await page.getByRole('button', { name: 'Pause forwarding' }).click();
       await page.getByText('Forwarding paused').waitFor();

@@ -1,4 +1,6 @@
+import type { StreamActivity } from '../../../events/streams';
 import type { StreamRead } from '../../api/queries';
+import { SeriesChart } from '../charts';
 import { Badge, type Column, Field, fmtTime, Layout, Notice, Num, TableHead } from '../layout';
 import { CopyField, Fact, Facts, SelectField } from '../parts';
 
@@ -261,5 +263,25 @@ export function StreamPage(p: {
         </details>
       </section>
     </Layout>
+  );
+}
+
+const hhmm = (ms: number) => new Date(ms).toISOString().slice(11, 16);
+
+export function ActivityChart(p: { activity: StreamActivity }): JSX.Element {
+  const a = p.activity;
+  return (
+    <section class="card" aria-labelledby="activity-title">
+      <h2 id="activity-title">Events per minute, last hour (UTC)</h2>
+      <SeriesChart
+        title="Events received and forwarded per minute, last hour"
+        xLabels={a.minutes.map(hhmm)}
+        empty="No minutes to show."
+        series={[
+          { label: 'Received', cls: 's-received', kind: 'line', values: a.received },
+          { label: 'Forwarded', cls: 's-forwarded', kind: 'line', values: a.forwarded },
+        ]}
+      />
+    </section>
   );
 }

@@ -8,6 +8,7 @@ import {
   parseEventNames,
   pauseStream,
   resumeStream,
+  streamActivity,
   streamInputSchema,
 } from '../../../events/streams';
 import type { Context } from '../../../store';
@@ -25,7 +26,7 @@ import {
   userFacing,
 } from '../http';
 import { DeadLettersPage } from '../pages/dead-letters';
-import { NewStreamPage, type StreamFormValues, StreamPage, StreamsPage } from '../pages/streams';
+import { ActivityChart, NewStreamPage, type StreamFormValues, StreamPage, StreamsPage } from '../pages/streams';
 
 const NOTICES: Record<string, string> = {
   paused: 'Forwarding paused: events are still received and wait in the outbox.',
@@ -38,13 +39,14 @@ async function streamPage(
   id: string,
   extra: { secret?: string; notice?: string | undefined; error?: string } = {},
 ): Promise<JSX.Element> {
-  const [stream, row] = await Promise.all([readStream(ctx, id), getStream(ctx, id)]);
+  const [stream, row, activity] = await Promise.all([readStream(ctx, id), getStream(ctx, id), streamActivity(ctx, id)]);
   return (
     <StreamPage
       stream={stream}
       webhookUrl={`${publicBase(req)}${stream.webhook_path}`}
       bodyTemplate={EVENT_STREAM_BODY_TEMPLATE}
       eventNames={parseEventNames(row) ?? {}}
+      chart={<ActivityChart activity={activity} />}
       {...extra}
     />
   );
