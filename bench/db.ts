@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { type Context, openContext, type ProcessRole } from '../src/store';
+import { sqliteHandleOf } from '../src/store/dialect/sqlite';
 
 export type BenchDialect = 'sqlite' | 'postgres';
 export const DIALECTS: readonly BenchDialect[] = ['sqlite', 'postgres'];
@@ -61,8 +62,9 @@ async function dropSchemas(...schemas: string[]): Promise<void> {
  */
 export async function settle(ctx: Context, tables: string[]): Promise<void> {
   const { store } = ctx;
-  if (store.sqlite) {
-    store.sqlite.pragma('wal_checkpoint(TRUNCATE)');
+  const h = sqliteHandleOf(store);
+  if (h) {
+    h.pragma('wal_checkpoint(TRUNCATE)');
     return;
   }
   for (const t of tables) await sql`VACUUM ANALYZE ${sql.table(t)}`.execute(store.db);

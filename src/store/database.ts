@@ -25,8 +25,6 @@ export interface Store {
   displayUrl: string;
   /** Present on PostgreSQL: the pool, for graphile-worker and LISTEN/NOTIFY. */
   pgPool?: pg.Pool;
-  /** Present on SQLite: the raw handle, for bulk loads that must not go through the query builder. */
-  sqlite?: BetterSqlite3.Database;
   /** Present on a SQLite file: the thread that checkpoints its WAL (checkpointer.ts). */
   checkpointer?: Checkpointer;
   close(): Promise<void>;
@@ -84,7 +82,6 @@ export async function openStore(
       engine: sqliteEngine(handle, db),
       target,
       displayUrl,
-      sqlite: handle,
       ...(checkpointer ? { checkpointer } : {}),
       close: async () => {
         await checkpointer?.stop();

@@ -1,5 +1,6 @@
 import { afterAll } from 'vitest';
 import { type Context, openContext } from '../../src/store';
+import { sqliteHandleOf } from '../../src/store/dialect/sqlite';
 import { freshDatabaseUrl } from './db';
 
 /** Fresh SQLite databases for plan tests, closed and removed after the file; `defer` adds cleanups (run last in, first out). */
@@ -35,7 +36,7 @@ export async function fullScansDuring(
   fn: () => Promise<unknown>,
 ): Promise<string[]> {
   const names = typeof tables === 'string' ? [tables] : tables;
-  const h = ctx.store.sqlite;
+  const h = sqliteHandleOf(ctx.store);
   if (!h) throw new Error('query plans are checked on SQLite');
   const ran: Array<{ source: string; args: unknown[] }> = [];
   const prepare = h.prepare.bind(h);

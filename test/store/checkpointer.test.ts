@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openContext } from '../../src/store';
+import { sqliteHandleOf } from '../../src/store/dialect/sqlite';
 
 // The WAL of a SQLite store is checkpointed by a thread of its own (src/store/checkpointer.ts),
 // never inside a commit on the event loop.
@@ -12,7 +13,7 @@ describe('SQLite WAL checkpoints off the event loop [sqlite]', () => {
     const file = join(dir, 'a.db');
     try {
       const ctx = await openContext({ db: `sqlite:${file}`, migrate: 'auto', checkpointThread: true });
-      const h = ctx.store.sqlite!;
+      const h = sqliteHandleOf(ctx.store)!;
       expect(h.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
       h.exec('CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB NOT NULL)');
       const insert = h.prepare('INSERT INTO blobs (b) VALUES (?)');
@@ -41,8 +42,10 @@ describe('SQLite WAL checkpoints off the event loop [sqlite]', () => {
       // A one-shot command's store (no checkpointThread) checkpoints on commit, as SQLite does.
       const again = await openContext({ db: `sqlite:${file}`, migrate: 'auto' });
       expect(again.store.checkpointer).toBeUndefined();
-      expect(again.store.sqlite!.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
-      expect(again.store.sqlite!.prepare('SELECT COUNT(*) FROM blobs').pluck().get()).toBe(10 * (ROUND_BYTES / 4000));
+      expect(sqliteHandleOf(again.store)!.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+      expect(sqliteHandleOf(again.store)!.prepare('SELECT COUNT(*) FROM blobs').pluck().get()).toBe(
+        10 * (ROUND_BYTES / 4000),
+      );
       await again.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -3,6 +3,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { openContext } from '../../src/store';
 import { openStore } from '../../src/store/database';
+import { sqliteHandleOf } from '../../src/store/dialect/sqlite';
 import { migrateToLatest, pendingMigrations } from '../../src/store/migrate';
 import { SecretBox } from '../../src/store/secrets';
 import { parseDatabaseUrl, redactUrl } from '../../src/store/url';
@@ -136,7 +137,11 @@ describe('ledger indexes [sqlite]', () => {
     const ctx = await openContext({ db: fresh.url, migrate: 'auto' });
     try {
       const plan = (q: { sql: string; parameters: readonly unknown[] }) =>
-        (ctx.store.sqlite!.prepare(`EXPLAIN QUERY PLAN ${q.sql}`).all(...q.parameters) as Array<{ detail: string }>)
+        (
+          sqliteHandleOf(ctx.store)!
+            .prepare(`EXPLAIN QUERY PLAN ${q.sql}`)
+            .all(...q.parameters) as Array<{ detail: string }>
+        )
           .map((r) => r.detail)
           .join(' | ');
       const open = ctx.store.db

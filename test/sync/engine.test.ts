@@ -1,6 +1,7 @@
 import { afterAll, expect, it } from 'vitest';
 import { resumeDestination } from '../../src/app/destinations';
 import { getDestination } from '../../src/connectors/onesignal/destinations';
+import { sqliteHandleOf } from '../../src/store/dialect/sqlite';
 import { importCohortFile } from '../../src/sync/cohorts';
 import { deliverDestination } from '../../src/sync/deliver';
 import { applyMembershipDelta } from '../../src/sync/ledger';
@@ -224,11 +225,12 @@ describeEachDialect('sync engine', (db) => {
     emulators.push(emu);
     // File order is not key order, and 500 ids are repeated.
     const ids = range('big', 0, 150_000).map((_, i) => `big${(i * 7919) % 150_000}`);
-    const cacheBefore = ctx.store.sqlite?.pragma('cache_size', { simple: true });
+    const cacheBefore = sqliteHandleOf(ctx.store)?.pragma('cache_size', { simple: true });
     const imp = await importCohortFile(ctx, { file: writeIds([...ids, ...ids.slice(0, 500)]), name: 'Big' });
     expect(imp).toMatchObject({ members: 150_000, duplicates: 500 });
     // The sorted copy shrinks the page cache for its own statement only.
-    if (ctx.store.sqlite) expect(ctx.store.sqlite.pragma('cache_size', { simple: true })).toBe(cacheBefore);
+    const h = sqliteHandleOf(ctx.store);
+    if (h) expect(h.pragma('cache_size', { simple: true })).toBe(cacheBefore);
     const sync = await createSync(ctx, { cohortId: imp.cohort_id, destinationId: dest.id });
     const dry = await runSync(ctx, sync.id, { dryRun: true });
     expect(dry).toMatchObject({ status: 'dry_run', members: 150_000, added: 150_000, unchanged: 0 });

@@ -8,9 +8,11 @@ import { ledgerOutcomesWriter } from './ledger-outcomes.sqlite';
 import { dropSqliteSnapshot, sqliteSnapshotStage } from './stage-snapshot.sqlite';
 import { streamEventsInserter } from './stream-events.sqlite';
 
+const handles = new WeakMap<Engine, BetterSqlite3.Database>();
+
 /** The embedded database: one connection, one writer, snapshots per transaction, jobs in-process. */
 export function sqliteEngine(h: BetterSqlite3.Database, db: Kysely<DB>): Engine {
-  return {
+  const engine: Engine = {
     name: 'sqlite',
     can: { inPlaceSnapshot: true, skipLockedClaims: false, rowLocks: false, embeddedJobRunner: true },
     insertStreamEvents: streamEventsInserter(h, db),
@@ -20,4 +22,15 @@ export function sqliteEngine(h: BetterSqlite3.Database, db: Kysely<DB>): Engine 
     dropStagedSnapshot: (runId) => dropSqliteSnapshot(h, db, runId),
     importCohortMembers: (job) => importCohortMembersSqlite(h, db, job),
   };
+  handles.set(engine, h);
+  return engine;
+}
+
+/**
+ * The raw better-sqlite3 handle behind a SQLite store, for what sits below the query builder on
+ * purpose (query-plan guards in tests, a bench's checkpoint); undefined on PostgreSQL. Code of
+ * the service goes through the engine's operations instead.
+ */
+export function sqliteHandleOf(store: { engine: Engine }): BetterSqlite3.Database | undefined {
+  return handles.get(store.engine);
 }
