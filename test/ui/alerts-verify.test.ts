@@ -75,6 +75,21 @@ describeEachDialect('web UI: alerts and read-back', (db) => {
     await row.getByText('Test sent: sent a sample alert to ops hook (webhook)').waitFor();
     expect(hook.accepted().map((r) => [r.path, r.body.event])).toEqual([[`/ui?token=${HOOK_TOKEN}`, 'test']]);
 
+    // A rule: ops hook hears only drift alerts; its test sends a drift sample.
+    await page.getByText('No rules: every channel hears every kind of alert.').waitFor();
+    await page.getByLabel('Rule: channel').selectOption({ label: 'ops hook' });
+    await page.getByLabel('hears').selectOption('drift');
+    await page.getByRole('button', { name: 'Add rule' }).click();
+    await page.getByText('Rule added').waitFor();
+    const ruleRow = page.getByRole('row', { name: /ops hook drift/ });
+    await ruleRow.getByRole('button', { name: 'Test rule: drift alerts to ops hook' }).click();
+    await ruleRow.getByText('Test sent: sent a sample drift alert to ops hook (webhook)').waitFor();
+    expect(hook.accepted().at(-1)!.body.alert.kind).toBe('drift');
+    await page.getByRole('link', { name: 'Delete rule: drift alerts to ops hook' }).click();
+    await page.getByRole('button', { name: 'Delete rule' }).click();
+    await page.getByText('Rule deleted.').waitFor();
+    expect(await ctx.store.db.selectFrom('alert_rules').selectAll().execute()).toEqual([]);
+
     // The paused destination opens an alert at the next evaluation.
     const { evaluateAlerts } = await import('../../src/jobs/alerts');
     await evaluateAlerts(ctx, {

@@ -1,5 +1,6 @@
+import type { RuleView } from '../../../app/alert-rules';
 import type { AlertView, ChannelView } from '../../../app/alerts';
-import type { AlertSettings } from '../../../jobs/alert-conditions';
+import { ALERT_KINDS, type AlertSettings } from '../../../jobs/alert-conditions';
 import { Badge, Field, fmtTime, Layout, Notice, TableHead } from '../layout';
 import { SelectField } from '../parts';
 
@@ -34,7 +35,7 @@ function pct(x: number): string {
 }
 
 /** The conditions and their thresholds, as this process reads them from the environment. */
-function Rules(p: { settings: AlertSettings }): JSX.Element {
+function Conditions(p: { settings: AlertSettings }): JSX.Element {
   const s = p.settings;
   const rules: Array<[string, string]> = [
     ['Run failed', "a sync's last run failed; clears when a later run completes"],
@@ -128,7 +129,75 @@ function ChannelForm(p: { values: ChannelFormValues; errors: Record<string, stri
   );
 }
 
+function RulesSection(p: { rules: RuleView[]; channels: ChannelView[]; ruleError?: string | undefined }): JSX.Element {
+  return (
+    <>
+      <p class="muted">
+        A channel without rules hears every kind of alert; once it has rules, only the kinds they name.
+      </p>
+      {p.rules.length === 0 ? (
+        <p class="card">No rules: every channel hears every kind of alert.</p>
+      ) : (
+        <table>
+          <TableHead cols={['Channel', 'Hears', '']} />
+          <tbody>
+            {p.rules.map((r) => {
+              const path = `/alerts/rules/${encodeURIComponent(r.id)}`;
+              const label = `${r.kind} alerts to ${r.channel_name}`;
+              return (
+                <tr>
+                  <td safe>{r.channel_name}</td>
+                  <td>
+                    <code safe>{r.kind}</code>
+                  </td>
+                  <td>
+                    <div class="actions">
+                      <form method="post" action={`${path}/test`}>
+                        <button
+                          type="submit"
+                          class="secondary"
+                          hx-post={`${path}/test`}
+                          hx-target={`#test-${r.id}`}
+                          hx-swap="innerHTML"
+                          aria-label={`Test rule: ${label}`}
+                        >
+                          Send test
+                        </button>
+                      </form>
+                      <a class="button secondary" href={`${path}/delete`} aria-label={`Delete rule: ${label}`}>
+                        Delete
+                      </a>
+                    </div>
+                    <div id={`test-${r.id}`} aria-live="polite"></div>
+                  </td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      )}
+      {p.channels.length === 0 ? (
+        ''
+      ) : (
+        <section class="card">
+          <form class="inline-form" method="post" action="/alerts/rules">
+            <SelectField
+              name="rule_channel"
+              label="Rule: channel"
+              options={p.channels.map((c) => ({ value: c.id, label: c.name }))}
+            />
+            <SelectField name="rule_kind" label="hears" options={ALERT_KINDS} error={p.ruleError} />
+            <button type="submit">Add rule</button>
+          </form>
+        </section>
+      )}
+    </>
+  );
+}
+
 export function AlertsPage(p: {
+  rules: RuleView[];
+  ruleError?: string | undefined;
   channels: ChannelView[];
   alerts: AlertView[];
   settings: AlertSettings;
@@ -218,11 +287,13 @@ export function AlertsPage(p: {
         </table>
       )}
       <h2>Rules</h2>
+      <RulesSection rules={p.rules} channels={p.channels} ruleError={p.ruleError} />
+      <h2>Conditions</h2>
       <p class="muted">
         Looked at every minute by the scheduler. Each channel hears once when a condition appears and once when it
         clears.
       </p>
-      <Rules settings={p.settings} />
+      <Conditions settings={p.settings} />
     </Layout>
   );
 }

@@ -1,3 +1,4 @@
+import { addRule, deleteRule, listRules, testRule } from '../../../app/alert-rules';
 import { addChannel, deleteChannel, getChannel, listAlerts, listChannels, testChannel } from '../../../app/alerts';
 import { channelInputSchema } from '../../../connectors/notify/channels';
 import { AmpError, toAmpError } from '../../../errors';
@@ -10,6 +11,8 @@ import { ConfirmPage } from '../parts';
 const NOTICES: Record<string, string> = {
   added: 'Channel added. Send it a test to check it reaches you.',
   deleted: 'Channel deleted.',
+  'rule-added': 'Rule added: that channel now hears only the kinds its rules name.',
+  'rule-deleted': 'Rule deleted.',
 };
 
 async function alertsPage(
@@ -19,16 +22,21 @@ async function alertsPage(
     errors?: Record<string, string>;
     notice?: string | undefined;
     error?: string | undefined;
+    ruleError?: string | undefined;
   } = {},
 ) {
-  const [channels, alerts] = await Promise.all([listChannels(ctx), listAlerts(ctx, { status: 'open' })]);
+  const [channels, alerts, rules] = await Promise.all([
+    listChannels(ctx),
+    listAlerts(ctx, { status: 'open' }),
+    listRules(ctx),
+  ]);
   let settings: ReturnType<typeof alertSettings>;
   try {
     settings = alertSettings();
   } catch (e) {
     throw new AmpError('internal', toAmpError(e).message);
   }
-  return <AlertsPage channels={channels} alerts={alerts} settings={settings} {...extra} />;
+  return <AlertsPage rules={rules} channels={channels} alerts={alerts} settings={settings} {...extra} />;
 }
 
 const blank = (v: string | undefined) => (v === undefined || v.trim() === '' ? undefined : v.trim());
@@ -112,6 +120,48 @@ export const alertRoutes: UiRoutes = (ui, { ctx }) => {
         <p safe>{`Alerts will no longer be sent to ${c.name}; what was still to be sent to it is dropped.`}</p>
       </ConfirmPage>,
     );
+  });
+
+  ui.post('/alerts/rules', async (req, reply) => {
+    const form = formOf(req);
+    try {
+      await addRule(ctx, { channel: form.rule_channel ?? '', kind: form.rule_kind ?? '' });
+    } catch (e) {
+      const err = toAmpError(e);
+      if (err.kind === 'internal') throw err;
+      return html(reply, await alertsPage(ctx, { ruleError: err.message }), err.httpStatus);
+    }
+    return reply.redirect('/alerts?done=rule-added', 303);
+  });
+
+  ui.post('/alerts/rules/:id/test', async (req, reply) => {
+    const r = await testRule(ctx, parseId(req));
+    if (isHtmx(req)) return html(reply, <ChannelTestOutcome ok={r.ok} message={r.message} />);
+    return html(reply, await alertsPage(ctx, r.ok ? { notice: r.message } : { error: `Test failed: ${r.message}` }));
+  });
+
+  ui.get('/alerts/rules/:id/delete', async (req, reply) => {
+    const id = parseId(req);
+    const rule = (await listRules(ctx)).find((r) => r.id === id);
+    if (!rule) throw new AmpError('not_found', `no alert rule "${id}"`);
+    return html(
+      reply,
+      <ConfirmPage
+        title={`Delete the rule sending ${rule.kind} alerts to ${rule.channel_name}?`}
+        nav="alerts"
+        action={`/alerts/rules/${encodeURIComponent(rule.id)}/delete`}
+        confirmLabel="Delete rule"
+        cancelHref="/alerts"
+        danger
+      >
+        <p safe>{`Once it has no rules left, ${rule.channel_name} hears every kind of alert again.`}</p>
+      </ConfirmPage>,
+    );
+  });
+
+  ui.post('/alerts/rules/:id/delete', async (req, reply) => {
+    await deleteRule(ctx, parseId(req));
+    return reply.redirect('/alerts?done=rule-deleted', 303);
   });
 
   ui.post('/alerts/channels/:id/delete', async (req, reply) => {
