@@ -50,6 +50,8 @@ export interface WorldOptions {
   rateLimit: number;
   workers: number;
   seed: number;
+  /** Extra environment of every process (AMPSIGNAL_LOG_LEVEL…). */
+  env?: Record<string, string>;
 }
 
 export interface World {
@@ -109,9 +111,9 @@ export async function startWorld(o: WorldOptions): Promise<World> {
     closers.push(() => amp.close());
 
     const url = db.url;
-    const migrated = await cli(url, ['migrate', '--json']);
+    const migrated = await cli(url, ['migrate', '--json'], { env: o.env ?? {} });
     if (migrated.code !== 0) throw new Error(`migrate failed: ${migrated.stderr}`);
-    const keys = { AMP_KEY: AMP.apiKey, AMP_SECRET: AMP.secretKey, OS_KEY, STREAM_KEY };
+    const keys = { ...o.env, AMP_KEY: AMP.apiKey, AMP_SECRET: AMP.secretKey, OS_KEY, STREAM_KEY };
     const source = await cliJson(
       url,
       [
@@ -150,8 +152,8 @@ export async function startWorld(o: WorldOptions): Promise<World> {
       ],
       { env: keys },
     );
-    await refreshCohorts(url, source.id);
-    const sync = await cliJson(url, ['sync', 'create', '--cohort', COHORT, '--destination', dest.id]);
+    await refreshCohorts(url, source.id, o.env ?? {});
+    const sync = await cliJson(url, ['sync', 'create', '--cohort', COHORT, '--destination', dest.id], { env: keys });
     const stream = await cliJson(
       url,
       ['stream', 'add', '--name', 'events', '--amplitude-api-key-env', 'STREAM_KEY', '--amplitude-url', amp.url],
@@ -160,7 +162,13 @@ export async function startWorld(o: WorldOptions): Promise<World> {
 
     const ctx = await openContext({ db: url, migrate: 'require' });
     closers.push(() => ctx.close());
-    const cluster = new Cluster({ db: url, dialect: o.dialect, workers: o.workers, port: await freePort() });
+    const cluster = new Cluster({
+      db: url,
+      dialect: o.dialect,
+      workers: o.workers,
+      port: await freePort(),
+      ...(o.env ? { env: o.env } : {}),
+    });
     closers.push(() => cluster.stop());
     await cluster.start();
     return {
@@ -188,9 +196,9 @@ export async function startWorld(o: WorldOptions): Promise<World> {
 }
 
 /** `cohort list --refresh` until it succeeds: under faults one listing can exhaust its retries. */
-async function refreshCohorts(url: string, sourceId: string): Promise<void> {
+async function refreshCohorts(url: string, sourceId: string, env: Record<string, string>): Promise<void> {
   for (let i = 0; ; i++) {
-    const r = await cli(url, ['cohort', 'list', '--source', sourceId, '--refresh', '--json']);
+    const r = await cli(url, ['cohort', 'list', '--source', sourceId, '--refresh', '--json'], { env });
     if (r.code === 0) return;
     if (i >= 5) throw new Error(`cohort list --refresh kept failing: ${r.stderr}`);
   }
