@@ -20,6 +20,10 @@ const GROUPS: Record<string, Group> = {
   cohort: { describe: 'Cohorts: import from a file, list', load: () => import('./cohort') },
   sync: { describe: 'Syncs: a cohort mirrored onto a OneSignal destination as a tag', load: () => import('./sync') },
   runs: { describe: 'Run history: counters, per-record outcomes, held runs', load: () => import('./runs') },
+  user: {
+    describe: "One user across syncs: is the tag wanted, carried, and the last outcomes (why it is or isn't there)",
+    load: () => import('./user'),
+  },
   stream: { describe: 'OneSignal Event Streams forwarded to Amplitude', load: () => import('./stream') },
   'dead-letters': {
     describe: 'events Amplitude refused or that could not be sent, each with its reason',

@@ -287,18 +287,77 @@ describeEachDialect('admin API', (db) => {
     );
   });
 
-  it("lists a run's failed and not-found records with reasons", async () => {
+  it("pages a run's records with a cursor, filters by outcome, exports them, and finds a user", async () => {
     const all = await call('GET', '/api/v1/runs/run_new/records');
     expect(all.json.records.map((r: any) => [r.external_id, r.outcome])).toEqual([
+      ['a-delivered', 'delivered'],
       ['b-notfound', 'not_found'],
       ['c-failed', 'failed'],
+      ['d-pending', 'pending'],
     ]);
+    expect(all.json.next_cursor).toBeNull();
     const failed = await call('GET', '/api/v1/runs/run_new/records?outcome=failed');
     expect(failed.json.records).toEqual([
-      expect.objectContaining({ external_id: 'c-failed', change: 'add', error: 'tag key rejected by OneSignal' }),
+      expect.objectContaining({
+        external_id: 'c-failed',
+        operation: 'add',
+        status: 400,
+        message: 'tag key rejected by OneSignal',
+      }),
     ]);
-    const after = await call('GET', '/api/v1/runs/run_new/records?after=b-notfound');
-    expect(after.json.records.map((r: any) => r.external_id)).toEqual(['c-failed']);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: { json: { records: Array<{ external_id: string }>; next_cursor: string | null } } = await call(
+        'GET',
+        `/api/v1/runs/run_new/records?limit=1${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      );
+      seen.push(...page.json.records.map((r) => r.external_id));
+      cursor = page.json.next_cursor;
+    } while (cursor);
+    expect(seen).toEqual(['a-delivered', 'b-notfound', 'c-failed', 'd-pending']);
+    expect((await call('GET', '/api/v1/runs/run_new/records?cursor=nonsense')).status).toBe(400);
+
+    const csv = await fetch(`${base}/api/v1/runs/run_new/records/export?format=csv`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    expect(csv.status).toBe(200);
+    expect(csv.headers.get('content-type')).toMatch(/text\/csv/);
+    expect(csv.headers.get('content-disposition')).toMatch(/attachment; filename="run_new-records.csv"/);
+    const lines = (await csv.text()).trim().split('\n');
+    expect(lines[0]).toBe('external_id,operation,outcome,status,message,attempts,at');
+    expect(lines.slice(1).map((l) => l.split(',').slice(0, 3).join(','))).toEqual([
+      'a-delivered,add,delivered',
+      'b-notfound,add,not_found',
+      'c-failed,add,failed',
+      'd-pending,add,pending',
+    ]);
+    const nd = await fetch(`${base}/api/v1/runs/run_new/records/export?format=ndjson&outcome=not_found`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    expect(
+      (await nd.text())
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).external_id),
+    ).toEqual(['b-notfound']);
+    const missing = await fetch(`${base}/api/v1/runs/run_missing/records/export?format=csv`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    expect(missing.status).toBe(404);
+
+    const user = await call('GET', '/api/v1/users?external_id=b-notfound');
+    expect(user.status).toBe(200);
+    expect(user.json.syncs).toEqual([
+      expect.objectContaining({
+        sync_id: 'syn_seed',
+        in_cohort: true,
+        tag_confirmed: false,
+        state: 'not_found',
+        records: [expect.objectContaining({ run_id: 'run_new', outcome: 'not_found', status: 404 })],
+      }),
+    ]);
+    expect((await call('GET', '/api/v1/users')).status).toBe(400);
   });
 
   it('shows streams with counters and their dead letters', async () => {
@@ -329,7 +388,7 @@ describeEachDialect('admin API', (db) => {
     const bad = await call('GET', '/api/v1/runs/run_new/records?outcome=exploded');
     expect(bad.status).toBe(400);
     expect(bad.json.error).toBe('invalid_input');
-    expect(bad.json.message).toMatch(/outcome: must be failed or not_found/);
+    expect(bad.json.message).toMatch(/outcome: must be one of delivered, not_found, failed, pending/);
     const limit = await call('GET', '/api/v1/syncs/syn_seed/runs?limit=0');
     expect(limit.status).toBe(400);
     expect(limit.json.message).toMatch(/limit: must be at least 1/);

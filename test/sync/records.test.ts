@@ -4,6 +4,7 @@ import { deliverDestination } from '../../src/sync/deliver';
 import { eachRunRecord, exportRunRecords, pageRunRecords, type RunRecord } from '../../src/sync/record-reads';
 import { approveRun, runSync } from '../../src/sync/run';
 import { getRunView } from '../../src/sync/runs';
+import { showUser, userSummary } from '../../src/sync/user-history';
 import { describeEachDialect } from '../helpers/db';
 import { addsUp, cohortSync, range, reimport, setupApp } from './setup';
 
@@ -163,5 +164,40 @@ describeEachDialect('run records', (db) => {
     expect(pruned.records).toBeGreaterThanOrEqual(12);
     expect(await all(ctx, run.id)).toEqual([]);
     expect(await getRunView(ctx, run.id)).toMatchObject({ delivered: 12 });
+  });
+
+  it('user show: a user in two syncs, the tag wanted in both, carried in one, and why not in the other', async () => {
+    const { ctx } = db();
+    const { emu, dest } = await setupApp(ctx, { users: ['both', 'solo'], maxTags: 1, emulator: { maxTagsPerUser: 1 } });
+    emulators.push(emu);
+    const a = await cohortSync(ctx, dest.id, ['both', 'solo'], 'Power users');
+    const b = await cohortSync(ctx, dest.id, ['both'], 'Churn risk');
+    const ra = await runSync(ctx, a.sync.id);
+    const rb = await runSync(ctx, b.sync.id);
+    expect(rb).toMatchObject({ failed: 1 });
+    const u = await showUser(ctx, 'both');
+    expect(u.syncs).toEqual([
+      expect.objectContaining({
+        sync_id: a.sync.id,
+        cohort_name: 'Power users',
+        in_cohort: true,
+        tag_confirmed: true,
+        state: 'in_sync',
+        records: [expect.objectContaining({ run_id: ra.id, operation: 'add', outcome: 'delivered' })],
+      }),
+      expect.objectContaining({
+        sync_id: b.sync.id,
+        cohort_name: 'Churn risk',
+        in_cohort: true,
+        tag_confirmed: false,
+        state: 'failed',
+        last_error: expect.stringMatching(/tag|limit/i),
+        records: [
+          expect.objectContaining({ run_id: rb.id, outcome: 'failed', message: expect.stringMatching(/tag|limit/i) }),
+        ],
+      }),
+    ]);
+    expect(userSummary(u)).toMatch(/Churn risk.*\n.*tag wanted, not carried by OneSignal — failed/);
+    expect((await showUser(ctx, 'nobody')).syncs).toEqual([]);
   });
 });

@@ -5,12 +5,12 @@ import { registerAlertRoutes } from './alerts';
 import { type AdminDeps, bearerToken, checkToken, configuredToken, TOKEN_HELP } from './auth';
 import { destinationRoutes } from './destinations';
 import { errorResponse, parseOr400 } from './errors';
+import { historyRoutes, registerExportRoute } from './history';
 import { openApiDocument } from './openapi';
 import {
   readCohorts,
   readDeadLetters,
   readRun,
-  readRunRecords,
   readRunsOfSync,
   readStream,
   readStreams,
@@ -18,7 +18,7 @@ import {
   readSyncs,
 } from './queries';
 import { type ApiRoute, registerRoutes } from './routes';
-import { deadLettersQuery, idParam, recordsQuery, runsQuery } from './schemas';
+import { deadLettersQuery, idParam, runsQuery } from './schemas';
 import { sourceRoutes } from './sources';
 import { retryAfterSeconds } from './throttle';
 import { registerVerifyRoutes } from './verify';
@@ -27,7 +27,7 @@ export const API_PREFIX = '/api/v1';
 
 /** Every route declared with its schemas (routes.ts): registered and documented from one list. */
 export function apiRoutes(deps: AdminDeps): ApiRoute[] {
-  return [...sourceRoutes(deps.ctx), ...destinationRoutes(deps.ctx)];
+  return [...sourceRoutes(deps.ctx), ...destinationRoutes(deps.ctx), ...historyRoutes(deps.ctx)];
 }
 
 /**
@@ -85,11 +85,7 @@ export async function registerApi(app: FastifyInstance, deps: AdminDeps): Promis
         return { runs: await readRunsOfSync(ctx, id, q) };
       });
       api.get('/runs/:id', async (req) => readRun(ctx, parseOr400(idParam, req.params, 'path').id));
-      api.get('/runs/:id/records', async (req) => {
-        const { id } = parseOr400(idParam, req.params, 'path');
-        const q = parseOr400(recordsQuery, req.query, 'query');
-        return { records: await readRunRecords(ctx, id, q) };
-      });
+      registerExportRoute(api, ctx);
       api.get('/streams', async () => ({ streams: await readStreams(ctx) }));
       api.get('/streams/:id', async (req) => readStream(ctx, parseOr400(idParam, req.params, 'path').id));
       api.get('/dead-letters', async (req) => {

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { alertPaths } from './alerts';
+import { exportQuery } from './history';
 import { type ApiRoute, routePaths } from './routes';
-import { createSyncBody, deadLettersQuery, recordsQuery, runSyncBody, runsQuery } from './schemas';
+import { createSyncBody, deadLettersQuery, runSyncBody, runsQuery } from './schemas';
 import { verifyPaths } from './verify';
 
 /**
@@ -148,10 +149,10 @@ export function openApiDocument(routes: readonly ApiRoute[]): Json {
           responses: { ...ok('run', 'Run'), ...errors(401, 404) },
         }),
       },
-      '/runs/{id}/records': {
-        get: op('Per-record outcomes of a run (failed, not_found) with reasons', {
-          parameters: [idPath('run'), ...queryParams(recordsQuery)],
-          responses: { ...ok('`{records}`'), ...errors(400, 401, 404) },
+      '/runs/{id}/records/export': {
+        get: op('Every record of a run as a CSV or NDJSON download, streamed', {
+          parameters: [idPath('run'), ...queryParams(exportQuery)],
+          responses: { ...ok('CSV (text/csv) or NDJSON (application/x-ndjson)'), ...errors(400, 401, 404) },
         }),
       },
       '/runs/{id}/approve': {

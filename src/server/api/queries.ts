@@ -3,7 +3,6 @@ import { AmpError } from '../../errors';
 import type { DeadLetterView } from '../../events/dead-letters';
 import { countOutbox } from '../../events/streams';
 import type { Context } from '../../store';
-import { eachRunRecord } from '../../sync/record-reads';
 import { getRunView, OPEN_OUTCOME, type RunView, runView } from '../../sync/runs';
 import type { SyncView } from '../../sync/syncs';
 
@@ -163,48 +162,6 @@ export async function readRunsOfSync(
 /** One run; the engine's view, whose counters are live from the ledger while it delivers. */
 export async function readRun(ctx: Context, id: string): Promise<RunRead> {
   return getRunView(ctx, id);
-}
-
-export type RecordOutcome = 'failed' | 'not_found';
-
-export interface RunRecordRead {
-  external_id: string;
-  outcome: string;
-  /** add: the run put the cohort tag on this user; remove: it took the tag off. */
-  change: 'add' | 'remove';
-  error: string | null;
-  attempts: number;
-  updated_at: number;
-}
-
-/**
- * Failed and not-found records of a run, from its immutable run records (src/sync/record-reads.ts),
- * in user order; `after`: records of users sorting after this one.
- */
-export async function readRunRecords(
-  ctx: Context,
-  runId: string,
-  opts: { outcome?: RecordOutcome; limit: number; after?: string },
-): Promise<RunRecordRead[]> {
-  const outcomes: RecordOutcome[] = opts.outcome ? [opts.outcome] : ['failed', 'not_found'];
-  const out: RunRecordRead[] = [];
-  for (const outcome of outcomes) {
-    for await (const r of eachRunRecord(ctx, runId, { outcome, pageSize: opts.limit })) {
-      if (opts.after !== undefined && r.external_id <= opts.after) continue;
-      out.push({
-        external_id: r.external_id,
-        outcome: r.outcome,
-        change: r.operation,
-        error: r.message,
-        attempts: r.attempts,
-        updated_at: r.at === null ? 0 : Date.parse(r.at),
-      });
-      if (out.length >= opts.limit * outcomes.length) break;
-    }
-  }
-  return out
-    .sort((a, b) => (a.external_id < b.external_id ? -1 : a.external_id > b.external_id ? 1 : 0))
-    .slice(0, opts.limit);
 }
 
 export interface StreamRead {

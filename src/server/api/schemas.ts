@@ -24,13 +24,6 @@ export const runsQuery = z.object({
   before: intString(0, Number.MAX_SAFE_INTEGER).optional(),
 });
 
-export const recordsQuery = z.object({
-  outcome: z.enum(['failed', 'not_found'], { error: 'must be failed or not_found' }).optional(),
-  limit: intString(1, 1000).default(100),
-  /** Cursor: records whose external id sorts after this one. */
-  after: z.string().max(1000).optional(),
-});
-
 export const deadLettersQuery = z.object({
   stream: idParam.shape.id.optional(),
   limit: intString(1, 1000).default(100),

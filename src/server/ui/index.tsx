@@ -26,6 +26,7 @@ import { runRoutes } from './routes/runs';
 import { sourceRoutes } from './routes/sources';
 import { streamRoutes } from './routes/streams';
 import { syncRoutes } from './routes/syncs';
+import { userRoutes } from './routes/users';
 import { verifyRoutes } from './routes/verify';
 import { UI_SCRIPT } from './script';
 import { STYLESHEET } from './style';
@@ -53,6 +54,7 @@ const UI_ROUTES: UiRoutes[] = [
   streamRoutes,
   alertRoutes,
   verifyRoutes,
+  userRoutes,
 ];
 
 const CSP = [

@@ -1,12 +1,15 @@
-import type { RunRead, RunRecordRead, SyncRead } from '../../api/queries';
+import type { RecordOutcome, RecordPage } from '../../../sync/record-reads';
+import type { RunRead, SyncRead } from '../../api/queries';
 import { OutcomeBar } from '../charts';
 import { Badge, fmtTime, Layout, Notice, Num, TableHead } from '../layout';
 import { ConfirmPage } from '../parts';
+import { RunRecordsSection } from './run-records';
 
 export const RUN_COUNTERS = [
   ['members', 'Members'],
   ['added', 'Added'],
   ['removed', 'Removed'],
+  ['retried', 'Retried'],
   ['unchanged', 'Unchanged'],
   ['delivered', 'Delivered'],
   ['not_found', 'Not found'],
@@ -88,7 +91,7 @@ export function RunLive(p: { run: RunRead; sync: SyncRead | null }): JSX.Element
           </div>
         ))}
       </dl>
-      <p class="muted">added + removed = delivered + not found + failed + pending</p>
+      <p class="muted">added + removed + retried = delivered + not found + failed + pending</p>
     </div>
   );
 }
@@ -96,7 +99,7 @@ export function RunLive(p: { run: RunRead; sync: SyncRead | null }): JSX.Element
 export function RunPage(p: {
   run: RunRead;
   sync: SyncRead | null;
-  records: RunRecordRead[];
+  records: { page: RecordPage; outcome: RecordOutcome | undefined; paged: boolean };
   notice?: string;
   error?: string;
 }): JSX.Element {
@@ -109,39 +112,13 @@ export function RunPage(p: {
       <RunLive run={r} sync={p.sync} />
       <SampleList title="Sample of additions" items={sample.adds} />
       <SampleList title="Sample of removals" items={sample.removes} />
-      <h2>Failed and skipped records</h2>
-      {r.skipped_anonymous > 0 ? (
-        <p
-          safe
-        >{`${r.skipped_anonymous} member(s) were skipped because they have no value for the mapped id property (anonymous users).`}</p>
-      ) : (
-        ''
-      )}
-      {p.records.length === 0 ? (
-        <p class="muted">No failed or not-found records.</p>
-      ) : (
-        <table>
-          <TableHead cols={['External id', 'Change', 'Outcome', 'Reason', { label: 'Attempts', num: true }]} />
-          <tbody>
-            {p.records.map((x) => (
-              <tr>
-                <td>
-                  <code safe>{x.external_id}</code>
-                </td>
-                <td safe>{x.change}</td>
-                <td>
-                  <Badge status={x.outcome} />
-                </td>
-                <td safe>
-                  {x.error ??
-                    (x.outcome === 'not_found' ? 'user not in OneSignal (retried at the next reconcile)' : '—')}
-                </td>
-                <Num n={x.attempts} />
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      <RunRecordsSection
+        runId={r.id}
+        page={p.records.page}
+        outcome={p.records.outcome}
+        paged={p.records.paged}
+        skippedAnonymous={r.skipped_anonymous}
+      />
     </Layout>
   );
 }

@@ -1,16 +1,34 @@
 import { toAmpError } from '../../../errors';
 import type { Context } from '../../../store';
+import { pageRunRecords, RECORD_OUTCOMES, type RecordOutcome } from '../../../sync/record-reads';
 import { decideRunAction } from '../../api/actions';
-import { readRun, readRunRecords, readSync } from '../../api/queries';
+import { readRun, readSync } from '../../api/queries';
 import { formOf, html, parseId, queryOf, type UiRoutes } from '../http';
 import { DecideRunPage, RunLive, RunPage } from '../pages/run';
+import { RECORDS_PER_PAGE } from '../pages/run-records';
 
-async function runPage(ctx: Context, id: string, extra: { notice?: string; error?: string } = {}) {
+/** The records part of the run page: ?outcome= filters, ?cursor= pages (50 a page). */
+async function recordsOf(ctx: Context, id: string, q: Record<string, string | undefined>) {
+  const outcome = (RECORD_OUTCOMES as readonly string[]).includes(q.outcome ?? '')
+    ? (q.outcome as RecordOutcome)
+    : undefined;
+  const cursor = q.cursor || undefined;
+  const page = await pageRunRecords(ctx, id, {
+    limit: RECORDS_PER_PAGE,
+    ...(outcome ? { outcome } : {}),
+    ...(cursor ? { cursor } : {}),
+  });
+  return { page, outcome, paged: cursor !== undefined };
+}
+
+async function runPage(
+  ctx: Context,
+  id: string,
+  extra: { notice?: string; error?: string } = {},
+  q: Record<string, string | undefined> = {},
+) {
   const run = await readRun(ctx, id);
-  const [sync, records] = await Promise.all([
-    readSync(ctx, run.sync_id).catch(() => null),
-    readRunRecords(ctx, id, { limit: 500 }),
-  ]);
+  const [sync, records] = await Promise.all([readSync(ctx, run.sync_id).catch(() => null), recordsOf(ctx, id, q)]);
   return <RunPage run={run} sync={sync} records={records} {...extra} />;
 }
 
@@ -20,7 +38,7 @@ export const runRoutes: UiRoutes = (ui, deps) => {
     const decided = queryOf(req).decided;
     const notice =
       decided === 'approve' ? 'Run approved.' : decided === 'reject' ? 'Run rejected; nothing was changed.' : undefined;
-    return html(reply, await runPage(ctx, parseId(req), { notice }));
+    return html(reply, await runPage(ctx, parseId(req), { notice }, queryOf(req)));
   });
 
   ui.get('/runs/:id/live', async (req, reply) => {
