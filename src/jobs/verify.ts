@@ -49,15 +49,21 @@ export async function dueVerifications(ctx: Context, now: number): Promise<Array
     .where('s.last_run_id', 'is not', null)
     .execute();
   if (syncs.length === 0) return [];
+  // Within the last day: a completed one, one still running (its lease renewed), or one that
+  // failed or was abandoned (lease lapsed) within the hour keeps a sync from being verified again.
   const recent = await db
     .selectFrom('verifications')
-    .select(['sync_id', 'status', (eb) => eb.fn.max('started_at').as('last')])
+    .select(['sync_id', 'status', 'started_at', 'lease_until'])
     .where('started_at', '>', now - DAY_MS)
-    .groupBy(['sync_id', 'status'])
     .execute();
   const blocked = new Set(
     recent
-      .filter((r) => r.status === 'completed' || r.status === 'running' || Number(r.last) > now - RETRY_FAILED_MS)
+      .filter(
+        (r) =>
+          r.status === 'completed' ||
+          (r.status === 'running' && Number(r.lease_until ?? 0) >= now) ||
+          Number(r.started_at) > now - RETRY_FAILED_MS,
+      )
       .map((r) => r.sync_id),
   );
   return syncs.filter((s) => !blocked.has(s.id)).map((s) => ({ syncId: s.id, appId: s.app_id }));

@@ -65,4 +65,45 @@ describeDialects('daily read-back on the scheduler', (dialect) => {
       await ctx.close();
     }
   }, 120_000);
+
+  it('a verification left running by a dead process (lease lapsed) no longer holds the daily verify back after an hour', async () => {
+    const url = await scope.freshDb(dialect);
+    const ctx = await openContext({ db: url, migrate: 'auto' });
+    try {
+      const { emu, dest } = await setupApp(ctx, { users: range('u', 0, 2) });
+      emulators.push(emu);
+      const { sync } = await cohortSync(ctx, dest.id, range('u', 0, 2));
+      expect((await runSync(ctx, sync.id)).status).toBe('completed');
+      const now = Date.now();
+      const row = {
+        id: 'ver_dead',
+        sync_id: sync.id,
+        status: 'running',
+        trigger: 'schedule',
+        sample_size: 20,
+        checked: 0,
+        matched: 0,
+        drifted: 0,
+        skipped: 0,
+        repaired: 0,
+        match_rate: null,
+        drift: null,
+        error: null,
+        started_at: now - 2 * 3_600_000,
+        finished_at: null,
+        lease_until: now + 8_000,
+      };
+      await ctx.store.db.insertInto('verifications').values(row).execute();
+      // Still renewed: it is running somewhere.
+      expect(await dueVerifications(ctx, now)).toEqual([]);
+      await ctx.store.db
+        .updateTable('verifications')
+        .set({ lease_until: now - 1 })
+        .execute();
+      expect((await dueVerifications(ctx, now)).map((d) => d.syncId)).toEqual([sync.id]);
+      expect((await listVerifications(ctx, sync.id))[0]!.status).toBe('abandoned');
+    } finally {
+      await ctx.close();
+    }
+  });
 });
