@@ -1,6 +1,6 @@
 import { CADENCES } from '../../../sync/cadence';
 import type { CohortRead, DestinationRead, SyncRead } from '../../api/queries';
-import { Layout, Notice, TableHead } from '../layout';
+import { Field, Layout, Notice, TableHead } from '../layout';
 
 export function CohortsPage(p: {
   cohorts: CohortRead[];
@@ -10,6 +10,8 @@ export function CohortsPage(p: {
   selectedDestination?: string;
   error?: { cohortId: string; field: string; message: string };
   values?: { cohort_id?: string; destination_id?: string; cadence?: string };
+  sources?: Array<{ id: string; name: string }>;
+  importForm?: { values: ImportValues; errors: Record<string, string> };
 }): JSX.Element {
   return (
     <Layout title="Cohorts" nav="cohorts">
@@ -22,10 +24,12 @@ export function CohortsPage(p: {
       ) : (
         ''
       )}
+      <SourceRefresh sources={p.sources ?? []} />
       {p.cohorts.length === 0 ? (
         <p class="card">
-          No cohorts yet. Discover them from an Amplitude source (<code>ampsignal cohort list --source …</code>) or
-          import one from a file (<code>ampsignal cohort import</code>).
+          No cohorts yet. List an Amplitude project's cohorts from its <a href="/sources">source</a> (
+          <code>ampsignal cohort list --source …</code>) or import one from a file below (
+          <code>ampsignal cohort import --file … --name …</code>).
         </p>
       ) : (
         <table>
@@ -103,6 +107,70 @@ export function CohortsPage(p: {
           </tbody>
         </table>
       )}
+      <ImportCard values={p.importForm?.values ?? {}} errors={p.importForm?.errors ?? {}} />
     </Layout>
+  );
+}
+
+export interface ImportValues {
+  name?: string | undefined;
+  id?: string | undefined;
+}
+
+function SourceRefresh(p: { sources: Array<{ id: string; name: string }> }): JSX.Element {
+  if (p.sources.length === 0) return '';
+  return (
+    <div class="actions">
+      {p.sources.map((src) => (
+        <form method="post" action={`/sources/${encodeURIComponent(src.id)}/refresh`}>
+          <input type="hidden" name="back" value="/cohorts" />
+          <button type="submit" class="secondary small" safe>
+            {`Refresh cohorts of ${src.name}`}
+          </button>
+        </form>
+      ))}
+    </div>
+  );
+}
+
+/** A file cohort: CSV with a user_id column, or one id per line (as `cohort import`). */
+function ImportCard(p: { values: ImportValues; errors: Record<string, string> }): JSX.Element {
+  const e = p.errors;
+  return (
+    <section class="card" aria-labelledby="import-title">
+      <h2 id="import-title">Import a cohort from a file</h2>
+      <p class="muted">
+        A CSV with a <code>user_id</code> column, or one id per line. Importing again with the same id replaces its
+        members.
+      </p>
+      {e._ ? (
+        <p class="error" role="alert" safe>
+          {e._}
+        </p>
+      ) : (
+        ''
+      )}
+      <form class="stack" method="post" action="/cohorts/import" enctype="multipart/form-data" novalidate>
+        <Field
+          name="name"
+          label="Cohort name"
+          value={p.values.name}
+          error={e.name}
+          required
+          hint="Also the OneSignal segment's name."
+        />
+        <Field
+          name="id"
+          label="Cohort id (optional)"
+          value={p.values.id}
+          error={e.id}
+          hint="Part of the tag key: letters, digits and _ . : -. Empty: a new id."
+        />
+        <Field name="file" label="File" type="file" error={e.file} required />
+        <div class="actions">
+          <button type="submit">Import</button>
+        </div>
+      </form>
+    </section>
   );
 }

@@ -1,21 +1,60 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { listSources } from '../../../app/sources';
+import { AmpError } from '../../../errors';
 import type { Context } from '../../../store';
+import { importCohortFile } from '../../../sync/cohorts';
 import { readCohorts, readDestination, readDestinations, readSyncs } from '../../api/queries';
 import { idParam } from '../../api/schemas';
-import { html, queryOf, type UiRoutes } from '../http';
+import { fieldErrors, html, queryOf, type UiRoutes, userFacing } from '../http';
 import { CohortsPage } from '../pages/cohorts';
 
 type CohortsExtra = Partial<Parameters<typeof CohortsPage>[0]>;
 
 export async function cohortsPage(ctx: Context, extra: CohortsExtra = {}): Promise<JSX.Element> {
-  const [cohorts, destinations, syncs] = await Promise.all([readCohorts(ctx), readDestinations(ctx), readSyncs(ctx)]);
-  return <CohortsPage cohorts={cohorts} destinations={destinations} syncs={syncs} {...extra} />;
+  const [cohorts, destinations, syncs, sources] = await Promise.all([
+    readCohorts(ctx),
+    readDestinations(ctx),
+    readSyncs(ctx),
+    listSources(ctx),
+  ]);
+  return (
+    <CohortsPage
+      cohorts={cohorts}
+      destinations={destinations}
+      syncs={syncs}
+      sources={sources.map((s) => ({ id: s.id, name: s.name }))}
+      {...extra}
+    />
+  );
 }
+
+// The rules of `cohort import`: the id becomes part of the OneSignal tag key.
+const importFields = z.object({
+  name: z.string().trim().min(1, 'is required').max(200, 'at most 200 characters'),
+  id: z
+    .string()
+    .trim()
+    .max(200, 'at most 200 characters')
+    .regex(
+      /^[A-Za-z0-9_.:-]*$/,
+      'may contain only letters, digits and _ . : - (it becomes part of the OneSignal tag key)',
+    ),
+});
+
+/** Uploads only: a cohort file may be large, every other UI form is small. */
+const IMPORT_BODY_LIMIT = 256 * 1024 * 1024;
 
 export const cohortRoutes: UiRoutes = (ui, { ctx }) => {
   ui.get('/cohorts', async (req, reply) => {
     const q = queryOf(req);
     const created = q.created;
     let notice: string | undefined;
+    if (q.refreshed) notice = `${q.refreshed} cohort(s) of ${q.source ?? 'the source'} listed from Amplitude.`;
+    if (q.imported)
+      notice = `Cohort "${q.name ?? q.imported}" imported: ${q.members ?? 0} member(s) (${q.blank ?? 0} blank and ${q.duplicates ?? 0} duplicate row(s) skipped). Sync it below.`;
     if (q.deleted) {
       const segment = q.segment_error ? ` Its segment could not be deleted: ${q.segment_error}` : '';
       notice = `Sync of "${q.deleted}" deleted; its tag was removed from ${q.removed ?? 0} user(s).${segment}`;
@@ -25,5 +64,65 @@ export const cohortRoutes: UiRoutes = (ui, { ctx }) => {
       if (d) notice = `Destination "${d.name}" saved. Pick a cohort below to sync to it.`;
     }
     return html(reply, await cohortsPage(ctx, { notice, selectedDestination: created }));
+  });
+
+  // Its own scope: the multipart parser and its size limit apply to this one route.
+  void ui.register(async (scope) => {
+    scope.addContentTypeParser(
+      'multipart/form-data',
+      { parseAs: 'buffer', bodyLimit: IMPORT_BODY_LIMIT },
+      (req, body, done) => {
+        new Response(body as Buffer, { headers: { 'content-type': String(req.headers['content-type']) } })
+          .formData()
+          .then(
+            (f) => done(null, f),
+            () => done(new AmpError('invalid_input', 'the upload is not a readable form'), undefined),
+          );
+      },
+    );
+
+    scope.post('/cohorts/import', async (req, reply) => {
+      const form = req.body instanceof FormData ? req.body : new FormData();
+      const text = (k: string) => {
+        const v = form.get(k);
+        return typeof v === 'string' ? v : '';
+      };
+      const values = { name: text('name'), id: text('id') };
+      const file = form.get('file');
+      const errors: Record<string, string> = {};
+      const parsed = importFields.safeParse(values);
+      if (!parsed.success) Object.assign(errors, fieldErrors(parsed.error));
+      if (!(file instanceof File) || file.size === 0) errors.file = 'choose a file with the cohort members';
+      if (!parsed.success || !(file instanceof File) || file.size === 0)
+        return html(reply, await cohortsPage(ctx, { importForm: { values, errors } }), 400);
+      // importCohortFile streams from a path (million-row files stay flat in memory).
+      const dir = await mkdtemp(join(tmpdir(), 'ampsignal-import-'));
+      try {
+        const path = join(dir, 'cohort.csv');
+        await writeFile(path, Buffer.from(await file.arrayBuffer()), { mode: 0o600 });
+        const r = await importCohortFile(ctx, {
+          file: path,
+          name: parsed.data.name,
+          ...(parsed.data.id ? { id: parsed.data.id } : {}),
+        });
+        const q = new URLSearchParams({
+          imported: r.cohort_id,
+          name: r.name,
+          members: String(r.members),
+          blank: String(r.blank),
+          duplicates: String(r.duplicates),
+        });
+        return reply.redirect(`/cohorts?${q}`, 303);
+      } catch (e) {
+        const err = userFacing(e);
+        const message = err.message
+          .replaceAll(join(dir, 'cohort.csv'), file.name)
+          .replace(/--id\b/, 'id')
+          .replace(/--name\b/, 'name');
+        return html(reply, await cohortsPage(ctx, { importForm: { values, errors: { _: message } } }), err.httpStatus);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
   });
 };

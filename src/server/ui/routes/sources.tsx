@@ -129,6 +129,10 @@ export const sourceRoutes: UiRoutes = (ui, { ctx }) => {
     const id = parseId(req);
     try {
       const cohorts = await refreshSourceCohorts(ctx, id);
+      if (formOf(req).back === '/cohorts') {
+        const q = new URLSearchParams({ refreshed: String(cohorts.length), source: (await getSource(ctx, id)).name });
+        return reply.redirect(`/cohorts?${q}`, 303);
+      }
       return reply.redirect(`/sources/${encodeURIComponent(id)}?refreshed=${cohorts.length}`, 303);
     } catch (e) {
       const err = userFacing(e);
