@@ -1,21 +1,19 @@
 import type { Command } from 'commander';
-import { z } from 'zod';
-import { AmpError } from '../errors';
-import { forwardStream } from '../events/forward';
 import {
-  createStream,
-  getStream,
+  addStream,
+  deleteStream,
   listStreams,
   pauseStream,
   resumeStream,
-  streamCounters,
+  type StreamView,
+  showStream,
   streamInputSchema,
-  streamView,
-} from '../events/streams';
+  updateStream,
+} from '../app/streams';
+import { AmpError } from '../errors';
+import { forwardStream } from '../events/forward';
 import { keyOption, resolveKeys } from './key-input';
-import { emit, parseInput, withContext } from './output';
-
-const idArg = z.string().trim().min(1, 'a stream id is required');
+import { confirm, emit, parseInput, withContext } from './output';
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -37,62 +35,91 @@ function parseEventNames(pairs: string[] | undefined): Record<string, string> | 
   return out;
 }
 
-function human(v: Record<string, unknown>): string {
+interface StreamFlags {
+  name?: string;
+  amplitudeApiKey?: string;
+  region?: string;
+  amplitudeUrl?: string;
+  eventName?: string[];
+  json?: boolean;
+}
+
+function inputOf(f: StreamFlags, urlReset: boolean): Record<string, unknown> {
+  const input: Record<string, unknown> = {
+    name: f.name,
+    amplitude_api_key: f.amplitudeApiKey,
+    region: f.region,
+    amplitude_url: urlReset && f.amplitudeUrl === '' ? null : f.amplitudeUrl,
+    event_names: parseEventNames(f.eventName),
+  };
+  return Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
+}
+
+function human(v: StreamView & { webhook_secret?: string }): string {
   const lines = [
     `${v.id}  ${v.name}  (${v.status}${v.status_reason ? `: ${v.status_reason}` : ''})`,
-    `  webhook path:   ${v.path}`,
+    `  webhook path:   ${v.webhook_path}`,
     `  amplitude:      ${v.amplitude_url} (${v.region})`,
   ];
   if (v.webhook_secret)
     lines.push(`  webhook secret: ${v.webhook_secret}   (send as "Authorization: Bearer <secret>"; shown once)`);
-  if (v.received !== undefined) {
-    lines.push(
-      `  received ${v.received}, duplicates ${v.duplicates}, forwarded ${v.forwarded}, dead-lettered ${v.dead_lettered}, pending ${v.pending}`,
-    );
-  }
+  lines.push(
+    `  received ${v.received}, duplicates ${v.duplicates}, forwarded ${v.forwarded}, dead-lettered ${v.dead_lettered}, pending ${v.pending}`,
+  );
   return lines.join('\n');
+}
+
+function settingOptions(cmd: Command): Command {
+  cmd.option('--name <name>', 'a unique name');
+  keyOption(cmd, 'amplitude-api-key', 'Amplitude project API key (stored encrypted)');
+  return cmd
+    .option('--region <region>', 'us or eu')
+    .option('--amplitude-url <url>', 'HTTP V2 base URL override (emulator, proxy)')
+    .option('--event-name <kind=name>', 'override an event name, repeatable', collect)
+    .option('--json', 'print JSON');
 }
 
 export function register(program: Command): void {
   const stream = program.command('stream');
 
-  const add = stream
-    .command('add')
-    .description('add a stream; prints its webhook path and secret for the OneSignal Event Stream')
-    .option('--name <name>', 'a unique name');
-  keyOption(add, 'amplitude-api-key', 'Amplitude project API key (stored encrypted)');
-  add
-    .option('--region <region>', 'us or eu', 'us')
-    .option('--amplitude-url <url>', 'HTTP V2 base URL override (emulator, proxy)')
-    .option('--event-name <kind=name>', 'override an event name, repeatable', collect)
-    .option('--json', 'print JSON')
-    .action(
-      async (
-        flags: {
-          name?: string;
-          amplitudeApiKey?: string;
-          region?: string;
-          amplitudeUrl?: string;
-          eventName?: string[];
-          json?: boolean;
-        },
-        cmd: Command,
-      ) => {
-        await resolveKeys(flags as Record<string, unknown>, ['amplitude-api-key']);
-        const eventNames = parseEventNames(flags.eventName);
-        const input = parseInput(streamInputSchema, {
-          name: flags.name,
-          amplitudeApiKey: flags.amplitudeApiKey,
-          region: flags.region,
-          amplitudeUrl: flags.amplitudeUrl,
-          eventNames,
-        });
-        await withContext(cmd, async (ctx) => {
-          const { row, webhookSecret } = await createStream(ctx, input);
-          emit(flags.json, streamView(row, { webhookSecret }), () => human(streamView(row, { webhookSecret })));
-        });
-      },
-    );
+  settingOptions(
+    stream
+      .command('add')
+      .description('add a stream; prints its webhook path and secret for the OneSignal Event Stream'),
+  ).action(async (flags: StreamFlags, cmd: Command) => {
+    await resolveKeys(flags as Record<string, unknown>, ['amplitude-api-key']);
+    // Checked before the database opens, with the operation's own schema.
+    const input = parseInput(streamInputSchema, inputOf(flags, false));
+    await withContext(cmd, async (ctx) => {
+      const v = await addStream(ctx, input);
+      emit(flags.json, v, () => human(v));
+    });
+  });
+
+  settingOptions(
+    stream
+      .command('update')
+      .description(
+        'change a stream\'s name, Amplitude key (a rotated key), region, URL ("" = by region) or event names',
+      )
+      .argument('<id>'),
+  ).action(async (id: string, flags: StreamFlags, cmd: Command) => {
+    await resolveKeys(flags as Record<string, unknown>, ['amplitude-api-key']);
+    const patch = inputOf(flags, true);
+    if (!Object.keys(patch).length) throw new AmpError('invalid_input', 'nothing to change: give at least one option');
+    await withContext(cmd, async (ctx) => {
+      const v = await updateStream(ctx, id, patch);
+      emit(flags.json, v, () =>
+        [
+          `updated ${v.id}`,
+          human(v),
+          ...(v.status === 'paused'
+            ? [`it is still paused: \`ampsignal stream resume ${v.id}\` checks the key and resumes`]
+            : []),
+        ].join('\n'),
+      );
+    });
+  });
 
   stream
     .command('list')
@@ -100,10 +127,7 @@ export function register(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (flags: { json?: boolean }, cmd: Command) => {
       await withContext(cmd, async (ctx) => {
-        const rows = await listStreams(ctx);
-        const views = await Promise.all(
-          rows.map(async (r) => streamView(r, { counters: await streamCounters(ctx, r.id) })),
-        );
+        const views = await listStreams(ctx);
         emit(flags.json, views, () =>
           views.length
             ? views.map(human).join('\n')
@@ -118,9 +142,8 @@ export function register(program: Command): void {
     .argument('<id>')
     .option('--json', 'print JSON')
     .action(async (id: string, flags: { json?: boolean }, cmd: Command) => {
-      const sid = parseInput(idArg, id);
       await withContext(cmd, async (ctx) => {
-        const v = streamView(await getStream(ctx, sid), { counters: await streamCounters(ctx, sid) });
+        const v = await showStream(ctx, id);
         emit(flags.json, v, () => human(v));
       });
     });
@@ -131,9 +154,8 @@ export function register(program: Command): void {
     .argument('<id>')
     .option('--json', 'print JSON')
     .action(async (id: string, flags: { json?: boolean }, cmd: Command) => {
-      const sid = parseInput(idArg, id);
       await withContext(cmd, async (ctx) => {
-        const r = await forwardStream(ctx, sid);
+        const r = await forwardStream(ctx, id);
         emit(
           flags.json,
           r,
@@ -143,24 +165,46 @@ export function register(program: Command): void {
       });
     });
 
-  for (const [name, desc] of [
-    ['pause', 'stop forwarding (events are still received and kept)'],
-    ['resume', 'resume forwarding after fixing the cause of a pause'],
-  ] as const) {
-    stream
-      .command(name)
-      .description(desc)
-      .argument('<id>')
-      .option('--reason <text>', 'why (pause only)')
-      .option('--json', 'print JSON')
-      .action(async (id: string, flags: { json?: boolean; reason?: string }, cmd: Command) => {
-        const sid = parseInput(idArg, id);
-        await withContext(cmd, async (ctx) => {
-          if (name === 'pause') await pauseStream(ctx, sid, flags.reason ?? 'paused by hand');
-          else await resumeStream(ctx, sid);
-          const v = streamView(await getStream(ctx, sid));
-          emit(flags.json, v, () => human(v));
-        });
+  stream
+    .command('pause')
+    .description('stop forwarding (events are still received and kept)')
+    .argument('<id>')
+    .option('--reason <text>', 'why (shown in show/list)', 'paused by user')
+    .option('--json', 'print JSON')
+    .action(async (id: string, flags: { json?: boolean; reason: string }, cmd: Command) => {
+      await withContext(cmd, async (ctx) => {
+        const v = await pauseStream(ctx, id, flags.reason);
+        emit(flags.json, v, () => human(v));
       });
-  }
+    });
+
+  stream
+    .command('resume')
+    .description('resume forwarding: checks the Amplitude key first, and stays paused if Amplitude still refuses it')
+    .argument('<id>')
+    .option('--json', 'print JSON')
+    .action(async (id: string, flags: { json?: boolean }, cmd: Command) => {
+      await withContext(cmd, async (ctx) => {
+        const v = await resumeStream(ctx, id);
+        emit(flags.json, v, () => human(v));
+      });
+    });
+
+  stream
+    .command('delete')
+    .description('delete a stream with its outbox (events not yet forwarded and dead letters)')
+    .argument('<id>')
+    .option('--yes', 'do not ask for confirmation (scripts)')
+    .option('--json', 'print JSON')
+    .action(async (id: string, flags: { json?: boolean; yes?: boolean }, cmd: Command) => {
+      await withContext(cmd, async (ctx) => {
+        const v = await showStream(ctx, id);
+        await confirm(
+          `delete stream ${v.name} (${v.id})${v.pending ? ` and its ${v.pending} event(s) not yet forwarded` : ''}?`,
+          flags.yes,
+        );
+        const r = await deleteStream(ctx, id);
+        emit(flags.json, r, () => r.message);
+      });
+    });
 }

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import { AmpError } from '../errors';
+import { parseWith } from '../errors';
 import type { Context } from '../store';
 import type { DB } from '../store/schema';
 import { getStream } from './streams';
@@ -30,10 +30,7 @@ export const deadLetterFilterSchema = z.object({
 export type DeadLetterFilter = z.input<typeof deadLetterFilterSchema>;
 
 function parse(filter: DeadLetterFilter) {
-  const r = deadLetterFilterSchema.safeParse(filter);
-  if (!r.success)
-    throw new AmpError('invalid_input', r.error.issues.map((i) => `--${String(i.path[0])}: ${i.message}`).join('; '));
-  return r.data;
+  return parseWith(deadLetterFilterSchema, filter);
 }
 
 /**

@@ -50,7 +50,7 @@ describeEachDialect('stream and dead-letters CLI', (db) => {
     ]);
     expect(add.code).toBe(0);
     const stream = JSON.parse(add.stdout);
-    expect(stream.path).toBe(`/hooks/onesignal/events/${stream.id}`);
+    expect(stream.webhook_path).toBe(`/hooks/onesignal/events/${stream.id}`);
     expect(stream.webhook_secret).toMatch(/^[A-Za-z0-9_-]{20,}$/);
     expect(add.stdout).not.toContain(KEY);
 
@@ -111,4 +111,42 @@ describeEachDialect('stream and dead-letters CLI', (db) => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--amplitude-api-key: is required/);
   }, 60_000);
+
+  it('a refused key: resume stays paused until update gives the right key; delete asks or takes --yes', async () => {
+    const { url, ctx } = db();
+    const add = await cli(url, [
+      'stream',
+      'add',
+      '--name',
+      'rotated',
+      '--amplitude-api-key',
+      'old',
+      '--amplitude-url',
+      emu.url,
+      '--json',
+    ]);
+    expect(add.code, add.stderr).toBe(0);
+    const stream = JSON.parse(add.stdout);
+    await postEvents(server.base, stream.id, stream.webhook_secret, [nestedEvent({ id: 'rot-1' })]);
+    expect(await forwardStream(ctx, stream.id)).toMatchObject({ status: 'paused' });
+    const [still, noReplayChoice] = await Promise.all([
+      cli(url, ['stream', 'resume', stream.id]),
+      cli(url, ['dead-letters', 'replay']),
+    ]);
+    expect(still.code).toBe(2);
+    expect(still.stderr).toContain('still refuses');
+    expect(noReplayChoice.code).toBe(2);
+    expect(noReplayChoice.stderr).toContain('all');
+    const update = await cli(url, ['stream', 'update', stream.id, '--amplitude-api-key', KEY, '--json']);
+    expect(update.code, update.stderr).toBe(0);
+    const resumed = await cli(url, ['stream', 'resume', stream.id, '--json']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ status: 'active', pending: 1 });
+    expect(await forwardStream(ctx, stream.id)).toMatchObject({ forwarded: 1 });
+    const noYes = await cli(url, ['stream', 'delete', stream.id]);
+    expect(noYes.code).toBe(2);
+    const del = await cli(url, ['stream', 'delete', stream.id, '--yes', '--json']);
+    expect(del.code, del.stderr).toBe(0);
+    expect(JSON.parse(del.stdout)).toMatchObject({ id: stream.id, deleted: true });
+  }, 120_000);
 });

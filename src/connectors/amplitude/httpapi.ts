@@ -140,3 +140,30 @@ export async function sendHttpV2(
     return { kind: 'retry', status: undefined, error: toAmpError(e) };
   }
 }
+
+export type KeyCheck = 'accepted' | 'refused' | 'unreachable';
+
+/**
+ * Checks an HTTP V2 API key without sending an event: a request with no events. Amplitude
+ * checks the key before the events (its "Invalid API key" answer names no event), so a good
+ * key gets 400 missing_field events and a bad one "Invalid API key". [U] The order of the two
+ * checks is not documented; the emulator follows this reading.
+ */
+export async function checkHttpV2Key(baseUrl: string, apiKey: string): Promise<{ result: KeyCheck; error?: string }> {
+  try {
+    const res = await httpRequest(baseUrl.replace(/\/+$/, '') + HTTP_V2_PATH, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: '*/*' },
+      body: JSON.stringify({ api_key: apiKey, events: [] }),
+      timeoutMs: 10_000,
+    });
+    const outcome = classify(res.status, res.text, []);
+    if (outcome.kind === 'ok' || (outcome.kind === 'fatal' && /missing_field: events/.test(outcome.error)))
+      return { result: 'accepted' };
+    if (outcome.kind === 'fatal' && /Invalid API key/.test(outcome.error))
+      return { result: 'refused', error: outcome.error };
+    return { result: 'unreachable', error: outcome.kind === 'retry' ? outcome.error.message : `HTTP ${res.status}` };
+  } catch (e) {
+    return { result: 'unreachable', error: toAmpError(e).message };
+  }
+}

@@ -7,19 +7,11 @@ import { destinationRoutes } from './destinations';
 import { errorResponse, parseOr400 } from './errors';
 import { historyRoutes, registerExportRoute } from './history';
 import { openApiDocument } from './openapi';
-import {
-  readCohorts,
-  readDeadLetters,
-  readRun,
-  readRunsOfSync,
-  readStream,
-  readStreams,
-  readSync,
-  readSyncs,
-} from './queries';
+import { readCohorts, readRun, readRunsOfSync, readSync, readSyncs } from './queries';
 import { type ApiRoute, registerRoutes } from './routes';
-import { deadLettersQuery, idParam, runsQuery } from './schemas';
+import { idParam, runsQuery } from './schemas';
 import { sourceRoutes } from './sources';
+import { streamRoutes } from './streams';
 import { retryAfterSeconds } from './throttle';
 import { registerVerifyRoutes } from './verify';
 
@@ -27,7 +19,12 @@ export const API_PREFIX = '/api/v1';
 
 /** Every route declared with its schemas (routes.ts): registered and documented from one list. */
 export function apiRoutes(deps: AdminDeps): ApiRoute[] {
-  return [...sourceRoutes(deps.ctx), ...destinationRoutes(deps.ctx), ...historyRoutes(deps.ctx)];
+  return [
+    ...sourceRoutes(deps.ctx),
+    ...destinationRoutes(deps.ctx),
+    ...streamRoutes(deps.ctx, deps.jobs),
+    ...historyRoutes(deps.ctx),
+  ];
 }
 
 /**
@@ -86,12 +83,6 @@ export async function registerApi(app: FastifyInstance, deps: AdminDeps): Promis
       });
       api.get('/runs/:id', async (req) => readRun(ctx, parseOr400(idParam, req.params, 'path').id));
       registerExportRoute(api, ctx);
-      api.get('/streams', async () => ({ streams: await readStreams(ctx) }));
-      api.get('/streams/:id', async (req) => readStream(ctx, parseOr400(idParam, req.params, 'path').id));
-      api.get('/dead-letters', async (req) => {
-        const q = parseOr400(deadLettersQuery, req.query, 'query');
-        return { dead_letters: await readDeadLetters(ctx, { streamId: q.stream, limit: q.limit, before: q.before }) };
-      });
 
       api.post('/syncs', async (req, reply) => reply.code(201).send(await createSyncAction(ctx, req.body)));
       api.post('/syncs/:id/run', async (req, reply) => {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { alertPaths } from './alerts';
 import { exportQuery } from './history';
 import { type ApiRoute, routePaths } from './routes';
-import { createSyncBody, deadLettersQuery, runSyncBody, runsQuery } from './schemas';
+import { createSyncBody, runSyncBody, runsQuery } from './schemas';
 import { verifyPaths } from './verify';
 
 /**
@@ -165,19 +165,6 @@ export function openApiDocument(routes: readonly ApiRoute[]): Json {
         post: op('Reject a held run: the ledger is left untouched', {
           parameters: [idPath('run')],
           responses: { ...ok('run', 'Run'), ...errors(401, 404, 409) },
-        }),
-      },
-      '/streams': { get: op('List event streams with counters', { responses: { ...ok('streams'), ...errors(401) } }) },
-      '/streams/{id}': {
-        get: op('One stream with counters', {
-          parameters: [idPath('stream')],
-          responses: { ...ok('stream'), ...errors(401, 404) },
-        }),
-      },
-      '/dead-letters': {
-        get: op('Events Amplitude refused for good, newest first', {
-          parameters: queryParams(deadLettersQuery),
-          responses: { ...ok('`{dead_letters}`'), ...errors(400, 401, 404) },
         }),
       },
       ...alertPaths(),

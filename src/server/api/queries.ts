@@ -1,7 +1,7 @@
+import { type DeadLetterView, listDeadLetters } from '../../app/dead-letters';
 import { type DestinationView, listDestinations, showDestination } from '../../app/destinations';
+import { listStreams, type StreamView, showStream } from '../../app/streams';
 import { AmpError } from '../../errors';
-import type { DeadLetterView } from '../../events/dead-letters';
-import { countOutbox } from '../../events/streams';
 import type { Context } from '../../store';
 import { getRunView, OPEN_OUTCOME, type RunView, runView } from '../../sync/runs';
 import type { SyncView } from '../../sync/syncs';
@@ -133,15 +133,6 @@ export async function readSync(ctx: Context, id: string): Promise<SyncRead> {
 /** The engine's run view, exactly what `runs show --json` prints. */
 export type RunRead = RunView;
 
-function parseJson(text: unknown): unknown {
-  if (typeof text !== 'string') return null;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
-
 export async function readRunsOfSync(
   ctx: Context,
   syncId: string,
@@ -164,101 +155,17 @@ export async function readRun(ctx: Context, id: string): Promise<RunRead> {
   return getRunView(ctx, id);
 }
 
-export interface StreamRead {
-  id: string;
-  name: string;
-  region: string;
-  amplitude_url: string | null;
-  status: string;
-  status_reason: string | null;
-  created_at: number;
-  webhook_path: string;
-  received: number;
-  duplicates: number;
-  forwarded: number;
-  dead_lettered: number;
-  pending: number;
-  /** Events forwarded in the last minute. */
-  forwarded_last_minute: number;
-}
+/** A stream as the app layer shows it (never the key or secret; with its counters). */
+export type StreamRead = StreamView;
 
-async function queryStreams(ctx: Context, id?: string): Promise<StreamRead[]> {
-  let q = ctx.store.db
-    .selectFrom('streams')
-    .select([
-      'id',
-      'name',
-      'region',
-      'amplitude_url',
-      'status',
-      'status_reason',
-      'created_at',
-      'duplicates',
-      'forwarded_total',
-    ])
-    .orderBy('name');
-  if (id !== undefined) q = q.where('id', '=', id);
-  const streams = await q.execute();
-  if (!streams.length) return [];
-  const ids = streams.map((s) => s.id);
-  const [pendingBy, deadBy, recentBy] = await Promise.all([
-    countOutbox(ctx, { status: 'pending' }, ids),
-    countOutbox(ctx, { status: 'dead' }, ids),
-    countOutbox(ctx, { status: 'forwarded', since: Date.now() - 60_000 }, ids),
-  ]);
-  return streams.map((s) => {
-    const forwarded = num(s.forwarded_total);
-    const dead = deadBy.get(s.id) ?? 0;
-    const pending = pendingBy.get(s.id) ?? 0;
-    return {
-      id: s.id,
-      name: s.name,
-      region: s.region,
-      amplitude_url: s.amplitude_url,
-      status: s.status,
-      status_reason: s.status_reason,
-      created_at: num(s.created_at),
-      webhook_path: `/hooks/onesignal/events/${encodeURIComponent(s.id)}`,
-      received: forwarded + dead + pending,
-      duplicates: num(s.duplicates),
-      forwarded,
-      dead_lettered: dead,
-      pending,
-      forwarded_last_minute: recentBy.get(s.id) ?? 0,
-    };
-  });
-}
+export const readStreams = (ctx: Context): Promise<StreamRead[]> => listStreams(ctx);
 
-export const readStreams = (ctx: Context): Promise<StreamRead[]> => queryStreams(ctx);
-
-export async function readStream(ctx: Context, id: string): Promise<StreamRead> {
-  const [row] = await queryStreams(ctx, id);
-  if (!row) throw new AmpError('not_found', `no stream with id ${id}`);
-  return row;
-}
+export const readStream = (ctx: Context, id: string): Promise<StreamRead> => showStream(ctx, id);
 
 /** The event pipeline's own dead-letter view (`dead-letters list --json` prints the same). */
 export type DeadLetterRead = DeadLetterView;
 
-export async function readDeadLetters(
+export const readDeadLetters = (
   ctx: Context,
   opts: { streamId?: string; limit: number; before?: number },
-): Promise<DeadLetterRead[]> {
-  if (opts.streamId !== undefined) await readStream(ctx, opts.streamId);
-  let q = ctx.store.db
-    .selectFrom('stream_events')
-    .select(['id', 'stream_id', 'event_id', 'kind', 'reason', 'attempts', 'received_at', 'payload'])
-    .where('status', '=', 'dead')
-    .orderBy('id', 'desc')
-    .limit(opts.limit);
-  if (opts.streamId !== undefined) q = q.where('stream_id', '=', opts.streamId);
-  if (opts.before !== undefined) q = q.where('id', '<', opts.before);
-  const rows = await q.execute();
-  return rows.map(({ payload, ...r }) => ({
-    ...r,
-    id: num(r.id),
-    attempts: num(r.attempts),
-    received_at: num(r.received_at),
-    event: parseJson(payload),
-  }));
-}
+): Promise<DeadLetterRead[]> => listDeadLetters(ctx, { stream: opts.streamId, limit: opts.limit, before: opts.before });
