@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Agent, request } from 'undici';
+import { Agent, request, WebSocket } from 'undici';
 import { type BenchDatabase, type BenchDialect, freshDatabase } from '../bench/db';
 
 export type Dialect = BenchDialect;
@@ -102,6 +102,8 @@ export interface ClusterOptions {
   workers: number;
   port: number;
   env?: Record<string, string>;
+  /** Opens the node inspector of `serve` on this loopback port (to read its heap after a full GC). */
+  inspectPort?: number;
 }
 
 /**
@@ -132,7 +134,8 @@ export class Cluster {
 
   /** Starts one process and resolves once it printed its start line. */
   private spawn(role: Member['role'], log: string[] = []): Promise<Member> {
-    const child = spawn(process.execPath, [BIN, '--db', this.opts.db, ...this.args(role)], {
+    const inspect = role === 'serve' && this.opts.inspectPort ? [`--inspect=127.0.0.1:${this.opts.inspectPort}`] : [];
+    const child = spawn(process.execPath, [...inspect, BIN, '--db', this.opts.db, ...this.args(role)], {
       env: baseEnv(this.opts.env),
     });
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
@@ -262,3 +265,35 @@ export function seeded(seed: number): () => number {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * The heap a process uses after a full garbage collection, through its inspector (Chrome
+ * DevTools Protocol): what stays reachable, without the collector's timing in it.
+ */
+export async function heapAfterGc(inspectPort: number): Promise<number> {
+  const list = (await call(`http://127.0.0.1:${inspectPort}/json/list`)).json as Array<{
+    webSocketDebuggerUrl: string;
+  }>;
+  const ws = new WebSocket(list[0]!.webSocketDebuggerUrl);
+  await new Promise<void>((res, rej) => {
+    ws.onopen = () => res();
+    ws.onerror = () => rej(new Error('inspector connection failed'));
+  });
+  let id = 0;
+  const pending = new Map<number, (v: any) => void>();
+  ws.onmessage = (m) => {
+    const msg = JSON.parse(String(m.data)) as { id?: number; result?: unknown };
+    if (msg.id !== undefined) pending.get(msg.id)?.(msg.result);
+  };
+  const send = (method: string) =>
+    new Promise<any>((res) => {
+      pending.set(++id, res);
+      ws.send(JSON.stringify({ id, method }));
+    });
+  try {
+    for (let i = 0; i < 3; i++) await send('HeapProfiler.collectGarbage');
+    return ((await send('Runtime.getHeapUsage')) as { usedSize: number }).usedSize;
+  } finally {
+    ws.close();
+  }
+}

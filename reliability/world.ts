@@ -52,6 +52,8 @@ export interface WorldOptions {
   seed: number;
   /** Extra environment of every process (AMPSIGNAL_LOG_LEVEL…). */
   env?: Record<string, string>;
+  /** Opens serve's inspector on this port (heap measurements). */
+  inspectPort?: number;
 }
 
 export interface World {
@@ -168,6 +170,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
       workers: o.workers,
       port: await freePort(),
       ...(o.env ? { env: o.env } : {}),
+      ...(o.inspectPort ? { inspectPort: o.inspectPort } : {}),
     });
     closers.push(() => cluster.stop());
     await cluster.start();
