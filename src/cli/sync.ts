@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { CADENCES } from '../sync/cadence';
+import { lastWebhookAt } from '../sync/cohort-webhooks';
 import { runSync } from '../sync/run';
 import { createSync, deleteSync, getSync, listSyncs, type SyncView, syncView } from '../sync/syncs';
 import { emit, parseInput, withContext } from './output';
@@ -22,11 +23,12 @@ const createSchema = z.object({
   json: z.boolean().optional(),
 });
 
-function syncLines(s: SyncView): string {
+function syncLines(s: SyncView & { last_webhook_at?: string | null }): string {
   return [
     `${s.id}  cohort ${s.cohort_id} → destination ${s.destination_id}  (${s.cadence}, ${s.status})`,
     `  tag key: ${s.tag_key}   segment: ${s.segment_id ?? (s.segment_error ? `not created: ${s.segment_error}` : '-')}`,
     `  guard: holds runs removing more than ${Math.round(s.guard_threshold * 100)}% of members   last run: ${s.last_run_id ?? '-'}`,
+    ...(s.last_webhook_at === undefined ? [] : [`  last cohort webhook: ${s.last_webhook_at ?? 'never'}`]),
   ].join('\n');
 }
 
@@ -95,7 +97,9 @@ export function register(program: Command): void {
     .action(async (id: string, flags: { json?: boolean }, cmd: Command) => {
       const syncId = parseInput(idArg, id);
       await withContext(cmd, async (ctx) => {
-        const s = syncView(await getSync(ctx, syncId));
+        const row = await getSync(ctx, syncId);
+        const at = await lastWebhookAt(ctx, row.cohort_id);
+        const s = { ...syncView(row), last_webhook_at: at === null ? null : new Date(at).toISOString() };
         emit(flags.json, s, () => syncLines(s));
       });
     });

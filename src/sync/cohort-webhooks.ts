@@ -129,6 +129,7 @@ async function applyToLedger(ctx: Context, msg: Selectable<WebhookInboxTable>): 
       externalIds,
       sourceTs: computedMs,
       syncIds,
+      messageId: msg.message_id,
     });
     for (const d of r.destinationIds) destinationIds.add(d);
   }
@@ -237,4 +238,14 @@ export async function applyPendingWebhooks(
     }
   }
   return { applied, failed, destinationIds: [...destinationIds] };
+}
+
+/** When the cohort's last webhook message arrived (null: none kept), by the (cohort, received_at) index. */
+export async function lastWebhookAt(ctx: Context, cohortId: string): Promise<number | null> {
+  const r = await ctx.store.db
+    .selectFrom('webhook_inbox')
+    .select((eb) => eb.fn.max('received_at').as('at'))
+    .where('cohort_id', '=', cohortId)
+    .executeTakeFirst();
+  return r?.at === null || r?.at === undefined ? null : Number(r.at);
 }

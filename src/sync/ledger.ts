@@ -1,6 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 import type { Context } from '../store';
 import type { DB } from '../store/schema';
+import { recordWebhookChanges } from './run-record';
 
 const BATCH = 500;
 
@@ -40,8 +41,9 @@ export async function applyMembershipDelta(
   if (ids.length === 0 || syncs.length === 0) return { changed: 0, destinationIds: [] };
   await db.transaction().execute(async (trx) => {
     for (const s of syncs) {
+      const run: WebhookRun = { id: null };
       for (let i = 0; i < ids.length; i += BATCH) {
-        const n = await applyBatch(trx, s, ids.slice(i, i + BATCH), delta);
+        const n = await applyBatch(trx, s, ids.slice(i, i + BATCH), delta, run);
         changed += n;
         if (n > 0) touched.add(s.destination_id);
       }
@@ -56,16 +58,41 @@ export interface MembershipDelta {
   externalIds: string[];
   sourceTs: number;
   syncIds?: string[];
+  /** The cohort-webhook message this delta is, named on the sync's webhook run. */
+  messageId?: string;
 }
 
 type SyncRef = { id: string; destination_id: string };
 
-/** One batch of a delta on one sync's rows: how many rows it gives something to deliver. */
-async function applyBatch(trx: Kysely<DB>, s: SyncRef, batch: string[], delta: MembershipDelta): Promise<number> {
+/** The sync's webhook run this delta's changes belong to, once it has changes. */
+type WebhookRun = { id: string | null };
+
+/**
+ * One batch of a delta on one sync's rows: how many rows it gives something to deliver. Real-time
+ * changes are runs: the rows a delta changes belong to the sync's webhook run of the minute
+ * (run-record.ts recordWebhookChanges), so they get records and counters like any run's.
+ */
+async function applyBatch(
+  trx: Kysely<DB>,
+  s: SyncRef,
+  batch: string[],
+  delta: MembershipDelta,
+  run: WebhookRun,
+): Promise<number> {
   // Counted from the rows as they are before the guarded upsert; the upsert's own WHERE is what
   // keeps concurrent appliers correct on PostgreSQL.
-  const n = await countRestarts(trx, s.id, batch, delta);
-  await upsertWishes(trx, s, batch, delta);
+  const c = await countRestarts(trx, s.id, batch, delta);
+  const n = c.added + c.removed + c.retried;
+  if (n > 0) {
+    const newMessage = run.id === null;
+    run.id = await recordWebhookChanges(trx, s.id, {
+      ...c,
+      computedMs: delta.sourceTs,
+      newMessage,
+      ...(delta.messageId !== undefined ? { messageId: delta.messageId } : {}),
+    });
+  }
+  await upsertWishes(trx, s, batch, delta, run.id);
   return n;
 }
 
@@ -74,7 +101,7 @@ async function countRestarts(
   syncId: string,
   batch: string[],
   delta: MembershipDelta,
-): Promise<number> {
+): Promise<{ added: number; removed: number; retried: number }> {
   const desired = delta.inCohort ? 1 : 0;
   const existing = await trx
     .selectFrom('ledger')
@@ -83,20 +110,26 @@ async function countRestarts(
     .where('external_id', 'in', batch)
     .execute();
   const byId = new Map(existing.map((r) => [r.external_id, r]));
-  let n = 0;
+  const c = { added: 0, removed: 0, retried: 0 };
   for (const id of batch) {
     const r = byId.get(id);
     if (!r) {
-      if (desired === 1) n++;
+      if (desired === 1) c.added++;
     } else if (Number(r.source_ts) <= delta.sourceTs) {
-      if (r.desired !== desired) n++;
-      else if (r.desired !== r.confirmed && (r.outcome === 'not_found' || r.outcome === 'failed')) n++;
+      if (Number(r.desired) !== desired) c[desired === 1 ? 'added' : 'removed']++;
+      else if (r.desired !== r.confirmed && (r.outcome === 'not_found' || r.outcome === 'failed')) c.retried++;
     }
   }
-  return n;
+  return c;
 }
 
-async function upsertWishes(trx: Kysely<DB>, s: SyncRef, batch: string[], delta: MembershipDelta): Promise<void> {
+async function upsertWishes(
+  trx: Kysely<DB>,
+  s: SyncRef,
+  batch: string[],
+  delta: MembershipDelta,
+  runId: string | null,
+): Promise<void> {
   const now = Date.now();
   await trx
     .insertInto('ledger')
@@ -108,7 +141,8 @@ async function upsertWishes(trx: Kysely<DB>, s: SyncRef, batch: string[], delta:
         desired: delta.inCohort ? 1 : 0,
         confirmed: 0,
         source_ts: delta.sourceTs,
-        run_id: null,
+        // A user who leaves before ever being tagged is no change of any run.
+        run_id: delta.inCohort ? runId : null,
         outcome: null,
         error: null,
         attempts: 0,
@@ -124,6 +158,7 @@ async function upsertWishes(trx: Kysely<DB>, s: SyncRef, batch: string[], delta:
         .doUpdateSet({
           desired: sql`excluded.desired`,
           source_ts: sql`excluded.source_ts`,
+          run_id: runId === null ? sql`ledger.run_id` : sql`CASE WHEN ${RESTARTS} THEN ${runId} ELSE ledger.run_id END`,
           // When the new wish equals what OneSignal already carries there is nothing to send.
           outcome: sql`CASE WHEN ${RESTARTS} THEN (CASE WHEN excluded.desired = ledger.confirmed THEN 'delivered' ELSE NULL END) ELSE ledger.outcome END`,
           error: sql`CASE WHEN ${RESTARTS} THEN NULL ELSE ledger.error END`,

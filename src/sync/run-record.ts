@@ -397,3 +397,104 @@ async function failUnapplied(ctx: Context, runId: string, now: number): Promise<
     return true;
   });
 }
+
+/** Message ids kept on a webhook run (the count is kept whole): a busy minute stays a small row. */
+const MAX_WEBHOOK_MESSAGES = 100;
+
+/** What one applied cohort-webhook message changed in one sync. */
+export interface WebhookChanges {
+  added: number;
+  removed: number;
+  retried: number;
+  messageId?: string;
+  computedMs: number;
+  /** The first changes of this message in this sync: counted as one more message of the run. */
+  newMessage: boolean;
+}
+
+/**
+ * Real-time changes as runs: the cohort-webhook messages applied to a sync within one minute
+ * (by the time they were applied) make one run, trigger `webhook`, already applied (there is no
+ * snapshot or diff: each message is its own delta). In the caller's transaction, with the ledger
+ * rows it points at the run. A run whose delivery had completed is running again when a later
+ * message of its minute adds changes.
+ */
+export async function recordWebhookChanges(
+  trx: Kysely<DB>,
+  syncId: string,
+  c: WebhookChanges,
+  now = Date.now(),
+): Promise<string> {
+  const minute = now - (now % 60_000);
+  const open = await trx
+    .selectFrom('runs')
+    .select(['id', 'sample'])
+    .where('sync_id', '=', syncId)
+    .where('started_at', '>=', minute)
+    .where('started_at', '<', minute + 60_000)
+    .where('trigger', '=', 'webhook')
+    .orderBy('started_at')
+    .executeTakeFirst();
+  const sample = webhookSample(open?.sample ?? null, c);
+  if (open) {
+    await trx
+      .updateTable('runs')
+      .set({
+        added: sql`added + ${c.added}`,
+        removed: sql`removed + ${c.removed}`,
+        retried: sql`retried + ${c.retried}`,
+        pending: sql`pending + ${c.added + c.removed + c.retried}`,
+        status: 'running',
+        finished_at: null,
+        sample: JSON.stringify(sample),
+      })
+      .where('id', '=', open.id)
+      .execute();
+    return open.id;
+  }
+  const runId = newId('run');
+  await trx
+    .insertInto('runs')
+    .values({
+      id: runId,
+      sync_id: syncId,
+      status: 'running',
+      trigger: 'webhook',
+      dry_run: 0,
+      ...ZERO_COUNTERS,
+      added: c.added,
+      removed: c.removed,
+      retried: c.retried,
+      pending: c.added + c.removed + c.retried,
+      error: null,
+      hold_reason: null,
+      sample: JSON.stringify(sample),
+      started_at: now,
+      finished_at: null,
+      applied_at: now,
+      lease_owner: null,
+      lease_until: null,
+    })
+    .execute();
+  return runId;
+}
+
+interface WebhookSample {
+  messages: number;
+  message_ids: string[];
+  computed_from: number;
+  computed_to: number;
+}
+
+function webhookSample(raw: string | null, c: WebhookChanges): WebhookSample {
+  const prev = raw ? (JSON.parse(raw) as Partial<WebhookSample>) : {};
+  const ids = prev.message_ids ?? [];
+  if (c.messageId !== undefined && ids.length < MAX_WEBHOOK_MESSAGES && !ids.includes(c.messageId))
+    ids.push(c.messageId);
+  return {
+    messages: (prev.messages ?? 0) + (c.newMessage ? 1 : 0),
+    message_ids: ids,
+    computed_from: Math.min(prev.computed_from ?? c.computedMs, c.computedMs),
+    computed_to: Math.max(prev.computed_to ?? c.computedMs, c.computedMs),
+  };
+}

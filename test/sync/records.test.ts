@@ -1,9 +1,10 @@
 import { afterAll, expect, it } from 'vitest';
 import { pruneExpired } from '../../src/jobs/retention';
 import { deliverDestination } from '../../src/sync/deliver';
+import { applyMembershipDelta } from '../../src/sync/ledger';
 import { eachRunRecord, exportRunRecords, pageRunRecords, type RunRecord } from '../../src/sync/record-reads';
 import { approveRun, runSync } from '../../src/sync/run';
-import { getRunView } from '../../src/sync/runs';
+import { getRunView, listRuns } from '../../src/sync/runs';
 import { showUser, userSummary } from '../../src/sync/user-history';
 import { describeEachDialect } from '../helpers/db';
 import { addsUp, cohortSync, range, reimport, setupApp } from './setup';
@@ -199,5 +200,54 @@ describeEachDialect('run records', (db) => {
     ]);
     expect(userSummary(u)).toMatch(/Churn risk.*\n.*tag wanted, not carried by OneSignal — failed/);
     expect((await showUser(ctx, 'nobody')).syncs).toEqual([]);
+  });
+
+  it('a webhook minute becomes one run with its messages, counters and records', async () => {
+    const { ctx } = db();
+    const users = range('h', 0, 10);
+    const { emu, dest } = await setupApp(ctx, { users: users.slice(0, 8) });
+    emulators.push(emu);
+    const { cohortId, sync } = await cohortSync(ctx, dest.id, users.slice(0, 4));
+    await runSync(ctx, sync.id);
+    // Both messages must land in one wall-clock minute: start away from a minute's end.
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 50_000) await new Promise((r) => setTimeout(r, 60_000 - intoMinute + 100));
+    const t = Date.now();
+    const push = (messageId: string, inCohort: boolean, ids: string[], ts: number) =>
+      applyMembershipDelta(ctx, { cohortId, inCohort, externalIds: ids, sourceTs: ts, messageId });
+    // Two messages in one minute: 6 join (2 unknown to OneSignal), then 1 leaves.
+    await push('m1', true, users.slice(4, 10), t + 1);
+    await push('m2', false, ['h0'], t + 2);
+    await deliverDestination(ctx, dest.id);
+    const runs = (await listRuns(ctx, { syncId: sync.id })).filter((r) => r.trigger === 'webhook');
+    expect(runs).toHaveLength(1);
+    const run = await getRunView(ctx, runs[0]!.id);
+    expect(run).toMatchObject({
+      status: 'completed',
+      added: 6,
+      removed: 1,
+      retried: 0,
+      delivered: 5,
+      not_found: 2,
+      pending: 0,
+      requests: 7,
+    });
+    expect(run.added + run.removed + run.retried).toBe(run.delivered + run.not_found + run.failed + run.pending);
+    expect(run.sample).toMatchObject({
+      messages: 2,
+      message_ids: ['m1', 'm2'],
+      computed_from: t + 1,
+      computed_to: t + 2,
+    });
+    const records = await all(ctx, run.id);
+    expect(records.map((r) => `${r.external_id} ${r.operation} ${r.outcome}`)).toEqual([
+      'h0 remove delivered',
+      ...users.slice(4, 8).map((u) => `${u} add delivered`),
+      'h8 add not_found',
+      'h9 add not_found',
+    ]);
+    // A repeat of a message changes nothing and opens no run.
+    await push('m1', true, users.slice(4, 10), t + 1);
+    expect((await listRuns(ctx, { syncId: sync.id })).filter((r) => r.trigger === 'webhook')).toHaveLength(1);
   });
 });
