@@ -1,17 +1,18 @@
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { addDestination } from '../../src/app/destinations';
 import { addSource } from '../../src/app/sources';
 import { checkWebhookBody } from '../../src/connectors/amplitude/webhook-payload';
 import { pruneExpired } from '../../src/jobs/retention';
 import { applyPendingWebhooks, storeWebhook } from '../../src/sync/cohort-webhooks';
 import { createSync } from '../../src/sync/syncs';
-import { fullScansDuring, sqliteScope } from '../helpers/plans';
+import { describeDialects } from '../helpers/db';
+import { planScope, readsAllDuring } from '../helpers/plans';
 
 // The inbox keeps a retention period of cohort messages of up to ~100 kB each, and SQLite reaches
 // the columns after `body` only through its overflow pages: the minute sweep for unapplied
 // messages must not read them all.
-describe('cohort webhook query plans [sqlite]', () => {
-  const scope = sqliteScope();
+describeDialects('cohort webhook query plans', (dialect) => {
+  const scope = planScope(dialect);
 
   it('storing, applying, sweeping and pruning messages never scans the inbox or the ledger', async () => {
     const ctx = await scope.open();
@@ -42,7 +43,7 @@ describe('cohort webhook query plans [sqlite]', () => {
     await applyPendingWebhooks(ctx);
     await createSync(ctx, { cohortId: 'coh_p', destinationId: dest.id, cadence: 'realtime' });
 
-    const scans = await fullScansDuring(ctx, ['webhook_inbox', 'ledger'], async () => {
+    const scans = await readsAllDuring(ctx, ['webhook_inbox', 'ledger'], async () => {
       for (let i = 1; i < 6; i++) {
         await store(message(i));
       }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { startAmplitudeEmulator } from '../../src/emulators/amplitude';
 import { listDeadLetters, replayDeadLetters } from '../../src/events/dead-letters';
 import { forwardStream } from '../../src/events/forward';
@@ -8,13 +8,14 @@ import { releaseLeasesOf } from '../../src/jobs/leases';
 import { pruneExpired } from '../../src/jobs/retention';
 import { scrapeMetrics } from '../../src/server/api/metrics-scrape';
 import { readStreams } from '../../src/server/api/queries';
-import { fullScansDuring, sqliteScope } from '../helpers/plans';
+import { describeDialects } from '../helpers/db';
+import { planScope, readsAllDuring } from '../helpers/plans';
 import { nestedEvent } from './helpers';
 
 // The outbox holds every event of the retention period (millions on a busy app): receiving,
 // forwarding, counting and pruning must seek, never read it all.
-describe('event stream query plans [sqlite]', () => {
-  const scope = sqliteScope();
+describeDialects('event stream query plans', (dialect) => {
+  const scope = planScope(dialect);
 
   it('no statement of receive, forward, counters, metrics, dead letters, pruning or lease release scans the whole outbox', async () => {
     const ctx = await scope.open();
@@ -24,7 +25,7 @@ describe('event stream query plans [sqlite]', () => {
     const stream = (await cachedStream(ctx, row.id))!;
     const events = Array.from({ length: 20 }, (_, i) => nestedEvent({ id: `p-${i}`, externalId: `user-${i}` }));
 
-    const scans = await fullScansDuring(ctx, 'stream_events', async () => {
+    const scans = await readsAllDuring(ctx, 'stream_events', async () => {
       await receiveEvents(ctx, stream, events);
       emu.events.forceNext(400, {
         code: 400,
@@ -45,7 +46,7 @@ describe('event stream query plans [sqlite]', () => {
     expect(scans).toEqual([]);
     // The check itself sees a read of everything: a table scan (by kind: no index leads with it)
     // and a walk of a full index (a count of every event).
-    const probe = await fullScansDuring(ctx, 'stream_events', async () => {
+    const probe = await readsAllDuring(ctx, 'stream_events', async () => {
       await ctx.store.db.selectFrom('stream_events').select('id').where('kind', '=', 'x').execute();
       await ctx.store.db
         .selectFrom('stream_events')
