@@ -1,3 +1,4 @@
+import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import {
@@ -51,6 +52,29 @@ export function verificationText(v: VerificationView, repair: boolean): string {
   return lines.join('\n');
 }
 
+/** A progress bar on a terminal's stderr while users are read back (one per second). */
+async function withReadProgress<T>(
+  quiet: boolean | undefined,
+  fn: (onProgress?: (p: { done: number; total: number }) => void) => Promise<T>,
+): Promise<T> {
+  if (quiet || !process.stderr.isTTY) return fn();
+  const bar = new cliProgress.SingleBar(
+    { stream: process.stderr, format: 'reading back [{bar}] {value}/{total} user(s), 1/s', clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  try {
+    return await fn(({ done, total }) => {
+      if (!started) {
+        bar.start(total, done);
+        started = true;
+      } else bar.update(done);
+    });
+  } finally {
+    if (started) bar.stop();
+  }
+}
+
 /** `ampsignal sync verify`, registered on the `sync` command group. */
 export function registerVerify(sync: Command): void {
   sync
@@ -65,11 +89,14 @@ export function registerVerify(sync: Command): void {
     .action(async (id: string, flags: { sample?: string; repair?: boolean; json?: boolean }, cmd: Command) => {
       const f = parseInput(input, { id, ...flags });
       await withContext(cmd, async (ctx) => {
-        const v = await verifySync(ctx, f.id, {
-          ...(f.sample !== undefined ? { sample: f.sample } : {}),
-          repair: f.repair === true,
-          trigger: 'manual',
-        });
+        const v = await withReadProgress(f.json, (onProgress) =>
+          verifySync(ctx, f.id, {
+            ...(f.sample !== undefined ? { sample: f.sample } : {}),
+            repair: f.repair === true,
+            trigger: 'manual',
+            ...(onProgress ? { onProgress } : {}),
+          }),
+        );
         emit(f.json, v, () => verificationText(v, f.repair === true));
       });
     });

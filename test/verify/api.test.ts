@@ -71,6 +71,30 @@ describeEachDialect('verify API', (db) => {
     });
   }, 60_000);
 
+  it('a server that closes cancels its background verification, which is recorded failed', async () => {
+    const { ctx } = db();
+    const setup = await setupApp(ctx, { users: range('c', 0, 5) });
+    const { sync } = await cohortSync(ctx, setup.dest.id, range('c', 0, 5));
+    expect((await runSync(ctx, sync.id)).status).toBe('completed');
+    const other = await buildServer({ ctx, adminToken: TOKEN });
+    await other.listen({ port: 0, host: '127.0.0.1' });
+    const res = await fetch(
+      `http://127.0.0.1:${(other.server.address() as AddressInfo).port}/api/v1/syncs/${sync.id}/verify`,
+      {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ sample: 5 }),
+      },
+    );
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    await other.close();
+    const v = await call('GET', `/api/v1/verifications/${id}`);
+    expect(v.json).toMatchObject({ status: 'failed', error: expect.stringContaining('the server is stopping') });
+    expect(v.json.checked).toBe(0);
+    await setup.emu.close();
+  });
+
   it('refuses bad requests with a 400 naming the field, and unknown ids with a 404', async () => {
     for (const [body, msg] of [
       [{ sample: 0 }, /sample: must be at least 1/],

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { isAmpError } from '../../errors';
 import { enqueueDelivery } from '../../jobs/tasks';
+import type { Context } from '../../store';
 import {
   DEFAULT_VERIFY_SAMPLE,
   DRIFT_KINDS,
@@ -73,23 +74,45 @@ export const verificationSchema = z.object({
   finished_at: z.number().int().nullable(),
 });
 
+/**
+ * Verifications this process is finishing in the background. The server aborts them when it
+ * closes (each is then recorded failed: cancelled) instead of reading on after its database closed.
+ */
+const inFlight = new WeakMap<Context, Map<AbortController, Promise<void>>>();
+
+function inFlightOf(ctx: Context): Map<AbortController, Promise<void>> {
+  let m = inFlight.get(ctx);
+  if (!m) inFlight.set(ctx, (m = new Map()));
+  return m;
+}
+
+export async function stopBackgroundVerifications(ctx: Context): Promise<void> {
+  const m = inFlightOf(ctx);
+  for (const c of m.keys()) c.abort(new Error('the server is stopping'));
+  await Promise.all(m.values());
+}
+
 /** Starts a verification and finishes it in the background; with repair and a job queue, a delivery follows. */
 export async function startVerifyAction(deps: AdminDeps, syncId: string, body: unknown): Promise<VerificationView> {
   const input = parseOr400(verifyBody, body ?? {}, 'verify request');
   const { ctx } = deps;
   const started = await startVerification(ctx, syncId, { sample: input.sample, trigger: 'api' });
-  void finishVerification(ctx, started, { repair: input.repair })
+  const abort = new AbortController();
+  const done = finishVerification(ctx, started, { repair: input.repair, signal: abort.signal })
     .then(async (v) => {
       if (v.repaired > 0 && deps.jobs) await enqueueDelivery(ctx, deps.jobs, started.destination.id);
     })
     .catch((e: unknown) => {
       if (!isAmpError(e) || e.kind === 'internal') log.error({ err: e, syncId }, 'verification failed');
-    });
+    })
+    .finally(() => inFlightOf(ctx).delete(abort));
+  inFlightOf(ctx).set(abort, done);
   return getVerification(ctx, started.id);
 }
 
 export function registerVerifyRoutes(api: FastifyInstance, deps: AdminDeps): void {
   const { ctx } = deps;
+  api.addHook('onClose', () => stopBackgroundVerifications(ctx));
   api.post('/syncs/:id/verify', async (req, reply) =>
     reply.code(202).send(await startVerifyAction(deps, parseOr400(idParam, req.params, 'path').id, req.body)),
   );
