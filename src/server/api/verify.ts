@@ -81,8 +81,10 @@ export const verificationSchema = z.object({
 const inFlight = new WeakMap<Context, Map<AbortController, Promise<void>>>();
 
 function inFlightOf(ctx: Context): Map<AbortController, Promise<void>> {
-  let m = inFlight.get(ctx);
-  if (!m) inFlight.set(ctx, (m = new Map()));
+  const known = inFlight.get(ctx);
+  if (known) return known;
+  const m = new Map<AbortController, Promise<void>>();
+  inFlight.set(ctx, m);
   return m;
 }
 
