@@ -38,7 +38,7 @@ describeEachDialect('web UI: Amplitude source set-up', (db) => {
       await page.getByRole('button', { name: 'Save source' }).click();
       await page
         .locator('.field.invalid', { has: page.getByLabel('Project secret key') })
-        .getByText('secret key is required')
+        .getByText('is required (the project secret key)')
         .waitFor();
       expect(await page.getByLabel('Name', { exact: true }).inputValue()).toBe('Main project');
 
@@ -105,6 +105,28 @@ describeEachDialect('web UI: Amplitude source set-up', (db) => {
       await page.getByText('Changes saved.').waitFor();
       await page.getByRole('heading', { name: 'Source: Main (EU)' }).waitFor();
       await page.getByText('0 planned a month of 120', { exact: false }).waitFor();
+
+      // Test connection, a rotated secret that Amplitude refuses, then the right one again.
+      await page.getByRole('button', { name: 'Test connection' }).click();
+      await page.locator('#test-result').getByText('Connection OK: Amplitude accepted the keys').waitFor();
+      await page.getByLabel('New project secret key').fill('rotated-wrong-secret');
+      await page.getByRole('button', { name: 'Save changes' }).click();
+      await page.getByText('Changes saved.').waitFor();
+      await page.getByRole('button', { name: 'Test connection' }).click();
+      await page.locator('#test-result').getByText(/Connection failed: Amplitude refused/).waitFor();
+      await page.getByLabel('New project secret key').fill(AMP.secretKey);
+      await page.getByRole('button', { name: 'Save changes' }).click();
+      await page.getByRole('button', { name: 'Test connection' }).click();
+      await page.locator('#test-result').getByText('Connection OK').waitFor();
+
+      // Delete asks first; then the source and its cohorts are gone.
+      await page.getByRole('link', { name: 'Delete source…' }).click();
+      await page.getByRole('heading', { name: 'Delete source Main (EU)?' }).waitFor();
+      await page.getByText('Its 2 cohort(s), their members and its webhook are forgotten').waitFor();
+      await page.getByRole('button', { name: 'Delete source' }).click();
+      await page.getByText('Source "Main (EU)" deleted with its cohorts.').waitFor();
+      expect(await db().ctx.store.db.selectFrom('sources').select('id').execute()).toEqual([]);
+      expect(await db().ctx.store.db.selectFrom('cohorts').select('id').execute()).toEqual([]);
       expect(ui.scriptErrors).toEqual([]);
     },
   );

@@ -1,7 +1,7 @@
 import type { SourceView } from '../../../connectors/amplitude/sources';
 import type { CohortRead } from '../../api/queries';
 import { Field, fmtTime, Layout, Notice, TableHead } from '../layout';
-import { CopyField, Fact, Facts, SelectField } from '../parts';
+import { ConfirmPage, CopyField, Fact, Facts, SelectField } from '../parts';
 
 /** A source with what its page and the list show besides the stored settings. */
 export interface SourceRead extends SourceView {
@@ -16,6 +16,13 @@ export interface SourceFormValues {
   download_budget?: string | undefined;
 }
 
+export const SOURCE_EDIT_FIELDS = ['name', 'region', 'api_key', 'secret_key', 'download_budget', 'api_url'] as const;
+
+const REGIONS = [
+  { value: 'us', label: 'US (amplitude.com)' },
+  { value: 'eu', label: 'EU (eu.amplitude.com)' },
+];
+
 const sourcePath = (id: string, tail = '') => `/sources/${encodeURIComponent(id)}${tail}`;
 
 function Budget(p: { s: SourceRead }): JSX.Element {
@@ -28,10 +35,11 @@ function Budget(p: { s: SourceRead }): JSX.Element {
   );
 }
 
-export function SourcesPage(p: { sources: SourceRead[] }): JSX.Element {
+export function SourcesPage(p: { sources: SourceRead[]; notice?: string | undefined }): JSX.Element {
   return (
     <Layout title="Sources" nav="sources">
       <h1>Sources (Amplitude projects)</h1>
+      <Notice text={p.notice} />
       <p>
         <a class="button" href="/sources/new">
           Add Amplitude source
@@ -100,16 +108,7 @@ export function NewSourcePage(p: {
             required
             error={e.secret_key}
           />
-          <SelectField
-            name="region"
-            label="Data region"
-            options={[
-              { value: 'us', label: 'US (amplitude.com)' },
-              { value: 'eu', label: 'EU (eu.amplitude.com)' },
-            ]}
-            value={v.region ?? 'us'}
-            error={e.region}
-          />
+          <SelectField name="region" label="Data region" options={REGIONS} value={v.region ?? 'us'} error={e.region} />
           <Field
             name="download_budget"
             label="Cohort downloads allowed per month"
@@ -198,6 +197,19 @@ export function SourcePage(p: {
             <Budget s={s} />
           </Fact>
         </Facts>
+        <div class="actions">
+          <button
+            type="button"
+            class="secondary"
+            hx-post={sourcePath(s.id, '/test')}
+            hx-target="#test-result"
+            hx-swap="innerHTML"
+          >
+            Test connection
+          </button>
+          <span class="htmx-indicator muted">testing…</span>
+        </div>
+        <div id="test-result" aria-live="polite"></div>
       </section>
 
       <section class="card" aria-labelledby="webhook-title">
@@ -262,6 +274,22 @@ export function SourcePage(p: {
         <h2 id="edit-title">Settings</h2>
         <form class="stack" method="post" action={sourcePath(s.id, '/edit')} novalidate>
           <Field name="name" label="Name" value={v.name} error={e.name} required />
+          <SelectField name="region" label="Data region" options={REGIONS} value={v.region} error={e.region} />
+          <Field
+            name="api_key"
+            label="New project API key"
+            type="password"
+            autocomplete="off"
+            error={e.api_key}
+            hint="Leave both keys empty to keep the current ones."
+          />
+          <Field
+            name="secret_key"
+            label="New project secret key"
+            type="password"
+            autocomplete="off"
+            error={e.secret_key}
+          />
           <Field
             name="download_budget"
             label="Cohort downloads allowed per month"
@@ -282,6 +310,47 @@ export function SourcePage(p: {
           </div>
         </form>
       </section>
+      <section class="card danger-zone" aria-labelledby="delete-title">
+        <h2 id="delete-title">Delete</h2>
+        <p>Deleting the source forgets its keys and its cohorts; syncs of its cohorts must go first, or with it.</p>
+        <a class="button danger" href={sourcePath(s.id, '/delete')}>
+          Delete source…
+        </a>
+      </section>
     </Layout>
+  );
+}
+
+export function DeleteSourcePage(p: {
+  source: SourceRead;
+  cohorts: CohortRead[];
+  error?: string | undefined;
+}): JSX.Element {
+  const s = p.source;
+  const syncs = p.cohorts.reduce((n, c) => n + c.sync_ids.length, 0);
+  return (
+    <ConfirmPage
+      title={`Delete source ${s.name}?`}
+      nav="sources"
+      action={sourcePath(s.id, '/delete')}
+      confirmLabel="Delete source"
+      cancelHref={sourcePath(s.id)}
+      danger
+      error={p.error}
+    >
+      <p
+        safe
+      >{`Its ${p.cohorts.length} cohort(s), their members and its webhook are forgotten; Amplitude is not touched.`}</p>
+      {syncs > 0 ? (
+        <label class="choice">
+          <input type="checkbox" name="force" value="yes" />
+          <span
+            safe
+          >{`Also delete the ${syncs} sync(s) of its cohorts, removing their tags and segments from OneSignal (without this, the delete is refused)`}</span>
+        </label>
+      ) : (
+        ''
+      )}
+    </ConfirmPage>
   );
 }

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { addSource, listSources, updateSource, sourceUpdateSchema as updateSourceSchema } from '../../../app/sources';
+import { addSource, deleteSource, listSources, showSource, testSource, updateSource } from '../../../app/sources';
 import { downloadsThisMonth, plannedMonthlyDownloads } from '../../../connectors/amplitude/budget';
 import { refreshSourceCohorts } from '../../../connectors/amplitude/cohorts';
 import { COHORTS_API_URL } from '../../../connectors/amplitude/constants';
@@ -15,6 +15,7 @@ import { readCohorts } from '../../api/queries';
 import {
   type Form,
   fieldErrors,
+  formErrors,
   formOf,
   html,
   optional,
@@ -24,8 +25,11 @@ import {
   type UiRoutes,
   userFacing,
 } from '../http';
+import { TestResult } from '../pages/destinations';
 import {
+  DeleteSourcePage,
   NewSourcePage,
+  SOURCE_EDIT_FIELDS,
   type SourceFormValues,
   SourcePage,
   type SourceRead,
@@ -43,6 +47,7 @@ function editValues(row: SourceRow): SourceFormValues {
   const regional = COHORTS_API_URL[row.region as keyof typeof COHORTS_API_URL];
   return {
     name: row.name,
+    region: row.region,
     download_budget: String(row.download_budget),
     api_url: row.api_url && row.api_url !== regional ? row.api_url : '',
   };
@@ -69,8 +74,10 @@ export const sourceRoutes: UiRoutes = (ui, { ctx }) => {
     );
   };
 
-  ui.get('/sources', async (_req, reply) => {
-    return html(reply, <SourcesPage sources={await listSources(ctx)} />);
+  ui.get('/sources', async (req, reply) => {
+    const deleted = queryOf(req).deleted;
+    const notice = deleted ? `Source "${deleted}" deleted with its cohorts.` : undefined;
+    return html(reply, <SourcesPage sources={await listSources(ctx)} notice={notice} />);
   });
 
   ui.get('/sources/new', async (_req, reply) => html(reply, <NewSourcePage values={{}} errors={{}} />));
@@ -143,21 +150,56 @@ export const sourceRoutes: UiRoutes = (ui, { ctx }) => {
   ui.post('/sources/:id/edit', async (req, reply) => {
     const id = parseId(req);
     const form = formOf(req);
-    const values: SourceFormValues = { name: form.name, download_budget: form.download_budget, api_url: form.api_url };
-    const patch = {
-      name: form.name ?? '',
-      download_budget: optional(form.download_budget),
-      api_url: optional(form.api_url) ?? null,
+    const values: SourceFormValues = {
+      name: form.name,
+      region: form.region,
+      download_budget: form.download_budget,
+      api_url: form.api_url,
     };
-    const parsed = updateSourceSchema.safeParse(patch);
-    if (!parsed.success)
-      return html(reply, await sourcePage(req, id, { values, errors: fieldErrors(parsed.error) }), 400);
+    // Empty key fields keep the current keys; an empty URL means "the region's address".
+    const patch = Object.fromEntries(
+      Object.entries({
+        name: form.name ?? '',
+        region: optional(form.region),
+        api_key: optional(form.api_key),
+        secret_key: optional(form.secret_key),
+        download_budget: optional(form.download_budget),
+        api_url: optional(form.api_url) ?? null,
+      }).filter(([, v]) => v !== undefined),
+    );
     try {
       await updateSource(ctx, id, patch);
       return reply.redirect(`/sources/${encodeURIComponent(id)}?saved=1`, 303);
     } catch (e) {
-      const err = userFacing(e);
-      return html(reply, await sourcePage(req, id, { values, error: err.message }), err.httpStatus);
+      const r = formErrors(e, SOURCE_EDIT_FIELDS);
+      return html(reply, await sourcePage(req, id, { values, errors: r.fields, error: r.message }), r.status);
+    }
+  });
+
+  ui.post('/sources/:id/test', async (req, reply) => {
+    const r = await testSource(ctx, parseId(req));
+    return html(reply, <TestResult ok={r.ok} message={r.message} />);
+  });
+
+  const deletePage = async (id: string, error?: string) => {
+    const [source, cohorts] = await Promise.all([showSource(ctx, id), readCohorts(ctx)]);
+    return <DeleteSourcePage source={source} cohorts={cohorts.filter((c) => c.source_id === id)} error={error} />;
+  };
+
+  ui.get('/sources/:id/delete', async (req, reply) => html(reply, await deletePage(parseId(req))));
+
+  ui.post('/sources/:id/delete', async (req, reply) => {
+    const id = parseId(req);
+    const form = formOf(req);
+    if (form.confirm !== 'yes') return html(reply, await deletePage(id), 400);
+    const name = (await getSource(ctx, id)).name;
+    try {
+      const r = await deleteSource(ctx, id, { force: form.force === 'yes' });
+      if (!r.deleted) return html(reply, await deletePage(id, r.message), 409);
+      return reply.redirect(`/sources?deleted=${encodeURIComponent(name)}`, 303);
+    } catch (e) {
+      const r = formErrors(e, []);
+      return html(reply, await deletePage(id, r.message), r.status);
     }
   });
 };
