@@ -113,7 +113,10 @@ describeEachDialect('web UI: Amplitude source set-up', (db) => {
       await page.getByRole('button', { name: 'Save changes' }).click();
       await page.getByText('Changes saved.').waitFor();
       await page.getByRole('button', { name: 'Test connection' }).click();
-      await page.locator('#test-result').getByText(/Connection failed: Amplitude refused/).waitFor();
+      await page
+        .locator('#test-result')
+        .getByText(/Connection failed: Amplitude refused/)
+        .waitFor();
       await page.getByLabel('New project secret key').fill(AMP.secretKey);
       await page.getByRole('button', { name: 'Save changes' }).click();
       await page.getByRole('button', { name: 'Test connection' }).click();
