@@ -5,11 +5,12 @@ import { AmpError } from '../errors';
 import { newId, newSecret } from '../ids';
 import type { Context } from '../store';
 import type { StreamsTable } from '../store/schema';
+import { NUL_PROBLEM, storable } from '../store/text';
 
 /** A stream: one OneSignal → Amplitude event pipe (DESIGN §1, §5). */
 
 export const streamInputSchema = z.object({
-  name: z.string({ error: 'is required' }).trim().min(1, 'is required').max(200),
+  name: z.string({ error: 'is required' }).trim().min(1, 'is required').max(200).refine(storable, NUL_PROBLEM),
   amplitudeApiKey: z
     .string({ error: 'is required (the Amplitude project API key)' })
     .trim()

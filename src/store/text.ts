@@ -9,3 +9,8 @@ export const NUL_PROBLEM = 'must not contain the NUL character (\\u0000)';
 export function hasNul(s: string): boolean {
   return s.includes('\u0000');
 }
+
+/** For zod refinements: `.refine(storable, NUL_PROBLEM)`. */
+export function storable(s: string): boolean {
+  return !hasNul(s);
+}

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { AmpError } from '../../errors';
 import type { Context } from '../../store';
 import type { SourcesTable } from '../../store/schema';
+import { NUL_PROBLEM, storable } from '../../store/text';
 import { type AmplitudeRegion, COHORTS_API_URL, DEFAULT_MONTHLY_DOWNLOAD_BUDGET } from './constants';
 
 /**
@@ -9,7 +10,12 @@ import { type AmplitudeRegion, COHORTS_API_URL, DEFAULT_MONTHLY_DOWNLOAD_BUDGET 
  * the engine's reads live here; adding, changing and deleting sources is src/app/sources.ts.
  */
 export const createSourceSchema = z.object({
-  name: z.string({ error: 'is required' }).trim().min(1, 'is required').max(100, 'at most 100 characters'),
+  name: z
+    .string({ error: 'is required' })
+    .trim()
+    .min(1, 'is required')
+    .max(100, 'at most 100 characters')
+    .refine(storable, NUL_PROBLEM),
   api_key: z
     .string({ error: 'is required (the project API key)' })
     .trim()

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { AmpError } from '../../errors';
-import { hasNul, NUL_PROBLEM } from '../../store/text';
+import { hasNul, NUL_PROBLEM, storable } from '../../store/text';
 import { COHORT_FILE_USER_COLUMN } from './constants';
 
 /**
@@ -51,7 +51,6 @@ const epochSeconds = z
   .refine((v) => epochToMs(v) !== undefined, 'is out of range: send epoch seconds, e.g. 1692206763');
 
 // Stored as text columns (inbox, cohorts): the NUL rule of store/text.ts applies.
-const storable = (s: string) => !hasNul(s);
 
 /** One webhook user, as stored: `user_id` (string|number) and the selected `user_properties`. */
 export interface WebhookUser {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { NUL_PROBLEM, storable } from '../../store/text';
 import { OneSignalClient } from './client';
 import {
   DEFAULT_EXTERNAL_ID_PROPERTY,
@@ -16,7 +17,7 @@ import { tagKeyProblem } from './tag-keys';
 const APP_ID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 
 export const oneSignalSettingsSchema = z.object({
-  name: z.string().trim().min(1, 'a name is required').max(200, 'at most 200 characters'),
+  name: z.string().trim().min(1, 'a name is required').max(200, 'at most 200 characters').refine(storable, NUL_PROBLEM),
   app_id: z
     .string()
     .trim()
@@ -48,7 +49,13 @@ export const oneSignalSettingsSchema = z.object({
         c.addIssue({ code: 'custom', message: 'would produce a restricted OneSignal tag key' });
     })
     .default(DEFAULT_TAG_KEY_TEMPLATE),
-  external_id_property: z.string().trim().min(1, 'must not be empty').max(200).default(DEFAULT_EXTERNAL_ID_PROPERTY),
+  external_id_property: z
+    .string()
+    .trim()
+    .min(1, 'must not be empty')
+    .max(200)
+    .refine(storable, NUL_PROBLEM)
+    .default(DEFAULT_EXTERNAL_ID_PROPERTY),
   max_tags_per_user: z
     .number()
     .int('must be a whole number')
