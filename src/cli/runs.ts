@@ -29,6 +29,7 @@ export function runSummary(r: RunView): string {
     lines.push(`  held: ${r.hold_reason}`);
     lines.push(`  approve: ampsignal runs approve ${r.id}    reject: ampsignal runs reject ${r.id}`);
   }
+  if (r.status === 'dry_run' && r.hold_reason) lines.push(`  note: ${r.hold_reason}`);
   const s = r.sample as { adds?: string[]; removes?: string[] } | null;
   if (s && (r.status === 'held' || r.status === 'dry_run')) {
     if (s.adds?.length) lines.push(`  sample adds: ${s.adds.join(', ')}`);

@@ -41,7 +41,7 @@ export function register(program: Command): void {
         const signal = waitForShutdownSignal();
         const ctx = await openContext({
           db: globals(cmd).db,
-          migrate: raw.migrate ? 'auto' : 'require',
+          migrate: raw.migrate ? 'auto' : 'embedded',
           checkpointThread: true,
           // On SQLite serve always works jobs; the role only sizes a PostgreSQL pool.
           role: raw.worker ? 'serve+worker' : 'serve',

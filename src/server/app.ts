@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { AmpError } from '../errors';
 import type { JobQueue } from '../jobs/port';
 import type { Context } from '../store';
+import { VERSION } from '../telemetry/version';
 import { registerApi } from './api';
 import { assertAdminToken } from './api/auth';
 import { registerMetrics } from './api/metrics-route';
@@ -110,7 +111,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   });
   app.get('/healthz', async () => {
     await deps.ctx.store.db.selectFrom('sources').select('id').limit(1).execute();
-    return { status: 'ok', database: deps.ctx.store.engine.name };
+    return { status: 'ok', version: VERSION, database: deps.ctx.store.engine.name };
   });
   // Before the hooks, so its onResponse hook counts their requests.
   await registerMetrics(app, deps);

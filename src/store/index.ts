@@ -13,14 +13,16 @@ export interface Context {
 /**
  * Opens the database named by --db / AMPSIGNAL_DATABASE_URL / the default, and the secret box.
  * `migrate: 'auto'` (CLI commands, demo, tests) brings the schema up to date;
- * `migrate: 'require'` (serve, worker) refuses to run on a database with pending migrations.
+ * `migrate: 'require'` (worker) refuses to run on a database with pending migrations;
+ * `migrate: 'embedded'` (serve) migrates a SQLite file, which only this process uses, and
+ * requires PostgreSQL's, which many processes share and `ampsignal migrate` brings up to date.
  * `checkpointThread` (serve, worker): on a SQLite file, WAL checkpoints run on a thread of their
  * own (checkpointer.ts); a one-shot command would only pay the thread's start.
  * `role` (default 'cli') and `jobConcurrency` size the PostgreSQL pool (pool.ts).
  */
 export async function openContext(opts: {
   db?: string;
-  migrate: 'auto' | 'require';
+  migrate: 'auto' | 'require' | 'embedded';
   checkpointThread?: boolean;
   role?: ProcessRole;
   jobConcurrency?: number;
@@ -31,7 +33,8 @@ export async function openContext(opts: {
     ...(opts.jobConcurrency ? { jobConcurrency: opts.jobConcurrency } : {}),
   });
   try {
-    if (opts.migrate === 'auto') await migrateToLatest(store);
+    const auto = opts.migrate === 'auto' || (opts.migrate === 'embedded' && store.target.dialect === 'sqlite');
+    if (auto) await migrateToLatest(store);
     else await assertMigrated(store);
     const secrets = loadSecretBox(store.target);
     return { store, secrets, close: () => store.close() };

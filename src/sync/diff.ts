@@ -144,6 +144,17 @@ export async function countConfirmed(db: Kysely<DB>, syncId: string, atMost?: nu
 }
 
 /**
+ * Confirmed members the ledger is about to untag (desired 0, confirmed 1): what the guard weighs.
+ * A left user OneSignal never confirmed (not found, never delivered) had no tag to lose.
+ */
+export async function countConfirmedRemovals(db: Kysely<DB>, syncId: string): Promise<number> {
+  const r = await sql<{
+    n: number;
+  }>`SELECT COUNT(*) AS n FROM ledger WHERE sync_id = ${syncId} AND confirmed = 1 AND desired = 0`.execute(db);
+  return Number(r.rows[0]?.n ?? 0);
+}
+
+/**
  * Of the changes the diff makes, those that re-assert an earlier not_found/failed change (the
  * reconcile retry): adds of members whose add ended so, removes of non-members whose removal did.
  * The run counts them as `retried`, apart from users who joined or left. Read before the diff is

@@ -149,11 +149,13 @@ export async function recordSnapshot(
 export async function recordDryRun(
   ctx: Context,
   run: RunHandle,
-  r: DiffRecord & { skippedAnonymous: number; sample: unknown },
+  r: DiffRecord & { skippedAnonymous: number; sample: unknown; wouldHold?: string },
 ): Promise<void> {
   await stillOurs(ctx.store.db, run)
     .set({
       status: 'dry_run',
+      // What the guard would say of the real run, so a dry run warns of a hold before it happens.
+      hold_reason: r.wouldHold ? `a real run would be held for approval: ${r.wouldHold}` : null,
       members: r.members,
       ...changeCounters(r),
       skipped_anonymous: r.skippedAnonymous,
@@ -238,7 +240,8 @@ export async function reopenHeldRun(ctx: Context, runId: string): Promise<RunHan
 export async function rejectHeldRun(ctx: Context, runId: string): Promise<void> {
   const r = await ctx.store.db
     .updateTable('runs')
-    .set({ status: 'rejected', finished_at: Date.now() })
+    // Nothing of a rejected run will be sent: its held changes are no longer pending.
+    .set({ status: 'rejected', pending: 0, finished_at: Date.now() })
     .where('id', '=', runId)
     .where('status', '=', 'held')
     .executeTakeFirst();

@@ -4,7 +4,15 @@ import type { Context } from '../store';
 import type { DB } from '../store/schema';
 import { amplitudeSnapshotSource } from './amplitude-snapshot';
 import { deliverableDestination, deliverDestination } from './deliver';
-import { applyDiff, countConfirmed, countDiff, countRetries, type DiffParams, sampleDiff } from './diff';
+import {
+  applyDiff,
+  countConfirmed,
+  countConfirmedRemovals,
+  countDiff,
+  countRetries,
+  type DiffParams,
+  sampleDiff,
+} from './diff';
 import { guardDecision } from './guard';
 import { recordSettledByDiff } from './records';
 import {
@@ -123,7 +131,7 @@ async function workRun(
     ...snapshot.ref,
   };
   opts.onProgress?.({ phase: 'diff', done: 0, total: snapshot.members });
-  if (r.dryRun) return dryRunReport(ctx, run, p, snapshot);
+  if (r.dryRun) return dryRunReport(ctx, run, p, snapshot, Number(sync.guard_threshold));
   await recordSnapshot(ctx, run, snapshot);
   const held = await applyWithGuard(ctx, run, p, snapshot.size, Number(sync.guard_threshold));
   if (held) return getRunView(ctx, run.runId);
@@ -135,13 +143,31 @@ async function workRun(
  * one snapshot, so the counters add up even while `cohort import` replaces the members of a
  * cohort diffed in place); nothing is written to the ledger.
  */
-async function dryRunReport(ctx: Context, run: RunHandle, p: DiffParams, snapshot: StagedSnapshot): Promise<RunView> {
-  const { members, counts, sample } = await ctx.store.db.transaction().execute(async (trx) => ({
-    members: await snapshot.size(trx),
-    counts: { ...(await countDiff(trx, p)), retried: await countRetries(trx, p) },
-    sample: await sampleDiff(trx, p, SAMPLE_SIZE),
-  }));
-  await recordDryRun(ctx, run, { members, ...counts, skippedAnonymous: snapshot.skippedAnonymous, sample });
+async function dryRunReport(
+  ctx: Context,
+  run: RunHandle,
+  p: DiffParams,
+  snapshot: StagedSnapshot,
+  threshold: number,
+): Promise<RunView> {
+  const { members, counts, sample, wouldHold } = await ctx.store.db.transaction().execute(async (trx) => {
+    const members = await snapshot.size(trx);
+    const counts = { ...(await countDiff(trx, p)), retried: await countRetries(trx, p) };
+    const sample = await sampleDiff(trx, p, SAMPLE_SIZE);
+    // The guard's verdict on the real run: the diff applied and taken back, as the real run would.
+    await sql`SAVEPOINT dry_guard`.execute(trx);
+    await applyDiff(trx, p);
+    const g = await guard(trx, p.syncId, { members, threshold });
+    await sql`ROLLBACK TO SAVEPOINT dry_guard`.execute(trx);
+    return { members, counts, sample, wouldHold: g.hold ? g.reason : undefined };
+  });
+  await recordDryRun(ctx, run, {
+    members,
+    ...counts,
+    skippedAnonymous: snapshot.skippedAnonymous,
+    sample,
+    ...(wouldHold ? { wouldHold } : {}),
+  });
   await deleteStaging(ctx, run.runId);
   return getRunView(ctx, run.runId);
 }
@@ -216,7 +242,7 @@ async function applyWithGuard(
     const retried = await countRetries(trx, p);
     await sql`SAVEPOINT apply_diff`.execute(trx);
     const counts = { ...(await applyDiff(trx, p)), retried };
-    const g = await guard(trx, p.syncId, { members, removes: counts.removes, threshold });
+    const g = await guard(trx, p.syncId, { members, threshold });
     if (!g.hold) {
       const settledNotFound = await recordSettledByDiff(trx, ctx.store, run.runId);
       await recordApplied(trx, run, { members, ...counts, settledNotFound });
@@ -243,7 +269,9 @@ async function applyWithGuard(
  * threshold × confirmed (or the snapshot is empty), so `need` of them settle it; a hold recounts
  * exactly for its reason.
  */
-async function guard(trx: Kysely<DB>, syncId: string, d: { members: number; removes: number; threshold: number }) {
+async function guard(trx: Kysely<DB>, syncId: string, m: { members: number; threshold: number }) {
+  // Only removals of tags OneSignal confirmed weigh: users it never had are no loss.
+  const d = { ...m, removes: await countConfirmedRemovals(trx, syncId) };
   const need = d.members === 0 ? 1 : Math.floor(d.removes / d.threshold) + 1;
   const g = guardDecision({ ...d, confirmedMembers: await countConfirmed(trx, syncId, need) });
   return g.hold ? guardDecision({ ...d, confirmedMembers: await countConfirmed(trx, syncId) }) : g;

@@ -1,21 +1,40 @@
 import { describe, expect, it } from 'vitest';
 import { addSource } from '../../src/app/sources';
 import { openContext } from '../../src/store';
-import { describeDialects } from '../helpers/db';
+import { VERSION } from '../../src/telemetry/version';
+import { describeDialects, SKIP_POSTGRES } from '../helpers/db';
 import { cliScope, runCli } from './proc';
 
 const scope = cliScope();
 
-describeDialects('ampsignal serve', (dialect) => {
-  it('refuses a database with pending migrations (one line, exit 2)', async () => {
-    const url = await scope.freshDb(dialect);
-    const r = await runCli(['--db', url, 'serve', '--port', '0']);
-    expect(r.code).toBe(2);
-    const lines = r.stderr.trimEnd().split('\n');
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/pending migration/);
+describe('ampsignal serve on a fresh SQLite file', () => {
+  it('creates and migrates the database itself (only this process uses it) and says its version on /healthz', async () => {
+    const url = await scope.freshDb('sqlite');
+    const s = scope.start(['--db', url, 'serve', '--port', '0', '--json']);
+    const started = await s.started;
+    expect(started.status).toBe('listening');
+    const res = await fetch(`${started.url}/healthz`);
+    expect(await res.json()).toEqual({ status: 'ok', version: VERSION, database: 'sqlite' });
+    s.child.kill('SIGTERM');
+    expect((await s.exited).code).toBe(0);
   });
+});
 
+describe('ampsignal serve on PostgreSQL', () => {
+  it.skipIf(SKIP_POSTGRES)(
+    'refuses a database with pending migrations (one line, exit 2): `ampsignal migrate` is explicit there',
+    async () => {
+      const url = await scope.freshDb('postgres');
+      const r = await runCli(['--db', url, 'serve', '--port', '0']);
+      expect(r.code).toBe(2);
+      const lines = r.stderr.trimEnd().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/pending migration/);
+    },
+  );
+});
+
+describeDialects('ampsignal serve', (dialect) => {
   it('serves /healthz and exits 0 on SIGTERM', async () => {
     const url = await scope.freshDb(dialect);
     const args = ['--db', url, 'serve', '--port', '0', '--migrate', '--json'];
@@ -26,7 +45,7 @@ describeDialects('ampsignal serve', (dialect) => {
     expect(started.worker).toBe(dialect === 'sqlite'); // embedded mode always works its jobs
     const res = await fetch(`${started.url}/healthz`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: 'ok', database: dialect });
+    expect(await res.json()).toEqual({ status: 'ok', version: VERSION, database: dialect });
 
     s.child.kill('SIGTERM');
     const done = await s.exited;
