@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { TAG_VALUE_KINDS } from '../connectors/onesignal/sync-tags';
 import { CADENCES } from '../sync/cadence';
 import { lastWebhookAt } from '../sync/cohort-webhooks';
 import { runSync } from '../sync/run';
@@ -14,6 +15,7 @@ const createSchema = z.object({
   cohort: z.string({ error: 'is required' }).trim().min(1, 'is required'),
   destination: z.string({ error: 'is required' }).trim().min(1, 'is required'),
   cadence: z.enum(CADENCES, { error: `must be one of ${CADENCES.join(', ')}` }).default('manual'),
+  tagValue: z.enum(TAG_VALUE_KINDS, { error: `must be one of ${TAG_VALUE_KINDS.join(', ')}` }).default('presence'),
   guardThreshold: z
     .string()
     .regex(/^\s*(0(\.\d+)?|1(\.0+)?)\s*$/, 'must be a share between 0 and 1, e.g. 0.5')
@@ -26,7 +28,7 @@ const createSchema = z.object({
 function syncLines(s: SyncView & { last_webhook_at?: string | null }): string {
   return [
     `${s.id}  cohort ${s.cohort_id} → destination ${s.destination_id}  (${s.cadence}, ${s.status})`,
-    `  tag key: ${s.tag_key}   segment: ${s.segment_id ?? (s.segment_error ? `not created: ${s.segment_error}` : '-')}`,
+    `  tag key: ${s.tag_key} (${s.tag_value === 'entered_at' ? 'entry time' : '"1"'})   segment: ${s.segment_id ?? (s.segment_error ? `not created: ${s.segment_error}` : '-')}`,
     `  guard: holds runs removing more than ${Math.round(s.guard_threshold * 100)}% of members   last run: ${s.last_run_id ?? '-'}`,
     ...(s.last_webhook_at === undefined ? [] : [`  last cohort webhook: ${s.last_webhook_at ?? 'never'}`]),
   ].join('\n');
@@ -41,6 +43,11 @@ export function register(program: Command): void {
     .requiredOption('--cohort <cohort_id>', 'cohort id')
     .requiredOption('--destination <id>', 'destination id')
     .option('--cadence <cadence>', `one of ${CADENCES.join(', ')}`, 'manual')
+    .option(
+      '--tag-value <kind>',
+      'presence (the tag is "1") or entered_at (the Unix time the user entered the cohort, for time_elapsed segment filters)',
+      'presence',
+    )
     .option('--guard-threshold <share>', 'hold runs that would remove more than this share of members (default 0.5)')
     .option('--json', 'print JSON only')
     .action(async (flags: Record<string, unknown>, cmd: Command) => {
@@ -51,6 +58,7 @@ export function register(program: Command): void {
             cohortId: f.cohort,
             destinationId: f.destination,
             cadence: f.cadence,
+            tagValue: f.tagValue,
             ...(f.guardThreshold !== undefined ? { guardThreshold: f.guardThreshold } : {}),
           }),
         );

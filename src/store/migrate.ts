@@ -14,6 +14,7 @@ import * as m009 from './migrations/009_alerts';
 import * as m010 from './migrations/010_run_records';
 import * as m011rules from './migrations/011_alert_rules';
 import * as m011verify from './migrations/011_verifications';
+import * as m013 from './migrations/013_entry_time_tags';
 
 type DialectMigration = { up: (db: any, dialect: Store['dialect']) => Promise<void> };
 
@@ -32,6 +33,7 @@ const MIGRATIONS: Record<string, DialectMigration> = {
   '010_run_records': m010,
   '011_alert_rules': m011rules,
   '011_verifications': m011verify,
+  '013_entry_time_tags': m013,
 };
 
 function migrator(store: Store): Migrator {

@@ -70,6 +70,8 @@ export interface SyncsTable {
   /** Share (0..1) of sampled users whose OneSignal tags matched the ledger at the last read-back (`sync verify`); null until verified (migration 009). */
   verify_match_rate: Generated<number | null>;
   verified_at: Generated<number | null>;
+  /** 'presence' (the tag is "1") or 'entered_at' (the Unix time the user entered the cohort); migration 013. */
+  tag_value: Generated<string>;
 }
 
 /** One row per (sync, external id): the membership ledger (DESIGN §2). */
@@ -91,6 +93,8 @@ export interface LedgerTable {
   lease_owner: string | null;
   lease_until: number | null;
   updated_at: number;
+  /** When the user last became a member (epoch ms, the membership's source time); migration 013. */
+  entered_at: Generated<number | null>;
 }
 
 /** Per-run snapshot rows, loaded from a file or a download, diffed in SQL against the ledger. */

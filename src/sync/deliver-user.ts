@@ -1,5 +1,11 @@
 import type { OneSignalClient } from '../connectors/onesignal/client';
-import { syncTags, type TagChange, type TagSettlement, type TagValueKind } from '../connectors/onesignal/sync-tags';
+import {
+  syncTags,
+  TAG_VALUE_KINDS,
+  type TagChange,
+  type TagSettlement,
+  type TagValueKind,
+} from '../connectors/onesignal/sync-tags';
 import type { AmpError, Backoff } from '../errors';
 import { retryDelayMs } from '../errors';
 import type { Context } from '../store';
@@ -37,10 +43,10 @@ export class SyncTagBook {
     if (rows.every((r) => this.tags.has(r.sync_id))) return;
     const syncs = await this.ctx.store.db
       .selectFrom('syncs')
-      .select(['id', 'tag_key'])
+      .select(['id', 'tag_key', 'tag_value'])
       .where('destination_id', '=', this.destinationId)
       .execute();
-    for (const s of syncs) this.tags.set(s.id, { tagKey: s.tag_key, valueKind: 'presence' });
+    for (const s of syncs) this.tags.set(s.id, { tagKey: s.tag_key, valueKind: tagValueKind(s.tag_value) });
   }
 
   of(syncId: string): SyncTag {
@@ -48,6 +54,10 @@ export class SyncTagBook {
     if (!tag) throw new Error(`no tag loaded for sync ${syncId}`);
     return tag;
   }
+}
+
+function tagValueKind(v: string): TagValueKind {
+  return (TAG_VALUE_KINDS as readonly string[]).includes(v) ? (v as TagValueKind) : 'presence';
 }
 
 /** A user's requests as the action plans them; each change's `index` points into `user.rows`. */
@@ -62,7 +72,7 @@ export function buildRequests(user: ClaimedUser, tags: SyncTagBook, maxTagsPerUs
     index,
     ...tags.of(r.sync_id),
     member: r.desired === 1,
-    enteredAtMs: null,
+    enteredAtMs: r.entered_at ?? null,
   }));
   const requests = syncTags.plan(
     { maxTagsPerUser },

@@ -19,6 +19,8 @@ export interface ClaimedRow {
   attempts: number;
   /** The run whose change this is (null: a change no run recorded). */
   run_id?: string | null;
+  /** When the user entered the cohort (epoch ms), for entry-time tag values. */
+  entered_at?: number | null;
 }
 
 /** A settled answer as delivery knows it: the ledger outcome, the run it is for, the vendor's status. */
@@ -81,9 +83,14 @@ async function claimRows(ctx: Context, lease: DeliveryLease, users: number): Pro
   const claimed = await sql<ClaimedRow>`
     UPDATE ledger SET lease_owner = ${lease.workerId}, lease_until = ${now + LEASE_MS}
     WHERE destination_id = ${lease.destinationId} AND external_id IN (${sql.join(ids)}) AND ${dueSql(now)}
-    RETURNING sync_id, external_id, desired, attempts, run_id`.execute(db);
+    RETURNING sync_id, external_id, desired, attempts, run_id, entered_at`.execute(db);
   return claimed.rows
-    .map((r) => ({ ...r, desired: Number(r.desired), attempts: Number(r.attempts) }))
+    .map((r) => ({
+      ...r,
+      desired: Number(r.desired),
+      attempts: Number(r.attempts),
+      entered_at: r.entered_at === null || r.entered_at === undefined ? null : Number(r.entered_at),
+    }))
     .sort((a, b) => (a.external_id < b.external_id ? -1 : a.external_id > b.external_id ? 1 : 0));
 }
 

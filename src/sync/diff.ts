@@ -107,16 +107,26 @@ export async function applyDiff(trx: Kysely<DB>, p: DiffParams, now = Date.now()
   // newer row.
   const adds = await sql`
     INSERT INTO ledger (sync_id, destination_id, external_id, desired, confirmed, source_ts, run_id, outcome, error,
-      attempts, next_attempt_at, lease_owner, lease_until, updated_at)
-    SELECT ${p.syncId}, ${p.destinationId}, a.external_id, 1, 0, ${p.sourceTs}, ${p.runId}, NULL, NULL, 0, NULL, NULL, NULL, ${now}
+      attempts, next_attempt_at, lease_owner, lease_until, updated_at, entered_at)
+    SELECT ${p.syncId}, ${p.destinationId}, a.external_id, 1, 0, ${p.sourceTs}, ${p.runId}, NULL, NULL, 0, NULL, NULL, NULL, ${now}, ${p.sourceTs}
     FROM (
       ${stagedIds(p)}
       EXCEPT SELECT external_id FROM ledger WHERE sync_id = ${p.syncId} AND NOT (${addable(p)})
     ) AS a WHERE 1 = 1
     ON CONFLICT (sync_id, external_id) DO UPDATE SET desired = 1, source_ts = excluded.source_ts, run_id = excluded.run_id,
-      outcome = ${settledOutcome(1)}, error = NULL, attempts = 0, next_attempt_at = NULL, updated_at = excluded.updated_at
+      outcome = ${settledOutcome(1)}, error = NULL, attempts = 0, next_attempt_at = NULL, updated_at = excluded.updated_at,
+      entered_at = ${enteredAt('ledger.desired')}
     WHERE ${addable(p, 'ledger')}`.execute(trx);
   return { adds: Number(adds.numAffectedRows ?? 0), removes: Number(removes.numAffectedRows ?? 0) };
+}
+
+/**
+ * When a row's user entered the cohort, as a member is written: a user who was not a member enters
+ * at the membership's source time (re-entering sets a new time); a member re-asserted (a retried
+ * add) keeps the time it entered.
+ */
+export function enteredAt(previousDesired: string) {
+  return sql`CASE WHEN ${sql.ref(previousDesired)} = 0 THEN excluded.entered_at ELSE ledger.entered_at END`;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 import type { Context } from '../store';
 import type { DB } from '../store/schema';
+import { enteredAt } from './diff';
 import { recordWebhookChanges } from './run-record';
 
 const BATCH = 500;
@@ -150,6 +151,7 @@ async function upsertWishes(
         lease_owner: null,
         lease_until: null,
         updated_at: now,
+        entered_at: delta.inCohort ? delta.sourceTs : null,
       })),
     )
     .onConflict((oc) =>
@@ -165,6 +167,8 @@ async function upsertWishes(
           attempts: sql`CASE WHEN ${RESTARTS} THEN 0 ELSE ledger.attempts END`,
           next_attempt_at: sql`CASE WHEN ${RESTARTS} THEN NULL ELSE ledger.next_attempt_at END`,
           updated_at: sql`excluded.updated_at`,
+          // A leaver keeps the time it entered (unused while it is not a member).
+          entered_at: sql`CASE WHEN excluded.desired = 1 THEN ${enteredAt('ledger.desired')} ELSE ledger.entered_at END`,
         })
         .where(sql.ref('ledger.source_ts'), '<=', sql<number>`excluded.source_ts`),
     )

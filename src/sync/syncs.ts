@@ -2,7 +2,7 @@ import type { Selectable } from 'kysely';
 import { z } from 'zod';
 import { assertCadenceFitsBudget } from '../connectors/amplitude/budget';
 import { clientForDestination, getDestination } from '../connectors/onesignal/destinations';
-import { syncTags } from '../connectors/onesignal/sync-tags';
+import { syncTags, TAG_VALUE_KINDS } from '../connectors/onesignal/sync-tags';
 import { AmpError, toAmpError } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
@@ -12,6 +12,11 @@ import { deliverDestination } from './deliver';
 import { deleteRunsOfSync } from './run-record';
 
 export const cadenceSchema = z.enum(CADENCES, { message: `cadence must be one of ${CADENCES.join(', ')}` });
+
+/** How a member's tag value is written: "1", or the Unix time the user entered the cohort. */
+export const tagValueSchema = z.enum(TAG_VALUE_KINDS, {
+  message: `tag value must be one of ${TAG_VALUE_KINDS.join(', ')}`,
+});
 
 export const DEFAULT_GUARD_THRESHOLD = 0.5;
 
@@ -23,6 +28,8 @@ export interface SyncView {
   destination_id: string;
   cadence: string;
   tag_key: string;
+  /** 'presence' ("1") or 'entered_at' (the Unix time the user entered the cohort). */
+  tag_value: string;
   external_id_property: string;
   segment_id: string | null;
   segment_error: string | null;
@@ -40,6 +47,7 @@ export function syncView(r: SyncRow): SyncView {
     destination_id: r.destination_id,
     cadence: r.cadence,
     tag_key: r.tag_key,
+    tag_value: r.tag_value,
     external_id_property: r.external_id_property,
     segment_id: r.segment_id,
     segment_error: r.segment_error,
@@ -68,17 +76,24 @@ export async function listSyncs(
 }
 
 /**
- * Creates a sync (cohort × destination). The OneSignal segment (name = cohort name, filter
- * tag = "1") is created best-effort: a failure is recorded in segment_error, the sync stands.
+ * Creates a sync (cohort × destination). The OneSignal segment (name = cohort name, its members
+ * by the tag: = "1", or exists for entry-time values) is created best-effort: a failure is
+ * recorded in segment_error, the sync stands.
  */
 export async function createSync(
   ctx: Context,
-  input: { cohortId: string; destinationId: string; cadence?: string; guardThreshold?: number },
+  input: { cohortId: string; destinationId: string; cadence?: string; guardThreshold?: number; tagValue?: string },
 ): Promise<SyncRow> {
   const db = ctx.store.db;
   const cadence = cadenceSchema.safeParse(input.cadence ?? 'manual');
   if (!cadence.success)
     throw new AmpError('invalid_input', `cadence must be one of ${CADENCES.join(', ')} (got "${input.cadence}")`);
+  const tagValue = tagValueSchema.safeParse(input.tagValue ?? 'presence');
+  if (!tagValue.success)
+    throw new AmpError(
+      'invalid_input',
+      `tag value must be one of ${TAG_VALUE_KINDS.join(', ')} (got "${input.tagValue}")`,
+    );
   const threshold = input.guardThreshold ?? DEFAULT_GUARD_THRESHOLD;
   if (!(threshold > 0 && threshold <= 1))
     throw new AmpError('invalid_input', 'guard threshold must be a share in (0, 1], e.g. 0.5');
@@ -108,6 +123,7 @@ export async function createSync(
         destination_id: dest.id,
         cadence: cadence.data,
         tag_key: tagKey,
+        tag_value: tagValue.data,
         external_id_property: dest.external_id_property,
         segment_id: null,
         segment_error: null,
@@ -133,7 +149,8 @@ export async function createSync(
   }
 
   try {
-    const seg = await clientForDestination(ctx, dest).createSegment(cohort.name, tagKey);
+    const filter = syncTags.segmentFilter(tagKey, tagValue.data);
+    const seg = await clientForDestination(ctx, dest).createSegment(cohort.name, filter);
     await db.updateTable('syncs').set({ segment_id: seg.id }).where('id', '=', id).execute();
   } catch (e) {
     await db

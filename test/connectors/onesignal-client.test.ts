@@ -74,7 +74,7 @@ describe('OneSignalClient against the emulator', () => {
   it('creates a segment on the tag, name cut to 128 characters, and lists it', async () => {
     const c = client(4);
     const long = `Amplitude: ${'x'.repeat(200)}`;
-    const { id } = await c.createSegment(long, 'amp_cohort_42');
+    const { id } = await c.createSegment(long, { field: 'tag', key: 'amp_cohort_42', relation: '=', value: '1' });
     expect(id).toBeTruthy();
     const segs = emu.state.segments(apps[4]!.appId);
     expect(segs).toHaveLength(1);

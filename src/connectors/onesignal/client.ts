@@ -25,6 +25,16 @@ export interface OneSignalClientOptions {
   timeoutMs?: number;
 }
 
+/** A segment's tag filter. Source: https://documentation.onesignal.com/reference/create-segments */
+export type TagFilter =
+  | { field: 'tag'; key: string; relation: 'exists' | 'not_exists' }
+  | {
+      field: 'tag';
+      key: string;
+      relation: '=' | '!=' | '>' | '<' | 'time_elapsed_gt' | 'time_elapsed_lt';
+      value: string;
+    };
+
 export interface OneSignalSegment {
   id: string;
   name: string;
@@ -105,12 +115,9 @@ export class OneSignalClient {
     return res.status;
   }
 
-  /** Creates a segment of users carrying tagKey = "1"; the name is cut to OneSignal's 128 characters. */
-  async createSegment(name: string, tagKey: string, opts: { signal?: AbortSignal } = {}): Promise<{ id: string }> {
-    const body = {
-      name: name.slice(0, MAX_SEGMENT_NAME_LENGTH),
-      filters: [{ field: 'tag', key: tagKey, relation: '=', value: '1' }],
-    };
+  /** Creates a segment of the users one tag filter selects; the name is cut to OneSignal's 128 characters. */
+  async createSegment(name: string, filter: TagFilter, opts: { signal?: AbortSignal } = {}): Promise<{ id: string }> {
+    const body = { name: name.slice(0, MAX_SEGMENT_NAME_LENGTH), filters: [filter] };
     const res = await this.call('create_segment', 'POST', segmentsPath(this.appId), body, undefined, opts.signal);
     const parsed = safeJson(res.text) as { id?: unknown } | undefined;
     if (!parsed || typeof parsed.id !== 'string' || !parsed.id) {

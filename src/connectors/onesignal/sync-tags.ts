@@ -1,5 +1,5 @@
 import { type AmpError, toAmpError } from '../../errors';
-import type { OneSignalClient } from './client';
+import type { OneSignalClient, TagFilter } from './client';
 import { MAX_PROPERTY_UPDATES_PER_REQUEST, TAG_DELETE, TAG_PRESENT } from './constants';
 import { renderTagKey } from './tag-keys';
 
@@ -92,6 +92,17 @@ export function tagValue(change: Pick<TagChange, 'member' | 'valueKind' | 'enter
   return TAG_PRESENT;
 }
 
+/**
+ * The filter of a cohort's segment: its members. A presence tag is "1"; an entry-time tag holds a
+ * time, so membership is the tag existing (and `time_elapsed_gt`/`_lt` on the same key narrow it
+ * to how long they have been members).
+ */
+export function segmentFilter(tagKey: string, valueKind: TagValueKind): TagFilter {
+  return valueKind === 'entered_at'
+    ? { field: 'tag', key: tagKey, relation: 'exists' }
+    : { field: 'tag', key: tagKey, relation: '=', value: TAG_PRESENT };
+}
+
 export function tagsOf(request: TagChange[]): Record<string, string> {
   const tags: Record<string, string> = {};
   for (const c of request) tags[c.tagKey] = tagValue(c);
@@ -161,6 +172,7 @@ export const syncTags = {
   description: 'Cohort membership as data tags on OneSignal users found by external_id; leaving deletes the tag.',
   /** The tag key of a cohort under a destination's template, refused when OneSignal would refuse it. */
   tagKey: renderTagKey,
+  segmentFilter,
   plan,
   performBatch,
 };

@@ -23,6 +23,7 @@ export async function createSyncAction(ctx: Context, body: unknown): Promise<Syn
     cohortId: input.cohort_id,
     destinationId: input.destination_id,
     cadence: input.cadence,
+    tagValue: input.tag_value,
   });
   return readSync(ctx, (created as { id: string }).id);
 }

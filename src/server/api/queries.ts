@@ -72,6 +72,7 @@ async function querySyncs(ctx: Context, id?: string): Promise<SyncRead[]> {
       'destinations.name as destination_name',
       'syncs.cadence',
       'syncs.tag_key',
+      'syncs.tag_value',
       'syncs.external_id_property',
       'syncs.segment_id',
       'syncs.segment_error',

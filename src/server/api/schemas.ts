@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TAG_VALUE_KINDS } from '../../connectors/onesignal/sync-tags';
 import { CADENCES } from '../../sync/cadence';
 
 /** Ids are our own prefixed ids or vendor ids (cohort ids); anything printable and short. */
@@ -35,6 +36,8 @@ export const createSyncBody = z.object({
   cohort_id: idParam.shape.id,
   destination_id: idParam.shape.id,
   cadence: z.enum(CADENCES, { error: `must be one of ${CADENCES.join(', ')}` }).default('manual'),
+  /** The tag's value for members: "1", or the Unix time the user entered the cohort. */
+  tag_value: z.enum(TAG_VALUE_KINDS, { error: `must be one of ${TAG_VALUE_KINDS.join(', ')}` }).default('presence'),
 });
 
 export const runSyncBody = z

@@ -9,7 +9,7 @@ export function CohortsPage(p: {
   notice?: string;
   selectedDestination?: string;
   error?: { cohortId: string; field: string; message: string };
-  values?: { cohort_id?: string; destination_id?: string; cadence?: string };
+  values?: { cohort_id?: string; destination_id?: string; cadence?: string; tag_value?: string };
   sources?: Array<{ id: string; name: string }>;
   importForm?: { values: ImportValues; errors: Record<string, string> };
 }): JSX.Element {
@@ -88,6 +88,20 @@ export function CohortsPage(p: {
                                 {k}
                               </option>
                             ))}
+                          </select>
+                        </div>
+                        <div class="field">
+                          <label for={`tv-${i}`}>Tag value</label>
+                          <select id={`tv-${i}`} name="tag_value">
+                            <option value="presence" selected={p.values?.tag_value !== 'entered_at'}>
+                              "1" (member)
+                            </option>
+                            <option
+                              value="entered_at"
+                              selected={err !== undefined && p.values?.tag_value === 'entered_at'}
+                            >
+                              entry time (for time-elapsed filters)
+                            </option>
                           </select>
                         </div>
                         <button type="submit">Sync</button>

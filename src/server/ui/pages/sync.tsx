@@ -33,6 +33,10 @@ export function SyncPage(p: {
               </td>
             </tr>
             <tr>
+              <th scope="row">Tag value</th>
+              <td>{s.tag_value === 'entered_at' ? 'the Unix time the user entered the cohort' : '"1"'}</td>
+            </tr>
+            <tr>
               <th scope="row">Segment</th>
               <td safe>{s.segment_id ?? (s.segment_error ? `not created: ${s.segment_error}` : '—')}</td>
             </tr>

@@ -26,6 +26,7 @@ export const syncRoutes: UiRoutes = (ui, deps) => {
         cohort_id: form.cohort_id,
         destination_id: form.destination_id,
         cadence: form.cadence,
+        ...(form.tag_value ? { tag_value: form.tag_value } : {}),
       });
       return reply.redirect(`/syncs/${encodeURIComponent(sync.id)}?created=1`, 303);
     } catch (e) {
@@ -34,7 +35,12 @@ export const syncRoutes: UiRoutes = (ui, deps) => {
       const field = /cadence/i.test(err.message) ? 'cadence' : 'destination_id';
       const page = await cohortsPage(ctx, {
         error: { cohortId: form.cohort_id ?? '', field, message: err.message },
-        values: { cohort_id: form.cohort_id, destination_id: form.destination_id, cadence: form.cadence },
+        values: {
+          cohort_id: form.cohort_id,
+          destination_id: form.destination_id,
+          cadence: form.cadence,
+          tag_value: form.tag_value,
+        },
       });
       return html(reply, page, err.httpStatus);
     }
