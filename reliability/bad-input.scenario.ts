@@ -134,7 +134,8 @@ export async function run(dialect: Dialect, size: BadInputSize): Promise<Record<
       count(ledger.invalidMessages, stored.messages, true) +
       count(ledger.invalidDestinations, stored.destinations, true) +
       [...stored.events].filter((id) => id.includes(NUL)).length +
-      [...stored.messages].filter((id) => id.includes(NUL)).length;
+      [...stored.messages].filter((id) => id.includes(NUL)).length +
+      [...stored.destinations].filter((name) => name.includes(NUL)).length;
     const validLost =
       count(ledger.validEvents, stored.events, false) +
       count(ledger.validMessages, stored.messages, false) +

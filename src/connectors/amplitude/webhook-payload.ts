@@ -50,8 +50,6 @@ const epochSeconds = z
   ])
   .refine((v) => epochToMs(v) !== undefined, 'is out of range: send epoch seconds, e.g. 1692206763');
 
-// Stored as text columns (inbox, cohorts): the NUL rule of store/text.ts applies.
-
 /** One webhook user, as stored: `user_id` (string|number) and the selected `user_properties`. */
 export interface WebhookUser {
   user_id?: string | number | null;
