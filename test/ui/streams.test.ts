@@ -145,11 +145,39 @@ describeEachDialect('web UI: event streams and dead letters', (db) => {
 
       await page.getByRole('button', { name: 'Pause forwarding' }).click();
       await page.getByText('Forwarding paused').waitFor();
+      // A rotated key Amplitude refuses: resume says so and the stream stays paused.
+      await page.getByLabel('New Amplitude project API key').fill('not-a-project-key');
+      await page.getByRole('button', { name: 'Save changes' }).click();
+      await page.getByText('Changes saved.').waitFor();
       await page.getByRole('button', { name: 'Resume forwarding' }).click();
-      await page.getByText('Forwarding resumed.').waitFor();
+      await page
+        .getByRole('alert')
+        .getByText(/Amplitude still refuses the stream's API key/)
+        .waitFor();
+      await page
+        .getByRole('row', { name: /Status/ })
+        .getByText('paused', { exact: true })
+        .waitFor();
+      await page.getByLabel('New Amplitude project API key').fill(AMP_KEY);
+      await page.getByLabel('Name', { exact: true }).fill('Pushes (prod)');
+      await page.getByRole('button', { name: 'Save changes' }).click();
+      await page.getByRole('heading', { name: 'Stream: Pushes (prod)' }).waitFor();
+      await page.getByRole('button', { name: 'Resume forwarding' }).click();
+      await page.getByText('Forwarding resumed: Amplitude accepted the key.').waitFor();
+      // The overrides survive an edit that did not touch them.
+      expect(await page.getByLabel('Event name overrides (optional)').inputValue()).toBe(
+        'message.push.clicked=Push Opened',
+      );
       await page.getByRole('link', { name: 'Streams', exact: true }).click();
       await expectTablesFit(page);
       await shot(page, `streams-${db().dialect}`);
+      await page.getByRole('link', { name: 'Pushes (prod)' }).click();
+      await page.getByRole('link', { name: 'Delete stream…' }).click();
+      await page.getByRole('heading', { name: 'Delete stream Pushes (prod)?' }).waitFor();
+      await page.getByRole('button', { name: 'Delete stream' }).click();
+      await page.getByText('Stream "Pushes (prod)" deleted').waitFor();
+      expect(await db().ctx.store.db.selectFrom('stream_events').select('id').execute()).toEqual([]);
+      expect((await fetch(url, { method: 'POST', headers: { [hName]: hValue }, body: '{}' })).status).toBe(404);
       expect(ui.scriptErrors).toEqual([]);
     },
   );

@@ -2,7 +2,7 @@ import type { StreamActivity } from '../../../events/streams';
 import type { StreamRead } from '../../api/queries';
 import { SeriesChart } from '../charts';
 import { Badge, type Column, Field, fmtTime, Layout, Notice, Num, TableHead } from '../layout';
-import { CopyField, Fact, Facts, SelectField } from '../parts';
+import { ConfirmPage, CopyField, Fact, Facts, SelectField } from '../parts';
 
 const streamPath = (id: string, tail = '') => `/streams/${encodeURIComponent(id)}${tail}`;
 
@@ -57,10 +57,11 @@ export function StreamsTable(p: { streams: StreamRead[] }): JSX.Element {
   );
 }
 
-export function StreamsPage(p: { streams: StreamRead[] }): JSX.Element {
+export function StreamsPage(p: { streams: StreamRead[]; notice?: string | undefined }): JSX.Element {
   return (
     <Layout title="Streams" nav="streams">
       <h1>Event streams (OneSignal → Amplitude)</h1>
+      <Notice text={p.notice} />
       <p>
         <a class="button" href="/streams/new">
           Add event stream
@@ -68,6 +69,41 @@ export function StreamsPage(p: { streams: StreamRead[] }): JSX.Element {
       </p>
       <StreamsTable streams={p.streams} />
     </Layout>
+  );
+}
+
+export const STREAM_FORM_FIELDS = ['name', 'amplitude_api_key', 'region', 'amplitude_url', 'event_names'] as const;
+
+const REGIONS = [
+  { value: 'us', label: 'US (api2.amplitude.com)' },
+  { value: 'eu', label: 'EU (api.eu.amplitude.com)' },
+];
+
+/** The overrides as the textarea shows them: one KIND=NAME a line. */
+const eventNameText = (names: Record<string, string>) =>
+  Object.entries(names)
+    .map(([k, n]) => `${k}=${n}`)
+    .join('\n');
+
+function EventNamesField(p: { value?: string | undefined; error?: string | undefined }): JSX.Element {
+  return (
+    <div class={p.error ? 'field invalid' : 'field'}>
+      <label for="f-event_names">Event name overrides (optional)</label>
+      <textarea id="f-event_names" name="event_names" rows="3" aria-describedby="f-event_names-hint" safe>
+        {p.value ?? ''}
+      </textarea>
+      <small id="f-event_names-hint">
+        One KIND=NAME a line, e.g. <code>message.push.clicked=Push Opened</code>. Default names follow OneSignal's own
+        Amplitude export ([Onesignal] Push Clicked, …).
+      </small>
+      {p.error ? (
+        <p class="error" safe>
+          {p.error}
+        </p>
+      ) : (
+        ''
+      )}
+    </div>
   );
 }
 
@@ -108,30 +144,11 @@ export function NewStreamPage(p: {
           <SelectField
             name="region"
             label="Amplitude data region"
-            options={[
-              { value: 'us', label: 'US (api2.amplitude.com)' },
-              { value: 'eu', label: 'EU (api.eu.amplitude.com)' },
-            ]}
+            options={REGIONS}
             value={v.region ?? 'us'}
             error={e.region}
           />
-          <div class={e.event_names ? 'field invalid' : 'field'}>
-            <label for="f-event_names">Event name overrides (optional)</label>
-            <textarea id="f-event_names" name="event_names" rows="3" aria-describedby="f-event_names-hint" safe>
-              {v.event_names ?? ''}
-            </textarea>
-            <small id="f-event_names-hint">
-              One KIND=NAME a line, e.g. <code>message.push.clicked=Push Opened</code>. Default names follow OneSignal's
-              own Amplitude export ([Onesignal] Push Clicked, …).
-            </small>
-            {e.event_names ? (
-              <p class="error" safe>
-                {e.event_names}
-              </p>
-            ) : (
-              ''
-            )}
-          </div>
+          <EventNamesField value={v.event_names} error={e.event_names} />
           <Field
             name="amplitude_url"
             label="HTTP V2 API URL (optional)"
@@ -159,8 +176,17 @@ export function StreamPage(p: {
   chart?: JSX.Element | undefined;
   notice?: string | undefined;
   error?: string | undefined;
+  values?: StreamFormValues;
+  errors?: Record<string, string>;
 }): JSX.Element {
   const s = p.stream;
+  const v = p.values ?? {
+    name: s.name,
+    region: s.region,
+    amplitude_url: s.amplitude_url ?? '',
+    event_names: eventNameText(p.eventNames),
+  };
+  const e = p.errors ?? {};
   const overrides = Object.entries(p.eventNames);
   return (
     <Layout title={`Stream ${s.name}`} nav="streams">
@@ -262,7 +288,72 @@ export function StreamPage(p: {
           </pre>
         </details>
       </section>
+
+      <section class="card" aria-labelledby="settings-title">
+        <h2 id="settings-title">Settings</h2>
+        <form class="stack" method="post" action={streamPath(s.id, '/edit')} novalidate>
+          <Field name="name" label="Name" value={v.name} error={e.name} required />
+          <Field
+            name="amplitude_api_key"
+            label="New Amplitude project API key"
+            type="password"
+            autocomplete="off"
+            error={e.amplitude_api_key}
+            hint="Leave empty to keep the current key. A stream paused for a refused key resumes once Amplitude accepts the new one."
+          />
+          <SelectField
+            name="region"
+            label="Amplitude data region"
+            options={REGIONS}
+            value={v.region}
+            error={e.region}
+          />
+          <EventNamesField value={v.event_names} error={e.event_names} />
+          <Field
+            name="amplitude_url"
+            label="HTTP V2 API URL"
+            type="url"
+            value={v.amplitude_url}
+            error={e.amplitude_url}
+            hint="Empty: the region's address."
+          />
+          <div class="actions">
+            <button type="submit">Save changes</button>
+          </div>
+        </form>
+      </section>
+      <section class="card danger-zone" aria-labelledby="delete-title">
+        <h2 id="delete-title">Delete</h2>
+        <p>
+          Deleting the stream drops the events it has not forwarded and its dead letters; OneSignal's posts then get
+          404.
+        </p>
+        <a class="button danger" href={streamPath(s.id, '/delete')}>
+          Delete stream…
+        </a>
+      </section>
     </Layout>
+  );
+}
+
+export function DeleteStreamPage(p: { stream: StreamRead; error?: string | undefined }): JSX.Element {
+  const s = p.stream;
+  return (
+    <ConfirmPage
+      title={`Delete stream ${s.name}?`}
+      nav="streams"
+      action={streamPath(s.id, '/delete')}
+      confirmLabel="Delete stream"
+      cancelHref={streamPath(s.id)}
+      danger
+      error={p.error}
+    >
+      <ul>
+        <li safe>{`${s.pending} event(s) not yet forwarded are dropped, and ${s.dead_lettered} dead letter(s).`}</li>
+        <li>Events already forwarded stay in Amplitude.</li>
+        <li>Remove its Event Stream in OneSignal too: its posts will be answered 404.</li>
+      </ul>
+    </ConfirmPage>
   );
 }
 

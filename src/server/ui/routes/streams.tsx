@@ -1,20 +1,21 @@
 import type { FastifyRequest } from 'fastify';
-import { replayDeadLetters } from '../../../events/dead-letters';
-import { forwardStream } from '../../../events/forward';
-import { EVENT_STREAM_BODY_TEMPLATE } from '../../../events/stream-template';
+import { listDeadLetters, replay } from '../../../app/dead-letters';
 import {
-  createStream,
-  getStream,
-  parseEventNames,
+  addStream,
+  deleteStream,
+  listStreams,
   pauseStream,
   resumeStream,
-  streamActivity,
-  streamInputSchema,
-} from '../../../events/streams';
+  showStream,
+  updateStream,
+} from '../../../app/streams';
+import { forwardStream } from '../../../events/forward';
+import { EVENT_STREAM_BODY_TEMPLATE } from '../../../events/stream-template';
+import { streamActivity } from '../../../events/streams';
 import type { Context } from '../../../store';
-import { readDeadLetters, readStream, readStreams } from '../../api/queries';
 import {
-  fieldErrors,
+  type Form,
+  formErrors,
   formOf,
   html,
   optional,
@@ -26,26 +27,35 @@ import {
   userFacing,
 } from '../http';
 import { DeadLettersPage } from '../pages/dead-letters';
-import { ActivityChart, NewStreamPage, type StreamFormValues, StreamPage, StreamsPage } from '../pages/streams';
+import {
+  ActivityChart,
+  DeleteStreamPage,
+  NewStreamPage,
+  STREAM_FORM_FIELDS,
+  type StreamFormValues,
+  StreamPage,
+  StreamsPage,
+} from '../pages/streams';
 
 const NOTICES: Record<string, string> = {
   paused: 'Forwarding paused: events are still received and wait in the outbox.',
-  resumed: 'Forwarding resumed.',
+  resumed: 'Forwarding resumed: Amplitude accepted the key.',
+  saved: 'Changes saved.',
 };
 
 async function streamPage(
   ctx: Context,
   req: FastifyRequest,
   id: string,
-  extra: { secret?: string; notice?: string | undefined; error?: string } = {},
+  extra: Omit<Parameters<typeof StreamPage>[0], 'stream' | 'webhookUrl' | 'bodyTemplate' | 'eventNames'> = {},
 ): Promise<JSX.Element> {
-  const [stream, row, activity] = await Promise.all([readStream(ctx, id), getStream(ctx, id), streamActivity(ctx, id)]);
+  const [stream, activity] = await Promise.all([showStream(ctx, id), streamActivity(ctx, id)]);
   return (
     <StreamPage
       stream={stream}
       webhookUrl={`${publicBase(req)}${stream.webhook_path}`}
       bodyTemplate={EVENT_STREAM_BODY_TEMPLATE}
-      eventNames={parseEventNames(row) ?? {}}
+      eventNames={stream.event_names}
       chart={<ActivityChart activity={activity} />}
       {...extra}
     />
@@ -53,7 +63,11 @@ async function streamPage(
 }
 
 export const streamRoutes: UiRoutes = (ui, { ctx }) => {
-  ui.get('/streams', async (_req, reply) => html(reply, <StreamsPage streams={await readStreams(ctx)} />));
+  ui.get('/streams', async (req, reply) => {
+    const deleted = queryOf(req).deleted;
+    const notice = deleted ? `Stream "${deleted}" deleted; remove its Event Stream in OneSignal too.` : undefined;
+    return html(reply, <StreamsPage streams={await listStreams(ctx)} notice={notice} />);
+  });
 
   ui.get('/streams/new', async (_req, reply) => html(reply, <NewStreamPage values={{}} errors={{}} />));
 
@@ -68,41 +82,20 @@ export const streamRoutes: UiRoutes = (ui, { ctx }) => {
     const names = eventNameLines(form.event_names);
     if (typeof names === 'string')
       return html(reply, <NewStreamPage values={values} errors={{ event_names: names }} />, 400);
-    const parsed = streamInputSchema.safeParse({
-      name: form.name ?? '',
-      amplitudeApiKey: form.amplitude_api_key ?? '',
-      region: form.region ?? 'us',
-      amplitudeUrl: optional(form.amplitude_url),
-      eventNames: names,
-    });
-    if (!parsed.success) {
-      const errors = fieldErrors(parsed.error);
-      const byField = {
-        name: errors.name,
-        amplitude_api_key: errors.amplitudeApiKey,
-        region: errors.region,
-        amplitude_url: errors.amplitudeUrl,
-        event_names: errors.eventNames,
-      } as Record<string, string>;
-      return html(reply, <NewStreamPage values={values} errors={byField} />, 400);
-    }
     try {
-      const { row, webhookSecret } = await createStream(ctx, parsed.data);
+      const created = await addStream(ctx, {
+        name: form.name ?? '',
+        amplitude_api_key: form.amplitude_api_key ?? '',
+        region: form.region ?? 'us',
+        amplitude_url: optional(form.amplitude_url),
+        event_names: names,
+      });
       // Answered here, not redirected: the secret is shown once, in this answer only.
       const notice = 'Stream saved. Set up the Event Stream in OneSignal with the values below.';
-      return html(reply, await streamPage(ctx, req, row.id, { secret: webhookSecret, notice }), 201);
+      return html(reply, await streamPage(ctx, req, created.id, { secret: created.webhook_secret, notice }), 201);
     } catch (e) {
-      const err = userFacing(e);
-      const conflict = err.code === 'conflict';
-      return html(
-        reply,
-        <NewStreamPage
-          values={values}
-          errors={conflict ? { name: err.message } : {}}
-          formError={conflict ? undefined : err.message}
-        />,
-        err.httpStatus,
-      );
+      const r = formErrors(e, STREAM_FORM_FIELDS);
+      return html(reply, <NewStreamPage values={values} errors={r.fields} formError={r.message} />, r.status);
     }
   });
 
@@ -124,8 +117,48 @@ export const streamRoutes: UiRoutes = (ui, { ctx }) => {
 
   ui.post('/streams/:id/resume', async (req, reply) => {
     const id = parseId(req);
-    await resumeStream(ctx, id);
-    return reply.redirect(pathOf('streams', id, '?done=resumed'), 303);
+    try {
+      await resumeStream(ctx, id);
+      return reply.redirect(pathOf('streams', id, '?done=resumed'), 303);
+    } catch (e) {
+      const r = formErrors(e, []);
+      return html(reply, await streamPage(ctx, req, id, { error: r.message }), r.status);
+    }
+  });
+
+  ui.post('/streams/:id/edit', async (req, reply) => {
+    const id = parseId(req);
+    const form = formOf(req);
+    const values: StreamFormValues = {
+      name: form.name,
+      region: form.region,
+      amplitude_url: form.amplitude_url,
+      event_names: form.event_names,
+    };
+    const names = eventNameLines(form.event_names);
+    if (typeof names === 'string')
+      return html(reply, await streamPage(ctx, req, id, { values, errors: { event_names: names } }), 400);
+    try {
+      await updateStream(ctx, id, streamPatch(form, names));
+      return reply.redirect(pathOf('streams', id, '?done=saved'), 303);
+    } catch (e) {
+      const r = formErrors(e, STREAM_FORM_FIELDS);
+      return html(reply, await streamPage(ctx, req, id, { values, errors: r.fields, error: r.message }), r.status);
+    }
+  });
+
+  const deletePage = async (id: string, error?: string) => (
+    <DeleteStreamPage stream={await showStream(ctx, id)} error={error} />
+  );
+
+  ui.get('/streams/:id/delete', async (req, reply) => html(reply, await deletePage(parseId(req))));
+
+  ui.post('/streams/:id/delete', async (req, reply) => {
+    const id = parseId(req);
+    if (formOf(req).confirm !== 'yes') return html(reply, await deletePage(id), 400);
+    const name = (await showStream(ctx, id)).name;
+    await deleteStream(ctx, id);
+    return reply.redirect(`/streams?deleted=${encodeURIComponent(name)}`, 303);
   });
 
   ui.post('/streams/:id/forward', async (req, reply) => {
@@ -143,8 +176,8 @@ export const streamRoutes: UiRoutes = (ui, { ctx }) => {
   });
 
   const deadLettersPage = async (id: string, notice?: string) => {
-    const stream = await readStream(ctx, id);
-    const letters = await readDeadLetters(ctx, { streamId: id, limit: 500 });
+    const stream = await showStream(ctx, id);
+    const letters = await listDeadLetters(ctx, { stream: id, limit: 500 });
     return <DeadLettersPage stream={stream} letters={letters} notice={notice} />;
   };
 
@@ -160,7 +193,7 @@ export const streamRoutes: UiRoutes = (ui, { ctx }) => {
   ui.post('/streams/:id/dead-letters/replay', async (req, reply) => {
     const id = parseId(req);
     const one = optional(formOf(req).id);
-    const r = await replayDeadLetters(ctx, { stream: id, ...(one ? { ids: [one] } : {}) });
+    const r = await replay(ctx, { stream: id, ...(one ? { ids: [one] } : { all: true }) });
     return reply.redirect(pathOf('streams', id, `/dead-letters?replayed=${r.replayed}`), 303);
   });
 };
@@ -179,4 +212,17 @@ function eventNameLines(text: string | undefined): Record<string, string> | unde
     out[line.slice(0, i).trim()] = line.slice(i + 1).trim();
   }
   return out;
+}
+
+/** The settings form → a patch: an empty key keeps the current one, an empty URL means the region's. */
+function streamPatch(form: Form, names: Record<string, string> | undefined): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries({
+      name: form.name ?? '',
+      amplitude_api_key: optional(form.amplitude_api_key),
+      region: optional(form.region),
+      amplitude_url: optional(form.amplitude_url) ?? null,
+      event_names: names ?? {},
+    }).filter(([, v]) => v !== undefined),
+  );
 }
