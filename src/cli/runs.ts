@@ -4,6 +4,7 @@ import type { Writable } from 'node:stream';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { z } from 'zod';
+import type { DownloadNote } from '../sync/last-snapshot';
 import {
   EXPORT_FORMATS,
   exportRunRecords,
@@ -30,7 +31,8 @@ export function runSummary(r: RunView): string {
     lines.push(`  approve: ampsignal runs approve ${r.id}    reject: ampsignal runs reject ${r.id}`);
   }
   if (r.status === 'dry_run' && r.hold_reason) lines.push(`  note: ${r.hold_reason}`);
-  const s = r.sample as { adds?: string[]; removes?: string[] } | null;
+  const s = r.sample as { adds?: string[]; removes?: string[]; download?: DownloadNote } | null;
+  if (s?.download && r.status === 'dry_run') lines.push(`  ${downloadLine(s.download)}`);
   if (s && (r.status === 'held' || r.status === 'dry_run')) {
     if (s.adds?.length) lines.push(`  sample adds: ${s.adds.join(', ')}`);
     if (s.removes?.length) lines.push(`  sample removes: ${s.removes.join(', ')}`);
@@ -40,6 +42,13 @@ export function runSummary(r: RunView): string {
       `  records: ampsignal runs records ${r.id} [--outcome delivered|not_found|failed|pending]; export: ampsignal runs export ${r.id} --format csv`,
     );
   return lines.join('\n');
+}
+
+/** What an Amplitude dry run cost of the monthly download budget. */
+function downloadLine(d: DownloadNote): string {
+  const left = `${d.remaining} of ${d.budget} remain this month`;
+  if (d.spent === 0) return `used the last download (${d.snapshot_from}), no download spent; ${left}`;
+  return `this dry run spent 1 of the source's monthly cohort downloads; ${left} (--use-last-snapshot reuses a download under a day old)`;
 }
 
 /**

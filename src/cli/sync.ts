@@ -71,16 +71,28 @@ export function register(program: Command): void {
     .description('Run a sync to the end: fetch, diff, deliver (retries included), then print the run')
     .argument('<sync_id>')
     .option('--dry-run', 'report adds, removes and samples; write and send nothing')
+    .option(
+      '--use-last-snapshot',
+      "with --dry-run on an Amplitude cohort: diff against the last download (under a day old) instead of spending one of the month's downloads",
+    )
     .option('--json', 'print JSON only')
-    .action(async (id: string, flags: { dryRun?: boolean; json?: boolean }, cmd: Command) => {
-      const syncId = parseInput(idArg, id);
-      await withContext(cmd, async (ctx) => {
-        const r = await withProgressBar(flags.json, (progress) =>
-          runSync(ctx, syncId, { dryRun: flags.dryRun === true, trigger: 'manual', deliver: 'inline', ...progress }),
-        );
-        printRun(flags.json, r);
-      });
-    });
+    .action(
+      async (id: string, flags: { dryRun?: boolean; useLastSnapshot?: boolean; json?: boolean }, cmd: Command) => {
+        const syncId = parseInput(idArg, id);
+        await withContext(cmd, async (ctx) => {
+          const r = await withProgressBar(flags.json, (progress) =>
+            runSync(ctx, syncId, {
+              dryRun: flags.dryRun === true,
+              trigger: 'manual',
+              deliver: 'inline',
+              ...(flags.useLastSnapshot ? { useLastSnapshot: true } : {}),
+              ...progress,
+            }),
+          );
+          printRun(flags.json, r);
+        });
+      },
+    );
 
   sync
     .command('list')

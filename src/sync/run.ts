@@ -14,6 +14,7 @@ import {
   sampleDiff,
 } from './diff';
 import { guardDecision } from './guard';
+import { type DownloadNote, downloadNote, lastDownloadAt, ledgerSnapshotSource } from './last-snapshot';
 import { recordSettledByDiff } from './records';
 import {
   finalizeRun,
@@ -56,6 +57,8 @@ export interface RunOptions {
   deliver?: 'inline' | 'enqueue';
   onProgress?: (p: RunProgress) => void;
   signal?: AbortSignal;
+  /** A dry run of an Amplitude cohort diffs against the last download (under a day old) instead of spending one. */
+  useLastSnapshot?: boolean;
 }
 
 const SAMPLE_SIZE = 10;
@@ -123,7 +126,14 @@ async function workRun(
   // A paused destination is refused before the pull, which may cost a download of the budget.
   if (!r.dryRun) await deliverableDestination(ctx, sync.destination_id);
   opts.onProgress?.({ phase: 'load', done: 0, total: 0 });
-  const snapshot = await stageSnapshot(ctx, run.runId, r.cohort, sync.external_id_property);
+  const lastSnapshot = await lastSnapshotOf(r.cohort, r.dryRun, opts, ctx);
+  const snapshot = await stageSnapshot(
+    ctx,
+    run.runId,
+    r.cohort,
+    sync.external_id_property,
+    lastSnapshot !== null ? sync.id : null,
+  );
   const p: DiffParams = {
     syncId: sync.id,
     destinationId: sync.destination_id,
@@ -131,11 +141,34 @@ async function workRun(
     ...snapshot.ref,
   };
   opts.onProgress?.({ phase: 'diff', done: 0, total: snapshot.members });
-  if (r.dryRun) return dryRunReport(ctx, run, p, snapshot, Number(sync.guard_threshold));
+  if (r.dryRun) {
+    // An Amplitude dry run says what it cost: a download of the monthly budget, or none.
+    const note =
+      r.cohort.origin === 'file' || !r.cohort.source_id
+        ? undefined
+        : await downloadNote(ctx, r.cohort.source_id, lastSnapshot ? 0 : 1, lastSnapshot ?? undefined);
+    return dryRunReport(ctx, run, p, snapshot, Number(sync.guard_threshold), note);
+  }
   await recordSnapshot(ctx, run, snapshot);
   const held = await applyWithGuard(ctx, run, p, snapshot.size, Number(sync.guard_threshold));
   if (held) return getRunView(ctx, run.runId);
   return deliverRun(ctx, run.runId, sync.destination_id, opts);
+}
+
+/**
+ * `--use-last-snapshot`: only a dry run of an Amplitude cohort can stand on the last download,
+ * and only while it is less than a day old; when it was made, or null for a fresh snapshot.
+ */
+async function lastSnapshotOf(
+  cohort: Selectable<DB['cohorts']>,
+  dryRun: boolean,
+  opts: RunOptions,
+  ctx: Context,
+): Promise<number | null> {
+  if (!opts.useLastSnapshot) return null;
+  if (!dryRun) throw new AmpError('invalid_input', '--use-last-snapshot is for dry runs only (--dry-run)');
+  if (cohort.origin === 'file') return null; // a file cohort's snapshot costs no download
+  return lastDownloadAt(ctx, cohort.id);
 }
 
 /**
@@ -149,11 +182,12 @@ async function dryRunReport(
   p: DiffParams,
   snapshot: StagedSnapshot,
   threshold: number,
+  download?: DownloadNote,
 ): Promise<RunView> {
   const { members, counts, sample, wouldHold } = await ctx.store.db.transaction().execute(async (trx) => {
     const members = await snapshot.size(trx);
     const counts = { ...(await countDiff(trx, p)), retried: await countRetries(trx, p) };
-    const sample = await sampleDiff(trx, p, SAMPLE_SIZE);
+    const sample = { ...(await sampleDiff(trx, p, SAMPLE_SIZE)), ...(download ? { download } : {}) };
     // The guard's verdict on the real run: the diff applied and taken back, as the real run would.
     await sql`SAVEPOINT dry_guard`.execute(trx);
     await applyDiff(trx, p);
@@ -192,6 +226,8 @@ async function stageSnapshot(
   runId: string,
   cohort: Selectable<DB['cohorts']>,
   externalIdProperty: string,
+  /** Diff against this sync's wished members (the last download's) instead of a fresh snapshot. */
+  lastSnapshotOfSync?: string | null,
 ): Promise<StagedSnapshot> {
   if (cohort.origin === 'file' && ctx.store.engine.can.inPlaceSnapshot) {
     const size = async (db: Kysely<DB>) => {
@@ -206,8 +242,9 @@ async function stageSnapshot(
       sourceTs: Date.now(),
     };
   }
-  const source: SnapshotSource =
-    cohort.origin === 'file'
+  const source: SnapshotSource = lastSnapshotOfSync
+    ? ledgerSnapshotSource(lastSnapshotOfSync)
+    : cohort.origin === 'file'
       ? fileSnapshotSource(cohort.id)
       : amplitudeSnapshotSource(cohort.id, { externalIdProperty });
   const writer = snapshotWriter(ctx, runId);

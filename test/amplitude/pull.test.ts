@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { runSummary } from '../../src/cli/runs';
 import { downloadsThisMonth } from '../../src/connectors/amplitude/budget';
 import { approveRun, runSync } from '../../src/sync/run';
 import { createSync } from '../../src/sync/syncs';
@@ -284,6 +285,39 @@ describeEachDialect('Amplitude pull (Behavioral Cohorts download into the ledger
     expect(
       await ctx.store.db.selectFrom('staging').select('external_id').where('run_id', '=', held.id).execute(),
     ).toHaveLength(0);
+  });
+
+  it('an Amplitude dry run says it spent a download and how many remain; --use-last-snapshot spends none', async () => {
+    const { ctx } = db();
+    const { source, dest } = await sourceAndDestination(ctx, emu.amplitude.url, emu.onesignal.url);
+    emu.amplitude.cohorts.upsert({
+      id: 'coh_budget',
+      name: 'Budgeted',
+      members: users('small', 20).map((user_id) => ({ user_id })),
+    });
+    const sync = await createSync(ctx, {
+      cohortId: await knownCohort(ctx, source.id, 'coh_budget'),
+      destinationId: dest.id,
+      cadence: 'manual',
+    });
+    // Never downloaded: the last snapshot cannot stand in, and the refusal says why.
+    const refused = await runSync(ctx, sync.id, { dryRun: true, useLastSnapshot: true });
+    expect(refused).toMatchObject({ status: 'failed', error: expect.stringMatching(/never downloaded/) });
+    const before = await downloadsThisMonth(ctx, source.id);
+    const dry = await runSync(ctx, sync.id, { dryRun: true });
+    expect(await downloadsThisMonth(ctx, source.id)).toBe(before + 1);
+    expect(dry.sample).toMatchObject({
+      download: { spent: 1, used_this_month: before + 1, budget: 500, remaining: 500 - before - 1 },
+    });
+    expect(runSummary(dry)).toMatch(/spent 1 of the source's monthly cohort downloads; \d+ of 500 remain this month/);
+    const real = await runSync(ctx, sync.id);
+    expect(real).toMatchObject({ status: 'completed', added: 20 });
+    const spent = await downloadsThisMonth(ctx, source.id);
+    const reused = await runSync(ctx, sync.id, { dryRun: true, useLastSnapshot: true });
+    expect(await downloadsThisMonth(ctx, source.id)).toBe(spent);
+    expect(reused).toMatchObject({ status: 'dry_run', members: 20, added: 0, removed: 0 });
+    expect(reused.sample).toMatchObject({ download: { spent: 0, snapshot_from: expect.any(String) } });
+    expect(runSummary(reused)).toMatch(/used the last download .*no download spent/);
   });
 });
 
