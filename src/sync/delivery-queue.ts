@@ -43,12 +43,6 @@ export interface DeliveryLease {
   workerId: string;
 }
 
-/** Rows waiting to be sent: desired != confirmed, never tried or due for retry, lease free. */
-function dueSql(now: number) {
-  return sql`desired <> confirmed AND (outcome IS NULL OR (outcome = 'retry' AND next_attempt_at <= ${now}))
-    AND (lease_until IS NULL OR lease_until < ${now})`;
-}
-
 /**
  * Claims the due rows of up to `users` users, every row of a user in the same claim (so one
  * request carries all of a user's changes), grouped per user in external-id order.
@@ -71,20 +65,15 @@ export async function claimUsers(ctx: Context, lease: DeliveryLease, users: numb
 }
 
 async function claimRows(ctx: Context, lease: DeliveryLease, users: number): Promise<ClaimedRow[]> {
-  const db = ctx.store.db;
   const now = Date.now();
-  const due = await sql<{ external_id: string }>`
-    SELECT DISTINCT external_id FROM ledger WHERE destination_id = ${lease.destinationId} AND ${dueSql(now)}
-    ORDER BY external_id LIMIT ${users}`.execute(db);
-  if (due.rows.length === 0) return [];
-  const ids = due.rows.map((r) => r.external_id);
-  // The same due-condition guards the UPDATE: under PostgreSQL's row locks a row another worker
-  // claimed between our SELECT and this UPDATE no longer matches, so it is never taken twice.
-  const claimed = await sql<ClaimedRow>`
-    UPDATE ledger SET lease_owner = ${lease.workerId}, lease_until = ${now + LEASE_MS}
-    WHERE destination_id = ${lease.destinationId} AND external_id IN (${sql.join(ids)}) AND ${dueSql(now)}
-    RETURNING sync_id, external_id, desired, attempts, run_id, entered_at`.execute(db);
-  return claimed.rows
+  const claimed = await ctx.store.engine.claimLedgerRows(ctx.store.db, {
+    destinationId: lease.destinationId,
+    workerId: lease.workerId,
+    users,
+    nowMs: now,
+    leaseUntil: now + LEASE_MS,
+  });
+  return claimed
     .map((r) => ({
       ...r,
       desired: Number(r.desired),

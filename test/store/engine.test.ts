@@ -1,8 +1,9 @@
 import { sql } from 'kysely';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Context, type InboxValues, type LedgerOutcome, openContext, type StreamEventsJob } from '../../src/store';
 import { deleteStaging, stagedIds } from '../../src/sync/staging';
-import { describeEachDialect, freshDatabaseUrl, SKIP_POSTGRES } from '../helpers/db';
+import { describeEachDialect, freshDatabaseUrl, PG_URL, SKIP_POSTGRES } from '../helpers/db';
 import { seedCohort, seedDestination, seedStream } from '../helpers/seed';
 
 /** The database seam's operations (src/store/dialect), each on both databases. */
@@ -372,5 +373,87 @@ describeEachDialect('snapshots and cohort members', (db) => {
     expect(await size()).toBe(3);
     expect(await importIds([['x']])).toBe(1);
     expect(await members()).toEqual(['x']);
+  });
+});
+
+describe.skipIf(SKIP_POSTGRES)('delivery claims [postgres]', () => {
+  let ctx: Context;
+  let cleanup: () => Promise<void>;
+  let url: string;
+  beforeAll(async () => {
+    const fresh = await freshDatabaseUrl('postgres');
+    cleanup = fresh.cleanup;
+    url = fresh.url;
+    ctx = await openContext({ db: fresh.url, migrate: 'auto' });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await cleanup?.();
+  });
+
+  it('skips a user whose row another claimer holds locked, whole, without waiting, and takes it once free', async () => {
+    await seedSync(ctx, 'syn_k1');
+    await seedCohort(ctx, { id: 'coh_k2', name: 'k2' });
+    await ctx.store.db
+      .insertInto('syncs')
+      .values({
+        id: 'syn_k2',
+        cohort_id: 'coh_k2',
+        destination_id: 'dst_syn_k1',
+        cadence: 'manual',
+        tag_key: 'amp_cohort_k2',
+        external_id_property: 'user_id',
+        segment_id: null,
+        segment_error: null,
+        guard_threshold: 0.5,
+        status: 'active',
+        next_run_at: null,
+        last_run_id: null,
+        created_at: Date.now(),
+      })
+      .execute();
+    const pending = (syncId: string, ext: string) => ({
+      sync_id: syncId,
+      destination_id: 'dst_syn_k1',
+      external_id: ext,
+      desired: 1,
+      confirmed: 0,
+      source_ts: 1,
+      run_id: null,
+      outcome: null,
+      error: null,
+      attempts: 0,
+      next_attempt_at: null,
+      lease_owner: null,
+      lease_until: null,
+      updated_at: 1,
+    });
+    await ctx.store.db
+      .insertInto('ledger')
+      .values([pending('syn_k1', 'x'), pending('syn_k2', 'x'), pending('syn_k1', 'y')])
+      .execute();
+    const claim = (workerId: string) =>
+      ctx.store.engine.claimLedgerRows(ctx.store.db, {
+        destinationId: 'dst_syn_k1',
+        workerId,
+        users: 10,
+        nowMs: Date.now(),
+        leaseUntil: Date.now() + 60_000,
+      });
+    // Another claimer in the middle of its statement holds one of x's two rows.
+    const other = new pg.Client({ connectionString: PG_URL });
+    await other.connect();
+    try {
+      await other.query(`SET search_path TO "${new URL(url).searchParams.get('schema')}"`);
+      await other.query('BEGIN');
+      await other.query(`SELECT 1 FROM ledger WHERE sync_id = 'syn_k2' AND external_id = 'x' FOR UPDATE`);
+      const first = await claim('w1');
+      expect(first.map((r) => `${r.sync_id}/${r.external_id}`)).toEqual(['syn_k1/y']);
+      await other.query('ROLLBACK');
+    } finally {
+      await other.end();
+    }
+    const second = await claim('w2');
+    expect(second.map((r) => `${r.sync_id}/${r.external_id}`).sort()).toEqual(['syn_k1/x', 'syn_k2/x']);
   });
 });

@@ -1,4 +1,4 @@
-import type { Insertable, Kysely, RawBuilder } from 'kysely';
+import { type Insertable, type Kysely, type RawBuilder, sql } from 'kysely';
 import type { DB, WebhookInboxTable } from '../schema';
 
 /**
@@ -33,6 +33,11 @@ export interface Engine {
     outcomes: T[],
     nowMs: number,
   ): Promise<Array<SettledLedgerOutcome<T>>>;
+  /**
+   * Leases the due ledger rows of up to `users` users of a destination, every due row of a user
+   * in the same claim; the rows leased.
+   */
+  claimLedgerRows(db: Kysely<DB>, claim: LedgerClaim): Promise<ClaimedLedgerRow[]>;
   /** A writer of one run's snapshot, where the diff reads it (`stagedAt`). */
   stageSnapshot(runId: string): SnapshotStage;
   /** Discards the per-connection form of a run's snapshot, if the database has one (its `staging` rows stay). */
@@ -120,4 +125,29 @@ export interface StreamEventsJob {
 export interface SettledLedgerOutcome<T extends LedgerOutcome = LedgerOutcome> {
   outcome: T;
   runId: string | null;
+}
+
+export interface LedgerClaim {
+  destinationId: string;
+  workerId: string;
+  users: number;
+  nowMs: number;
+  leaseUntil: number;
+}
+
+export interface ClaimedLedgerRow {
+  sync_id: string;
+  external_id: string;
+  desired: number;
+  attempts: number;
+  run_id: string | null;
+  /** When the user last became a member (epoch ms), for entry-time tags; null when unknown. */
+  entered_at: number | null;
+}
+
+/** Rows waiting to be sent: desired != confirmed, never tried or due for retry, lease free. */
+export function ledgerDue(now: number, alias?: string): RawBuilder<unknown> {
+  const c = (col: string) => (alias ? sql.ref(`${alias}.${col}`) : sql.ref(col));
+  return sql`${c('desired')} <> ${c('confirmed')} AND (${c('outcome')} IS NULL OR (${c('outcome')} = 'retry' AND ${c('next_attempt_at')} <= ${now}))
+    AND (${c('lease_until')} IS NULL OR ${c('lease_until')} < ${now})`;
 }

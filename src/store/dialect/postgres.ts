@@ -4,6 +4,7 @@ import type { DB } from '../schema';
 import { importCohortMembersPg } from './cohort-members.postgres';
 import type { Engine } from './engine';
 import { inboxMessageInserterPg } from './inbox-message.postgres';
+import { claimLedgerRowsPg } from './ledger-claim.postgres';
 import { writeLedgerOutcomesPg } from './ledger-outcomes.postgres';
 import { postgresSnapshotStage } from './stage-snapshot.postgres';
 import { streamEventsInserterPg } from './stream-events.postgres';
@@ -16,6 +17,7 @@ export function postgresEngine(db: Kysely<DB>, pool: pg.Pool): Engine {
     insertStreamEvents: streamEventsInserterPg(pool),
     insertInboxMessage: inboxMessageInserterPg(pool),
     writeLedgerOutcomes: writeLedgerOutcomesPg,
+    claimLedgerRows: claimLedgerRowsPg,
     stageSnapshot: (runId) => postgresSnapshotStage(db, runId),
     dropStagedSnapshot: async () => {},
     importCohortMembers: (job) => importCohortMembersPg(db, job),

@@ -4,6 +4,7 @@ import type { DB } from '../schema';
 import { importCohortMembersSqlite } from './cohort-members.sqlite';
 import type { Engine } from './engine';
 import { inboxMessageInserter } from './inbox-message.sqlite';
+import { claimLedgerRowsSqlite } from './ledger-claim.sqlite';
 import { ledgerOutcomesWriter } from './ledger-outcomes.sqlite';
 import { dropSqliteSnapshot, sqliteSnapshotStage } from './stage-snapshot.sqlite';
 import { streamEventsInserter } from './stream-events.sqlite';
@@ -18,6 +19,7 @@ export function sqliteEngine(h: BetterSqlite3.Database, db: Kysely<DB>): Engine 
     insertStreamEvents: streamEventsInserter(h, db),
     insertInboxMessage: inboxMessageInserter(h, db),
     writeLedgerOutcomes: ledgerOutcomesWriter(h),
+    claimLedgerRows: claimLedgerRowsSqlite,
     stageSnapshot: (runId) => sqliteSnapshotStage(h, db, runId),
     dropStagedSnapshot: (runId) => dropSqliteSnapshot(h, db, runId),
     importCohortMembers: (job) => importCohortMembersSqlite(h, db, job),
