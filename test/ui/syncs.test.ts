@@ -66,6 +66,14 @@ describeEachDialect('web UI: a sync page', (db) => {
       expect(await chart.locator('polyline.s-members').getAttribute('points')).toMatch(/^(\S+ ){2}\S+$/);
       await expectTablesFit(page);
       await shot(page, `sync-${db().dialect}`);
+      await page.getByRole('link', { name: 'Overview', exact: true }).click();
+      await page.getByRole('cell', { name: 'Readers' }).waitFor();
+      await expectTablesFit(page);
+      await shot(page, `overview-${db().dialect}`);
+      await page.getByRole('link', { name: 'Destinations', exact: true }).click();
+      await expectTablesFit(page);
+      await page.getByRole('link', { name: 'Overview', exact: true }).click();
+      await page.getByRole('link', { name: 'Run history' }).click();
 
       await page.getByRole('link', { name: 'Delete sync…' }).click();
       await page.getByRole('heading', { name: 'Delete the sync of Readers?' }).waitFor();
