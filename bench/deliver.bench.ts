@@ -184,7 +184,7 @@ export async function benchSetup(opts: {
     await b.close();
     rmSync(dir, { recursive: true, force: true });
   };
-  return { ctx: c, emu: e, dest, appId, apiKey, usersFile, addCohort, close };
+  return { ctx: c, emu: e, dest, appId, apiKey, usersFile, addCohort, close, dbUrl: b.database.url };
 }
 
 /** Applies the sync's diff (no delivery), then times one delivery pass. */

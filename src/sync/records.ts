@@ -66,6 +66,12 @@ function cacheFor(map: WeakMap<object, IdCache>, owner: object): IdCache {
 
 const SECOND = 1000;
 
+/**
+ * Run records are always written; only `npm run bench -- records` turns them off, to measure
+ * what the history costs a delivery against the same delivery without it.
+ */
+export const recording = { on: true };
+
 // ---------------------------------------------------------------------------------------------
 // Inside the caller's transaction, on either database.
 
@@ -115,7 +121,7 @@ async function kyselyIds(
  * `store` owns the id caches (one per database).
  */
 export async function appendRecords(trx: Kysely<DB>, store: object, rows: RecordRow[]): Promise<void> {
-  if (rows.length === 0) return;
+  if (rows.length === 0 || !recording.on) return;
   const keys = await kyselyIds(
     trx,
     cacheFor(runKeys, store),
