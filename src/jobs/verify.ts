@@ -85,6 +85,10 @@ export async function enqueueDueVerifications(ctx: Context, jobs: JobQueue, now:
 /** The `sync.verify` task: a failure is recorded on the verification row and waits for the next tick, not retried. */
 export function verifyTask(ctx: Context): TaskHandler {
   return async (payload: { syncId: string; sample?: number }, helpers) => {
+    // A tick may enqueue the sync again while its job runs (a job key frees once its job is
+    // locked), so the task itself keeps the promise of one verification a day.
+    const due = await dueVerifications(ctx, Date.now());
+    if (!due.some((d) => d.syncId === payload.syncId)) return;
     try {
       const v = await verifySync(ctx, payload.syncId, {
         sample: payload.sample ?? dailyVerifySample(),
