@@ -86,6 +86,18 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+const live = new Set<Cluster>();
+
+/** Ctrl-C (or a SIGTERM) of the harness must not leave its serve and worker processes running. */
+export function stopClustersOnSignal(): void {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      for (const c of live) for (const m of c.members) m.child.kill('SIGKILL');
+      process.exit(130);
+    });
+  }
+}
+
 /** One long-running `serve` or `worker`, restartable after a kill. */
 export interface Member {
   role: 'serve' | 'worker';
@@ -117,6 +129,7 @@ export class Cluster {
 
   constructor(private readonly opts: ClusterOptions) {
     this.url = `http://127.0.0.1:${opts.port}`;
+    live.add(this);
   }
 
   async start(): Promise<void> {
@@ -181,6 +194,7 @@ export class Cluster {
       ),
     );
     for (const m of this.members) if (m.child.exitCode === null) m.child.kill('SIGKILL');
+    live.delete(this);
     return codes;
   }
 

@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Dialect } from './cluster';
-import { http } from './cluster';
+import { http, stopClustersOnSignal } from './cluster';
 
 interface Scenario {
   run(dialect: Dialect, size: Record<string, number>): Promise<Record<string, unknown>>;
@@ -51,6 +51,7 @@ function parseArgs(argv: string[]) {
 const print = (line: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(line)}\n`);
 
 const args = parseArgs(process.argv.slice(2));
+stopClustersOnSignal();
 // The scenarios run the shipped command, so it is built from the sources first (as `npm test` does).
 execFileSync(process.execPath, [join(here, '../scripts/build.mjs')], { stdio: ['ignore', 'ignore', 'inherit'] });
 
