@@ -33,6 +33,19 @@ const GROUPS: Record<string, Group> = {
     describe: 'alerts: channels (JSON webhook, Slack, e-mail), open alerts, a test send',
     load: () => import('./alert'),
   },
+  plan: {
+    describe: 'configuration as code: what apply would create, change or delete (-f ampsignal.yaml)',
+    load: () => import('./config'),
+  },
+  apply: {
+    describe: 'configuration as code: make the database match a file (-f ampsignal.yaml; --prune deletes the rest)',
+    load: () => import('./config'),
+  },
+  export: {
+    describe:
+      'configuration as code: write the current configuration as a file, keys as environment variable references',
+    load: () => import('./config'),
+  },
   serve: {
     describe: 'serve HTTP (webhooks, API, UI, /healthz); on SQLite also the scheduler and workers',
     load: () => import('./serve'),
