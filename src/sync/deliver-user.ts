@@ -1,11 +1,5 @@
 import type { OneSignalClient } from '../connectors/onesignal/client';
-import {
-  syncTags,
-  TAG_VALUE_KINDS,
-  type TagChange,
-  type TagSettlement,
-  type TagValueKind,
-} from '../connectors/onesignal/sync-tags';
+import { syncTags, type TagChange, type TagSettlement, type TagValueKind } from '../connectors/onesignal/sync-tags';
 import type { AmpError, Backoff } from '../errors';
 import { retryDelayMs } from '../errors';
 import type { Context } from '../store';
@@ -46,7 +40,7 @@ export class SyncTagBook {
       .select(['id', 'tag_key', 'tag_value'])
       .where('destination_id', '=', this.destinationId)
       .execute();
-    for (const s of syncs) this.tags.set(s.id, { tagKey: s.tag_key, valueKind: tagValueKind(s.tag_value) });
+    for (const s of syncs) this.tags.set(s.id, { tagKey: s.tag_key, valueKind: syncTags.valueKind(s.tag_value) });
   }
 
   of(syncId: string): SyncTag {
@@ -54,10 +48,6 @@ export class SyncTagBook {
     if (!tag) throw new Error(`no tag loaded for sync ${syncId}`);
     return tag;
   }
-}
-
-function tagValueKind(v: string): TagValueKind {
-  return (TAG_VALUE_KINDS as readonly string[]).includes(v) ? (v as TagValueKind) : 'presence';
 }
 
 /** A user's requests as the action plans them; each change's `index` points into `user.rows`. */

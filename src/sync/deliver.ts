@@ -107,6 +107,16 @@ class DeliveryPipeline {
     await this.flush();
   }
 
+  /**
+   * Extends the pass's leases, in turn with the settles: both update the pass's leased rows, and
+   * on PostgreSQL two statements locking the same rows in different orders deadlock.
+   */
+  renewLeases(): Promise<void> {
+    const renewal = this.flushing.then(() => renewLeases(this.ctx, this.lease));
+    this.flushing = renewal.catch(() => undefined);
+    return renewal;
+  }
+
   claimMore(): Promise<void> {
     this.claiming ??= this.claim().finally(() => {
       this.claiming = undefined;
@@ -199,7 +209,7 @@ export async function deliverDestination(
   const tags = new SyncTagBook(ctx, destinationId);
   const pipeline = new DeliveryPipeline(ctx, lease, client, tags, Number(dest.max_tags_per_user), opts);
   // Claimed rows stay ours while this pass lives; a dead pass's rows are free within LEASE_MS.
-  const heartbeat = keepRenewing(`delivery ${destinationId}`, LEASE_MS, () => renewLeases(ctx, lease));
+  const heartbeat = keepRenewing(`delivery ${destinationId}`, LEASE_MS, () => pipeline.renewLeases());
   try {
     await deliverUntilSettled(ctx, pipeline, client, destinationId, opts.signal);
   } finally {

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
-import { TAG_PRESENT } from '../connectors/onesignal/constants';
 import { type DestinationRow, getDestination } from '../connectors/onesignal/destinations';
+import { syncTags, type TagValueKind } from '../connectors/onesignal/sync-tags';
 import { OneSignalUserReader, type ViewedUser } from '../connectors/onesignal/view-user';
 import { AmpError, toAmpError } from '../errors';
 import { newId } from '../ids';
@@ -76,6 +76,7 @@ interface Sampled {
   desired: number;
   confirmed: number;
   updated_at: number;
+  entered_at: number | null;
 }
 
 /** Checks `sample` (default DEFAULT_VERIFY_SAMPLE, at most MAX_VERIFY_SAMPLE) and returns the report. */
@@ -96,6 +97,8 @@ export interface StartedVerification {
   id: string;
   syncId: string;
   tagKey: string;
+  /** How the sync writes a member's tag value ("1", or the entry time). */
+  valueKind: TagValueKind;
   sample: number;
   destination: DestinationRow;
 }
@@ -137,7 +140,14 @@ export async function startVerification(
     lease_until: now + LEASE_MS,
   };
   await ctx.store.db.insertInto('verifications').values(row).execute();
-  return { id: row.id, syncId, tagKey: sync.tag_key, sample, destination };
+  return {
+    id: row.id,
+    syncId,
+    tagKey: sync.tag_key,
+    valueKind: syncTags.valueKind(sync.tag_value),
+    sample,
+    destination,
+  };
 }
 
 /** Reads the sample back, compares, repairs if asked, and closes the verification row. */
@@ -155,60 +165,11 @@ export async function finishVerification(
   );
   try {
     const sampled = await sampleSettledRows(ctx, v.syncId, v.sample);
-    const reader = new OneSignalUserReader({
-      appId: v.destination.app_id,
-      apiKey: ctx.secrets.decrypt(v.destination.api_key_enc),
-      apiUrl: v.destination.api_url,
-    });
-    const viewed: Array<{ row: Sampled; user: ViewedUser }> = [];
-    for (const row of sampled) {
-      viewed.push({ row, user: await reader.viewUser(row.external_id, opts.signal ? { signal: opts.signal } : {}) });
-      opts.onProgress?.({ done: viewed.length, total: sampled.length });
-    }
+    const viewed = await readBack(ctx, v, sampled, opts);
     const unchanged = await stillSettled(ctx, v.syncId, sampled);
-    let matched = 0;
-    let skipped = 0;
-    const drift: DriftedUser[] = [];
-    for (const { row, user } of viewed) {
-      if (!unchanged.has(row.external_id)) {
-        skipped++;
-        continue;
-      }
-      const d = compare(row, user, v.tagKey);
-      if (d) drift.push(d);
-      else matched++;
-    }
-    drift.sort(
-      (a, b) => DRIFT_KINDS.indexOf(a.kind) - DRIFT_KINDS.indexOf(b.kind) || a.external_id.localeCompare(b.external_id),
-    );
-    const repaired = opts.repair ? await markPending(ctx, v.syncId, drift, unchanged) : 0;
-    const compared = matched + drift.length;
-    const matchRate = compared === 0 ? null : matched / compared;
-    const finishedAt = Date.now();
-    await ctx.store.db.transaction().execute(async (trx) => {
-      await trx
-        .updateTable('verifications')
-        .set({
-          status: 'completed',
-          checked: viewed.length,
-          matched,
-          drifted: drift.length,
-          skipped,
-          repaired,
-          match_rate: matchRate,
-          drift: JSON.stringify(drift.slice(0, VERIFY_DRIFT_KEPT)),
-          finished_at: finishedAt,
-          lease_until: null,
-        })
-        .where('id', '=', v.id)
-        .execute();
-      // The drift alert reads the last rate; a verification that compared nothing says nothing about it.
-      await trx
-        .updateTable('syncs')
-        .set({ verified_at: finishedAt, ...(matchRate === null ? {} : { verify_match_rate: matchRate }) })
-        .where('id', '=', v.syncId)
-        .execute();
-    });
+    const result = tally(v, viewed, unchanged);
+    const repaired = opts.repair ? await markPending(ctx, v.syncId, result.drift, unchanged) : 0;
+    await recordVerification(ctx, v, { ...result, checked: viewed.length, repaired });
   } catch (e) {
     const err = toAmpError(e);
     await ctx.store.db
@@ -223,6 +184,87 @@ export async function finishVerification(
   return getVerification(ctx, v.id);
 }
 
+type Viewed = Array<{ row: Sampled; user: ViewedUser }>;
+
+/** Each sampled user read back through View user (paced by the reader). */
+async function readBack(
+  ctx: Context,
+  v: StartedVerification,
+  sampled: Sampled[],
+  opts: VerifyOptions,
+): Promise<Viewed> {
+  const reader = new OneSignalUserReader({
+    appId: v.destination.app_id,
+    apiKey: ctx.secrets.decrypt(v.destination.api_key_enc),
+    apiUrl: v.destination.api_url,
+  });
+  const viewed: Viewed = [];
+  for (const row of sampled) {
+    viewed.push({ row, user: await reader.viewUser(row.external_id, opts.signal ? { signal: opts.signal } : {}) });
+    opts.onProgress?.({ done: viewed.length, total: sampled.length });
+  }
+  return viewed;
+}
+
+interface Tally {
+  matched: number;
+  skipped: number;
+  drift: DriftedUser[];
+}
+
+/** Compares the users whose rows stayed settled while we read; drift sorted by kind, then user. */
+function tally(v: StartedVerification, viewed: Viewed, unchanged: Set<string>): Tally {
+  const t: Tally = { matched: 0, skipped: 0, drift: [] };
+  for (const { row, user } of viewed) {
+    if (!unchanged.has(row.external_id)) {
+      t.skipped++;
+      continue;
+    }
+    const d = compare(row, user, v.tagKey, v.valueKind);
+    if (d) t.drift.push(d);
+    else t.matched++;
+  }
+  t.drift.sort(
+    (a, b) => DRIFT_KINDS.indexOf(a.kind) - DRIFT_KINDS.indexOf(b.kind) || a.external_id.localeCompare(b.external_id),
+  );
+  return t;
+}
+
+/** Closes the verification row with its figures and gives the sync its last match rate, together. */
+async function recordVerification(
+  ctx: Context,
+  v: StartedVerification,
+  r: Tally & { checked: number; repaired: number },
+): Promise<void> {
+  const compared = r.matched + r.drift.length;
+  const matchRate = compared === 0 ? null : r.matched / compared;
+  const finishedAt = Date.now();
+  await ctx.store.db.transaction().execute(async (trx) => {
+    await trx
+      .updateTable('verifications')
+      .set({
+        status: 'completed',
+        checked: r.checked,
+        matched: r.matched,
+        drifted: r.drift.length,
+        skipped: r.skipped,
+        repaired: r.repaired,
+        match_rate: matchRate,
+        drift: JSON.stringify(r.drift.slice(0, VERIFY_DRIFT_KEPT)),
+        finished_at: finishedAt,
+        lease_until: null,
+      })
+      .where('id', '=', v.id)
+      .execute();
+    // The drift alert reads the last rate; a verification that compared nothing says nothing about it.
+    await trx
+      .updateTable('syncs')
+      .set({ verified_at: finishedAt, ...(matchRate === null ? {} : { verify_match_rate: matchRate }) })
+      .where('id', '=', v.syncId)
+      .execute();
+  });
+}
+
 /**
  * A random sample of the sync's rows whose last change OneSignal confirmed (desired = confirmed)
  * and that no delivery holds. ORDER BY random() reads all of the sync's rows once (by the
@@ -232,7 +274,7 @@ async function sampleSettledRows(ctx: Context, syncId: string, n: number): Promi
   const now = Date.now();
   const rows = await ctx.store.db
     .selectFrom('ledger')
-    .select(['external_id', 'desired', 'confirmed', 'updated_at'])
+    .select(['external_id', 'desired', 'confirmed', 'updated_at', 'entered_at'])
     .where('sync_id', '=', syncId)
     .whereRef('desired', '=', 'confirmed')
     .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
@@ -244,6 +286,7 @@ async function sampleSettledRows(ctx: Context, syncId: string, n: number): Promi
     desired: Number(r.desired),
     confirmed: Number(r.confirmed),
     updated_at: Number(r.updated_at),
+    entered_at: r.entered_at === null ? null : Number(r.entered_at),
   }));
 }
 
@@ -277,11 +320,13 @@ async function stillSettled(ctx: Context, syncId: string, sampled: Sampled[]): P
 
 /** The drift of one user, or null when OneSignal holds what the ledger says. */
 export function compare(
-  row: Pick<Sampled, 'external_id' | 'confirmed'>,
+  row: Pick<Sampled, 'external_id' | 'confirmed'> & { entered_at?: number | null },
   user: ViewedUser,
   tagKey: string,
+  valueKind: TagValueKind = 'presence',
 ): DriftedUser | null {
-  const expected = row.confirmed === 1 ? TAG_PRESENT : null;
+  const expected =
+    row.confirmed === 1 ? syncTags.tagValue({ member: true, valueKind, enteredAtMs: row.entered_at ?? null }) : null;
   if (!user.found)
     return expected === null ? null : { external_id: row.external_id, kind: 'user_gone', expected, actual: null };
   const actual = user.tags[tagKey] ?? null;

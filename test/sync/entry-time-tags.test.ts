@@ -4,6 +4,7 @@ import { deliverDestination } from '../../src/sync/deliver';
 import { applyMembershipDelta } from '../../src/sync/ledger';
 import { runSync } from '../../src/sync/run';
 import { createSync } from '../../src/sync/syncs';
+import { verifySync } from '../../src/sync/verify';
 import { describeEachDialect } from '../helpers/db';
 import { cli, reimport, setupApp, writeIds } from './setup';
 
@@ -58,6 +59,15 @@ describeEachDialect('entry-time tag values (sync --tag-value entered_at)', (db) 
       expect(emu.state.segmentUsers(inCohortOver3Days, { appId })).toEqual(['u3']);
       expect(emu.state.segmentUsers(newerThan1Day, { appId }).sort()).toEqual(['u1', 'u2']);
       expect(emu.state.segmentUsers(segment!.id, { appId }).sort()).toEqual(['u1', 'u2', 'u3']);
+      // Read-back verification expects each member's entry time, not "1".
+      const verified = await verifySync(ctx, sync.id, { sample: 3 });
+      expect(verified).toMatchObject({ status: 'completed', matched: 3, drifted: 0 });
+      emu.state.setTags('u2', { [sync.tag_key]: '1' }, appId);
+      const drifted = await verifySync(ctx, sync.id, { sample: 3 });
+      expect(drifted.drift).toEqual([
+        { external_id: 'u2', kind: 'tag_changed', expected: String(enteredU1), actual: '1' },
+      ]);
+      emu.state.setTags('u2', { [sync.tag_key]: String(enteredU1) }, appId);
       // Four days on, u1 and u2 have been members for more than three days too.
       const later = Date.now() + 4 * DAY_S * 1000;
       expect(emu.state.segmentUsers(inCohortOver3Days, { appId, nowMs: later }).sort()).toEqual(['u1', 'u2', 'u3']);

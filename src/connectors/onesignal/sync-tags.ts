@@ -16,6 +16,11 @@ import { renderTagKey } from './tag-keys';
 export type TagValueKind = 'presence' | 'entered_at';
 export const TAG_VALUE_KINDS = ['presence', 'entered_at'] as const satisfies readonly TagValueKind[];
 
+/** A stored tag-value setting as a kind; anything unknown reads as presence. */
+export function valueKind(v: string): TagValueKind {
+  return (TAG_VALUE_KINDS as readonly string[]).includes(v) ? (v as TagValueKind) : 'presence';
+}
+
 /** One tag change of one user; `index` is its position in what the caller passed. */
 export interface TagChange {
   index: number;
@@ -173,6 +178,8 @@ export const syncTags = {
   /** The tag key of a cohort under a destination's template, refused when OneSignal would refuse it. */
   tagKey: renderTagKey,
   segmentFilter,
+  tagValue,
+  valueKind,
   plan,
   performBatch,
 };
