@@ -77,6 +77,11 @@ describeEachDialect('web UI: runs', (db) => {
       expect(await badge.textContent()).toBe('running');
       await page.getByText('still working (this page updates by itself)').waitFor();
       await shot(page, `run-running-${db().dialect}`);
+      // The sync page, open beside it, follows the run in its history too.
+      const syncTab = await ui.context.newPage();
+      await syncTab.goto(page.url());
+      await syncTab.getByRole('link', { name: /Slow cohort → Slow app/ }).click();
+      await syncTab.getByText('A run is queued or running: this list updates by itself.').waitFor();
       // No reload from here on: the page polls and turns itself into the ended run.
       await badge.filter({ hasText: 'completed' }).waitFor({ timeout: 60_000 });
       await page.getByText('Delivered: 27 (90.0%)').waitFor();
@@ -87,6 +92,9 @@ describeEachDialect('web UI: runs', (db) => {
       await bar.waitFor();
       await expectTablesFit(page);
       await shot(page, `run-completed-${db().dialect}`);
+      await syncTab.locator('#run-history tbody tr').first().locator('.badge', { hasText: 'completed' }).waitFor();
+      await syncTab.getByRole('img', { name: /Added: 30 in all/ }).waitFor();
+      await syncTab.close();
       expect(emu.state.getUser('slow-29', slowApp)).toMatchObject({ amp_cohort_coh_slow: '1' });
     },
     120_000,

@@ -11,6 +11,8 @@ export function SyncPage(p: {
   verification?: VerificationView | null;
   notice?: string;
   error?: string;
+  /** A run was asked for at this time (queued, or running): the history follows it until it ends. */
+  waitingSince?: number | undefined;
 }): JSX.Element {
   const s = p.sync;
   const base = `/syncs/${encodeURIComponent(s.id)}`;
@@ -63,42 +65,7 @@ export function SyncPage(p: {
         <h2 id="chart-title">Members, additions and removals per run</h2>
         <RunsChart runs={p.runs} />
       </section>
-      <h2>Run history</h2>
-      {p.runs.length === 0 ? (
-        <p class="card">No runs yet.</p>
-      ) : (
-        <div class="table-wrap">
-          <table>
-            <TableHead
-              cols={[
-                'Started',
-                'Status',
-                'Trigger',
-                ...HISTORY_COUNTERS.map(([, label]): Column => ({ label, num: true })),
-              ]}
-            />
-            <tbody>
-              {p.runs.map((r) => (
-                <tr>
-                  <td>
-                    <a href={`/runs/${encodeURIComponent(r.id)}`} safe>
-                      {fmtTime(r.started_at)}
-                    </a>
-                  </td>
-                  <td>
-                    <Badge status={r.status} />
-                    {r.dry_run ? <span class="muted"> (dry run)</span> : ''}
-                  </td>
-                  <td safe>{r.trigger}</td>
-                  {HISTORY_COUNTERS.map(([k]) => (
-                    <Num n={r[k]} />
-                  ))}
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <RunHistory syncId={s.id} runs={p.runs} waitingSince={p.waitingSince} />
       <section class="card danger-zone" aria-labelledby="delete-title">
         <h2 id="delete-title">Delete</h2>
         <p>Deleting the sync removes its tag from the users OneSignal confirmed it on, and its segment.</p>
@@ -168,4 +135,70 @@ export function DeleteSyncPage(p: { sync: SyncRead; error?: string | undefined }
       </ul>
     </ConfirmPage>
   );
+}
+
+/**
+ * The run history. While a run asked for is queued or running it re-fetches itself every two
+ * seconds (htmx); once that run has ended the answer has htmx reload the page (chart included).
+ */
+export function RunHistory(p: { syncId: string; runs: RunRead[]; waitingSince?: number | undefined }): JSX.Element {
+  const polling =
+    p.waitingSince === undefined
+      ? {}
+      : {
+          'hx-get': `/syncs/${encodeURIComponent(p.syncId)}/history?since=${p.waitingSince}`,
+          'hx-trigger': 'every 2s',
+          'hx-swap': 'outerHTML',
+        };
+  return (
+    <div id="run-history" {...polling}>
+      <h2>Run history</h2>
+      {p.waitingSince === undefined ? (
+        ''
+      ) : (
+        <p class="muted">A run is queued or running: this list updates by itself.</p>
+      )}
+      {p.runs.length === 0 ? (
+        <p class="card">No runs yet.</p>
+      ) : (
+        <div class="table-wrap">
+          <table>
+            <TableHead
+              cols={[
+                'Started',
+                'Status',
+                'Trigger',
+                ...HISTORY_COUNTERS.map(([, label]): Column => ({ label, num: true })),
+              ]}
+            />
+            <tbody>
+              {p.runs.map((r) => (
+                <tr>
+                  <td>
+                    <a href={`/runs/${encodeURIComponent(r.id)}`} safe>
+                      {fmtTime(r.started_at)}
+                    </a>
+                  </td>
+                  <td>
+                    <Badge status={r.status} />
+                    {r.dry_run ? <span class="muted"> (dry run)</span> : ''}
+                  </td>
+                  <td safe>{r.trigger}</td>
+                  {HISTORY_COUNTERS.map(([k]) => (
+                    <Num n={r[k]} />
+                  ))}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </div>
+  );
+}
+
+/** Whether the run asked for at `since` has ended (a run started then or later, no longer running). */
+export function runAskedForEnded(runs: RunRead[], since: number): boolean {
+  const newest = runs[0];
+  return newest !== undefined && newest.started_at >= since - 1000 && newest.status !== 'running';
 }

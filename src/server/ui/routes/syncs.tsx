@@ -5,10 +5,14 @@ import { listVerifications } from '../../../sync/verify';
 import { createSyncAction, runSyncAction } from '../../api/actions';
 import { readRunsOfSync, readSync } from '../../api/queries';
 import { formErrors, formOf, html, parseId, queryOf, type UiRoutes } from '../http';
-import { DeleteSyncPage, SyncPage } from '../pages/sync';
+import { DeleteSyncPage, RunHistory, runAskedForEnded, SyncPage } from '../pages/sync';
 import { cohortsPage } from './cohorts';
 
-async function syncPage(ctx: Context, id: string, extra: { notice?: string; error?: string } = {}) {
+async function syncPage(
+  ctx: Context,
+  id: string,
+  extra: { notice?: string | undefined; error?: string; waitingSince?: number | undefined } = {},
+) {
   const [sync, runs, verifications] = await Promise.all([
     readSync(ctx, id),
     readRunsOfSync(ctx, id, { limit: 50 }),
@@ -48,12 +52,19 @@ export const syncRoutes: UiRoutes = (ui, deps) => {
 
   ui.get('/syncs/:id', async (req, reply) => {
     const q = queryOf(req);
+    const id = parseId(req);
+    const runs = await readRunsOfSync(ctx, id, { limit: 1 });
+    // Follow a queued run until it has ended (then the page is not asked to poll again).
+    const queuedAt = Number(q.queued);
+    const queued = Number.isFinite(queuedAt) && queuedAt > 1 && !runAskedForEnded(runs, queuedAt);
+    const running = runs[0]?.status === 'running' ? runs[0].started_at : undefined;
+    const waitingSince = queued ? queuedAt : running;
     const notice = q.created
       ? 'Sync created. Run it now, or let its cadence run it.'
-      : q.queued
-        ? 'Run queued; refresh to see it here.'
+      : queued
+        ? 'Run queued: a worker starts it; the history below follows it.'
         : undefined;
-    return html(reply, await syncPage(ctx, parseId(req), { notice }));
+    return html(reply, await syncPage(ctx, id, { notice, waitingSince }));
   });
 
   ui.post('/syncs/:id/run', async (req, reply) => {
@@ -62,7 +73,7 @@ export const syncRoutes: UiRoutes = (ui, deps) => {
     try {
       const r = await runSyncAction(deps, id, { dry_run: dryRun });
       if (r.body.run) return reply.redirect(`/runs/${encodeURIComponent(r.body.run.id)}`, 303);
-      return reply.redirect(`/syncs/${encodeURIComponent(id)}?queued=1`, 303);
+      return reply.redirect(`/syncs/${encodeURIComponent(id)}?queued=${Date.now()}`, 303);
     } catch (e) {
       const err = toAmpError(e);
       if (err.kind === 'internal' || err.code === 'not_found') throw err;
@@ -91,5 +102,16 @@ export const syncRoutes: UiRoutes = (ui, deps) => {
       const r = formErrors(e, []);
       return html(reply, <DeleteSyncPage sync={sync} error={r.message} />, r.status);
     }
+  });
+
+  ui.get('/syncs/:id/history', async (req, reply) => {
+    const id = parseId(req);
+    const since = Number(queryOf(req).since);
+    const runs = await readRunsOfSync(ctx, id, { limit: 50 });
+    if (!Number.isFinite(since) || runAskedForEnded(runs, since)) {
+      void reply.header('hx-refresh', 'true');
+      return html(reply, <RunHistory syncId={id} runs={runs} />);
+    }
+    return html(reply, <RunHistory syncId={id} runs={runs} waitingSince={since} />);
   });
 };
