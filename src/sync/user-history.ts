@@ -63,8 +63,40 @@ export async function showUser(ctx: Context, externalId: string, opts: { recent?
   const id = externalId.trim();
   if (id.length === 0 || id.length > MAX_ID_LENGTH)
     throw new AmpError('invalid_input', `an external id is 1 to ${MAX_ID_LENGTH} characters`);
-  const db = ctx.store.db;
-  const syncs = await db
+  const syncs = await allSyncs(ctx);
+  if (syncs.length === 0) return { external_id: id, syncs: [] };
+  const ledger = await ctx.store.db
+    .selectFrom('ledger')
+    .select(['sync_id', 'desired', 'confirmed', 'outcome', 'error', 'updated_at'])
+    .where(
+      'sync_id',
+      'in',
+      syncs.map((s) => s.id),
+    )
+    .where('external_id', '=', id)
+    .execute();
+  const rowOf = new Map(ledger.map((l) => [l.sync_id, l]));
+  const bySync = await recentRecords(ctx, id, opts.recent ?? RECENT_RECORDS);
+  const out: UserSyncView[] = [];
+  for (const s of syncs) {
+    const l = rowOf.get(s.id);
+    const records = bySync.get(s.id) ?? [];
+    if (l || records.length > 0) out.push(syncViewOf(s, l, records));
+  }
+  return { external_id: id, syncs: out };
+}
+
+type SyncInfo = Awaited<ReturnType<typeof allSyncs>>[number];
+type LedgerInfo = {
+  desired: number;
+  confirmed: number;
+  outcome: string | null;
+  error: string | null;
+  updated_at: number;
+};
+
+function allSyncs(ctx: Context) {
+  return ctx.store.db
     .selectFrom('syncs')
     .leftJoin('cohorts', 'cohorts.id', 'syncs.cohort_id')
     .leftJoin('destinations', 'destinations.id', 'syncs.destination_id')
@@ -78,17 +110,10 @@ export async function showUser(ctx: Context, externalId: string, opts: { recent?
     ])
     .orderBy('syncs.created_at')
     .execute();
-  if (syncs.length === 0) return { external_id: id, syncs: [] };
-  const ledger = await db
-    .selectFrom('ledger')
-    .select(['sync_id', 'desired', 'confirmed', 'outcome', 'error', 'updated_at'])
-    .where(
-      'sync_id',
-      'in',
-      syncs.map((s) => s.id),
-    )
-    .where('external_id', '=', id)
-    .execute();
+}
+
+/** The user's last `recent` records per sync, newest first, each found by the records' key (run, user). */
+async function recentRecords(ctx: Context, id: string, recent: number): Promise<Map<string, UserRecordView[]>> {
   const records = await sql<{
     sync_id: string;
     run_id: string;
@@ -103,8 +128,7 @@ export async function showUser(ctx: Context, externalId: string, opts: { recent?
     JOIN runs ON runs.id = k.run_id
     JOIN run_records r ON r.run_key = k.key AND r.external_id = ${id}
     LEFT JOIN record_messages m ON m.id = r.message_id
-    ORDER BY r.at DESC, k.key DESC, r.seq DESC`.execute(db);
-  const recent = opts.recent ?? RECENT_RECORDS;
+    ORDER BY r.at DESC, k.key DESC, r.seq DESC`.execute(ctx.store.db);
   const bySync = new Map<string, UserRecordView[]>();
   for (const r of records.rows) {
     const list = bySync.get(r.sync_id) ?? [];
@@ -122,29 +146,25 @@ export async function showUser(ctx: Context, externalId: string, opts: { recent?
       at: new Date(Number(r.at) * 1000).toISOString(),
     });
   }
-  const rowOf = new Map(ledger.map((l) => [l.sync_id, l]));
-  const out: UserSyncView[] = [];
-  for (const s of syncs) {
-    const l = rowOf.get(s.id);
-    const recs = bySync.get(s.id) ?? [];
-    if (!l && recs.length === 0) continue;
-    out.push({
-      sync_id: s.id,
-      cohort_id: s.cohort_id,
-      cohort_name: s.cohort_name,
-      destination_id: s.destination_id,
-      destination_name: s.destination_name,
-      tag_key: s.tag_key,
-      in_cohort: l ? Number(l.desired) === 1 : null,
-      tag_confirmed: l ? Number(l.confirmed) === 1 : null,
-      state: l ? stateOf(l) : null,
-      last_outcome: l ? (l.outcome === 'retry' ? 'pending' : l.outcome) : null,
-      last_error: l?.error ?? null,
-      updated_at: l ? new Date(Number(l.updated_at)).toISOString() : null,
-      records: recs,
-    });
-  }
-  return { external_id: id, syncs: out };
+  return bySync;
+}
+
+function syncViewOf(s: SyncInfo, l: LedgerInfo | undefined, records: UserRecordView[]): UserSyncView {
+  return {
+    sync_id: s.id,
+    cohort_id: s.cohort_id,
+    cohort_name: s.cohort_name,
+    destination_id: s.destination_id,
+    destination_name: s.destination_name,
+    tag_key: s.tag_key,
+    in_cohort: l ? Number(l.desired) === 1 : null,
+    tag_confirmed: l ? Number(l.confirmed) === 1 : null,
+    state: l ? stateOf(l) : null,
+    last_outcome: l ? (l.outcome === 'retry' ? 'pending' : l.outcome) : null,
+    last_error: l?.error ?? null,
+    updated_at: l ? new Date(Number(l.updated_at)).toISOString() : null,
+    records,
+  };
 }
 
 /** A person's answer to "why does this user (not) have the tag?", one block per sync. */
