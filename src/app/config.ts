@@ -1,10 +1,18 @@
 import { Document, isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { assertCadenceFitsBudget } from '../connectors/amplitude/budget';
 import { refreshSourceCohorts } from '../connectors/amplitude/cohorts';
 import { AmpError, toAmpError } from '../errors';
 import type { Context } from '../store';
 import type { DestinationsTable, SourcesTable, StreamsTable } from '../store/schema';
-import { cadenceSchema, createSync, DEFAULT_GUARD_THRESHOLD, type SyncRow, tagValueSchema } from '../sync/syncs';
+import {
+  cadenceSchema,
+  createSync,
+  DEFAULT_GUARD_THRESHOLD,
+  getSync,
+  type SyncRow,
+  tagValueSchema,
+} from '../sync/syncs';
 import { addDestination, deleteDestination, destinationInputSchema, updateDestination } from './destinations';
 import { addSource, deleteSource, sourceInputSchema, updateSource } from './sources';
 import { addStream, deleteStream, streamInputSchema, updateStream } from './streams';
@@ -404,8 +412,8 @@ function planSyncs(loaded: LoadedConfig, cur: Current): PlanItem[] {
       line: loaded.lineOf(['syncs', i]),
       changes,
     };
-    if (row && changes.length)
-      item.blocked = `a sync's ${changes.map((c) => c.field).join(', ')} cannot be changed in place yet: remove the sync from the file, apply --prune (its tags are removed), then add it back`;
+    if (row && changes.some((c) => c.field === 'tag_value'))
+      item.blocked = `a sync's tag value cannot change in place (its users' tags hold the old kind): remove the sync from the file, apply --prune (its tags are removed), then add it back`;
     return item;
   });
 }
@@ -538,8 +546,37 @@ async function ensureCohortsKnown(ctx: Context, cohortIds: string[], ids: Ids): 
   for (const sourceId of ids.source.values()) await refreshSourceCohorts(ctx, sourceId);
 }
 
+/**
+ * No app operation changes a sync yet. Cadence and guard threshold are settings the scheduler and
+ * the next run read; the budget is checked like at creation (it still counts the old cadence,
+ * so it errs on refusing), and a new scheduled cadence is due at once, as a new sync would be.
+ */
+async function updateSyncSettings(ctx: Context, id: string, s: ConfigFile['syncs'][number]): Promise<void> {
+  const row = await getSync(ctx, id);
+  const cohort = await ctx.store.db
+    .selectFrom('cohorts')
+    .select('source_id')
+    .where('id', '=', row.cohort_id)
+    .executeTakeFirst();
+  const cadenceChanged = s.cadence !== row.cadence;
+  if (cadenceChanged && cohort?.source_id) await assertCadenceFitsBudget(ctx, cohort.source_id, s.cadence);
+  await ctx.store.db
+    .updateTable('syncs')
+    .set({
+      cadence: s.cadence,
+      guard_threshold: s.guard_threshold,
+      next_run_at: !cadenceChanged ? row.next_run_at : s.cadence === 'manual' ? null : Date.now(),
+    })
+    .where('id', '=', id)
+    .execute();
+}
+
 async function applySync(ctx: Context, loaded: LoadedConfig, item: PlanItem, ids: Ids): Promise<string> {
   const s = loaded.config.syncs.find((x) => syncName(x.cohort, x.destination) === item.name)!;
+  if (item.action === 'update') {
+    await updateSyncSettings(ctx, item.id!, s);
+    return item.id!;
+  }
   const created = await createSync(ctx, {
     cohortId: s.cohort,
     destinationId: ids.destination.get(s.destination)!,

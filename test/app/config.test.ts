@@ -24,7 +24,7 @@ const ENV = {
 };
 const SECRETS = [AMP.apiKey, AMP.secretKey, OS.apiKey, OS_ROTATED, STREAM_KEY];
 
-function fileText(opts: { rate?: number; cadence?: string; withStream?: boolean } = {}): string {
+function fileText(opts: { rate?: number; cadence?: string; withStream?: boolean; syncExtra?: string } = {}): string {
   return `version: 1
 sources:
   - name: Production
@@ -52,7 +52,7 @@ ${
   - cohort: coh_cfg
     destination: Main app
     cadence: ${opts.cadence ?? 'manual'}
-`;
+${opts.syncExtra ?? ''}`;
 }
 
 /** Every stored row of the configured tables, as text: what a look into the database shows. */
@@ -172,6 +172,49 @@ describeEachDialect('app: configuration as code', (db) => {
     expect(pruned.applied).toEqual([expect.objectContaining({ action: 'delete', kind: 'stream', name: 'events' })]);
     expect(await ctx.store.db.selectFrom('streams').select('name').execute()).toEqual([]);
     expect((await applyConfig(ctx, loaded, { prune: true })).applied).toEqual([]);
+  });
+
+  it("a sync's cadence and guard change in place; a tag value change is refused naming the line, and nothing is applied", async () => {
+    const { ctx } = db();
+    const env = { ...ENV, ONESIGNAL_KEY: OS_ROTATED };
+    const edited = loadConfig(
+      fileText({ rate: 50, withStream: false, cadence: 'daily', syncExtra: '    guard_threshold: 0.3\n' }),
+      { env },
+    );
+    const plan = await planConfig(ctx, edited);
+    expect(plan.items).toEqual([
+      expect.objectContaining({
+        action: 'update',
+        kind: 'sync',
+        line: 15,
+        changes: [
+          { field: 'cadence', from: 'manual', to: 'daily' },
+          { field: 'guard_threshold', from: '0.5', to: '0.3' },
+        ],
+      }),
+    ]);
+    await applyConfig(ctx, edited);
+    const sync = await ctx.store.db.selectFrom('syncs').selectAll().executeTakeFirstOrThrow();
+    expect({ cadence: sync.cadence, guard: Number(sync.guard_threshold) }).toEqual({ cadence: 'daily', guard: 0.3 });
+    expect(sync.next_run_at).not.toBeNull();
+
+    const retag = loadConfig(
+      fileText({
+        rate: 60,
+        withStream: false,
+        cadence: 'daily',
+        syncExtra: '    guard_threshold: 0.3\n    tag_value: entered_at\n',
+      }),
+      { env },
+    );
+    const blocked = await planConfig(ctx, retag);
+    expect(blocked.summary.blocked).toBe(1);
+    expect(planLines(blocked).join('\n')).toContain("! cannot apply: a sync's tag value cannot change in place");
+    const refused = await caught(applyConfig(ctx, retag));
+    expect(refused.code).toBe('conflict');
+    expect(refused.message).toContain('nothing applied: sync "coh_cfg → Main app" (ampsignal.yaml:15)');
+    const dest = await ctx.store.db.selectFrom('destinations').selectAll().executeTakeFirstOrThrow();
+    expect(Number(dest.rate_limit_per_second)).toBe(50);
   });
 
   it('export writes the configuration with keys as references; planning the export with its variables changes nothing', async () => {
