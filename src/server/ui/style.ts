@@ -51,7 +51,8 @@ dl.counters div{background:var(--card);border:1px solid var(--line);border-radiu
 dl.counters dt{font-size:.8rem;color:var(--muted)}
 dl.counters dd{margin:0;font-size:1.35rem;font-weight:650;font-variant-numeric:tabular-nums}
 code{background:#eef1f5;padding:.05rem .3rem;border-radius:4px;font-size:.88em}
-.table-wrap{overflow-x:auto;max-width:100%}
+.table-wrap{overflow-x:auto;max-width:100%;margin-bottom:1rem}
+main > table{margin-bottom:1rem}
 .card table{margin:.25rem 0}
 table.facts{width:auto;min-width:50%}
 table.facts th{background:none;width:14rem;color:var(--muted);font-weight:600}
