@@ -77,14 +77,24 @@ export async function claimEvents(ctx: Context, lease: OutboxLease, limit: numbe
 
 /** Keeps the lease's events ours while the pass lives; a dead pass's events are free within a lease. */
 export function renewEventLease(ctx: Context, lease: OutboxLease): Heartbeat {
-  return keepRenewing(`forwarding ${lease.streamId}`, lease.ms, () =>
-    ctx.store.db
-      .updateTable('stream_events')
-      .set({ lease_until: Date.now() + lease.ms })
+  return keepRenewing(`forwarding ${lease.streamId}`, lease.ms, async () => {
+    const { db, engine } = ctx.store;
+    const renew = db.updateTable('stream_events').set({ lease_until: Date.now() + lease.ms });
+    if (!engine.can.skipLockedClaims) {
+      await renew.where('lease_owner', '=', lease.token).where('status', '=', 'pending').execute();
+      return;
+    }
+    // Events a settle of this pass holds locked are being released: renewing them in another
+    // order than the settle would deadlock the two.
+    const owned = db
+      .selectFrom('stream_events')
+      .select('id')
       .where('lease_owner', '=', lease.token)
       .where('status', '=', 'pending')
-      .execute(),
-  );
+      .forUpdate()
+      .skipLocked();
+    await renew.where('id', 'in', owned).execute();
+  });
 }
 
 function guarded(ctx: Context, lease: OutboxLease, ids: number[]) {

@@ -101,11 +101,23 @@ async function confirmedTagCounts(ctx: Context, destinationId: string, users: st
 
 /** Extends the leases this pass holds on the destination's rows (found by owner: migration 008). */
 export async function renewLeases(ctx: Context, lease: DeliveryLease): Promise<void> {
-  await ctx.store.db
-    .updateTable('ledger')
-    .set({ lease_until: Date.now() + LEASE_MS })
+  const { db, engine } = ctx.store;
+  const renew = db.updateTable('ledger').set({ lease_until: Date.now() + LEASE_MS });
+  if (!engine.can.skipLockedClaims) {
+    await renew.where('lease_owner', '=', lease.workerId).where('destination_id', '=', lease.destinationId).execute();
+    return;
+  }
+  // Rows an outcome write of this very pass holds locked are being released, not renewed: taking
+  // them in another order than that write deadlocked the two (PostgreSQL aborts one of them).
+  const owned = db
+    .selectFrom('ledger')
+    .select(['sync_id', 'external_id'])
     .where('lease_owner', '=', lease.workerId)
     .where('destination_id', '=', lease.destinationId)
+    .forUpdate()
+    .skipLocked();
+  await renew
+    .where((eb) => eb(eb.refTuple('sync_id', 'external_id'), 'in', owned.$asTuple('sync_id', 'external_id')))
     .execute();
 }
 

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Context, type InboxValues, type LedgerOutcome, openContext, type StreamEventsJob } from '../../src/store';
+import { renewLeases } from '../../src/sync/delivery-queue';
 import { deleteStaging, stagedIds } from '../../src/sync/staging';
 import { describeEachDialect, freshDatabaseUrl, PG_URL, SKIP_POSTGRES } from '../helpers/db';
 import { seedCohort, seedDestination, seedStream } from '../helpers/seed';
@@ -455,5 +456,37 @@ describe.skipIf(SKIP_POSTGRES)('delivery claims [postgres]', () => {
     }
     const second = await claim('w2');
     expect(second.map((r) => `${r.sync_id}/${r.external_id}`).sort()).toEqual(['syn_k1/x', 'syn_k2/x']);
+  });
+
+  it('renews the leases of a pass without waiting for rows an outcome write of the pass holds', async () => {
+    await ctx.store.db
+      .updateTable('ledger')
+      .set({ lease_owner: 'w3', lease_until: 1 })
+      .where('destination_id', '=', 'dst_syn_k1')
+      .execute();
+    const other = new pg.Client({ connectionString: PG_URL });
+    await other.connect();
+    try {
+      await other.query(`SET search_path TO "${new URL(url).searchParams.get('schema')}"`);
+      await other.query('BEGIN');
+      await other.query(`SELECT 1 FROM ledger WHERE sync_id = 'syn_k2' AND external_id = 'x' FOR UPDATE`);
+      // Waiting on that lock here is how the renewal and an outcome write deadlocked.
+      await renewLeases(ctx, { destinationId: 'dst_syn_k1', workerId: 'w3' });
+      await other.query('ROLLBACK');
+    } finally {
+      await other.end();
+    }
+    const rows = await ctx.store.db
+      .selectFrom('ledger')
+      .select(['sync_id', 'external_id', 'lease_until'])
+      .where('destination_id', '=', 'dst_syn_k1')
+      .orderBy('sync_id')
+      .orderBy('external_id')
+      .execute();
+    expect(rows.map((r) => [r.sync_id, r.external_id, Number(r.lease_until) > 1])).toEqual([
+      ['syn_k1', 'x', true],
+      ['syn_k1', 'y', true],
+      ['syn_k2', 'x', false],
+    ]);
   });
 });
