@@ -538,12 +538,12 @@ async function applyStream(ctx: Context, loaded: LoadedConfig, item: PlanItem): 
 
 /**
  * A sync names its cohort by id; a cohort of a source created by this apply is not known yet,
- * so the cohort lists of the file's sources are fetched (free: not a download) once, when needed.
+ * so the cohort lists of the file's sources (not others') are fetched (free: not a download) once, when needed.
  */
-async function ensureCohortsKnown(ctx: Context, cohortIds: string[], ids: Ids): Promise<void> {
+async function ensureCohortsKnown(ctx: Context, loaded: LoadedConfig, cohortIds: string[], ids: Ids): Promise<void> {
   const known = await ctx.store.db.selectFrom('cohorts').select('id').where('id', 'in', cohortIds).execute();
   if (known.length === new Set(cohortIds).size) return;
-  for (const sourceId of ids.source.values()) await refreshSourceCohorts(ctx, sourceId);
+  for (const s of loaded.config.sources) await refreshSourceCohorts(ctx, ids.source.get(s.name)!);
 }
 
 /**
@@ -664,7 +664,7 @@ export async function applyConfig(
   for (const item of todo) {
     try {
       if (item.kind === 'sync' && item.action === 'create' && newSyncCohorts.length) {
-        await ensureCohortsKnown(ctx, newSyncCohorts, ids);
+        await ensureCohortsKnown(ctx, loaded, newSyncCohorts, ids);
         newSyncCohorts.length = 0;
       }
       applied.push(await applyItem(ctx, loaded, item, ids));

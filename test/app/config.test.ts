@@ -259,4 +259,25 @@ describeEachDialect('app: configuration as code', (db) => {
     const syntax = await caught(Promise.resolve().then(() => loadConfig('sources:\n  - name: [a\n', { env: ENV })));
     expect(syntax.message).toMatch(/^ampsignal\.yaml:\d: /);
   });
+
+  it('a sync the file no longer lists is deleted by apply --prune only, its tag removed at OneSignal', async () => {
+    const { ctx } = db();
+    // The emulator takes only the app's real key: rotate back before tags are removed.
+    const env = ENV;
+    const sync = await ctx.store.db.selectFrom('syncs').selectAll().executeTakeFirstOrThrow();
+    expect(onesignal.state.getUser('u1')).toMatchObject({ [sync.tag_key]: '1' });
+    const text = fileText({ rate: 50, withStream: false, cadence: 'daily', syncExtra: '    guard_threshold: 0.3\n' });
+    const loaded = loadConfig(text.slice(0, text.indexOf('syncs:')), { env });
+    const plan = await planConfig(ctx, loaded);
+    expect(planLines(plan).join('\n')).toContain(`removes its tag ${sync.tag_key} from every user at OneSignal`);
+    const kept = await applyConfig(ctx, loaded);
+    expect(kept.applied).toEqual([expect.objectContaining({ action: 'update', kind: 'destination' })]);
+    expect(kept.message).toContain('1 object(s) not in the file kept');
+    expect(onesignal.state.getUser('u1')).toMatchObject({ [sync.tag_key]: '1' });
+    const pruned = await applyConfig(ctx, loaded, { prune: true });
+    expect(pruned.applied).toEqual([expect.objectContaining({ action: 'delete', kind: 'sync', id: sync.id })]);
+    expect(pruned.message).toBe('Applied ampsignal.yaml: 0 created, 0 changed, 1 deleted');
+    expect(onesignal.state.getUser('u1')).toEqual({});
+    expect(await ctx.store.db.selectFrom('syncs').select('id').execute()).toEqual([]);
+  });
 });
