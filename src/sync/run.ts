@@ -86,7 +86,9 @@ async function runnableSync(ctx: Context, syncId: string) {
   if (sync.status !== 'active')
     throw new AmpError(
       'run_state',
-      `sync ${syncId} is ${sync.status}; finish it with \`ampsignal sync delete ${syncId}\``,
+      sync.status === 'paused'
+        ? `sync ${syncId} is paused; resume it with \`ampsignal sync resume ${syncId}\``
+        : `sync ${syncId} is ${sync.status}; finish it with \`ampsignal sync delete ${syncId}\``,
     );
   const cohort = await ctx.store.db
     .selectFrom('cohorts')

@@ -82,7 +82,15 @@ export async function listSyncs(
  */
 export async function createSync(
   ctx: Context,
-  input: { cohortId: string; destinationId: string; cadence?: string; guardThreshold?: number; tagValue?: string },
+  input: {
+    cohortId: string;
+    destinationId: string;
+    cadence?: string;
+    guardThreshold?: number;
+    tagValue?: string;
+    /** The segment: an existing one to reuse (its id), or a name for the new one (default: the cohort's). */
+    segment?: { reuseId?: string; name?: string };
+  },
 ): Promise<SyncRow> {
   const db = ctx.store.db;
   const cadence = cadenceSchema.safeParse(input.cadence ?? 'manual');
@@ -150,7 +158,9 @@ export async function createSync(
 
   try {
     const filter = syncTags.segmentFilter(tagKey, tagValue.data);
-    const seg = await clientForDestination(ctx, dest).createSegment(cohort.name, filter);
+    const seg = input.segment?.reuseId
+      ? { id: input.segment.reuseId }
+      : await clientForDestination(ctx, dest).createSegment(input.segment?.name ?? cohort.name, filter);
     await db.updateTable('syncs').set({ segment_id: seg.id }).where('id', '=', id).execute();
   } catch (e) {
     await db

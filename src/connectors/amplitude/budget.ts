@@ -31,15 +31,18 @@ export function downloadsPerMonth(cadence: string): number {
 export async function plannedMonthlyDownloads(
   ctx: Context,
   sourceId: string,
+  opts: { exceptSyncId?: string } = {},
 ): Promise<{ total: number; syncs: number }> {
-  const rows = await ctx.store.db
+  let q = ctx.store.db
     .selectFrom('syncs')
     .innerJoin('cohorts', 'cohorts.id', 'syncs.cohort_id')
     .select(['syncs.cadence', 'syncs.last_run_id'])
     .where('cohorts.source_id', '=', sourceId)
     .where('syncs.status', '<>', 'deleting')
-    .where('cohorts.origin', '<>', 'file')
-    .execute();
+    .where('cohorts.origin', '<>', 'file');
+  // A sync changing its cadence: what the others plan, plus its new cadence.
+  if (opts.exceptSyncId) q = q.where('syncs.id', '<>', opts.exceptSyncId);
+  const rows = await q.execute();
   let total = 0;
   let syncs = 0;
   for (const r of rows) {
@@ -55,11 +58,16 @@ export async function plannedMonthlyDownloads(
  * Refuses a sync whose cadence would take the source's planned downloads over its monthly
  * budget, with the arithmetic in the message. Called by createSync for cohorts with a source.
  */
-export async function assertCadenceFitsBudget(ctx: Context, sourceId: string, cadence: string): Promise<void> {
+export async function assertCadenceFitsBudget(
+  ctx: Context,
+  sourceId: string,
+  cadence: string,
+  opts: { exceptSyncId?: string } = {},
+): Promise<void> {
   const source = await getSource(ctx, sourceId);
   const adds = downloadsPerMonth(cadence);
   if (adds === 0) return;
-  const planned = await plannedMonthlyDownloads(ctx, sourceId);
+  const planned = await plannedMonthlyDownloads(ctx, sourceId, opts);
   const total = planned.total + adds;
   if (total <= source.download_budget) return;
   const what = cadence === 'realtime' ? 'realtime (a daily reconcile pull)' : cadence;

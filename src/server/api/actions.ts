@@ -1,10 +1,10 @@
+import { addSync } from '../../app/syncs';
 import { isAmpError } from '../../errors';
 import { JOB_KEYS, TASKS } from '../../jobs/port';
 import { enqueueDelivery } from '../../jobs/tasks';
 import type { Context } from '../../store';
 import { approveRun, rejectRun, runSync } from '../../sync/run';
 import type { RunView } from '../../sync/runs';
-import { createSync } from '../../sync/syncs';
 import { log } from '../../telemetry/logger';
 import type { AdminDeps } from './auth';
 import { parseOr400 } from './errors';
@@ -18,14 +18,7 @@ import { createSyncBody, runSyncBody } from './schemas';
  */
 
 export async function createSyncAction(ctx: Context, body: unknown): Promise<SyncRead> {
-  const input = parseOr400(createSyncBody, body ?? {}, 'sync');
-  const created = await createSync(ctx, {
-    cohortId: input.cohort_id,
-    destinationId: input.destination_id,
-    cadence: input.cadence,
-    tagValue: input.tag_value,
-  });
-  return readSync(ctx, (created as { id: string }).id);
+  return addSync(ctx, parseOr400(createSyncBody, body ?? {}, 'sync'));
 }
 
 // How long a run request waits for an inline run before answering 202 with the run in progress.

@@ -1,17 +1,17 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { metrics } from '../../telemetry/metrics';
-import { createSyncAction, decideRunAction, runSyncAction } from './actions';
 import { registerAlertRoutes } from './alerts';
 import { type AdminDeps, bearerToken, checkToken, configuredToken, TOKEN_HELP } from './auth';
 import { destinationRoutes } from './destinations';
 import { errorResponse, parseOr400 } from './errors';
 import { historyRoutes, registerExportRoute } from './history';
 import { openApiDocument } from './openapi';
-import { readCohorts, readRun, readRunsOfSync, readSync, readSyncs } from './queries';
+import { readCohorts, readRun, readRunsOfSync } from './queries';
 import { type ApiRoute, registerRoutes } from './routes';
 import { idParam, runsQuery } from './schemas';
 import { sourceRoutes } from './sources';
 import { streamRoutes } from './streams';
+import { syncRoutes } from './syncs';
 import { retryAfterSeconds } from './throttle';
 import { registerVerifyRoutes } from './verify';
 
@@ -23,6 +23,7 @@ export function apiRoutes(deps: AdminDeps): ApiRoute[] {
     ...sourceRoutes(deps.ctx),
     ...destinationRoutes(deps.ctx),
     ...streamRoutes(deps.ctx, deps.jobs),
+    ...syncRoutes(deps.ctx, deps.jobs),
     ...historyRoutes(deps.ctx),
   ];
 }
@@ -74,8 +75,6 @@ export async function registerApi(app: FastifyInstance, deps: AdminDeps): Promis
       const { ctx } = deps;
       registerRoutes(api, apiRoutes(deps));
       api.get('/cohorts', async () => ({ cohorts: await readCohorts(ctx) }));
-      api.get('/syncs', async () => ({ syncs: await readSyncs(ctx) }));
-      api.get('/syncs/:id', async (req) => readSync(ctx, parseOr400(idParam, req.params, 'path').id));
       api.get('/syncs/:id/runs', async (req) => {
         const { id } = parseOr400(idParam, req.params, 'path');
         const q = parseOr400(runsQuery, req.query, 'query');
@@ -84,18 +83,6 @@ export async function registerApi(app: FastifyInstance, deps: AdminDeps): Promis
       api.get('/runs/:id', async (req) => readRun(ctx, parseOr400(idParam, req.params, 'path').id));
       registerExportRoute(api, ctx);
 
-      api.post('/syncs', async (req, reply) => reply.code(201).send(await createSyncAction(ctx, req.body)));
-      api.post('/syncs/:id/run', async (req, reply) => {
-        const { id } = parseOr400(idParam, req.params, 'path');
-        const r = await runSyncAction(deps, id, req.body ?? {});
-        return reply.code(r.status).send(r.body);
-      });
-      api.post('/runs/:id/approve', async (req) =>
-        decideRunAction(deps, parseOr400(idParam, req.params, 'path').id, 'approve'),
-      );
-      api.post('/runs/:id/reject', async (req) =>
-        decideRunAction(deps, parseOr400(idParam, req.params, 'path').id, 'reject'),
-      );
       registerAlertRoutes(api, ctx);
       registerVerifyRoutes(api, deps);
     },

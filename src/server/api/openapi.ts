@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { alertPaths } from './alerts';
 import { exportQuery } from './history';
 import { type ApiRoute, routePaths } from './routes';
-import { createSyncBody, runSyncBody, runsQuery } from './schemas';
+import { runsQuery } from './schemas';
 import { verifyPaths } from './verify';
 
 /**
@@ -60,7 +60,7 @@ function op(summary: string, extra: Json): Json {
   return { summary, security: [{ bearer: [] }], ...extra };
 }
 
-const jsonBody = (s: z.ZodType): Json => ({
+const _jsonBody = (s: z.ZodType): Json => ({
   required: true,
   content: { 'application/json': { schema: bodySchema(s) } },
 });
@@ -116,31 +116,10 @@ export function openApiDocument(routes: readonly ApiRoute[]): Json {
     paths: {
       ...routePaths(routes),
       '/cohorts': { get: op('List cohorts', { responses: { ...ok('cohorts'), ...errors(401) } }) },
-      '/syncs': {
-        get: op('List syncs with their last run', { responses: { ...ok('syncs'), ...errors(401) } }),
-        post: op('Create a sync (cohort × destination, cadence)', {
-          requestBody: jsonBody(createSyncBody),
-          responses: { ...ok('the sync', undefined, '201'), ...errors(400, 401, 404, 409) },
-        }),
-      },
-      '/syncs/{id}': {
-        get: op('One sync', { parameters: [idPath('sync')], responses: { ...ok('sync'), ...errors(401, 404) } }),
-      },
       '/syncs/{id}/runs': {
         get: op('Run history of a sync, newest first', {
           parameters: [idPath('sync'), ...queryParams(runsQuery)],
           responses: { ...ok('`{runs: Run[]}`'), ...errors(400, 401, 404) },
-        }),
-      },
-      '/syncs/{id}/run': {
-        post: op('Run a sync now: enqueued when a job queue runs, else inline (202 while in progress)', {
-          parameters: [idPath('sync')],
-          requestBody: { required: false, content: { 'application/json': { schema: bodySchema(runSyncBody) } } },
-          responses: {
-            ...ok('finished run'),
-            '202': { description: 'queued or in progress' },
-            ...errors(400, 401, 404, 409),
-          },
         }),
       },
       '/runs/{id}': {
@@ -153,18 +132,6 @@ export function openApiDocument(routes: readonly ApiRoute[]): Json {
         get: op('Every record of a run as a CSV or NDJSON download, streamed', {
           parameters: [idPath('run'), ...queryParams(exportQuery)],
           responses: { ...ok('CSV (text/csv) or NDJSON (application/x-ndjson)'), ...errors(400, 401, 404) },
-        }),
-      },
-      '/runs/{id}/approve': {
-        post: op('Approve a held run (guard): its removals go ahead', {
-          parameters: [idPath('run')],
-          responses: { ...ok('run', 'Run'), ...errors(401, 404, 409) },
-        }),
-      },
-      '/runs/{id}/reject': {
-        post: op('Reject a held run: the ledger is left untouched', {
-          parameters: [idPath('run')],
-          responses: { ...ok('run', 'Run'), ...errors(401, 404, 409) },
         }),
       },
       ...alertPaths(),

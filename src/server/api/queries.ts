@@ -1,10 +1,9 @@
 import { type DeadLetterView, listDeadLetters } from '../../app/dead-letters';
 import { type DestinationView, listDestinations, showDestination } from '../../app/destinations';
 import { listStreams, type StreamView, showStream } from '../../app/streams';
-import { AmpError } from '../../errors';
+import { listSyncs, type SyncView, showSync } from '../../app/syncs';
 import type { Context } from '../../store';
-import { getRunView, OPEN_OUTCOME, type RunView, runView } from '../../sync/runs';
-import type { SyncView } from '../../sync/syncs';
+import { getRunView, type RunView, runView } from '../../sync/runs';
 
 /**
  * Read models shared by the admin API and the web UI. Every query names its columns so an
@@ -52,84 +51,12 @@ export async function readCohorts(ctx: Context): Promise<CohortRead[]> {
   }));
 }
 
-/** The engine's sync view, with names for display and the newest run (in progress or not). */
-export interface SyncRead extends Omit<SyncView, 'last_run_id'> {
-  cohort_name: string | null;
-  destination_name: string | null;
-  last_run: { id: string; status: string; started_at: number; finished_at: number | null } | null;
-}
+/** A sync as the app layer shows it (names for display, the newest run). */
+export type SyncRead = SyncView;
 
-async function querySyncs(ctx: Context, id?: string): Promise<SyncRead[]> {
-  let q = ctx.store.db
-    .selectFrom('syncs')
-    .leftJoin('cohorts', 'cohorts.id', 'syncs.cohort_id')
-    .leftJoin('destinations', 'destinations.id', 'syncs.destination_id')
-    .select([
-      'syncs.id',
-      'syncs.cohort_id',
-      'cohorts.name as cohort_name',
-      'syncs.destination_id',
-      'destinations.name as destination_name',
-      'syncs.cadence',
-      'syncs.tag_key',
-      'syncs.tag_value',
-      'syncs.external_id_property',
-      'syncs.segment_id',
-      'syncs.segment_error',
-      'syncs.guard_threshold',
-      'syncs.status',
-      'syncs.next_run_at',
-      'syncs.created_at',
-      // The newest run by start time, rather than last_run_id, so a run still in progress shows.
-      (eb) =>
-        eb
-          .selectFrom('runs')
-          .select('runs.id')
-          .whereRef('runs.sync_id', '=', 'syncs.id')
-          .orderBy('runs.started_at', 'desc')
-          .orderBy('runs.id', 'desc')
-          .limit(1)
-          .as('last_run_id'),
-    ])
-    .orderBy('syncs.created_at')
-    .orderBy('syncs.id');
-  if (id !== undefined) q = q.where('syncs.id', '=', id);
-  const rows = await q.execute();
-  const runIds = rows.map((r) => r.last_run_id).filter((x): x is string => typeof x === 'string');
-  const runs = runIds.length
-    ? await ctx.store.db
-        .selectFrom('runs')
-        .select(['id', 'status', 'started_at', 'finished_at'])
-        .where('id', 'in', runIds)
-        .execute()
-    : [];
-  const runById = new Map(runs.map((r) => [r.id, r]));
-  return rows.map(({ last_run_id, ...r }) => {
-    const run = last_run_id ? runById.get(last_run_id) : undefined;
-    return {
-      ...r,
-      guard_threshold: num(r.guard_threshold),
-      next_run_at: r.next_run_at === null ? null : num(r.next_run_at),
-      created_at: num(r.created_at),
-      last_run: run
-        ? {
-            id: run.id,
-            status: run.status,
-            started_at: num(run.started_at),
-            finished_at: run.finished_at === null ? null : num(run.finished_at),
-          }
-        : null,
-    };
-  });
-}
+export const readSyncs = (ctx: Context): Promise<SyncRead[]> => listSyncs(ctx);
 
-export const readSyncs = (ctx: Context): Promise<SyncRead[]> => querySyncs(ctx);
-
-export async function readSync(ctx: Context, id: string): Promise<SyncRead> {
-  const [row] = await querySyncs(ctx, id);
-  if (!row) throw new AmpError('not_found', `no sync with id ${id}`);
-  return row;
-}
+export const readSync = (ctx: Context, id: string): Promise<SyncRead> => showSync(ctx, id);
 
 /** The engine's run view, exactly what `runs show --json` prints. */
 export type RunRead = RunView;
