@@ -51,6 +51,7 @@ describeEachDialect('web UI: a sync page', (db) => {
       await page.getByRole('link', { name: 'Cohorts', exact: true }).click();
       await page.getByRole('form', { name: 'Sync cohort Readers' }).getByRole('button', { name: 'Sync' }).click();
       await page.getByText('No finished run yet').waitFor();
+      await page.getByText('more than 50% of the confirmed members waits for approval').waitFor();
       await runNow(); // +3 → 3 members
       await setMembers(['s1', 's2', 's3', 's4', 's5']);
       await runNow(); // +2 → 5

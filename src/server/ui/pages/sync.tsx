@@ -46,6 +46,12 @@ export function SyncPage(p: {
               <th scope="row">Next scheduled run</th>
               <td safe>{fmtTime(s.next_run_at)}</td>
             </tr>
+            <tr>
+              <th scope="row">Removal guard</th>
+              <td
+                safe
+              >{`a run that would remove more than ${Math.round(s.guard_threshold * 100)}% of the confirmed members waits for approval`}</td>
+            </tr>
           </tbody>
         </table>
         <div class="actions">
