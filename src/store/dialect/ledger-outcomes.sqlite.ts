@@ -47,5 +47,5 @@ export function ledgerOutcomesWriter(h: BetterSqlite3.Database) {
     outcomes: T[],
     now: number,
   ): Promise<Array<SettledLedgerOutcome<T>>> =>
-    onHandle(db, h, () => inTransaction(workerId, outcomes, now) as Array<SettledLedgerOutcome<T>>);
+    onHandle(db, () => inTransaction(workerId, outcomes, now) as Array<SettledLedgerOutcome<T>>);
 }
