@@ -739,6 +739,20 @@ function envName(prefix: string, name: string, suffix: string): string {
 
 const envRef = (v: string) => `\${${v}}`;
 
+async function cohortNamesOf(ctx: Context, syncs: SyncRow[]): Promise<Map<string, string>> {
+  if (!syncs.length) return new Map();
+  const rows = await ctx.store.db
+    .selectFrom('cohorts')
+    .select(['id', 'name'])
+    .where(
+      'id',
+      'in',
+      syncs.map((s) => s.cohort_id),
+    )
+    .execute();
+  return new Map(rows.map((r) => [r.id, r.name]));
+}
+
 /**
  * The database's configuration as a file apply accepts. Keys are written as references to
  * environment variables named after each object (set them before plan or apply); the file holds
@@ -787,6 +801,12 @@ export async function exportConfig(ctx: Context): Promise<string> {
     })),
   };
   const doc = new Document(value);
+  const cohortNames = await cohortNamesOf(ctx, cur.syncs);
+  cur.syncs.forEach((sync, i) => {
+    const node = doc.getIn(['syncs', i, 'cohort'], true) as Node | undefined;
+    const name = cohortNames.get(sync.cohort_id);
+    if (node && name) node.comment = ` ${name.replace(/[\r\n]+/g, ' ')}`;
+  });
   doc.commentBefore = ` ampsignal configuration (ampsignal plan -f FILE / ampsignal apply -f FILE).\n Keys are not in this file: each \${NAME} is read from the environment.`;
   return doc.toString({ lineWidth: 0 });
 }

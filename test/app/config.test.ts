@@ -223,6 +223,7 @@ describeEachDialect('app: configuration as code', (db) => {
     expectNoSecret(text);
     expect(text).toContain('api_key: ${DESTINATION_MAIN_APP_API_KEY}');
     expect(text).toContain('secret_key: ${SOURCE_PRODUCTION_SECRET_KEY}');
+    expect(text).toContain('cohort: coh_cfg # Config cohort');
     const loaded = loadConfig(text, {
       env: {
         SOURCE_PRODUCTION_API_KEY: AMP.apiKey,
