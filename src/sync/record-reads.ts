@@ -82,7 +82,7 @@ async function settledPage(
   }>`SELECT r.external_id, r.seq, r.code, r.status, r.attempts, r.at, m.text
     FROM run_records r LEFT JOIN record_messages m ON m.id = r.message_id
     WHERE r.run_key = ${key}
-      ${after ? sql`AND (r.external_id > ${after.user} OR (r.external_id = ${after.user} AND r.seq > ${after.seq}))` : sql``}
+      ${after ? sql`AND (r.external_id, r.seq) > (${after.user}, ${after.seq})` : sql``}
       ${outcome ? sql`AND r.code IN (${sql.join(codesFor(outcome))})` : sql``}
     ORDER BY r.external_id, r.seq LIMIT ${limit}`.execute(ctx.store.db);
   return rows.rows.map((r) => {
