@@ -404,6 +404,11 @@ describeEachDialect('admin API', (db) => {
     });
     expect(sync.status).toBe(400);
     expect(sync.json.message).toMatch(/cadence/);
+    const tagValue = await call('POST', '/api/v1/syncs', {
+      body: { cohort_id: 'coh_file', destination_id: 'dst_seed', tag_value: 'when' },
+    });
+    expect(tagValue.status).toBe(400);
+    expect(tagValue.json.message).toMatch(/tag_value: must be one of presence, entered_at/);
     const notJson = await fetch(`${base}/api/v1/syncs`, {
       method: 'POST',
       headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
@@ -444,7 +449,12 @@ describeEachDialect('admin API', (db) => {
       body: { cohort_id: 'coh_file', destination_id: created.json.id, cadence: 'manual' },
     });
     expect(sync.status).toBe(201);
-    expect(sync.json).toMatchObject({ cohort_id: 'coh_file', destination_id: created.json.id, cadence: 'manual' });
+    expect(sync.json).toMatchObject({
+      cohort_id: 'coh_file',
+      destination_id: created.json.id,
+      cadence: 'manual',
+      tag_value: 'presence',
+    });
 
     const run = await call('POST', `/api/v1/syncs/${sync.json.id}/run`, { body: {} });
     expect(run.status).toBe(200);
