@@ -1,0 +1,186 @@
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { z } from 'zod';
+import { type AmplitudeEmulator, startAmplitudeEmulator } from '../../src/emulators/amplitude';
+import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
+import { buildServer } from '../../src/server/app';
+import { importCohortFile } from '../../src/sync/cohorts';
+import { describeEachDialect } from '../helpers/db';
+import { writeIds } from '../sync/setup';
+
+process.env.AMPSIGNAL_AMPLITUDE_POLL_MS = '10';
+const TOKEN = 'contract-admin-token-0123456789';
+type Json = Record<string, any>;
+
+/**
+ * The OpenAPI document is the contract: every route answers what the document says. This walks
+ * the whole life of each object through the API (create, read, change, pause, resume, run,
+ * delete) and checks every answer against the schema documented for its route and status; then
+ * it walks every documented GET route without a path parameter.
+ */
+describeEachDialect('admin API contract (OpenAPI)', (db) => {
+  let app: FastifyInstance;
+  let base: string;
+  let os: OneSignalEmulator;
+  let amp: AmplitudeEmulator;
+  let doc: Json;
+  const appId = crypto.randomUUID();
+  const exercised = new Set<string>();
+
+  beforeAll(async () => {
+    os = await startOneSignalEmulator({
+      apps: [{ appId, apiKey: 'os-key' }],
+      users: { mode: 'seeded', ids: ['c1', 'c2'] },
+    });
+    amp = await startAmplitudeEmulator({ projects: [{ apiKey: 'amp-key', secretKey: 'amp-secret' }] });
+    app = await buildServer({ ctx: db().ctx, adminToken: TOKEN });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/api/v1`;
+    doc = (await (await fetch(`${base}/openapi.json`)).json()) as Json;
+  });
+  afterAll(async () => {
+    await app?.close();
+    await os?.close();
+    await amp?.close();
+  });
+
+  /** The documented schema, with component references inlined (z.fromJSONSchema reads one schema). */
+  function resolve(schema: Json): Json {
+    const text = JSON.stringify(schema).replace(/\{"\$ref":"#\/components\/schemas\/(\w+)"\}/g, (_m, name: string) =>
+      JSON.stringify(doc.components.schemas[name]),
+    );
+    return JSON.parse(text) as Json;
+  }
+
+  /** Calls a route and checks the answer against the schema documented for its status. */
+  async function call(
+    method: string,
+    template: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; json: Json }> {
+    const op = doc.paths[template]?.[method.toLowerCase()];
+    expect(op, `${method} ${template} is documented`).toBeDefined();
+    const res = await fetch(base + path, {
+      method,
+      headers: {
+        authorization: `Bearer ${TOKEN}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const json = (await res.json()) as Json;
+    const documented = op.responses[String(res.status)];
+    expect(
+      documented,
+      `${method} ${template} answered ${res.status}, which it does not document: ${JSON.stringify(json)}`,
+    ).toBeDefined();
+    const schema = resolve(documented.content['application/json'].schema);
+    const r = z.fromJSONSchema(schema as never).safeParse(json);
+    expect(r.success, `${method} ${template} ${res.status}: ${r.success ? '' : JSON.stringify(r.error.issues)}`).toBe(
+      true,
+    );
+    exercised.add(`${method} ${template}`);
+    return { status: res.status, json };
+  }
+
+  it('every operation of every object answers as documented, through its whole life', async () => {
+    const { ctx } = db();
+    const src = await call('POST', '/sources', '/sources', {
+      name: 'p',
+      api_key: 'amp-key',
+      secret_key: 'amp-secret',
+      api_url: amp.url,
+    });
+    expect(src.status).toBe(201);
+    const sid = src.json.id as string;
+    expect(
+      (await call('POST', '/sources', '/sources', { name: 'p2', api_key: 'amp-key', secret_key: 'x' })).status,
+    ).toBe(409);
+    expect((await call('POST', '/sources', '/sources', { name: '' })).status).toBe(400);
+    await call('GET', '/sources', '/sources');
+    await call('GET', '/sources/{id}', `/sources/${sid}`);
+    expect((await call('GET', '/sources/{id}', '/sources/src_none')).status).toBe(404);
+    await call('PATCH', '/sources/{id}', `/sources/${sid}`, { download_budget: 400 });
+    expect((await call('POST', '/sources/{id}/test', `/sources/${sid}/test`)).json.ok).toBe(true);
+
+    const dst = await call('POST', '/destinations', '/destinations', {
+      name: 'd',
+      app_id: appId,
+      api_key: 'os-key',
+      api_url: os.url,
+    });
+    const did = dst.json.id as string;
+    await call('GET', '/destinations', '/destinations');
+    await call('GET', '/destinations/{id}', `/destinations/${did}`);
+    await call('PATCH', '/destinations/{id}', `/destinations/${did}`, { max_tags_per_user: 12 });
+    await call('POST', '/destinations/{id}/test', `/destinations/${did}/test`);
+    await call('POST', '/destinations/{id}/pause', `/destinations/${did}/pause`, { reason: 'contract' });
+    await call('POST', '/destinations/{id}/resume', `/destinations/${did}/resume`);
+
+    const cohort = await importCohortFile(ctx, { file: writeIds(['c1', 'c2', 'c3']), name: 'Contract cohort' });
+    const syn = await call('POST', '/syncs', '/syncs', {
+      cohort_id: cohort.cohort_id,
+      destination_id: did,
+      guard_threshold: 0.6,
+    });
+    expect(syn.status).toBe(201);
+    const yid = syn.json.id as string;
+    expect(
+      (await call('POST', '/syncs', '/syncs', { cohort_id: cohort.cohort_id, destination_id: did })).json.existing_id,
+    ).toBe(yid);
+    await call('GET', '/syncs', '/syncs');
+    await call('GET', '/syncs/{id}', `/syncs/${yid}`);
+    await call('PATCH', '/syncs/{id}', `/syncs/${yid}`, { cadence: 'daily' });
+    await call('POST', '/syncs/{id}/pause', `/syncs/${yid}/pause`);
+    await call('POST', '/syncs/{id}/resume', `/syncs/${yid}/resume`);
+    const dry = await call('POST', '/syncs/{id}/run', `/syncs/${yid}/run`, { dry_run: true });
+    expect(dry.json.run).toMatchObject({ status: 'dry_run' });
+    const run = await call('POST', '/syncs/{id}/run', `/syncs/${yid}/run`, {});
+    expect(run.json.run_id).toMatch(/^run_/);
+    expect((await call('POST', '/runs/{id}/approve', `/runs/${run.json.run_id}/approve`)).status).toBe(409);
+    expect((await call('POST', '/runs/{id}/reject', `/runs/${run.json.run_id}/reject`)).status).toBe(409);
+
+    const str = await call('POST', '/streams', '/streams', {
+      name: 's',
+      amplitude_api_key: 'amp-key',
+      amplitude_url: amp.url,
+    });
+    const tid = str.json.id as string;
+    await call('GET', '/streams', '/streams');
+    await call('GET', '/streams/{id}', `/streams/${tid}`);
+    await call('PATCH', '/streams/{id}', `/streams/${tid}`, { event_names: { 'message.push.sent': 'Sent' } });
+    await call('POST', '/streams/{id}/pause', `/streams/${tid}/pause`);
+    await call('POST', '/streams/{id}/resume', `/streams/${tid}/resume`);
+    await call('GET', '/dead-letters', `/dead-letters?stream=${tid}`);
+    expect((await call('POST', '/dead-letters/replay', '/dead-letters/replay', { stream: tid })).status).toBe(400);
+    await call('POST', '/dead-letters/replay', '/dead-letters/replay', { stream: tid, all: true });
+    await call('DELETE', '/streams/{id}', `/streams/${tid}`);
+
+    const del = await call('DELETE', '/syncs/{id}', `/syncs/${yid}`);
+    expect(del.json).toMatchObject({ deleted: true, removed: 2 });
+    expect((await call('DELETE', '/sources/{id}', `/sources/${sid}?force=false`)).json.deleted).toBe(true);
+    expect((await call('DELETE', '/destinations/{id}', `/destinations/${did}?remove_tags=true`)).json.deleted).toBe(
+      true,
+    );
+
+    // Every route of the objects' lifecycles was exercised.
+    const lifecycle = Object.entries(doc.paths as Record<string, Json>)
+      .flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`))
+      .filter((r) =>
+        /^\w+ \/(sources|destinations|streams|dead-letters|syncs)(\/\{id\})?(\/(test|pause|resume|run|replay))?$|\/runs\/\{id\}\/(approve|reject)$/.test(
+          r,
+        ),
+      );
+    expect(lifecycle.filter((r) => !exercised.has(r))).toEqual([]);
+  }, 120_000);
+
+  it('every documented GET route without a path parameter answers as documented', async () => {
+    const gets = Object.entries(doc.paths as Record<string, Json>)
+      .filter(([p, ops]) => ops.get && !p.includes('{') && p !== '/openapi.json')
+      .map(([p]) => p);
+    expect(gets.length).toBeGreaterThan(5);
+    for (const p of gets) await call('GET', p, p);
+  });
+});
