@@ -52,6 +52,11 @@ export function register(program: Command): void {
     .option('--destination <id>', 'destination id')
     .option('--cadence <cadence>', `one of ${CADENCES.join(', ')}`, 'manual')
     .option(
+      '--tag-value <kind>',
+      'presence (the tag is "1") or entered_at (the Unix time the user entered the cohort, for time_elapsed segment filters)',
+      'presence',
+    )
+    .option(
       '--guard-threshold <share>',
       'hold runs that would remove more than this share of confirmed members (default 0.5)',
     )

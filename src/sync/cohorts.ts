@@ -88,40 +88,21 @@ export async function importCohortFile(
   const name = input.name.trim();
   if (!name) throw new AmpError('invalid_input', '--name must not be blank');
   const id = input.id?.trim() || newId('coh');
-  const db = ctx.store.db;
-  const existing = await db.selectFrom('cohorts').select(['id', 'origin']).where('id', '=', id).executeTakeFirst();
+  const existing = await ctx.store.db
+    .selectFrom('cohorts')
+    .select(['id', 'origin'])
+    .where('id', '=', id)
+    .executeTakeFirst();
   if (existing && existing.origin !== 'file') {
     throw new AmpError('conflict', `cohort ${id} comes from ${existing.origin}, not a file; pick another --id`);
   }
   const now = Date.now();
-  let nonBlank = 0;
-  let blank = 0;
-  let trimmed = 0;
-
-  async function* batches(): AsyncGenerator<string[]> {
-    let buf: string[] = [];
-    for await (const raw of readIds(input.file)) {
-      const v = raw.trim();
-      if (!v) {
-        blank++;
-        continue;
-      }
-      if (v !== raw) trimmed++;
-      nonBlank++;
-      buf.push(v);
-      if (buf.length >= BATCH) {
-        yield buf;
-        buf = [];
-      }
-    }
-    if (buf.length) yield buf;
-  }
-
+  const counts: LineCounts = { nonBlank: 0, blank: 0, trimmed: 0 };
   let inserted: number;
   try {
     inserted = await ctx.store.engine.importCohortMembers({
       cohortId: id,
-      batches: batches(),
+      batches: idBatches(input.file, counts),
       before: async (exec) => {
         await exec(sql`INSERT INTO cohorts (id, source_id, name, origin, size, last_computed, created_at, updated_at, blank_ids)
           VALUES (${id}, NULL, ${name}, 'file', 0, ${now}, ${now}, ${now}, 0)
@@ -130,7 +111,7 @@ export async function importCohortFile(
       },
       after: async (exec, added) => {
         await exec(
-          sql`UPDATE cohorts SET size = ${added}, blank_ids = ${blank}, last_computed = ${now}, updated_at = ${now} WHERE id = ${id}`,
+          sql`UPDATE cohorts SET size = ${added}, blank_ids = ${counts.blank}, last_computed = ${now}, updated_at = ${now} WHERE id = ${id}`,
         );
       },
     });
@@ -141,11 +122,37 @@ export async function importCohortFile(
     cohort_id: id,
     name,
     members: inserted,
-    blank,
-    duplicates: nonBlank - inserted,
-    trimmed,
+    blank: counts.blank,
+    duplicates: counts.nonBlank - inserted,
+    trimmed: counts.trimmed,
     replaced: existing !== undefined,
   };
+}
+
+interface LineCounts {
+  nonBlank: number;
+  blank: number;
+  trimmed: number;
+}
+
+/** The file's ids, trimmed, in batches of BATCH; blank and trimmed lines are counted into `counts`. */
+async function* idBatches(file: string, counts: LineCounts): AsyncGenerator<string[]> {
+  let buf: string[] = [];
+  for await (const raw of readIds(file)) {
+    const v = raw.trim();
+    if (!v) {
+      counts.blank++;
+      continue;
+    }
+    if (v !== raw) counts.trimmed++;
+    counts.nonBlank++;
+    buf.push(v);
+    if (buf.length >= BATCH) {
+      yield buf;
+      buf = [];
+    }
+  }
+  if (buf.length) yield buf;
 }
 
 export interface CohortView {

@@ -1,7 +1,7 @@
-import type { Selectable } from 'kysely';
+import type { Insertable, Selectable } from 'kysely';
 import { z } from 'zod';
 import { assertCadenceFitsBudget } from '../connectors/amplitude/budget';
-import { clientForDestination, getDestination } from '../connectors/onesignal/destinations';
+import { clientForDestination, type DestinationRow, getDestination } from '../connectors/onesignal/destinations';
 import { syncTags, TAG_VALUE_KINDS } from '../connectors/onesignal/sync-tags';
 import { AmpError, toAmpError } from '../errors';
 import { newId } from '../ids';
@@ -75,24 +75,68 @@ export async function listSyncs(
   return q.execute();
 }
 
+export interface CreateSyncInput {
+  cohortId: string;
+  destinationId: string;
+  cadence?: string;
+  guardThreshold?: number;
+  tagValue?: string;
+  /** The segment: an existing one to reuse (its id), or a name for the new one (default: the cohort's). */
+  segment?: { reuseId?: string; name?: string };
+}
+
 /**
  * Creates a sync (cohort × destination). The OneSignal segment (name = cohort name, its members
  * by the tag: = "1", or exists for entry-time values) is created best-effort: a failure is
  * recorded in segment_error, the sync stands.
  */
-export async function createSync(
-  ctx: Context,
-  input: {
-    cohortId: string;
-    destinationId: string;
-    cadence?: string;
-    guardThreshold?: number;
-    tagValue?: string;
-    /** The segment: an existing one to reuse (its id), or a name for the new one (default: the cohort's). */
-    segment?: { reuseId?: string; name?: string };
-  },
-): Promise<SyncRow> {
-  const db = ctx.store.db;
+export async function createSync(ctx: Context, input: CreateSyncInput): Promise<SyncRow> {
+  const settings = parseSyncSettings(input);
+  const cohort = await ctx.store.db
+    .selectFrom('cohorts')
+    .selectAll()
+    .where('id', '=', input.cohortId)
+    .executeTakeFirst();
+  if (!cohort)
+    throw new AmpError('not_found', `cohort ${input.cohortId} not found; list cohorts with \`ampsignal cohort list\``);
+  const dest = await getDestination(ctx, input.destinationId);
+  if (cohort.source_id) await assertCadenceFitsBudget(ctx, cohort.source_id, settings.cadence);
+  await refuseDuplicate(ctx, cohort.id, dest.id);
+  const now = Date.now();
+  const row: Insertable<SyncsTable> = {
+    id: newId('syn'),
+    cohort_id: cohort.id,
+    destination_id: dest.id,
+    cadence: settings.cadence,
+    tag_key: syncTags.tagKey(dest.tag_key_template, cohort),
+    tag_value: settings.tagValue,
+    external_id_property: dest.external_id_property,
+    segment_id: null,
+    segment_error: null,
+    guard_threshold: settings.threshold,
+    status: 'active',
+    // Scheduled cadences are due at once; the scheduler advances next_run_at after each run.
+    next_run_at: settings.cadence === 'manual' ? null : now,
+    last_run_id: null,
+    created_at: now,
+  };
+  try {
+    await ctx.store.db.insertInto('syncs').values(row).execute();
+  } catch (e) {
+    // Two concurrent creates: the unique (cohort, destination) constraint decides.
+    await refuseDuplicate(ctx, cohort.id, dest.id);
+    throw toAmpError(e);
+  }
+  await attachSegment(ctx, {
+    row,
+    dest,
+    segmentName: input.segment?.name ?? cohort.name,
+    reuseId: input.segment?.reuseId,
+  });
+  return getSync(ctx, row.id);
+}
+
+function parseSyncSettings(input: CreateSyncInput) {
   const cadence = cadenceSchema.safeParse(input.cadence ?? 'manual');
   if (!cadence.success)
     throw new AmpError('invalid_input', `cadence must be one of ${CADENCES.join(', ')} (got "${input.cadence}")`);
@@ -105,71 +149,39 @@ export async function createSync(
   const threshold = input.guardThreshold ?? DEFAULT_GUARD_THRESHOLD;
   if (!(threshold > 0 && threshold <= 1))
     throw new AmpError('invalid_input', 'guard threshold must be a share in (0, 1], e.g. 0.5');
-  const cohort = await db.selectFrom('cohorts').selectAll().where('id', '=', input.cohortId).executeTakeFirst();
-  if (!cohort)
-    throw new AmpError('not_found', `cohort ${input.cohortId} not found; list cohorts with \`ampsignal cohort list\``);
-  const dest = await getDestination(ctx, input.destinationId);
-  if (cohort.source_id) await assertCadenceFitsBudget(ctx, cohort.source_id, cadence.data);
-  const dup = await db
+  return { cadence: cadence.data, tagValue: tagValue.data, threshold };
+}
+
+async function refuseDuplicate(ctx: Context, cohortId: string, destinationId: string): Promise<void> {
+  const dup = await ctx.store.db
     .selectFrom('syncs')
     .select('id')
-    .where('cohort_id', '=', cohort.id)
-    .where('destination_id', '=', dest.id)
+    .where('cohort_id', '=', cohortId)
+    .where('destination_id', '=', destinationId)
     .executeTakeFirst();
   if (dup)
-    throw new AmpError('conflict', `cohort ${cohort.id} already syncs to destination ${dest.id} (sync ${dup.id})`);
+    throw new AmpError('conflict', `cohort ${cohortId} already syncs to destination ${destinationId} (sync ${dup.id})`);
+}
 
-  const now = Date.now();
-  const id = newId('syn');
-  const tagKey = syncTags.tagKey(dest.tag_key_template, cohort);
+/** Gives the sync its segment: the one to reuse, or a new one at OneSignal; a failure is kept in segment_error. */
+async function attachSegment(
+  ctx: Context,
+  s: { row: Insertable<SyncsTable>; dest: DestinationRow; segmentName: string; reuseId: string | undefined },
+): Promise<void> {
+  const db = ctx.store.db;
   try {
-    await db
-      .insertInto('syncs')
-      .values({
-        id,
-        cohort_id: cohort.id,
-        destination_id: dest.id,
-        cadence: cadence.data,
-        tag_key: tagKey,
-        tag_value: tagValue.data,
-        external_id_property: dest.external_id_property,
-        segment_id: null,
-        segment_error: null,
-        guard_threshold: threshold,
-        status: 'active',
-        // Scheduled cadences are due at once; the scheduler advances next_run_at after each run.
-        next_run_at: cadence.data === 'manual' ? null : now,
-        last_run_id: null,
-        created_at: now,
-      })
-      .execute();
-  } catch (e) {
-    // Two concurrent creates: the unique (cohort, destination) constraint decides.
-    const again = await db
-      .selectFrom('syncs')
-      .select('id')
-      .where('cohort_id', '=', cohort.id)
-      .where('destination_id', '=', dest.id)
-      .executeTakeFirst();
-    if (again)
-      throw new AmpError('conflict', `cohort ${cohort.id} already syncs to destination ${dest.id} (sync ${again.id})`);
-    throw toAmpError(e);
-  }
-
-  try {
-    const filter = syncTags.segmentFilter(tagKey, tagValue.data);
-    const seg = input.segment?.reuseId
-      ? { id: input.segment.reuseId }
-      : await clientForDestination(ctx, dest).createSegment(input.segment?.name ?? cohort.name, filter);
-    await db.updateTable('syncs').set({ segment_id: seg.id }).where('id', '=', id).execute();
+    const filter = syncTags.segmentFilter(s.row.tag_key, syncTags.valueKind(s.row.tag_value ?? 'presence'));
+    const seg = s.reuseId
+      ? { id: s.reuseId }
+      : await clientForDestination(ctx, s.dest).createSegment(s.segmentName, filter);
+    await db.updateTable('syncs').set({ segment_id: seg.id }).where('id', '=', s.row.id).execute();
   } catch (e) {
     await db
       .updateTable('syncs')
       .set({ segment_error: toAmpError(e).message })
-      .where('id', '=', id)
+      .where('id', '=', s.row.id)
       .execute();
   }
-  return getSync(ctx, id);
 }
 
 /**
