@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { deleteCohort } from '../app/cohorts';
 import { listSourceCohorts } from '../connectors/amplitude/cohorts';
 import { type CohortView, importCohortFile, listCohorts } from '../sync/cohorts';
-import { emit, parseInput, withContext } from './output';
+import { confirm, emit, parseInput, withContext } from './output';
 
 const importSchema = z.object({
   file: z
@@ -95,6 +96,20 @@ export function register(program: Command): void {
         emit(f.json, list, () =>
           list.length ? list.map(cohortLine).join('\n') : 'No cohorts yet: ampsignal cohort import --file F --name N',
         );
+      });
+    });
+
+  cohort
+    .command('delete')
+    .description('delete a cohort and its stored members (refused while a sync uses it)')
+    .argument('<cohort_id>')
+    .option('--yes', 'do not ask for confirmation (scripts)')
+    .option('--json', 'print JSON only')
+    .action(async (id: string, flags: { yes?: boolean; json?: boolean }, cmd: Command) => {
+      await withContext(cmd, async (ctx) => {
+        await confirm(`delete cohort ${id} and its stored members?`, flags.yes);
+        const r = await deleteCohort(ctx, id);
+        emit(flags.json, r, () => `deleted cohort ${r.id} (${r.members} member(s))`);
       });
     });
 }

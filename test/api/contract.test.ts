@@ -158,7 +158,14 @@ describeEachDialect('admin API contract (OpenAPI)', (db) => {
     await call('POST', '/dead-letters/replay', '/dead-letters/replay', { stream: tid, all: true });
     await call('DELETE', '/streams/{id}', `/streams/${tid}`);
 
+    const inUse = await call('DELETE', '/cohorts/{id}', `/cohorts/${cohort.cohort_id}`);
+    expect(inUse).toMatchObject({ status: 409, json: { existing_id: yid } });
+    await call('POST', '/sources/{id}/refresh', `/sources/${sid}/refresh`);
+    await call('GET', '/cohorts', '/cohorts');
     const del = await call('DELETE', '/syncs/{id}', `/syncs/${yid}`);
+    expect((await call('DELETE', '/cohorts/{id}', `/cohorts/${cohort.cohort_id}`)).json).toMatchObject({
+      deleted: true,
+    });
     expect(del.json).toMatchObject({ deleted: true, removed: 2 });
     expect((await call('DELETE', '/sources/{id}', `/sources/${sid}?force=false`)).json.deleted).toBe(true);
     expect((await call('DELETE', '/destinations/{id}', `/destinations/${did}?remove_tags=true`)).json.deleted).toBe(
@@ -169,7 +176,7 @@ describeEachDialect('admin API contract (OpenAPI)', (db) => {
     const lifecycle = Object.entries(doc.paths as Record<string, Json>)
       .flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`))
       .filter((r) =>
-        /^\w+ \/(sources|destinations|streams|dead-letters|syncs)(\/\{id\})?(\/(test|pause|resume|run|replay))?$|\/runs\/\{id\}\/(approve|reject)$/.test(
+        /^\w+ \/(sources|destinations|streams|dead-letters|syncs|cohorts)(\/\{id\})?(\/(test|pause|resume|run|replay|refresh))?$|\/runs\/\{id\}\/(approve|reject)$/.test(
           r,
         ),
       );

@@ -9,7 +9,7 @@ import { openApiDocument } from './openapi';
 import { readCohorts, readRun, readRunsOfSync } from './queries';
 import { type ApiRoute, registerRoutes } from './routes';
 import { idParam, runsQuery } from './schemas';
-import { sourceRoutes } from './sources';
+import { cohortRoutes, sourceRoutes } from './sources';
 import { streamRoutes } from './streams';
 import { syncRoutes } from './syncs';
 import { retryAfterSeconds } from './throttle';
@@ -21,6 +21,7 @@ export const API_PREFIX = '/api/v1';
 export function apiRoutes(deps: AdminDeps): ApiRoute[] {
   return [
     ...sourceRoutes(deps.ctx),
+    ...cohortRoutes(deps.ctx),
     ...destinationRoutes(deps.ctx),
     ...streamRoutes(deps.ctx, deps.jobs),
     ...syncRoutes(deps.ctx, deps.jobs),

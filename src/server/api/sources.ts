@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { cohortDeletionSchema, deleteCohort, refreshCohorts } from '../../app/cohorts';
 import {
   addSource,
   deleteSource,
@@ -85,6 +86,30 @@ export function sourceRoutes(ctx: Context): ApiRoute[] {
       response: sourceTestSchema,
       errors: [400, 404],
       handle: ({ id }) => testSource(ctx, id),
+    }),
+  ];
+}
+
+/** Cohort operations of src/app/cohorts.ts that the API offers. */
+export function cohortRoutes(ctx: Context): ApiRoute[] {
+  return [
+    route({
+      method: 'POST',
+      path: '/sources/:id/refresh',
+      idOf: 'source',
+      summary: "Refresh the source's cohort list from Amplitude (listing costs no download)",
+      response: z.object({ cohorts: z.array(z.record(z.string(), z.unknown())) }),
+      errors: [400, 404, 502],
+      handle: async ({ id }) => ({ cohorts: await refreshCohorts(ctx, id) }),
+    }),
+    route({
+      method: 'DELETE',
+      path: '/cohorts/:id',
+      idOf: 'cohort',
+      summary: 'Delete a cohort and its stored members: 409 naming the syncs that use it',
+      response: cohortDeletionSchema,
+      errors: [400, 404, 409],
+      handle: ({ id }) => deleteCohort(ctx, id),
     }),
   ];
 }
