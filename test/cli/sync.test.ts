@@ -118,4 +118,33 @@ describeEachDialect('cli sync + runs', (db) => {
     const badFlag = await cli(['--db', url, 'sync', 'run', sync.id, '--wat']);
     expect(badFlag.code).toBe(2);
   }, 240_000);
+
+  it('update, pause and resume; delete asks (or takes --yes) and removes the tag and the segment', async () => {
+    const { url, ctx } = db();
+    const users = range('d', 0, 3);
+    const { emu, dest } = await setupApp(ctx, { users });
+    emulators.push(emu);
+    const { sync } = await cohortSync(ctx, dest.id, users);
+    expect((await cli(['--db', url, 'sync', 'run', sync.id, '--json'])).code).toBe(0);
+    const upd = await cli(['--db', url, 'sync', 'update', sync.id, '--guard-threshold', '0.3', '--json']);
+    expect(upd.code, upd.stderr).toBe(0);
+    expect(JSON.parse(upd.stdout)).toMatchObject({ guard_threshold: 0.3 });
+    const paused = await cli(['--db', url, 'sync', 'pause', sync.id, '--json']);
+    expect(JSON.parse(paused.stdout)).toMatchObject({ status: 'paused' });
+    const refused = await cli(['--db', url, 'sync', 'run', sync.id]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('sync resume');
+    expect(JSON.parse((await cli(['--db', url, 'sync', 'resume', sync.id, '--json'])).stdout)).toMatchObject({
+      status: 'active',
+    });
+    const noYes = await cli(['--db', url, 'sync', 'delete', sync.id]);
+    expect(noYes.code).toBe(2);
+    expect(noYes.stderr).toContain('add --yes');
+    expect(emu.state.getUser('d1')).toMatchObject({ [sync.tag_key]: '1' });
+    const del = await cli(['--db', url, 'sync', 'delete', sync.id, '--yes', '--json']);
+    expect(del.code, del.stderr).toBe(0);
+    expect(JSON.parse(del.stdout)).toMatchObject({ deleted: true, removed: 3, segment_error: null });
+    expect(emu.state.getUser('d1')).toEqual({});
+    expect(emu.state.segments()).toHaveLength(0);
+  }, 240_000);
 });
