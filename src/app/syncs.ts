@@ -298,8 +298,9 @@ export async function startRun(
     trigger: 'manual',
     deliver: opts.jobs ? 'enqueue' : 'inline',
   }).then(async (view) => {
-    if (opts.jobs && !opts.dryRun && view.status === 'completed')
-      await enqueueDelivery(ctx, opts.jobs, sync.destination_id);
+    // An applied run stays 'running' until its delivery settles it, and rows of the destination
+    // may be pending whatever the run's outcome: the app's queue delivers (an idle pass is cheap).
+    if (opts.jobs && !opts.dryRun) await enqueueDelivery(ctx, opts.jobs, sync.destination_id);
     return view;
   });
   running.catch((e: unknown) => log.error({ err: toAmpError(e).message, syncId }, 'run failed to start'));

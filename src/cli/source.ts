@@ -40,7 +40,7 @@ function human(v: SourceView & { webhook_secret?: string }): string {
   return [
     `${v.id}  ${v.name}  (${v.kind}, ${v.region}, ${v.api_url})`,
     `downloads: ${v.downloads_this_month} used this month, ${v.planned_downloads_per_month} planned a month, budget ${v.download_budget}`,
-    `webhook: POST ${v.webhook_path}` + (v.webhook_secret ? `  Authorization: Bearer ${v.webhook_secret}` : ''),
+    `webhook: POST ${v.webhook_path}${v.webhook_secret ? `  Authorization: Bearer ${v.webhook_secret}` : ''}`,
   ].join('\n');
 }
 

@@ -288,10 +288,14 @@ describe.skipIf(SKIP_POSTGRES)('scale-out on PostgreSQL', () => {
     }
 
     // No app was ever driven past its limit: one delivery job per app at a time, in one process.
+    // The emulator shares this test's busy process: a stall of ~0.6 s bunches a 25/s pacer's
+    // requests into one rolling second of 41 (seen twice in the full suite at load 15-20), while
+    // two processes pacing one app would be refused every second, dozens of times in this run.
     const stats = emu.state.stats();
     for (let a = 0; a < APPS; a++) {
       const s = stats.byApp[appId(a)]!;
-      expect({ app: a, ...s }).toMatchObject({ app: a, rateLimited: 0, perUserViolations: 0 });
+      expect({ app: a, ...s }).toMatchObject({ app: a, perUserViolations: 0 });
+      expect(s.rateLimited, `app ${a}: requests refused for the app's rate`).toBeLessThanOrEqual(2);
       expect(s.maxPerSecond).toBeLessThanOrEqual(APP_LIMIT);
     }
     expect(stats.faulted).toBeGreaterThan(0); // the 10% faults really happened and were retried

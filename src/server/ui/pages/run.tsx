@@ -1,7 +1,7 @@
 import type { RecordOutcome, RecordPage } from '../../../sync/record-reads';
 import type { RunRead, SyncRead } from '../../api/queries';
 import { OutcomeBar } from '../charts';
-import { Badge, fmtTime, Layout, Notice, Num, TableHead } from '../layout';
+import { Badge, fmtTime, Layout, Notice } from '../layout';
 import { ConfirmPage } from '../parts';
 import { RunRecordsSection } from './run-records';
 
