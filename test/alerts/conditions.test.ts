@@ -5,7 +5,7 @@ import { type AlertSettings, alertSettings } from '../../src/jobs/alert-conditio
 import { evaluateAlerts, type SendPolicy } from '../../src/jobs/alerts';
 import type { Context } from '../../src/store';
 import { describeEachDialect } from '../helpers/db';
-import { seedCohort, seedDestination, seedStream, seedStreamEvents } from '../helpers/seed';
+import { seedCohort, seedDestination, seedStream, seedStreamEvents, seedSync as seedSyncRow } from '../helpers/seed';
 import { type HttpReceiver, startHttpReceiver } from './receivers';
 
 const HOUR = 3_600_000;
@@ -53,24 +53,14 @@ async function seedSync(ctx: Context, id: string, fields: { cadence?: string; cr
     api_key: 'k',
   });
   await seedCohort(ctx, { id: `coh_${id}`, name: `Cohort ${id}` });
-  await ctx.store.db
-    .insertInto('syncs')
-    .values({
-      id: `syn_${id}`,
-      cohort_id: `coh_${id}`,
-      destination_id: `dst_${id}`,
-      cadence: fields.cadence ?? 'daily',
-      tag_key: `amp_cohort_${id}`,
-      external_id_property: 'user_id',
-      segment_id: null,
-      segment_error: null,
-      guard_threshold: 0.5,
-      status: 'active',
-      next_run_at: null,
-      last_run_id: null,
-      created_at: fields.created_at ?? Date.now(),
-    })
-    .execute();
+  await seedSyncRow(ctx, {
+    id: `syn_${id}`,
+    cohort_id: `coh_${id}`,
+    destination_id: `dst_${id}`,
+    tag_key: `amp_cohort_${id}`,
+    cadence: fields.cadence ?? 'daily',
+    created_at: fields.created_at ?? Date.now(),
+  });
 }
 
 describeEachDialect('alert conditions', (db) => {

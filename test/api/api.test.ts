@@ -7,7 +7,7 @@ import { buildServer } from '../../src/server/app';
 import type { Context } from '../../src/store';
 import { appendRecords } from '../../src/sync/records';
 import { describeEachDialect } from '../helpers/db';
-import { seedCohort, seedDestination, seedStream, seedStreamEvents } from '../helpers/seed';
+import { seedCohort, seedDestination, seedStream, seedStreamEvents, seedSync } from '../helpers/seed';
 
 const TOKEN = 'test-admin-token-0123456789';
 const OS_KEY = 'os-app-key-PLAINTEXT-never-returned';
@@ -41,24 +41,15 @@ async function seed(ctx: Context, osUrl: string, appId: string) {
     .insertInto('cohort_members')
     .values(['u1', 'u2', 'u3', 'u4', 'u5'].map((external_id) => ({ cohort_id: 'coh_file', external_id })))
     .execute();
-  await db
-    .insertInto('syncs')
-    .values({
-      id: 'syn_seed',
-      cohort_id: 'coh_seed',
-      destination_id: 'dst_seed',
-      cadence: 'daily',
-      tag_key: 'amp_cohort_coh_seed',
-      external_id_property: 'user_id',
-      segment_id: null,
-      segment_error: null,
-      guard_threshold: 0.5,
-      status: 'active',
-      next_run_at: null,
-      last_run_id: 'run_new',
-      created_at: now,
-    })
-    .execute();
+  await seedSync(ctx, {
+    id: 'syn_seed',
+    cohort_id: 'coh_seed',
+    destination_id: 'dst_seed',
+    cadence: 'daily',
+    tag_key: 'amp_cohort_coh_seed',
+    last_run_id: 'run_new',
+    created_at: now,
+  });
   const run = {
     sync_id: 'syn_seed',
     trigger: 'manual',

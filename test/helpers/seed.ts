@@ -1,6 +1,13 @@
 import type { Insertable } from 'kysely';
 import type { Context } from '../../src/store';
-import type { CohortsTable, DestinationsTable, StreamEventsTable, StreamsTable } from '../../src/store/schema';
+import type {
+  CohortsTable,
+  DestinationsTable,
+  LedgerTable,
+  StreamEventsTable,
+  StreamsTable,
+  SyncsTable,
+} from '../../src/store/schema';
 
 // Rows the owners' commands would normally create, inserted directly so a test sets every
 // column itself. Secrets are given in plain text and stored encrypted, as the commands do.
@@ -109,6 +116,76 @@ export async function seedStreamEvents(
         reason: null,
         received_at: now,
         forwarded_at: row.status === 'forwarded' ? now : null,
+        ...row,
+      })),
+    )
+    .execute();
+}
+
+export type SyncSeed = Pick<SyncsTable, 'id' | 'cohort_id' | 'destination_id'> & Partial<Insertable<SyncsTable>>;
+
+/** An active manual sync tagging `amp_cohort_<id>`, unless `fields` says otherwise. */
+export async function seedSync(ctx: Context, fields: SyncSeed): Promise<void> {
+  await ctx.store.db
+    .insertInto('syncs')
+    .values({
+      cadence: 'manual',
+      tag_key: `amp_cohort_${fields.id}`,
+      external_id_property: 'user_id',
+      segment_id: null,
+      segment_error: null,
+      guard_threshold: 0.5,
+      status: 'active',
+      next_run_at: null,
+      last_run_id: null,
+      created_at: Date.now(),
+      ...fields,
+    })
+    .execute();
+}
+
+/**
+ * A sync with a destination and a file cohort of its own, named after `key`: destination
+ * `dst_<key>` (app `app_<key>`, unreachable URL), cohort `coh_<key>`, sync `key` unless `sync.id` says.
+ */
+export async function seedSyncWithParts(
+  ctx: Context,
+  key: string,
+  sync: Partial<Insertable<SyncsTable>> = {},
+  destination: Partial<DestinationSeed> = {},
+): Promise<void> {
+  await seedDestination(ctx, {
+    id: `dst_${key}`,
+    name: `d_${key}`,
+    app_id: `app_${key}`,
+    api_url: 'http://127.0.0.1:9',
+    api_key: 'k',
+    ...destination,
+  });
+  await seedCohort(ctx, { id: `coh_${key}`, name: `c_${key}` });
+  await seedSync(ctx, { id: key, cohort_id: `coh_${key}`, destination_id: `dst_${key}`, ...sync });
+}
+
+export type LedgerSeed = Pick<LedgerTable, 'sync_id' | 'destination_id' | 'external_id' | 'desired'> &
+  Partial<Insertable<LedgerTable>>;
+
+/** Ledger rows never tried and unleased (confirmed 0, source time 1), unless a row says otherwise. */
+export async function seedLedger(ctx: Context, rows: LedgerSeed[]): Promise<void> {
+  if (!rows.length) return;
+  await ctx.store.db
+    .insertInto('ledger')
+    .values(
+      rows.map((row) => ({
+        confirmed: 0,
+        source_ts: 1,
+        run_id: null,
+        outcome: null,
+        error: null,
+        attempts: 0,
+        next_attempt_at: null,
+        lease_owner: null,
+        lease_until: null,
+        updated_at: 1,
         ...row,
       })),
     )

@@ -6,7 +6,7 @@ import { nextRunAt } from '../../src/sync/cadence';
 import { closeAbandonedRuns } from '../../src/sync/run-record';
 import { getRunView } from '../../src/sync/runs';
 import { describeEachDialect } from '../helpers/db';
-import { seedCohort, seedDestination } from '../helpers/seed';
+import { seedCohort, seedDestination, seedSync as seedSyncRow } from '../helpers/seed';
 
 const HOUR = 3_600_000;
 
@@ -42,24 +42,14 @@ describeEachDialect('enqueueDueSyncs', (db) => {
       created_at: now,
     });
     await seedCohort(ctx, { id: `coh_${id}`, name: `cohort ${id}`, created_at: now });
-    await ctx.store.db
-      .insertInto('syncs')
-      .values({
-        id,
-        cohort_id: `coh_${id}`,
-        destination_id: `dst_${id}`,
-        cadence,
-        tag_key: `amp_cohort_${id}`,
-        external_id_property: 'user_id',
-        segment_id: null,
-        segment_error: null,
-        guard_threshold: 0.5,
-        status: 'active',
-        next_run_at: nextRun,
-        last_run_id: null,
-        created_at: now,
-      })
-      .execute();
+    await seedSyncRow(ctx, {
+      id,
+      cohort_id: `coh_${id}`,
+      destination_id: `dst_${id}`,
+      cadence,
+      next_run_at: nextRun,
+      created_at: now,
+    });
   }
 
   it('enqueues each due sync exactly once across concurrent callers and advances its schedule', async () => {

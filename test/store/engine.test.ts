@@ -5,62 +5,25 @@ import { type Context, type InboxValues, type LedgerOutcome, openContext, type S
 import { renewLeases } from '../../src/sync/delivery-queue';
 import { deleteStaging, stagedIds } from '../../src/sync/staging';
 import { describeEachDialect, freshDatabaseUrl, PG_URL, SKIP_POSTGRES } from '../helpers/db';
-import { seedCohort, seedDestination, seedStream } from '../helpers/seed';
+import { seedCohort, seedLedger, seedStream, seedSync, seedSyncWithParts } from '../helpers/seed';
 
 /** The database seam's operations (src/store/dialect), each on both databases. */
 
-async function seedSync(ctx: Context, id: string): Promise<void> {
-  await seedDestination(ctx, {
-    id: `dst_${id}`,
-    name: `d_${id}`,
-    app_id: `app_${id}`,
-    api_url: 'http://x',
-    api_key: 'k',
-  });
-  await seedCohort(ctx, { id: `coh_${id}`, name: `c_${id}` });
-  await ctx.store.db
-    .insertInto('syncs')
-    .values({
-      id,
-      cohort_id: `coh_${id}`,
-      destination_id: `dst_${id}`,
-      cadence: 'manual',
-      tag_key: `amp_cohort_${id}`,
-      external_id_property: 'user_id',
-      segment_id: null,
-      segment_error: null,
-      guard_threshold: 0.5,
-      status: 'active',
-      next_run_at: null,
-      last_run_id: null,
-      created_at: Date.now(),
-    })
-    .execute();
-}
-
 /** Ledger rows leased by `owner`, each with its `desired`. */
 async function leased(ctx: Context, syncId: string, rows: Array<{ ext: string; desired: number; owner: string }>) {
-  await ctx.store.db
-    .insertInto('ledger')
-    .values(
-      rows.map((r) => ({
-        sync_id: syncId,
-        destination_id: `dst_${syncId}`,
-        external_id: r.ext,
-        desired: r.desired,
-        confirmed: 0,
-        source_ts: 1,
-        run_id: null,
-        outcome: null,
-        error: null,
-        attempts: 2,
-        next_attempt_at: 5,
-        lease_owner: r.owner,
-        lease_until: Date.now() + 60_000,
-        updated_at: 1,
-      })),
-    )
-    .execute();
+  await seedLedger(
+    ctx,
+    rows.map((r) => ({
+      sync_id: syncId,
+      destination_id: `dst_${syncId}`,
+      external_id: r.ext,
+      desired: r.desired,
+      attempts: 2,
+      next_attempt_at: 5,
+      lease_owner: r.owner,
+      lease_until: Date.now() + 60_000,
+    })),
+  );
 }
 
 function ledgerRows(ctx: Context, syncId: string) {
@@ -117,7 +80,7 @@ describeEachDialect('the database seam', (db) => {
 
   it('writes ledger outcomes on its own leases only, re-opening rows whose wish changed in flight', async () => {
     const { ctx } = db();
-    await seedSync(ctx, 'syn_o');
+    await seedSyncWithParts(ctx, 'syn_o');
     await leased(ctx, 'syn_o', [
       { ext: 'a', desired: 1, owner: 'w1' },
       { ext: 'b', desired: 0, owner: 'w1' },
@@ -189,7 +152,7 @@ describeEachDialect('the database seam', (db) => {
 
   it("writes ledger outcomes inside the caller's transaction, rolled back with it", async () => {
     const { ctx } = db();
-    await seedSync(ctx, 'syn_t');
+    await seedSyncWithParts(ctx, 'syn_t');
     await leased(ctx, 'syn_t', [{ ext: 'a', desired: 1, owner: 'w1' }]);
     const outcome: LedgerOutcome = {
       syncId: 'syn_t',
@@ -393,46 +356,16 @@ describe.skipIf(SKIP_POSTGRES)('delivery claims [postgres]', () => {
   });
 
   it('skips a user whose row another claimer holds locked, whole, without waiting, and takes it once free', async () => {
-    await seedSync(ctx, 'syn_k1');
+    await seedSyncWithParts(ctx, 'syn_k1');
     await seedCohort(ctx, { id: 'coh_k2', name: 'k2' });
-    await ctx.store.db
-      .insertInto('syncs')
-      .values({
-        id: 'syn_k2',
-        cohort_id: 'coh_k2',
-        destination_id: 'dst_syn_k1',
-        cadence: 'manual',
-        tag_key: 'amp_cohort_k2',
-        external_id_property: 'user_id',
-        segment_id: null,
-        segment_error: null,
-        guard_threshold: 0.5,
-        status: 'active',
-        next_run_at: null,
-        last_run_id: null,
-        created_at: Date.now(),
-      })
-      .execute();
-    const pending = (syncId: string, ext: string) => ({
-      sync_id: syncId,
+    await seedSync(ctx, { id: 'syn_k2', cohort_id: 'coh_k2', destination_id: 'dst_syn_k1' });
+    const pending = (sync_id: string, external_id: string) => ({
+      sync_id,
       destination_id: 'dst_syn_k1',
-      external_id: ext,
+      external_id,
       desired: 1,
-      confirmed: 0,
-      source_ts: 1,
-      run_id: null,
-      outcome: null,
-      error: null,
-      attempts: 0,
-      next_attempt_at: null,
-      lease_owner: null,
-      lease_until: null,
-      updated_at: 1,
     });
-    await ctx.store.db
-      .insertInto('ledger')
-      .values([pending('syn_k1', 'x'), pending('syn_k2', 'x'), pending('syn_k1', 'y')])
-      .execute();
+    await seedLedger(ctx, [pending('syn_k1', 'x'), pending('syn_k2', 'x'), pending('syn_k1', 'y')]);
     const claim = (workerId: string) =>
       ctx.store.engine.claimLedgerRows(ctx.store.db, {
         destinationId: 'dst_syn_k1',

@@ -12,57 +12,34 @@ import {
   settleOutcomes,
 } from '../../src/sync/delivery-queue';
 import { describeEachDialect } from '../helpers/db';
-import { seedCohort, seedDestination } from '../helpers/seed';
+import { seedCohort, seedDestination, seedLedger, seedSync } from '../helpers/seed';
 
 let n = 0;
 
 /** A destination with two syncs (tags amp_a_*, amp_b_*) and ledger rows: [sync letter, user, desired, confirmed]. */
-async function seedLedger(ctx: Context, rows: Array<['a' | 'b', string, number, number]>) {
+async function seedTwoSyncs(ctx: Context, rows: Array<['a' | 'b', string, number, number]>) {
   const id = `st${++n}_${randomUUID().slice(0, 8)}`;
   const dst = `dst_${id}`;
   await seedDestination(ctx, { id: dst, name: dst, app_id: `app_${id}`, api_url: 'http://127.0.0.1:9', api_key: 'k' });
   for (const s of ['a', 'b'] as const) {
     await seedCohort(ctx, { id: `coh_${s}_${id}`, name: `c_${s}_${id}` });
-    await ctx.store.db
-      .insertInto('syncs')
-      .values({
-        id: `syn_${s}_${id}`,
-        cohort_id: `coh_${s}_${id}`,
-        destination_id: dst,
-        cadence: 'manual',
-        tag_key: `amp_${s}_${id}`,
-        external_id_property: 'user_id',
-        segment_id: null,
-        segment_error: null,
-        guard_threshold: 0.5,
-        status: 'active',
-        next_run_at: null,
-        last_run_id: null,
-        created_at: Date.now(),
-      })
-      .execute();
+    await seedSync(ctx, {
+      id: `syn_${s}_${id}`,
+      cohort_id: `coh_${s}_${id}`,
+      destination_id: dst,
+      tag_key: `amp_${s}_${id}`,
+    });
   }
-  await ctx.store.db
-    .insertInto('ledger')
-    .values(
-      rows.map(([s, user, desired, confirmed]) => ({
-        sync_id: `syn_${s}_${id}`,
-        destination_id: dst,
-        external_id: user,
-        desired,
-        confirmed,
-        source_ts: 1,
-        run_id: null,
-        outcome: null,
-        error: null,
-        attempts: 0,
-        next_attempt_at: null,
-        lease_owner: null,
-        lease_until: null,
-        updated_at: 1,
-      })),
-    )
-    .execute();
+  await seedLedger(
+    ctx,
+    rows.map(([s, user, desired, confirmed]) => ({
+      sync_id: `syn_${s}_${id}`,
+      destination_id: dst,
+      external_id: user,
+      desired,
+      confirmed,
+    })),
+  );
   return { id, dst, syncA: `syn_a_${id}`, syncB: `syn_b_${id}`, tagA: `amp_a_${id}`, tagB: `amp_b_${id}` };
 }
 
@@ -94,7 +71,7 @@ describeEachDialect('delivery stages', (db) => {
 
   it('claim: all of a user’s pending rows in one claim, with the tags OneSignal carries; leased rows are nobody else’s', async () => {
     const { ctx } = db();
-    const s = await seedLedger(ctx, [
+    const s = await seedTwoSyncs(ctx, [
       ['a', 'u1', 1, 0],
       ['b', 'u1', 0, 1],
       ['a', 'u2', 1, 0],
@@ -119,7 +96,7 @@ describeEachDialect('delivery stages', (db) => {
 
   it('build requests: each row becomes its sync’s tag change; deletes go first when the adds pass the budget', async () => {
     const { ctx } = db();
-    const s = await seedLedger(ctx, [
+    const s = await seedTwoSyncs(ctx, [
       ['a', 'u1', 1, 0],
       ['b', 'u1', 0, 1],
     ]);
@@ -139,7 +116,7 @@ describeEachDialect('delivery stages', (db) => {
 
   it('send: OneSignal’s answers become outcomes (delivered, not_found), retries cost attempts, a 429 does not', async () => {
     const { ctx } = db();
-    const s = await seedLedger(ctx, [
+    const s = await seedTwoSyncs(ctx, [
       ['a', 'u1', 1, 0],
       ['a', 'ghost', 1, 0],
     ]);
@@ -165,7 +142,7 @@ describeEachDialect('delivery stages', (db) => {
 
   it('settle: an answer sets confirmed and frees the row; an answer to a wish that changed in flight leaves it pending', async () => {
     const { ctx } = db();
-    const s = await seedLedger(ctx, [
+    const s = await seedTwoSyncs(ctx, [
       ['a', 'u1', 1, 0],
       ['a', 'u2', 1, 0],
     ]);

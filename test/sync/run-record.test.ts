@@ -12,66 +12,28 @@ import {
 } from '../../src/sync/run-record';
 import { getRunView } from '../../src/sync/runs';
 import { describeEachDialect } from '../helpers/db';
-import { seedCohort, seedDestination } from '../helpers/seed';
-
-async function seedSync(ctx: Context, id: string): Promise<void> {
-  await seedDestination(ctx, {
-    id: `dst_${id}`,
-    name: `d_${id}`,
-    app_id: `app_${id}`,
-    api_url: 'http://x',
-    api_key: 'k',
-  });
-  await seedCohort(ctx, { id: `coh_${id}`, name: `c_${id}` });
-  await ctx.store.db
-    .insertInto('syncs')
-    .values({
-      id,
-      cohort_id: `coh_${id}`,
-      destination_id: `dst_${id}`,
-      cadence: 'manual',
-      tag_key: `amp_cohort_${id}`,
-      external_id_property: 'user_id',
-      segment_id: null,
-      segment_error: null,
-      guard_threshold: 0.5,
-      status: 'active',
-      next_run_at: null,
-      last_run_id: null,
-      created_at: Date.now(),
-    })
-    .execute();
-}
+import { seedLedger, seedSyncWithParts } from '../helpers/seed';
 
 /** Ledger rows the run changed, with their outcome (null = not sent yet). */
 async function ledgerOf(ctx: Context, syncId: string, runId: string, outcomes: Array<string | null>): Promise<void> {
-  await ctx.store.db
-    .insertInto('ledger')
-    .values(
-      outcomes.map((outcome, i) => ({
-        sync_id: syncId,
-        destination_id: `dst_${syncId}`,
-        external_id: `u${i}`,
-        desired: 1,
-        confirmed: outcome === 'delivered' ? 1 : 0,
-        source_ts: 1,
-        run_id: runId,
-        outcome,
-        error: null,
-        attempts: 0,
-        next_attempt_at: null,
-        lease_owner: null,
-        lease_until: null,
-        updated_at: 1,
-      })),
-    )
-    .execute();
+  await seedLedger(
+    ctx,
+    outcomes.map((outcome, i) => ({
+      sync_id: syncId,
+      destination_id: `dst_${syncId}`,
+      external_id: `u${i}`,
+      desired: 1,
+      confirmed: outcome === 'delivered' ? 1 : 0,
+      run_id: runId,
+      outcome,
+    })),
+  );
 }
 
 describeEachDialect('the run record (the one writer of runs)', (db) => {
   it('opens a leased running run that becomes the sync’s last run', async () => {
     const { ctx } = db();
-    await seedSync(ctx, 'syn_open');
+    await seedSyncWithParts(ctx, 'syn_open');
     const run = await openRun(ctx, { syncId: 'syn_open', trigger: 'manual', dryRun: false });
     const row = await ctx.store.db.selectFrom('runs').selectAll().where('id', '=', run.runId).executeTakeFirstOrThrow();
     expect(row).toMatchObject({ status: 'running', lease_owner: run.lease, applied_at: null });
@@ -82,7 +44,7 @@ describeEachDialect('the run record (the one writer of runs)', (db) => {
 
   it('refuses to record a diff on a run another process closed after its lease lapsed', async () => {
     const { ctx } = db();
-    await seedSync(ctx, 'syn_lapsed');
+    await seedSyncWithParts(ctx, 'syn_lapsed');
     const run = await openRun(ctx, { syncId: 'syn_lapsed', trigger: 'manual', dryRun: false });
     expect((await closeAbandonedRuns(ctx, Date.now() + 60_000)).failed).toContain(run.runId);
     const apply = ctx.store.db
@@ -100,7 +62,7 @@ describeEachDialect('the run record (the one writer of runs)', (db) => {
 
   it('finalize: a failure ends a running run with its settled counts and the ledger’s pending; an ended run keeps what it says', async () => {
     const { ctx } = db();
-    await seedSync(ctx, 'syn_fail');
+    await seedSyncWithParts(ctx, 'syn_fail');
     const run = await openRun(ctx, { syncId: 'syn_fail', trigger: 'manual', dryRun: false });
     await ctx.store.db.transaction().execute((trx) => recordApplied(trx, run, { members: 4, adds: 4, removes: 0 }));
     await ledgerOf(ctx, 'syn_fail', run.runId, ['delivered', 'not_found', 'failed', null]);
@@ -127,7 +89,7 @@ describeEachDialect('the run record (the one writer of runs)', (db) => {
 
   it('finalize: an applied run completes once nothing is pending, or at once when forced', async () => {
     const { ctx } = db();
-    await seedSync(ctx, 'syn_done');
+    await seedSyncWithParts(ctx, 'syn_done');
     const run = await openRun(ctx, { syncId: 'syn_done', trigger: 'manual', dryRun: false });
     await ctx.store.db.transaction().execute((trx) => recordApplied(trx, run, { members: 2, adds: 2, removes: 0 }));
     await ledgerOf(ctx, 'syn_done', run.runId, ['delivered', null]);
@@ -142,7 +104,7 @@ describeEachDialect('the run record (the one writer of runs)', (db) => {
 
   it('only a held run can be approved or rejected, and the message says what the run is', async () => {
     const { ctx } = db();
-    await seedSync(ctx, 'syn_held');
+    await seedSyncWithParts(ctx, 'syn_held');
     const run = await openRun(ctx, { syncId: 'syn_held', trigger: 'manual', dryRun: false });
     await expect(reopenHeldRun(ctx, run.runId)).rejects.toThrow(/is running; only a held run can be approved/);
     await ctx.store.db
