@@ -1,22 +1,14 @@
 import { Document, isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { assertCadenceFitsBudget } from '../connectors/amplitude/budget';
-import { refreshSourceCohorts } from '../connectors/amplitude/cohorts';
 import { AmpError, toAmpError } from '../errors';
 import type { Context } from '../store';
 import type { DestinationsTable, SourcesTable, StreamsTable } from '../store/schema';
-import {
-  cadenceSchema,
-  createSync,
-  DEFAULT_GUARD_THRESHOLD,
-  getSync,
-  type SyncRow,
-  tagValueSchema,
-} from '../sync/syncs';
+import type { SyncRow } from '../sync/syncs';
+import { refreshCohorts } from './cohorts';
 import { addDestination, deleteDestination, destinationInputSchema, updateDestination } from './destinations';
 import { addSource, deleteSource, sourceInputSchema, updateSource } from './sources';
 import { addStream, deleteStream, streamInputSchema, updateStream } from './streams';
-import { removeSync } from './syncs';
+import { addSync, removeSync, syncInputSchema, updateSync } from './syncs';
 
 /**
  * Configuration as code: a YAML file lists the sources, destinations, streams and syncs that
@@ -60,13 +52,7 @@ const syncEntry = z.strictObject(
   {
     cohort: z.coerce.string({ error: 'is required (the cohort id)' }).trim().min(1, 'is required (the cohort id)'),
     destination: ref,
-    cadence: cadenceSchema.default('manual'),
-    tag_value: tagValueSchema.default('presence'),
-    guard_threshold: z
-      .number({ error: 'must be a share between 0 and 1, e.g. 0.5' })
-      .gt(0, 'must be greater than 0')
-      .max(1, 'must be at most 1')
-      .default(DEFAULT_GUARD_THRESHOLD),
+    ...syncInputSchema.pick({ cadence: true, tag_value: true, guard_threshold: true }).shape,
   },
   unknownFields,
 );
@@ -543,46 +529,22 @@ async function applyStream(ctx: Context, loaded: LoadedConfig, item: PlanItem): 
 async function ensureCohortsKnown(ctx: Context, loaded: LoadedConfig, cohortIds: string[], ids: Ids): Promise<void> {
   const known = await ctx.store.db.selectFrom('cohorts').select('id').where('id', 'in', cohortIds).execute();
   if (known.length === new Set(cohortIds).size) return;
-  for (const s of loaded.config.sources) await refreshSourceCohorts(ctx, ids.source.get(s.name)!);
+  for (const s of loaded.config.sources) await refreshCohorts(ctx, ids.source.get(s.name)!);
 }
 
-/**
- * No app operation changes a sync yet. Cadence and guard threshold are settings the scheduler and
- * the next run read; the budget is checked like at creation (it still counts the old cadence,
- * so it errs on refusing), and a new scheduled cadence is due at once, as a new sync would be.
- */
-async function updateSyncSettings(ctx: Context, id: string, s: ConfigFile['syncs'][number]): Promise<void> {
-  const row = await getSync(ctx, id);
-  const cohort = await ctx.store.db
-    .selectFrom('cohorts')
-    .select('source_id')
-    .where('id', '=', row.cohort_id)
-    .executeTakeFirst();
-  const cadenceChanged = s.cadence !== row.cadence;
-  if (cadenceChanged && cohort?.source_id) await assertCadenceFitsBudget(ctx, cohort.source_id, s.cadence);
-  await ctx.store.db
-    .updateTable('syncs')
-    .set({
-      cadence: s.cadence,
-      guard_threshold: s.guard_threshold,
-      next_run_at: !cadenceChanged ? row.next_run_at : s.cadence === 'manual' ? null : Date.now(),
-    })
-    .where('id', '=', id)
-    .execute();
-}
-
+/** Through the app's sync operations, so a file meets the same checks as `sync create` / `sync update`. */
 async function applySync(ctx: Context, loaded: LoadedConfig, item: PlanItem, ids: Ids): Promise<string> {
   const s = loaded.config.syncs.find((x) => syncName(x.cohort, x.destination) === item.name)!;
   if (item.action === 'update') {
-    await updateSyncSettings(ctx, item.id!, s);
+    await updateSync(ctx, item.id!, { cadence: s.cadence, guard_threshold: s.guard_threshold });
     return item.id!;
   }
-  const created = await createSync(ctx, {
-    cohortId: s.cohort,
-    destinationId: ids.destination.get(s.destination)!,
+  const created = await addSync(ctx, {
+    cohort_id: s.cohort,
+    destination_id: ids.destination.get(s.destination)!,
     cadence: s.cadence,
-    tagValue: s.tag_value,
-    guardThreshold: s.guard_threshold,
+    tag_value: s.tag_value,
+    guard_threshold: s.guard_threshold,
   });
   return created.id;
 }

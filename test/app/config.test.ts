@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { applyConfig, exportConfig, loadConfig, planConfig, planLines } from '../../src/app/config';
+import { clientForDestination, getDestination } from '../../src/connectors/onesignal/destinations';
 import { type AmplitudeEmulator, startAmplitudeEmulator } from '../../src/emulators/amplitude';
 import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
 import type { Context } from '../../src/store';
@@ -76,6 +77,7 @@ describeEachDialect('app: configuration as code', (db) => {
     amplitude = await startAmplitudeEmulator({ projects: [AMP], pollsBeforeReady: 1 });
     onesignal = await startOneSignalEmulator({ apps: [OS], users: { mode: 'seeded', ids: ['u1', 'u2'] } });
     amplitude.cohorts.upsert({ id: 'coh_cfg', name: 'Config cohort', members: [{ user_id: 'u1' }, { user_id: 'u2' }] });
+    amplitude.cohorts.upsert({ id: 'coh_cfg2', name: 'Second cohort', members: [{ user_id: 'u2' }] });
   });
   afterAll(async () => {
     await amplitude?.close();
@@ -280,5 +282,22 @@ describeEachDialect('app: configuration as code', (db) => {
     expect(pruned.message).toBe('Applied ampsignal.yaml: 0 created, 0 changed, 1 deleted');
     expect(onesignal.state.getUser('u1')).toEqual({});
     expect(await ctx.store.db.selectFrom('syncs').select('id').execute()).toEqual([]);
+  });
+
+  it("apply creates syncs through the app's operation: a segment name OneSignal already has is refused as `sync create` refuses it", async () => {
+    const { ctx } = db();
+    const dest = await ctx.store.db.selectFrom('destinations').select('id').executeTakeFirstOrThrow();
+    const taken = await clientForDestination(ctx, await getDestination(ctx, dest.id)).createSegment('Second cohort', {
+      field: 'tag',
+      key: 'other',
+      relation: 'exists',
+    });
+    const text = fileText({ withStream: false });
+    const loaded = loadConfig(`${text}  - cohort: coh_cfg2\n    destination: Main app\n`, { env: ENV });
+    const e = await caught(applyConfig(ctx, loaded));
+    expect(e.code).toBe('conflict');
+    expect(e.message).toContain('create sync "coh_cfg2 → Main app" (line 18) failed after 2 change(s) applied');
+    expect(e.message).toContain(`already has a segment named "Second cohort" (segment ${taken.id})`);
+    expect(await ctx.store.db.selectFrom('syncs').select('cohort_id').execute()).toEqual([{ cohort_id: 'coh_cfg' }]);
   });
 });
