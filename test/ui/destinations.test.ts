@@ -101,7 +101,9 @@ describeEachDialect('web UI: OneSignal destinations', (db) => {
 
       // Sync a cohort to it and run: the tag is set at OneSignal.
       await page.getByRole('link', { name: 'Pick a cohort to sync here' }).click();
-      await page.getByRole('form', { name: 'Sync cohort Buyers' }).getByRole('button', { name: 'Sync' }).click();
+      const form = page.getByRole('form', { name: 'New sync' });
+      await form.getByLabel('Cohort').selectOption('coh_dest');
+      await form.getByRole('button', { name: 'Create sync' }).click();
       await page.getByRole('button', { name: 'Run now' }).click();
       await expect
         .poll(async () => {

@@ -32,14 +32,15 @@ describeEachDialect('web UI: a sync whose tags hold the entry time', (db) => {
   });
 
   it.skipIf(!runBrowser)(
-    'choosing "entry time" beside Sync makes the tag hold the Unix time the user entered',
+    'choosing "entry time" on the new sync form makes the tag hold the Unix time the user entered',
     async () => {
       const { page } = ui;
       await page.getByRole('link', { name: 'Cohorts', exact: true }).click();
-      const form = page.getByRole('form', { name: 'Sync cohort Trialists' });
+      await page.getByRole('link', { name: 'Sync cohort Trialists' }).click();
+      const form = page.getByRole('form', { name: 'New sync' });
       await form.getByLabel('Tag value').selectOption('entered_at');
       const before = Math.floor(Date.now() / 1000) - 1;
-      await form.getByRole('button', { name: 'Sync' }).click();
+      await form.getByRole('button', { name: 'Create sync' }).click();
       await page.getByText('the Unix time the user entered the cohort').waitFor();
       await page.getByRole('button', { name: 'Run now' }).click();
       await page.locator('#run-live h1 .badge').filter({ hasText: 'completed' }).waitFor({ timeout: 30_000 });

@@ -61,9 +61,10 @@ describeEachDialect('web UI: runs', (db) => {
   const syncAndRun = async (cohort: string, destination: string) => {
     const { page } = ui;
     await page.getByRole('link', { name: 'Cohorts', exact: true }).click();
-    const form = page.getByRole('form', { name: `Sync cohort ${cohort}` });
-    await form.getByLabel('Destination').selectOption({ label: destination });
-    await form.getByRole('button', { name: 'Sync' }).click();
+    await page.getByRole('link', { name: `Sync cohort ${cohort}` }).click();
+    const form = page.getByRole('form', { name: 'New sync' });
+    await form.getByLabel('OneSignal destination').selectOption({ label: destination });
+    await form.getByRole('button', { name: 'Create sync' }).click();
     await page.getByRole('button', { name: 'Run now' }).click();
     await page.getByRole('heading', { name: /^Run run_/ }).waitFor();
   };

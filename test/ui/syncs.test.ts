@@ -45,13 +45,54 @@ describeEachDialect('web UI: a sync page', (db) => {
   };
 
   it.skipIf(!runBrowser)(
-    'plots members, additions and removals per run, and deletes the sync after asking',
+    'creates a sync with its settings (errors by field), edits, pauses and resumes it, plots its runs, and deletes it after asking',
     async () => {
       const { page } = ui;
       await page.getByRole('link', { name: 'Cohorts', exact: true }).click();
-      await page.getByRole('form', { name: 'Sync cohort Readers' }).getByRole('button', { name: 'Sync' }).click();
+      await page.getByRole('link', { name: 'Sync cohort Readers' }).click();
+      const form = page.getByRole('form', { name: 'New sync' });
+      expect(await form.getByLabel('Cohort').inputValue()).toBe('coh_sync');
+      // The app's schema answers, next to the field it names; what was chosen stays chosen.
+      await form.getByLabel('Cadence').selectOption('daily');
+      await form.getByLabel(/Removal guard/).fill('1.5');
+      await form.getByRole('button', { name: 'Create sync' }).click();
+      const guard = page.locator('.field.invalid', { has: page.getByLabel(/Removal guard/) });
+      await guard.getByText('must be a share of at most 1').waitFor();
+      expect(await form.getByLabel('Cadence').inputValue()).toBe('daily');
+      await shot(page, `sync-new-error-${db().dialect}`);
+      await form.getByLabel('Cadence').selectOption('manual');
+      await form.getByLabel(/Removal guard/).fill('0.4');
+      await form.getByRole('button', { name: 'Create sync' }).click();
+      await page.getByText('Sync created.').waitFor();
       await page.getByText('No finished run yet').waitFor();
+      await page.getByText('more than 40% of the confirmed members waits for approval').waitFor();
+
+      // Edit: a bad share is refused by the field, a good one saved.
+      const settings = page.getByRole('region', { name: 'Settings' });
+      await settings.getByLabel(/Removal guard/).fill('0');
+      await settings.getByRole('button', { name: 'Save changes' }).click();
+      await page
+        .locator('.field.invalid', { has: page.getByLabel(/Removal guard/) })
+        .getByText('must be a share above 0')
+        .waitFor();
+      await settings.getByLabel(/Removal guard/).fill('0.5');
+      await settings.getByLabel('Cadence').selectOption('hourly');
+      await settings.getByRole('button', { name: 'Save changes' }).click();
+      await page.getByText('Changes saved.').waitFor();
       await page.getByText('more than 50% of the confirmed members waits for approval').waitFor();
+      const [saved] = await db().ctx.store.db.selectFrom('syncs').select(['cadence', 'guard_threshold']).execute();
+      expect({ ...saved, guard_threshold: Number(saved?.guard_threshold) }).toEqual({
+        cadence: 'hourly',
+        guard_threshold: 0.5,
+      });
+
+      // Pause: no run can start (the button is gone) until resumed.
+      await page.getByRole('button', { name: 'Pause sync' }).click();
+      await page.getByText('Sync paused').waitFor();
+      expect(await page.getByRole('button', { name: 'Run now' }).count()).toBe(0);
+      await shot(page, `sync-paused-${db().dialect}`);
+      await page.getByRole('button', { name: 'Resume sync' }).click();
+      await page.getByText('Sync resumed').waitFor();
       await runNow(); // +3 → 3 members
       await setMembers(['s1', 's2', 's3', 's4', 's5']);
       await runNow(); // +2 → 5

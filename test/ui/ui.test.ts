@@ -125,10 +125,11 @@ describeEachDialect('web UI in headless Chromium', (db) => {
       await page.getByText('Destination "UI app" saved.').waitFor();
 
       // Cohorts page: sync the cohort to the new destination.
-      const form = page.getByRole('form', { name: 'Sync cohort Trial users' });
-      await expect.poll(() => form.getByLabel('Destination').inputValue()).toMatch(/^dst_/);
+      await page.getByRole('link', { name: 'Sync cohort Trial users' }).click();
+      const form = page.getByRole('form', { name: 'New sync' });
+      await expect.poll(() => form.getByLabel('OneSignal destination').inputValue()).toMatch(/^dst_/);
       await form.getByLabel('Cadence').selectOption('manual');
-      await form.getByRole('button', { name: 'Sync' }).click();
+      await form.getByRole('button', { name: 'Create sync' }).click();
       await page.getByRole('heading', { name: 'Sync: Trial users → UI app' }).waitFor();
       await page.getByText('Sync created.').waitFor();
 

@@ -76,7 +76,16 @@ export async function assertCadenceFitsBudget(
     `${what} = about ${adds} downloads a month; source ${source.name} already plans ${planned.total} of its ${source.download_budget}` +
       ` (${planned.syncs} scheduled sync${planned.syncs === 1 ? '' : 's'}), so this sync would need ${planned.total} + ${adds} = ${total} > ${source.download_budget}.` +
       ` Pick a slower cadence (daily = 30, realtime = webhook pushes + 30), or raise the budget if your Amplitude plan allows more.`,
-    { details: { cadence, per_month: adds, planned: planned.total, budget: source.download_budget, total } },
+    {
+      details: {
+        field: 'cadence',
+        cadence,
+        per_month: adds,
+        planned: planned.total,
+        budget: source.download_budget,
+        total,
+      },
+    },
   );
 }
 

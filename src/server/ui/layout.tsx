@@ -95,6 +95,7 @@ export interface FieldProps {
   required?: boolean;
   placeholder?: string;
   autocomplete?: string;
+  step?: string;
 }
 
 export function Field(p: FieldProps): JSX.Element {
@@ -113,6 +114,7 @@ export function Field(p: FieldProps): JSX.Element {
         required={p.required}
         placeholder={p.placeholder}
         autocomplete={p.autocomplete}
+        step={p.step}
         aria-invalid={p.error ? 'true' : undefined}
         aria-describedby={describedBy}
       />

@@ -1,5 +1,5 @@
 import type { Children } from '@kitajs/html';
-import { Layout, type NavKey, Notice } from './layout';
+import { Badge, Field, Layout, type NavKey, Notice } from './layout';
 
 /** Components shared by several pages: copyable values, selects, confirmation pages. */
 
@@ -124,5 +124,125 @@ export function Fact(p: { label: string; text?: string | number | null; children
         )}
       </td>
     </tr>
+  );
+}
+
+/** A form that posts one action with one button (pause, resume, run, forward). */
+export function PostButton(p: {
+  action: string;
+  label: string;
+  secondary?: boolean;
+  fields?: Record<string, string>;
+}): JSX.Element {
+  return (
+    <form method="post" action={p.action}>
+      {Object.entries(p.fields ?? {}).map(([name, value]) => (
+        <input type="hidden" name={name} value={value} />
+      ))}
+      <button type="submit" class={p.secondary ? 'secondary' : undefined} safe>
+        {p.label}
+      </button>
+    </form>
+  );
+}
+
+/** The settings card of an object's page: its edit form, saved with one button. */
+export function SettingsCard(p: { action: string; children?: Children }): JSX.Element {
+  return (
+    <section class="card" aria-labelledby="settings-title">
+      <h2 id="settings-title">Settings</h2>
+      <form class="stack" method="post" action={p.action} novalidate>
+        {p.children}
+        <div class="actions">
+          <button type="submit">Save changes</button>
+        </div>
+      </form>
+    </section>
+  );
+}
+
+/** The last card of an object's page: what deleting does (`children`), and the way to the confirmation step. */
+export function DangerZone(p: { noun: string; href: string; children?: Children }): JSX.Element {
+  return (
+    <section class="card danger-zone" aria-labelledby="delete-title">
+      <h2 id="delete-title">Delete</h2>
+      {p.children}
+      <a class="button danger" href={p.href} safe>
+        {`Delete ${p.noun}…`}
+      </a>
+    </section>
+  );
+}
+
+/** "Test connection", answered in place (htmx) into the TestSlot of the same page; `include` sends the form around it. */
+export function TestButton(p: { action: string; include?: boolean }): JSX.Element {
+  return (
+    <>
+      <button
+        type="button"
+        class="secondary"
+        hx-post={p.action}
+        hx-include={p.include ? 'closest form' : undefined}
+        hx-target="#test-result"
+        hx-swap="innerHTML"
+      >
+        Test connection
+      </button>
+      <span class="htmx-indicator muted">testing…</span>
+    </>
+  );
+}
+
+export function TestSlot(): JSX.Element {
+  return <div id="test-result" aria-live="polite"></div>;
+}
+
+/** A credential input: never filled in, never remembered by the browser. */
+export function SecretField(p: {
+  name: string;
+  label: string;
+  error?: string | undefined;
+  hint?: string | undefined;
+  required?: boolean;
+}): JSX.Element {
+  return (
+    <Field
+      name={p.name}
+      label={p.label}
+      type="password"
+      autocomplete="off"
+      error={p.error}
+      hint={p.hint}
+      required={p.required ?? false}
+    />
+  );
+}
+
+/** A list row's first cell: the name (a link to its page) over its id. */
+export function NameCell(p: { name: string; id: string; href?: string | undefined }): JSX.Element {
+  return (
+    <td>
+      {p.href ? (
+        <a href={p.href} safe>
+          {p.name}
+        </a>
+      ) : (
+        <span safe>{p.name}</span>
+      )}
+      <br />
+      <code class="muted" safe>
+        {p.id}
+      </code>
+    </td>
+  );
+}
+
+/** A status badge with the reason it was set, if any. */
+export function StatusReason(p: { status: string; reason?: string | null | undefined }): JSX.Element {
+  return (
+    <>
+      <Badge status={p.status} />
+      {p.reason ? <span class="muted" safe>{` ${p.reason}`}</span> : ''}
+    </>
   );
 }

@@ -1,4 +1,3 @@
-import { CADENCES } from '../../../sync/cadence';
 import type { CohortRead, DestinationRead, SyncRead } from '../../api/queries';
 import { Field, Layout, Notice, TableHead } from '../layout';
 
@@ -8,8 +7,6 @@ export function CohortsPage(p: {
   syncs: SyncRead[];
   notice?: string;
   selectedDestination?: string;
-  error?: { cohortId: string; field: string; message: string };
-  values?: { cohort_id?: string; destination_id?: string; cadence?: string; tag_value?: string };
   sources?: Array<{ id: string; name: string }>;
   importForm?: { values: ImportValues; errors: Record<string, string> };
 }): JSX.Element {
@@ -35,11 +32,8 @@ export function CohortsPage(p: {
         <table>
           <TableHead cols={['Cohort', 'Origin', { label: 'Size', num: true }, 'Syncs', 'Sync to OneSignal']} />
           <tbody>
-            {p.cohorts.map((c, i) => {
-              const err = p.error?.cohortId === c.id ? p.error : undefined;
+            {p.cohorts.map((c) => {
               const mine = p.syncs.filter((s) => s.cohort_id === c.id);
-              const chosenDest = (err && p.values?.destination_id) || p.selectedDestination;
-              const chosenCadence = (err && p.values?.cadence) || 'manual';
               return (
                 <tr>
                   <td>
@@ -68,51 +62,13 @@ export function CohortsPage(p: {
                     {p.destinations.length === 0 ? (
                       <span class="muted">no destination</span>
                     ) : (
-                      <form class="inline-form" method="post" action="/syncs" aria-label={`Sync cohort ${c.name}`}>
-                        <input type="hidden" name="cohort_id" value={c.id} />
-                        <div class={err?.field === 'destination_id' ? 'field invalid' : 'field'}>
-                          <label for={`dest-${i}`}>Destination</label>
-                          <select id={`dest-${i}`} name="destination_id">
-                            {p.destinations.map((d) => (
-                              <option value={d.id} selected={d.id === chosenDest} safe>
-                                {d.name}
-                              </option>
-                            ))}
-                          </select>
-                        </div>
-                        <div class={err?.field === 'cadence' ? 'field invalid' : 'field'}>
-                          <label for={`cad-${i}`}>Cadence</label>
-                          <select id={`cad-${i}`} name="cadence">
-                            {CADENCES.map((k) => (
-                              <option value={k} selected={k === chosenCadence}>
-                                {k}
-                              </option>
-                            ))}
-                          </select>
-                        </div>
-                        <div class="field">
-                          <label for={`tv-${i}`}>Tag value</label>
-                          <select id={`tv-${i}`} name="tag_value">
-                            <option value="presence" selected={p.values?.tag_value !== 'entered_at'}>
-                              "1" (member)
-                            </option>
-                            <option
-                              value="entered_at"
-                              selected={err !== undefined && p.values?.tag_value === 'entered_at'}
-                            >
-                              entry time (for time-elapsed filters)
-                            </option>
-                          </select>
-                        </div>
-                        <button type="submit">Sync</button>
-                        {err ? (
-                          <p class="error" role="alert" safe>
-                            {err.message}
-                          </p>
-                        ) : (
-                          ''
-                        )}
-                      </form>
+                      <a
+                        class="button small"
+                        href={`/syncs/new?${new URLSearchParams({ cohort_id: c.id, ...(p.selectedDestination ? { destination_id: p.selectedDestination } : {}) })}`}
+                        aria-label={`Sync cohort ${c.name}`}
+                      >
+                        Sync…
+                      </a>
                     )}
                   </td>
                 </tr>

@@ -276,7 +276,7 @@ export function DestinationPage(p: {
       <h2>Syncs to this app</h2>
       {p.syncs.length === 0 ? (
         <p class="card">
-          None yet. <a href={`/cohorts?created=${encodeURIComponent(d.id)}`}>Pick a cohort to sync here</a>.
+          None yet. <a href={`/syncs/new?destination_id=${encodeURIComponent(d.id)}`}>Pick a cohort to sync here</a>.
         </p>
       ) : (
         <div class="table-wrap">

@@ -251,7 +251,7 @@ export function SourcePage(p: {
                     <td safe>{fmtTime(c.last_computed)}</td>
                     <td>
                       {c.sync_ids.length === 0 ? (
-                        <a href="/cohorts">Sync it…</a>
+                        <a href={`/syncs/new?cohort_id=${encodeURIComponent(c.id)}`}>Sync it…</a>
                       ) : (
                         c.sync_ids.map((id) => (
                           <div>

@@ -1,69 +1,193 @@
+import { CADENCES } from '../../../sync/cadence';
 import type { VerificationView } from '../../../sync/verify';
 import type { RunRead, SyncRead } from '../../api/queries';
 import { SeriesChart } from '../charts';
-import { Badge, type Column, fmtTime, Layout, Notice, Num, TableHead } from '../layout';
-import { ConfirmPage } from '../parts';
+import { Badge, type Column, Field, fmtTime, Layout, Notice, Num, TableHead } from '../layout';
+import { ConfirmPage, DangerZone, Fact, Facts, PostButton, SelectField, SettingsCard } from '../parts';
 import { VerificationPanel } from './verify';
+
+export const SYNC_FORM_FIELDS = [
+  'cohort_id',
+  'destination_id',
+  'cadence',
+  'guard_threshold',
+  'tag_value',
+  'segment_name',
+  'reuse_segment_id',
+] as const;
+export const SYNC_EDIT_FIELDS = ['cadence', 'guard_threshold'] as const;
+export type SyncFormValues = Partial<Record<(typeof SYNC_FORM_FIELDS)[number], string | undefined>>;
+
+const CADENCE_HINT =
+  "manual: only when you press Run now; once: one run, now; hourly, daily: on that schedule; realtime: pushed by Amplitude's cohort webhook, with a daily reconcile. Each scheduled run is one download from the source's monthly budget.";
+
+const TAG_VALUES = [
+  { value: 'presence', label: '"1" while the user is a member' },
+  { value: 'entered_at', label: 'the Unix time the user entered (for time-elapsed segment filters)' },
+];
+
+function CadenceField(p: { value?: string | undefined; error?: string | undefined }): JSX.Element {
+  return (
+    <SelectField
+      name="cadence"
+      label="Cadence"
+      options={CADENCES}
+      value={p.value}
+      error={p.error}
+      hint={CADENCE_HINT}
+    />
+  );
+}
+
+function GuardField(p: { value?: string | undefined; error?: string | undefined }): JSX.Element {
+  return (
+    <Field
+      name="guard_threshold"
+      label="Removal guard (share of confirmed members)"
+      type="number"
+      step="0.01"
+      value={p.value}
+      error={p.error}
+      hint="A run that would remove more than this share of the members OneSignal confirmed waits for your approval. 0.5 = 50%."
+    />
+  );
+}
+
+/** The guard threshold as the form sends it: empty is "the default", a number is a number, anything else goes as typed for zod to name. */
+export function guardOf(v: string | undefined): number | string | undefined {
+  const t = v?.trim();
+  if (!t) return undefined;
+  const n = Number(t);
+  return Number.isFinite(n) ? n : t;
+}
+
+export function NewSyncPage(p: {
+  cohorts: Array<{ id: string; name: string }>;
+  destinations: Array<{ id: string; name: string }>;
+  values: SyncFormValues;
+  errors: Record<string, string>;
+  formError?: string | undefined;
+}): JSX.Element {
+  const v = p.values;
+  const e = p.errors;
+  const none = p.cohorts.length === 0 || p.destinations.length === 0;
+  return (
+    <Layout title="Sync a cohort to OneSignal" nav="cohorts">
+      <h1>Sync a cohort to OneSignal</h1>
+      <Notice kind="alert" text={p.formError} />
+      {none ? (
+        <p class="card">
+          A sync needs a cohort and a destination: <a href="/cohorts">import or list a cohort</a> and{' '}
+          <a href="/destinations/new">add a OneSignal destination</a> first.
+        </p>
+      ) : (
+        <section class="card">
+          <p class="muted">
+            Each member of the cohort gets a OneSignal tag, and a segment filters on it; a run adds the tag to new
+            members and removes it from those who left.
+          </p>
+          <form class="stack" method="post" action="/syncs" novalidate aria-label="New sync">
+            <SelectField
+              name="cohort_id"
+              label="Cohort"
+              options={p.cohorts.map((c) => ({ value: c.id, label: `${c.name} (${c.id})` }))}
+              value={v.cohort_id}
+              error={e.cohort_id}
+            />
+            <SelectField
+              name="destination_id"
+              label="OneSignal destination"
+              options={p.destinations.map((d) => ({ value: d.id, label: d.name }))}
+              value={v.destination_id}
+              error={e.destination_id}
+            />
+            <CadenceField value={v.cadence ?? 'manual'} error={e.cadence} />
+            <GuardField value={v.guard_threshold ?? '0.5'} error={e.guard_threshold} />
+            <SelectField
+              name="tag_value"
+              label="Tag value"
+              options={TAG_VALUES}
+              value={v.tag_value ?? 'presence'}
+              error={e.tag_value}
+            />
+            <Field
+              name="segment_name"
+              label="Segment name (optional)"
+              value={v.segment_name}
+              error={e.segment_name}
+              hint="Empty: the cohort's name. OneSignal refuses a name one of its segments already has."
+            />
+            <Field
+              name="reuse_segment_id"
+              label="Reuse an existing OneSignal segment (optional id)"
+              value={v.reuse_segment_id}
+              error={e.reuse_segment_id}
+            />
+            <div class="actions">
+              <button type="submit">Create sync</button>
+              <a class="button secondary" href="/cohorts">
+                Cancel
+              </a>
+            </div>
+          </form>
+        </section>
+      )}
+    </Layout>
+  );
+}
 
 export function SyncPage(p: {
   sync: SyncRead;
   runs: RunRead[];
   verification?: VerificationView | null;
-  notice?: string;
-  error?: string;
+  notice?: string | undefined;
+  error?: string | undefined;
+  values?: SyncFormValues;
+  errors?: Record<string, string>;
   /** A run was asked for at this time (queued, or running): the history follows it until it ends. */
   waitingSince?: number | undefined;
 }): JSX.Element {
   const s = p.sync;
   const base = `/syncs/${encodeURIComponent(s.id)}`;
+  const v = p.values ?? { cadence: s.cadence, guard_threshold: String(s.guard_threshold) };
+  const e = p.errors ?? {};
+  const paused = s.status === 'paused';
   return (
     <Layout title={`Sync ${s.cohort_name ?? s.cohort_id}`} nav="overview">
       <h1 safe>{`Sync: ${s.cohort_name ?? s.cohort_id} → ${s.destination_name ?? s.destination_id}`}</h1>
       <Notice text={p.notice} />
       <Notice kind="alert" text={p.error} />
       <section class="card">
-        <table>
-          <tbody>
-            <tr>
-              <th scope="row">Cadence</th>
-              <td safe>{s.cadence}</td>
-            </tr>
-            <tr>
-              <th scope="row">OneSignal tag key</th>
-              <td>
-                <code safe>{s.tag_key}</code>
-              </td>
-            </tr>
-            <tr>
-              <th scope="row">Tag value</th>
-              <td>{s.tag_value === 'entered_at' ? 'the Unix time the user entered the cohort' : '"1"'}</td>
-            </tr>
-            <tr>
-              <th scope="row">Segment</th>
-              <td safe>{s.segment_id ?? (s.segment_error ? `not created: ${s.segment_error}` : '—')}</td>
-            </tr>
-            <tr>
-              <th scope="row">Next scheduled run</th>
-              <td safe>{fmtTime(s.next_run_at)}</td>
-            </tr>
-            <tr>
-              <th scope="row">Removal guard</th>
-              <td
-                safe
-              >{`a run that would remove more than ${Math.round(s.guard_threshold * 100)}% of the confirmed members waits for approval`}</td>
-            </tr>
-          </tbody>
-        </table>
+        <Facts>
+          <Fact label="Status">
+            <Badge status={s.status} />
+            {paused ? <span class="muted"> no run starts until it is resumed; tags stay as they are</span> : ''}
+          </Fact>
+          <Fact label="Cadence" text={s.cadence} />
+          <Fact label="OneSignal tag key">
+            <code safe>{s.tag_key}</code>
+          </Fact>
+          <Fact
+            label="Tag value"
+            text={s.tag_value === 'entered_at' ? 'the Unix time the user entered the cohort' : '"1"'}
+          />
+          <Fact label="Segment" text={s.segment_id ?? (s.segment_error ? `not created: ${s.segment_error}` : null)} />
+          <Fact label="Next scheduled run" text={fmtTime(s.next_run_at)} />
+          <Fact
+            label="Removal guard"
+            text={`a run that would remove more than ${Math.round(s.guard_threshold * 100)}% of the confirmed members waits for approval`}
+          />
+        </Facts>
         <div class="actions">
-          <form method="post" action={`${base}/run`}>
-            <button type="submit">Run now</button>
-          </form>
-          <form method="post" action={`${base}/run`}>
-            <input type="hidden" name="dry_run" value="true" />
-            <button type="submit" class="secondary">
-              Dry run
-            </button>
-          </form>
+          {paused ? (
+            <PostButton action={`${base}/resume`} label="Resume sync" />
+          ) : (
+            <>
+              <PostButton action={`${base}/run`} label="Run now" />
+              <PostButton action={`${base}/run`} label="Dry run" secondary fields={{ dry_run: 'true' }} />
+              <PostButton action={`${base}/pause`} label="Pause sync" secondary />
+            </>
+          )}
         </div>
       </section>
       <VerificationPanel syncId={s.id} last={p.verification ?? null} />
@@ -72,13 +196,13 @@ export function SyncPage(p: {
         <RunsChart runs={p.runs} />
       </section>
       <RunHistory syncId={s.id} runs={p.runs} waitingSince={p.waitingSince} />
-      <section class="card danger-zone" aria-labelledby="delete-title">
-        <h2 id="delete-title">Delete</h2>
+      <SettingsCard action={`${base}/edit`}>
+        <CadenceField value={v.cadence} error={e.cadence} />
+        <GuardField value={v.guard_threshold} error={e.guard_threshold} />
+      </SettingsCard>
+      <DangerZone noun="sync" href={`${base}/delete`}>
         <p>Deleting the sync removes its tag from the users OneSignal confirmed it on, and its segment.</p>
-        <a class="button danger" href={`${base}/delete`}>
-          Delete sync…
-        </a>
-      </section>
+      </DangerZone>
     </Layout>
   );
 }

@@ -1,18 +1,41 @@
-import { removeSync } from '../../../app/syncs';
-import { toAmpError } from '../../../errors';
+import { addSync, pauseSync, removeSync, resumeSync, syncInputSchema, updateSync } from '../../../app/syncs';
 import type { Context } from '../../../store';
 import { listVerifications } from '../../../sync/verify';
-import { createSyncAction, runSyncAction } from '../../api/actions';
-import { readRunsOfSync, readSync } from '../../api/queries';
-import { formErrors, formOf, html, parseId, queryOf, type UiRoutes } from '../http';
-import { DeleteSyncPage, RunHistory, runAskedForEnded, SyncPage } from '../pages/sync';
-import { cohortsPage } from './cohorts';
+import { runSyncAction } from '../../api/actions';
+import { readCohorts, readDestinations, readRunsOfSync, readSync } from '../../api/queries';
+import {
+  fieldErrors,
+  formErrors,
+  formOf,
+  html,
+  optional,
+  parseId,
+  pathOf,
+  queryOf,
+  type UiRoutes,
+  userFacing,
+} from '../http';
+import {
+  DeleteSyncPage,
+  guardOf,
+  NewSyncPage,
+  RunHistory,
+  runAskedForEnded,
+  SYNC_EDIT_FIELDS,
+  SYNC_FORM_FIELDS,
+  type SyncFormValues,
+  SyncPage,
+} from '../pages/sync';
 
-async function syncPage(
-  ctx: Context,
-  id: string,
-  extra: { notice?: string | undefined; error?: string; waitingSince?: number | undefined } = {},
-) {
+const NOTICES: Record<string, string> = {
+  saved: 'Changes saved.',
+  paused: 'Sync paused: no run starts until you resume it; the tags stay as they are.',
+  resumed: 'Sync resumed: its cadence runs it again.',
+};
+
+type PageExtra = Omit<Parameters<typeof SyncPage>[0], 'sync' | 'runs' | 'verification'>;
+
+async function syncPage(ctx: Context, id: string, extra: PageExtra = {}) {
   const [sync, runs, verifications] = await Promise.all([
     readSync(ctx, id),
     readRunsOfSync(ctx, id, { limit: 50 }),
@@ -23,32 +46,82 @@ async function syncPage(
 
 export const syncRoutes: UiRoutes = (ui, deps) => {
   const { ctx } = deps;
+  const newSyncPage = async (values: SyncFormValues, errors: Record<string, string> = {}, formError?: string) => {
+    const [cohorts, destinations] = await Promise.all([readCohorts(ctx), readDestinations(ctx)]);
+    return (
+      <NewSyncPage
+        cohorts={cohorts}
+        destinations={destinations}
+        values={values}
+        errors={errors}
+        formError={formError}
+      />
+    );
+  };
+
+  ui.get('/syncs/new', async (req, reply) => {
+    const q = queryOf(req);
+    return html(reply, await newSyncPage({ cohort_id: q.cohort_id, destination_id: q.destination_id }));
+  });
+
   ui.post('/syncs', async (req, reply) => {
     const form = formOf(req);
+    const values: SyncFormValues = Object.fromEntries(SYNC_FORM_FIELDS.map((f) => [f, form[f]]));
+    const input = Object.fromEntries(
+      Object.entries({
+        cohort_id: form.cohort_id ?? '',
+        destination_id: form.destination_id ?? '',
+        cadence: optional(form.cadence),
+        guard_threshold: guardOf(form.guard_threshold),
+        tag_value: optional(form.tag_value),
+        segment_name: optional(form.segment_name),
+        reuse_segment_id: optional(form.reuse_segment_id),
+      }).filter(([, v]) => v !== undefined),
+    );
+    const parsed = syncInputSchema.safeParse(input);
+    if (!parsed.success) return html(reply, await newSyncPage(values, fieldErrors(parsed.error)), 400);
     try {
-      const sync = await createSyncAction(ctx, {
-        cohort_id: form.cohort_id,
-        destination_id: form.destination_id,
-        cadence: form.cadence,
-        ...(form.tag_value ? { tag_value: form.tag_value } : {}),
-      });
-      return reply.redirect(`/syncs/${encodeURIComponent(sync.id)}?created=1`, 303);
+      const sync = await addSync(ctx, parsed.data);
+      return reply.redirect(pathOf('syncs', sync.id, '?created=1'), 303);
     } catch (e) {
-      const err = toAmpError(e);
-      if (err.kind === 'internal') throw err;
-      const field = /cadence/i.test(err.message) ? 'cadence' : 'destination_id';
-      const page = await cohortsPage(ctx, {
-        error: { cohortId: form.cohort_id ?? '', field, message: err.message },
-        values: {
-          cohort_id: form.cohort_id,
-          destination_id: form.destination_id,
-          cadence: form.cadence,
-          tag_value: form.tag_value,
-        },
-      });
-      return html(reply, page, err.httpStatus);
+      const r = formErrors(e, SYNC_FORM_FIELDS);
+      return html(reply, await newSyncPage(values, r.fields, r.message), r.status);
     }
   });
+
+  ui.post('/syncs/:id/edit', async (req, reply) => {
+    const id = parseId(req);
+    const form = formOf(req);
+    const values: SyncFormValues = { cadence: form.cadence, guard_threshold: form.guard_threshold };
+    const patch = Object.fromEntries(
+      Object.entries({ cadence: optional(form.cadence), guard_threshold: guardOf(form.guard_threshold) }).filter(
+        ([, v]) => v !== undefined,
+      ),
+    );
+    try {
+      await updateSync(ctx, id, patch);
+      return reply.redirect(pathOf('syncs', id, '?done=saved'), 303);
+    } catch (e) {
+      const r = formErrors(e, SYNC_EDIT_FIELDS);
+      return html(reply, await syncPage(ctx, id, { values, errors: r.fields, error: r.message }), r.status);
+    }
+  });
+
+  for (const [verb, op] of [
+    ['pause', pauseSync],
+    ['resume', resumeSync],
+  ] as const) {
+    ui.post(`/syncs/:id/${verb}`, async (req, reply) => {
+      const id = parseId(req);
+      try {
+        await op(ctx, id);
+        return reply.redirect(pathOf('syncs', id, `?done=${verb}d`), 303);
+      } catch (e) {
+        const r = formErrors(e, []);
+        return html(reply, await syncPage(ctx, id, { error: r.message }), r.status);
+      }
+    });
+  }
 
   ui.get('/syncs/:id', async (req, reply) => {
     const q = queryOf(req);
@@ -63,7 +136,9 @@ export const syncRoutes: UiRoutes = (ui, deps) => {
       ? 'Sync created. Run it now, or let its cadence run it.'
       : queued
         ? 'Run queued: a worker starts it; the history below follows it.'
-        : undefined;
+        : q.done
+          ? NOTICES[q.done]
+          : undefined;
     return html(reply, await syncPage(ctx, id, { notice, waitingSince }));
   });
 
@@ -75,8 +150,7 @@ export const syncRoutes: UiRoutes = (ui, deps) => {
       if (r.body.run) return reply.redirect(`/runs/${encodeURIComponent(r.body.run.id)}`, 303);
       return reply.redirect(`/syncs/${encodeURIComponent(id)}?queued=${Date.now()}`, 303);
     } catch (e) {
-      const err = toAmpError(e);
-      if (err.kind === 'internal' || err.code === 'not_found') throw err;
+      const err = userFacing(e);
       return html(reply, await syncPage(ctx, id, { error: err.message }), err.httpStatus);
     }
   });
