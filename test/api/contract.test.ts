@@ -70,13 +70,18 @@ describeEachDialect('admin API contract (OpenAPI)', (db) => {
       },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-    const json = (await res.json()) as Json;
+    const type = (res.headers.get('content-type') ?? '').split(';')[0]!.trim();
+    const json = (type === 'application/json' ? await res.json() : await res.text()) as Json;
     const documented = op.responses[String(res.status)];
     expect(
       documented,
       `${method} ${template} answered ${res.status}, which it does not document: ${JSON.stringify(json)}`,
     ).toBeDefined();
-    const schema = resolve(documented.content['application/json'].schema);
+    expect(
+      documented.content[type],
+      `${method} ${template} ${res.status} answered ${type}, not documented`,
+    ).toBeDefined();
+    const schema = resolve(documented.content[type].schema);
     const r = z.fromJSONSchema(schema as never).safeParse(json);
     expect(r.success, `${method} ${template} ${res.status}: ${r.success ? '' : JSON.stringify(r.error.issues)}`).toBe(
       true,
@@ -189,5 +194,18 @@ describeEachDialect('admin API contract (OpenAPI)', (db) => {
       .map(([p]) => p);
     expect(gets.length).toBeGreaterThan(5);
     for (const p of gets) await call('GET', p, p);
+  });
+
+  it('configuration as code answers as documented: plan, apply, a bad file, export', async () => {
+    const yaml = `destinations:\n  - name: cfg\n    app_id: ${appId}\n    api_key: \${CONTRACT_OS_KEY}\n    api_url: ${os.url}\n`;
+    const env = { CONTRACT_OS_KEY: 'os-key' };
+    const plan = await call('POST', '/config/plan', '/config/plan', { yaml, env });
+    expect(plan.json.summary).toMatchObject({ create: 1 });
+    expect((await call('POST', '/config/plan', '/config/plan', { yaml: 'destinations: [' })).status).toBe(400);
+    expect((await call('POST', '/config/apply', '/config/apply', { yaml, env })).json.applied).toHaveLength(1);
+    const again = await call('POST', '/config/apply', '/config/apply', { yaml, env });
+    expect(again.json.applied).toEqual([]);
+    const exported = await call('GET', '/config/export', '/config/export');
+    expect(String(exported.json)).toContain('name: cfg');
   });
 });

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { metrics } from '../../telemetry/metrics';
 import { registerAlertRoutes } from './alerts';
 import { type AdminDeps, bearerToken, checkToken, configuredToken, TOKEN_HELP } from './auth';
+import { configRoutes } from './config';
 import { destinationRoutes } from './destinations';
 import { errorResponse, parseOr400 } from './errors';
 import { historyRoutes, registerExportRoute } from './history';
@@ -26,6 +27,7 @@ export function apiRoutes(deps: AdminDeps): ApiRoute[] {
     ...streamRoutes(deps.ctx, deps.jobs),
     ...syncRoutes(deps.ctx, deps.jobs),
     ...historyRoutes(deps.ctx),
+    ...configRoutes(deps.ctx),
   ];
 }
 

@@ -24,6 +24,8 @@ interface RouteShape {
   bodyOptional?: boolean;
   /** Status and schema of the success answer. */
   status?: number;
+  /** Content type of the success answer when it is not JSON (a file to save). */
+  produces?: string;
   response: z.ZodType;
   /** Other success answers (202 while a run is in progress). */
   alsoAnswers?: Array<{ status: number; description: string; schema: z.ZodType }>;
@@ -73,6 +75,7 @@ export function registerRoutes(api: FastifyInstance, routes: readonly ApiRoute[]
         const body = r.body ? parseOr400(r.body, raw ?? {}, 'body') : undefined;
         const out = await r.handle({ id, query, body });
         if (out instanceof Answer) return reply.code(out.status).send(out.body);
+        if (r.produces) void reply.type(r.produces);
         return reply.code(r.status ?? 200).send(out);
       },
     });
@@ -115,7 +118,10 @@ export function routeOperation(r: ApiRoute): Json {
     });
   if (r.query) parameters.push(...queryParams(r.query));
   const responses: Json = {
-    [String(r.status ?? 200)]: { description: 'success', content: content(jsonSchema(r.response, 'output')) },
+    [String(r.status ?? 200)]: {
+      description: 'success',
+      content: { [r.produces ?? 'application/json']: { schema: jsonSchema(r.response, 'output') } },
+    },
   };
   for (const a of r.alsoAnswers ?? [])
     responses[String(a.status)] = { description: a.description, content: content(jsonSchema(a.schema, 'output')) };
