@@ -279,6 +279,35 @@ describe.skipIf(SKIP_POSTGRES)('group commit [postgres]', () => {
   });
 });
 
+describe.skipIf(SKIP_POSTGRES)('acknowledgement inserts [postgres]', () => {
+  let ctx: Context;
+  let cleanup: () => Promise<void>;
+  beforeAll(async () => {
+    const fresh = await freshDatabaseUrl('postgres');
+    cleanup = fresh.cleanup;
+    // One connection, so the session the inserts ran on is the one asked afterwards.
+    process.env.AMPSIGNAL_PG_POOL_SIZE = '1';
+    try {
+      ctx = await openContext({ db: fresh.url, migrate: 'auto' });
+    } finally {
+      delete process.env.AMPSIGNAL_PG_POOL_SIZE;
+    }
+    await seedStream(ctx, { id: 'str_named', name: 'n', amplitude_api_key: 'k', webhook_secret: 's' });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await cleanup?.();
+  });
+
+  it('are named statements, parsed and planned once per connection rather than once a batch', async () => {
+    await ctx.store.engine.insertStreamEvents(eventsJob('str_named', ['n1']));
+    await ctx.store.engine.insertStreamEvents(eventsJob('str_named', ['n2']));
+    await ctx.store.engine.insertInboxMessage(inboxValues('named1'));
+    const r = await sql<{ name: string }>`SELECT name FROM pg_prepared_statements ORDER BY name`.execute(ctx.store.db);
+    expect(r.rows.map((x) => x.name)).toEqual(['ampsignal_insert_stream_events', 'ampsignal_insert_webhook_inbox']);
+  });
+});
+
 describeEachDialect('snapshots and cohort members', (db) => {
   it('stages a run snapshot where the diff reads it, duplicates absorbed, sorted by id', async () => {
     const { ctx } = db();

@@ -16,6 +16,9 @@ const INSERT = `INSERT INTO webhook_inbox (source_id, message_id, cohort_id, coh
   ON CONFLICT (source_id, message_id) DO NOTHING
   RETURNING id, source_id, message_id`;
 
+/** Parsed and planned once per connection, not once a batch (see stream-events.postgres.ts). */
+const STATEMENT = 'ampsignal_insert_webhook_inbox';
+
 export function inboxMessageInserterPg(pool: pg.Pool) {
   const committer = new PgGroupCommit<InboxValues, number | null>({
     writeBatch: (jobs) => insertBatch(pool, jobs),
@@ -28,17 +31,21 @@ export function inboxMessageInserterPg(pool: pg.Pool) {
 
 async function insertBatch(pool: pg.Pool, jobs: InboxValues[]): Promise<Array<number | null>> {
   const col = <K extends keyof InboxValues>(k: K) => jobs.map((j) => j[k] ?? null);
-  const r = await pool.query<{ id: number; source_id: string; message_id: string }>(INSERT, [
-    col('source_id'),
-    col('message_id'),
-    col('cohort_id'),
-    col('cohort_name'),
-    col('in_cohort'),
-    col('computed_time'),
-    col('body'),
-    col('body_deflated'),
-    col('received_at'),
-  ]);
+  const r = await pool.query<{ id: number; source_id: string; message_id: string }>({
+    name: STATEMENT,
+    text: INSERT,
+    values: [
+      col('source_id'),
+      col('message_id'),
+      col('cohort_id'),
+      col('cohort_name'),
+      col('in_cohort'),
+      col('computed_time'),
+      col('body'),
+      col('body_deflated'),
+      col('received_at'),
+    ],
+  });
   // A message offered twice in one batch is stored for the first request; the second is a repeat.
   const ids = new Map(r.rows.map((x) => [`${x.source_id}\u0000${x.message_id}`, Number(x.id)]));
   return jobs.map((j) => {
