@@ -8,7 +8,7 @@ import { caught } from '../helpers/errors';
 // Each test gets its own app (ids are process-wide limiter keys), on one shared emulator.
 describe('OneSignalClient against the emulator', () => {
   let emu: OneSignalEmulator;
-  const apps = Array.from({ length: 8 }, () => ({ appId: randomUUID(), apiKey: `key-${randomUUID()}` }));
+  const apps = Array.from({ length: 9 }, () => ({ appId: randomUUID(), apiKey: `key-${randomUUID()}` }));
   const client = (i: number, extra: Partial<ConstructorParameters<typeof OneSignalClient>[0]> = {}) =>
     new OneSignalClient({ appId: apps[i]!.appId, apiKey: apps[i]!.apiKey, apiUrl: emu.url, ...extra });
 
@@ -156,4 +156,25 @@ describe('OneSignalClient against the emulator', () => {
       emu.setLimits({ rateLimitPerSecond: 1000 });
     }
   });
+
+  it('once a 429 is read, nothing more is sent to the app until its Retry-After has passed', async () => {
+    // 429s at random among a burst of updates, with requests queued behind each: the answer's
+    // limiter slot must not let a queued request go before the app is paused.
+    emu.setFaults({ throttleRate: 0.05, retryAfterSeconds: 1 });
+    try {
+      const c = client(8, { rateLimitPerSecond: 1000 });
+      let sentWhilePaused = 0;
+      const onRequest = () => {
+        if (Date.now() < c.limiter.stats().pausedUntil) sentWhilePaused++;
+      };
+      await Promise.all(
+        Array.from({ length: 400 }, (_, i) => c.updateTags(`user-${i}`, { amp_cohort_pause: '1' }, { onRequest })),
+      );
+      expect(emu.state.stats().byApp[apps[8]!.appId]!.accepted).toBe(400);
+      expect(c.limiter.stats().rateLimited).toBeGreaterThan(0);
+      expect(sentWhilePaused).toBe(0);
+    } finally {
+      emu.setFaults({ throttleRate: 0 });
+    }
+  }, 60_000);
 });

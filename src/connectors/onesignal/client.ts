@@ -182,6 +182,7 @@ export class OneSignalClient {
       this.sent++;
       onRequest?.();
       let res: HttpResponse;
+      let err: AmpError | null;
       try {
         res = await httpRequest(this.apiUrl + path, {
           method,
@@ -190,14 +191,16 @@ export class OneSignalClient {
           timeoutMs: this.timeoutMs,
           ...(signal ? { signal } : {}),
         });
+        err = classifyResponse(res, op);
+        // Paused before the slot is given back: settling wakes queued requests, which would
+        // otherwise be let go after this 429 was read.
+        if (err?.code === 'rate_limited') this.limiter.onRateLimited(err.retryAfterMs ?? 0);
       } finally {
         settle();
       }
-      const err = classifyResponse(res, op);
       if (!err) return res;
       if (err.code !== 'rate_limited') throw err;
       const wait = err.retryAfterMs ?? 0;
-      this.limiter.onRateLimited(wait);
       if (Date.now() + wait > deadline) {
         throw new AmpError(
           'rate_limited',
