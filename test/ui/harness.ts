@@ -97,3 +97,30 @@ export async function expectTablesFit(page: Page): Promise<void> {
 export function clipboardText(page: Page): Promise<string> {
   return page.evaluate('navigator.clipboard.readText()') as Promise<string>;
 }
+
+/**
+ * At 1280 px nothing is wider than the card it sits in (or the main column outside cards): no
+ * element's scrollWidth exceeds its card's inner width, so no table, code or text scrolls sideways
+ * inside its box either. Answers the overflowing elements, described.
+ */
+export async function cardOverflow(page: Page): Promise<string[]> {
+  return (await page.evaluate(`(() => {
+    const out = [];
+    const seen = new Set();
+    for (const el of document.querySelectorAll('main *')) {
+      if (el.closest('svg') && el.tagName.toLowerCase() !== 'svg') continue;
+      const box = el.parentElement.closest('.card') ?? document.querySelector('main');
+      const room = box.clientWidth - parseFloat(getComputedStyle(box).paddingLeft) - parseFloat(getComputedStyle(box).paddingRight);
+      if (el.scrollWidth <= room + 1) continue;
+      seen.add(el);
+      // The outermost element that overflows says where; its children would repeat it.
+      if (!seen.has(el.parentElement))
+        out.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (el.className && typeof el.className === 'string' ? '.' + el.className.split(' ').join('.') : '') + ' "' + (el.textContent ?? '').trim().slice(0, 40) + '" ' + el.scrollWidth + ' > ' + Math.round(room));
+    }
+    return out;
+  })()`)) as string[];
+}
+
+export async function expectFitsCards(page: Page): Promise<void> {
+  expect(await cardOverflow(page)).toEqual([]);
+}

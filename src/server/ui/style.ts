@@ -27,7 +27,8 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .badge.failed,.badge.paused,.badge.rejected{background:#fde4e1;color:var(--bad)}
 .badge.held,.badge.running,.badge.not_found,.badge.dry_run{background:#fff3cd;color:var(--warn)}
 form.stack{display:grid;gap:.9rem;max-width:560px}
-.field{display:grid;gap:.25rem}
+.field{display:grid;gap:.25rem;min-width:0}
+.field input,.field select,.field textarea{max-width:100%;min-width:0}
 .field label{font-weight:600}
 .field small{color:var(--muted)}
 input,select,button{font:inherit}
@@ -51,6 +52,7 @@ dl.counters div{background:var(--card);border:1px solid var(--line);border-radiu
 dl.counters dt{font-size:.8rem;color:var(--muted)}
 dl.counters dd{margin:0;font-size:1.35rem;font-weight:650;font-variant-numeric:tabular-nums}
 code{background:#eef1f5;padding:.05rem .3rem;border-radius:4px;font-size:.88em}
+td code,td.wrap{overflow-wrap:anywhere}
 .table-wrap{overflow-x:auto;max-width:100%;margin-bottom:1rem}
 main > table{margin-bottom:1rem}
 .card table{margin:.25rem 0}

@@ -38,7 +38,9 @@ export function DeadLettersPage(p: {
                       <code safe>{d.event_id}</code>
                     </td>
                     <td safe>{d.kind}</td>
-                    <td safe>{d.reason ?? '—'}</td>
+                    <td class="wrap" safe>
+                      {d.reason ?? '—'}
+                    </td>
                     <Num n={d.attempts} />
                     <td>
                       <form method="post" action={replay}>
