@@ -80,7 +80,7 @@ syncs:
       'create destination Main app line 8',
       'create sync coh_api → Main app line 15',
     ]);
-    expect(plan.json.lines).toContain('    api_key: from ${CFGAPI_OS_KEY}');
+    expect(plan.json.lines).toContain(`    api_key: from \${CFGAPI_OS_KEY}`);
     expect(plan.json.lines.at(-1)).toBe('Plan: 3 to create, 0 to change, 0 to delete.');
 
     const first = await call('POST', '/config/apply', { yaml: yaml(), env });
@@ -125,7 +125,7 @@ syncs:
     const exported = await call('GET', '/config/export');
     expect(exported.status).toBe(200);
     expect(exported.type).toMatch(/^application\/yaml/);
-    expect(exported.json).toContain('api_key: ${DESTINATION_MAIN_APP_API_KEY}');
+    expect(exported.json).toContain(`api_key: \${DESTINATION_MAIN_APP_API_KEY}`);
     expect(exported.json).toContain('cohort: coh_api # API cohort');
     const again = await call('POST', '/config/plan', {
       yaml: exported.json,
@@ -151,7 +151,7 @@ syncs:
       'ampsignal.yaml:10: destinations[0].api_key: environment variable CFGAPI_OS_KEY is not set',
     );
     const own = await call('POST', '/config/plan', {
-      yaml: yaml().replace('${CFGAPI_OS_KEY}', '${AMPSIGNAL_ADMIN_TOKEN}'),
+      yaml: yaml().replace(`\${CFGAPI_OS_KEY}`, `\${AMPSIGNAL_ADMIN_TOKEN}`),
     });
     expect(own.json.message).toContain('environment variable AMPSIGNAL_ADMIN_TOKEN is not set');
 
@@ -166,12 +166,12 @@ syncs:
   });
 
   it('a variable used outside a key field is answered as its reference, not its value', async () => {
-    const leaky = yaml().replaceAll('Main app', '${CFGAPI_OS_KEY}');
+    const leaky = yaml().replaceAll('Main app', `\${CFGAPI_OS_KEY}`);
     const plan = await call('POST', '/config/plan', { yaml: leaky, env });
     expect(plan.status, JSON.stringify(plan.json)).toBe(200);
     expect(plan.json.items).toContainEqual(
-      expect.objectContaining({ action: 'create', kind: 'destination', name: '${CFGAPI_OS_KEY}' }),
+      expect.objectContaining({ action: 'create', kind: 'destination', name: `\${CFGAPI_OS_KEY}` }),
     );
-    expect(plan.json.lines).toContain('+ destination "${CFGAPI_OS_KEY}"  line 8');
+    expect(plan.json.lines).toContain(`+ destination "\${CFGAPI_OS_KEY}"  line 8`);
   });
 });

@@ -20,6 +20,7 @@ import { ErrorPage } from './pages/error';
 import { LoginPage, NoTokenPage } from './pages/sign-in';
 import { alertRoutes } from './routes/alerts';
 import { cohortRoutes } from './routes/cohorts';
+import { configurationRoutes } from './routes/configuration';
 import { destinationRoutes } from './routes/destinations';
 import { overviewRoutes } from './routes/overview';
 import { runRoutes } from './routes/runs';
@@ -55,6 +56,7 @@ const UI_ROUTES: UiRoutes[] = [
   alertRoutes,
   verifyRoutes,
   userRoutes,
+  configurationRoutes,
 ];
 
 const CSP = [

@@ -5,7 +5,16 @@ import type { Children } from '@kitajs/html';
  * every dynamic text goes through an element with the `safe` attribute (attributes are escaped).
  */
 
-export type NavKey = 'overview' | 'sources' | 'destinations' | 'cohorts' | 'streams' | 'alerts' | 'catalog' | 'none';
+export type NavKey =
+  | 'overview'
+  | 'sources'
+  | 'destinations'
+  | 'cohorts'
+  | 'streams'
+  | 'alerts'
+  | 'configuration'
+  | 'catalog'
+  | 'none';
 
 const NAV: Array<{ key: NavKey; href: string; label: string }> = [
   { key: 'overview', href: '/', label: 'Overview' },
@@ -14,6 +23,7 @@ const NAV: Array<{ key: NavKey; href: string; label: string }> = [
   { key: 'cohorts', href: '/cohorts', label: 'Cohorts' },
   { key: 'streams', href: '/streams', label: 'Streams' },
   { key: 'alerts', href: '/alerts', label: 'Alerts' },
+  { key: 'configuration', href: '/configuration', label: 'Configuration' },
   { key: 'catalog', href: '/catalog', label: 'Catalog' },
 ];
 

@@ -91,4 +91,7 @@ text.axis{fill:var(--muted);font-size:13px;font-family:inherit}
 form.stack fieldset{border:1px solid var(--line);border-radius:6px;padding:.6rem .9rem;display:grid;gap:.7rem}
 form.stack legend{font-weight:600;padding:0 .3rem}
 .big{font-size:1.2rem;font-weight:650}
+form.stack.wide{max-width:none}
+textarea.code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.85rem;width:100%}
+ul.changes{margin:0;padding-left:1rem}
 `;
