@@ -9,14 +9,16 @@ import { JOB_KEYS, type JobQueue, TASKS } from '../jobs/port';
 import { enqueueDelivery } from '../jobs/tasks';
 import type { Context } from '../store';
 import { CADENCES } from '../sync/cadence';
-import { approveRun, rejectRun, runSync } from '../sync/run';
+import { runSync } from '../sync/run';
 import { getRunView, type RunView } from '../sync/runs';
 import { createSync, DEFAULT_GUARD_THRESHOLD, deleteSync, forgetSyncs, getSync } from '../sync/syncs';
 import { log } from '../telemetry/logger';
+import { runViewSchema } from './runs';
 
 /**
  * Syncs (cohort × destination) as a user sees them: create, list, show, update, pause, resume,
- * run (or dry run), delete; and the runs' approve / reject. Every shell calls these.
+ * run (or dry run), delete. A run's own operations (approve, reject, retry) are runs.ts'. Every
+ * shell calls these.
  */
 
 const cadence = z.enum(CADENCES, { error: `must be one of ${CADENCES.join(', ')}` });
@@ -272,7 +274,7 @@ export async function resumeSync(ctx: Context, syncId: string): Promise<SyncView
 
 export const runStartSchema = z.object({
   run_id: z.string().describe('poll GET /runs/{run_id} until it is no longer running'),
-  run: z.record(z.string(), z.unknown()).describe('the run as far as it got (a Run)'),
+  run: runViewSchema.describe('the run as far as it got'),
   finished: z.boolean(),
 });
 export type RunStart = { run_id: string; run: RunView; finished: boolean };
@@ -332,17 +334,6 @@ async function waitForRunRow(ctx: Context, syncId: string, since: number, runnin
   }
   throw new AmpError('internal', `the run of sync ${syncId} did not start`);
 }
-
-/** `runs approve`: applies a held run's removals; with a job queue the app's queue delivers them. */
-export async function approve(ctx: Context, runId: string, jobs?: JobQueue): Promise<RunView> {
-  if (!jobs) return approveRun(ctx, runId, { deliver: 'inline' });
-  const view = await approveRun(ctx, runId, { deliver: 'enqueue' });
-  const sync = await getSync(ctx, view.sync_id);
-  await enqueueDelivery(ctx, jobs, sync.destination_id);
-  return view;
-}
-
-export const reject = (ctx: Context, runId: string): Promise<RunView> => rejectRun(ctx, runId);
 
 /** Runs a sync on the job queue (one pending run per sync), for callers that need no id. */
 export async function enqueueRun(jobs: JobQueue, syncId: string): Promise<void> {

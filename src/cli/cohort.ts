@@ -1,8 +1,14 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { deleteCohort } from '../app/cohorts';
-import { listSourceCohorts } from '../connectors/amplitude/cohorts';
-import { type CohortView, importCohortFile, listCohorts } from '../sync/cohorts';
+import {
+  type CohortView,
+  cohortIdSchema,
+  cohortNameSchema,
+  deleteCohort,
+  importCohortFromFile,
+  listCohorts,
+  listCohortsOfSource,
+} from '../app/cohorts';
 import { confirm, emit, parseInput, withContext } from './output';
 
 const importSchema = z.object({
@@ -10,17 +16,8 @@ const importSchema = z.object({
     .string({ error: 'is required (a CSV with a user_id column, or one id per line)' })
     .trim()
     .min(1, 'is required'),
-  name: z.string({ error: 'is required' }).trim().min(1, 'must not be blank').max(200, 'at most 200 characters'),
-  id: z
-    .string()
-    .trim()
-    .min(1, 'must not be blank')
-    .max(200, 'at most 200 characters')
-    .regex(
-      /^[A-Za-z0-9_.:-]+$/,
-      'may contain only letters, digits and _ . : - (it becomes part of the OneSignal tag key)',
-    )
-    .optional(),
+  name: cohortNameSchema,
+  id: cohortIdSchema.optional(),
   json: z.boolean().optional(),
 });
 
@@ -58,7 +55,7 @@ export function register(program: Command): void {
     .action(async (flags: Record<string, unknown>, cmd: Command) => {
       const f = parseInput(importSchema, flags);
       await withContext(cmd, async (ctx) => {
-        const r = await importCohortFile(ctx, { file: f.file, name: f.name, ...(f.id ? { id: f.id } : {}) });
+        const r = await importCohortFromFile(ctx, { file: f.file, name: f.name, ...(f.id ? { id: f.id } : {}) });
         emit(f.json, r, () =>
           [
             `${r.replaced ? 'Replaced' : 'Imported'} cohort ${r.cohort_id} "${r.name}": ${r.members} members`,
@@ -79,7 +76,7 @@ export function register(program: Command): void {
       const f = parseInput(listSchema, flags);
       await withContext(cmd, async (ctx) => {
         if (f.source) {
-          const cohorts = await listSourceCohorts(ctx, f.source, { refresh: f.refresh ?? false });
+          const cohorts = await listCohortsOfSource(ctx, f.source, { refresh: f.refresh ?? false });
           emit(f.json, cohorts, () =>
             cohorts.length
               ? cohorts
@@ -92,7 +89,7 @@ export function register(program: Command): void {
           );
           return;
         }
-        const list = await listCohorts(ctx, {});
+        const list = await listCohorts(ctx);
         emit(f.json, list, () =>
           list.length ? list.map(cohortLine).join('\n') : 'No cohorts yet: ampsignal cohort import --file F --name N',
         );

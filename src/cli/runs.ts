@@ -4,19 +4,24 @@ import type { Writable } from 'node:stream';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import type { DownloadNote } from '../sync/last-snapshot';
 import {
+  approve,
   EXPORT_FORMATS,
-  exportRunRecords,
+  exportRecords,
+  listRuns,
   MAX_PAGE,
-  pageRunRecords,
   RECORD_OUTCOMES,
   type RecordOutcome,
   type RecordPage,
-  type RunRecord,
-} from '../sync/record-reads';
-import { approveRun, type RunProgress, type RunView, rejectRun } from '../sync/run';
-import { getRunView, listRuns } from '../sync/runs';
+  type RunView,
+  reject,
+  retryFailed,
+  runRecords,
+  showRun,
+} from '../app/runs';
+import type { DownloadNote } from '../sync/last-snapshot';
+import type { RunRecord } from '../sync/record-reads';
+import type { RunProgress } from '../sync/run';
 import { emit, parseInput, withContext } from './output';
 
 /** A human summary of a run (the --json form is the RunView itself). */
@@ -37,6 +42,8 @@ export function runSummary(r: RunView): string {
     if (s.adds?.length) lines.push(`  sample adds: ${s.adds.join(', ')}`);
     if (s.removes?.length) lines.push(`  sample removes: ${s.removes.join(', ')}`);
   }
+  if (r.failed > 0 && (r.status === 'completed' || r.status === 'failed'))
+    lines.push(`  ${r.failed} failed for good; deliver them again: ampsignal runs retry ${r.id}`);
   if (r.delivered + r.not_found + r.failed + r.pending > 0 && r.status !== 'dry_run' && r.status !== 'held')
     lines.push(
       `  records: ampsignal runs records ${r.id} [--outcome delivered|not_found|failed|pending]; export: ampsignal runs export ${r.id} --format csv`,
@@ -158,13 +165,13 @@ export function register(program: Command): void {
           : parseInput(z.object({ records: recordsSchema }), { records: flags.records }).records;
       const { limit } = parseInput(pageFlags, { limit: flags.limit });
       await withContext(cmd, async (ctx) => {
-        const run = await getRunView(ctx, runId);
+        const run = await showRun(ctx, runId);
         if (!which) {
           emit(flags.json, run, () => runSummary(run));
           return;
         }
         const outcome = outcomeOf(which);
-        const page = await pageRunRecords(ctx, runId, { ...(outcome ? { outcome } : {}), limit });
+        const page = await runRecords(ctx, runId, { ...(outcome ? { outcome } : {}), limit });
         emit(flags.json, { ...run, records: page.records, next_cursor: page.next_cursor }, () =>
           [runSummary(run), ...pageLines(runId, page, { ...(outcome ? { outcome } : {}), limit })].join('\n'),
         );
@@ -184,7 +191,7 @@ export function register(program: Command): void {
         const runId = parseInput(idArg, id);
         const f = parseInput(pageFlags, flags);
         await withContext(cmd, async (ctx) => {
-          const page = await pageRunRecords(ctx, runId, f);
+          const page = await runRecords(ctx, runId, f);
           emit(flags.json, page, () => pageLines(runId, page, f).join('\n'));
         });
       },
@@ -201,9 +208,10 @@ export function register(program: Command): void {
       const runId = parseInput(idArg, id);
       const f = parseInput(exportFlags, flags);
       await withContext(cmd, async (ctx) => {
-        await getRunView(ctx, runId); // an unknown run is refused before any file is created
+        // An unknown run is refused before any file is created.
+        const chunks = await exportRecords(ctx, runId, f.format, f.outcome ? { outcome: f.outcome } : {});
         const out = f.output ? createWriteStream(f.output, { mode: 0o600 }) : process.stdout;
-        await writeExport(out, exportRunRecords(ctx, runId, f.format, f.outcome ? { outcome: f.outcome } : {}));
+        await writeExport(out, chunks);
         if (f.output) {
           out.end();
           await once(out, 'finish');
@@ -226,7 +234,7 @@ export function register(program: Command): void {
         flags,
       );
       await withContext(cmd, async (ctx) => {
-        const list = await listRuns(ctx, { ...(f.sync ? { syncId: f.sync } : {}), limit: f.limit });
+        const list = await listRuns(ctx, { ...(f.sync ? { sync: f.sync } : {}), limit: f.limit });
         emit(flags.json, list, () =>
           list.length
             ? list
@@ -248,7 +256,7 @@ export function register(program: Command): void {
     .action(async (id: string, flags: { json?: boolean }, cmd: Command) => {
       const runId = parseInput(idArg, id);
       await withContext(cmd, async (ctx) => {
-        printRun(flags.json, await withProgressBar(flags.json, (progress) => approveRun(ctx, runId, progress)));
+        printRun(flags.json, await withProgressBar(flags.json, (progress) => approve(ctx, runId, progress)));
       });
     });
 
@@ -260,8 +268,24 @@ export function register(program: Command): void {
     .action(async (id: string, flags: { json?: boolean }, cmd: Command) => {
       const runId = parseInput(idArg, id);
       await withContext(cmd, async (ctx) => {
-        const r = await rejectRun(ctx, runId);
+        const r = await reject(ctx, runId);
         emit(flags.json, r, () => runSummary(r));
+      });
+    });
+
+  runs
+    .command('retry')
+    .description("Retry a finished run's users whose delivery failed for good, and deliver them")
+    .argument('<run_id>')
+    .option('--json', 'print JSON only: {requeued, run}')
+    .action(async (id: string, flags: { json?: boolean }, cmd: Command) => {
+      const runId = parseInput(idArg, id);
+      await withContext(cmd, async (ctx) => {
+        const r = await withProgressBar(flags.json, (progress) => retryFailed(ctx, runId, progress));
+        emit(flags.json, r, () =>
+          [`re-queued ${r.requeued} failed user(s) of run ${runId}`, runSummary(r.run)].join('\n'),
+        );
+        if (r.run.status === 'failed') process.exitCode = 1;
       });
     });
 }

@@ -1,6 +1,7 @@
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { parse } from 'csv-parse';
+import { Readable } from 'node:stream';
+import { CsvError, parse } from 'csv-parse';
 import { sql } from 'kysely';
 import { AmpError, toAmpError } from '../errors';
 import { newId } from '../ids';
@@ -22,16 +23,32 @@ export interface ImportReport {
 
 const BATCH = 5000;
 
+/** Where a cohort's ids are read from: a file, or text given inline (the admin API, the UI's paste box). */
+export type IdSource = { file: string } | { text: string; label?: string } | { ids: Iterable<string> };
+
+const labelOf = (src: IdSource): string =>
+  'file' in src ? src.file : 'text' in src ? (src.label ?? 'the CSV text') : 'the ids';
+
+function openText(src: { file: string } | { text: string }, end?: number): Readable {
+  if ('file' in src) return createReadStream(src.file, { encoding: 'utf8', ...(end ? { end } : {}) });
+  return Readable.from([end ? src.text.slice(0, end) : src.text]);
+}
+
 /**
- * Streams the ids of a cohort file: a CSV whose header has a `user_id` column (other columns
- * ignored), or a plain file with one id per line (first line without a comma and not a header).
+ * Streams the ids of a cohort file or text: a CSV whose header has a `user_id` column (other
+ * columns ignored), or one id per line (first line without a comma and not a header). A CSV
+ * that cannot be parsed is refused with its line number.
  */
-async function* readIds(path: string): AsyncGenerator<string> {
-  const firstLine = await readFirstLine(path);
+async function* readIds(src: IdSource): AsyncGenerator<string> {
+  if ('ids' in src) {
+    yield* src.ids;
+    return;
+  }
+  const firstLine = await readFirstLine(src);
   const header = firstLine.replace(/^\uFEFF/, '');
   const looksCsv = header.includes(',') || header.trim().replace(/^"|"$/g, '').toLowerCase() === 'user_id';
   if (!looksCsv) {
-    const rl = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
+    const rl = createInterface({ input: openText(src), crlfDelay: Infinity });
     let first = true;
     for await (const line of rl) {
       yield first ? line.replace(/^\uFEFF/, '') : line;
@@ -39,32 +56,35 @@ async function* readIds(path: string): AsyncGenerator<string> {
     }
     return;
   }
-  const parser = createReadStream(path).pipe(
+  const parser = openText(src).pipe(
     parse({ bom: true, relax_column_count: true, skip_empty_lines: false, trim: false }),
   );
   let col = -1;
-  for await (const rec of parser as AsyncIterable<string[]>) {
-    if (col < 0) {
-      const cols = rec.map((c) => c.trim());
-      col = cols.findIndex((c) => c.toLowerCase() === 'user_id');
+  try {
+    for await (const rec of parser as AsyncIterable<string[]>) {
       if (col < 0) {
-        parser.destroy();
-        throw new AmpError(
-          'invalid_input',
-          `${path}: the CSV header has no user_id column (found: ${cols.map((c) => JSON.stringify(c)).join(', ')})`,
-        );
+        const cols = rec.map((c) => c.trim());
+        col = cols.findIndex((c) => c.toLowerCase() === 'user_id');
+        if (col < 0) {
+          parser.destroy();
+          throw new AmpError(
+            'invalid_input',
+            `${labelOf(src)}: the CSV header has no user_id column (found: ${cols.map((c) => JSON.stringify(c)).join(', ')})`,
+          );
+        }
+        continue;
       }
-      continue;
+      yield rec[col] ?? '';
     }
-    yield rec[col] ?? '';
+  } catch (e) {
+    if (e instanceof CsvError)
+      throw new AmpError('invalid_input', `${labelOf(src)}: not a readable CSV: ${e.message}`, { cause: e });
+    throw e;
   }
 }
 
-async function readFirstLine(path: string): Promise<string> {
-  const rl = createInterface({
-    input: createReadStream(path, { encoding: 'utf8', end: 64 * 1024 }),
-    crlfDelay: Infinity,
-  });
+async function readFirstLine(src: { file: string } | { text: string }): Promise<string> {
+  const rl = createInterface({ input: openText(src, 64 * 1024), crlfDelay: Infinity });
   for await (const line of rl) {
     rl.close();
     return line;
@@ -72,12 +92,7 @@ async function readFirstLine(path: string): Promise<string> {
   return '';
 }
 
-/**
- * Imports (or re-imports, same id) a cohort's membership from a file. The cohort row and its
- * members are replaced in ONE transaction: a bad file leaves the previous snapshot intact.
- * Duplicates are absorbed by the (cohort_id, external_id) primary key and counted from the
- * rows the database actually inserted, so memory stays flat for million-row files.
- */
+/** Imports (or re-imports, same id) a cohort's membership from a file (see importCohortIds). */
 export async function importCohortFile(
   ctx: Context,
   input: { file: string; name: string; id?: string },
@@ -85,6 +100,19 @@ export async function importCohortFile(
   if (!existsSync(input.file) || !statSync(input.file).isFile()) {
     throw new AmpError('invalid_input', `cannot read ${input.file}: no such file`);
   }
+  return importCohortIds(ctx, { name: input.name, ...(input.id ? { id: input.id } : {}), from: { file: input.file } });
+}
+
+/**
+ * Imports (or re-imports, same id) a cohort's membership from a file, CSV text or a list of ids.
+ * The cohort row and its members are replaced in ONE transaction: bad input leaves the previous
+ * snapshot intact. Duplicates are absorbed by the (cohort_id, external_id) primary key and
+ * counted from the rows the database actually inserted, so memory stays flat for million-row files.
+ */
+export async function importCohortIds(
+  ctx: Context,
+  input: { from: IdSource; name: string; id?: string },
+): Promise<ImportReport> {
   const name = input.name.trim();
   if (!name) throw new AmpError('invalid_input', '--name must not be blank');
   const id = input.id?.trim() || newId('coh');
@@ -102,7 +130,7 @@ export async function importCohortFile(
   try {
     inserted = await ctx.store.engine.importCohortMembers({
       cohortId: id,
-      batches: idBatches(input.file, counts),
+      batches: idBatches(input.from, counts),
       before: async (exec) => {
         await exec(sql`INSERT INTO cohorts (id, source_id, name, origin, size, last_computed, created_at, updated_at, blank_ids)
           VALUES (${id}, NULL, ${name}, 'file', 0, ${now}, ${now}, ${now}, 0)
@@ -135,10 +163,10 @@ interface LineCounts {
   trimmed: number;
 }
 
-/** The file's ids, trimmed, in batches of BATCH; blank and trimmed lines are counted into `counts`. */
-async function* idBatches(file: string, counts: LineCounts): AsyncGenerator<string[]> {
+/** The source's ids, trimmed, in batches of BATCH; blank and trimmed lines are counted into `counts`. */
+async function* idBatches(src: IdSource, counts: LineCounts): AsyncGenerator<string[]> {
   let buf: string[] = [];
-  for await (const raw of readIds(file)) {
+  for await (const raw of readIds(src)) {
     const v = raw.trim();
     if (!v) {
       counts.blank++;

@@ -4,7 +4,7 @@ import { newId } from '../ids';
 import type { Context } from '../store';
 import { type Heartbeat, keepRenewing, LEASE_MS } from '../store/leases';
 import type { DB } from '../store/schema';
-import { countOutcomes, getRunRow } from './runs';
+import { countOutcomes, getRunRow, OPEN_OUTCOME } from './runs';
 
 /**
  * The run record (`runs`): the one module that writes it. A run is opened running and leased by
@@ -246,6 +246,64 @@ export async function rejectHeldRun(ctx: Context, runId: string): Promise<void> 
     .where('status', '=', 'held')
     .executeTakeFirst();
   if (Number(r.numUpdatedRows) !== 1) throw notHeld(await getRunRow(ctx, runId), 'rejected');
+}
+
+/** The run statuses whose failed users can be retried: it ended, and its diff reached the ledger. */
+const RETRYABLE_STATUSES = ['completed', 'failed'];
+
+/**
+ * `runs retry`: the run's users whose delivery failed for good (ledger rows it last changed that
+ * settled `failed` and still differ from OneSignal) are pending again, and the run is running
+ * again, leased by this process, until a delivery settles them. In one transaction with the run's
+ * counters: its failed count gives them back and its pending count takes them, so the counters
+ * still add up (their failed records stay in the history; the retry appends new ones). Refused
+ * for a run that has not finished or has no such users. Rows a later run took over are that
+ * run's and stay as they are.
+ */
+export async function reopenFailedRows(ctx: Context, runId: string): Promise<{ run: RunHandle; requeued: number }> {
+  const run: RunHandle = { runId, lease: newId('lease'), startedAt: Date.now() };
+  const requeued = await ctx.store.db.transaction().execute(async (trx) => {
+    const row = await trx
+      .selectFrom('runs')
+      .select(['id', 'status', 'applied_at'])
+      .where('id', '=', runId)
+      .executeTakeFirst();
+    if (!row)
+      throw new AmpError('not_found', `run ${runId} not found; list runs with \`ampsignal runs list --sync SYNC_ID\``);
+    if (!RETRYABLE_STATUSES.includes(row.status) || row.applied_at === null)
+      throw new AmpError(
+        'run_state',
+        row.status === 'running'
+          ? `run ${runId} is still running; retry its failed users once it has finished`
+          : `run ${runId} is ${row.status}${row.status === 'failed' ? ' before its changes reached the ledger' : ''}; only a finished run that delivered can have failed users to retry`,
+      );
+    const now = Date.now();
+    const r = await trx
+      .updateTable('ledger')
+      .set({ outcome: null, error: null, attempts: 0, next_attempt_at: null, updated_at: now })
+      .where('run_id', '=', runId)
+      .where(OPEN_OUTCOME)
+      .where('outcome', '=', 'failed')
+      .whereRef('desired', '<>', 'confirmed')
+      .executeTakeFirst();
+    const n = Number(r.numUpdatedRows);
+    if (n === 0) throw new AmpError('run_state', `run ${runId} has no failed users to retry`);
+    await trx
+      .updateTable('runs')
+      .set({
+        status: 'running',
+        finished_at: null,
+        failed: sql`CASE WHEN failed > ${n} THEN failed - ${n} ELSE 0 END`,
+        pending: sql`pending + ${n}`,
+        lease_owner: run.lease,
+        lease_until: now + LEASE_MS,
+      })
+      .where('id', '=', runId)
+      .where('status', '=', row.status)
+      .execute();
+    return n;
+  });
+  return { run, requeued };
 }
 
 function notHeld(row: { id: string; status: string }, what: string): AmpError {

@@ -28,6 +28,7 @@ import {
   recordSnapshot,
   rejectHeldRun,
   releaseRunLease,
+  reopenFailedRows,
   reopenHeldRun,
 } from './run-record';
 import { getRunRow, getRunView, type RunView } from './runs';
@@ -372,4 +373,29 @@ export async function rejectRun(ctx: Context, runId: string): Promise<RunView> {
   await rejectHeldRun(ctx, runId);
   await deleteStaging(ctx, runId);
   return getRunView(ctx, runId);
+}
+
+/** What `runs retry` did: how many failed users are pending again, and the run as it is now. */
+export interface RetryResult {
+  requeued: number;
+  run: RunView;
+}
+
+/**
+ * `runs retry`: a finished run's users whose delivery failed for good are pending again and
+ * delivered, inline (this process, under the run's lease) or, with 'enqueue', by the jobs layer
+ * (the caller enqueues the destination's delivery). Refused for a paused sync or destination,
+ * like a run.
+ */
+export async function retryFailedRun(
+  ctx: Context,
+  runId: string,
+  opts: Omit<RunOptions, 'dryRun' | 'trigger'> = {},
+): Promise<RetryResult> {
+  const row = await getRunRow(ctx, runId);
+  const { sync } = await runnableSync(ctx, row.sync_id);
+  await deliverableDestination(ctx, sync.destination_id);
+  const { run, requeued } = await reopenFailedRows(ctx, runId);
+  const view = await whileLeased(ctx, run, () => deliverRun(ctx, runId, sync.destination_id, opts));
+  return { requeued, run: view };
 }

@@ -106,7 +106,10 @@ export async function getRunView(ctx: Context, runId: string): Promise<RunView> 
   return runView(row, live);
 }
 
-export async function listRuns(ctx: Context, opts: { syncId?: string; limit?: number } = {}): Promise<RunView[]> {
+export async function listRuns(
+  ctx: Context,
+  opts: { syncId?: string; limit?: number; before?: number } = {},
+): Promise<RunView[]> {
   let q = ctx.store.db
     .selectFrom('runs')
     .selectAll()
@@ -114,5 +117,14 @@ export async function listRuns(ctx: Context, opts: { syncId?: string; limit?: nu
     .orderBy('id', 'desc')
     .limit(opts.limit ?? 50);
   if (opts.syncId) q = q.where('sync_id', '=', opts.syncId);
+  if (opts.before !== undefined) q = q.where('started_at', '<', opts.before);
   return (await q.execute()).map((r) => runView(r));
+}
+
+/** Users whose delivery for this run failed for good and who still differ from OneSignal (what `runs retry` re-queues). */
+export async function countFailedUsers(ctx: Context, runId: string): Promise<number> {
+  const r = await sql<{ n: number }>`
+    SELECT COUNT(*) AS n FROM ledger WHERE run_id = ${runId} AND ${OPEN_OUTCOME}
+      AND outcome = 'failed' AND desired <> confirmed`.execute(ctx.store.db);
+  return Number(r.rows[0]?.n ?? 0);
 }

@@ -40,7 +40,7 @@ describeEachDialect('web UI: cohorts', (db) => {
     await page.getByRole('link', { name: 'Cohorts', exact: true }).click();
     await page.getByText('No cohorts yet.').waitFor();
 
-    // A bad id is named by its field; no file is refused too.
+    // A bad id is named by its field; no members (neither pasted nor a file) is refused too.
     await page.getByLabel('Cohort name').fill('VIP');
     await page.getByLabel('Cohort id (optional)').fill('vip list');
     await page.getByRole('button', { name: 'Import' }).click();
@@ -49,8 +49,8 @@ describeEachDialect('web UI: cohorts', (db) => {
       .getByText(/may contain only/)
       .waitFor();
     await page
-      .locator('.field.invalid', { has: page.getByLabel('File', { exact: true }) })
-      .getByText('choose a file')
+      .locator('.field.invalid', { has: page.getByLabel('Member ids (one per line)') })
+      .getByText('paste the member ids, or choose a file')
       .waitFor();
 
     await page.getByLabel('Cohort id (optional)').fill('vip');
@@ -66,6 +66,18 @@ describeEachDialect('web UI: cohorts', (db) => {
       .orderBy('external_id')
       .execute();
     expect(members.map((m) => m.external_id)).toEqual(['vip-1', 'vip-2', 'vip-3']);
+
+    // Pasted ids, as `cohort import` reads a file of one id per line.
+    await page.getByLabel('Cohort name').fill('Pasted');
+    await page.getByLabel('Member ids (one per line)').fill('p-1\np-2\n\np-1\n');
+    await page.getByRole('button', { name: 'Import' }).click();
+    await page.getByText('Cohort "Pasted" imported: 2 member(s) (1 blank and 1 duplicate row(s) skipped).').waitFor();
+    expect(
+      await page
+        .getByRole('row', { name: /Pasted/ })
+        .locator('td.num')
+        .textContent(),
+    ).toBe('2');
 
     await page.getByRole('button', { name: 'Refresh cohorts of Growth project' }).click();
     await page.getByText('1 cohort(s) of Growth project listed from Amplitude.').waitFor();

@@ -4,12 +4,11 @@ import { registerAlertRoutes } from './alerts';
 import { type AdminDeps, bearerToken, checkToken, configuredToken, TOKEN_HELP } from './auth';
 import { configRoutes } from './config';
 import { destinationRoutes } from './destinations';
-import { errorResponse, parseOr400 } from './errors';
+import { errorResponse } from './errors';
 import { historyRoutes, registerExportRoute } from './history';
 import { openApiDocument } from './openapi';
-import { readCohorts, readRun, readRunsOfSync } from './queries';
 import { type ApiRoute, registerRoutes } from './routes';
-import { idParam, runsQuery } from './schemas';
+import { runRoutes } from './runs';
 import { cohortRoutes, sourceRoutes } from './sources';
 import { streamRoutes } from './streams';
 import { syncRoutes } from './syncs';
@@ -26,6 +25,7 @@ export function apiRoutes(deps: AdminDeps): ApiRoute[] {
     ...destinationRoutes(deps.ctx),
     ...streamRoutes(deps.ctx, deps.jobs),
     ...syncRoutes(deps.ctx, deps.jobs),
+    ...runRoutes(deps.ctx, deps.jobs),
     ...historyRoutes(deps.ctx),
     ...configRoutes(deps.ctx),
   ];
@@ -77,13 +77,6 @@ export async function registerApi(app: FastifyInstance, deps: AdminDeps): Promis
 
       const { ctx } = deps;
       registerRoutes(api, apiRoutes(deps));
-      api.get('/cohorts', async () => ({ cohorts: await readCohorts(ctx) }));
-      api.get('/syncs/:id/runs', async (req) => {
-        const { id } = parseOr400(idParam, req.params, 'path');
-        const q = parseOr400(runsQuery, req.query, 'query');
-        return { runs: await readRunsOfSync(ctx, id, q) };
-      });
-      api.get('/runs/:id', async (req) => readRun(ctx, parseOr400(idParam, req.params, 'path').id));
       registerExportRoute(api, ctx);
 
       registerAlertRoutes(api, ctx);

@@ -1,3 +1,4 @@
+import { type CohortView, listCohorts } from '../../app/cohorts';
 import { type DeadLetterView, listDeadLetters } from '../../app/dead-letters';
 import { type DestinationView, listDestinations, showDestination } from '../../app/destinations';
 import { listStreams, type StreamView, showStream } from '../../app/streams';
@@ -10,8 +11,6 @@ import { getRunView, type RunView, runView } from '../../sync/runs';
  * encrypted key or secret column can never leak into a response by a `select *`.
  */
 
-const num = (v: unknown): number => Number(v ?? 0);
-
 /** A destination as the app layer shows it (never the key; with its pending ledger rows). */
 export type DestinationRead = DestinationView;
 
@@ -19,37 +18,10 @@ export const readDestinations = (ctx: Context): Promise<DestinationRead[]> => li
 
 export const readDestination = (ctx: Context, id: string): Promise<DestinationRead> => showDestination(ctx, id);
 
-export interface CohortRead {
-  id: string;
-  source_id: string | null;
-  name: string;
-  origin: string;
-  size: number | null;
-  last_computed: number | null;
-  created_at: number;
-  updated_at: number;
-  sync_ids: string[];
-}
+/** A cohort with the syncs that use it (src/app/cohorts.ts). */
+export type CohortRead = CohortView;
 
-export async function readCohorts(ctx: Context): Promise<CohortRead[]> {
-  const rows = await ctx.store.db
-    .selectFrom('cohorts')
-    .select(['id', 'source_id', 'name', 'origin', 'size', 'last_computed', 'created_at', 'updated_at'])
-    .orderBy('name')
-    .orderBy('id')
-    .execute();
-  const syncs = await ctx.store.db.selectFrom('syncs').select(['id', 'cohort_id']).orderBy('created_at').execute();
-  const byCohort = new Map<string, string[]>();
-  for (const s of syncs) byCohort.set(s.cohort_id, [...(byCohort.get(s.cohort_id) ?? []), s.id]);
-  return rows.map((r) => ({
-    ...r,
-    size: r.size === null ? null : num(r.size),
-    last_computed: r.last_computed === null ? null : num(r.last_computed),
-    created_at: num(r.created_at),
-    updated_at: num(r.updated_at),
-    sync_ids: byCohort.get(r.id) ?? [],
-  }));
-}
+export const readCohorts = (ctx: Context): Promise<CohortRead[]> => listCohorts(ctx);
 
 /** A sync as the app layer shows it (names for display, the newest run). */
 export type SyncRead = SyncView;

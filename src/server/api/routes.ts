@@ -22,6 +22,8 @@ interface RouteShape {
   body?: z.ZodType;
   /** A body may be left out (an action with options). */
   bodyOptional?: boolean;
+  /** Bytes a body may have, when more than the server's default (a cohort's ids). */
+  bodyLimit?: number;
   /** Status and schema of the success answer. */
   status?: number;
   /** Content type of the success answer when it is not JSON (a file to save). */
@@ -68,6 +70,7 @@ export function registerRoutes(api: FastifyInstance, routes: readonly ApiRoute[]
     api.route({
       method: r.method,
       url: r.path,
+      ...(r.bodyLimit ? { bodyLimit: r.bodyLimit } : {}),
       handler: async (req: FastifyRequest, reply: FastifyReply) => {
         const id = r.path.includes(':id') ? parseOr400(idParams, req.params, 'path').id : '';
         const query = r.query ? parseOr400(r.query, req.query ?? {}, 'query') : undefined;

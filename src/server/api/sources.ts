@@ -1,5 +1,15 @@
 import { z } from 'zod';
-import { cohortDeletionSchema, deleteCohort, refreshCohorts } from '../../app/cohorts';
+import {
+  cohortDeletionSchema,
+  cohortImportSchema,
+  cohortViewSchema,
+  deleteCohort,
+  importCohort,
+  importReportSchema,
+  listCohorts,
+  refreshCohorts,
+  sourceCohortSchema,
+} from '../../app/cohorts';
 import {
   addSource,
   deleteSource,
@@ -90,15 +100,38 @@ export function sourceRoutes(ctx: Context): ApiRoute[] {
   ];
 }
 
-/** Cohort operations of src/app/cohorts.ts that the API offers. */
+/** A cohort's ids as JSON: a million ids of ~30 characters fit. */
+const COHORT_BODY_LIMIT = 64 * 1024 * 1024;
+
+/** The cohort operations of src/app/cohorts.ts. */
 export function cohortRoutes(ctx: Context): ApiRoute[] {
   return [
+    route({
+      method: 'GET',
+      path: '/cohorts',
+      summary: 'List cohorts (imported and listed from sources) with the syncs that use each',
+      response: z.object({ cohorts: z.array(cohortViewSchema) }),
+      errors: [],
+      handle: async () => ({ cohorts: await listCohorts(ctx) }),
+    }),
+    route({
+      method: 'POST',
+      path: '/cohorts',
+      summary:
+        'Import a cohort (or, with the id of an imported one, replace its members) from user_ids or CSV text (a user_id column, or one id per line); blank ids are counted and skipped, repeats counted once. An id that is not a string or is too long is a 400 naming its place (user_ids.N)',
+      body: cohortImportSchema,
+      bodyLimit: COHORT_BODY_LIMIT,
+      status: 201,
+      response: importReportSchema,
+      errors: [400, 409, 413],
+      handle: ({ body }) => importCohort(ctx, body),
+    }),
     route({
       method: 'POST',
       path: '/sources/:id/refresh',
       idOf: 'source',
       summary: "Refresh the source's cohort list from Amplitude (listing costs no download)",
-      response: z.object({ cohorts: z.array(z.record(z.string(), z.unknown())) }),
+      response: z.object({ cohorts: z.array(sourceCohortSchema) }),
       errors: [400, 404, 502],
       handle: async ({ id }) => ({ cohorts: await refreshCohorts(ctx, id) }),
     }),

@@ -1,10 +1,8 @@
 import { z } from 'zod';
 import {
   addSync,
-  approve,
   listSyncs,
   pauseSync,
-  reject,
   removeSync,
   resumeSync,
   runStartSchema,
@@ -20,9 +18,7 @@ import type { JobQueue } from '../../jobs/port';
 import type { Context } from '../../store';
 import { Answer, type ApiRoute, route } from './routes';
 
-const runSchema = z.record(z.string(), z.unknown()).describe('a Run (see GET /runs/{id})');
-
-/** /syncs and the run decisions: the operations of src/app/syncs.ts. */
+/** /syncs: the operations of src/app/syncs.ts. */
 export function syncRoutes(ctx: Context, jobs: JobQueue | undefined): ApiRoute[] {
   const idOf = 'sync';
   return [
@@ -109,24 +105,6 @@ export function syncRoutes(ctx: Context, jobs: JobQueue | undefined): ApiRoute[]
         const r = await startRun(ctx, id, { dryRun: body.dry_run, ...(jobs ? { jobs } : {}) });
         return new Answer(r.finished ? 200 : 202, r);
       },
-    }),
-    route({
-      method: 'POST',
-      path: '/runs/:id/approve',
-      idOf: 'run',
-      summary: 'Approve a held run (guard): its removals go ahead',
-      response: runSchema,
-      errors: [400, 404, 409],
-      handle: ({ id }) => approve(ctx, id, jobs),
-    }),
-    route({
-      method: 'POST',
-      path: '/runs/:id/reject',
-      idOf: 'run',
-      summary: 'Reject a held run: the ledger is left untouched and nothing is pending',
-      response: runSchema,
-      errors: [400, 404, 409],
-      handle: ({ id }) => reject(ctx, id),
     }),
   ];
 }

@@ -85,6 +85,7 @@ export function CohortsPage(p: {
 export interface ImportValues {
   name?: string | undefined;
   id?: string | undefined;
+  ids?: string | undefined;
 }
 
 function SourceRefresh(p: { sources: Array<{ id: string; name: string }> }): JSX.Element {
@@ -103,15 +104,15 @@ function SourceRefresh(p: { sources: Array<{ id: string; name: string }> }): JSX
   );
 }
 
-/** A file cohort: CSV with a user_id column, or one id per line (as `cohort import`). */
+/** A cohort from pasted ids or a file: CSV with a user_id column, or one id per line (as `cohort import`). */
 function ImportCard(p: { values: ImportValues; errors: Record<string, string> }): JSX.Element {
   const e = p.errors;
   return (
     <section class="card" aria-labelledby="import-title">
-      <h2 id="import-title">Import a cohort from a file</h2>
+      <h2 id="import-title">Import a cohort</h2>
       <p class="muted">
-        A CSV with a <code>user_id</code> column, or one id per line. Importing again with the same id replaces its
-        members.
+        Paste the member ids, or choose a file: a CSV with a <code>user_id</code> column, or one id per line. Importing
+        again with the same id replaces its members.
       </p>
       {e._ ? (
         <p class="error" role="alert" safe>
@@ -136,7 +137,23 @@ function ImportCard(p: { values: ImportValues; errors: Record<string, string> })
           error={e.id}
           hint="Part of the tag key: letters, digits and _ . : -. Empty: a new id."
         />
-        <Field name="file" label="File" type="file" error={e.file} required />
+        <div class={e.ids ? 'field invalid' : 'field'}>
+          <label for="import-ids">Member ids (one per line)</label>
+          <textarea id="import-ids" name="ids" rows="6" aria-describedby="import-ids-hint" safe>
+            {p.values.ids ?? ''}
+          </textarea>
+          <small id="import-ids-hint" class="muted">
+            Or a CSV with a user_id column. Blank lines are skipped, repeats counted once.
+          </small>
+          {e.ids ? (
+            <p class="error" role="alert" safe>
+              {e.ids}
+            </p>
+          ) : (
+            ''
+          )}
+        </div>
+        <Field name="file" label="File" type="file" error={e.file} hint="Instead of pasting: a CSV or a list of ids." />
         <div class="actions">
           <button type="submit">Import</button>
         </div>

@@ -40,7 +40,7 @@ function SampleList(p: { title: string; items: unknown }): JSX.Element {
  * the held-run decision. While the run is `running` it asks for itself again every second
  * (htmx); the answer for an ended run tells htmx to reload the whole page instead.
  */
-export function RunLive(p: { run: RunRead; sync: SyncRead | null }): JSX.Element {
+export function RunLive(p: { run: RunRead; sync: SyncRead | null; failedUsers?: number }): JSX.Element {
   const r = p.run;
   const base = `/runs/${encodeURIComponent(r.id)}`;
   const polling =
@@ -80,6 +80,7 @@ export function RunLive(p: { run: RunRead; sync: SyncRead | null }): JSX.Element
       ) : (
         ''
       )}
+      <RetryCard run={r} failedUsers={p.failedUsers ?? 0} />
       <h2>Outcome</h2>
       <OutcomeBar counts={r} />
       <h2>Counters</h2>
@@ -96,9 +97,29 @@ export function RunLive(p: { run: RunRead; sync: SyncRead | null }): JSX.Element
   );
 }
 
+/** Offered only for a finished run with users whose delivery failed for good (`runs retry`). */
+function RetryCard(p: { run: RunRead; failedUsers: number }): JSX.Element {
+  const r = p.run;
+  if (p.failedUsers === 0 || (r.status !== 'completed' && r.status !== 'failed')) return '';
+  return (
+    <section class="card" aria-labelledby="retry-title">
+      <h2 id="retry-title">Failed deliveries</h2>
+      <p
+        safe
+      >{`${p.failedUsers} user(s) of this run could not be delivered to OneSignal for good. See why below (filter: failed), fix the cause, then try them again.`}</p>
+      <div class="actions">
+        <a class="button" href={`/runs/${encodeURIComponent(r.id)}/retry`}>
+          Retry failed users…
+        </a>
+      </div>
+    </section>
+  );
+}
+
 export function RunPage(p: {
   run: RunRead;
   sync: SyncRead | null;
+  failedUsers?: number;
   records: { page: RecordPage; outcome: RecordOutcome | undefined; paged: boolean };
   notice?: string;
   error?: string;
@@ -109,7 +130,7 @@ export function RunPage(p: {
     <Layout title={`Run ${r.id}`} nav="overview">
       <Notice text={p.notice} />
       <Notice kind="alert" text={p.error} />
-      <RunLive run={r} sync={p.sync} />
+      <RunLive run={r} sync={p.sync} failedUsers={p.failedUsers ?? 0} />
       <SampleList title="Sample of additions" items={sample.adds} />
       <SampleList title="Sample of removals" items={sample.removes} />
       <RunRecordsSection
@@ -123,33 +144,50 @@ export function RunPage(p: {
   );
 }
 
+export type RunDecision = 'approve' | 'reject' | 'retry';
+
+const DECISIONS: Record<RunDecision, { title: string; label: string }> = {
+  approve: { title: 'Approve and deliver this run?', label: 'Approve and deliver' },
+  reject: { title: 'Reject this run?', label: 'Reject run' },
+  retry: { title: 'Retry the failed users of this run?', label: 'Retry failed users' },
+};
+
 export function DecideRunPage(p: {
   run: RunRead;
   sync: SyncRead | null;
-  decision: 'approve' | 'reject';
+  decision: RunDecision;
+  failedUsers?: number;
   error?: string | undefined;
 }): JSX.Element {
   const r = p.run;
   const base = `/runs/${encodeURIComponent(r.id)}`;
   const app = p.sync?.destination_name ?? p.sync?.destination_id ?? 'the destination';
-  const approve = p.decision === 'approve';
+  const d = DECISIONS[p.decision];
   return (
     <ConfirmPage
-      title={approve ? 'Approve and deliver this run?' : 'Reject this run?'}
+      title={d.title}
       nav="overview"
       action={`${base}/${p.decision}`}
-      confirmLabel={approve ? 'Approve and deliver' : 'Reject run'}
+      confirmLabel={d.label}
       cancelHref={base}
-      danger={approve}
+      danger={p.decision === 'approve'}
       error={p.error}
     >
-      <p safe>{r.hold_reason ?? 'This run was held for approval.'}</p>
-      {approve ? (
+      {p.decision === 'retry' ? (
+        <p
+          safe
+        >{`${p.failedUsers ?? 0} user(s) whose delivery to ${app} failed for good are sent again now; the run shows running until they settle.`}</p>
+      ) : (
+        <p safe>{r.hold_reason ?? 'This run was held for approval.'}</p>
+      )}
+      {p.decision === 'approve' ? (
         <p
           safe
         >{`Approving delivers the run to ${app} now: ${r.added} user(s) get the cohort tag and ${r.removed} lose it. Tags removed at OneSignal come back only when users re-enter the cohort.`}</p>
-      ) : (
+      ) : p.decision === 'reject' ? (
         <p safe>{`Rejecting changes nothing at ${app}; the next run computes the cohort again.`}</p>
+      ) : (
+        ''
       )}
     </ConfirmPage>
   );

@@ -1,11 +1,8 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { z } from 'zod';
+import { cohortIdSchema, cohortNameSchema, importCohort } from '../../../app/cohorts';
 import { listSources } from '../../../app/sources';
 import { AmpError } from '../../../errors';
 import type { Context } from '../../../store';
-import { importCohortFile } from '../../../sync/cohorts';
 import { readCohorts, readDestination, readDestinations, readSyncs } from '../../api/queries';
 import { idParam } from '../../api/schemas';
 import { fieldErrors, html, queryOf, type UiRoutes, userFacing } from '../http';
@@ -31,17 +28,10 @@ export async function cohortsPage(ctx: Context, extra: CohortsExtra = {}): Promi
   );
 }
 
-// The rules of `cohort import`: the id becomes part of the OneSignal tag key.
+// The rules of `cohort import` (an empty id: a new one).
 const importFields = z.object({
-  name: z.string().trim().min(1, 'is required').max(200, 'at most 200 characters'),
-  id: z
-    .string()
-    .trim()
-    .max(200, 'at most 200 characters')
-    .regex(
-      /^[A-Za-z0-9_.:-]*$/,
-      'may contain only letters, digits and _ . : - (it becomes part of the OneSignal tag key)',
-    ),
+  name: cohortNameSchema,
+  id: z.union([z.literal(''), cohortIdSchema]),
 });
 
 /** Uploads only: a cohort file may be large, every other UI form is small. */
@@ -87,24 +77,26 @@ export const cohortRoutes: UiRoutes = (ui, { ctx }) => {
         const v = form.get(k);
         return typeof v === 'string' ? v : '';
       };
-      const values = { name: text('name'), id: text('id') };
+      const values = { name: text('name'), id: text('id'), ids: text('ids') };
       const file = form.get('file');
+      const upload = file instanceof File && file.size > 0 ? file : undefined;
       const errors: Record<string, string> = {};
       const parsed = importFields.safeParse(values);
       if (!parsed.success) Object.assign(errors, fieldErrors(parsed.error));
-      if (!(file instanceof File) || file.size === 0) errors.file = 'choose a file with the cohort members';
-      if (!parsed.success || !(file instanceof File) || file.size === 0)
+      if (!upload && !values.ids.trim()) errors.ids = 'paste the member ids, or choose a file';
+      if (upload && values.ids.trim()) errors.ids = 'paste ids or choose a file, not both';
+      if (!parsed.success || errors.ids)
         return html(reply, await cohortsPage(ctx, { importForm: { values, errors } }), 400);
-      // importCohortFile streams from a path (million-row files stay flat in memory).
-      const dir = await mkdtemp(join(tmpdir(), 'ampsignal-import-'));
       try {
-        const path = join(dir, 'cohort.csv');
-        await writeFile(path, Buffer.from(await file.arrayBuffer()), { mode: 0o600 });
-        const r = await importCohortFile(ctx, {
-          file: path,
-          name: parsed.data.name,
-          ...(parsed.data.id ? { id: parsed.data.id } : {}),
-        });
+        const r = await importCohort(
+          ctx,
+          {
+            name: parsed.data.name,
+            ...(parsed.data.id ? { id: parsed.data.id } : {}),
+            csv: upload ? await upload.text() : values.ids,
+          },
+          { label: upload ? upload.name : 'the pasted ids' },
+        );
         const q = new URLSearchParams({
           imported: r.cohort_id,
           name: r.name,
@@ -115,13 +107,8 @@ export const cohortRoutes: UiRoutes = (ui, { ctx }) => {
         return reply.redirect(`/cohorts?${q}`, 303);
       } catch (e) {
         const err = userFacing(e);
-        const message = err.message
-          .replaceAll(join(dir, 'cohort.csv'), file.name)
-          .replace(/--id\b/, 'id')
-          .replace(/--name\b/, 'name');
+        const message = err.message.replace(/--id\b/, 'id').replace(/--name\b/, 'name');
         return html(reply, await cohortsPage(ctx, { importForm: { values, errors: { _: message } } }), err.httpStatus);
-      } finally {
-        await rm(dir, { recursive: true, force: true });
       }
     });
   });

@@ -1,10 +1,17 @@
+import {
+  approve,
+  countRetryable,
+  RECORD_OUTCOMES,
+  type RecordOutcome,
+  reject,
+  retryFailed,
+  runRecords,
+} from '../../../app/runs';
 import { toAmpError } from '../../../errors';
 import type { Context } from '../../../store';
-import { pageRunRecords, RECORD_OUTCOMES, type RecordOutcome } from '../../../sync/record-reads';
-import { decideRunAction } from '../../api/actions';
 import { readRun, readSync } from '../../api/queries';
 import { formOf, html, parseId, queryOf, type UiRoutes } from '../http';
-import { DecideRunPage, RunLive, RunPage } from '../pages/run';
+import { DecideRunPage, type RunDecision, RunLive, RunPage } from '../pages/run';
 import { RECORDS_PER_PAGE } from '../pages/run-records';
 
 /** The records part of the run page: ?outcome= filters, ?cursor= pages (50 a page). */
@@ -13,7 +20,7 @@ async function recordsOf(ctx: Context, id: string, q: Record<string, string | un
     ? (q.outcome as RecordOutcome)
     : undefined;
   const cursor = q.cursor || undefined;
-  const page = await pageRunRecords(ctx, id, {
+  const page = await runRecords(ctx, id, {
     limit: RECORDS_PER_PAGE,
     ...(outcome ? { outcome } : {}),
     ...(cursor ? { cursor } : {}),
@@ -28,34 +35,54 @@ async function runPage(
   q: Record<string, string | undefined> = {},
 ) {
   const run = await readRun(ctx, id);
-  const [sync, records] = await Promise.all([readSync(ctx, run.sync_id).catch(() => null), recordsOf(ctx, id, q)]);
-  return <RunPage run={run} sync={sync} records={records} {...extra} />;
+  const [sync, records, failedUsers] = await Promise.all([
+    readSync(ctx, run.sync_id).catch(() => null),
+    recordsOf(ctx, id, q),
+    countRetryable(ctx, id),
+  ]);
+  return <RunPage run={run} sync={sync} records={records} failedUsers={failedUsers} {...extra} />;
 }
 
 export const runRoutes: UiRoutes = (ui, deps) => {
   const { ctx } = deps;
   ui.get('/runs/:id', async (req, reply) => {
-    const decided = queryOf(req).decided;
+    const q = queryOf(req);
     const notice =
-      decided === 'approve' ? 'Run approved.' : decided === 'reject' ? 'Run rejected; nothing was changed.' : undefined;
+      q.decided === 'approve'
+        ? 'Run approved.'
+        : q.decided === 'reject'
+          ? 'Run rejected; nothing was changed.'
+          : q.decided === 'retry'
+            ? `${q.requeued ?? 'The'} failed user(s) re-queued for delivery.`
+            : undefined;
     return html(reply, await runPage(ctx, parseId(req), { notice }, queryOf(req)));
   });
 
   ui.get('/runs/:id/live', async (req, reply) => {
-    const run = await readRun(ctx, parseId(req));
+    const id = parseId(req);
+    const run = await readRun(ctx, id);
     const sync = await readSync(ctx, run.sync_id).catch(() => null);
     // An ended run changes more than this part (its records): have htmx reload the page.
     if (run.status !== 'running') void reply.header('hx-refresh', 'true');
-    return html(reply, <RunLive run={run} sync={sync} />);
+    return html(reply, <RunLive run={run} sync={sync} failedUsers={await countRetryable(ctx, id)} />);
   });
 
-  const decidePage = async (id: string, decision: 'approve' | 'reject', error?: string) => {
+  const decidePage = async (id: string, decision: RunDecision, error?: string) => {
     const run = await readRun(ctx, id);
     const sync = await readSync(ctx, run.sync_id).catch(() => null);
-    return <DecideRunPage run={run} sync={sync} decision={decision} error={error} />;
+    const failedUsers = await countRetryable(ctx, id);
+    return <DecideRunPage run={run} sync={sync} decision={decision} failedUsers={failedUsers} error={error} />;
   };
 
-  for (const decision of ['approve', 'reject'] as const) {
+  // Deliveries are the job queue's when the server runs one, inline otherwise.
+  const decide = async (id: string, decision: RunDecision): Promise<string> => {
+    if (decision === 'approve') await approve(ctx, id, { jobs: deps.jobs });
+    else if (decision === 'reject') await reject(ctx, id);
+    else return `&requeued=${(await retryFailed(ctx, id, { jobs: deps.jobs })).requeued}`;
+    return '';
+  };
+
+  for (const decision of ['approve', 'reject', 'retry'] as const) {
     ui.get(`/runs/:id/${decision}`, async (req, reply) => html(reply, await decidePage(parseId(req), decision)));
 
     ui.post(`/runs/:id/${decision}`, async (req, reply) => {
@@ -63,8 +90,8 @@ export const runRoutes: UiRoutes = (ui, deps) => {
       // Only the confirmation page's own button decides.
       if (formOf(req).confirm !== 'yes') return html(reply, await decidePage(id, decision), 400);
       try {
-        await decideRunAction(deps, id, decision);
-        return reply.redirect(`/runs/${encodeURIComponent(id)}?decided=${decision}`, 303);
+        const more = await decide(id, decision);
+        return reply.redirect(`/runs/${encodeURIComponent(id)}?decided=${decision}${more}`, 303);
       } catch (e) {
         const err = toAmpError(e);
         if (err.kind === 'internal' || err.code === 'not_found') throw err;
