@@ -451,8 +451,20 @@ export function eventFigures(w: World, plan: EventPlan): { missing: number; doub
 
 /** Requests that arrived inside a Retry-After window the emulators announced, on every API. */
 export function retryAfterViolations(w: World): number {
+  const b = retryAfterViolationsByApi(w);
+  return b.onesignal + b.amplitude_cohorts + b.amplitude_events;
+}
+
+/** The same, per API (which client to look at when it is not 0). */
+export function retryAfterViolationsByApi(
+  w: World,
+): Record<'onesignal' | 'amplitude_cohorts' | 'amplitude_events', number> {
   const a = w.amp.stats();
-  return w.os.state.stats().retryAfterViolations + a.cohorts.retryAfterViolations + a.events.retryAfterViolations;
+  return {
+    onesignal: w.os.state.stats().retryAfterViolations,
+    amplitude_cohorts: a.cohorts.retryAfterViolations,
+    amplitude_events: a.events.retryAfterViolations,
+  };
 }
 
 /** Dead letters of the stream (events given up on). */
