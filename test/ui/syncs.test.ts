@@ -45,7 +45,7 @@ describeEachDialect('web UI: a sync page', (db) => {
   };
 
   it.skipIf(!runBrowser)(
-    'creates a sync with its settings (errors by field), edits, pauses and resumes it, plots its runs, and deletes it after asking',
+    'creates a sync with its settings (errors by field), edits, pauses and resumes it, plots its runs, deletes it after asking, then its cohort',
     async () => {
       const { page } = ui;
       await page.getByRole('link', { name: 'Cohorts', exact: true }).click();
@@ -117,6 +117,13 @@ describeEachDialect('web UI: a sync page', (db) => {
       await page.getByRole('link', { name: 'Overview', exact: true }).click();
       await page.getByRole('link', { name: 'Run history' }).click();
 
+      // The cohort cannot go while its sync does: the page says so and offers no button.
+      await page.goto(`${ui.base}/cohorts`);
+      await page.getByRole('link', { name: 'Delete cohort Readers' }).click();
+      await page.getByText('The cohort is synced: delete its sync(s) first').waitFor();
+      expect(await page.getByRole('button', { name: 'Delete cohort' }).count()).toBe(0);
+      await page.getByRole('link', { name: 'Sync to Sync app' }).click();
+
       await page.getByRole('link', { name: 'Delete sync…' }).click();
       await page.getByRole('heading', { name: 'Delete the sync of Readers?' }).waitFor();
       expect(emu.state.getUser('s2', appId)).toMatchObject({ amp_cohort_coh_sync: '1' });
@@ -124,6 +131,13 @@ describeEachDialect('web UI: a sync page', (db) => {
       await page.getByText('Sync of "Readers" deleted; its tag was removed from 5 user(s).').waitFor();
       for (const id of USERS) expect(emu.state.getUser(id, appId)?.amp_cohort_coh_sync).toBeUndefined();
       expect(await db().ctx.store.db.selectFrom('syncs').select('id').execute()).toEqual([]);
+
+      // Now the cohort can go, after its own confirmation.
+      await page.getByRole('link', { name: 'Delete cohort Readers' }).click();
+      await page.getByText('Its 5 stored member(s) are forgotten.').waitFor();
+      await page.getByRole('button', { name: 'Delete cohort' }).click();
+      await page.getByText('Cohort "Readers" deleted with its 5 member(s).').waitFor();
+      expect(await db().ctx.store.db.selectFrom('cohorts').select('id').execute()).toEqual([]);
       expect(ui.scriptErrors).toEqual([]);
     },
     120_000,

@@ -89,6 +89,7 @@ describeEachDialect('web UI: every page fits its cards at 1280 px', (db) => {
         ['destination-delete', `/destinations/${ids.dest}/delete`],
         ['destinations-new', '/destinations/new'],
         ['cohorts', '/cohorts'],
+        ['cohort-delete', `/cohorts/${LONG_ID}/delete`],
         ['sync-new', `/syncs/new?cohort_id=${LONG_ID}`],
         ['sync', `/syncs/${ids.sync}`],
         ['sync-delete', `/syncs/${ids.sync}/delete`],

@@ -77,22 +77,28 @@ export function ConfirmPage(p: {
   cancelHref: string;
   danger?: boolean;
   error?: string | undefined;
+  /** Why the action cannot be done now: the page says so, and offers no button that would be refused. */
+  refusal?: string | undefined;
   children?: Children;
 }): JSX.Element {
   return (
     <Layout title={p.title} nav={p.nav}>
       <h1 safe>{p.title}</h1>
-      <Notice kind="alert" text={p.error} />
+      <Notice kind="alert" text={p.error ?? p.refusal} />
       <section class="card confirm">
         <form method="post" action={p.action}>
           {p.children}
           <input type="hidden" name="confirm" value="yes" />
           <div class="actions">
-            <button type="submit" class={p.danger ? 'danger' : undefined} safe>
-              {p.confirmLabel}
-            </button>
+            {p.refusal ? (
+              ''
+            ) : (
+              <button type="submit" class={p.danger ? 'danger' : undefined} safe>
+                {p.confirmLabel}
+              </button>
+            )}
             <a class="button secondary" href={p.cancelHref}>
-              Cancel
+              {p.refusal ? 'Back' : 'Cancel'}
             </a>
           </div>
         </form>

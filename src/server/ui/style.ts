@@ -41,6 +41,7 @@ button.danger{background:var(--bad);border-color:var(--bad)}
 .actions{display:flex;gap:.6rem;align-items:center;flex-wrap:wrap}
 .inline-form{display:flex;gap:.5rem;align-items:end;flex-wrap:wrap}
 .inline-form .field{min-width:150px}
+td.row-actions .button{margin:0 .3rem .3rem 0}
 .result{margin:.25rem 0 0;padding:.5rem .75rem;border-radius:6px}
 .result.ok{background:#dcf3e3;color:var(--ok)}
 .result.bad{background:#fde4e1;color:var(--bad)}

@@ -30,7 +30,7 @@ export function CohortsPage(p: {
         </p>
       ) : (
         <table>
-          <TableHead cols={['Cohort', 'Origin', { label: 'Size', num: true }, 'Syncs', 'Sync to OneSignal']} />
+          <TableHead cols={['Cohort', 'Origin', { label: 'Size', num: true }, 'Syncs', 'Actions']} />
           <tbody>
             {p.cohorts.map((c) => {
               const mine = p.syncs.filter((s) => s.cohort_id === c.id);
@@ -58,7 +58,7 @@ export function CohortsPage(p: {
                       ))
                     )}
                   </td>
-                  <td>
+                  <td class="row-actions">
                     {p.destinations.length === 0 ? (
                       <span class="muted">no destination</span>
                     ) : (
@@ -70,6 +70,13 @@ export function CohortsPage(p: {
                         Sync…
                       </a>
                     )}
+                    <a
+                      class="button secondary small"
+                      href={`/cohorts/${encodeURIComponent(c.id)}/delete`}
+                      aria-label={`Delete cohort ${c.name}`}
+                    >
+                      Delete…
+                    </a>
                   </td>
                 </tr>
               );

@@ -1,11 +1,12 @@
 import { z } from 'zod';
-import { cohortIdSchema, cohortNameSchema, importCohort } from '../../../app/cohorts';
+import { cohortIdSchema, cohortNameSchema, deleteCohort, importCohort } from '../../../app/cohorts';
 import { listSources } from '../../../app/sources';
 import { AmpError } from '../../../errors';
 import type { Context } from '../../../store';
 import { readCohorts, readDestination, readDestinations, readSyncs } from '../../api/queries';
 import { idParam } from '../../api/schemas';
-import { fieldErrors, html, queryOf, type UiRoutes, userFacing } from '../http';
+import { fieldErrors, formErrors, formOf, html, parseId, queryOf, type UiRoutes, userFacing } from '../http';
+import { DeleteCohortPage } from '../pages/cohort-delete';
 import { CohortsPage } from '../pages/cohorts';
 
 type CohortsExtra = Partial<Parameters<typeof CohortsPage>[0]>;
@@ -45,6 +46,7 @@ export const cohortRoutes: UiRoutes = (ui, { ctx }) => {
     if (q.refreshed) notice = `${q.refreshed} cohort(s) of ${q.source ?? 'the source'} listed from Amplitude.`;
     if (q.imported)
       notice = `Cohort "${q.name ?? q.imported}" imported: ${q.members ?? 0} member(s) (${q.blank ?? 0} blank and ${q.duplicates ?? 0} duplicate row(s) skipped). Sync it below.`;
+    if (q.cohort_deleted) notice = `Cohort "${q.cohort_deleted}" deleted with its ${q.members ?? 0} member(s).`;
     if (q.deleted) {
       const segment = q.segment_error ? ` Its segment could not be deleted: ${q.segment_error}` : '';
       notice = `Sync of "${q.deleted}" deleted; its tag was removed from ${q.removed ?? 0} user(s).${segment}`;
@@ -54,6 +56,29 @@ export const cohortRoutes: UiRoutes = (ui, { ctx }) => {
       if (d) notice = `Destination "${d.name}" saved. Pick a cohort below to sync to it.`;
     }
     return html(reply, await cohortsPage(ctx, { notice, selectedDestination: created }));
+  });
+
+  const deletePage = async (id: string, error?: string) => {
+    const [cohorts, syncs] = await Promise.all([readCohorts(ctx), readSyncs(ctx)]);
+    const cohort = cohorts.find((c) => c.id === id);
+    if (!cohort) throw new AmpError('not_found', `cohort ${id} not found`);
+    return <DeleteCohortPage cohort={cohort} syncs={syncs.filter((s) => s.cohort_id === id)} error={error} />;
+  };
+
+  ui.get('/cohorts/:id/delete', async (req, reply) => html(reply, await deletePage(parseId(req))));
+
+  ui.post('/cohorts/:id/delete', async (req, reply) => {
+    const id = parseId(req);
+    if (formOf(req).confirm !== 'yes') return html(reply, await deletePage(id), 400);
+    try {
+      const name = (await readCohorts(ctx)).find((c) => c.id === id)?.name ?? id;
+      const r = await deleteCohort(ctx, id);
+      const q = new URLSearchParams({ cohort_deleted: name, members: String(r.members) });
+      return reply.redirect(`/cohorts?${q}`, 303);
+    } catch (e) {
+      const r = formErrors(e, []);
+      return html(reply, await deletePage(id, r.message), r.status);
+    }
   });
 
   // Its own scope: the multipart parser and its size limit apply to this one route.
