@@ -1,4 +1,5 @@
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import type { Store } from '../store';
 import type { DB } from '../store/schema';
 import { OPEN_OUTCOME } from './runs';
 
@@ -117,10 +118,10 @@ async function kyselyIds(
 }
 
 /**
- * Appends records inside the caller's transaction (PostgreSQL's outcome write, webhook runs).
- * `store` owns the id caches (one per database).
+ * Appends records inside the caller's transaction (delivery's settle, a diff's own settles).
+ * `store` owns the id caches (one per database) and the engine's insert.
  */
-export async function appendRecords(trx: Kysely<DB>, store: object, rows: RecordRow[]): Promise<void> {
+export async function appendRecords(trx: Kysely<DB>, store: Pick<Store, 'engine'>, rows: RecordRow[]): Promise<void> {
   if (rows.length === 0 || !recording.on) return;
   const keys = await kyselyIds(
     trx,
@@ -134,35 +135,19 @@ export async function appendRecords(trx: Kysely<DB>, store: object, rows: Record
     rows.flatMap((r) => (r.message === null ? [] : [r.message])),
     'record_messages',
   );
-  // Two records of one user in one batch get distinct seq whether or not the subquery sees the
-  // statement's earlier rows (PostgreSQL's does not).
-  const seen = new Map<string, number>();
-  const seqOffset = rows.map((r) => {
-    const k = `${r.runId}\u0000${r.externalId}`;
-    const n = seen.get(k) ?? 0;
-    seen.set(k, n + 1);
-    return n;
-  });
-  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-    const values = rows.slice(i, i + INSERT_CHUNK).map((r, k) => {
-      const key = keys.get(r.runId)!;
-      return {
-        run_key: key,
-        external_id: r.externalId,
-        seq: sql<number>`COALESCE((SELECT MAX(p.seq) + 1 FROM run_records p WHERE p.run_key = ${key} AND p.external_id = ${r.externalId}), 0) + ${seqOffset[i + k]!}`,
-        code: recordCode(r.outcome, r.operation),
-        status: r.status,
-        attempts: r.attempts,
-        at: Math.floor(r.atMs / SECOND),
-        message_id: r.message === null ? null : msgs.get(r.message)!,
-      };
-    });
-    await trx.insertInto('run_records').values(values).execute();
-  }
+  await store.engine.insertRunRecords(
+    trx,
+    rows.map((r) => ({
+      run_key: keys.get(r.runId)!,
+      external_id: r.externalId,
+      code: recordCode(r.outcome, r.operation),
+      status: r.status,
+      attempts: r.attempts,
+      at: Math.floor(r.atMs / SECOND),
+      message_id: r.message === null ? null : msgs.get(r.message)!,
+    })),
+  );
 }
-
-/** Rows per INSERT: 10 parameters each, well under either database's limit. */
-const INSERT_CHUNK = 500;
 
 /**
  * Records of the changes a diff settled as it applied them, in its transaction: a removal of a
@@ -171,7 +156,7 @@ const INSERT_CHUNK = 500;
  */
 export async function recordSettledByDiff(
   trx: Kysely<DB>,
-  store: object,
+  store: Pick<Store, 'engine'>,
   runId: string,
   now = Date.now(),
 ): Promise<number> {

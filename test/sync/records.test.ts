@@ -3,6 +3,7 @@ import { pruneExpired } from '../../src/jobs/retention';
 import { deliverDestination } from '../../src/sync/deliver';
 import { applyMembershipDelta } from '../../src/sync/ledger';
 import { eachRunRecord, exportRunRecords, pageRunRecords, type RunRecord } from '../../src/sync/record-reads';
+import { appendRecords, type RecordRow } from '../../src/sync/records';
 import { approveRun, runSync } from '../../src/sync/run';
 import { getRunView, listRuns } from '../../src/sync/runs';
 import { showUser, userSummary } from '../../src/sync/user-history';
@@ -55,6 +56,37 @@ describeEachDialect('run records', (db) => {
     expect(retried.map((r) => r.external_id)).toEqual(expect.arrayContaining(ghosts));
     expect(retried).toHaveLength(18);
     expect(retried.filter((r) => r.operation === 'remove')).toHaveLength(5);
+  });
+
+  it('two records of one user in one batch, and one more in a later batch, each get their own seq', async () => {
+    const { ctx } = db();
+    const rec = (externalId: string, operation: 'add' | 'remove', message: string | null): RecordRow => ({
+      runId: 'run_seq',
+      externalId,
+      operation,
+      outcome: message === null ? 'delivered' : 'failed',
+      status: message === null ? 200 : 400,
+      attempts: 1,
+      message,
+      atMs: Date.now(),
+    });
+    const append = (rows: RecordRow[]) =>
+      ctx.store.db.transaction().execute((trx) => appendRecords(trx, ctx.store, rows));
+    await append([rec('u1', 'add', null), rec('u2', 'add', null), rec('u1', 'remove', 'tag key rejected')]);
+    await append([rec('u1', 'add', 'tag key rejected'), rec('u2', 'remove', null)]);
+    const rows = await ctx.store.db
+      .selectFrom('run_records')
+      .innerJoin('run_keys', 'run_keys.key', 'run_records.run_key')
+      .select(['run_records.external_id', 'run_records.seq', 'run_records.code', 'run_records.message_id'])
+      .where('run_keys.run_id', '=', 'run_seq')
+      .orderBy('run_records.external_id')
+      .orderBy('run_records.seq')
+      .execute();
+    expect(rows.map((r) => `${r.external_id}/${r.seq}`)).toEqual(['u1/0', 'u1/1', 'u1/2', 'u2/0', 'u2/1']);
+    // Both failures point at the one stored message.
+    const failed = rows.filter((r) => r.message_id !== null);
+    expect(failed).toHaveLength(2);
+    expect(new Set(failed.map((r) => Number(r.message_id))).size).toBe(1);
   });
 
   it('counts the requests of a run delivered by another pass (the worker path) on the run', async () => {

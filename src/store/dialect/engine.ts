@@ -38,6 +38,12 @@ export interface Engine {
    * in the same claim; the rows leased.
    */
   claimLedgerRows(db: Kysely<DB>, claim: LedgerClaim): Promise<ClaimedLedgerRow[]>;
+  /**
+   * Appends run records, ids already resolved, in the caller's transaction (`db` is one). Each
+   * record's seq is one past the last of its user in its run, so two records of one user (in one
+   * call or not) never collide.
+   */
+  insertRunRecords(db: Kysely<DB>, records: RunRecordValues[]): Promise<void>;
   /** A writer of one run's snapshot, where the diff reads it (`stagedAt`). */
   stageSnapshot(runId: string): SnapshotStage;
   /** Discards the per-connection form of a run's snapshot, if the database has one (its `staging` rows stay). */
@@ -133,6 +139,18 @@ export interface LedgerClaim {
   users: number;
   nowMs: number;
   leaseUntil: number;
+}
+
+/** One run record as stored (migration 010), but its seq, which the insert works out. */
+export interface RunRecordValues {
+  run_key: number;
+  external_id: string;
+  code: number;
+  status: number | null;
+  attempts: number;
+  /** Unix seconds. */
+  at: number;
+  message_id: number | null;
 }
 
 export interface ClaimedLedgerRow {

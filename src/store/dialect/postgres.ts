@@ -6,6 +6,7 @@ import type { Engine } from './engine';
 import { inboxMessageInserterPg } from './inbox-message.postgres';
 import { claimLedgerRowsPg } from './ledger-claim.postgres';
 import { writeLedgerOutcomesPg } from './ledger-outcomes.postgres';
+import { insertRunRecordsPg } from './run-records.postgres';
 import { postgresSnapshotStage } from './stage-snapshot.postgres';
 import { streamEventsInserterPg } from './stream-events.postgres';
 
@@ -18,6 +19,7 @@ export function postgresEngine(db: Kysely<DB>, pool: pg.Pool): Engine {
     insertInboxMessage: inboxMessageInserterPg(pool),
     writeLedgerOutcomes: writeLedgerOutcomesPg,
     claimLedgerRows: claimLedgerRowsPg,
+    insertRunRecords: insertRunRecordsPg,
     stageSnapshot: (runId) => postgresSnapshotStage(db, runId),
     dropStagedSnapshot: async () => {},
     importCohortMembers: (job) => importCohortMembersPg(db, job),

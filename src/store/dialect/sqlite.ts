@@ -6,6 +6,7 @@ import type { Engine } from './engine';
 import { inboxMessageInserter } from './inbox-message.sqlite';
 import { claimLedgerRowsSqlite } from './ledger-claim.sqlite';
 import { ledgerOutcomesWriter } from './ledger-outcomes.sqlite';
+import { runRecordsInserter } from './run-records.sqlite';
 import { dropSqliteSnapshot, sqliteSnapshotStage } from './stage-snapshot.sqlite';
 import { streamEventsInserter } from './stream-events.sqlite';
 
@@ -20,6 +21,7 @@ export function sqliteEngine(h: BetterSqlite3.Database, db: Kysely<DB>): Engine 
     insertInboxMessage: inboxMessageInserter(h, db),
     writeLedgerOutcomes: ledgerOutcomesWriter(h),
     claimLedgerRows: claimLedgerRowsSqlite,
+    insertRunRecords: runRecordsInserter(h),
     stageSnapshot: (runId) => sqliteSnapshotStage(h, db, runId),
     dropStagedSnapshot: (runId) => dropSqliteSnapshot(h, db, runId),
     importCohortMembers: (job) => importCohortMembersSqlite(h, db, job),
