@@ -1,25 +1,18 @@
-import { addSync } from '../../app/syncs';
 import { isAmpError } from '../../errors';
 import { JOB_KEYS, TASKS } from '../../jobs/port';
-import { enqueueDelivery } from '../../jobs/tasks';
-import type { Context } from '../../store';
-import { approveRun, rejectRun, runSync } from '../../sync/run';
+import { runSync } from '../../sync/run';
 import type { RunView } from '../../sync/runs';
 import { log } from '../../telemetry/logger';
 import type { AdminDeps } from './auth';
 import { parseOr400 } from './errors';
-import { type RunRead, readRun, readSync, type SyncRead } from './queries';
-import { createSyncBody, runSyncBody } from './schemas';
+import { type RunRead, readRun, readSync } from './queries';
+import { runSyncBody } from './schemas';
 
 /**
- * State-changing operations shared by the admin API and the UI. Each one validates its input,
- * then hands the work to the module that owns it (connector, sync engine, job queue); nothing
- * here writes tables directly, so the owners' invariants and transactions stay in one place.
+ * The UI's "Run now" (the API's run route is app/syncs.ts startRun): validates its input, then
+ * hands the work to the sync engine or the job queue. Everything else that was here goes
+ * through src/app.
  */
-
-export async function createSyncAction(ctx: Context, body: unknown): Promise<SyncRead> {
-  return addSync(ctx, parseOr400(createSyncBody, body ?? {}, 'sync'));
-}
 
 // How long a run request waits for an inline run before answering 202 with the run in progress.
 const INLINE_ANSWER_MS = 5_000;
@@ -81,19 +74,4 @@ export async function runSyncAction(deps: AdminDeps, syncId: string, body: unkno
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-export async function decideRunAction(
-  deps: AdminDeps,
-  runId: string,
-  decision: 'approve' | 'reject',
-): Promise<RunView> {
-  const { ctx } = deps;
-  if (decision === 'reject') return rejectRun(ctx, runId);
-  if (!deps.jobs) return approveRun(ctx, runId, { deliver: 'inline' });
-  // With workers running, delivery belongs to the app's job queue (one deliverer per app).
-  const view = await approveRun(ctx, runId, { deliver: 'enqueue' });
-  const sync = await readSync(ctx, view.sync_id);
-  await enqueueDelivery(ctx, deps.jobs, sync.destination_id);
-  return view;
 }

@@ -19,25 +19,11 @@ const intString = (min: number, max: number) =>
     .min(min, `must be at least ${min}`)
     .max(max, `must be at most ${max}`);
 
-export const runsQuery = z.object({
-  limit: intString(1, 500).default(50),
-  /** Cursor: runs started before this epoch-ms time. */
-  before: intString(0, Number.MAX_SAFE_INTEGER).optional(),
-});
-
 export const deadLettersQuery = z.object({
   stream: idParam.shape.id.optional(),
   limit: intString(1, 1000).default(100),
   /** Cursor: dead letters with an id below this one. */
   before: intString(0, Number.MAX_SAFE_INTEGER).optional(),
-});
-
-export const createSyncBody = z.object({
-  cohort_id: idParam.shape.id,
-  destination_id: idParam.shape.id,
-  cadence: z.enum(CADENCES, { error: `must be one of ${CADENCES.join(', ')}` }).default('manual'),
-  /** The tag's value for members: "1", or the Unix time the user entered the cohort. */
-  tag_value: z.enum(TAG_VALUE_KINDS, { error: `must be one of ${TAG_VALUE_KINDS.join(', ')}` }).default('presence'),
 });
 
 export const runSyncBody = z
