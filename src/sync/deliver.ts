@@ -78,6 +78,8 @@ class DeliveryPipeline {
     for (const id of runIds) this.requests.set(id, (this.requests.get(id) ?? 0) + 1);
   };
   private flushing: Promise<void> = Promise.resolve();
+  /** A settle is queued and has not taken the buffer yet. */
+  private settleQueued = false;
 
   constructor(
     private readonly ctx: Context,
@@ -162,14 +164,24 @@ class DeliveryPipeline {
     }
   }
 
-  /** Serialised settles, in the order the answers came. */
+  /**
+   * Serialised settles, in the order the answers came. A settle takes what is buffered when it
+   * starts, not when it was asked for: while one is writing, answers keep arriving, and the next
+   * settles them all in one transaction instead of queueing one transaction per FLUSH_ROWS (on
+   * PostgreSQL each is a round trip and a commit; behind a slow one they piled up and bounded
+   * the pass).
+   */
   private flush(): Promise<void> {
-    if (this.buffer.length === 0 && this.requests.size === 0) return this.flushing;
-    const batch = this.buffer;
-    const requests = this.requests;
-    this.buffer = [];
-    this.requests = new Map();
-    this.flushing = this.flushing.then(() => this.settle(batch, requests));
+    if (this.settleQueued || (this.buffer.length === 0 && this.requests.size === 0)) return this.flushing;
+    this.settleQueued = true;
+    this.flushing = this.flushing.then(() => {
+      this.settleQueued = false;
+      const batch = this.buffer;
+      const requests = this.requests;
+      this.buffer = [];
+      this.requests = new Map();
+      return this.settle(batch, requests);
+    });
     return this.flushing;
   }
 
