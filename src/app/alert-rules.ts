@@ -3,7 +3,7 @@ import { sendToChannel } from '../connectors/notify/channels';
 import { sampleMessage } from '../connectors/notify/message';
 import { AmpError, toAmpError } from '../errors';
 import { newId } from '../ids';
-import { ALERT_KINDS, type AlertKind } from '../jobs/alert-conditions';
+import { ALERT_KINDS, type AlertKind, isThresholdKind, THRESHOLDS } from '../jobs/alert-conditions';
 import type { Context } from '../store';
 import { type ChannelTestResult, getChannel } from './alerts';
 
@@ -17,18 +17,42 @@ export interface RuleView {
   channel_id: string;
   channel_name: string;
   kind: AlertKind;
+  /** The rule's own threshold (kinds with one: dead_letters, download_budget, realtime_silent, drift); null: the default. */
+  threshold: number | null;
   created_at: number;
 }
 
-export const ruleInputSchema = z.strictObject({
-  channel: z
-    .string({ error: 'a channel id or name is required' })
-    .trim()
-    .min(1, 'a channel id or name is required')
-    .max(200, 'at most 200 characters')
-    .describe('channel id or name'),
-  kind: z.enum(ALERT_KINDS, { error: `must be one of ${ALERT_KINDS.join(', ')}` }),
-});
+export const ruleInputSchema = z
+  .strictObject({
+    channel: z
+      .string({ error: 'a channel id or name is required' })
+      .trim()
+      .min(1, 'a channel id or name is required')
+      .max(200, 'at most 200 characters')
+      .describe('channel id or name'),
+    kind: z.enum(ALERT_KINDS, { error: `must be one of ${ALERT_KINDS.join(', ')}` }),
+    threshold: z
+      .number({ error: 'must be a number' })
+      .nullish()
+      .describe(
+        `this rule's own threshold (default: the AMPSIGNAL_ALERT_* setting): ${Object.entries(THRESHOLDS)
+          .map(([k, t]) => `${k} in ${t.unit} (${t.meaning})`)
+          .join('; ')}`,
+      ),
+  })
+  .superRefine((r, issues) => {
+    if (r.threshold === undefined || r.threshold === null) return;
+    const problem = thresholdProblem(r.kind, r.threshold);
+    if (problem) issues.addIssue({ code: 'custom', path: ['threshold'], message: problem });
+  });
+
+function thresholdProblem(kind: AlertKind, value: number): string | undefined {
+  if (!isThresholdKind(kind)) return `${kind} alerts have no threshold (only ${Object.keys(THRESHOLDS).join(', ')} do)`;
+  const t = THRESHOLDS[kind];
+  if (t.integer && !Number.isInteger(value)) return `must be a whole number of ${t.unit}`;
+  if (value < t.min || value > t.max) return `must be between ${t.min} and ${t.max} ${t.unit} for ${kind}`;
+  return undefined;
+}
 
 const ruleRef = z.string().trim().min(1, 'a rule id is required').max(200, 'at most 200 characters');
 
@@ -48,9 +72,9 @@ function isUniqueViolation(e: unknown): boolean {
 
 /** Sends alerts of `kind` to the channel (from now on, only the kinds its rules name). */
 export async function addRule(ctx: Context, input: unknown): Promise<RuleView> {
-  const { channel, kind } = parse(ruleInputSchema, input);
+  const { channel, kind, threshold } = parse(ruleInputSchema, input);
   const ch = await getChannel(ctx, channel);
-  const row = { id: newId('rul'), channel_id: ch.id, kind, created_at: Date.now() };
+  const row = { id: newId('rul'), channel_id: ch.id, kind, threshold: threshold ?? null, created_at: Date.now() };
   const taken = () => new AmpError('conflict', `channel ${ch.name} already has a rule for ${kind} alerts`);
   const existing = await ctx.store.db
     .selectFrom('alert_rules')
@@ -72,11 +96,16 @@ export async function listRules(ctx: Context): Promise<RuleView[]> {
   const rows = await ctx.store.db
     .selectFrom('alert_rules as r')
     .innerJoin('alert_channels as c', 'c.id', 'r.channel_id')
-    .select(['r.id', 'r.channel_id', 'c.name as channel_name', 'r.kind', 'r.created_at'])
+    .select(['r.id', 'r.channel_id', 'c.name as channel_name', 'r.kind', 'r.threshold', 'r.created_at'])
     .orderBy('c.name')
     .orderBy('r.kind')
     .execute();
-  return rows.map((r) => ({ ...r, kind: r.kind as AlertKind, created_at: Number(r.created_at) }));
+  return rows.map((r) => ({
+    ...r,
+    kind: r.kind as AlertKind,
+    threshold: r.threshold === null ? null : Number(r.threshold),
+    created_at: Number(r.created_at),
+  }));
 }
 
 async function ruleOf(ctx: Context, ref: string): Promise<RuleView> {

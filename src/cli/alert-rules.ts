@@ -1,10 +1,17 @@
 import type { Command } from 'commander';
 import { addRule, deleteRule, listRules, type RuleView, testRule } from '../app/alert-rules';
 import { AmpError } from '../errors';
-import { ALERT_KINDS } from '../jobs/alert-conditions';
+import { ALERT_KINDS, THRESHOLDS } from '../jobs/alert-conditions';
 import { emit, withContext } from './output';
 
-const ruleLine = (r: RuleView) => `${r.id}  ${r.kind} alerts → ${r.channel_name} (${r.channel_id})`;
+const atThreshold = (r: RuleView) =>
+  r.threshold === null || !(r.kind in THRESHOLDS)
+    ? ''
+    : ` at ${r.threshold} ${THRESHOLDS[r.kind as keyof typeof THRESHOLDS].unit}`;
+const ruleLine = (r: RuleView) => `${r.id}  ${r.kind} alerts${atThreshold(r)} → ${r.channel_name} (${r.channel_id})`;
+
+/** A number, or the text as given (the operation's schema names what is wrong with it). */
+const numberOrText = (v: string): number | string => (v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : v);
 
 /** `ampsignal alert rule add|list|delete|test`: which kinds of alert a channel hears. */
 export function registerRules(alert: Command): void {
@@ -17,10 +24,20 @@ export function registerRules(alert: Command): void {
     .description('send alerts of one kind to a channel; from then on it hears only the kinds its rules name')
     .requiredOption('--channel <channel>', 'channel id or name')
     .requiredOption('--kind <kind>', `one of ${ALERT_KINDS.join(', ')}`)
+    .option(
+      '--threshold <n>',
+      `this rule's own threshold, for ${Object.entries(THRESHOLDS)
+        .map(([k, t]) => `${k} (${t.unit})`)
+        .join(', ')}; default: the AMPSIGNAL_ALERT_* setting`,
+    )
     .option('--json', 'print JSON')
-    .action(async (flags: { channel: string; kind: string; json?: boolean }, cmd: Command) => {
+    .action(async (flags: { channel: string; kind: string; threshold?: string; json?: boolean }, cmd: Command) => {
       await withContext(cmd, async (ctx) => {
-        const r = await addRule(ctx, { channel: flags.channel, kind: flags.kind });
+        const r = await addRule(ctx, {
+          channel: flags.channel,
+          kind: flags.kind,
+          ...(flags.threshold === undefined ? {} : { threshold: numberOrText(flags.threshold) }),
+        });
         emit(flags.json, r, () => `added rule ${ruleLine(r)}`);
       });
     });

@@ -31,6 +31,8 @@ export interface AlertCondition {
   /** Path of the page in the web UI that shows it (the link is AMPSIGNAL_PUBLIC_URL + path). */
   path: string | null;
   details: Record<string, unknown>;
+  /** A condition measured against a threshold: the threshold (in a rule's unit), and whether it is the default. */
+  threshold?: { value: number; isDefault: boolean };
 }
 
 export interface AlertSettings {
@@ -98,18 +100,88 @@ export function alertLink(settings: AlertSettings, path: string | null): string 
   return path && settings.publicUrl ? `${settings.publicUrl}${path}` : null;
 }
 
-/** Every condition present now, in a stable order. */
-export async function currentConditions(ctx: Context, s: AlertSettings, now: number): Promise<AlertCondition[]> {
+/**
+ * Kinds whose condition is measured against a threshold, which an alert rule may set for its
+ * channel (in these units; the default is the process's setting).
+ */
+export const THRESHOLDS = {
+  dead_letters: { unit: 'dead letters', min: 0, max: 1e9, integer: true, meaning: 'more dead letters than this' },
+  download_budget: { unit: '%', min: 1, max: 100, integer: false, meaning: "this share of the month's downloads" },
+  realtime_silent: {
+    unit: 'minutes',
+    min: 1,
+    max: 60 * 24 * 365,
+    integer: false,
+    meaning: 'no cohort webhook for longer than this',
+  },
+  drift: { unit: '%', min: 0, max: 100, integer: false, meaning: 'more than this share of the sample drifted' },
+} as const;
+export type ThresholdKind = keyof typeof THRESHOLDS;
+export const isThresholdKind = (k: string): k is ThresholdKind => Object.hasOwn(THRESHOLDS, k);
+
+/** The process's threshold of a kind, in a rule's unit. */
+export function defaultThreshold(kind: ThresholdKind, s: AlertSettings): number {
+  if (kind === 'dead_letters') return s.deadLetters;
+  if (kind === 'download_budget') return s.budgetPercent;
+  if (kind === 'realtime_silent') return s.realtimeSilenceMs / MINUTE_MS;
+  return s.driftPercent;
+}
+
+function withThreshold(s: AlertSettings, kind: ThresholdKind, t: number): AlertSettings {
+  if (kind === 'dead_letters') return { ...s, deadLetters: t };
+  if (kind === 'download_budget') return { ...s, budgetPercent: t };
+  if (kind === 'realtime_silent') return { ...s, realtimeSilenceMs: t * MINUTE_MS };
+  return { ...s, driftPercent: t };
+}
+
+/** Thresholds rules set, beside the defaults: per kind, each distinct value. */
+export type RuleThresholds = Partial<Record<ThresholdKind, number[]>>;
+
+/**
+ * A threshold condition at the default and at each rule's own threshold. The default keeps the
+ * plain key (`dead_letters:str_…`); another threshold is its own condition (`…@10`), opened and
+ * resolved on its own, so each channel hears of what crosses its rule's line.
+ */
+async function atThresholds(
+  kind: ThresholdKind,
+  s: AlertSettings,
+  extra: RuleThresholds,
+  look: (s: AlertSettings) => Promise<AlertCondition[]> | AlertCondition[],
+): Promise<AlertCondition[]> {
+  const def = defaultThreshold(kind, s);
+  const out: AlertCondition[] = [];
+  for (const t of [...new Set([def, ...(extra[kind] ?? [])])]) {
+    const isDefault = t === def;
+    for (const c of await look(withThreshold(s, kind, t)))
+      out.push({
+        ...c,
+        key: isDefault ? c.key : `${c.key}@${t}`,
+        message: isDefault
+          ? c.message
+          : c.message.replace(/(, | \()AMPSIGNAL_ALERT_[A-Z_]+\)/, "$1an alert rule's threshold)"),
+        threshold: { value: t, isDefault },
+      });
+  }
+  return out;
+}
+
+/** Every condition present now, in a stable order; threshold conditions also at each threshold rules set. */
+export async function currentConditions(
+  ctx: Context,
+  s: AlertSettings,
+  now: number,
+  thresholds: RuleThresholds = {},
+): Promise<AlertCondition[]> {
   const labels = await syncLabels(ctx);
   return [
     ...(await failedRuns(ctx, labels)),
     ...(await heldRuns(ctx, labels, s)),
     ...(await pausedDestinations(ctx)),
     ...(await pausedStreams(ctx)),
-    ...(await deadLetters(ctx, s)),
-    ...(await downloadBudgets(ctx, s, now)),
-    ...(await silentRealtimeSyncs(ctx, labels, s, now)),
-    ...drift(labels, s),
+    ...(await atThresholds('dead_letters', s, thresholds, (x) => deadLetters(ctx, x))),
+    ...(await atThresholds('download_budget', s, thresholds, (x) => downloadBudgets(ctx, x, now))),
+    ...(await atThresholds('realtime_silent', s, thresholds, (x) => silentRealtimeSyncs(ctx, labels, x, now))),
+    ...(await atThresholds('drift', s, thresholds, (x) => drift(labels, x))),
   ];
 }
 

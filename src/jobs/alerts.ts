@@ -13,6 +13,8 @@ import {
   alertLink,
   alertSettings,
   currentConditions,
+  isThresholdKind,
+  type RuleThresholds,
 } from './alert-conditions';
 
 /**
@@ -73,7 +75,7 @@ export async function evaluateAlerts(ctx: Context, opts: EvaluateOptions = {}): 
   // opened on a look older than ours, so ours may resolve it, and no older look can resolve one
   // opened on a newer one.
   const open = await ctx.store.db.selectFrom('alerts').selectAll().where('status', '=', 'open').execute();
-  const conditions = await currentConditions(ctx, settings, now);
+  const conditions = await currentConditions(ctx, settings, now, await ruleThresholds(ctx));
   const present = new Map(conditions.map((c) => [c.key, c]));
   const openByKey = new Map(open.map((a) => [a.condition_key, a]));
   const opened: string[] = [];
@@ -123,24 +125,43 @@ async function openAlert(ctx: Context, c: AlertCondition, s: AlertSettings, now:
       .returning('id')
       .executeTakeFirst();
     if (!inserted) return false;
-    // Channels with no rules hear every kind; a channel with rules only the kinds they name.
-    const channels = await trx
-      .selectFrom('alert_channels as ch')
-      .select('ch.id')
-      .where((eb) => {
-        const rules = () => eb.selectFrom('alert_rules as r').select('r.id').whereRef('r.channel_id', '=', 'ch.id');
-        return eb.or([eb.not(eb.exists(rules())), eb.exists(rules().where('r.kind', '=', c.kind))]);
-      })
-      .execute();
-    await queueNotifications(
-      trx,
-      id,
-      'opened',
-      channels.map((ch) => ch.id),
-      now,
-    );
+    const channels = await listeners(trx, c);
+    await queueNotifications(trx, id, 'opened', channels, now);
     return true;
   });
+}
+
+/** The thresholds rules set of their own, per kind. */
+async function ruleThresholds(ctx: Context): Promise<RuleThresholds> {
+  const rows = await ctx.store.db
+    .selectFrom('alert_rules')
+    .select(['kind', 'threshold'])
+    .where('threshold', 'is not', null)
+    .execute();
+  const out: RuleThresholds = {};
+  for (const r of rows) if (isThresholdKind(r.kind)) (out[r.kind] ??= []).push(Number(r.threshold));
+  return out;
+}
+
+/**
+ * The channels that hear a condition: one without rules hears every kind at the default
+ * threshold; one with rules only their kinds, each at the rule's threshold (null: the default).
+ */
+async function listeners(trx: Context['store']['db'], c: AlertCondition): Promise<string[]> {
+  const rows = await trx
+    .selectFrom('alert_channels as ch')
+    .leftJoin('alert_rules as r', 'r.channel_id', 'ch.id')
+    .select(['ch.id', 'r.kind', 'r.threshold'])
+    .execute();
+  const atLine = (threshold: number | null) =>
+    !c.threshold || (threshold === null ? c.threshold.isDefault : Number(threshold) === c.threshold.value);
+  const hears = new Map<string, boolean>();
+  for (const r of rows) {
+    const before = hears.get(r.id) ?? false;
+    if (r.kind === null) hears.set(r.id, atLine(null));
+    else hears.set(r.id, before || (r.kind === c.kind && atLine(r.threshold)));
+  }
+  return [...hears].filter(([, yes]) => yes).map(([id]) => id);
 }
 
 /** Keeps an open alert's text current (a growing count, a newer error) without telling anyone again. */

@@ -15,6 +15,7 @@ import * as m010 from './migrations/010_run_records';
 import * as m011rules from './migrations/011_alert_rules';
 import * as m011verify from './migrations/011_verifications';
 import * as m013 from './migrations/013_entry_time_tags';
+import * as m014threshold from './migrations/014_alert_rule_threshold';
 
 type DialectMigration = { up: (db: any, dialect: Store['dialect']) => Promise<void> };
 
@@ -34,6 +35,7 @@ const MIGRATIONS: Record<string, DialectMigration> = {
   '011_alert_rules': m011rules,
   '011_verifications': m011verify,
   '013_entry_time_tags': m013,
+  '014_alert_rule_threshold': m014threshold,
 };
 
 function migrator(store: Store): Migrator {

@@ -295,6 +295,8 @@ export interface AlertRulesTable {
   id: string;
   channel_id: string;
   kind: string;
+  /** The rule's own threshold for kinds that have one (migration 014); null: the default. */
+  threshold: number | null;
   created_at: number;
 }
 

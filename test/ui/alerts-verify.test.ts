@@ -79,9 +79,19 @@ describeEachDialect('web UI: alerts and read-back', (db) => {
     await page.getByText('No rules: every channel hears every kind of alert.').waitFor();
     await page.getByLabel('Rule: channel').selectOption({ label: 'ops hook' });
     await page.getByLabel('hears').selectOption('drift');
+    // A threshold of its own: this channel hears drift above 20 % (the default is 5 %).
+    await page.getByLabel('at threshold (optional)').fill('120');
+    await page.getByRole('button', { name: 'Add rule' }).click();
+    await page.getByText('threshold: must be between 0 and 100 % for drift').waitFor();
+    await page.getByLabel('Rule: channel').selectOption({ label: 'ops hook' });
+    await page.getByLabel('hears').selectOption('drift');
+    await page.getByLabel('at threshold (optional)').fill('20');
     await page.getByRole('button', { name: 'Add rule' }).click();
     await page.getByText('Rule added').waitFor();
-    const ruleRow = page.getByRole('row', { name: /ops hook drift/ });
+    const ruleRow = page.getByRole('row', { name: /ops hook drift 20%/ });
+    expect(await ctx.store.db.selectFrom('alert_rules').select(['kind', 'threshold']).execute()).toEqual([
+      { kind: 'drift', threshold: 20 },
+    ]);
     await ruleRow.getByRole('button', { name: 'Test rule: drift alerts to ops hook' }).click();
     await ruleRow.getByText('Test sent: sent a sample drift alert to ops hook (webhook)').waitFor();
     expect(hook.accepted().at(-1)!.body.alert.kind).toBe('drift');

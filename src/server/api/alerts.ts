@@ -71,6 +71,7 @@ export const ruleViewSchema = z.object({
   channel_id: z.string(),
   channel_name: z.string(),
   kind: z.enum(ALERT_KINDS).describe('the channel hears alerts of this kind'),
+  threshold: z.number().nullable().describe("the rule's own threshold; null: the default (AMPSIGNAL_ALERT_*)"),
   created_at: z.number().int(),
 });
 

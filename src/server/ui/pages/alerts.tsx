@@ -1,6 +1,12 @@
 import type { RuleView } from '../../../app/alert-rules';
 import type { AlertView, ChannelView } from '../../../app/alerts';
-import { ALERT_KINDS, type AlertSettings } from '../../../jobs/alert-conditions';
+import {
+  ALERT_KINDS,
+  type AlertSettings,
+  defaultThreshold,
+  isThresholdKind,
+  THRESHOLDS,
+} from '../../../jobs/alert-conditions';
 import { Badge, Field, fmtTime, Layout, Notice, TableHead } from '../layout';
 import { SelectField } from '../parts';
 
@@ -129,7 +135,24 @@ function ChannelForm(p: { values: ChannelFormValues; errors: Record<string, stri
   );
 }
 
-function RulesSection(p: { rules: RuleView[]; channels: ChannelView[]; ruleError?: string | undefined }): JSX.Element {
+/** A rule's threshold as the table shows it: its own, or the default it follows; none for kinds without one. */
+function thresholdText(r: RuleView, s: AlertSettings): string {
+  if (!isThresholdKind(r.kind)) return '—';
+  const unit = THRESHOLDS[r.kind].unit;
+  const show = (n: number) => `${n}${unit === '%' ? '%' : ` ${unit}`}`;
+  return r.threshold === null ? `default (${show(defaultThreshold(r.kind, s))})` : show(r.threshold);
+}
+
+const THRESHOLD_HINT = `for ${Object.entries(THRESHOLDS)
+  .map(([k, t]) => `${k} (${t.unit})`)
+  .join(', ')}; empty: the default`;
+
+function RulesSection(p: {
+  rules: RuleView[];
+  channels: ChannelView[];
+  settings: AlertSettings;
+  ruleError?: string | undefined;
+}): JSX.Element {
   return (
     <>
       <p class="muted">
@@ -139,7 +162,7 @@ function RulesSection(p: { rules: RuleView[]; channels: ChannelView[]; ruleError
         <p class="card">No rules: every channel hears every kind of alert.</p>
       ) : (
         <table>
-          <TableHead cols={['Channel', 'Hears', '']} />
+          <TableHead cols={['Channel', 'Hears', 'Threshold', '']} />
           <tbody>
             {p.rules.map((r) => {
               const path = `/alerts/rules/${encodeURIComponent(r.id)}`;
@@ -150,6 +173,7 @@ function RulesSection(p: { rules: RuleView[]; channels: ChannelView[]; ruleError
                   <td>
                     <code safe>{r.kind}</code>
                   </td>
+                  <td safe>{thresholdText(r, p.settings)}</td>
                   <td>
                     <div class="actions">
                       <form method="post" action={`${path}/test`}>
@@ -187,6 +211,7 @@ function RulesSection(p: { rules: RuleView[]; channels: ChannelView[]; ruleError
               options={p.channels.map((c) => ({ value: c.id, label: c.name }))}
             />
             <SelectField name="rule_kind" label="hears" options={ALERT_KINDS} error={p.ruleError} />
+            <Field name="rule_threshold" label="at threshold (optional)" hint={THRESHOLD_HINT} />
             <button type="submit">Add rule</button>
           </form>
         </section>
@@ -287,7 +312,7 @@ export function AlertsPage(p: {
         </table>
       )}
       <h2>Rules</h2>
-      <RulesSection rules={p.rules} channels={p.channels} ruleError={p.ruleError} />
+      <RulesSection rules={p.rules} channels={p.channels} settings={p.settings} ruleError={p.ruleError} />
       <h2>Conditions</h2>
       <p class="muted">
         Looked at every minute by the scheduler. Each channel hears once when a condition appears and once when it

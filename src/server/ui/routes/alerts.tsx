@@ -125,7 +125,12 @@ export const alertRoutes: UiRoutes = (ui, { ctx }) => {
   ui.post('/alerts/rules', async (req, reply) => {
     const form = formOf(req);
     try {
-      await addRule(ctx, { channel: form.rule_channel ?? '', kind: form.rule_kind ?? '' });
+      const threshold = form.rule_threshold?.trim();
+      await addRule(ctx, {
+        channel: form.rule_channel ?? '',
+        kind: form.rule_kind ?? '',
+        ...(threshold ? { threshold: Number.isFinite(Number(threshold)) ? Number(threshold) : threshold } : {}),
+      });
     } catch (e) {
       const err = toAmpError(e);
       if (err.kind === 'internal') throw err;
