@@ -76,7 +76,9 @@ describeEachDialect('alert rules with thresholds of their own', (db) => {
     expect(await created.json()).toMatchObject({ kind: 'dead_letters', threshold: 2 });
     const refused = await post({ channel: 'tight', kind: 'run_failed', threshold: 3 });
     expect(refused.status).toBe(400);
-    expect((await refused.json()).message).toContain('threshold: run_failed alerts have no threshold');
+    expect(((await refused.json()) as { message: string }).message).toContain(
+      'threshold: run_failed alerts have no threshold',
+    );
     expect((await post({ channel: 'tight', kind: 'drift', threshold: 120 })).status).toBe(400);
 
     const cli = await runCli([
