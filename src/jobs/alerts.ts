@@ -139,7 +139,12 @@ async function ruleThresholds(ctx: Context): Promise<RuleThresholds> {
     .where('threshold', 'is not', null)
     .execute();
   const out: RuleThresholds = {};
-  for (const r of rows) if (isThresholdKind(r.kind)) (out[r.kind] ??= []).push(Number(r.threshold));
+  for (const r of rows) {
+    if (!isThresholdKind(r.kind)) continue;
+    const list = out[r.kind] ?? [];
+    list.push(Number(r.threshold));
+    out[r.kind] = list;
+  }
   return out;
 }
 
