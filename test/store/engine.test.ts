@@ -247,6 +247,21 @@ describe.skipIf(SKIP_POSTGRES)('group commit [postgres]', () => {
     expect(txs.size).toBe(1);
   });
 
+  it('requests arriving while a commit is in flight wait for it, then share the next commit', async () => {
+    const engine = ctx.store.engine;
+    const turn = () => new Promise((r) => setImmediate(r));
+    const first = engine.insertStreamEvents(eventsJob('str_pg', ['f0']));
+    await turn(); // f0's batch is written now
+    const second = engine.insertStreamEvents(eventsJob('str_pg', ['f1']));
+    await turn();
+    const third = engine.insertStreamEvents(eventsJob('str_pg', ['f2']));
+    await Promise.all([first, second, third]);
+    const txs = await commitsOf(['f0', 'f1', 'f2']);
+    // One WAL flush for both late requests; f0's commit was under way before they came.
+    expect(txs.get('f1')).toBe(txs.get('f2'));
+    expect(txs.get('f0')).not.toBe(txs.get('f1'));
+  });
+
   it('a bad row refuses only its own request; its batch siblings commit', async () => {
     const engine = ctx.store.engine;
     // PostgreSQL refuses a NUL in text: the whole multi-row statement fails with it.

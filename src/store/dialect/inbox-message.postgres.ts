@@ -4,7 +4,7 @@ import type { InboxValues } from './engine';
 
 /** Cohort messages per batch: up to ~1,000 users each, deflated, so a batch stays a few MB. */
 const MAX_ROWS = 200;
-/** Batches written at once: one gathers while another commits. */
+/** Full batches written at once (a partial batch waits for the one in flight; see pg-group-commit.ts). */
 const MAX_IN_FLIGHT = 2;
 
 /** Every message of the batch as arrays, inserted in arrival order: one statement, one commit. */

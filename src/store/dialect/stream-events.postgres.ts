@@ -4,7 +4,7 @@ import type { StreamEventRow, StreamEventsJob } from './engine';
 
 /** A batch closes at this many events: a few MB of payload, one statement well under a second. */
 const MAX_ROWS = 5_000;
-/** Batches written at once: one gathers while another commits. */
+/** Full batches written at once (a partial batch waits for the one in flight; see pg-group-commit.ts). */
 const MAX_IN_FLIGHT = 2;
 
 /**
