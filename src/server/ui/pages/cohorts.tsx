@@ -1,6 +1,12 @@
 import type { CohortRead, DestinationRead, SyncRead } from '../../api/queries';
 import { Field, Layout, Notice, TableHead } from '../layout';
 
+/**
+ * An attribute value with & and < as entities: the renderer escapes only quotes in attributes, and
+ * a cohort name (from Amplitude or a file) must never appear in the page as markup.
+ */
+const attr = (v: string): string => v.replaceAll('&', '&amp;').replaceAll('<', '&lt;');
+
 export function CohortsPage(p: {
   cohorts: CohortRead[];
   destinations: DestinationRead[];
@@ -65,7 +71,7 @@ export function CohortsPage(p: {
                       <a
                         class="button small"
                         href={`/syncs/new?${new URLSearchParams({ cohort_id: c.id, ...(p.selectedDestination ? { destination_id: p.selectedDestination } : {}) })}`}
-                        aria-label={`Sync cohort ${c.name}`}
+                        aria-label={attr(`Sync cohort ${c.name}`)}
                       >
                         Sync…
                       </a>
@@ -73,7 +79,7 @@ export function CohortsPage(p: {
                     <a
                       class="button secondary small"
                       href={`/cohorts/${encodeURIComponent(c.id)}/delete`}
-                      aria-label={`Delete cohort ${c.name}`}
+                      aria-label={attr(`Delete cohort ${c.name}`)}
                     >
                       Delete…
                     </a>
