@@ -7,6 +7,7 @@
  *   npm run reliability -- --quick            # smaller sizes (a few minutes)
  *   npm run reliability -- faults --db sqlite # some scenarios, one database
  *   npm run reliability -- crash --kills 5    # any size field of a scenario: --name value
+ *   npm run reliability -- --no-build         # use dist/ as built (another run is using it)
  *
  * Exit code 1 when a target was missed or a scenario failed.
  */
@@ -31,9 +32,11 @@ function parseArgs(argv: string[]) {
   const overrides: Record<string, number> = {};
   let dialects = DIALECTS;
   let quick = false;
+  let build = true;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') quick = true;
+    else if (a === '--no-build') build = false;
     else if (a === '--db') {
       const d = argv[++i] as Dialect;
       if (!DIALECTS.includes(d)) throw new Error(`--db takes sqlite or postgres, not "${d}"`);
@@ -45,7 +48,7 @@ function parseArgs(argv: string[]) {
     } else if ((SCENARIOS as readonly string[]).includes(a)) names.push(a);
     else throw new Error(`unknown scenario "${a}"; scenarios: ${SCENARIOS.join(', ')}`);
   }
-  return { names: names.length ? names : [...SCENARIOS], dialects, quick, overrides };
+  return { names: names.length ? names : [...SCENARIOS], dialects, quick, build, overrides };
 }
 
 const print = (line: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(line)}\n`);
@@ -53,7 +56,9 @@ const print = (line: Record<string, unknown>) => process.stdout.write(`${JSON.st
 const args = parseArgs(process.argv.slice(2));
 stopClustersOnSignal();
 // The scenarios run the shipped command, so it is built from the sources first (as `npm test` does).
-execFileSync(process.execPath, [join(here, '../scripts/build.mjs')], { stdio: ['ignore', 'ignore', 'inherit'] });
+// --no-build: two runs at once must not rebuild dist/ under each other's processes.
+if (args.build)
+  execFileSync(process.execPath, [join(here, '../scripts/build.mjs')], { stdio: ['ignore', 'ignore', 'inherit'] });
 
 let missed = 0;
 for (const name of args.names) {
