@@ -86,3 +86,24 @@ export function formErrors(
   }
   return unplaced ? { fields, message: err.message, status: err.httpStatus } : { fields, status: err.httpStatus };
 }
+
+/**
+ * The POST of a confirmation page (delete…): nothing happens without the page's own confirm field.
+ * `act` answers where to go once done, or why it was refused; a refusal shows on the same page.
+ */
+export async function confirmed(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  page: (error?: string) => Promise<JSX.Element>,
+  act: () => Promise<string | { refused: string }>,
+): Promise<FastifyReply> {
+  if (formOf(req).confirm !== 'yes') return html(reply, await page(), 400);
+  try {
+    const r = await act();
+    if (typeof r !== 'string') return html(reply, await page(r.refused), 409);
+    return reply.redirect(r, 303);
+  } catch (e) {
+    const f = formErrors(e, []);
+    return html(reply, await page(f.message), f.status);
+  }
+}

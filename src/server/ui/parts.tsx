@@ -116,14 +116,22 @@ export function Facts(p: { children?: Children }): JSX.Element {
   );
 }
 
-export function Fact(p: { label: string; text?: string | number | null; children?: Children }): JSX.Element {
+export function Fact(p: {
+  label: string;
+  text?: string | number | null;
+  /** An identifier or a key: shown as code. */
+  code?: string;
+  children?: Children;
+}): JSX.Element {
   return (
     <tr>
       <th scope="row" safe>
         {p.label}
       </th>
       <td>
-        {p.children === undefined ? (
+        {p.code !== undefined ? (
+          <code safe>{p.code}</code>
+        ) : p.children === undefined ? (
           <span safe>{p.text === null || p.text === undefined ? '—' : String(p.text)}</span>
         ) : (
           p.children
@@ -250,5 +258,77 @@ export function StatusReason(p: { status: string; reason?: string | null | undef
       <Badge status={p.status} />
       {p.reason ? <span class="muted" safe>{` ${p.reason}`}</span> : ''}
     </>
+  );
+}
+
+/** An object's page: its title, the way back to its list, and what the last action said. */
+export function ObjectPage(p: {
+  title: string;
+  heading: string;
+  nav: NavKey;
+  back?: { href: string; label: string };
+  notice?: string | undefined;
+  error?: string | undefined;
+  children?: Children;
+}): JSX.Element {
+  return (
+    <Layout title={p.title} nav={p.nav}>
+      <h1 safe>{p.heading}</h1>
+      {p.back ? (
+        <p>
+          <a href={p.back.href} safe>{`← ${p.back.label}`}</a>
+        </p>
+      ) : (
+        ''
+      )}
+      <Notice text={p.notice} />
+      <Notice kind="alert" text={p.error} />
+      {p.children}
+    </Layout>
+  );
+}
+
+/**
+ * A page that is one form creating something: the refusal no field owns above it, a short intro,
+ * the fields, then `actions` (e.g. a connection test), the submit button, a way back, and `footer`.
+ */
+export function FormPage(p: {
+  title: string;
+  nav: NavKey;
+  action: string;
+  submit: string;
+  formError?: string | undefined;
+  intro?: Children;
+  label?: string;
+  actions?: Children;
+  cancelHref?: string;
+  footer?: Children;
+  children?: Children;
+}): JSX.Element {
+  return (
+    <Layout title={p.title} nav={p.nav}>
+      <h1 safe>{p.title}</h1>
+      <Notice kind="alert" text={p.formError} />
+      <section class="card">
+        {p.intro ?? ''}
+        <form class="stack" method="post" action={p.action} novalidate aria-label={p.label}>
+          {p.children}
+          <div class="actions">
+            {p.actions ?? ''}
+            <button type="submit" safe>
+              {p.submit}
+            </button>
+            {p.cancelHref ? (
+              <a class="button secondary" href={p.cancelHref}>
+                Cancel
+              </a>
+            ) : (
+              ''
+            )}
+          </div>
+          {p.footer ?? ''}
+        </form>
+      </section>
+    </Layout>
   );
 }

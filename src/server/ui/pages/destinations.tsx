@@ -1,6 +1,20 @@
 import type { DestinationRead, SyncRead } from '../../api/queries';
 import { Badge, Field, Layout, Notice, Num, TableHead } from '../layout';
-import { ConfirmPage, Fact, Facts, SelectField } from '../parts';
+import {
+  ConfirmPage,
+  DangerZone,
+  Fact,
+  Facts,
+  FormPage,
+  ObjectPage,
+  PostButton,
+  SecretField,
+  SelectField,
+  SettingsCard,
+  StatusReason,
+  TestButton,
+  TestSlot,
+} from '../parts';
 
 export interface DestinationFormValues {
   name?: string;
@@ -22,97 +36,82 @@ export function NewDestinationPage(p: {
   const v = p.values;
   const e = p.errors;
   return (
-    <Layout title="Add OneSignal destination" nav="destinations">
-      <h1>Add a OneSignal destination</h1>
-      <Notice kind="alert" text={p.formError} />
-      <section class="card">
-        <form class="stack" method="post" action="/destinations" novalidate>
-          <Field name="name" label="Name" value={v.name} error={e.name} required placeholder="Production app" />
-          <Field
-            name="app_id"
-            label="OneSignal App ID"
-            value={v.app_id}
-            error={e.app_id}
-            required
-            hint="Settings > Keys & IDs in the OneSignal dashboard."
-          />
-          <Field
-            name="api_key"
-            label="App API key"
-            type="password"
-            autocomplete="off"
-            error={e.api_key}
-            required
-            hint="Stored encrypted; never shown again."
-          />
-          <Field
-            name="external_id_property"
-            label="Identity mapping: Amplitude property used as OneSignal external_id"
-            value={v.external_id_property ?? 'user_id'}
-            error={e.external_id_property}
-          />
-          <Field
-            name="tag_key_template"
-            label="Tag key template"
-            value={v.tag_key_template ?? 'amp_cohort_{cohort_id}'}
-            error={e.tag_key_template}
-            hint="Must contain {cohort_id}."
-          />
-          <Field
-            name="max_tags_per_user"
-            label="Max cohort tags per user (plan budget)"
-            type="number"
-            value={v.max_tags_per_user ?? '10'}
-            error={e.max_tags_per_user}
-          />
-          <Field
-            name="rate_limit_per_second"
-            label="Requests per second for this app"
-            type="number"
-            value={v.rate_limit_per_second ?? '1000'}
-            error={e.rate_limit_per_second}
-            hint="OneSignal allows 1,000 a second per app by default; lower it to leave room for other senders."
-          />
-          {p.sources.length === 0 ? (
-            ''
-          ) : (
-            <SelectField
-              name="source_id"
-              label="Amplitude source whose cohorts this app receives"
-              options={[
-                { value: '', label: 'none (cohorts imported from files)' },
-                ...p.sources.map((x) => ({ value: x.id, label: x.name })),
-              ]}
-              value={v.source_id ?? ''}
-              error={e.source_id}
-            />
-          )}
-          <Field
-            name="api_url"
-            label="API base URL"
-            type="url"
-            value={v.api_url ?? 'https://api.onesignal.com'}
-            error={e.api_url}
-            hint="Change only for a proxy or the OneSignal emulator."
-          />
-          <div class="actions">
-            <button
-              type="button"
-              class="secondary"
-              hx-post="/destinations/test"
-              hx-include="closest form"
-              hx-target="#test-result"
-              hx-swap="innerHTML"
-            >
-              Test connection
-            </button>
-            <button type="submit">Save destination</button>
-            <span class="htmx-indicator muted">testing…</span>
-          </div>
-          <div id="test-result" aria-live="polite"></div>
-        </form>
-      </section>
-    </Layout>
+    <FormPage
+      title="Add a OneSignal destination"
+      nav="destinations"
+      action="/destinations"
+      submit="Save destination"
+      formError={p.formError}
+      actions={<TestButton action="/destinations/test" include />}
+      footer={<TestSlot />}
+    >
+      <Field name="name" label="Name" value={v.name} error={e.name} required placeholder="Production app" />
+      <Field
+        name="app_id"
+        label="OneSignal App ID"
+        value={v.app_id}
+        error={e.app_id}
+        required
+        hint="Settings > Keys & IDs in the OneSignal dashboard."
+      />
+      <SecretField
+        name="api_key"
+        label="App API key"
+        error={e.api_key}
+        required
+        hint="Stored encrypted; never shown again."
+      />
+      <Field
+        name="external_id_property"
+        label="Identity mapping: Amplitude property used as OneSignal external_id"
+        value={v.external_id_property ?? 'user_id'}
+        error={e.external_id_property}
+      />
+      <Field
+        name="tag_key_template"
+        label="Tag key template"
+        value={v.tag_key_template ?? 'amp_cohort_{cohort_id}'}
+        error={e.tag_key_template}
+        hint="Must contain {cohort_id}."
+      />
+      <Field
+        name="max_tags_per_user"
+        label="Max cohort tags per user (plan budget)"
+        type="number"
+        value={v.max_tags_per_user ?? '10'}
+        error={e.max_tags_per_user}
+      />
+      <Field
+        name="rate_limit_per_second"
+        label="Requests per second for this app"
+        type="number"
+        value={v.rate_limit_per_second ?? '1000'}
+        error={e.rate_limit_per_second}
+        hint="OneSignal allows 1,000 a second per app by default; lower it to leave room for other senders."
+      />
+      {p.sources.length === 0 ? (
+        ''
+      ) : (
+        <SelectField
+          name="source_id"
+          label="Amplitude source whose cohorts this app receives"
+          options={[
+            { value: '', label: 'none (cohorts imported from files)' },
+            ...p.sources.map((x) => ({ value: x.id, label: x.name })),
+          ]}
+          value={v.source_id ?? ''}
+          error={e.source_id}
+        />
+      )}
+      <Field
+        name="api_url"
+        label="API base URL"
+        type="url"
+        value={v.api_url ?? 'https://api.onesignal.com'}
+        error={e.api_url}
+        hint="Change only for a proxy or the OneSignal emulator."
+      />
+    </FormPage>
   );
 }
 
@@ -126,14 +125,7 @@ export function TestResult(p: { ok: boolean; message: string }): JSX.Element {
 
 const destinationPath = (id: string, tail = '') => `/destinations/${encodeURIComponent(id)}${tail}`;
 
-function Status(p: { d: DestinationRead }): JSX.Element {
-  return (
-    <>
-      <Badge status={p.d.status} />
-      {p.d.status_reason ? <span class="muted" safe>{` ${p.d.status_reason}`}</span> : ''}
-    </>
-  );
-}
+const Status = (p: { d: DestinationRead }) => <StatusReason status={p.d.status} reason={p.d.status_reason} />;
 
 export function DestinationsPage(p: {
   destinations: DestinationRead[];
@@ -219,59 +211,43 @@ export function DestinationPage(p: {
   const e = p.errors ?? {};
   const synced = p.syncs.length > 0;
   return (
-    <Layout title={`Destination ${d.name}`} nav="destinations">
-      <h1 safe>{`Destination: ${d.name}`}</h1>
-      <p>
-        <a href="/destinations">← All destinations</a>
-      </p>
-      <Notice text={p.notice} />
-      <Notice kind="alert" text={p.error} />
+    <ObjectPage
+      title={`Destination ${d.name}`}
+      heading={`Destination: ${d.name}`}
+      nav="destinations"
+      back={{ href: '/destinations', label: 'All destinations' }}
+      notice={p.notice}
+      error={p.error}
+    >
       <section class="card">
         <Facts>
-          <Fact label="Id">
-            <code safe>{d.id}</code>
-          </Fact>
+          <Fact label="Id" code={d.id} />
           <Fact label="Status">
             <Status d={d} />
           </Fact>
-          <Fact label="OneSignal app id">
-            <code safe>{d.app_id}</code>
-          </Fact>
+          <Fact label="OneSignal app id" code={d.app_id} />
           <Fact label="API base URL" text={d.api_url} />
           <Fact label="Amplitude source" text={d.source_id} />
-          <Fact label="Tag key template">
-            <code safe>{d.tag_key_template}</code>
-          </Fact>
+          <Fact label="Tag key template" code={d.tag_key_template} />
           <Fact label="external_id from" text={d.external_id_property} />
           <Fact label="Cohort tags per user" text={d.max_tags_per_user} />
           <Fact label="Rate limit" text={`${d.rate_limit_per_second} requests/s`} />
           <Fact label="Rows waiting for OneSignal" text={d.pending_rows} />
         </Facts>
         <div class="actions">
-          <button
-            type="button"
-            class="secondary"
-            hx-post={destinationPath(d.id, '/test')}
-            hx-target="#test-result"
-            hx-swap="innerHTML"
-          >
-            Test connection
-          </button>
+          <TestButton action={destinationPath(d.id, '/test')} />
           {d.status === 'paused' ? (
-            <form method="post" action={destinationPath(d.id, '/resume')}>
-              <button type="submit">Resume delivery</button>
-            </form>
+            <PostButton action={destinationPath(d.id, '/resume')} label="Resume delivery" />
           ) : (
-            <form method="post" action={destinationPath(d.id, '/pause')} class="inline-form">
-              <input type="hidden" name="reason" value="paused from the web UI" />
-              <button type="submit" class="secondary">
-                Pause delivery
-              </button>
-            </form>
+            <PostButton
+              action={destinationPath(d.id, '/pause')}
+              label="Pause delivery"
+              secondary
+              fields={{ reason: 'paused from the web UI' }}
+            />
           )}
-          <span class="htmx-indicator muted">testing…</span>
         </div>
-        <div id="test-result" aria-live="polite"></div>
+        <TestSlot />
       </section>
       <h2>Syncs to this app</h2>
       {p.syncs.length === 0 ? (
@@ -303,68 +279,56 @@ export function DestinationPage(p: {
           </table>
         </div>
       )}
-      <section class="card" aria-labelledby="settings-title">
-        <h2 id="settings-title">Settings</h2>
-        <form class="stack" method="post" action={destinationPath(d.id, '/edit')} novalidate>
-          <Field name="name" label="Name" value={v.name} error={e.name} required />
-          <Field
-            name="api_key"
-            label="New App API key"
-            type="password"
-            autocomplete="off"
-            error={e.api_key}
-            hint="Leave empty to keep the current key. A destination paused for a refused key stays paused until you resume it."
-          />
-          <Field name="api_url" label="API base URL" type="url" value={v.api_url} error={e.api_url} />
-          <Field
-            name="rate_limit_per_second"
-            label="Requests per second for this app"
-            type="number"
-            value={v.rate_limit_per_second}
-            error={e.rate_limit_per_second}
-          />
-          <Field
-            name="max_tags_per_user"
-            label="Max cohort tags per user (plan budget)"
-            type="number"
-            value={v.max_tags_per_user}
-            error={e.max_tags_per_user}
-          />
-          <Field
-            name="tag_key_template"
-            label="Tag key template"
-            value={v.tag_key_template}
-            error={e.tag_key_template}
-            hint={
-              synced
-                ? 'Fixed while syncs use this destination: their tags were set under it.'
-                : 'Must contain {cohort_id}.'
-            }
-          />
-          <Field
-            name="external_id_property"
-            label="Amplitude property used as OneSignal external_id"
-            value={v.external_id_property}
-            error={e.external_id_property}
-            hint={synced ? 'Fixed while syncs use this destination.' : undefined}
-          />
-          <div class="actions">
-            <button type="submit">Save changes</button>
-          </div>
-        </form>
-      </section>
-      <section class="card danger-zone" aria-labelledby="delete-title">
-        <h2 id="delete-title">Delete</h2>
+      <SettingsCard action={destinationPath(d.id, '/edit')}>
+        <Field name="name" label="Name" value={v.name} error={e.name} required />
+        <SecretField
+          name="api_key"
+          label="New App API key"
+          error={e.api_key}
+          hint="Leave empty to keep the current key. A destination paused for a refused key stays paused until you resume it."
+        />
+        <Field name="api_url" label="API base URL" type="url" value={v.api_url} error={e.api_url} />
+        <Field
+          name="rate_limit_per_second"
+          label="Requests per second for this app"
+          type="number"
+          value={v.rate_limit_per_second}
+          error={e.rate_limit_per_second}
+        />
+        <Field
+          name="max_tags_per_user"
+          label="Max cohort tags per user (plan budget)"
+          type="number"
+          value={v.max_tags_per_user}
+          error={e.max_tags_per_user}
+        />
+        <Field
+          name="tag_key_template"
+          label="Tag key template"
+          value={v.tag_key_template}
+          error={e.tag_key_template}
+          hint={
+            synced
+              ? 'Fixed while syncs use this destination: their tags were set under it.'
+              : 'Must contain {cohort_id}.'
+          }
+        />
+        <Field
+          name="external_id_property"
+          label="Amplitude property used as OneSignal external_id"
+          value={v.external_id_property}
+          error={e.external_id_property}
+          hint={synced ? 'Fixed while syncs use this destination.' : undefined}
+        />
+      </SettingsCard>
+      <DangerZone noun="destination" href={destinationPath(d.id, '/delete')}>
         <p safe>
           {synced
             ? `Deleting this destination deletes its ${p.syncs.length} sync(s); you choose whether their tags and segments are removed from OneSignal.`
             : 'Nothing syncs to this destination: deleting it forgets its settings and key.'}
         </p>
-        <a class="button danger" href={destinationPath(d.id, '/delete')}>
-          Delete destination…
-        </a>
-      </section>
-    </Layout>
+      </DangerZone>
+    </ObjectPage>
   );
 }
 

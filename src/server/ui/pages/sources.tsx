@@ -1,7 +1,21 @@
 import type { SourceView } from '../../../connectors/amplitude/sources';
 import type { CohortRead } from '../../api/queries';
 import { Field, fmtTime, Layout, Notice, TableHead } from '../layout';
-import { ConfirmPage, CopyField, Fact, Facts, SelectField } from '../parts';
+import {
+  ConfirmPage,
+  CopyField,
+  DangerZone,
+  Fact,
+  Facts,
+  FormPage,
+  NameCell,
+  ObjectPage,
+  SecretField,
+  SelectField,
+  SettingsCard,
+  TestButton,
+  TestSlot,
+} from '../parts';
 
 /** A source with what its page and the list show besides the stored settings. */
 export interface SourceRead extends SourceView {
@@ -57,15 +71,7 @@ export function SourcesPage(p: { sources: SourceRead[]; notice?: string | undefi
             <tbody>
               {p.sources.map((s) => (
                 <tr>
-                  <td>
-                    <a href={sourcePath(s.id)} safe>
-                      {s.name}
-                    </a>
-                    <br />
-                    <code class="muted" safe>
-                      {s.id}
-                    </code>
-                  </td>
+                  <NameCell name={s.name} id={s.id} href={sourcePath(s.id)} />
                   <td safe>{s.region}</td>
                   <td>
                     <Budget s={s} />
@@ -89,48 +95,40 @@ export function NewSourcePage(p: {
   const v = p.values;
   const e = p.errors;
   return (
-    <Layout title="Add Amplitude source" nav="sources">
-      <h1>Add an Amplitude source</h1>
-      <Notice kind="alert" text={p.formError} />
-      <section class="card">
+    <FormPage
+      title="Add an Amplitude source"
+      nav="sources"
+      action="/sources"
+      submit="Save source"
+      formError={p.formError}
+      intro={
         <p class="muted">
           One source per Amplitude project. The keys are under Settings › Projects › (your project) › General in
           Amplitude; they are stored encrypted and never shown again.
         </p>
-        <form class="stack" method="post" action="/sources" novalidate>
-          <Field name="name" label="Name" value={v.name} error={e.name} required placeholder="Production project" />
-          <Field name="api_key" label="Project API key" type="password" autocomplete="off" required error={e.api_key} />
-          <Field
-            name="secret_key"
-            label="Project secret key"
-            type="password"
-            autocomplete="off"
-            required
-            error={e.secret_key}
-          />
-          <SelectField name="region" label="Data region" options={REGIONS} value={v.region ?? 'us'} error={e.region} />
-          <Field
-            name="download_budget"
-            label="Cohort downloads allowed per month"
-            type="number"
-            value={v.download_budget ?? '500'}
-            error={e.download_budget}
-            hint="Amplitude allows 500 a month on Growth and Enterprise plans; a sync whose cadence would exceed it is refused."
-          />
-          <Field
-            name="api_url"
-            label="Behavioral Cohorts API URL (optional)"
-            type="url"
-            value={v.api_url}
-            error={e.api_url}
-            hint="Leave empty to use the region's address; set only for a proxy or the Amplitude emulator."
-          />
-          <div class="actions">
-            <button type="submit">Save source</button>
-          </div>
-        </form>
-      </section>
-    </Layout>
+      }
+    >
+      <Field name="name" label="Name" value={v.name} error={e.name} required placeholder="Production project" />
+      <SecretField name="api_key" label="Project API key" required error={e.api_key} />
+      <SecretField name="secret_key" label="Project secret key" required error={e.secret_key} />
+      <SelectField name="region" label="Data region" options={REGIONS} value={v.region ?? 'us'} error={e.region} />
+      <Field
+        name="download_budget"
+        label="Cohort downloads allowed per month"
+        type="number"
+        value={v.download_budget ?? '500'}
+        error={e.download_budget}
+        hint="Amplitude allows 500 a month on Growth and Enterprise plans; a sync whose cadence would exceed it is refused."
+      />
+      <Field
+        name="api_url"
+        label="Behavioral Cohorts API URL (optional)"
+        type="url"
+        value={v.api_url}
+        error={e.api_url}
+        hint="Leave empty to use the region's address; set only for a proxy or the Amplitude emulator."
+      />
+    </FormPage>
   );
 }
 
@@ -179,18 +177,17 @@ export function SourcePage(p: {
   const v = p.values ?? { name: s.name, download_budget: String(s.download_budget), api_url: s.api_url };
   const e = p.errors ?? {};
   return (
-    <Layout title={`Source ${s.name}`} nav="sources">
-      <h1 safe>{`Source: ${s.name}`}</h1>
-      <p>
-        <a href="/sources">← All sources</a>
-      </p>
-      <Notice text={p.notice} />
-      <Notice kind="alert" text={p.error} />
+    <ObjectPage
+      title={`Source ${s.name}`}
+      heading={`Source: ${s.name}`}
+      nav="sources"
+      back={{ href: '/sources', label: 'All sources' }}
+      notice={p.notice}
+      error={p.error}
+    >
       <section class="card">
         <Facts>
-          <Fact label="Id">
-            <code safe>{s.id}</code>
-          </Fact>
+          <Fact label="Id" code={s.id} />
           <Fact label="Region" text={s.region} />
           <Fact label="Cohorts API" text={s.api_url} />
           <Fact label="Cohort downloads">
@@ -198,18 +195,9 @@ export function SourcePage(p: {
           </Fact>
         </Facts>
         <div class="actions">
-          <button
-            type="button"
-            class="secondary"
-            hx-post={sourcePath(s.id, '/test')}
-            hx-target="#test-result"
-            hx-swap="innerHTML"
-          >
-            Test connection
-          </button>
-          <span class="htmx-indicator muted">testing…</span>
+          <TestButton action={sourcePath(s.id, '/test')} />
         </div>
-        <div id="test-result" aria-live="polite"></div>
+        <TestSlot />
       </section>
 
       <section class="card" aria-labelledby="webhook-title">
@@ -240,13 +228,7 @@ export function SourcePage(p: {
               <tbody>
                 {p.cohorts.map((c) => (
                   <tr>
-                    <td>
-                      <span safe>{c.name}</span>
-                      <br />
-                      <code class="muted" safe>
-                        {c.id}
-                      </code>
-                    </td>
+                    <NameCell name={c.name} id={c.id} />
                     <td class="num">{c.size === null ? '—' : String(c.size)}</td>
                     <td safe>{fmtTime(c.last_computed)}</td>
                     <td>
@@ -270,54 +252,36 @@ export function SourcePage(p: {
         )}
       </section>
 
-      <section class="card" aria-labelledby="edit-title">
-        <h2 id="edit-title">Settings</h2>
-        <form class="stack" method="post" action={sourcePath(s.id, '/edit')} novalidate>
-          <Field name="name" label="Name" value={v.name} error={e.name} required />
-          <SelectField name="region" label="Data region" options={REGIONS} value={v.region} error={e.region} />
-          <Field
-            name="api_key"
-            label="New project API key"
-            type="password"
-            autocomplete="off"
-            error={e.api_key}
-            hint="Leave both keys empty to keep the current ones."
-          />
-          <Field
-            name="secret_key"
-            label="New project secret key"
-            type="password"
-            autocomplete="off"
-            error={e.secret_key}
-          />
-          <Field
-            name="download_budget"
-            label="Cohort downloads allowed per month"
-            type="number"
-            value={v.download_budget}
-            error={e.download_budget}
-          />
-          <Field
-            name="api_url"
-            label="Behavioral Cohorts API URL"
-            type="url"
-            value={v.api_url}
-            error={e.api_url}
-            hint="Empty: the region's address."
-          />
-          <div class="actions">
-            <button type="submit">Save changes</button>
-          </div>
-        </form>
-      </section>
-      <section class="card danger-zone" aria-labelledby="delete-title">
-        <h2 id="delete-title">Delete</h2>
+      <SettingsCard action={sourcePath(s.id, '/edit')}>
+        <Field name="name" label="Name" value={v.name} error={e.name} required />
+        <SelectField name="region" label="Data region" options={REGIONS} value={v.region} error={e.region} />
+        <SecretField
+          name="api_key"
+          label="New project API key"
+          error={e.api_key}
+          hint="Leave both keys empty to keep the current ones."
+        />
+        <SecretField name="secret_key" label="New project secret key" error={e.secret_key} />
+        <Field
+          name="download_budget"
+          label="Cohort downloads allowed per month"
+          type="number"
+          value={v.download_budget}
+          error={e.download_budget}
+        />
+        <Field
+          name="api_url"
+          label="Behavioral Cohorts API URL"
+          type="url"
+          value={v.api_url}
+          error={e.api_url}
+          hint="Empty: the region's address."
+        />
+      </SettingsCard>
+      <DangerZone noun="source" href={sourcePath(s.id, '/delete')}>
         <p>Deleting the source forgets its keys and its cohorts; syncs of its cohorts must go first, or with it.</p>
-        <a class="button danger" href={sourcePath(s.id, '/delete')}>
-          Delete source…
-        </a>
-      </section>
-    </Layout>
+      </DangerZone>
+    </ObjectPage>
   );
 }
 

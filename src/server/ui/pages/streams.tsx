@@ -2,7 +2,21 @@ import type { StreamActivity } from '../../../events/streams';
 import type { StreamRead } from '../../api/queries';
 import { SeriesChart } from '../charts';
 import { Badge, type Column, Field, fmtTime, Layout, Notice, Num, TableHead } from '../layout';
-import { ConfirmPage, CopyField, Fact, Facts, SelectField } from '../parts';
+import {
+  ConfirmPage,
+  CopyField,
+  DangerZone,
+  Fact,
+  Facts,
+  FormPage,
+  NameCell,
+  ObjectPage,
+  PostButton,
+  SecretField,
+  SelectField,
+  SettingsCard,
+  StatusReason,
+} from '../parts';
 
 const streamPath = (id: string, tail = '') => `/streams/${encodeURIComponent(id)}${tail}`;
 
@@ -29,15 +43,7 @@ export function StreamsTable(p: { streams: StreamRead[] }): JSX.Element {
         <tbody>
           {p.streams.map((s) => (
             <tr>
-              <td>
-                <a href={streamPath(s.id)} safe>
-                  {s.name}
-                </a>
-                <br />
-                <code class="muted" safe>
-                  {s.id}
-                </code>
-              </td>
+              <NameCell name={s.name} id={s.id} href={streamPath(s.id)} />
               <td>
                 <Badge status={s.status} />
               </td>
@@ -122,47 +128,44 @@ export function NewStreamPage(p: {
   const v = p.values;
   const e = p.errors;
   return (
-    <Layout title="Add event stream" nav="streams">
-      <h1>Add an event stream</h1>
-      <Notice kind="alert" text={p.formError} />
-      <section class="card">
+    <FormPage
+      title="Add an event stream"
+      nav="streams"
+      action="/streams"
+      submit="Save stream"
+      formError={p.formError}
+      intro={
         <p class="muted">
           A stream receives OneSignal's Event Stream webhooks (sent, delivered, clicked…) and forwards each event once
           to one Amplitude project. The next page gives what to paste into OneSignal.
         </p>
-        <form class="stack" method="post" action="/streams" novalidate>
-          <Field name="name" label="Name" value={v.name} error={e.name} required placeholder="Production pushes" />
-          <Field
-            name="amplitude_api_key"
-            label="Amplitude project API key"
-            type="password"
-            autocomplete="off"
-            required
-            error={e.amplitude_api_key}
-            hint="Stored encrypted; never shown again."
-          />
-          <SelectField
-            name="region"
-            label="Amplitude data region"
-            options={REGIONS}
-            value={v.region ?? 'us'}
-            error={e.region}
-          />
-          <EventNamesField value={v.event_names} error={e.event_names} />
-          <Field
-            name="amplitude_url"
-            label="HTTP V2 API URL (optional)"
-            type="url"
-            value={v.amplitude_url}
-            error={e.amplitude_url}
-            hint="Leave empty to use the region's address; set only for a proxy or the Amplitude emulator."
-          />
-          <div class="actions">
-            <button type="submit">Save stream</button>
-          </div>
-        </form>
-      </section>
-    </Layout>
+      }
+    >
+      <Field name="name" label="Name" value={v.name} error={e.name} required placeholder="Production pushes" />
+      <SecretField
+        name="amplitude_api_key"
+        label="Amplitude project API key"
+        required
+        error={e.amplitude_api_key}
+        hint="Stored encrypted; never shown again."
+      />
+      <SelectField
+        name="region"
+        label="Amplitude data region"
+        options={REGIONS}
+        value={v.region ?? 'us'}
+        error={e.region}
+      />
+      <EventNamesField value={v.event_names} error={e.event_names} />
+      <Field
+        name="amplitude_url"
+        label="HTTP V2 API URL (optional)"
+        type="url"
+        value={v.amplitude_url}
+        error={e.amplitude_url}
+        hint="Leave empty to use the region's address; set only for a proxy or the Amplitude emulator."
+      />
+    </FormPage>
   );
 }
 
@@ -189,21 +192,19 @@ export function StreamPage(p: {
   const e = p.errors ?? {};
   const overrides = Object.entries(p.eventNames);
   return (
-    <Layout title={`Stream ${s.name}`} nav="streams">
-      <h1 safe>{`Stream: ${s.name}`}</h1>
-      <p>
-        <a href="/streams">← All streams</a>
-      </p>
-      <Notice text={p.notice} />
-      <Notice kind="alert" text={p.error} />
+    <ObjectPage
+      title={`Stream ${s.name}`}
+      heading={`Stream: ${s.name}`}
+      nav="streams"
+      back={{ href: '/streams', label: 'All streams' }}
+      notice={p.notice}
+      error={p.error}
+    >
       <section class="card">
         <Facts>
-          <Fact label="Id">
-            <code safe>{s.id}</code>
-          </Fact>
+          <Fact label="Id" code={s.id} />
           <Fact label="Status">
-            <Badge status={s.status} />
-            {s.status_reason ? <span class="muted" safe>{` ${s.status_reason}`}</span> : ''}
+            <StatusReason status={s.status} reason={s.status_reason} />
           </Fact>
           <Fact label="Amplitude" text={`${s.amplitude_url ?? 'by region'} (${s.region})`} />
           <Fact
@@ -214,21 +215,11 @@ export function StreamPage(p: {
         </Facts>
         <div class="actions">
           {s.status === 'paused' ? (
-            <form method="post" action={streamPath(s.id, '/resume')}>
-              <button type="submit">Resume forwarding</button>
-            </form>
+            <PostButton action={streamPath(s.id, '/resume')} label="Resume forwarding" />
           ) : (
-            <form method="post" action={streamPath(s.id, '/pause')}>
-              <button type="submit" class="secondary">
-                Pause forwarding
-              </button>
-            </form>
+            <PostButton action={streamPath(s.id, '/pause')} label="Pause forwarding" secondary />
           )}
-          <form method="post" action={streamPath(s.id, '/forward')}>
-            <button type="submit" class="secondary">
-              Forward pending now
-            </button>
-          </form>
+          <PostButton action={streamPath(s.id, '/forward')} label="Forward pending now" secondary />
         </div>
       </section>
 
@@ -289,50 +280,32 @@ export function StreamPage(p: {
         </details>
       </section>
 
-      <section class="card" aria-labelledby="settings-title">
-        <h2 id="settings-title">Settings</h2>
-        <form class="stack" method="post" action={streamPath(s.id, '/edit')} novalidate>
-          <Field name="name" label="Name" value={v.name} error={e.name} required />
-          <Field
-            name="amplitude_api_key"
-            label="New Amplitude project API key"
-            type="password"
-            autocomplete="off"
-            error={e.amplitude_api_key}
-            hint="Leave empty to keep the current key. A stream paused for a refused key resumes once Amplitude accepts the new one."
-          />
-          <SelectField
-            name="region"
-            label="Amplitude data region"
-            options={REGIONS}
-            value={v.region}
-            error={e.region}
-          />
-          <EventNamesField value={v.event_names} error={e.event_names} />
-          <Field
-            name="amplitude_url"
-            label="HTTP V2 API URL"
-            type="url"
-            value={v.amplitude_url}
-            error={e.amplitude_url}
-            hint="Empty: the region's address."
-          />
-          <div class="actions">
-            <button type="submit">Save changes</button>
-          </div>
-        </form>
-      </section>
-      <section class="card danger-zone" aria-labelledby="delete-title">
-        <h2 id="delete-title">Delete</h2>
+      <SettingsCard action={streamPath(s.id, '/edit')}>
+        <Field name="name" label="Name" value={v.name} error={e.name} required />
+        <SecretField
+          name="amplitude_api_key"
+          label="New Amplitude project API key"
+          error={e.amplitude_api_key}
+          hint="Leave empty to keep the current key. A stream paused for a refused key resumes once Amplitude accepts the new one."
+        />
+        <SelectField name="region" label="Amplitude data region" options={REGIONS} value={v.region} error={e.region} />
+        <EventNamesField value={v.event_names} error={e.event_names} />
+        <Field
+          name="amplitude_url"
+          label="HTTP V2 API URL"
+          type="url"
+          value={v.amplitude_url}
+          error={e.amplitude_url}
+          hint="Empty: the region's address."
+        />
+      </SettingsCard>
+      <DangerZone noun="stream" href={streamPath(s.id, '/delete')}>
         <p>
           Deleting the stream drops the events it has not forwarded and its dead letters; OneSignal's posts then get
           404.
         </p>
-        <a class="button danger" href={streamPath(s.id, '/delete')}>
-          Delete stream…
-        </a>
-      </section>
-    </Layout>
+      </DangerZone>
+    </ObjectPage>
   );
 }
 

@@ -2,8 +2,18 @@ import { CADENCES } from '../../../sync/cadence';
 import type { VerificationView } from '../../../sync/verify';
 import type { RunRead, SyncRead } from '../../api/queries';
 import { SeriesChart } from '../charts';
-import { Badge, type Column, Field, fmtTime, Layout, Notice, Num, TableHead } from '../layout';
-import { ConfirmPage, DangerZone, Fact, Facts, PostButton, SelectField, SettingsCard } from '../parts';
+import { Badge, type Column, Field, fmtTime, Num, TableHead } from '../layout';
+import {
+  ConfirmPage,
+  DangerZone,
+  Fact,
+  Facts,
+  FormPage,
+  ObjectPage,
+  PostButton,
+  SelectField,
+  SettingsCard,
+} from '../parts';
 import { VerificationPanel } from './verify';
 
 export const SYNC_FORM_FIELDS = [
@@ -70,69 +80,68 @@ export function NewSyncPage(p: {
 }): JSX.Element {
   const v = p.values;
   const e = p.errors;
-  const none = p.cohorts.length === 0 || p.destinations.length === 0;
-  return (
-    <Layout title="Sync a cohort to OneSignal" nav="cohorts">
-      <h1>Sync a cohort to OneSignal</h1>
-      <Notice kind="alert" text={p.formError} />
-      {none ? (
+  if (p.cohorts.length === 0 || p.destinations.length === 0)
+    return (
+      <ObjectPage title="Sync a cohort to OneSignal" heading="Sync a cohort to OneSignal" nav="cohorts">
         <p class="card">
           A sync needs a cohort and a destination: <a href="/cohorts">import or list a cohort</a> and{' '}
           <a href="/destinations/new">add a OneSignal destination</a> first.
         </p>
-      ) : (
-        <section class="card">
-          <p class="muted">
-            Each member of the cohort gets a OneSignal tag, and a segment filters on it; a run adds the tag to new
-            members and removes it from those who left.
-          </p>
-          <form class="stack" method="post" action="/syncs" novalidate aria-label="New sync">
-            <SelectField
-              name="cohort_id"
-              label="Cohort"
-              options={p.cohorts.map((c) => ({ value: c.id, label: `${c.name} (${c.id})` }))}
-              value={v.cohort_id}
-              error={e.cohort_id}
-            />
-            <SelectField
-              name="destination_id"
-              label="OneSignal destination"
-              options={p.destinations.map((d) => ({ value: d.id, label: d.name }))}
-              value={v.destination_id}
-              error={e.destination_id}
-            />
-            <CadenceField value={v.cadence ?? 'manual'} error={e.cadence} />
-            <GuardField value={v.guard_threshold ?? '0.5'} error={e.guard_threshold} />
-            <SelectField
-              name="tag_value"
-              label="Tag value"
-              options={TAG_VALUES}
-              value={v.tag_value ?? 'presence'}
-              error={e.tag_value}
-            />
-            <Field
-              name="segment_name"
-              label="Segment name (optional)"
-              value={v.segment_name}
-              error={e.segment_name}
-              hint="Empty: the cohort's name. OneSignal refuses a name one of its segments already has."
-            />
-            <Field
-              name="reuse_segment_id"
-              label="Reuse an existing OneSignal segment (optional id)"
-              value={v.reuse_segment_id}
-              error={e.reuse_segment_id}
-            />
-            <div class="actions">
-              <button type="submit">Create sync</button>
-              <a class="button secondary" href="/cohorts">
-                Cancel
-              </a>
-            </div>
-          </form>
-        </section>
-      )}
-    </Layout>
+      </ObjectPage>
+    );
+  return (
+    <FormPage
+      title="Sync a cohort to OneSignal"
+      nav="cohorts"
+      action="/syncs"
+      submit="Create sync"
+      label="New sync"
+      cancelHref="/cohorts"
+      formError={p.formError}
+      intro={
+        <p class="muted">
+          Each member of the cohort gets a OneSignal tag, and a segment filters on it; a run adds the tag to new members
+          and removes it from those who left.
+        </p>
+      }
+    >
+      <SelectField
+        name="cohort_id"
+        label="Cohort"
+        options={p.cohorts.map((c) => ({ value: c.id, label: `${c.name} (${c.id})` }))}
+        value={v.cohort_id}
+        error={e.cohort_id}
+      />
+      <SelectField
+        name="destination_id"
+        label="OneSignal destination"
+        options={p.destinations.map((d) => ({ value: d.id, label: d.name }))}
+        value={v.destination_id}
+        error={e.destination_id}
+      />
+      <CadenceField value={v.cadence ?? 'manual'} error={e.cadence} />
+      <GuardField value={v.guard_threshold ?? '0.5'} error={e.guard_threshold} />
+      <SelectField
+        name="tag_value"
+        label="Tag value"
+        options={TAG_VALUES}
+        value={v.tag_value ?? 'presence'}
+        error={e.tag_value}
+      />
+      <Field
+        name="segment_name"
+        label="Segment name (optional)"
+        value={v.segment_name}
+        error={e.segment_name}
+        hint="Empty: the cohort's name. OneSignal refuses a name one of its segments already has."
+      />
+      <Field
+        name="reuse_segment_id"
+        label="Reuse an existing OneSignal segment (optional id)"
+        value={v.reuse_segment_id}
+        error={e.reuse_segment_id}
+      />
+    </FormPage>
   );
 }
 
@@ -153,10 +162,13 @@ export function SyncPage(p: {
   const e = p.errors ?? {};
   const paused = s.status === 'paused';
   return (
-    <Layout title={`Sync ${s.cohort_name ?? s.cohort_id}`} nav="overview">
-      <h1 safe>{`Sync: ${s.cohort_name ?? s.cohort_id} → ${s.destination_name ?? s.destination_id}`}</h1>
-      <Notice text={p.notice} />
-      <Notice kind="alert" text={p.error} />
+    <ObjectPage
+      title={`Sync ${s.cohort_name ?? s.cohort_id}`}
+      heading={`Sync: ${s.cohort_name ?? s.cohort_id} → ${s.destination_name ?? s.destination_id}`}
+      nav="overview"
+      notice={p.notice}
+      error={p.error}
+    >
       <section class="card">
         <Facts>
           <Fact label="Status">
@@ -164,9 +176,7 @@ export function SyncPage(p: {
             {paused ? <span class="muted"> no run starts until it is resumed; tags stay as they are</span> : ''}
           </Fact>
           <Fact label="Cadence" text={s.cadence} />
-          <Fact label="OneSignal tag key">
-            <code safe>{s.tag_key}</code>
-          </Fact>
+          <Fact label="OneSignal tag key" code={s.tag_key} />
           <Fact
             label="Tag value"
             text={s.tag_value === 'entered_at' ? 'the Unix time the user entered the cohort' : '"1"'}
@@ -203,7 +213,7 @@ export function SyncPage(p: {
       <DangerZone noun="sync" href={`${base}/delete`}>
         <p>Deleting the sync removes its tag from the users OneSignal confirmed it on, and its segment.</p>
       </DangerZone>
-    </Layout>
+    </ObjectPage>
   );
 }
 

@@ -5,7 +5,7 @@ import { AmpError } from '../../../errors';
 import type { Context } from '../../../store';
 import { readCohorts, readDestination, readDestinations, readSyncs } from '../../api/queries';
 import { idParam } from '../../api/schemas';
-import { fieldErrors, formErrors, formOf, html, parseId, queryOf, type UiRoutes, userFacing } from '../http';
+import { confirmed, fieldErrors, html, parseId, queryOf, type UiRoutes, userFacing } from '../http';
 import { DeleteCohortPage } from '../pages/cohort-delete';
 import { CohortsPage } from '../pages/cohorts';
 
@@ -69,16 +69,16 @@ export const cohortRoutes: UiRoutes = (ui, { ctx }) => {
 
   ui.post('/cohorts/:id/delete', async (req, reply) => {
     const id = parseId(req);
-    if (formOf(req).confirm !== 'yes') return html(reply, await deletePage(id), 400);
-    try {
-      const name = (await readCohorts(ctx)).find((c) => c.id === id)?.name ?? id;
-      const r = await deleteCohort(ctx, id);
-      const q = new URLSearchParams({ cohort_deleted: name, members: String(r.members) });
-      return reply.redirect(`/cohorts?${q}`, 303);
-    } catch (e) {
-      const r = formErrors(e, []);
-      return html(reply, await deletePage(id, r.message), r.status);
-    }
+    return confirmed(
+      req,
+      reply,
+      (error) => deletePage(id, error),
+      async () => {
+        const name = (await readCohorts(ctx)).find((c) => c.id === id)?.name ?? id;
+        const r = await deleteCohort(ctx, id);
+        return `/cohorts?${new URLSearchParams({ cohort_deleted: name, members: String(r.members) })}`;
+      },
+    );
   });
 
   // Its own scope: the multipart parser and its size limit apply to this one route.

@@ -1,7 +1,6 @@
 import {
   addDestination,
   deleteDestination,
-  destinationInputSchema,
   pauseDestination,
   resumeDestination,
   testDestination,
@@ -13,8 +12,8 @@ import { toAmpError } from '../../../errors';
 import type { Context } from '../../../store';
 import { readDestination, readDestinations, readSyncs } from '../../api/queries';
 import {
+  confirmed,
   type Form,
-  fieldErrors,
   formErrors,
   formOf,
   html,
@@ -87,17 +86,16 @@ export const destinationRoutes: UiRoutes = (ui, { ctx }) => {
 
   ui.post('/destinations/:id/delete', async (req, reply) => {
     const id = parseId(req);
-    const form = formOf(req);
-    if (form.confirm !== 'yes') return html(reply, await deletePage(id), 400);
     const name = (await readDestination(ctx, id)).name;
-    try {
-      const r = await deleteDestination(ctx, id, { removeTags: form.remove_tags !== 'no' });
-      if (!r.deleted) return html(reply, await deletePage(id, r.message), 409);
-      return reply.redirect(`/destinations?deleted=${encodeURIComponent(name)}`, 303);
-    } catch (e) {
-      const r = formErrors(e, []);
-      return html(reply, await deletePage(id, r.message), r.status);
-    }
+    return confirmed(
+      req,
+      reply,
+      (error) => deletePage(id, error),
+      async () => {
+        const r = await deleteDestination(ctx, id, { removeTags: formOf(req).remove_tags !== 'no' });
+        return r.deleted ? `/destinations?deleted=${encodeURIComponent(name)}` : { refused: r.message };
+      },
+    );
   });
 
   ui.get('/destinations/:id', async (req, reply) => {
@@ -147,33 +145,20 @@ export const destinationRoutes: UiRoutes = (ui, { ctx }) => {
       rate_limit_per_second: form.rate_limit_per_second,
       source_id: form.source_id,
     };
-    const input = destinationSettings(form);
-    const parsed = destinationInputSchema.safeParse(input);
-    if (!parsed.success) {
-      return html(
-        reply,
-        <NewDestinationPage values={values} errors={fieldErrors(parsed.error)} sources={await sourceChoices(ctx)} />,
-        400,
-      );
-    }
     try {
-      const row = await addDestination(ctx, input);
+      const row = await addDestination(ctx, destinationSettings(form));
       return reply.redirect(`/cohorts?created=${encodeURIComponent(row.id)}`, 303);
     } catch (e) {
-      const err = toAmpError(e);
-      if (err.kind === 'internal') throw err;
-      const errors: Record<string, string> =
-        err.code === 'conflict' ? { [String(err.details?.field ?? 'name')]: err.message } : {};
-      return html(
-        reply,
+      const r = formErrors(e, [...DESTINATION_EDIT_FIELDS, 'app_id', 'source_id']);
+      const page = (
         <NewDestinationPage
           sources={await sourceChoices(ctx)}
           values={values}
-          errors={errors}
-          formError={err.code === 'conflict' ? undefined : err.message}
-        />,
-        err.httpStatus,
+          errors={r.fields}
+          formError={r.message}
+        />
       );
+      return html(reply, page, r.status);
     }
   });
 };

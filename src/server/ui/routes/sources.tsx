@@ -3,18 +3,12 @@ import { addSource, deleteSource, listSources, showSource, testSource, updateSou
 import { downloadsThisMonth, plannedMonthlyDownloads } from '../../../connectors/amplitude/budget';
 import { refreshSourceCohorts } from '../../../connectors/amplitude/cohorts';
 import { COHORTS_API_URL } from '../../../connectors/amplitude/constants';
-import {
-  createSourceSchema,
-  getSource,
-  revealWebhookSecret,
-  type SourceRow,
-  sourceView,
-} from '../../../connectors/amplitude/sources';
+import { getSource, revealWebhookSecret, type SourceRow, sourceView } from '../../../connectors/amplitude/sources';
 import type { Context } from '../../../store';
 import { readCohorts } from '../../api/queries';
 import {
+  confirmed,
   type Form,
-  fieldErrors,
   formErrors,
   formOf,
   html,
@@ -90,25 +84,13 @@ export const sourceRoutes: UiRoutes = (ui, { ctx }) => {
       api_url: form.api_url,
       download_budget: form.download_budget,
     };
-    const input = sourceSettings(form);
-    const parsed = createSourceSchema.safeParse(input);
-    if (!parsed.success) return html(reply, <NewSourcePage values={values} errors={fieldErrors(parsed.error)} />, 400);
     try {
-      const created = await addSource(ctx, parsed.data);
+      const created = await addSource(ctx, sourceSettings(form));
       // The secret is on the page right after creation, as `source add` prints it.
       return reply.redirect(`/sources/${encodeURIComponent(created.id)}?created=1`, 303);
     } catch (e) {
-      const err = userFacing(e);
-      const conflict = err.code === 'conflict';
-      return html(
-        reply,
-        <NewSourcePage
-          values={values}
-          errors={conflict ? { [String(err.details?.field ?? 'name')]: err.message } : {}}
-          formError={conflict ? undefined : err.message}
-        />,
-        err.httpStatus,
-      );
+      const r = formErrors(e, SOURCE_EDIT_FIELDS);
+      return html(reply, <NewSourcePage values={values} errors={r.fields} formError={r.message} />, r.status);
     }
   });
 
@@ -190,17 +172,16 @@ export const sourceRoutes: UiRoutes = (ui, { ctx }) => {
 
   ui.post('/sources/:id/delete', async (req, reply) => {
     const id = parseId(req);
-    const form = formOf(req);
-    if (form.confirm !== 'yes') return html(reply, await deletePage(id), 400);
     const name = (await getSource(ctx, id)).name;
-    try {
-      const r = await deleteSource(ctx, id, { force: form.force === 'yes' });
-      if (!r.deleted) return html(reply, await deletePage(id, r.message), 409);
-      return reply.redirect(`/sources?deleted=${encodeURIComponent(name)}`, 303);
-    } catch (e) {
-      const r = formErrors(e, []);
-      return html(reply, await deletePage(id, r.message), r.status);
-    }
+    return confirmed(
+      req,
+      reply,
+      (error) => deletePage(id, error),
+      async () => {
+        const r = await deleteSource(ctx, id, { force: formOf(req).force === 'yes' });
+        return r.deleted ? `/sources?deleted=${encodeURIComponent(name)}` : { refused: r.message };
+      },
+    );
   });
 };
 

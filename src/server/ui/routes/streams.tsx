@@ -14,6 +14,7 @@ import { EVENT_STREAM_BODY_TEMPLATE } from '../../../events/stream-template';
 import { streamActivity } from '../../../events/streams';
 import type { Context } from '../../../store';
 import {
+  confirmed,
   type Form,
   formErrors,
   formOf,
@@ -155,10 +156,16 @@ export const streamRoutes: UiRoutes = (ui, { ctx }) => {
 
   ui.post('/streams/:id/delete', async (req, reply) => {
     const id = parseId(req);
-    if (formOf(req).confirm !== 'yes') return html(reply, await deletePage(id), 400);
     const name = (await showStream(ctx, id)).name;
-    await deleteStream(ctx, id);
-    return reply.redirect(`/streams?deleted=${encodeURIComponent(name)}`, 303);
+    return confirmed(
+      req,
+      reply,
+      (error) => deletePage(id, error),
+      async () => {
+        await deleteStream(ctx, id);
+        return `/streams?deleted=${encodeURIComponent(name)}`;
+      },
+    );
   });
 
   ui.post('/streams/:id/forward', async (req, reply) => {

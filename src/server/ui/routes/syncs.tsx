@@ -1,10 +1,10 @@
-import { addSync, pauseSync, removeSync, resumeSync, syncInputSchema, updateSync } from '../../../app/syncs';
+import { addSync, pauseSync, removeSync, resumeSync, updateSync } from '../../../app/syncs';
 import type { Context } from '../../../store';
 import { listVerifications } from '../../../sync/verify';
 import { runSyncAction } from '../../api/actions';
 import { readCohorts, readDestinations, readRunsOfSync, readSync } from '../../api/queries';
 import {
-  fieldErrors,
+  confirmed,
   formErrors,
   formOf,
   html,
@@ -78,10 +78,9 @@ export const syncRoutes: UiRoutes = (ui, deps) => {
         reuse_segment_id: optional(form.reuse_segment_id),
       }).filter(([, v]) => v !== undefined),
     );
-    const parsed = syncInputSchema.safeParse(input);
-    if (!parsed.success) return html(reply, await newSyncPage(values, fieldErrors(parsed.error)), 400);
     try {
-      const sync = await addSync(ctx, parsed.data);
+      // addSync validates with syncInputSchema: its issues come back by field.
+      const sync = await addSync(ctx, input);
       return reply.redirect(pathOf('syncs', sync.id, '?created=1'), 303);
     } catch (e) {
       const r = formErrors(e, SYNC_FORM_FIELDS);
@@ -160,22 +159,22 @@ export const syncRoutes: UiRoutes = (ui, deps) => {
   );
 
   ui.post('/syncs/:id/delete', async (req, reply) => {
-    const id = parseId(req);
-    const sync = await readSync(ctx, id);
-    if (formOf(req).confirm !== 'yes') return html(reply, <DeleteSyncPage sync={sync} />, 400);
-    try {
-      const r = await removeSync(ctx, id);
-      if (!r.deleted) {
-        const message = `${r.pending} tag removal(s) are still pending at OneSignal; the sync stays until they are delivered: delete it again later.`;
-        return html(reply, <DeleteSyncPage sync={sync} error={message} />, 409);
-      }
-      const q = new URLSearchParams({ deleted: sync.cohort_name ?? sync.cohort_id, removed: String(r.removed) });
-      if (r.segment_error) q.set('segment_error', r.segment_error);
-      return reply.redirect(`/cohorts?${q}`, 303);
-    } catch (e) {
-      const r = formErrors(e, []);
-      return html(reply, <DeleteSyncPage sync={sync} error={r.message} />, r.status);
-    }
+    const sync = await readSync(ctx, parseId(req));
+    return confirmed(
+      req,
+      reply,
+      async (error) => <DeleteSyncPage sync={sync} error={error} />,
+      async () => {
+        const r = await removeSync(ctx, sync.id);
+        if (!r.deleted)
+          return {
+            refused: `${r.pending} tag removal(s) are still pending at OneSignal; the sync stays until they are delivered: delete it again later.`,
+          };
+        const q = new URLSearchParams({ deleted: sync.cohort_name ?? sync.cohort_id, removed: String(r.removed) });
+        if (r.segment_error) q.set('segment_error', r.segment_error);
+        return `/cohorts?${q}`;
+      },
+    );
   });
 
   ui.get('/syncs/:id/history', async (req, reply) => {
