@@ -3,7 +3,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type AmplitudeEmulator, startAmplitudeEmulator } from '../../src/emulators/amplitude';
 import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
 import { describeEachDialect } from '../helpers/db';
-import { expectTablesFit, openUi, runBrowser, shot, type UiSession } from './harness';
+import { expectFitsCards, expectTablesFit, openUi, runBrowser, shot, type UiSession } from './harness';
 
 process.env.AMPSIGNAL_AMPLITUDE_POLL_MS = '10';
 const AMP = { apiKey: `amp-uicfg-${crypto.randomUUID()}`, secretKey: `amp-secret-${crypto.randomUUID()}` };
@@ -66,6 +66,7 @@ syncs:
       await plan.getByText(`api_key: from \${UICFG_OS_KEY}`).waitFor();
       await page.getByText('Plan: 3 to create, 0 to change, 0 to delete.').waitFor();
       expect(await page.content()).not.toContain(OS.apiKey);
+      await expectFitsCards(page);
       await shot(page, `configuration-plan-${dialect}`);
 
       await page.getByRole('button', { name: 'Apply…' }).click();

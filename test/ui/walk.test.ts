@@ -101,6 +101,7 @@ describeEachDialect('web UI: every page fits its cards at 1280 px', (db) => {
         ['stream-delete', `/streams/${str}/delete`],
         ['dead-letters', `/streams/${str}/dead-letters`],
         ['alerts', '/alerts'],
+        ['configuration', '/configuration'],
         ['catalog', '/catalog'],
         ['users', '/users?q=w1'],
       ];

@@ -94,5 +94,6 @@ form.stack legend{font-weight:600;padding:0 .3rem}
 .big{font-size:1.2rem;font-weight:650}
 form.stack.wide{max-width:none}
 textarea.code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.85rem;width:100%}
-ul.changes{margin:0;padding-left:1rem}
+ul.changes{margin:0;padding-left:1rem;overflow-wrap:anywhere}
+pre.wrap{white-space:pre-wrap;overflow-wrap:anywhere}
 `;

@@ -178,7 +178,7 @@ export function ConfigurationPage(p: {
           </a>{' '}
           <span class="muted">(keys as references; set them in the environment before apply)</span>
         </p>
-        <pre id="current-yaml" safe>
+        <pre id="current-yaml" class="wrap" safe>
           {p.exported}
         </pre>
       </section>
