@@ -145,6 +145,11 @@ export function NewSyncPage(p: {
   );
 }
 
+const STATUS_NOTES: Record<string, string> = {
+  paused: ' no run starts until it is resumed; tags stay as they are',
+  deleting: ' being deleted: some tag removals were not delivered yet; delete it again to finish',
+};
+
 export function SyncPage(p: {
   sync: SyncRead;
   runs: RunRead[];
@@ -173,7 +178,9 @@ export function SyncPage(p: {
         <Facts>
           <Fact label="Status">
             <Badge status={s.status} />
-            {paused ? <span class="muted"> no run starts until it is resumed; tags stay as they are</span> : ''}
+            <span class="muted" safe>
+              {STATUS_NOTES[s.status] ?? ''}
+            </span>
           </Fact>
           <Fact label="Cadence" text={s.cadence} />
           <Fact label="OneSignal tag key" code={s.tag_key} />
@@ -189,7 +196,11 @@ export function SyncPage(p: {
           />
         </Facts>
         <div class="actions">
-          {paused ? (
+          {s.status === 'deleting' ? (
+            <a class="button danger" href={`${base}/delete`}>
+              Finish deleting…
+            </a>
+          ) : paused ? (
             <PostButton action={`${base}/resume`} label="Resume sync" />
           ) : (
             <>
