@@ -62,17 +62,23 @@ function Conditions(p: { settings: AlertSettings }): JSX.Element {
     ],
   ];
   return (
-    <table>
-      <TableHead cols={['Condition', 'Alerts when']} />
-      <tbody>
-        {rules.map(([name, when]) => (
-          <tr>
-            <td safe>{name}</td>
-            <td safe>{when}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+    <>
+      <table>
+        <TableHead cols={['Condition', 'Alerts when']} />
+        <tbody>
+          {rules.map(([name, when]) => (
+            <tr>
+              <td safe>{name}</td>
+              <td safe>{when}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p class="muted">
+        These are the defaults; a rule below may set its own threshold for dead letters, the download budget, real-time
+        silence or drift, and its channel then hears at that line instead.
+      </p>
+    </>
   );
 }
 
