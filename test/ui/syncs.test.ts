@@ -64,6 +64,12 @@ describeEachDialect('web UI: a sync page', (db) => {
       await form.getByLabel(/Removal guard/).fill('0.4');
       await form.getByRole('button', { name: 'Create sync' }).click();
       await page.getByText('Sync created.').waitFor();
+      expect(
+        await page
+          .getByRole('row', { name: /^Destination/ })
+          .getByRole('link')
+          .getAttribute('href'),
+      ).toBe('/destinations/dst_sync');
       await page.getByText('No finished run yet').waitFor();
       await page.getByText('more than 40% of the confirmed members waits for approval').waitFor();
 
@@ -113,7 +119,7 @@ describeEachDialect('web UI: a sync page', (db) => {
       const summary = (await chart.getAttribute('aria-label')) ?? '';
       expect(summary).toContain('Added: 6 in all, last 1');
       expect(summary).toContain('Removed: 1 in all, last 1');
-      expect(summary).toContain('Members: 13 in all, last 5');
+      expect(summary).toContain('Members: last 5, at most 5');
       expect(await chart.locator('rect.s-added').count()).toBe(3);
       expect(await chart.locator('polyline.s-members').getAttribute('points')).toMatch(/^(\S+ ){2}\S+$/);
       await expectTablesFit(page);

@@ -72,6 +72,8 @@ export interface Series {
   cls: string;
   values: number[];
   kind: 'bar' | 'line';
+  /** A level (members at each run), not a count per step: a sum of it means nothing, its peak does. */
+  level?: boolean;
 }
 
 const W = 1000;
@@ -105,8 +107,10 @@ export function SeriesChart(p: { title: string; xLabels: string[]; series: Serie
   const bars = p.series.filter((s) => s.kind === 'bar');
   const barW = (step * 0.8) / Math.max(1, bars.length);
   const labelEvery = Math.max(1, Math.ceil(n / 8));
-  const totals = p.series.map(
-    (s) => `${s.label}: ${fmt(s.values.reduce((a, b) => a + b, 0))} in all, last ${fmt(s.values[n - 1] ?? 0)}`,
+  const totals = p.series.map((s) =>
+    s.level
+      ? `${s.label}: last ${fmt(s.values[n - 1] ?? 0)}, at most ${fmt(Math.max(0, ...s.values))}`
+      : `${s.label}: ${fmt(s.values.reduce((a, b) => a + b, 0))} in all, last ${fmt(s.values[n - 1] ?? 0)}`,
   );
   return (
     <figure class="chart">

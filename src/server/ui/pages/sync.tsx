@@ -182,6 +182,19 @@ export function SyncPage(p: {
               {STATUS_NOTES[s.status] ?? ''}
             </span>
           </Fact>
+          <Fact label="Cohort">
+            <a href="/cohorts" safe>
+              {s.cohort_name ?? s.cohort_id}
+            </a>{' '}
+            <code class="muted" safe>
+              {s.cohort_id}
+            </code>
+          </Fact>
+          <Fact label="Destination">
+            <a href={`/destinations/${encodeURIComponent(s.destination_id)}`} safe>
+              {s.destination_name ?? s.destination_id}
+            </a>
+          </Fact>
           <Fact label="Cadence" text={s.cadence} />
           <Fact label="OneSignal tag key" code={s.tag_key} />
           <Fact
@@ -255,7 +268,7 @@ function RunsChart(p: { runs: RunRead[] }): JSX.Element {
       series={[
         { label: 'Added', cls: 's-added', kind: 'bar', values: runs.map((r) => r.added) },
         { label: 'Removed', cls: 's-removed', kind: 'bar', values: runs.map((r) => r.removed) },
-        { label: 'Members', cls: 's-members', kind: 'line', values: runs.map((r) => r.members) },
+        { label: 'Members', cls: 's-members', kind: 'line', level: true, values: runs.map((r) => r.members) },
       ]}
     />
   );
