@@ -37,11 +37,6 @@ export async function run(dialect: Dialect, size: GuardSize): Promise<Record<str
     dialect,
     label: 'guard',
     members: size.users,
-    pool: 0,
-    faultRate: 0,
-    throttleRate: 0,
-    hangMs: 1_000,
-    rateLimit: 1_000,
     workers: size.workers,
     seed: size.seed,
   });

@@ -34,20 +34,20 @@ export interface WorldOptions {
   label: string;
   /** Cohort members at the start. */
   members: number;
-  /** Users known to OneSignal beyond the members, whom churn adds. */
-  pool: number;
+  /** Users known to OneSignal beyond the members, whom churn adds (0). */
+  pool?: number;
   /** Share of vendor requests failed, evenly: 5xx, dropped connections, hangs, answers lost after the change was applied. */
-  faultRate: number;
+  faultRate?: number;
   /**
    * Share of vendor requests answered 429 with Retry-After (1 s). Kept apart from faultRate: a
    * client that honours Retry-After sends nothing for a second after each, so a share of p caps
    * any such client near 1/p requests a second (4% → ~25/s).
    */
-  throttleRate: number;
-  /** How long a hung request is held before the emulator closes it. */
-  hangMs: number;
-  /** The destination's and the OneSignal app's requests per second. */
-  rateLimit: number;
+  throttleRate?: number;
+  /** How long a hung request is held before the emulator closes it (1 s). */
+  hangMs?: number;
+  /** The destination's and the OneSignal app's requests per second (1,000). */
+  rateLimit?: number;
   workers: number;
   seed: number;
   /** Extra environment of every process (AMPSIGNAL_LOG_LEVEL…). */
@@ -76,7 +76,16 @@ export interface World {
   close(): Promise<void>;
 }
 
-export async function startWorld(o: WorldOptions): Promise<World> {
+/** What a scenario leaves unsaid: no faults, no churn pool, the OneSignal limit. */
+const WORLD_DEFAULTS = { pool: 0, faultRate: 0, throttleRate: 0, hangMs: 1_000, rateLimit: 1_000 };
+
+/**
+ * The one set-up of every scenario: a fresh database, both emulators (faults as asked), the
+ * source, destination, cohort sync and event stream made through the real CLI, and the cluster
+ * of serve and workers running.
+ */
+export async function startWorld(options: WorldOptions): Promise<World> {
+  const o = { ...WORLD_DEFAULTS, ...options };
   const db = await freshDatabase(o.dialect, o.label);
   const closers: Array<() => Promise<unknown>> = [() => db.drop()];
   const close = async () => {
