@@ -1,5 +1,5 @@
 import type { Children } from '@kitajs/html';
-import { Badge, Field, Layout, type NavKey, Notice } from './layout';
+import { Badge, Field, type FieldProps, Layout, type NavKey, Notice } from './layout';
 
 /** Components shared by several pages: copyable values, selects, confirmation pages. */
 
@@ -331,4 +331,22 @@ export function FormPage(p: {
       </section>
     </Layout>
   );
+}
+
+/**
+ * One form's fields bound to its values and errors, so each field names its key once:
+ * `const f = formFields(values, errors)` then `<f.Input name="budget" label="…" initial="500" />`
+ * (`initial`: shown while the form has no value of its own).
+ */
+export function formFields(values: object, errors: Record<string, string>) {
+  const value = (name: string, initial?: string) => (values as Record<string, string | undefined>)[name] ?? initial;
+  return {
+    Input: ({ initial, ...p }: Omit<FieldProps, 'value' | 'error'> & { initial?: string }) => (
+      <Field {...p} value={value(p.name, initial)} error={errors[p.name]} />
+    ),
+    Select: ({ initial, ...p }: Omit<Parameters<typeof SelectField>[0], 'value' | 'error'> & { initial?: string }) => (
+      <SelectField {...p} value={value(p.name, initial)} error={errors[p.name]} />
+    ),
+    Secret: (p: Omit<Parameters<typeof SecretField>[0], 'error'>) => <SecretField {...p} error={errors[p.name]} />,
+  };
 }

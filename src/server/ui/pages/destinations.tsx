@@ -6,9 +6,9 @@ import {
   Fact,
   Facts,
   FormPage,
+  formFields,
   ObjectPage,
   PostButton,
-  SecretField,
   SelectField,
   SettingsCard,
   StatusReason,
@@ -35,6 +35,7 @@ export function NewDestinationPage(p: {
 }): JSX.Element {
   const v = p.values;
   const e = p.errors;
+  const f = formFields(v, e);
   return (
     <FormPage
       title="Add a OneSignal destination"
@@ -45,7 +46,7 @@ export function NewDestinationPage(p: {
       actions={<TestButton action="/destinations/test" include />}
       footer={<TestSlot />}
     >
-      <Field name="name" label="Name" value={v.name} error={e.name} required placeholder="Production app" />
+      <f.Input name="name" label="Name" required placeholder="Production app" />
       <Field
         name="app_id"
         label="OneSignal App ID"
@@ -54,39 +55,24 @@ export function NewDestinationPage(p: {
         required
         hint="Settings > Keys & IDs in the OneSignal dashboard."
       />
-      <SecretField
-        name="api_key"
-        label="App API key"
-        error={e.api_key}
-        required
-        hint="Stored encrypted; never shown again."
-      />
-      <Field
+      <f.Secret name="api_key" label="App API key" required hint="Stored encrypted; never shown again." />
+      <f.Input
         name="external_id_property"
         label="Identity mapping: Amplitude property used as OneSignal external_id"
-        value={v.external_id_property ?? 'user_id'}
-        error={e.external_id_property}
+        initial="user_id"
       />
-      <Field
+      <f.Input
         name="tag_key_template"
         label="Tag key template"
-        value={v.tag_key_template ?? 'amp_cohort_{cohort_id}'}
-        error={e.tag_key_template}
+        initial="amp_cohort_{cohort_id}"
         hint="Must contain {cohort_id}."
       />
-      <Field
-        name="max_tags_per_user"
-        label="Max cohort tags per user (plan budget)"
-        type="number"
-        value={v.max_tags_per_user ?? '10'}
-        error={e.max_tags_per_user}
-      />
-      <Field
+      <f.Input name="max_tags_per_user" label="Max cohort tags per user (plan budget)" type="number" initial="10" />
+      <f.Input
         name="rate_limit_per_second"
         label="Requests per second for this app"
         type="number"
-        value={v.rate_limit_per_second ?? '1000'}
-        error={e.rate_limit_per_second}
+        initial="1000"
         hint="OneSignal allows 1,000 a second per app by default; lower it to leave room for other senders."
       />
       {p.sources.length === 0 ? (
@@ -103,12 +89,11 @@ export function NewDestinationPage(p: {
           error={e.source_id}
         />
       )}
-      <Field
+      <f.Input
         name="api_url"
         label="API base URL"
         type="url"
-        value={v.api_url ?? 'https://api.onesignal.com'}
-        error={e.api_url}
+        initial="https://api.onesignal.com"
         hint="Change only for a proxy or the OneSignal emulator."
       />
     </FormPage>
@@ -209,6 +194,7 @@ export function DestinationPage(p: {
     external_id_property: d.external_id_property,
   };
   const e = p.errors ?? {};
+  const f = formFields(v, e);
   const synced = p.syncs.length > 0;
   return (
     <ObjectPage
@@ -280,44 +266,27 @@ export function DestinationPage(p: {
         </div>
       )}
       <SettingsCard action={destinationPath(d.id, '/edit')}>
-        <Field name="name" label="Name" value={v.name} error={e.name} required />
-        <SecretField
+        <f.Input name="name" label="Name" required />
+        <f.Secret
           name="api_key"
           label="New App API key"
-          error={e.api_key}
           hint="Leave empty to keep the current key. A destination paused for a refused key stays paused until you resume it."
         />
-        <Field name="api_url" label="API base URL" type="url" value={v.api_url} error={e.api_url} />
-        <Field
-          name="rate_limit_per_second"
-          label="Requests per second for this app"
-          type="number"
-          value={v.rate_limit_per_second}
-          error={e.rate_limit_per_second}
-        />
-        <Field
-          name="max_tags_per_user"
-          label="Max cohort tags per user (plan budget)"
-          type="number"
-          value={v.max_tags_per_user}
-          error={e.max_tags_per_user}
-        />
-        <Field
+        <f.Input name="api_url" label="API base URL" type="url" />
+        <f.Input name="rate_limit_per_second" label="Requests per second for this app" type="number" />
+        <f.Input name="max_tags_per_user" label="Max cohort tags per user (plan budget)" type="number" />
+        <f.Input
           name="tag_key_template"
           label="Tag key template"
-          value={v.tag_key_template}
-          error={e.tag_key_template}
           hint={
             synced
               ? 'Fixed while syncs use this destination: their tags were set under it.'
               : 'Must contain {cohort_id}.'
           }
         />
-        <Field
+        <f.Input
           name="external_id_property"
           label="Amplitude property used as OneSignal external_id"
-          value={v.external_id_property}
-          error={e.external_id_property}
           hint={synced ? 'Fixed while syncs use this destination.' : undefined}
         />
       </SettingsCard>

@@ -1,6 +1,6 @@
 import type { SourceView } from '../../../connectors/amplitude/sources';
 import type { CohortRead } from '../../api/queries';
-import { Field, fmtTime, Layout, Notice, TableHead } from '../layout';
+import { fmtTime, Layout, Notice, TableHead } from '../layout';
 import {
   ConfirmPage,
   CopyField,
@@ -8,10 +8,9 @@ import {
   Fact,
   Facts,
   FormPage,
+  formFields,
   NameCell,
   ObjectPage,
-  SecretField,
-  SelectField,
   SettingsCard,
   TestButton,
   TestSlot,
@@ -94,6 +93,7 @@ export function NewSourcePage(p: {
 }): JSX.Element {
   const v = p.values;
   const e = p.errors;
+  const f = formFields(v, e);
   return (
     <FormPage
       title="Add an Amplitude source"
@@ -108,24 +108,21 @@ export function NewSourcePage(p: {
         </p>
       }
     >
-      <Field name="name" label="Name" value={v.name} error={e.name} required placeholder="Production project" />
-      <SecretField name="api_key" label="Project API key" required error={e.api_key} />
-      <SecretField name="secret_key" label="Project secret key" required error={e.secret_key} />
-      <SelectField name="region" label="Data region" options={REGIONS} value={v.region ?? 'us'} error={e.region} />
-      <Field
+      <f.Input name="name" label="Name" required placeholder="Production project" />
+      <f.Secret name="api_key" label="Project API key" required />
+      <f.Secret name="secret_key" label="Project secret key" required />
+      <f.Select name="region" label="Data region" options={REGIONS} initial="us" />
+      <f.Input
         name="download_budget"
         label="Cohort downloads allowed per month"
         type="number"
-        value={v.download_budget ?? '500'}
-        error={e.download_budget}
+        initial="500"
         hint="Amplitude allows 500 a month on Growth and Enterprise plans; a sync whose cadence would exceed it is refused."
       />
-      <Field
+      <f.Input
         name="api_url"
         label="Behavioral Cohorts API URL (optional)"
         type="url"
-        value={v.api_url}
-        error={e.api_url}
         hint="Leave empty to use the region's address; set only for a proxy or the Amplitude emulator."
       />
     </FormPage>
@@ -176,6 +173,7 @@ export function SourcePage(p: {
   const s = p.source;
   const v = p.values ?? { name: s.name, download_budget: String(s.download_budget), api_url: s.api_url };
   const e = p.errors ?? {};
+  const f = formFields(v, e);
   return (
     <ObjectPage
       title={`Source ${s.name}`}
@@ -253,30 +251,12 @@ export function SourcePage(p: {
       </section>
 
       <SettingsCard action={sourcePath(s.id, '/edit')}>
-        <Field name="name" label="Name" value={v.name} error={e.name} required />
-        <SelectField name="region" label="Data region" options={REGIONS} value={v.region} error={e.region} />
-        <SecretField
-          name="api_key"
-          label="New project API key"
-          error={e.api_key}
-          hint="Leave both keys empty to keep the current ones."
-        />
-        <SecretField name="secret_key" label="New project secret key" error={e.secret_key} />
-        <Field
-          name="download_budget"
-          label="Cohort downloads allowed per month"
-          type="number"
-          value={v.download_budget}
-          error={e.download_budget}
-        />
-        <Field
-          name="api_url"
-          label="Behavioral Cohorts API URL"
-          type="url"
-          value={v.api_url}
-          error={e.api_url}
-          hint="Empty: the region's address."
-        />
+        <f.Input name="name" label="Name" required />
+        <f.Select name="region" label="Data region" options={REGIONS} />
+        <f.Secret name="api_key" label="New project API key" hint="Leave both keys empty to keep the current ones." />
+        <f.Secret name="secret_key" label="New project secret key" />
+        <f.Input name="download_budget" label="Cohort downloads allowed per month" type="number" />
+        <f.Input name="api_url" label="Behavioral Cohorts API URL" type="url" hint="Empty: the region's address." />
       </SettingsCard>
       <DangerZone noun="source" href={sourcePath(s.id, '/delete')}>
         <p>Deleting the source forgets its keys and its cohorts; syncs of its cohorts must go first, or with it.</p>

@@ -1,7 +1,7 @@
 import type { StreamActivity } from '../../../events/streams';
 import type { StreamRead } from '../../api/queries';
 import { SeriesChart } from '../charts';
-import { Badge, type Column, Field, fmtTime, Layout, Notice, Num, TableHead } from '../layout';
+import { Badge, type Column, fmtTime, Layout, Notice, Num, TableHead } from '../layout';
 import {
   ConfirmPage,
   CopyField,
@@ -9,11 +9,10 @@ import {
   Fact,
   Facts,
   FormPage,
+  formFields,
   NameCell,
   ObjectPage,
   PostButton,
-  SecretField,
-  SelectField,
   SettingsCard,
   StatusReason,
 } from '../parts';
@@ -127,6 +126,7 @@ export function NewStreamPage(p: {
 }): JSX.Element {
   const v = p.values;
   const e = p.errors;
+  const f = formFields(v, e);
   return (
     <FormPage
       title="Add an event stream"
@@ -141,28 +141,19 @@ export function NewStreamPage(p: {
         </p>
       }
     >
-      <Field name="name" label="Name" value={v.name} error={e.name} required placeholder="Production pushes" />
-      <SecretField
+      <f.Input name="name" label="Name" required placeholder="Production pushes" />
+      <f.Secret
         name="amplitude_api_key"
         label="Amplitude project API key"
         required
-        error={e.amplitude_api_key}
         hint="Stored encrypted; never shown again."
       />
-      <SelectField
-        name="region"
-        label="Amplitude data region"
-        options={REGIONS}
-        value={v.region ?? 'us'}
-        error={e.region}
-      />
+      <f.Select name="region" label="Amplitude data region" options={REGIONS} initial="us" />
       <EventNamesField value={v.event_names} error={e.event_names} />
-      <Field
+      <f.Input
         name="amplitude_url"
         label="HTTP V2 API URL (optional)"
         type="url"
-        value={v.amplitude_url}
-        error={e.amplitude_url}
         hint="Leave empty to use the region's address; set only for a proxy or the Amplitude emulator."
       />
     </FormPage>
@@ -190,6 +181,7 @@ export function StreamPage(p: {
     event_names: eventNameText(p.eventNames),
   };
   const e = p.errors ?? {};
+  const f = formFields(v, e);
   const overrides = Object.entries(p.eventNames);
   return (
     <ObjectPage
@@ -281,23 +273,15 @@ export function StreamPage(p: {
       </section>
 
       <SettingsCard action={streamPath(s.id, '/edit')}>
-        <Field name="name" label="Name" value={v.name} error={e.name} required />
-        <SecretField
+        <f.Input name="name" label="Name" required />
+        <f.Secret
           name="amplitude_api_key"
           label="New Amplitude project API key"
-          error={e.amplitude_api_key}
           hint="Leave empty to keep the current key. A stream paused for a refused key resumes once Amplitude accepts the new one."
         />
-        <SelectField name="region" label="Amplitude data region" options={REGIONS} value={v.region} error={e.region} />
+        <f.Select name="region" label="Amplitude data region" options={REGIONS} />
         <EventNamesField value={v.event_names} error={e.event_names} />
-        <Field
-          name="amplitude_url"
-          label="HTTP V2 API URL"
-          type="url"
-          value={v.amplitude_url}
-          error={e.amplitude_url}
-          hint="Empty: the region's address."
-        />
+        <f.Input name="amplitude_url" label="HTTP V2 API URL" type="url" hint="Empty: the region's address." />
       </SettingsCard>
       <DangerZone noun="stream" href={streamPath(s.id, '/delete')}>
         <p>

@@ -9,6 +9,7 @@ import {
   Fact,
   Facts,
   FormPage,
+  formFields,
   ObjectPage,
   PostButton,
   SelectField,
@@ -80,6 +81,7 @@ export function NewSyncPage(p: {
 }): JSX.Element {
   const v = p.values;
   const e = p.errors;
+  const f = formFields(v, e);
   if (p.cohorts.length === 0 || p.destinations.length === 0)
     return (
       <ObjectPage title="Sync a cohort to OneSignal" heading="Sync a cohort to OneSignal" nav="cohorts">
@@ -121,26 +123,13 @@ export function NewSyncPage(p: {
       />
       <CadenceField value={v.cadence ?? 'manual'} error={e.cadence} />
       <GuardField value={v.guard_threshold ?? '0.5'} error={e.guard_threshold} />
-      <SelectField
-        name="tag_value"
-        label="Tag value"
-        options={TAG_VALUES}
-        value={v.tag_value ?? 'presence'}
-        error={e.tag_value}
-      />
-      <Field
+      <f.Select name="tag_value" label="Tag value" options={TAG_VALUES} initial="presence" />
+      <f.Input
         name="segment_name"
         label="Segment name (optional)"
-        value={v.segment_name}
-        error={e.segment_name}
         hint="Empty: the cohort's name. OneSignal refuses a name one of its segments already has."
       />
-      <Field
-        name="reuse_segment_id"
-        label="Reuse an existing OneSignal segment (optional id)"
-        value={v.reuse_segment_id}
-        error={e.reuse_segment_id}
-      />
+      <f.Input name="reuse_segment_id" label="Reuse an existing OneSignal segment (optional id)" />
     </FormPage>
   );
 }
