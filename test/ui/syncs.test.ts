@@ -145,6 +145,8 @@ describeEachDialect('web UI: a sync page', (db) => {
       expect(emu.state.getUser('s2', appId)).toMatchObject({ amp_cohort_coh_sync: '1' });
       await page.getByRole('button', { name: 'Delete sync' }).click();
       await page.getByText('Sync of "Readers" deleted; its tag was removed from 5 user(s).').waitFor();
+      await page.getByText(/Its OneSignal segment \S+ was deleted\./).waitFor();
+      expect(emu.state.segments(appId)).toEqual([]);
       for (const id of USERS) expect(emu.state.getUser(id, appId)?.amp_cohort_coh_sync).toBeUndefined();
       expect(await db().ctx.store.db.selectFrom('syncs').select('id').execute()).toEqual([]);
 

@@ -48,7 +48,11 @@ export const cohortRoutes: UiRoutes = (ui, { ctx }) => {
       notice = `Cohort "${q.name ?? q.imported}" imported: ${q.members ?? 0} member(s) (${q.blank ?? 0} blank and ${q.duplicates ?? 0} duplicate row(s) skipped). Sync it below.`;
     if (q.cohort_deleted) notice = `Cohort "${q.cohort_deleted}" deleted with its ${q.members ?? 0} member(s).`;
     if (q.deleted) {
-      const segment = q.segment_error ? ` Its segment could not be deleted: ${q.segment_error}` : '';
+      const segment = q.segment_error
+        ? ` Its segment could not be deleted: ${q.segment_error}`
+        : q.segment
+          ? ` Its OneSignal segment ${q.segment} was deleted.`
+          : '';
       notice = `Sync of "${q.deleted}" deleted; its tag was removed from ${q.removed ?? 0} user(s).${segment}`;
     }
     if (typeof created === 'string' && idParam.safeParse({ id: created }).success) {

@@ -172,6 +172,7 @@ export const syncRoutes: UiRoutes = (ui, deps) => {
           };
         const q = new URLSearchParams({ deleted: sync.cohort_name ?? sync.cohort_id, removed: String(r.removed) });
         if (r.segment_error) q.set('segment_error', r.segment_error);
+        if (r.segment_deleted) q.set('segment', r.segment_deleted);
         return `/cohorts?${q}`;
       },
     );
