@@ -1,6 +1,4 @@
 import { z } from 'zod';
-import { TAG_VALUE_KINDS } from '../../connectors/onesignal/sync-tags';
-import { CADENCES } from '../../sync/cadence';
 
 /** Ids are our own prefixed ids or vendor ids (cohort ids); anything printable and short. */
 export const idParam = z.object({
