@@ -152,7 +152,7 @@ describeEachDialect('web UI: alerts and read-back', (db) => {
         await page.reload();
       }
       expect(await page.getByTestId('match-rate').textContent()).toBe('Last match rate: 66.7%');
-      const drift = page.getByRole('row', { name: /u1/ });
+      const drift = page.getByRole('row', { name: /^u1 tag/ });
       expect(await drift.textContent()).toContain('tag changed');
       expect(await drift.textContent()).toContain('"0"');
       await shot(page, `sync-verify-${db().dialect}`);
