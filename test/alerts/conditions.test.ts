@@ -5,7 +5,14 @@ import { type AlertSettings, alertSettings } from '../../src/jobs/alert-conditio
 import { evaluateAlerts, type SendPolicy } from '../../src/jobs/alerts';
 import type { Context } from '../../src/store';
 import { describeEachDialect } from '../helpers/db';
-import { seedCohort, seedDestination, seedStream, seedStreamEvents, seedSync as seedSyncRow } from '../helpers/seed';
+import {
+  seedCohort,
+  seedDestination,
+  seedSource,
+  seedStream,
+  seedStreamEvents,
+  seedSync as seedSyncRow,
+} from '../helpers/seed';
 import { type HttpReceiver, startHttpReceiver } from './receivers';
 
 const HOUR = 3_600_000;
@@ -108,21 +115,7 @@ describeEachDialect('alert conditions', (db) => {
   it("a source at 80 % of this month's download budget alerts, and clears with the new month", async () => {
     const { ctx } = db();
     const now = Date.UTC(2031, 4, 20, 12);
-    await ctx.store.db
-      .insertInto('sources')
-      .values({
-        id: 'src_budget',
-        name: 'Prod project',
-        kind: 'amplitude',
-        region: 'us',
-        api_url: null,
-        api_key_enc: ctx.secrets.encrypt('a'),
-        secret_key_enc: ctx.secrets.encrypt('b'),
-        webhook_secret_enc: ctx.secrets.encrypt('c'),
-        download_budget: 5,
-        created_at: now,
-      })
-      .execute();
+    await seedSource(ctx, { id: 'src_budget', name: 'Prod project', download_budget: 5, created_at: now });
     const download = (status: string) => ({
       source_id: 'src_budget',
       cohort_id: 'c1',

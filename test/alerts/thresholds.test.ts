@@ -9,7 +9,7 @@ import { evaluateAlerts, type SendPolicy } from '../../src/jobs/alerts';
 import { buildServer } from '../../src/server/app';
 import { runCli } from '../cli/proc';
 import { describeEachDialect } from '../helpers/db';
-import { seedCohort, seedDestination, seedStream, seedStreamEvents, seedSync } from '../helpers/seed';
+import { seedCohort, seedDestination, seedSource, seedStream, seedStreamEvents, seedSync } from '../helpers/seed';
 import { type HttpReceiver, startHttpReceiver } from './receivers';
 
 const MINUTE = 60_000;
@@ -173,21 +173,7 @@ describeEachDialect('alert rules with thresholds of their own', (db) => {
   it('download budget: a rule at 50 % hears 5 of 10 and not 4; the default (80 %) is not reached', async () => {
     const { ctx } = db();
     const now = Date.UTC(2031, 4, 20, 12);
-    await ctx.store.db
-      .insertInto('sources')
-      .values({
-        id: 'src_t',
-        name: 'Prod project',
-        kind: 'amplitude',
-        region: 'us',
-        api_url: null,
-        api_key_enc: ctx.secrets.encrypt('a'),
-        secret_key_enc: ctx.secrets.encrypt('b'),
-        webhook_secret_enc: ctx.secrets.encrypt('c'),
-        download_budget: 10,
-        created_at: now,
-      })
-      .execute();
+    await seedSource(ctx, { id: 'src_t', name: 'Prod project', download_budget: 10, created_at: now });
     const downloads = (n: number) =>
       ctx.store.db
         .insertInto('downloads')

@@ -4,6 +4,7 @@ import type {
   CohortsTable,
   DestinationsTable,
   LedgerTable,
+  SourcesTable,
   StreamEventsTable,
   StreamsTable,
   SyncsTable,
@@ -189,5 +190,25 @@ export async function seedLedger(ctx: Context, rows: LedgerSeed[]): Promise<void
         ...row,
       })),
     )
+    .execute();
+}
+
+export type SourceSeed = Pick<SourcesTable, 'id' | 'name' | 'download_budget'> &
+  Partial<Omit<SourcesTable, 'api_key_enc' | 'secret_key_enc' | 'webhook_secret_enc'>>;
+
+/** An Amplitude source in the US region with throw-away keys, stored encrypted as `source add` does. */
+export async function seedSource(ctx: Context, fields: SourceSeed): Promise<void> {
+  await ctx.store.db
+    .insertInto('sources')
+    .values({
+      kind: 'amplitude',
+      region: 'us',
+      api_url: null,
+      created_at: Date.now(),
+      ...fields,
+      api_key_enc: ctx.secrets.encrypt('a'),
+      secret_key_enc: ctx.secrets.encrypt('b'),
+      webhook_secret_enc: ctx.secrets.encrypt('c'),
+    })
     .execute();
 }
