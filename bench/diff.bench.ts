@@ -4,7 +4,7 @@
  * producing the same add and remove lists from the same two files.
  *
  * Ours (timed): stream the new snapshot file through the engine's staging writer (the path an
- * Amplitude download takes; a TEMP table on SQLite, `staging` rows on PostgreSQL, see
+ * Amplitude download takes; a TEMP table on SQLite, an unlogged table of the run's on PostgreSQL, see
  * src/sync/staging.ts), apply the diff to the ledger in one committed transaction (WAL
  * autocheckpoint left on) and drop the snapshot. The previous snapshot is already the ledger
  * (that is the point of keeping one), loaded untimed beforehand and settled (db.ts).
@@ -144,7 +144,7 @@ function oursCase(
  * The same diff for a file-imported cohort: `cohort import` of each file (timed apart: it is its
  * own command), then the run's diff and commit, with the previous import already in the ledger.
  * The run reads the members where the engine's run does (src/sync/run.ts stageSnapshot): in place
- * on SQLite, copied into `staging` on PostgreSQL (timed: the run pays for it).
+ * on SQLite, copied into the run's own table on PostgreSQL (timed: the run pays for it).
  */
 function importedCase(
   dialect: BenchDialect,

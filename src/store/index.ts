@@ -57,6 +57,7 @@ export type {
   StreamEventRow,
   StreamEventsJob,
 } from './dialect/engine';
+export { runSnapshotTables } from './dialect/stage-snapshot.postgres';
 export { tempSnapshotNames } from './dialect/stage-snapshot.sqlite';
 export type { ProcessRole } from './pool';
 export type { SecretBox } from './secrets';

@@ -438,7 +438,7 @@ async function freeLapsedLease(ctx: Context, runId: string, now: number): Promis
 }
 
 async function failUnapplied(ctx: Context, runId: string, now: number): Promise<boolean> {
-  return ctx.store.db.transaction().execute(async (trx) => {
+  const failed = await ctx.store.db.transaction().execute(async (trx) => {
     const r = await trx
       .updateTable('runs')
       .set({
@@ -457,6 +457,9 @@ async function failUnapplied(ctx: Context, runId: string, now: number): Promise<
     await trx.deleteFrom('staging').where('run_id', '=', runId).execute();
     return true;
   });
+  // The dead process's snapshot tables, where the database keeps them by name (PostgreSQL).
+  if (failed) await ctx.store.engine.dropStagedSnapshot(runId);
+  return failed;
 }
 
 /** Message ids kept on a webhook run (the count is kept whole): a busy minute stays a small row. */

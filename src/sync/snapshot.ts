@@ -1,16 +1,12 @@
-import type { Context } from '../store';
+import type { Context, SnapshotStage } from '../store';
 
 /**
  * A membership snapshot source for one run: a file-imported cohort (cohort_members), or an
- * Amplitude download streamed straight in. `load` writes the run's members into the staging
- * table through the writer (never collecting them in memory) and reports what it skipped.
+ * Amplitude download streamed straight in. `load` writes the run's members where the diff reads
+ * them through the writer (never collecting them in memory; duplicates are harmless) and
+ * reports what it skipped. The engine finishes the writer after load() returns.
  */
-export interface StagingWriter {
-  /** Adds one external id (already trimmed, non-empty) to this run's staging rows. Duplicates are harmless. */
-  add(externalId: string): Promise<void> | void;
-  /** Flushes buffered rows; called by the engine after load() returns. */
-  flush(): Promise<void>;
-}
+export type StagingWriter = Pick<SnapshotStage, 'add' | 'flush' | 'addSelected'>;
 
 export interface SnapshotLoadResult {
   /** Rows whose mapped id was missing (anonymous users): counted, never sent. */

@@ -1,5 +1,5 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely';
-import { type Context, type SnapshotStage, type StagedAt, tempSnapshotNames } from '../store';
+import { type Context, runSnapshotTables, type SnapshotStage, type StagedAt, tempSnapshotNames } from '../store';
 import type { DB } from '../store/schema';
 import type { SnapshotSource } from './snapshot';
 
@@ -12,10 +12,11 @@ export interface SnapshotRef {
   cohortId?: string;
 }
 
-/** `SELECT external_id FROM <the run's snapshot>`, sorted by the backing primary key on every form. */
+/** `SELECT external_id FROM <the run's snapshot>`: each id once, in no particular order. */
 export function stagedIds(ref: SnapshotRef): RawBuilder<unknown> {
   const at = ref.stagedAt ?? 'staging';
   if (at === 'temp') return sql`SELECT external_id FROM ${sql.table(`temp.${tempSnapshotNames(ref.runId).snap}`)}`;
+  if (at === 'table') return sql`SELECT external_id FROM ${sql.table(runSnapshotTables(ref.runId).snap)}`;
   if (at === 'cohort') {
     if (ref.cohortId === undefined) throw new TypeError('a cohort snapshot needs its cohort id');
     return sql`SELECT external_id FROM cohort_members WHERE cohort_id = ${ref.cohortId}`;
@@ -28,12 +29,12 @@ export function snapshotWriter(ctx: Context, runId: string): SnapshotStage {
   return ctx.store.engine.stageSnapshot(runId);
 }
 
-/** Drops a run's per-connection snapshot tables, if any; its `staging` rows stay. Cheap and idempotent. */
+/** Drops a run's own snapshot tables, if any; its `staging` rows stay. Cheap and idempotent. */
 export function dropTempStaging(ctx: Context, runId: string): Promise<void> {
   return ctx.store.engine.dropStagedSnapshot(runId);
 }
 
-/** Discards every form of a run's snapshot: TEMP tables and `staging` rows. */
+/** Discards every form of a run's snapshot: its own tables and its `staging` rows. */
 export async function deleteStaging(ctx: Context, runId: string): Promise<void> {
   await dropTempStaging(ctx, runId);
   await ctx.store.db.deleteFrom('staging').where('run_id', '=', runId).execute();
@@ -49,17 +50,16 @@ export async function countStaging(db: Kysely<DB>, runId: string): Promise<numbe
 }
 
 /**
- * The snapshot of a file-imported cohort copied into `staging` in SQL (PostgreSQL: its
+ * The snapshot of a file-imported cohort copied by the database in one statement (PostgreSQL: its
  * statements read per-statement snapshots, so a run must not diff `cohort_members` in place
  * while an import may replace them; SQLite diffs them in place, see StagedAt).
  */
 export function fileSnapshotSource(cohortId: string): SnapshotSource {
   return {
     kind: 'file',
-    async load(ctx, runId) {
+    async load(ctx, _runId, writer) {
       const db = ctx.store.db;
-      await sql`INSERT INTO staging (run_id, external_id) SELECT ${runId}, external_id FROM cohort_members WHERE cohort_id = ${cohortId}
-        ON CONFLICT DO NOTHING`.execute(db);
+      await writer.addSelected(sql`SELECT external_id FROM cohort_members WHERE cohort_id = ${cohortId}`);
       const c = await db.selectFrom('cohorts').select(['blank_ids']).where('id', '=', cohortId).executeTakeFirst();
       return { skippedAnonymous: Number(c?.blank_ids ?? 0), sourceTs: Date.now() };
     },

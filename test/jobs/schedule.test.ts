@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createJobQueue } from '../../src/jobs';
 import { enqueueDueSyncs } from '../../src/jobs/schedule';
@@ -5,6 +6,7 @@ import { type Context, openContext } from '../../src/store';
 import { nextRunAt } from '../../src/sync/cadence';
 import { closeAbandonedRuns } from '../../src/sync/run-record';
 import { getRunView } from '../../src/sync/runs';
+import { stagedIds } from '../../src/sync/staging';
 import { describeEachDialect } from '../helpers/db';
 import { seedCohort, seedDestination, seedSync as seedSyncRow } from '../helpers/seed';
 
@@ -124,6 +126,12 @@ describeEachDialect('enqueueDueSyncs', (db) => {
       ] as never)
       .execute();
     await ctx.store.db.insertInto('staging').values({ run_id: 'run_dead', external_id: 'u1' }).execute();
+    // The snapshot the dead run was staging, in its own table (PostgreSQL: reachable from any process).
+    const stage = ctx.store.engine.stageSnapshot('run_dead');
+    await stage.add('u1');
+    await stage.finish();
+    const readStaged = () => sql`${stagedIds({ runId: 'run_dead', stagedAt: stage.stagedAt })}`.execute(ctx.store.db);
+    expect((await readStaged()).rows).toHaveLength(1);
 
     expect(await closeAbandonedRuns(ctx, now)).toEqual({
       failed: ['run_dead'],
@@ -144,6 +152,7 @@ describeEachDialect('enqueueDueSyncs', (db) => {
       .where('run_id', '=', 'run_dead')
       .execute();
     expect(staged).toEqual([]);
+    await expect(readStaged()).rejects.toThrow(/no such table|does not exist/);
     expect(await closeAbandonedRuns(ctx, now)).toEqual({ failed: [], finalized: [], destinationIds: [] });
     // Once its lease lapses too, the live one's turn comes.
     expect((await closeAbandonedRuns(ctx, now + 6_000)).failed).toEqual(['run_alive']);

@@ -333,9 +333,27 @@ describeEachDialect('snapshots and cohort members', (db) => {
     const read = () => sql<{ external_id: string }>`${stagedIds(ref)} ORDER BY external_id`.execute(ctx.store.db);
     expect((await read()).rows.map((r) => r.external_id)).toEqual(['u1', 'u2', 'u3']);
     await deleteStaging(ctx, 'run_s');
-    // Discarded in every form: a TEMP table is gone, `staging` rows are deleted.
+    // Discarded in every form: a run's own table is gone, `staging` rows are deleted.
     if (stage.stagedAt === 'staging') expect((await read()).rows).toEqual([]);
-    else await expect(read()).rejects.toThrow(/no such table/);
+    else await expect(read()).rejects.toThrow(/no such table|does not exist/);
+  });
+
+  it('stages the ids a query selects, copied in the database beside added ones', async () => {
+    const { ctx } = db();
+    await seedCohort(ctx, { id: 'coh_sel', name: 'sel' });
+    await ctx.store.db
+      .insertInto('cohort_members')
+      .values(['m2', 'm1'].map((external_id) => ({ cohort_id: 'coh_sel', external_id })))
+      .execute();
+    const stage = ctx.store.engine.stageSnapshot('run_sel');
+    await stage.add('m1');
+    await stage.addSelected(sql`SELECT external_id FROM cohort_members WHERE cohort_id = ${'coh_sel'}`);
+    expect(await stage.finish()).toBe(2);
+    const r = await sql<{
+      external_id: string;
+    }>`${stagedIds({ runId: 'run_sel', stagedAt: stage.stagedAt })} ORDER BY external_id`.execute(ctx.store.db);
+    expect(r.rows.map((x) => x.external_id)).toEqual(['m1', 'm2']);
+    await deleteStaging(ctx, 'run_sel');
   });
 
   it('replaces cohort members in one transaction, and keeps the old ones when the import fails', async () => {

@@ -46,7 +46,7 @@ export interface Engine {
   insertRunRecords(db: Kysely<DB>, records: RunRecordValues[]): Promise<void>;
   /** A writer of one run's snapshot, where the diff reads it (`stagedAt`). */
   stageSnapshot(runId: string): SnapshotStage;
-  /** Discards the per-connection form of a run's snapshot, if the database has one (its `staging` rows stay). */
+  /** Discards a run's own snapshot tables, if the database has them (its `staging` rows stay); from any process. */
   dropStagedSnapshot(runId: string): Promise<void>;
   /**
    * Replaces a cohort's members in ONE transaction: `before` runs first in it, then every batch
@@ -61,16 +61,20 @@ export interface Engine {
  * - 'temp' (SQLite): a per-connection TEMP table, never WAL-logged.
  * - 'cohort' (with `inPlaceSnapshot`): a file-imported cohort's own `cohort_members` rows, diffed
  *   where they are, as every read of a run is made inside one transaction.
- * - 'staging': rows of `staging` keyed by run_id. Always on PostgreSQL; on SQLite for held runs,
- *   whose snapshot must survive a restart (and a re-import) until `runs approve`.
+ * - 'table' (PostgreSQL): UNLOGGED, unindexed tables of the run's own, which any connection
+ *   (and recovery, from another process) reaches by name.
+ * - 'staging': rows of `staging` keyed by run_id: held runs, whose snapshot must survive a
+ *   restart (and a re-import) until `runs approve`.
  */
-export type StagedAt = 'temp' | 'cohort' | 'staging';
+export type StagedAt = 'temp' | 'cohort' | 'table' | 'staging';
 
 export interface SnapshotStage {
   readonly stagedAt: StagedAt;
   /** Adds one external id; returns a promise only when a batch is written, so a tight reader loop awaits once per batch. */
   add(externalId: string): Promise<void> | void;
   flush(): Promise<void>;
+  /** Adds the ids a `SELECT external_id …` returns, copied in the database. */
+  addSelected(ids: RawBuilder<unknown>): Promise<void>;
   /** Flushes and makes the snapshot readable; the number of distinct ids staged. */
   finish(): Promise<number>;
 }

@@ -7,7 +7,7 @@ import { inboxMessageInserterPg } from './inbox-message.postgres';
 import { claimLedgerRowsPg } from './ledger-claim.postgres';
 import { writeLedgerOutcomesPg } from './ledger-outcomes.postgres';
 import { insertRunRecordsPg } from './run-records.postgres';
-import { postgresSnapshotStage } from './stage-snapshot.postgres';
+import { dropPostgresSnapshot, postgresSnapshotStage } from './stage-snapshot.postgres';
 import { streamEventsInserterPg } from './stream-events.postgres';
 
 /** The scale-out database: a pool of connections, row locks with SKIP LOCKED, jobs in graphile-worker. */
@@ -21,7 +21,7 @@ export function postgresEngine(db: Kysely<DB>, pool: pg.Pool): Engine {
     claimLedgerRows: claimLedgerRowsPg,
     insertRunRecords: insertRunRecordsPg,
     stageSnapshot: (runId) => postgresSnapshotStage(db, runId),
-    dropStagedSnapshot: async () => {},
+    dropStagedSnapshot: (runId) => dropPostgresSnapshot(db, runId),
     importCohortMembers: (job) => importCohortMembersPg(db, job),
   };
 }

@@ -1,5 +1,5 @@
 import type BetterSqlite3 from 'better-sqlite3';
-import type { Kysely } from 'kysely';
+import type { Kysely, RawBuilder } from 'kysely';
 import type { DB } from '../schema';
 import type { SnapshotStage } from './engine';
 import { TempHeap } from './temp-heap.sqlite';
@@ -42,6 +42,11 @@ export function sqliteSnapshotStage(h: BetterSqlite3.Database, db: Kysely<DB>, r
       if (buf.length >= FLUSH_EVERY) return flush();
     },
     flush,
+    async addSelected(ids: RawBuilder<unknown>) {
+      await flush();
+      const q = ids.compile(db);
+      await locked(() => heapOn().appendSelected(q.sql, q.parameters));
+    },
     async finish() {
       await flush();
       return locked(() => {

@@ -48,6 +48,11 @@ export class TempHeap {
     this.appendStmt.run(JSON.stringify(ids));
   }
 
+  /** Appends the ids a `SELECT external_id …` returns. */
+  appendSelected(select: string, params: readonly unknown[]): void {
+    this.h.prepare(`INSERT INTO ${this.table} (external_id) SELECT external_id FROM (${select})`).run(...params);
+  }
+
   /** `INSERT OR IGNORE INTO <into> SELECT <columns> FROM heap ORDER BY external_id`, then drops the heap; returns rows inserted. */
   drainInto(into: string, columns: string, ...params: unknown[]): number {
     const n = sortedInsert(
