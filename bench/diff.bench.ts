@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { type RawBuilder, sql } from 'kysely';
 import { type Context, openContext } from '../src/store';
 import { importCohortFile } from '../src/sync/cohorts';
-import { applyDiff } from '../src/sync/diff';
+import { applyDiff, diffTransaction } from '../src/sync/diff';
 import {
   deleteStaging,
   fileSnapshotSource,
@@ -126,7 +126,7 @@ function oursCase(
     const stagedAt = await loadFile(ctx, 'run_next', files.next);
     const loadMs = performance.now() - t0;
     let appliedAt = 0;
-    const counts = await ctx.store.db.transaction().execute(async (trx) => {
+    const counts = await diffTransaction(ctx, async (trx) => {
       const c = await applyDiff(trx, { syncId, destinationId, runId: 'run_next', sourceTs: 2, stagedAt });
       appliedAt = performance.now();
       return c;
@@ -168,9 +168,9 @@ function importedCase(
       await writer.finish();
       ref = { runId: 'run_next', stagedAt: writer.stagedAt };
     }
-    const counts = await ctx.store.db
-      .transaction()
-      .execute((trx) => applyDiff(trx, { syncId, destinationId: 'dst_bench', sourceTs: 2, ...ref }));
+    const counts = await diffTransaction(ctx, (trx) =>
+      applyDiff(trx, { syncId, destinationId: 'dst_bench', sourceTs: 2, ...ref }),
+    );
     return { importMs, diffMs: performance.now() - t0, ...counts };
   });
 }

@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely';
+import type { Context } from '../store';
 import type { DB } from '../store/schema';
 import { type SnapshotRef, stagedIds } from './staging';
 
@@ -62,6 +63,14 @@ function addsFromSnapshot(p: DiffParams) {
 function removesFromLedger(p: DiffParams) {
   return sql`FROM ledger l WHERE ${removable(p)}
     AND NOT EXISTS (SELECT 1 FROM (${stagedIds(p)}) s WHERE s.external_id = l.external_id)`;
+}
+
+/** Runs `fn` in one transaction readied by the database for a whole snapshot's set operations. */
+export function diffTransaction<T>(ctx: Context, fn: (trx: Kysely<DB>) => Promise<T>): Promise<T> {
+  return ctx.store.db.transaction().execute(async (trx) => {
+    await ctx.store.engine.prepareDiffTransaction(trx);
+    return fn(trx);
+  });
 }
 
 /** Counts without writing (dry runs, held runs). */

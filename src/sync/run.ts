@@ -11,6 +11,7 @@ import {
   countDiff,
   countRetries,
   type DiffParams,
+  diffTransaction,
   sampleDiff,
 } from './diff';
 import { guardDecision } from './guard';
@@ -187,7 +188,7 @@ async function dryRunReport(
   threshold: number,
   download?: DownloadNote,
 ): Promise<RunView> {
-  const { members, counts, sample, wouldHold } = await ctx.store.db.transaction().execute(async (trx) => {
+  const { members, counts, sample, wouldHold } = await diffTransaction(ctx, async (trx) => {
     const members = await snapshot.size(trx);
     const counts = { ...(await countDiff(trx, p)), retried: await countRetries(trx, p) };
     const sample = { ...(await sampleDiff(trx, p, SAMPLE_SIZE)), ...(download ? { download } : {}) };
@@ -277,7 +278,7 @@ async function applyWithGuard(
   size: StagedSnapshot['size'],
   threshold: number,
 ): Promise<boolean> {
-  const held = await ctx.store.db.transaction().execute(async (trx) => {
+  const held = await diffTransaction(ctx, async (trx) => {
     const members = await size(trx);
     const retried = await countRetries(trx, p);
     await sql`SAVEPOINT apply_diff`.execute(trx);
@@ -354,7 +355,7 @@ export async function approveRun(
     try {
       const p: DiffParams = { syncId: sync.id, destinationId: sync.destination_id, runId, sourceTs: heldSourceTs(row) };
       // The diff and the mark that it was applied commit together: a crash leaves either both or neither.
-      await ctx.store.db.transaction().execute(async (trx) => {
+      await diffTransaction(ctx, async (trx) => {
         const retried = await countRetries(trx, p);
         const counts = { ...(await applyDiff(trx, p)), retried };
         const settledNotFound = await recordSettledByDiff(trx, ctx.store, runId);

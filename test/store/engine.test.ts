@@ -1,8 +1,10 @@
-import { sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Context, type InboxValues, type LedgerOutcome, openContext, type StreamEventsJob } from '../../src/store';
+import type { DB } from '../../src/store/schema';
 import { renewLeases } from '../../src/sync/delivery-queue';
+import { diffTransaction } from '../../src/sync/diff';
 import { deleteStaging, stagedIds } from '../../src/sync/staging';
 import { describeEachDialect, freshDatabaseUrl, PG_URL, SKIP_POSTGRES } from '../helpers/db';
 import { seedCohort, seedLedger, seedStream, seedSync, seedSyncWithParts } from '../helpers/seed';
@@ -320,6 +322,21 @@ describe.skipIf(SKIP_POSTGRES)('acknowledgement inserts [postgres]', () => {
     await ctx.store.engine.insertInboxMessage(inboxValues('named1'));
     const r = await sql<{ name: string }>`SELECT name FROM pg_prepared_statements ORDER BY name`.execute(ctx.store.db);
     expect(r.rows.map((x) => x.name)).toEqual(['ampsignal_insert_stream_events', 'ampsignal_insert_webhook_inbox']);
+  });
+
+  it('readies a diff transaction to hash a whole snapshot in memory without JIT, and only that transaction', async () => {
+    const settings = (db: Kysely<DB>) =>
+      sql<{
+        work_mem: string;
+        jit: string;
+      }>`SELECT current_setting('work_mem') AS work_mem, current_setting('jit') AS jit`
+        .execute(db)
+        .then((r) => r.rows[0]);
+    const before = await settings(ctx.store.db);
+    expect(await diffTransaction(ctx, settings)).toEqual({ work_mem: '192MB', jit: 'off' });
+    // One connection: a setting that outlived the transaction would show here.
+    expect(await settings(ctx.store.db)).toEqual(before);
+    expect(before?.work_mem).not.toBe('192MB');
   });
 });
 

@@ -44,6 +44,11 @@ export interface Engine {
    * call or not) never collide.
    */
   insertRunRecords(db: Kysely<DB>, records: RunRecordValues[]): Promise<void>;
+  /**
+   * Readies the caller's transaction for set operations over a whole snapshot (a run's diff),
+   * scoped to that transaction.
+   */
+  prepareDiffTransaction(trx: Kysely<DB>): Promise<void>;
   /** A writer of one run's snapshot, where the diff reads it (`stagedAt`). */
   stageSnapshot(runId: string): SnapshotStage;
   /** Discards a run's own snapshot tables, if the database has them (its `staging` rows stay); from any process. */

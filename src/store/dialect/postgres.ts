@@ -7,7 +7,7 @@ import { inboxMessageInserterPg } from './inbox-message.postgres';
 import { claimLedgerRowsPg } from './ledger-claim.postgres';
 import { writeLedgerOutcomesPg } from './ledger-outcomes.postgres';
 import { insertRunRecordsPg } from './run-records.postgres';
-import { dropPostgresSnapshot, postgresSnapshotStage } from './stage-snapshot.postgres';
+import { dropPostgresSnapshot, postgresSnapshotStage, prepareDiffTransactionPg } from './stage-snapshot.postgres';
 import { streamEventsInserterPg } from './stream-events.postgres';
 
 /** The scale-out database: a pool of connections, row locks with SKIP LOCKED, jobs in graphile-worker. */
@@ -20,6 +20,7 @@ export function postgresEngine(db: Kysely<DB>, pool: pg.Pool): Engine {
     writeLedgerOutcomes: writeLedgerOutcomesPg,
     claimLedgerRows: claimLedgerRowsPg,
     insertRunRecords: insertRunRecordsPg,
+    prepareDiffTransaction: prepareDiffTransactionPg,
     stageSnapshot: (runId) => postgresSnapshotStage(db, runId),
     dropStagedSnapshot: (runId) => dropPostgresSnapshot(db, runId),
     importCohortMembers: (job) => importCohortMembersPg(db, job),

@@ -22,6 +22,8 @@ export function sqliteEngine(h: BetterSqlite3.Database, db: Kysely<DB>): Engine 
     writeLedgerOutcomes: ledgerOutcomesWriter(h),
     claimLedgerRows: claimLedgerRowsSqlite,
     insertRunRecords: runRecordsInserter(h),
+    // Its diff walks sorted primary keys (MERGE EXCEPT) in the page cache the TEMP settings size.
+    prepareDiffTransaction: async () => {},
     stageSnapshot: (runId) => sqliteSnapshotStage(h, db, runId),
     dropStagedSnapshot: (runId) => dropSqliteSnapshot(h, db, runId),
     importCohortMembers: (job) => importCohortMembersSqlite(h, db, job),
