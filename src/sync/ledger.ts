@@ -41,6 +41,7 @@ export async function applyMembershipDelta(
   const touched = new Set<string>();
   if (ids.length === 0 || syncs.length === 0) return { changed: 0, destinationIds: [] };
   await db.transaction().execute(async (trx) => {
+    await lockSyncs(ctx, trx, syncs);
     for (const s of syncs) {
       const run: WebhookRun = { id: null };
       for (let i = 0; i < ids.length; i += BATCH) {
@@ -51,6 +52,27 @@ export async function applyMembershipDelta(
     }
   });
   return { changed, destinationIds: [...touched] };
+}
+
+/**
+ * Appliers of one sync take turns (PostgreSQL; SQLite has one writer anyway): each counts the
+ * rows its delta changes and finds or opens the sync's webhook run of the minute before it
+ * writes, so two messages applied at once on two connections would otherwise both open a run,
+ * or both count the same user. Locked in id order, so appliers of several syncs never deadlock.
+ */
+async function lockSyncs(ctx: Context, trx: Kysely<DB>, syncs: SyncRef[]): Promise<void> {
+  if (!ctx.store.engine.can.rowLocks) return;
+  await trx
+    .selectFrom('syncs')
+    .select('id')
+    .where(
+      'id',
+      'in',
+      syncs.map((s) => s.id),
+    )
+    .orderBy('id')
+    .forUpdate()
+    .execute();
 }
 
 export interface MembershipDelta {

@@ -291,4 +291,24 @@ describeEachDialect('run records', (db) => {
     await push('m1', true, users.slice(4, 10), t + 1);
     expect((await listRuns(ctx, { syncId: sync.id })).filter((r) => r.trigger === 'webhook')).toHaveLength(1);
   });
+
+  it('messages applied to one sync at once (PostgreSQL: on two connections) make one webhook run counting them all', async () => {
+    const { ctx } = db();
+    const users = range('c', 0, 40);
+    const { emu, dest } = await setupApp(ctx, { users });
+    emulators.push(emu);
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 45_000) await new Promise((r) => setTimeout(r, 60_000 - intoMinute + 100));
+    // A few syncs, each with its own pair of messages racing: one pair could miss the window by luck.
+    for (let round = 0; round < 4; round++) {
+      const { cohortId, sync } = await cohortSync(ctx, dest.id, [`c${round}`]);
+      const t = Date.now();
+      const push = (messageId: string, ids: string[]) =>
+        applyMembershipDelta(ctx, { cohortId, inCohort: true, externalIds: ids, sourceTs: t, messageId });
+      await Promise.all([push(`a${round}`, users.slice(10, 25)), push(`b${round}`, users.slice(25, 40))]);
+      const runs = (await listRuns(ctx, { syncId: sync.id })).filter((r) => r.trigger === 'webhook');
+      expect(runs).toHaveLength(1);
+      expect(await getRunView(ctx, runs[0]!.id)).toMatchObject({ added: 30, pending: 30 });
+    }
+  });
 });
