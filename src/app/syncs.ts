@@ -11,7 +11,7 @@ import type { Context } from '../store';
 import { CADENCES } from '../sync/cadence';
 import { runSync } from '../sync/run';
 import { getRunView, type RunView } from '../sync/runs';
-import { createSync, DEFAULT_GUARD_THRESHOLD, deleteSync, forgetSyncs, getSync } from '../sync/syncs';
+import { createSync, DEFAULT_GUARD_THRESHOLD, deleteSync, forgetSyncs, getSync, selectNamedSyncs } from '../sync/syncs';
 import { log } from '../telemetry/logger';
 import { runViewSchema } from './runs';
 
@@ -75,16 +75,11 @@ export const syncViewSchema = z.object({
 export type SyncView = z.infer<typeof syncViewSchema>;
 
 async function querySyncs(ctx: Context, syncId?: string): Promise<SyncView[]> {
-  let q = ctx.store.db
-    .selectFrom('syncs')
-    .leftJoin('cohorts', 'cohorts.id', 'syncs.cohort_id')
-    .leftJoin('destinations', 'destinations.id', 'syncs.destination_id')
+  let q = selectNamedSyncs(ctx)
     .select([
       'syncs.id',
       'syncs.cohort_id',
-      'cohorts.name as cohort_name',
       'syncs.destination_id',
-      'destinations.name as destination_name',
       'syncs.cadence',
       'syncs.tag_key',
       'syncs.tag_value',

@@ -3,6 +3,7 @@ import { downloadsThisMonth, monthKey } from '../connectors/amplitude/budget';
 import { AmpError } from '../errors';
 import { countOutbox } from '../events/streams';
 import type { Context } from '../store';
+import { selectNamedSyncs } from '../sync/syncs';
 
 /**
  * The conditions alerts watch, each read from the state the engine already keeps (no hook in
@@ -198,21 +199,16 @@ interface SyncLabel {
 
 /** Active syncs, with the names a person recognises them by. */
 async function syncLabels(ctx: Context): Promise<Map<string, SyncLabel>> {
-  const rows = await ctx.store.db
-    .selectFrom('syncs as s')
-    .leftJoin('cohorts as c', 'c.id', 's.cohort_id')
-    .leftJoin('destinations as d', 'd.id', 's.destination_id')
+  const rows = await selectNamedSyncs(ctx)
     .select([
-      's.id',
-      's.cohort_id',
-      's.cadence',
-      's.created_at',
-      's.verify_match_rate',
-      's.verified_at',
-      'c.name as cohort_name',
-      'd.name as destination_name',
+      'syncs.id',
+      'syncs.cohort_id',
+      'syncs.cadence',
+      'syncs.created_at',
+      'syncs.verify_match_rate',
+      'syncs.verified_at',
     ])
-    .where('s.status', '=', 'active')
+    .where('syncs.status', '=', 'active')
     .execute();
   return new Map(
     rows.map((r) => [

@@ -59,6 +59,18 @@ export function syncView(r: SyncRow): SyncView {
   };
 }
 
+/**
+ * Syncs with the names of their cohort and destination (null if either row is gone): the base of
+ * every listing that shows a sync by name; callers select their own columns beside these.
+ */
+export function selectNamedSyncs(ctx: Context) {
+  return ctx.store.db
+    .selectFrom('syncs')
+    .leftJoin('cohorts', 'cohorts.id', 'syncs.cohort_id')
+    .leftJoin('destinations', 'destinations.id', 'syncs.destination_id')
+    .select(['cohorts.name as cohort_name', 'destinations.name as destination_name']);
+}
+
 export async function getSync(ctx: Context, id: string): Promise<SyncRow> {
   const row = await ctx.store.db.selectFrom('syncs').selectAll().where('id', '=', id).executeTakeFirst();
   if (!row) throw new AmpError('not_found', `sync ${id} not found; list syncs with \`ampsignal sync list\``);

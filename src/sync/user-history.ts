@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { AmpError } from '../errors';
 import type { Context } from '../store';
 import { decodeRecord, type RecordOperation, type SettledOutcome } from './records';
+import { selectNamedSyncs } from './syncs';
 
 /**
  * `user show`: why does this user (not) have a cohort's tag? For each sync the user is in or
@@ -96,18 +97,8 @@ type LedgerInfo = {
 };
 
 function allSyncs(ctx: Context) {
-  return ctx.store.db
-    .selectFrom('syncs')
-    .leftJoin('cohorts', 'cohorts.id', 'syncs.cohort_id')
-    .leftJoin('destinations', 'destinations.id', 'syncs.destination_id')
-    .select([
-      'syncs.id',
-      'syncs.cohort_id',
-      'syncs.destination_id',
-      'syncs.tag_key',
-      'cohorts.name as cohort_name',
-      'destinations.name as destination_name',
-    ])
+  return selectNamedSyncs(ctx)
+    .select(['syncs.id', 'syncs.cohort_id', 'syncs.destination_id', 'syncs.tag_key'])
     .orderBy('syncs.created_at')
     .execute();
 }

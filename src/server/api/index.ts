@@ -34,7 +34,7 @@ export function apiRoutes(deps: AdminDeps): ApiRoute[] {
 /**
  * The admin API under /api/v1: bearer-token auth on every route but the OpenAPI document,
  * zod-validated input, JSON errors `{error, message}`. Reads query the tables directly;
- * actions call the owning modules (see actions.ts).
+ * actions call the owning modules in src/app.
  */
 export async function registerApi(app: FastifyInstance, deps: AdminDeps): Promise<void> {
   await app.register(

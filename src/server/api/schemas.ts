@@ -23,7 +23,3 @@ export const deadLettersQuery = z.object({
   /** Cursor: dead letters with an id below this one. */
   before: intString(0, Number.MAX_SAFE_INTEGER).optional(),
 });
-
-export const runSyncBody = z
-  .object({ dry_run: z.boolean({ error: 'must be true or false' }).default(false) })
-  .default({ dry_run: false });

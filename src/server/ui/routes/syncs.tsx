@@ -1,7 +1,6 @@
-import { addSync, pauseSync, removeSync, resumeSync, updateSync } from '../../../app/syncs';
+import { addSync, pauseSync, removeSync, resumeSync, startRun, updateSync } from '../../../app/syncs';
 import type { Context } from '../../../store';
 import { listVerifications } from '../../../sync/verify';
-import { runSyncAction } from '../../api/actions';
 import { readCohorts, readDestinations, readRunsOfSync, readSync } from '../../api/queries';
 import {
   confirmed,
@@ -126,18 +125,13 @@ export const syncRoutes: UiRoutes = (ui, deps) => {
     const q = queryOf(req);
     const id = parseId(req);
     const runs = await readRunsOfSync(ctx, id, { limit: 1 });
-    // Follow a queued run until it has ended (then the page is not asked to poll again).
-    const queuedAt = Number(q.queued);
-    const queued = Number.isFinite(queuedAt) && queuedAt > 1 && !runAskedForEnded(runs, queuedAt);
-    const running = runs[0]?.status === 'running' ? runs[0].started_at : undefined;
-    const waitingSince = queued ? queuedAt : running;
+    // A run in progress: the history follows it until it has ended.
+    const waitingSince = runs[0]?.status === 'running' ? runs[0].started_at : undefined;
     const notice = q.created
       ? 'Sync created. Run it now, or let its cadence run it.'
-      : queued
-        ? 'Run queued: a worker starts it; the history below follows it.'
-        : q.done
-          ? NOTICES[q.done]
-          : undefined;
+      : q.done
+        ? NOTICES[q.done]
+        : undefined;
     return html(reply, await syncPage(ctx, id, { notice, waitingSince }));
   });
 
@@ -145,9 +139,9 @@ export const syncRoutes: UiRoutes = (ui, deps) => {
     const id = parseId(req);
     const dryRun = formOf(req).dry_run === 'true';
     try {
-      const r = await runSyncAction(deps, id, { dry_run: dryRun });
-      if (r.body.run) return reply.redirect(`/runs/${encodeURIComponent(r.body.run.id)}`, 303);
-      return reply.redirect(`/syncs/${encodeURIComponent(id)}?queued=${Date.now()}`, 303);
+      // The API's run: the run page then follows it until it ends.
+      const r = await startRun(ctx, id, { dryRun, ...(deps.jobs ? { jobs: deps.jobs } : {}) });
+      return reply.redirect(`/runs/${encodeURIComponent(r.run_id)}`, 303);
     } catch (e) {
       const err = userFacing(e);
       return html(reply, await syncPage(ctx, id, { error: err.message }), err.httpStatus);
