@@ -81,48 +81,14 @@ describeEachDialect('alert rules with thresholds of their own', (db) => {
     );
     expect((await post({ channel: 'tight', kind: 'drift', threshold: 120 })).status).toBe(400);
 
-    const cli = await runCli([
-      '--db',
-      url,
-      'alert',
-      'rule',
-      'add',
-      '--channel',
-      'tight',
-      '--kind',
-      'download_budget',
-      '--threshold',
-      '50',
-    ]);
+    const ruleAdd = (channel: string, kind: string, ...more: string[]) =>
+      runCli(['--db', url, 'alert', 'rule', 'add', '--channel', channel, '--kind', kind, ...more]);
+    const cli = await ruleAdd('tight', 'download_budget', '--threshold', '50');
     expect(cli.code).toBe(0);
     expect(cli.stdout).toMatch(/download_budget alerts at 50 % → tight/);
-    const plain = await runCli(['--db', url, 'alert', 'rule', 'add', '--channel', 'tight', '--kind', 'drift']);
-    expect(plain.code).toBe(0);
-    const atDefault = await runCli([
-      '--db',
-      url,
-      'alert',
-      'rule',
-      'add',
-      '--channel',
-      'loose',
-      '--kind',
-      'dead_letters',
-    ]);
-    expect(atDefault.code).toBe(0);
-    const wrong = await runCli([
-      '--db',
-      url,
-      'alert',
-      'rule',
-      'add',
-      '--channel',
-      'loose',
-      '--kind',
-      'realtime_silent',
-      '--threshold',
-      'soon',
-    ]);
+    expect((await ruleAdd('tight', 'drift')).code).toBe(0);
+    expect((await ruleAdd('loose', 'dead_letters')).code).toBe(0);
+    const wrong = await ruleAdd('loose', 'realtime_silent', '--threshold', 'soon');
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toContain('threshold: must be a number');
 
