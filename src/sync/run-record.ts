@@ -424,6 +424,9 @@ export async function closeAbandonedRuns(ctx: Context, now = Date.now()): Promis
       if (!closed.destinationIds.includes(r.destination_id)) closed.destinationIds.push(r.destination_id);
     }
   }
+  // A dead process's snapshot tables, kept by name (PostgreSQL), whether it died before its diff
+  // or after applying it and before dropping them: no closed run reads them again.
+  for (const id of [...closed.failed, ...closed.finalized]) await ctx.store.engine.dropStagedSnapshot(id);
   return closed;
 }
 
@@ -438,7 +441,7 @@ async function freeLapsedLease(ctx: Context, runId: string, now: number): Promis
 }
 
 async function failUnapplied(ctx: Context, runId: string, now: number): Promise<boolean> {
-  const failed = await ctx.store.db.transaction().execute(async (trx) => {
+  return ctx.store.db.transaction().execute(async (trx) => {
     const r = await trx
       .updateTable('runs')
       .set({
@@ -457,9 +460,6 @@ async function failUnapplied(ctx: Context, runId: string, now: number): Promise<
     await trx.deleteFrom('staging').where('run_id', '=', runId).execute();
     return true;
   });
-  // The dead process's snapshot tables, where the database keeps them by name (PostgreSQL).
-  if (failed) await ctx.store.engine.dropStagedSnapshot(runId);
-  return failed;
 }
 
 /** Message ids kept on a webhook run (the count is kept whole): a busy minute stays a small row. */

@@ -1,6 +1,5 @@
-import { type Kysely, type RawBuilder, sql } from 'kysely';
+import { type RawBuilder, sql } from 'kysely';
 import { type Context, runSnapshotTables, type SnapshotStage, type StagedAt, tempSnapshotNames } from '../store';
-import type { DB } from '../store/schema';
 import type { SnapshotSource } from './snapshot';
 
 export type { StagedAt } from '../store';
@@ -38,15 +37,6 @@ export function dropTempStaging(ctx: Context, runId: string): Promise<void> {
 export async function deleteStaging(ctx: Context, runId: string): Promise<void> {
   await dropTempStaging(ctx, runId);
   await ctx.store.db.deleteFrom('staging').where('run_id', '=', runId).execute();
-}
-
-export async function countStaging(db: Kysely<DB>, runId: string): Promise<number> {
-  const r = await db
-    .selectFrom('staging')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('run_id', '=', runId)
-    .executeTakeFirstOrThrow();
-  return Number(r.n);
 }
 
 /**

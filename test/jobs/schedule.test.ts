@@ -127,11 +127,17 @@ describeEachDialect('enqueueDueSyncs', (db) => {
       .execute();
     await ctx.store.db.insertInto('staging').values({ run_id: 'run_dead', external_id: 'u1' }).execute();
     // The snapshot the dead run was staging, in its own table (PostgreSQL: reachable from any process).
-    const stage = ctx.store.engine.stageSnapshot('run_dead');
-    await stage.add('u1');
-    await stage.finish();
-    const readStaged = () => sql`${stagedIds({ runId: 'run_dead', stagedAt: stage.stagedAt })}`.execute(ctx.store.db);
+    // The one that died after applying its diff may still have left its own.
+    const stageOne = async (runId: string) => {
+      const stage = ctx.store.engine.stageSnapshot(runId);
+      await stage.add('u1');
+      await stage.finish();
+      return () => sql`${stagedIds({ runId, stagedAt: stage.stagedAt })}`.execute(ctx.store.db);
+    };
+    const readStaged = await stageOne('run_dead');
+    const readLeftOver = await stageOne('run_died_delivering');
     expect((await readStaged()).rows).toHaveLength(1);
+    expect((await readLeftOver()).rows).toHaveLength(1);
 
     expect(await closeAbandonedRuns(ctx, now)).toEqual({
       failed: ['run_dead'],
@@ -153,6 +159,7 @@ describeEachDialect('enqueueDueSyncs', (db) => {
       .execute();
     expect(staged).toEqual([]);
     await expect(readStaged()).rejects.toThrow(/no such table|does not exist/);
+    await expect(readLeftOver()).rejects.toThrow(/no such table|does not exist/);
     expect(await closeAbandonedRuns(ctx, now)).toEqual({ failed: [], finalized: [], destinationIds: [] });
     // Once its lease lapses too, the live one's turn comes.
     expect((await closeAbandonedRuns(ctx, now + 6_000)).failed).toEqual(['run_alive']);

@@ -2,12 +2,13 @@ import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import type { DB } from '../schema';
 import { importCohortMembersPg } from './cohort-members.postgres';
+import { prepareDiffTransactionPg } from './diff-transaction.postgres';
 import type { Engine } from './engine';
 import { inboxMessageInserterPg } from './inbox-message.postgres';
 import { claimLedgerRowsPg } from './ledger-claim.postgres';
 import { writeLedgerOutcomesPg } from './ledger-outcomes.postgres';
 import { insertRunRecordsPg } from './run-records.postgres';
-import { dropPostgresSnapshot, postgresSnapshotStage, prepareDiffTransactionPg } from './stage-snapshot.postgres';
+import { dropPostgresSnapshot, postgresSnapshotStage } from './stage-snapshot.postgres';
 import { streamEventsInserterPg } from './stream-events.postgres';
 
 /** The scale-out database: a pool of connections, row locks with SKIP LOCKED, jobs in graphile-worker. */
