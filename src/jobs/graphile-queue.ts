@@ -416,6 +416,13 @@ async function wrapHandler(schema: string, handler: TaskHandler, payload: unknow
   } catch (e) {
     const err = toAmpError(e);
     const retryable = err.kind === 'retryable' || !(e instanceof AmpError);
+    if (retryable && (await supersededByNewerAdd(schema, helpers))) {
+      // graphile's add_job, given the key of a job already running, adds a new job and caps the
+      // running one's attempts so it never retries; failing now would leave it as a permanent
+      // failure beside the newer job that does its work. The newer job stands in, as on SQLite.
+      log.info({ task: helpers.job.task_identifier, job: helpers.job.id, err: err.message }, 'job superseded');
+      return;
+    }
     if (!retryable) {
       // graphile retries every failure until max_attempts; capping max_attempts at the attempts
       // already made turns this failure into its permanent-failure state, kept with last_error.
@@ -425,6 +432,17 @@ async function wrapHandler(schema: string, handler: TaskHandler, payload: unknow
     }
     throw new Error(`${err.code}: ${err.message}`);
   }
+}
+
+async function supersededByNewerAdd(schema: string, helpers: JobHelpers): Promise<boolean> {
+  const key = helpers.job.key;
+  if (!key) return false;
+  // Only add_job and remove_job clear the key of a locked job, and both mean "do not retry it".
+  const { rows } = await helpers.query<{ cleared: boolean }>(
+    `select key is null as cleared from "${schema}"._private_jobs where id = $1`,
+    [helpers.job.id],
+  );
+  return rows[0]?.cleared === true;
 }
 
 /** Installs or upgrades graphile-worker's schema (`ampsignal migrate` on PostgreSQL). */

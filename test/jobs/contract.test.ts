@@ -73,6 +73,34 @@ describeEachDialect('job queue contract', (db) => {
     expect(seen).toEqual([1, 2]);
   });
 
+  it('a running job whose key was added again fails into the newer job, not into a failed job', async () => {
+    const task = uniq('superseded');
+    const g = gate();
+    const seen: number[] = [];
+    const q = queue();
+    await q.start(
+      {
+        [task]: async (p) => {
+          seen.push(p.v);
+          if (p.v !== 1) return;
+          await g.promise;
+          throw new AmpError('aborted', 'cancelled: worker stopping');
+        },
+      },
+      { concurrency: 1 },
+    );
+    await q.add(task, { v: 1 }, { jobKey: `${task}:k` });
+    await waitFor(() => seen.length === 1, { what: 'first run to start' });
+    await q.add(task, { v: 2 }, { jobKey: `${task}:k` });
+    g.open();
+    await waitFor(() => seen.length === 2, { what: 'the newer job to run' });
+    await waitFor(async () => (await q.list()).every((j) => j.task !== task || j.state === 'failed'), {
+      what: 'both runs to end',
+    });
+    expect((await q.list()).filter((j) => j.task === task)).toEqual([]);
+    expect(seen).toEqual([1, 2]);
+  });
+
   it('runs one job per named queue at a time, in order, and queues in parallel', async () => {
     const task = uniq('queued');
     const active = new Map<string, number>();
