@@ -5,6 +5,7 @@ import { AmpError, toAmpError } from '../errors';
 import { newId } from '../ids';
 import { ALERT_KINDS, type AlertKind, isThresholdKind, THRESHOLDS } from '../jobs/alert-conditions';
 import type { Context } from '../store';
+import { isUniqueViolation } from '../store/constraints';
 import { type ChannelTestResult, getChannel } from './alerts';
 
 /**
@@ -63,11 +64,6 @@ function parse<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
     'invalid_input',
     r.error.issues.map((i) => (i.path.length ? `${String(i.path[0])}: ${i.message}` : i.message)).join('; '),
   );
-}
-
-function isUniqueViolation(e: unknown): boolean {
-  const code = (e as { code?: string })?.code;
-  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 }
 
 /** Sends alerts of `kind` to the channel (from now on, only the kinds its rules name). */

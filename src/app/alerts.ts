@@ -12,6 +12,7 @@ import { AmpError, toAmpError } from '../errors';
 import { newId } from '../ids';
 import { type EvaluationResult, evaluateAlerts } from '../jobs/alerts';
 import type { Context } from '../store';
+import { isUniqueViolation } from '../store/constraints';
 import type { AlertChannelsTable } from '../store/schema';
 
 /**
@@ -80,11 +81,6 @@ export function channelView(row: ChannelRow): ChannelView {
     settings: row.kind === 'email' ? { ...settings, password_set: row.secret_enc !== null } : settings,
     created_at: Number(row.created_at),
   };
-}
-
-function isUniqueViolation(e: unknown): boolean {
-  const code = (e as { code?: string })?.code;
-  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 }
 
 /** Adds a channel; its URL or password is encrypted at rest. Names are unique. */

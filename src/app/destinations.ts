@@ -10,6 +10,7 @@ import {
 import { AmpError, parseWith, toAmpError } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
+import { isUniqueViolation } from '../store/constraints';
 import { log } from '../telemetry/logger';
 import { deleteSyncsLocally, removeSync, type SyncRemoval, syncRemovalSchema } from './syncs';
 
@@ -137,13 +138,6 @@ async function refuseTakenApp(ctx: Context, appId: string): Promise<void> {
       `OneSignal app ${appId} is already the destination "${taken.name}" (${taken.id}); sync more cohorts to it, or change its key with \`destination update ${taken.id} --api-key …\``,
       { details: { existing_id: taken.id, field: 'app_id' } },
     );
-}
-
-function isUniqueViolation(e: unknown): boolean {
-  const err = e as { code?: string };
-  return (
-    err?.code === '23505' || err?.code === 'SQLITE_CONSTRAINT_UNIQUE' || err?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
-  );
 }
 
 // ---- operations ----

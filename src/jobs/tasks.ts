@@ -70,7 +70,15 @@ export async function enqueueForward(jobs: JobQueue, streamId: string, runAt?: n
 export function buildTasks(ctx: Context, jobs: JobQueue): TaskList {
   return {
     [TASKS.syncRun]: async (payload: { syncId: string; trigger?: string }) => {
-      await runSync(ctx, payload.syncId, { trigger: payload.trigger ?? 'schedule', deliver: 'enqueue' });
+      try {
+        await runSync(ctx, payload.syncId, { trigger: payload.trigger ?? 'schedule', deliver: 'enqueue' });
+      } catch (e) {
+        // A run started by hand (or by another tick) is pulling the cohort now: this tick's pull
+        // would be the same, and the next tick comes on the sync's cadence.
+        if (!(isAmpError(e) && e.code === 'conflict')) throw e;
+        log.info({ sync: payload.syncId, reason: e.message }, 'scheduled run skipped');
+        return;
+      }
       // Whatever the run's outcome, rows of the destination may be pending; an idle delivery is cheap.
       const sync = await ctx.store.db
         .selectFrom('syncs')

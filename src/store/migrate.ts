@@ -16,6 +16,7 @@ import * as m011rules from './migrations/011_alert_rules';
 import * as m011verify from './migrations/011_verifications';
 import * as m013 from './migrations/013_entry_time_tags';
 import * as m014threshold from './migrations/014_alert_rule_threshold';
+import * as m015 from './migrations/015_one_run_at_work';
 
 type DialectMigration = { up: (db: any, dialect: Store['dialect']) => Promise<void> };
 
@@ -36,6 +37,7 @@ const MIGRATIONS: Record<string, DialectMigration> = {
   '011_verifications': m011verify,
   '013_entry_time_tags': m013,
   '014_alert_rule_threshold': m014threshold,
+  '015_one_run_at_work': m015,
 };
 
 function migrator(store: Store): Migrator {

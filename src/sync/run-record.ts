@@ -2,6 +2,7 @@ import { type Kysely, sql } from 'kysely';
 import { AmpError } from '../errors';
 import { newId } from '../ids';
 import type { Context } from '../store';
+import { isUniqueViolation } from '../store/constraints';
 import { type Heartbeat, keepRenewing, LEASE_MS } from '../store/leases';
 import type { DB } from '../store/schema';
 import { countOutcomes, getRunRow, OPEN_OUTCOME } from './runs';
@@ -55,12 +56,37 @@ const ZERO_COUNTERS = {
   requests: 0,
 };
 
-/** Opens a running run of the sync, leased by this process, and makes it the sync's last run. */
+/**
+ * Opens a running run of the sync, leased by this process, and makes it the sync's last run.
+ * A sync has one run at work at a time (index runs_one_at_work): while another holds its lease,
+ * this one is refused; a lease that lapsed (its process died) is closed first and the run opens.
+ */
 export async function openRun(
   ctx: Context,
   r: { syncId: string; trigger: string; dryRun: boolean },
 ): Promise<RunHandle> {
   const run: RunHandle = { runId: newId('run'), lease: newId('lease'), startedAt: Date.now() };
+  try {
+    await insertRun(ctx, r, run);
+  } catch (e) {
+    if (!isUniqueViolation(e)) throw e;
+    await closeAbandonedRuns(ctx);
+    try {
+      await insertRun(ctx, r, run);
+    } catch (again) {
+      if (isUniqueViolation(again)) await refuseRunAtWork(ctx, r.syncId);
+      throw again;
+    }
+  }
+  await ctx.store.db.updateTable('syncs').set({ last_run_id: run.runId }).where('id', '=', r.syncId).execute();
+  return run;
+}
+
+async function insertRun(
+  ctx: Context,
+  r: { syncId: string; trigger: string; dryRun: boolean },
+  run: RunHandle,
+): Promise<void> {
   await ctx.store.db
     .insertInto('runs')
     .values({
@@ -80,8 +106,22 @@ export async function openRun(
       lease_until: run.startedAt + LEASE_MS,
     })
     .execute();
-  await ctx.store.db.updateTable('syncs').set({ last_run_id: run.runId }).where('id', '=', r.syncId).execute();
-  return run;
+}
+
+async function refuseRunAtWork(ctx: Context, syncId: string): Promise<never> {
+  const atWork = await ctx.store.db
+    .selectFrom('runs')
+    .select(['id', 'trigger', 'started_at'])
+    .where('sync_id', '=', syncId)
+    .where('lease_owner', 'is not', null)
+    .where('dry_run', '=', 0)
+    .executeTakeFirst();
+  const since = atWork ? `, ${atWork.trigger}, started ${new Date(Number(atWork.started_at)).toISOString()}` : '';
+  throw new AmpError(
+    'conflict',
+    `sync ${syncId} already has a run at work (${atWork?.id ?? 'just finished'}${since}); wait for it to finish, then run again`,
+    { details: { run_id: atWork?.id ?? null } },
+  );
 }
 
 /**

@@ -6,11 +6,14 @@ import { addDestination } from '../../src/app/destinations';
 import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
 import { createJobQueue } from '../../src/jobs';
 import type { JobQueue } from '../../src/jobs/port';
+import { TASKS } from '../../src/jobs/port';
 import { startWorker } from '../../src/jobs/runtime';
-import { enqueueDelivery } from '../../src/jobs/tasks';
+import { buildTasks, enqueueDelivery } from '../../src/jobs/tasks';
 import { importCohortFile } from '../../src/sync/cohorts';
+import { openRun } from '../../src/sync/run-record';
 import { createSync } from '../../src/sync/syncs';
 import { describeEachDialect } from '../helpers/db';
+import { seedSyncWithParts } from '../helpers/seed';
 import { waitFor } from './helpers';
 
 const APP = '00000000-0000-4000-8000-0000000000aa';
@@ -84,5 +87,16 @@ describeEachDialect('job tasks end to end', (db) => {
       },
     );
     expect((await jobs.list()).filter((j) => j.state === 'failed')).toEqual([]);
+  });
+  it('a scheduled run of a sync with a run already at work is skipped, not failed', async () => {
+    const { ctx } = db();
+    await seedSyncWithParts(ctx, 'syn_busy');
+    const atWork = await openRun(ctx, { syncId: 'syn_busy', trigger: 'manual', dryRun: false });
+    const queue = createJobQueue(ctx);
+    const run = buildTasks(ctx, queue)[TASKS.syncRun]!;
+    await run({ syncId: 'syn_busy' }, { signal: new AbortController().signal, workerId: 'w', jobId: '1' });
+    const runs = await ctx.store.db.selectFrom('runs').select('id').where('sync_id', '=', 'syn_busy').execute();
+    expect(runs.map((r) => r.id)).toEqual([atWork.runId]);
+    await queue.stop();
   });
 });

@@ -8,6 +8,7 @@ import {
   recordApplied,
   recordHeld,
   rejectHeldRun,
+  releaseRunLease,
   reopenHeldRun,
 } from '../../src/sync/run-record';
 import { getRunView } from '../../src/sync/runs';
@@ -40,6 +41,39 @@ describeEachDialect('the run record (the one writer of runs)', (db) => {
     expect(Number(row.lease_until)).toBeGreaterThan(Date.now());
     const sync = await ctx.store.db.selectFrom('syncs').select('last_run_id').where('id', '=', 'syn_open').execute();
     expect(sync[0]!.last_run_id).toBe(run.runId);
+  });
+
+  it('a sync has one run at work: of eight racing opens one runs, the rest are refused naming it; dry runs may overlap', async () => {
+    const { ctx } = db();
+    await seedSyncWithParts(ctx, 'syn_race');
+    const open = () => openRun(ctx, { syncId: 'syn_race', trigger: 'manual', dryRun: false });
+    const tries = await Promise.allSettled(Array.from({ length: 8 }, open));
+    const opened = tries.flatMap((t) => (t.status === 'fulfilled' ? [t.value] : []));
+    expect(opened).toHaveLength(1);
+    for (const t of tries.filter((x) => x.status === 'rejected'))
+      expect(t.reason).toMatchObject({
+        code: 'conflict',
+        message: expect.stringContaining(`already has a run at work (${opened[0]!.runId}, manual`),
+      });
+    const dry = await openRun(ctx, { syncId: 'syn_race', trigger: 'manual', dryRun: true });
+    expect(dry.runId).not.toBe(opened[0]!.runId);
+    // Once the run's diff is applied its lease is released: the next run opens.
+    await releaseRunLease(ctx, opened[0]!);
+    await expect(open()).resolves.toMatchObject({ runId: expect.stringMatching(/^run_/) });
+  });
+
+  it('a run whose process died does not block the next: its lapsed lease is closed first', async () => {
+    const { ctx } = db();
+    await seedSyncWithParts(ctx, 'syn_dead');
+    const dead = await openRun(ctx, { syncId: 'syn_dead', trigger: 'schedule', dryRun: false });
+    await ctx.store.db
+      .updateTable('runs')
+      .set({ lease_until: Date.now() - 1 })
+      .where('id', '=', dead.runId)
+      .execute();
+    const next = await openRun(ctx, { syncId: 'syn_dead', trigger: 'manual', dryRun: false });
+    expect(await getRunView(ctx, dead.runId)).toMatchObject({ status: 'failed', error: /abandoned/ });
+    expect(await getRunView(ctx, next.runId)).toMatchObject({ status: 'running' });
   });
 
   it('refuses to record a diff on a run another process closed after its lease lapsed', async () => {
