@@ -102,10 +102,13 @@ describeEachDialect('enqueueDueSyncs', (db) => {
   it('closes the runs whose process died (a lapsed lease), and only those', async () => {
     const { ctx } = db();
     const now = Date.now();
-    await seedSync(ctx, 'syn_orphan', 'manual', null);
+    // A sync has one run at work at a time: each run here is its own sync's.
+    const syncOf = (runId: string) => runId.replace(/^run_/, 'syn_');
+    for (const id of ['run_dead', 'run_alive', 'run_died_delivering', 'run_delivering'])
+      await seedSync(ctx, syncOf(id), 'manual', null);
     const run = (id: string, applied: boolean, leaseUntil: number | null) => ({
       id,
-      sync_id: 'syn_orphan',
+      sync_id: syncOf(id),
       status: 'running',
       trigger: 'schedule',
       dry_run: 0,
@@ -142,7 +145,7 @@ describeEachDialect('enqueueDueSyncs', (db) => {
     expect(await closeAbandonedRuns(ctx, now)).toEqual({
       failed: ['run_dead'],
       finalized: ['run_died_delivering'],
-      destinationIds: ['dst_syn_orphan'],
+      destinationIds: ['dst_syn_died_delivering'],
     });
     const dead = await getRunView(ctx, 'run_dead');
     expect(dead.status).toBe('failed');

@@ -1,5 +1,7 @@
+import { sql } from 'kysely';
 import { expect, it } from 'vitest';
 import type { Context } from '../../src/store';
+import * as oneRunAtWork from '../../src/store/migrations/015_one_run_at_work';
 import {
   addDeliveryCounts,
   closeAbandonedRuns,
@@ -74,6 +76,34 @@ describeEachDialect('the run record (the one writer of runs)', (db) => {
     const next = await openRun(ctx, { syncId: 'syn_dead', trigger: 'manual', dryRun: false });
     expect(await getRunView(ctx, dead.runId)).toMatchObject({ status: 'failed', error: /abandoned/ });
     expect(await getRunView(ctx, next.runId)).toMatchObject({ status: 'running' });
+  });
+
+  it('upgrading a database where two runs of a sync were at work leaves the newest leased, the older to recovery', async () => {
+    const { ctx } = db();
+    await seedSyncWithParts(ctx, 'syn_upgrade');
+    await sql`DROP INDEX runs_one_at_work`.execute(ctx.store.db);
+    const older = await openRun(ctx, { syncId: 'syn_upgrade', trigger: 'schedule', dryRun: false });
+    const newer = await openRun(ctx, { syncId: 'syn_upgrade', trigger: 'manual', dryRun: false });
+    await ctx.store.db
+      .updateTable('runs')
+      .set({ started_at: older.startedAt - 1_000 })
+      .where('id', '=', older.runId)
+      .execute();
+    await oneRunAtWork.up(ctx.store.db, ctx.store.dialect);
+    const owners = await ctx.store.db
+      .selectFrom('runs')
+      .select(['id', 'lease_owner'])
+      .where('sync_id', '=', 'syn_upgrade')
+      .execute();
+    expect(owners).toEqual(
+      expect.arrayContaining([
+        { id: older.runId, lease_owner: null },
+        { id: newer.runId, lease_owner: newer.lease },
+      ]),
+    );
+    await expect(openRun(ctx, { syncId: 'syn_upgrade', trigger: 'manual', dryRun: false })).rejects.toMatchObject({
+      code: 'conflict',
+    });
   });
 
   it('refuses to record a diff on a run another process closed after its lease lapsed', async () => {
