@@ -4,6 +4,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type AmplitudeEmulator, startAmplitudeEmulator } from '../../src/emulators/amplitude';
 import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
 import { buildServer } from '../../src/server/app';
+import { configYaml } from '../helpers/config-yaml';
 import { describeEachDialect } from '../helpers/db';
 
 process.env.AMPSIGNAL_AMPLITUDE_POLL_MS = '10';
@@ -37,24 +38,16 @@ describeEachDialect('admin API: configuration as code', (db) => {
     return { status: res.status, type: res.headers.get('content-type'), json: json as any };
   }
 
-  const yaml = (rate = 1000) => `version: 1
-sources:
-  - name: Production
-    api_key: \${CFGAPI_AMP_KEY}
-    secret_key: \${CFGAPI_AMP_SECRET}
-    api_url: ${amplitude.url}
-destinations:
-  - name: Main app
-    app_id: ${OS.appId}
-    api_key: \${CFGAPI_OS_KEY}
-    source: Production
-    api_url: ${onesignal.url}
-    rate_limit_per_second: ${rate}
-syncs:
-  - cohort: coh_api
-    destination: Main app
-    cadence: daily
-`;
+  const yaml = (rate = 1000) =>
+    configYaml({
+      amplitudeUrl: amplitude.url,
+      onesignalUrl: onesignal.url,
+      appId: OS.appId,
+      vars: { ampKey: 'CFGAPI_AMP_KEY', ampSecret: 'CFGAPI_AMP_SECRET', osKey: 'CFGAPI_OS_KEY' },
+      cohort: 'coh_api',
+      cadence: 'daily',
+      rate,
+    });
   const env = { CFGAPI_OS_KEY: OS.apiKey };
 
   beforeAll(async () => {

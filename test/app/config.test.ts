@@ -5,6 +5,7 @@ import { type AmplitudeEmulator, startAmplitudeEmulator } from '../../src/emulat
 import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
 import type { Context } from '../../src/store';
 import { runSync } from '../../src/sync/run';
+import { configYaml } from '../helpers/config-yaml';
 import { describeEachDialect } from '../helpers/db';
 import { caught } from '../helpers/errors';
 
@@ -26,34 +27,17 @@ const ENV = {
 const SECRETS = [AMP.apiKey, AMP.secretKey, OS.apiKey, OS_ROTATED, STREAM_KEY];
 
 function fileText(opts: { rate?: number; cadence?: string; withStream?: boolean; syncExtra?: string } = {}): string {
-  return `version: 1
-sources:
-  - name: Production
-    api_key: \${AMP_API_KEY}
-    secret_key: \${AMP_SECRET_KEY}
-    api_url: ${amplitude.url}
-destinations:
-  - name: Main app
-    app_id: ${OS.appId}
-    api_key: \${ONESIGNAL_KEY}
-    source: Production
-    api_url: ${onesignal.url}
-    rate_limit_per_second: ${opts.rate ?? 1000}
-${
-  opts.withStream === false
-    ? ''
-    : `streams:
-  - name: events
-    amplitude_api_key: \${STREAM_KEY}
-    amplitude_url: ${amplitude.url}
-    event_names:
-      message.push.sent: Push Sent
-`
-}syncs:
-  - cohort: coh_cfg
-    destination: Main app
-    cadence: ${opts.cadence ?? 'manual'}
-${opts.syncExtra ?? ''}`;
+  return configYaml({
+    amplitudeUrl: amplitude.url,
+    onesignalUrl: onesignal.url,
+    appId: OS.appId,
+    vars: { ampKey: 'AMP_API_KEY', ampSecret: 'AMP_SECRET_KEY', osKey: 'ONESIGNAL_KEY' },
+    cohort: 'coh_cfg',
+    cadence: opts.cadence ?? 'manual',
+    rate: opts.rate ?? 1000,
+    ...(opts.withStream === false ? {} : { stream: { keyVar: 'STREAM_KEY' } }),
+    ...(opts.syncExtra === undefined ? {} : { syncExtra: opts.syncExtra }),
+  });
 }
 
 /** Every stored row of the configured tables, as text: what a look into the database shows. */

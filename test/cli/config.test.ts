@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type AmplitudeEmulator, startAmplitudeEmulator } from '../../src/emulators/amplitude';
 import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
+import { configYaml } from '../helpers/config-yaml';
 import { describeEachDialect } from '../helpers/db';
 import { runCli } from './proc';
 
@@ -17,22 +18,14 @@ let onesignal: OneSignalEmulator;
 let dir: string;
 
 function fileText(cadence = 'manual'): string {
-  return `sources:
-  - name: Production
-    api_key: \${AMP_API_KEY}
-    secret_key: \${AMP_SECRET_KEY}
-    api_url: ${amplitude.url}
-destinations:
-  - name: Main app
-    app_id: ${OS.appId}
-    api_key: \${ONESIGNAL_KEY}
-    source: Production
-    api_url: ${onesignal.url}
-syncs:
-  - cohort: coh_cli_cfg
-    destination: Main app
-    cadence: ${cadence}
-`;
+  return configYaml({
+    amplitudeUrl: amplitude.url,
+    onesignalUrl: onesignal.url,
+    appId: OS.appId,
+    vars: { ampKey: 'AMP_API_KEY', ampSecret: 'AMP_SECRET_KEY', osKey: 'ONESIGNAL_KEY' },
+    cohort: 'coh_cli_cfg',
+    cadence,
+  });
 }
 
 describeEachDialect('ampsignal plan / apply / export', (db) => {
@@ -72,7 +65,7 @@ describeEachDialect('ampsignal plan / apply / export', (db) => {
       await writeFile(file, fileText('weekly'));
       const bad = await runCli(['--db', url, 'plan', '-f', file], ENV, SLOW);
       expect(bad.code).toBe(2);
-      expect(bad.stderr).toMatch(/^ampsignal: ampsignal\.yaml:15: syncs\[0\]\.cadence: .*must be one of/);
+      expect(bad.stderr).toMatch(/^ampsignal: ampsignal\.yaml:16: syncs\[0\]\.cadence: .*must be one of/);
 
       const exported = join(dir, 'exported.yaml');
       const exp = await runCli(['--db', url, 'export', '-o', exported], {}, SLOW);

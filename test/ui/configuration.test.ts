@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type AmplitudeEmulator, startAmplitudeEmulator } from '../../src/emulators/amplitude';
 import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
+import { configYaml } from '../helpers/config-yaml';
 import { describeEachDialect } from '../helpers/db';
 import { expectFitsCards, expectTablesFit, openUi, runBrowser, shot, type UiSession } from './harness';
 
@@ -18,23 +19,15 @@ describeEachDialect('web UI: configuration as code', (db) => {
   let onesignal: OneSignalEmulator;
   let ui: UiSession;
 
-  const yaml = (rate = 1000) => `version: 1
-sources:
-  - name: Production
-    api_key: \${UICFG_AMP_KEY}
-    secret_key: \${UICFG_AMP_SECRET}
-    api_url: ${amplitude.url}
-destinations:
-  - name: Main app
-    app_id: ${OS.appId}
-    api_key: \${UICFG_OS_KEY}
-    source: Production
-    api_url: ${onesignal.url}
-    rate_limit_per_second: ${rate}
-syncs:
-  - cohort: coh_ui
-    destination: Main app
-`;
+  const yaml = (rate = 1000) =>
+    configYaml({
+      amplitudeUrl: amplitude.url,
+      onesignalUrl: onesignal.url,
+      appId: OS.appId,
+      vars: { ampKey: 'UICFG_AMP_KEY', ampSecret: 'UICFG_AMP_SECRET', osKey: 'UICFG_OS_KEY' },
+      cohort: 'coh_ui',
+      rate,
+    });
 
   beforeAll(async () => {
     if (!runBrowser) return;
