@@ -93,7 +93,7 @@ export function syncRoutes(ctx: Context, jobs: JobQueue | undefined): ApiRoute[]
       path: '/syncs/:id/run',
       idOf,
       summary:
-        'Run a sync now; answers with the run id at once (202 while it runs, 200 when it finished within a few seconds). dry_run: true reports what a run would do, including whether it would be held',
+        'Run a sync now; answers with the run id at once (202 while it runs, 200 when it finished within a few seconds). dry_run: true reports what a run would do, including whether it would be held. 409 while another run of the sync is at work (it names the run)',
       body: z.object({ dry_run: z.boolean({ error: 'must be true or false' }).default(false) }),
       bodyOptional: true,
       response: runStartSchema,
