@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { type AmplitudeEmulator, startAmplitudeEmulator } from '../../src/emulators/amplitude';
 import { type OneSignalEmulator, startOneSignalEmulator } from '../../src/emulators/onesignal';
 import { buildServer } from '../../src/server/app';
+import { finalizeRun, openRun, releaseRunLease } from '../../src/sync/run-record';
 import { describeEachDialect } from '../helpers/db';
 import { waitFor } from '../jobs/helpers';
 
@@ -183,6 +184,14 @@ describeEachDialect('admin API contract (OpenAPI)', (db) => {
     expect(retried).toMatchObject({ status: 200, json: { requeued: 1, run: { status: 'completed', failed: 0 } } });
     expect((await call('POST', '/runs/{id}/retry', `/runs/${rid}/retry`)).status).toBe(409);
     expect((await call('POST', '/runs/{id}/retry', '/runs/run_none/retry')).status).toBe(404);
+    // Another process's run of the sync at work (its lease held): a second run is refused, naming it.
+    const atWork = await openRun(db().ctx, { syncId: yid, trigger: 'schedule', dryRun: false });
+    expect(await call('POST', '/syncs/{id}/run', `/syncs/${yid}/run`, {})).toMatchObject({
+      status: 409,
+      json: { error: 'conflict', message: expect.stringContaining(atWork.runId) },
+    });
+    await finalizeRun(db().ctx, atWork.runId, { failed: 'ended by the test' });
+    await releaseRunLease(db().ctx, atWork);
 
     const str = await call('POST', '/streams', '/streams', {
       name: 's',

@@ -2,10 +2,10 @@ import { type Kysely, sql } from 'kysely';
 import type { Dialect } from '../database';
 
 // A sync has at most one run at work: leased by its process, from its start until its diff is
-// applied (and through its delivery when that process delivers it too). Two at once would both
-// diff against the ledger as it was before either applied, and the later apply would count and
-// send the earlier one's changes again. The unique index makes the refusal atomic in both
-// databases and across processes; dry runs change nothing and may overlap anything.
+// applied (and through its delivery when that process delivers it too). Two at once would each
+// download the cohort, spending its download budget twice, and diff against the same ledger for
+// the same result. The unique index makes the refusal atomic in both databases and across
+// processes; dry runs change nothing and may overlap anything.
 export async function up(db: Kysely<any>, _dialect: Dialect): Promise<void> {
   // Leased runs already overlapping in one sync: all but the newest lose their owner, so their
   // process can no longer renew or apply them and recovery closes them once their lease lapses.
