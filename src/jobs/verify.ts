@@ -101,8 +101,12 @@ export function verifyTask(ctx: Context): TaskHandler {
       );
     } catch (e) {
       const err = toAmpError(e);
-      if (isAmpError(e) && (e.code === 'aborted' || e.kind === 'internal')) throw e;
-      log.warn({ sync: payload.syncId, err: err.message }, 'read-back verification failed');
+      if (isAmpError(e) && e.kind === 'internal') throw e;
+      // A stopping worker cancels it: recorded failed (cancelled), it waits for a later tick like
+      // any failure, so a retry of the job would find it not due; throwing would only make the
+      // queue log an error at every shutdown.
+      if (err.code === 'aborted') log.info({ sync: payload.syncId }, 'read-back verification cancelled');
+      else log.warn({ sync: payload.syncId, err: err.message }, 'read-back verification failed');
     }
   };
 }

@@ -2,7 +2,7 @@ import { afterAll, expect, it } from 'vitest';
 import { listAlerts } from '../../src/app/alerts';
 import type { OneSignalEmulator } from '../../src/emulators/onesignal/index';
 import { evaluateAlerts } from '../../src/jobs/alerts';
-import { dueVerifications } from '../../src/jobs/verify';
+import { dueVerifications, verifyTask } from '../../src/jobs/verify';
 import { openContext } from '../../src/store';
 import { runSync } from '../../src/sync/run';
 import { listVerifications } from '../../src/sync/verify';
@@ -102,6 +102,27 @@ describeDialects('daily read-back on the scheduler', (dialect) => {
         .execute();
       expect((await dueVerifications(ctx, now)).map((d) => d.syncId)).toEqual([sync.id]);
       expect((await listVerifications(ctx, sync.id))[0]!.status).toBe('abandoned');
+    } finally {
+      await ctx.close();
+    }
+  });
+  it('a verification cancelled by a stopping worker is recorded failed and its job ends without an error', async () => {
+    const url = await scope.freshDb(dialect);
+    const ctx = await openContext({ db: url, migrate: 'auto' });
+    try {
+      const { emu, dest } = await setupApp(ctx, { users: range('u', 0, 2) });
+      emulators.push(emu);
+      const { sync } = await cohortSync(ctx, dest.id, range('u', 0, 2));
+      expect((await runSync(ctx, sync.id)).status).toBe('completed');
+      const stopping = new AbortController();
+      stopping.abort(new Error('worker stopping'));
+      // An error here is what the job queue logs as a failed job at every shutdown.
+      await expect(
+        verifyTask(ctx)({ syncId: sync.id }, { signal: stopping.signal, workerId: 'w', jobId: '1' }),
+      ).resolves.toBeUndefined();
+      expect(await listVerifications(ctx, sync.id)).toEqual([
+        expect.objectContaining({ status: 'failed', error: expect.stringMatching(/cancelled/) }),
+      ]);
     } finally {
       await ctx.close();
     }
