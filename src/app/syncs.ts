@@ -300,7 +300,11 @@ export async function startRun(
     if (opts.jobs && !opts.dryRun) await enqueueDelivery(ctx, opts.jobs, sync.destination_id);
     return view;
   });
-  running.catch((e: unknown) => log.error({ err: toAmpError(e).message, syncId }, 'run failed to start'));
+  running.catch((e: unknown) => {
+    // The caller hears a refusal (paused, a run already at work) in its answer; the log keeps errors.
+    const err = toAmpError(e);
+    if (err.kind !== 'usage') log.error({ err: err.message, syncId }, 'run failed to start');
+  });
   const wait = opts.dryRun ? 120_000 : (opts.waitMs ?? ANSWER_WITHIN_MS);
   const done = await Promise.race([running, new Promise<null>((r) => setTimeout(() => r(null), wait).unref())]);
   if (done) return { run_id: done.id, run: done, finished: done.status !== 'running' };
