@@ -390,19 +390,22 @@ async function sendOne(
 /**
  * Claims a notice for one short lease, renewed while this process sends: the notice of a process
  * that died is another evaluator's within seconds (src/store/leases.ts). The attempt number, or
- * undefined when another process holds it.
+ * undefined when another process holds it. Leases run on the clock at the claim, not on the
+ * pass's `now`: a pass whose look began over a lease ago would otherwise take a lease already
+ * lapsed, and a second evaluator would send the same notice while the first still sends it.
  */
 async function claimNotification(ctx: Context, row: DueRow, opts: SendOptions): Promise<number | undefined> {
+  const at = Date.now();
   const claimed = await ctx.store.db
     .updateTable('alert_notifications')
     .set((eb) => ({
       lease_owner: opts.workerId,
-      lease_until: opts.now + LEASE_MS,
+      lease_until: at + LEASE_MS,
       attempts: eb('attempts', '+', 1),
     }))
     .where('id', '=', row.id)
     .where('status', '=', 'pending')
-    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', opts.now)]))
+    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', at)]))
     .returning('attempts')
     .executeTakeFirst();
   return claimed ? Number(claimed.attempts) : undefined;

@@ -2,8 +2,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { addChannel, deleteChannel, listAlerts } from '../../src/app/alerts';
 import { monthKey } from '../../src/connectors/amplitude/budget';
 import { type AlertSettings, alertSettings } from '../../src/jobs/alert-conditions';
-import { evaluateAlerts, type SendPolicy } from '../../src/jobs/alerts';
+import { evaluateAlerts, type SendPolicy, sendDueNotifications } from '../../src/jobs/alerts';
 import type { Context } from '../../src/store';
+import { LEASE_MS } from '../../src/store/leases';
 import { describeEachDialect } from '../helpers/db';
 import {
   seedCohort,
@@ -13,6 +14,7 @@ import {
   seedStreamEvents,
   seedSync as seedSyncRow,
 } from '../helpers/seed';
+import { waitFor } from '../jobs/helpers';
 import { type HttpReceiver, startHttpReceiver } from './receivers';
 
 const HOUR = 3_600_000;
@@ -200,6 +202,31 @@ describeEachDialect('alert conditions', (db) => {
     await verified(0.99);
     await evaluate();
     expect(told('drift:syn_drift').map(([e]) => e)).toEqual(['opened', 'resolved']);
+  });
+
+  it('a pass whose look began over a lease ago still holds what it sends: a second evaluator does not send it again', async () => {
+    const { ctx } = db();
+    await seedDestination(ctx, {
+      id: 'dst_stale',
+      name: 'Stale look',
+      app_id: crypto.randomUUID(),
+      api_url: 'http://127.0.0.1:9',
+      api_key: 'k',
+      status: 'paused',
+      status_reason: 'OneSignal rejected the credentials (403)',
+    });
+    const key = 'destination_paused:dst_stale';
+    hook.delay(700);
+    try {
+      // An evaluation whose look at the conditions began long ago (a busy machine) is sending.
+      const slow = evaluateAlerts(ctx, { now: Date.now() - 3 * LEASE_MS, settings, policy: FAST, workerId: 'slow' });
+      await waitFor(() => sendsOf(key).length === 1, { what: 'the slow pass to send' });
+      await sendDueNotifications(ctx, { now: Date.now(), workerId: 'fresh', policy: FAST });
+      await slow;
+    } finally {
+      hook.delay(0);
+    }
+    expect(sendsOf(key).map((r) => r.body.event)).toEqual(['opened']);
   });
 
   it('retries a failing channel with the retry policy, sending each notification once', async () => {
