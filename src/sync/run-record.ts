@@ -56,15 +56,19 @@ const ZERO_COUNTERS = {
   requests: 0,
 };
 
+/** What a run is opened with: its sync, what started it, whether it only reports. */
+interface RunOpening {
+  syncId: string;
+  trigger: string;
+  dryRun: boolean;
+}
+
 /**
  * Opens a running run of the sync, leased by this process, and makes it the sync's last run.
  * A sync has one run at work at a time (index runs_one_at_work): while another holds its lease,
  * this one is refused; a lease that lapsed (its process died) is closed first and the run opens.
  */
-export async function openRun(
-  ctx: Context,
-  r: { syncId: string; trigger: string; dryRun: boolean },
-): Promise<RunHandle> {
+export async function openRun(ctx: Context, r: RunOpening): Promise<RunHandle> {
   const run: RunHandle = { runId: newId('run'), lease: newId('lease'), startedAt: Date.now() };
   try {
     await insertRun(ctx, r, run);
@@ -82,11 +86,7 @@ export async function openRun(
   return run;
 }
 
-async function insertRun(
-  ctx: Context,
-  r: { syncId: string; trigger: string; dryRun: boolean },
-  run: RunHandle,
-): Promise<void> {
+async function insertRun(ctx: Context, r: RunOpening, run: RunHandle): Promise<void> {
   await ctx.store.db
     .insertInto('runs')
     .values({

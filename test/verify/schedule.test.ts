@@ -3,8 +3,9 @@ import { listAlerts } from '../../src/app/alerts';
 import type { OneSignalEmulator } from '../../src/emulators/onesignal/index';
 import { evaluateAlerts } from '../../src/jobs/alerts';
 import { dueVerifications, verifyTask } from '../../src/jobs/verify';
-import { openContext } from '../../src/store';
+import { type Context, openContext } from '../../src/store';
 import { runSync } from '../../src/sync/run';
+import type { SyncRow } from '../../src/sync/syncs';
 import { listVerifications } from '../../src/sync/verify';
 import { cliScope } from '../cli/proc';
 import { describeDialects } from '../helpers/db';
@@ -26,6 +27,20 @@ const settings = {
 };
 
 describeDialects('daily read-back on the scheduler', (dialect) => {
+  /** A fresh database whose one sync, of two users, has delivered to its emulated app. */
+  async function withDeliveredSync(use: (ctx: Context, sync: SyncRow) => Promise<void>): Promise<void> {
+    const ctx = await openContext({ db: await scope.freshDb(dialect), migrate: 'auto' });
+    try {
+      const { emu, dest } = await setupApp(ctx, { users: range('u', 0, 2) });
+      emulators.push(emu);
+      const { sync } = await cohortSync(ctx, dest.id, range('u', 0, 2));
+      expect((await runSync(ctx, sync.id)).status).toBe('completed');
+      await use(ctx, sync);
+    } finally {
+      await ctx.close();
+    }
+  }
+
   it('a worker verifies each delivered sync once a day with the small sample; low match rates alert as drift', async () => {
     const url = await scope.freshDb(dialect);
     const ctx = await openContext({ db: url, migrate: 'auto' });
@@ -67,13 +82,7 @@ describeDialects('daily read-back on the scheduler', (dialect) => {
   }, 120_000);
 
   it('a verification left running by a dead process (lease lapsed) no longer holds the daily verify back after an hour', async () => {
-    const url = await scope.freshDb(dialect);
-    const ctx = await openContext({ db: url, migrate: 'auto' });
-    try {
-      const { emu, dest } = await setupApp(ctx, { users: range('u', 0, 2) });
-      emulators.push(emu);
-      const { sync } = await cohortSync(ctx, dest.id, range('u', 0, 2));
-      expect((await runSync(ctx, sync.id)).status).toBe('completed');
+    await withDeliveredSync(async (ctx, sync) => {
       const now = Date.now();
       const row = {
         id: 'ver_dead',
@@ -102,18 +111,11 @@ describeDialects('daily read-back on the scheduler', (dialect) => {
         .execute();
       expect((await dueVerifications(ctx, now)).map((d) => d.syncId)).toEqual([sync.id]);
       expect((await listVerifications(ctx, sync.id))[0]!.status).toBe('abandoned');
-    } finally {
-      await ctx.close();
-    }
+    });
   });
+
   it('a verification cancelled by a stopping worker is recorded failed and its job ends without an error', async () => {
-    const url = await scope.freshDb(dialect);
-    const ctx = await openContext({ db: url, migrate: 'auto' });
-    try {
-      const { emu, dest } = await setupApp(ctx, { users: range('u', 0, 2) });
-      emulators.push(emu);
-      const { sync } = await cohortSync(ctx, dest.id, range('u', 0, 2));
-      expect((await runSync(ctx, sync.id)).status).toBe('completed');
+    await withDeliveredSync(async (ctx, sync) => {
       const stopping = new AbortController();
       stopping.abort(new Error('worker stopping'));
       // An error here is what the job queue logs as a failed job at every shutdown.
@@ -123,8 +125,6 @@ describeDialects('daily read-back on the scheduler', (dialect) => {
       expect(await listVerifications(ctx, sync.id)).toEqual([
         expect.objectContaining({ status: 'failed', error: expect.stringMatching(/cancelled/) }),
       ]);
-    } finally {
-      await ctx.close();
-    }
+    });
   });
 });
